@@ -1,1 +1,100 @@
-fn main() {}
+//! `cargo xtask <command>`: every workflow of the workspace, needing only cargo and rustc.
+//!
+//! - `setup`: installs the pinned tools under `target/tools` (idempotent, cached).
+//! - `test`: the one test command (what `.ci/run` calls): formatting, lints, native tests,
+//!   wasm32 tests, the Worker and npm suites.
+//! - `dev`: the main job: the Worker on local workerd with local KV seeded from the example repo.
+//! - `build-worker`, `build-npm`, `bench`.
+
+mod npm;
+mod tools;
+mod worker;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+
+use tools::Toolchain;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    match command {
+        "setup" => Toolchain::setup().map(|_| ()),
+        "test" => test(rest),
+        "dev" => worker::dev(&Toolchain::setup()?, rest),
+        "build-worker" => worker::build(&Toolchain::setup()?),
+        "build-npm" => npm::build(&Toolchain::setup()?),
+        "bench" => bench(rest),
+        "help" | "--help" | "-h" => {
+            println!("{}", USAGE);
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <command>
+  setup          install the pinned toolchain under target/tools (cached)
+  test           run every check and test suite (what .ci/run runs)
+  dev            build the Worker and run it on local workerd with seeded local KV
+  build-worker   build the Worker with worker-build
+  build-npm      build the npm package from the Wasm bindings
+  bench          run the benchmarks";
+
+fn test(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--no-lint");
+    let tools = Toolchain::setup()?;
+    if !quick {
+        step("cargo fmt --check");
+        tools.cargo(&["fmt", "--all", "--", "--check"]).run().context("formatting differs: run `cargo fmt --all`")?;
+        step("cargo clippy");
+        tools.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run()?;
+    }
+    step("build the Worker");
+    worker::build(&tools)?;
+    step("build the npm package");
+    npm::build(&tools)?;
+    step("native tests");
+    tools.cargo(&["test", "--workspace"]).run()?;
+    step("wasm32 tests (core under wasm-bindgen-test-runner in Node)");
+    tools
+        .cargo(&["test", "-p", "promptflag-core", "--target", "wasm32-unknown-unknown", "--no-default-features"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", tools.wasm_bindgen_test_runner())
+        .run()?;
+    let suites = tools::node_test_files(&tools.root)?;
+    if !suites.is_empty() {
+        step("Node suites (node:test, Miniflare over the built Worker and the built package)");
+        let mut command = tools.node(&["--test", "--test-concurrency=1"]);
+        for file in &suites {
+            command = command.arg(file);
+        }
+        command.run()?;
+    }
+    step("all checks passed");
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let tools = Toolchain::setup()?;
+    let mut command = tools.cargo(&["bench", "-p", "promptflag-core", "--bench", "evaluate"]);
+    for arg in args {
+        command = command.arg(arg);
+    }
+    command.run()
+}
+
+fn step(title: &str) {
+    eprintln!("\n==> {title}");
+}

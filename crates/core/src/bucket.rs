@@ -97,6 +97,9 @@ mod tests {
         let mut key = alloc::string::String::from("seed/");
         key.push_str(&unit);
         assert_eq!(bucket_hash("seed", &unit), xxh3_64(key.as_bytes()));
-        assert_eq!(slot_with_prefix(b"seed/", &unit), slot_of_hash(xxh3_64(key.as_bytes())));
+        assert_eq!(
+            slot_with_prefix(b"seed/", &unit),
+            slot_of_hash(xxh3_64(key.as_bytes()))
+        );
     }
 }

@@ -15,12 +15,12 @@ use crate::bucket::{LAYER_SEED_PREFIX, SLOTS};
 use crate::context::TARGETING_KEY;
 use crate::literal::{Semver, parse_number, parse_rfc3339_millis};
 use crate::model::{
-    Entries, FlagKind, RawCondition, RawFlag, RawLayerRange, RawRuleset, RawSegment, RawServe, RawSplit,
-    SCHEMA_VERSION,
+    Entries, FlagKind, RawCondition, RawFlag, RawLayerRange, RawRuleset, RawSegment, RawServe,
+    RawSplit, SCHEMA_VERSION,
 };
 use crate::ruleset::{
-    Condition, Flag, LayerSpan, NumberTest, PromptMeta, Rule, Ruleset, Segment, Serve, Split, StringTest, Test,
-    Variant,
+    Condition, Flag, LayerSpan, NumberTest, PromptMeta, Rule, Ruleset, Segment, Serve, Split,
+    StringTest, Test, Variant,
 };
 
 /// Size limits a ruleset must respect, so one bad publish cannot exhaust an edge isolate.
@@ -101,7 +101,11 @@ impl RulesetError {
                 message: format!("the ruleset is {bytes} bytes; the limit is {MAX_RULESET_BYTES}"),
             }],
             RulesetError::Syntax { message } => {
-                alloc::vec![Problem { path: String::from("$"), code: "syntax", message: message.clone() }]
+                alloc::vec![Problem {
+                    path: String::from("$"),
+                    code: "syntax",
+                    message: message.clone()
+                }]
             }
             RulesetError::Invalid { problems } => problems.clone(),
         }
@@ -112,7 +116,10 @@ impl fmt::Display for RulesetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RulesetError::TooLarge { bytes } => {
-                write!(f, "ruleset rejected: {bytes} bytes is over the {MAX_RULESET_BYTES}-byte limit")
+                write!(
+                    f,
+                    "ruleset rejected: {bytes} bytes is over the {MAX_RULESET_BYTES}-byte limit"
+                )
             }
             RulesetError::Syntax { message } => write!(f, "ruleset rejected: {message}"),
             RulesetError::Invalid { problems } => {
@@ -135,8 +142,9 @@ impl Ruleset {
         if bytes.len() > MAX_RULESET_BYTES {
             return Err(RulesetError::TooLarge { bytes: bytes.len() });
         }
-        let raw: RawRuleset =
-            serde_json::from_slice(bytes).map_err(|e| RulesetError::Syntax { message: e.to_string() })?;
+        let raw: RawRuleset = serde_json::from_slice(bytes).map_err(|e| RulesetError::Syntax {
+            message: e.to_string(),
+        })?;
         compile(&raw)
     }
 
@@ -148,12 +156,16 @@ impl Ruleset {
 
 /// Validates a raw ruleset and compiles it; reports every problem found.
 pub fn compile(raw: &RawRuleset) -> Result<Ruleset, RulesetError> {
-    let mut compiler = Compiler { problems: Vec::new() };
+    let mut compiler = Compiler {
+        problems: Vec::new(),
+    };
     let ruleset = compiler.ruleset(raw);
     if compiler.problems.is_empty() {
         Ok(ruleset)
     } else {
-        Err(RulesetError::Invalid { problems: compiler.problems })
+        Err(RulesetError::Invalid {
+            problems: compiler.problems,
+        })
     }
 }
 
@@ -173,7 +185,9 @@ struct Compiler {
 fn is_valid_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= MAX_NAME_BYTES
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
 fn is_sha256_hex(text: &str) -> bool {
@@ -189,7 +203,11 @@ struct LayerClaim {
 
 impl Compiler {
     fn problem(&mut self, path: &str, code: &'static str, message: String) {
-        self.problems.push(Problem { path: String::from(path), code, message });
+        self.problems.push(Problem {
+            path: String::from(path),
+            code,
+            message,
+        });
     }
 
     fn check_key(&mut self, path: &str, what: &str, key: &str) {
@@ -206,7 +224,11 @@ impl Compiler {
 
     fn check_count(&mut self, path: &str, what: &str, count: usize, limit: usize) -> bool {
         if count > limit {
-            self.problem(path, "too_many", format!("{count} {what} is over the limit of {limit}"));
+            self.problem(
+                path,
+                "too_many",
+                format!("{count} {what} is over the limit of {limit}"),
+            );
             return false;
         }
         true
@@ -217,7 +239,11 @@ impl Compiler {
         let mut index = BTreeMap::new();
         for (position, (key, _)) in entries.0.iter().enumerate() {
             if index.contains_key(key) {
-                self.problem(&format!("{path}.{key}"), "duplicate_key", format!("{key:?} is defined more than once"));
+                self.problem(
+                    &format!("{path}.{key}"),
+                    "duplicate_key",
+                    format!("{key:?} is defined more than once"),
+                );
             } else {
                 index.insert(key.clone(), position);
             }
@@ -230,7 +256,10 @@ impl Compiler {
             self.problem(
                 "schema",
                 "unsupported_schema",
-                format!("schema {} is not supported; this engine reads schema {SCHEMA_VERSION}", raw.schema),
+                format!(
+                    "schema {} is not supported; this engine reads schema {SCHEMA_VERSION}",
+                    raw.schema
+                ),
             );
         }
         if !is_valid_key(&raw.environment) {
@@ -246,20 +275,35 @@ impl Compiler {
         for (hash, prompt) in raw.prompts.iter() {
             let path = format!("prompts.{hash}");
             if !is_sha256_hex(hash) {
-                self.problem(&path, "bad_hash", format!("{hash:?} is not a SHA-256 hash (64 lowercase hex digits)"));
+                self.problem(
+                    &path,
+                    "bad_hash",
+                    format!("{hash:?} is not a SHA-256 hash (64 lowercase hex digits)"),
+                );
             }
             if prompt.id.is_empty() {
-                self.problem(&format!("{path}.id"), "missing", String::from("the prompt id is empty"));
+                self.problem(
+                    &format!("{path}.id"),
+                    "missing",
+                    String::from("the prompt id is empty"),
+                );
             }
             if Semver::parse(&prompt.version).is_none() {
                 self.problem(
                     &format!("{path}.version"),
                     "bad_semver",
-                    format!("{:?} is not a semantic version (MAJOR.MINOR.PATCH)", prompt.version),
+                    format!(
+                        "{:?} is not a semantic version (MAJOR.MINOR.PATCH)",
+                        prompt.version
+                    ),
                 );
             }
             if !prompt.parameters.is_object() {
-                self.problem(&format!("{path}.parameters"), "wrong_type", String::from("parameters must be a JSON object"));
+                self.problem(
+                    &format!("{path}.parameters"),
+                    "wrong_type",
+                    String::from("parameters must be a JSON object"),
+                );
             }
             prompts.push(PromptMeta {
                 hash: hash.clone(),
@@ -320,22 +364,39 @@ impl Compiler {
         }
     }
 
-    fn segment(&mut self, path: &str, raw: &RawSegment, segments: &BTreeMap<String, usize>) -> Segment {
-        let match_by = raw.match_by.clone().unwrap_or_else(|| String::from(TARGETING_KEY));
+    fn segment(
+        &mut self,
+        path: &str,
+        raw: &RawSegment,
+        segments: &BTreeMap<String, usize>,
+    ) -> Segment {
+        let match_by = raw
+            .match_by
+            .clone()
+            .unwrap_or_else(|| String::from(TARGETING_KEY));
         if raw.match_by.is_some() {
             self.check_key(&format!("{path}.match_by"), "the attribute", &match_by);
         }
         let included = self.unit_list(&format!("{path}.included"), &raw.included);
         let excluded = self.unit_list(&format!("{path}.excluded"), &raw.excluded);
         let conditions = self.conditions(&format!("{path}.conditions"), &raw.conditions, segments);
-        Segment { match_by, included, excluded, conditions }
+        Segment {
+            match_by,
+            included,
+            excluded,
+            conditions,
+        }
     }
 
     fn unit_list(&mut self, path: &str, units: &[String]) -> Vec<String> {
         self.check_count(path, "units", units.len(), MAX_LIST_UNITS);
         for (index, unit) in units.iter().enumerate() {
             if unit.len() > MAX_VALUE_BYTES {
-                self.problem(&format!("{path}[{index}]"), "too_long", format!("a unit is at most {MAX_VALUE_BYTES} bytes"));
+                self.problem(
+                    &format!("{path}[{index}]"),
+                    "too_long",
+                    format!("a unit is at most {MAX_VALUE_BYTES} bytes"),
+                );
             }
         }
         let mut sorted = units.to_vec();
@@ -401,15 +462,27 @@ impl Compiler {
         }
     }
 
-    fn conditions(&mut self, path: &str, raw: &[RawCondition], segments: &BTreeMap<String, usize>) -> Vec<Condition> {
+    fn conditions(
+        &mut self,
+        path: &str,
+        raw: &[RawCondition],
+        segments: &BTreeMap<String, usize>,
+    ) -> Vec<Condition> {
         self.check_count(path, "conditions", raw.len(), MAX_CONDITIONS);
         raw.iter()
             .enumerate()
-            .filter_map(|(index, condition)| self.condition(&format!("{path}[{index}]"), condition, segments))
+            .filter_map(|(index, condition)| {
+                self.condition(&format!("{path}[{index}]"), condition, segments)
+            })
             .collect()
     }
 
-    fn condition(&mut self, path: &str, raw: &RawCondition, segments: &BTreeMap<String, usize>) -> Option<Condition> {
+    fn condition(
+        &mut self,
+        path: &str,
+        raw: &RawCondition,
+        segments: &BTreeMap<String, usize>,
+    ) -> Option<Condition> {
         let values_path = format!("{path}.values");
         let mut negate = raw.negate;
         let op = raw.op.as_str();
@@ -423,13 +496,25 @@ impl Compiler {
         }
         if op == "in_segment" {
             if !raw.attribute.is_empty() {
-                self.problem(&format!("{path}.attribute"), "not_applicable", String::from("in_segment reads no attribute"));
+                self.problem(
+                    &format!("{path}.attribute"),
+                    "not_applicable",
+                    String::from("in_segment reads no attribute"),
+                );
             }
         } else if !is_valid_key(&raw.attribute) {
-            self.check_key(&format!("{path}.attribute"), "the attribute", &raw.attribute);
+            self.check_key(
+                &format!("{path}.attribute"),
+                "the attribute",
+                &raw.attribute,
+            );
         }
         if raw.values.is_empty() {
-            self.problem(&values_path, "missing", format!("{op:?} needs at least one value"));
+            self.problem(
+                &values_path,
+                "missing",
+                format!("{op:?} needs at least one value"),
+            );
             return None;
         }
         if !self.check_count(&values_path, "values", raw.values.len(), MAX_VALUES) {
@@ -437,12 +522,20 @@ impl Compiler {
         }
         for (index, value) in raw.values.iter().enumerate() {
             if value.len() > MAX_VALUE_BYTES {
-                self.problem(&format!("{values_path}[{index}]"), "too_long", format!("a value is at most {MAX_VALUE_BYTES} bytes"));
+                self.problem(
+                    &format!("{values_path}[{index}]"),
+                    "too_long",
+                    format!("a value is at most {MAX_VALUE_BYTES} bytes"),
+                );
             }
         }
         let single = |compiler: &mut Compiler| -> Option<String> {
             if raw.values.len() != 1 {
-                compiler.problem(&values_path, "wrong_arity", format!("{op:?} takes exactly one value, not {}", raw.values.len()));
+                compiler.problem(
+                    &values_path,
+                    "wrong_arity",
+                    format!("{op:?} takes exactly one value, not {}", raw.values.len()),
+                );
                 return None;
             }
             Some(raw.values[0].clone())
@@ -452,7 +545,11 @@ impl Compiler {
             match parse_number(&text) {
                 Some(value) => Some(Test::Number { test, value }),
                 None => {
-                    compiler.problem(&format!("{values_path}[0]"), "bad_number", format!("{text:?} is not a number"));
+                    compiler.problem(
+                        &format!("{values_path}[0]"),
+                        "bad_number",
+                        format!("{text:?} is not a number"),
+                    );
                     None
                 }
             }
@@ -474,7 +571,11 @@ impl Compiler {
             match Semver::parse(&text) {
                 Some(version) => Some(Test::Semver(ordering, version)),
                 None => {
-                    compiler.problem(&format!("{values_path}[0]"), "bad_semver", format!("{text:?} is not a semantic version"));
+                    compiler.problem(
+                        &format!("{values_path}[0]"),
+                        "bad_semver",
+                        format!("{text:?} is not a semantic version"),
+                    );
                     None
                 }
             }
@@ -485,7 +586,11 @@ impl Compiler {
             } else {
                 raw.values.clone()
             };
-            Some(Test::Str { test, values, case_insensitive: raw.case_insensitive })
+            Some(Test::Str {
+                test,
+                values,
+                case_insensitive: raw.case_insensitive,
+            })
         };
         let test = match op {
             "in" | "not_in" => {
@@ -537,7 +642,11 @@ impl Compiler {
                 None
             }
         }?;
-        Some(Condition { attribute: raw.attribute.clone(), test, negate })
+        Some(Condition {
+            attribute: raw.attribute.clone(),
+            test,
+            negate,
+        })
     }
 
     fn flag(
@@ -549,7 +658,11 @@ impl Compiler {
     ) -> Flag {
         let variants_path = format!("{path}.variants");
         if raw.variants.is_empty() {
-            self.problem(&variants_path, "missing", String::from("a flag needs at least one variant"));
+            self.problem(
+                &variants_path,
+                "missing",
+                String::from("a flag needs at least one variant"),
+            );
         }
         self.check_count(&variants_path, "variants", raw.variants.len(), MAX_VARIANTS);
         let variant_index = self.index_entries(&variants_path, &raw.variants);
@@ -557,14 +670,29 @@ impl Compiler {
         for (key, variant) in raw.variants.iter() {
             let vpath = format!("{variants_path}.{key}");
             self.check_key(&vpath, "the variant name", key);
-            let mut compiled = Variant { key: key.clone(), value: Value::Null, prompt: None };
+            let mut compiled = Variant {
+                key: key.clone(),
+                value: Value::Null,
+                prompt: None,
+            };
             if raw.kind == FlagKind::Prompt {
                 if variant.value.is_some() {
-                    self.problem(&format!("{vpath}.value"), "not_applicable", String::from("a prompt variant names its body with `prompt`, not `value`"));
+                    self.problem(
+                        &format!("{vpath}.value"),
+                        "not_applicable",
+                        String::from("a prompt variant names its body with `prompt`, not `value`"),
+                    );
                 }
                 match &variant.prompt {
-                    None => self.problem(&format!("{vpath}.prompt"), "missing", String::from("a prompt variant needs the SHA-256 of its body")),
-                    Some(hash) => match context.prompts.binary_search_by(|p| p.hash.as_str().cmp(hash)) {
+                    None => self.problem(
+                        &format!("{vpath}.prompt"),
+                        "missing",
+                        String::from("a prompt variant needs the SHA-256 of its body"),
+                    ),
+                    Some(hash) => match context
+                        .prompts
+                        .binary_search_by(|p| p.hash.as_str().cmp(hash))
+                    {
                         Ok(position) => {
                             let meta = &context.prompts[position];
                             compiled.prompt = Some(position);
@@ -579,10 +707,21 @@ impl Compiler {
                 }
             } else {
                 if variant.prompt.is_some() {
-                    self.problem(&format!("{vpath}.prompt"), "not_applicable", format!("only prompt flags name prompt bodies; this flag is {:?}", raw.kind.as_str()));
+                    self.problem(
+                        &format!("{vpath}.prompt"),
+                        "not_applicable",
+                        format!(
+                            "only prompt flags name prompt bodies; this flag is {:?}",
+                            raw.kind.as_str()
+                        ),
+                    );
                 }
                 match &variant.value {
-                    None => self.problem(&format!("{vpath}.value"), "missing", String::from("the variant has no value")),
+                    None => self.problem(
+                        &format!("{vpath}.value"),
+                        "missing",
+                        String::from("the variant has no value"),
+                    ),
                     Some(value) => {
                         let fits = match raw.kind {
                             FlagKind::Boolean => value.is_boolean(),
@@ -592,7 +731,15 @@ impl Compiler {
                             FlagKind::Prompt => false,
                         };
                         if !fits {
-                            self.problem(&format!("{vpath}.value"), "wrong_type", format!("the value must be a {} for a {} flag", kind_noun(raw.kind), raw.kind.as_str()));
+                            self.problem(
+                                &format!("{vpath}.value"),
+                                "wrong_type",
+                                format!(
+                                    "the value must be a {} for a {} flag",
+                                    kind_noun(raw.kind),
+                                    raw.kind.as_str()
+                                ),
+                            );
                         }
                         compiled.value = value.clone();
                     }
@@ -603,12 +750,26 @@ impl Compiler {
         let baseline = match variant_index.get(&raw.baseline) {
             Some(&position) => position,
             None => {
-                self.problem(&format!("{path}.baseline"), "unknown_variant", format!("the baseline {:?} is not one of the variants", raw.baseline));
+                self.problem(
+                    &format!("{path}.baseline"),
+                    "unknown_variant",
+                    format!("the baseline {:?} is not one of the variants", raw.baseline),
+                );
                 0
             }
         };
-        let variants_ctx = ServeContext { flag_key: context.key, variants: &variant_index, baseline: &raw.baseline, context };
-        self.check_count(&format!("{path}.rules"), "rules", raw.rules.len(), MAX_RULES);
+        let variants_ctx = ServeContext {
+            flag_key: context.key,
+            variants: &variant_index,
+            baseline: &raw.baseline,
+            context,
+        };
+        self.check_count(
+            &format!("{path}.rules"),
+            "rules",
+            raw.rules.len(),
+            MAX_RULES,
+        );
         let mut rule_ids = BTreeSet::new();
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (index, rule) in raw.rules.iter().enumerate() {
@@ -616,18 +777,45 @@ impl Compiler {
             if let Some(id) = &rule.id {
                 self.check_key(&format!("{rpath}.id"), "the rule id", id);
                 if !rule_ids.insert(id.clone()) {
-                    self.problem(&format!("{rpath}.id"), "duplicate_key", format!("rule id {id:?} is used more than once"));
+                    self.problem(
+                        &format!("{rpath}.id"),
+                        "duplicate_key",
+                        format!("rule id {id:?} is used more than once"),
+                    );
                 }
             }
-            let conditions = self.conditions(&format!("{rpath}.when"), &rule.when, context.segments);
-            let serve = self.serve(&format!("{rpath}.serve"), &rule.serve, &variants_ctx, layer_claims);
-            rules.push(Rule { id: rule.id.clone(), conditions, serve });
+            let conditions =
+                self.conditions(&format!("{rpath}.when"), &rule.when, context.segments);
+            let serve = self.serve(
+                &format!("{rpath}.serve"),
+                &rule.serve,
+                &variants_ctx,
+                layer_claims,
+            );
+            rules.push(Rule {
+                id: rule.id.clone(),
+                conditions,
+                serve,
+            });
         }
         let default = match &raw.default {
-            Some(serve) => self.serve(&format!("{path}.default"), serve, &variants_ctx, layer_claims),
+            Some(serve) => self.serve(
+                &format!("{path}.default"),
+                serve,
+                &variants_ctx,
+                layer_claims,
+            ),
             None => Serve::Variant(baseline),
         };
-        Flag { key: String::from(context.key), kind: raw.kind, variants, baseline, enabled: raw.enabled, rules, default }
+        Flag {
+            key: String::from(context.key),
+            kind: raw.kind,
+            variants,
+            baseline,
+            enabled: raw.enabled,
+            rules,
+            default,
+        }
     }
 
     fn serve(
@@ -641,13 +829,23 @@ impl Compiler {
             (Some(variant), None) => match ctx.variants.get(variant) {
                 Some(&position) => Serve::Variant(position),
                 None => {
-                    self.problem(&format!("{path}.variant"), "unknown_variant", format!("{variant:?} is not one of the flag's variants"));
+                    self.problem(
+                        &format!("{path}.variant"),
+                        "unknown_variant",
+                        format!("{variant:?} is not one of the flag's variants"),
+                    );
                     Serve::Variant(0)
                 }
             },
-            (None, Some(split)) => Serve::Split(self.split(&format!("{path}.split"), split, ctx, layer_claims)),
+            (None, Some(split)) => {
+                Serve::Split(self.split(&format!("{path}.split"), split, ctx, layer_claims))
+            }
             _ => {
-                self.problem(path, "bad_serve", String::from("a serve names exactly one of `variant` or `split`"));
+                self.problem(
+                    path,
+                    "bad_serve",
+                    String::from("a serve names exactly one of `variant` or `split`"),
+                );
                 Serve::Variant(0)
             }
         }
@@ -660,21 +858,39 @@ impl Compiler {
         ctx: &ServeContext<'_>,
         layer_claims: &mut BTreeMap<String, Vec<LayerClaim>>,
     ) -> Split {
-        let bucket_by = raw.bucket_by.clone().unwrap_or_else(|| String::from(TARGETING_KEY));
+        let bucket_by = raw
+            .bucket_by
+            .clone()
+            .unwrap_or_else(|| String::from(TARGETING_KEY));
         if raw.bucket_by.is_some() {
             self.check_key(&format!("{path}.bucket_by"), "the attribute", &bucket_by);
         }
-        let seed = raw.seed.clone().unwrap_or_else(|| String::from(ctx.flag_key));
+        let seed = raw
+            .seed
+            .clone()
+            .unwrap_or_else(|| String::from(ctx.flag_key));
         if seed.is_empty() || seed.len() > MAX_NAME_BYTES {
-            self.problem(&format!("{path}.seed"), "invalid_key", format!("the seed must be 1 to {MAX_NAME_BYTES} bytes"));
+            self.problem(
+                &format!("{path}.seed"),
+                "invalid_key",
+                format!("the seed must be 1 to {MAX_NAME_BYTES} bytes"),
+            );
         }
         let treatments_path = format!("{path}.treatments");
         let count = raw.treatments.len();
         if count == 0 {
-            self.problem(&treatments_path, "missing", String::from("a split needs at least one treatment"));
+            self.problem(
+                &treatments_path,
+                "missing",
+                String::from("a split needs at least one treatment"),
+            );
         }
         self.check_count(&treatments_path, "treatments", count, MAX_VARIANTS);
-        let width = if count == 0 { SLOTS } else { SLOTS / count as u32 };
+        let width = if count == 0 {
+            SLOTS
+        } else {
+            SLOTS / count as u32
+        };
         let mut seen = BTreeSet::new();
         let mut treatments = Vec::with_capacity(count);
         let mut weights = Vec::with_capacity(count);
@@ -683,7 +899,11 @@ impl Compiler {
             match ctx.variants.get(&treatment.variant) {
                 Some(&position) => treatments.push(position),
                 None => {
-                    self.problem(&format!("{tpath}.variant"), "unknown_variant", format!("{:?} is not one of the flag's variants", treatment.variant));
+                    self.problem(
+                        &format!("{tpath}.variant"),
+                        "unknown_variant",
+                        format!("{:?} is not one of the flag's variants", treatment.variant),
+                    );
                     treatments.push(0);
                 }
             }
@@ -691,21 +911,42 @@ impl Compiler {
                 self.problem(&format!("{tpath}.variant"), "baseline_in_split", String::from("the baseline takes every slot outside the treatment lanes; it cannot be a treatment"));
             }
             if !seen.insert(treatment.variant.clone()) {
-                self.problem(&format!("{tpath}.variant"), "duplicate_key", format!("{:?} has more than one lane", treatment.variant));
+                self.problem(
+                    &format!("{tpath}.variant"),
+                    "duplicate_key",
+                    format!("{:?} has more than one lane", treatment.variant),
+                );
             }
             if treatment.weight > width {
                 self.problem(
                     &format!("{tpath}.weight"),
                     "lane_overflow",
-                    format!("weight {} is over the lane width {width} (100000 / {count} treatments)", treatment.weight),
+                    format!(
+                        "weight {} is over the lane width {width} (100000 / {count} treatments)",
+                        treatment.weight
+                    ),
                 );
             }
             weights.push(treatment.weight.min(width));
         }
-        let layer = raw.layer.as_ref().and_then(|range| self.layer_span(&format!("{path}.layer"), range, &bucket_by, ctx, layer_claims));
+        let layer = raw.layer.as_ref().and_then(|range| {
+            self.layer_span(
+                &format!("{path}.layer"),
+                range,
+                &bucket_by,
+                ctx,
+                layer_claims,
+            )
+        });
         let mut seed_prefix = seed.into_bytes();
         seed_prefix.push(b'/');
-        Split { bucket_by, seed_prefix, treatments, weights, layer }
+        Split {
+            bucket_by,
+            seed_prefix,
+            treatments,
+            weights,
+            layer,
+        }
     }
 
     fn layer_span(
@@ -716,8 +957,17 @@ impl Compiler {
         ctx: &ServeContext<'_>,
         layer_claims: &mut BTreeMap<String, Vec<LayerClaim>>,
     ) -> Option<LayerSpan> {
-        let Some(layer) = ctx.context.layers.get(&range.name).and_then(|&i| ctx.context.raw_layers.layers.0.get(i)) else {
-            self.problem(&format!("{path}.name"), "unknown_layer", format!("no layer is named {:?}", range.name));
+        let Some(layer) = ctx
+            .context
+            .layers
+            .get(&range.name)
+            .and_then(|&i| ctx.context.raw_layers.layers.0.get(i))
+        else {
+            self.problem(
+                &format!("{path}.name"),
+                "unknown_layer",
+                format!("no layer is named {:?}", range.name),
+            );
             return None;
         };
         let layer_bucket_by = layer.1.bucket_by.as_deref().unwrap_or(TARGETING_KEY);
@@ -729,19 +979,33 @@ impl Compiler {
             );
         }
         if range.start >= range.end || range.end > SLOTS {
-            self.problem(path, "bad_range", format!("the range [{}, {}) must be non-empty and within [0, {SLOTS})", range.start, range.end));
+            self.problem(
+                path,
+                "bad_range",
+                format!(
+                    "the range [{}, {}) must be non-empty and within [0, {SLOTS})",
+                    range.start, range.end
+                ),
+            );
             return None;
         }
-        layer_claims.entry(range.name.clone()).or_default().push(LayerClaim {
-            flag: String::from(ctx.flag_key),
-            path: String::from(path),
-            start: range.start,
-            end: range.end,
-        });
+        layer_claims
+            .entry(range.name.clone())
+            .or_default()
+            .push(LayerClaim {
+                flag: String::from(ctx.flag_key),
+                path: String::from(path),
+                start: range.start,
+                end: range.end,
+            });
         let mut seed_prefix = String::from(LAYER_SEED_PREFIX);
         seed_prefix.push_str(&range.name);
         seed_prefix.push('/');
-        Some(LayerSpan { seed_prefix: seed_prefix.into_bytes(), start: range.start, end: range.end })
+        Some(LayerSpan {
+            seed_prefix: seed_prefix.into_bytes(),
+            start: range.start,
+            end: range.end,
+        })
     }
 
     fn check_layer_overlaps(&mut self, claims: &BTreeMap<String, Vec<LayerClaim>>) {

@@ -70,7 +70,9 @@ impl core::fmt::Display for ContextError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ContextError::Parse(message) => write!(f, "the context is not valid JSON: {message}"),
-            ContextError::NotAnObject => f.write_str("the context must be a JSON object of attributes"),
+            ContextError::NotAnObject => {
+                f.write_str("the context must be a JSON object of attributes")
+            }
         }
     }
 }
@@ -110,13 +112,17 @@ impl Context {
 
     /// A context from JSON text.
     pub fn from_json_str(text: &str) -> Result<Context, ContextError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ContextError::Parse(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ContextError::Parse(e.to_string()))?;
         Context::from_json_value(&value)
     }
 
     /// Sets an attribute, replacing an earlier value.
     pub fn set(&mut self, name: &str, value: AttributeValue) -> &mut Context {
-        match self.attributes.binary_search_by(|(key, _)| key.as_str().cmp(name)) {
+        match self
+            .attributes
+            .binary_search_by(|(key, _)| key.as_str().cmp(name))
+        {
             Ok(index) => self.attributes[index].1 = value,
             Err(index) => self.attributes.insert(index, (String::from(name), value)),
         }

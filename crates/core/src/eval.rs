@@ -12,7 +12,9 @@ use crate::bucket::{lane_of_slot, slot_with_prefix};
 use crate::context::{AttributeValue, CURRENT_TIME, Context};
 use crate::literal::{Semver, parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
-use crate::ruleset::{Condition, Flag, NumberTest, PromptMeta, Ruleset, Segment, Serve, Split, StringTest, Test};
+use crate::ruleset::{
+    Condition, Flag, NumberTest, PromptMeta, Ruleset, Segment, Serve, Split, StringTest, Test,
+};
 
 /// Why a value was served (OpenFeature's resolution reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -174,12 +176,20 @@ impl Ruleset {
     }
 
     /// Evaluates one flag, reporting `TYPE_MISMATCH` when its kind is not the one expected.
-    pub fn evaluate_typed<'r>(&'r self, flag_key: &str, context: &Context, expected: ExpectedType) -> Evaluation<'r> {
+    pub fn evaluate_typed<'r>(
+        &'r self,
+        flag_key: &str,
+        context: &Context,
+        expected: ExpectedType,
+    ) -> Evaluation<'r> {
         match self.flag(flag_key) {
             Some(flag) if !expected.accepts(flag.kind) => error(
                 flag,
                 self,
-                (ErrorCode::TypeMismatch, "the flag's type is not the type asked for"),
+                (
+                    ErrorCode::TypeMismatch,
+                    "the flag's type is not the type asked for",
+                ),
             ),
             Some(flag) => self.evaluate_flag(flag, context),
             None => not_found(flag_key),
@@ -189,9 +199,11 @@ impl Ruleset {
     /// Evaluates a prompt flag; a flag of another kind is a `TYPE_MISMATCH`.
     pub fn resolve_prompt<'r>(&'r self, flag_key: &str, context: &Context) -> Evaluation<'r> {
         match self.flag(flag_key) {
-            Some(flag) if flag.kind != FlagKind::Prompt => {
-                error(flag, self, (ErrorCode::TypeMismatch, "the flag is not a prompt flag"))
-            }
+            Some(flag) if flag.kind != FlagKind::Prompt => error(
+                flag,
+                self,
+                (ErrorCode::TypeMismatch, "the flag is not a prompt flag"),
+            ),
             Some(flag) => self.evaluate_flag(flag, context),
             None => not_found(flag_key),
         }
@@ -199,7 +211,10 @@ impl Ruleset {
 
     /// Evaluates every flag for one context, in key order.
     pub fn evaluate_all<'r>(&'r self, context: &Context) -> Vec<Evaluation<'r>> {
-        self.flags.iter().map(|flag| self.evaluate_flag(flag, context)).collect()
+        self.flags
+            .iter()
+            .map(|flag| self.evaluate_flag(flag, context))
+            .collect()
     }
 
     fn evaluate_flag<'r>(&'r self, flag: &'r Flag, context: &Context) -> Evaluation<'r> {
@@ -209,10 +224,11 @@ impl Ruleset {
         for (index, rule) in flag.rules.iter().enumerate() {
             match self.all_hold(&rule.conditions, context) {
                 Ok(true) => {
-                    let mut evaluation = match self.serve(flag, &rule.serve, context, Reason::TargetingMatch) {
-                        Ok(evaluation) => evaluation,
-                        Err(failure) => return error(flag, self, failure),
-                    };
+                    let mut evaluation =
+                        match self.serve(flag, &rule.serve, context, Reason::TargetingMatch) {
+                            Ok(evaluation) => evaluation,
+                            Err(failure) => return error(flag, self, failure),
+                        };
                     evaluation.rule_index = Some(index as u32);
                     evaluation.rule_id = rule.id.as_deref();
                     return evaluation;
@@ -221,16 +237,31 @@ impl Ruleset {
                 Err(failure) => return error(flag, self, failure),
             }
         }
-        let reason = if flag.rules.is_empty() { Reason::Static } else { Reason::Default };
-        self.serve(flag, &flag.default, context, reason).unwrap_or_else(|failure| error(flag, self, failure))
+        let reason = if flag.rules.is_empty() {
+            Reason::Static
+        } else {
+            Reason::Default
+        };
+        self.serve(flag, &flag.default, context, reason)
+            .unwrap_or_else(|failure| error(flag, self, failure))
     }
 
-    fn serve<'r>(&'r self, flag: &'r Flag, serve: &'r Serve, context: &Context, reason: Reason) -> Result<Evaluation<'r>, Failure> {
+    fn serve<'r>(
+        &'r self,
+        flag: &'r Flag,
+        serve: &'r Serve,
+        context: &Context,
+        reason: Reason,
+    ) -> Result<Evaluation<'r>, Failure> {
         match serve {
             Serve::Variant(variant) => Ok(served(flag, self, *variant, reason)),
             Serve::Split(split) => {
                 let (variant, bucket) = assign(split, flag.baseline, context)?;
-                let reason = if bucket.in_experiment { Reason::Split } else { Reason::Default };
+                let reason = if bucket.in_experiment {
+                    Reason::Split
+                } else {
+                    Reason::Default
+                };
                 let mut evaluation = served(flag, self, variant, reason);
                 evaluation.bucket = Some(bucket);
                 Ok(evaluation)
@@ -272,7 +303,9 @@ impl Ruleset {
 
     fn in_segment(&self, segment: &Segment, context: &Context) -> Result<bool, Failure> {
         let unit = match context.get(&segment.match_by) {
-            Some(AttributeValue::Unsupported) => return Err((ErrorCode::InvalidContext, BAD_ATTRIBUTE)),
+            Some(AttributeValue::Unsupported) => {
+                return Err((ErrorCode::InvalidContext, BAD_ATTRIBUTE));
+            }
             Some(value) => value.as_text(),
             None => None,
         };
@@ -292,17 +325,35 @@ impl Ruleset {
 }
 
 fn contains_sorted(list: &[String], item: &str) -> bool {
-    !list.is_empty() && list.binary_search_by(|probe| probe.as_str().cmp(item)).is_ok()
+    !list.is_empty()
+        && list
+            .binary_search_by(|probe| probe.as_str().cmp(item))
+            .is_ok()
 }
 
-fn test_attribute(test: &Test, name: &str, attribute: Option<&AttributeValue>, context: &Context) -> bool {
+fn test_attribute(
+    test: &Test,
+    name: &str,
+    attribute: Option<&AttributeValue>,
+    context: &Context,
+) -> bool {
     match test {
-        Test::In(values) => attribute.and_then(AttributeValue::as_text).is_some_and(|text| contains_sorted(values, &text)),
-        Test::Str { test, values, case_insensitive } => {
+        Test::In(values) => attribute
+            .and_then(AttributeValue::as_text)
+            .is_some_and(|text| contains_sorted(values, &text)),
+        Test::Str {
+            test,
+            values,
+            case_insensitive,
+        } => {
             let Some(text) = attribute.and_then(AttributeValue::as_text) else {
                 return false;
             };
-            let text: Cow<'_, str> = if *case_insensitive { Cow::Owned(text.to_lowercase()) } else { text };
+            let text: Cow<'_, str> = if *case_insensitive {
+                Cow::Owned(text.to_lowercase())
+            } else {
+                text
+            };
             values.iter().any(|value| match test {
                 StringTest::Contains => text.contains(value.as_str()),
                 StringTest::StartsWith => text.starts_with(value.as_str()),
@@ -341,7 +392,9 @@ fn test_attribute(test: &Test, name: &str, attribute: Option<&AttributeValue>, c
             }
         }
         Test::Semver(ordering, version) => match attribute {
-            Some(AttributeValue::String(text)) => Semver::parse(text).is_some_and(|parsed| parsed.cmp(version) == *ordering),
+            Some(AttributeValue::String(text)) => {
+                Semver::parse(text).is_some_and(|parsed| parsed.cmp(version) == *ordering)
+            }
             _ => false,
         },
         Test::InSegment(_) => false,
@@ -352,7 +405,9 @@ fn unit_text(context: &Context, attribute: &str) -> Result<Cow<'static, str>, Fa
     match context.get(attribute) {
         Some(AttributeValue::String(text)) if !text.is_empty() => Ok(Cow::Owned(text.clone())),
         Some(AttributeValue::Integer(integer)) => Ok(Cow::Owned(alloc::format!("{integer}"))),
-        Some(AttributeValue::String(_)) | None => Err((ErrorCode::TargetingKeyMissing, MISSING_UNIT)),
+        Some(AttributeValue::String(_)) | None => {
+            Err((ErrorCode::TargetingKeyMissing, MISSING_UNIT))
+        }
         Some(_) => Err((ErrorCode::InvalidContext, BAD_UNIT)),
     }
 }
@@ -368,19 +423,43 @@ fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, B
             &owned
         }
     };
-    let layer_slot = split.layer.as_ref().map(|layer| slot_with_prefix(&layer.seed_prefix, unit));
+    let layer_slot = split
+        .layer
+        .as_ref()
+        .map(|layer| slot_with_prefix(&layer.seed_prefix, unit));
     let slot = slot_with_prefix(&split.seed_prefix, unit);
     if let (Some(layer), Some(layer_slot)) = (&split.layer, layer_slot) {
         if layer_slot < layer.start || layer_slot >= layer.end {
-            return Ok((baseline, Bucket { slot, lane: None, layer_slot: Some(layer_slot), in_experiment: false }));
+            return Ok((
+                baseline,
+                Bucket {
+                    slot,
+                    lane: None,
+                    layer_slot: Some(layer_slot),
+                    in_experiment: false,
+                },
+            ));
         }
     }
     let lane = lane_of_slot(slot, &split.weights);
     let variant = lane.map_or(baseline, |lane| split.treatments[lane]);
-    Ok((variant, Bucket { slot, lane: lane.map(|lane| lane as u32), layer_slot, in_experiment: true }))
+    Ok((
+        variant,
+        Bucket {
+            slot,
+            lane: lane.map(|lane| lane as u32),
+            layer_slot,
+            in_experiment: true,
+        },
+    ))
 }
 
-fn served<'r>(flag: &'r Flag, ruleset: &'r Ruleset, variant: usize, reason: Reason) -> Evaluation<'r> {
+fn served<'r>(
+    flag: &'r Flag,
+    ruleset: &'r Ruleset,
+    variant: usize,
+    reason: Reason,
+) -> Evaluation<'r> {
     let variant = &flag.variants[variant];
     Evaluation {
         key: Cow::Borrowed(&flag.key),
@@ -420,10 +499,17 @@ fn not_found(flag_key: &str) -> Evaluation<'static> {
 
 /// An evaluation for a context that could not be read: the flag's baseline with
 /// `PARSE_ERROR` (text that is not JSON) or `INVALID_CONTEXT` (JSON that is not an object).
-pub fn context_error<'r>(ruleset: &'r Ruleset, flag_key: &str, problem: &crate::ContextError) -> Evaluation<'r> {
+pub fn context_error<'r>(
+    ruleset: &'r Ruleset,
+    flag_key: &str,
+    problem: &crate::ContextError,
+) -> Evaluation<'r> {
     let failure = match problem {
         crate::ContextError::Parse(_) => (ErrorCode::ParseError, "the context is not valid JSON"),
-        _ => (ErrorCode::InvalidContext, "the context must be a JSON object"),
+        _ => (
+            ErrorCode::InvalidContext,
+            "the context must be a JSON object",
+        ),
     };
     match ruleset.flag(flag_key) {
         Some(flag) => error(flag, ruleset, failure),

@@ -81,7 +81,9 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60
+    let seconds = days * 86_400
+        + i64::from(hour) * 3_600
+        + i64::from(minute) * 60
         + i64::from(second.min(59))
         - offset_minutes * 60;
     Some(seconds * 1_000 + i64::from(millis))
@@ -118,7 +120,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -150,7 +153,10 @@ impl Semver {
             None => (text, None),
         };
         if let Some(build) = build {
-            if !build.split('.').all(|id| !id.is_empty() && id.bytes().all(is_identifier_byte)) {
+            if !build
+                .split('.')
+                .all(|id| !id.is_empty() && id.bytes().all(is_identifier_byte))
+            {
                 return None;
             }
         }
@@ -178,7 +184,12 @@ impl Semver {
                 }
             }
         }
-        Some(Semver { major, minor, patch, pre: identifiers })
+        Some(Semver {
+            major,
+            minor,
+            patch,
+            pre: identifiers,
+        })
     }
 }
 
@@ -222,7 +233,9 @@ fn compare_pre(left: &[PreIdentifier], right: &[PreIdentifier]) -> Ordering {
             (PreIdentifier::Numeric(x), PreIdentifier::Numeric(y)) => x.cmp(y),
             (PreIdentifier::Numeric(_), PreIdentifier::Alphanumeric(_)) => Ordering::Less,
             (PreIdentifier::Alphanumeric(_), PreIdentifier::Numeric(_)) => Ordering::Greater,
-            (PreIdentifier::Alphanumeric(x), PreIdentifier::Alphanumeric(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (PreIdentifier::Alphanumeric(x), PreIdentifier::Alphanumeric(y)) => {
+                x.as_bytes().cmp(y.as_bytes())
+            }
         };
         if order != Ordering::Equal {
             return order;
@@ -238,9 +251,18 @@ mod tests {
     #[test]
     fn rfc3339_matches_known_epoch_values() {
         assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_millis("2025-05-15T10:23:45Z"), Some(1_747_304_625_000));
-        assert_eq!(parse_rfc3339_millis("2025-05-15T12:23:45.5+02:00"), Some(1_747_304_625_500));
-        assert_eq!(parse_rfc3339_millis("2000-02-29T00:00:00z"), Some(951_782_400_000));
+        assert_eq!(
+            parse_rfc3339_millis("2025-05-15T10:23:45Z"),
+            Some(1_747_304_625_000)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2025-05-15T12:23:45.5+02:00"),
+            Some(1_747_304_625_500)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2000-02-29T00:00:00z"),
+            Some(951_782_400_000)
+        );
         assert_eq!(parse_rfc3339_millis("1969-12-31T23:59:59.999Z"), Some(-1));
         assert_eq!(parse_rfc3339_millis("2001-02-29T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_millis("2025-05-15"), None);

@@ -183,7 +183,9 @@ pub struct RawSegment {
 }
 
 /// The type of a flag's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FlagKind {
     /// Each variant names a prompt body by hash; its value is the prompt reference object.

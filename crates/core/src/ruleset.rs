@@ -183,8 +183,15 @@ pub(crate) enum Test {
     /// Sorted values.
     In(Vec<String>),
     /// Values, lowercased beforehand when `case_insensitive`.
-    Str { test: StringTest, values: Vec<String>, case_insensitive: bool },
-    Number { test: NumberTest, value: f64 },
+    Str {
+        test: StringTest,
+        values: Vec<String>,
+        case_insensitive: bool,
+    },
+    Number {
+        test: NumberTest,
+        value: f64,
+    },
     DateAfter(i64),
     DateBefore(i64),
     /// Holds when the context version compares to the literal as `Ordering`.

@@ -1,0 +1,1 @@
+//! promptflag-client (being built).

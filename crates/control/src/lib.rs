@@ -1,0 +1,1 @@
+//! promptflag-control (being built).

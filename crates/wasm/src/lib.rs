@@ -1,0 +1,1 @@
+//! promptflag-wasm (being built).

@@ -1,0 +1,1 @@
+//! promptflag-worker (being built).
