@@ -1,0 +1,510 @@
+//! The client: the current ruleset behind an atomic pointer, a refresher thread, the body cache
+//! and the evaluation entry points.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use promptflag_core::{
+    Bucket, Context, ErrorCode, Evaluation, ExpectedType, PromptMeta, Reason, Ruleset,
+};
+use serde_json::Value;
+
+use crate::bodies::{BodyCache, check_hash, verified_body};
+use crate::error::ClientError;
+use crate::exposure::{Exposure, ExposureHook};
+use crate::http::{Edge, Fetched};
+
+/// How the client is set up. Start from [`ClientConfig::new`] and adjust.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The Worker's base URL (`https://prompts.example.com`).
+    pub base_url: String,
+    /// How often the background thread asks for a new ruleset (with `If-None-Match`).
+    pub refresh_interval: Duration,
+    /// The timeout of each request to the edge.
+    pub request_timeout: Duration,
+    /// A ruleset to start from when the edge cannot be reached at start-up: JSON bytes.
+    pub fallback_json: Option<Vec<u8>>,
+    /// A ruleset file to start from when the edge cannot be reached (read only if needed).
+    pub fallback_path: Option<PathBuf>,
+    /// When set, a ruleset for another environment is rejected.
+    pub environment: Option<String>,
+    /// How many prompt bodies to keep.
+    pub body_cache_capacity: usize,
+    /// Fetch the bodies the ruleset names whenever a ruleset is installed.
+    pub warm_bodies: bool,
+    /// Called on every evaluation.
+    pub exposure_hook: Option<ExposureHook>,
+}
+
+impl ClientConfig {
+    /// Defaults: refresh every 30 s, 5 s timeout, 256 bodies, warm the cache.
+    pub fn new(base_url: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.into(),
+            refresh_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(5),
+            fallback_json: None,
+            fallback_path: None,
+            environment: None,
+            body_cache_capacity: 256,
+            warm_bodies: true,
+            exposure_hook: None,
+        }
+    }
+}
+
+/// Where the serving ruleset came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesetSource {
+    /// Fetched from the edge.
+    Edge,
+    /// The fallback given in the configuration.
+    Fallback,
+    /// Installed by the caller through [`Client::install_json`].
+    Installed,
+}
+
+/// A compiled ruleset and what the client knows of it. Readers hold an `Arc` of it, so a swap
+/// never pulls a ruleset out from under an evaluation.
+pub struct Snapshot {
+    /// The compiled ruleset.
+    pub ruleset: Ruleset,
+    /// The ETag it was served with.
+    pub etag: Option<String>,
+    /// Where it came from.
+    pub source: RulesetSource,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The edge answered `304 Not Modified`.
+    NotModified,
+    /// A new ruleset now serves.
+    Updated {
+        /// Its revision.
+        revision: u64,
+    },
+}
+
+/// A health summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// The serving revision, if any ruleset serves.
+    pub revision: Option<u64>,
+    /// Where it came from.
+    pub source: Option<RulesetSource>,
+    /// Refreshes that failed since the last success.
+    pub consecutive_failures: u64,
+    /// The last refresh error, if the last refresh failed.
+    pub last_error: Option<String>,
+}
+
+/// An evaluation the caller owns (the ruleset it came from may be swapped out right after).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    /// The flag asked for.
+    pub flag_key: String,
+    /// The value served (`None` when the flag does not exist or nothing serves yet).
+    pub value: Option<Value>,
+    /// The variant served.
+    pub variant: Option<String>,
+    /// Why.
+    pub reason: Reason,
+    /// Set on errors.
+    pub error_code: Option<ErrorCode>,
+    /// A sentence about the error.
+    pub error_message: Option<String>,
+    /// The rule that matched.
+    pub rule_index: Option<u32>,
+    /// The bucketing outcome, when a split decided.
+    pub bucket: Option<Bucket>,
+    /// The prompt served, for prompt flags.
+    pub prompt: Option<PromptMeta>,
+    /// The revision that answered.
+    pub revision: Option<u64>,
+}
+
+impl Resolution {
+    fn from_evaluation(evaluation: &Evaluation<'_>, revision: u64) -> Resolution {
+        Resolution {
+            flag_key: evaluation.key.to_string(),
+            value: evaluation.value.cloned(),
+            variant: evaluation.variant.map(str::to_string),
+            reason: evaluation.reason,
+            error_code: evaluation.error_code,
+            error_message: evaluation.error_message.map(str::to_string),
+            rule_index: evaluation.rule_index,
+            bucket: evaluation.bucket,
+            prompt: evaluation.prompt.cloned(),
+            revision: Some(revision),
+        }
+    }
+
+    fn not_ready(flag_key: &str) -> Resolution {
+        Resolution {
+            flag_key: flag_key.to_string(),
+            value: None,
+            variant: None,
+            reason: Reason::Error,
+            error_code: Some(ErrorCode::General),
+            error_message: Some(
+                "no ruleset has been loaded yet (edge unreachable and no fallback)".to_string(),
+            ),
+            rule_index: None,
+            bucket: None,
+            prompt: None,
+            revision: None,
+        }
+    }
+}
+
+struct Shared {
+    config: ClientConfig,
+    edge: Edge,
+    current: ArcSwapOption<Snapshot>,
+    bodies: Mutex<BodyCache>,
+    consecutive_failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The native client. Cheap to share: clone the `Arc` it is usually kept in.
+pub struct Client {
+    shared: Arc<Shared>,
+    stop: Option<mpsc::Sender<()>>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts the client: one fetch from the edge (bounded by the request timeout), else the
+    /// fallback; then warms the body cache and starts the refresher thread. It never fails: with
+    /// neither edge nor fallback it starts empty, answers `GENERAL` errors, and keeps trying.
+    pub fn start(config: ClientConfig) -> Client {
+        let edge = Edge::new(&config.base_url, config.request_timeout);
+        let shared = Arc::new(Shared {
+            bodies: Mutex::new(BodyCache::new(config.body_cache_capacity)),
+            edge,
+            current: ArcSwapOption::empty(),
+            consecutive_failures: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            config,
+        });
+        if shared.refresh().is_err() {
+            if let Err(error) = shared.load_fallback() {
+                shared.record_failure(&error);
+            }
+        }
+        shared.warm_bodies();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let worker = Arc::clone(&shared);
+        let refresher = std::thread::Builder::new()
+            .name("promptflag-refresh".to_string())
+            .spawn(move || {
+                loop {
+                    match stopped.recv_timeout(worker.config.refresh_interval) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Ok(RefreshOutcome::Updated { .. }) = worker.refresh() {
+                                worker.warm_bodies();
+                            }
+                        }
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .ok();
+        Client {
+            shared,
+            stop: Some(stop),
+            refresher,
+        }
+    }
+
+    /// Asks the edge for a new ruleset now (with `If-None-Match`). On any failure the serving
+    /// ruleset stays.
+    pub fn refresh_now(&self) -> Result<RefreshOutcome, ClientError> {
+        let outcome = self.shared.refresh()?;
+        if matches!(outcome, RefreshOutcome::Updated { .. }) {
+            self.shared.warm_bodies();
+        }
+        Ok(outcome)
+    }
+
+    /// Installs a ruleset from JSON (from a file watcher, a test, another channel). An invalid
+    /// one is rejected and the serving ruleset stays.
+    pub fn install_json(&self, json: &[u8]) -> Result<u64, ClientError> {
+        self.shared.install(json, None, RulesetSource::Installed)
+    }
+
+    /// The serving snapshot, for callers that want core's borrowed [`Evaluation`] directly.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.shared.current.load_full()
+    }
+
+    /// The serving revision.
+    pub fn revision(&self) -> Option<u64> {
+        self.shared
+            .current
+            .load()
+            .as_ref()
+            .map(|snapshot| snapshot.ruleset.revision())
+    }
+
+    /// Health: the serving revision, its source and refresh failures.
+    pub fn status(&self) -> ClientStatus {
+        let current = self.shared.current.load();
+        ClientStatus {
+            revision: current.as_ref().map(|s| s.ruleset.revision()),
+            source: current.as_ref().map(|s| s.source),
+            consecutive_failures: self.shared.consecutive_failures.load(Ordering::Relaxed),
+            last_error: self
+                .shared
+                .last_error
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or(None),
+        }
+    }
+
+    /// Evaluates a flag.
+    pub fn evaluate(&self, flag_key: &str, context: &Context) -> Resolution {
+        self.with_evaluation(flag_key, context, |ruleset, ctx| {
+            ruleset.evaluate(flag_key, ctx)
+        })
+    }
+
+    /// Evaluates a flag expecting a type (`TYPE_MISMATCH` otherwise).
+    pub fn evaluate_typed(
+        &self,
+        flag_key: &str,
+        context: &Context,
+        expected: ExpectedType,
+    ) -> Resolution {
+        self.with_evaluation(flag_key, context, |ruleset, ctx| {
+            ruleset.evaluate_typed(flag_key, ctx, expected)
+        })
+    }
+
+    /// Resolves a prompt flag to its prompt id, version, hash, model and parameters.
+    pub fn resolve_prompt(&self, flag_key: &str, context: &Context) -> Resolution {
+        self.with_evaluation(flag_key, context, |ruleset, ctx| {
+            ruleset.resolve_prompt(flag_key, ctx)
+        })
+    }
+
+    /// Resolves a prompt flag and returns its body too (from the cache, or fetched and verified).
+    pub fn resolve_prompt_with_body(
+        &self,
+        flag_key: &str,
+        context: &Context,
+    ) -> (Resolution, Option<Result<Arc<str>, ClientError>>) {
+        let resolution = self.resolve_prompt(flag_key, context);
+        let body = resolution
+            .prompt
+            .as_ref()
+            .map(|prompt| self.prompt_body(&prompt.hash));
+        (resolution, body)
+    }
+
+    /// A prompt body by hash: from the cache, or fetched from the edge and verified.
+    pub fn prompt_body(&self, hash: &str) -> Result<Arc<str>, ClientError> {
+        check_hash(hash)?;
+        if let Some(body) = self
+            .shared
+            .bodies
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.get(hash))
+        {
+            return Ok(body);
+        }
+        let body = verified_body(hash, self.shared.edge.prompt_body(hash)?)?;
+        if let Ok(mut cache) = self.shared.bodies.lock() {
+            cache.insert(hash, Arc::clone(&body));
+        }
+        Ok(body)
+    }
+
+    /// How many bodies the cache holds.
+    pub fn cached_bodies(&self) -> usize {
+        self.shared
+            .bodies
+            .lock()
+            .map(|cache| cache.len())
+            .unwrap_or(0)
+    }
+
+    fn with_evaluation<'c>(
+        &self,
+        flag_key: &str,
+        context: &'c Context,
+        evaluate: impl for<'r> FnOnce(&'r Ruleset, &'c Context) -> Evaluation<'r>,
+    ) -> Resolution {
+        let guard = self.shared.current.load();
+        let Some(snapshot) = guard.as_ref() else {
+            return Resolution::not_ready(flag_key);
+        };
+        let evaluation = evaluate(&snapshot.ruleset, context);
+        if let Some(hook) = &self.shared.config.exposure_hook {
+            hook(&exposure(&snapshot.ruleset, &evaluation, context));
+        }
+        Resolution::from_evaluation(&evaluation, snapshot.ruleset.revision())
+    }
+}
+
+fn exposure<'a>(
+    ruleset: &'a Ruleset,
+    evaluation: &'a Evaluation<'_>,
+    context: &'a Context,
+) -> Exposure<'a> {
+    let unit = match context.get(promptflag_core::context::TARGETING_KEY) {
+        Some(promptflag_core::AttributeValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    Exposure {
+        kind: "exposure",
+        timestamp_millis: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        environment: ruleset.environment(),
+        flag_key: &evaluation.key,
+        variant: evaluation.variant,
+        prompt_hash: evaluation.prompt.map(|p| p.hash.as_str()),
+        revision: Some(ruleset.revision()),
+        unit,
+        reason: evaluation.reason.as_str(),
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Closing the channel wakes the refresher, which then returns.
+        drop(self.stop.take());
+        if let Some(handle) = self.refresher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    fn refresh(&self) -> Result<RefreshOutcome, ClientError> {
+        let current_etag = self
+            .current
+            .load()
+            .as_ref()
+            .filter(|s| s.source == RulesetSource::Edge)
+            .and_then(|s| s.etag.clone());
+        let result = match self.edge.ruleset(current_etag.as_deref()) {
+            Ok(Fetched::NotModified) => Ok(RefreshOutcome::NotModified),
+            Ok(Fetched::Body { bytes, etag }) => self
+                .install(&bytes, etag, RulesetSource::Edge)
+                .map(|revision| RefreshOutcome::Updated { revision }),
+            Err(error) => Err(error),
+        };
+        match &result {
+            Ok(_) => {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = None;
+                }
+            }
+            Err(error) => self.record_failure(error),
+        }
+        result
+    }
+
+    fn record_failure(&self, error: &ClientError) {
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
+    /// Compiles aside, then swaps: readers see the old ruleset or the new one, never neither.
+    fn install(
+        &self,
+        json: &[u8],
+        etag: Option<String>,
+        source: RulesetSource,
+    ) -> Result<u64, ClientError> {
+        let ruleset = Ruleset::from_json(json)?;
+        if let Some(expected) = &self.config.environment {
+            if ruleset.environment() != expected {
+                return Err(ClientError::WrongEnvironment {
+                    expected: expected.clone(),
+                    served: ruleset.environment().to_string(),
+                });
+            }
+        }
+        let revision = ruleset.revision();
+        self.current.store(Some(Arc::new(Snapshot {
+            ruleset,
+            etag,
+            source,
+        })));
+        Ok(revision)
+    }
+
+    fn load_fallback(&self) -> Result<(), ClientError> {
+        if let Some(json) = &self.config.fallback_json {
+            return self
+                .install(json, None, RulesetSource::Fallback)
+                .map(|_| ());
+        }
+        if let Some(path) = &self.config.fallback_path {
+            let json = std::fs::read(path).map_err(|e| ClientError::Fallback {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            return self
+                .install(&json, None, RulesetSource::Fallback)
+                .map(|_| ());
+        }
+        Ok(())
+    }
+
+    /// Fetches the bodies the serving ruleset names and the cache lacks, up to its capacity.
+    /// A body that fails to fetch or verify is skipped; it will be fetched on demand.
+    fn warm_bodies(&self) {
+        if !self.config.warm_bodies {
+            return;
+        }
+        let Some(snapshot) = self.current.load_full() else {
+            return;
+        };
+        let wanted: Vec<String> = snapshot
+            .ruleset
+            .prompts()
+            .iter()
+            .map(|p| p.hash.clone())
+            .filter(|hash| {
+                self.bodies
+                    .lock()
+                    .map(|cache| !cache.contains(hash))
+                    .unwrap_or(false)
+            })
+            .take(self.config.body_cache_capacity)
+            .collect();
+        for hash in wanted {
+            if let Ok(body) = self
+                .edge
+                .prompt_body(&hash)
+                .and_then(|bytes| verified_body(&hash, bytes))
+            {
+                if let Ok(mut cache) = self.bodies.lock() {
+                    cache.insert(&hash, body);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn edge_for_telemetry(timeout: Duration) -> Edge {
+    Edge::new("", timeout)
+}

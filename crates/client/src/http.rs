@@ -1,0 +1,94 @@
+//! The two requests the client makes of the edge: the ruleset (with ETag) and a prompt body.
+
+use std::time::Duration;
+
+use crate::error::ClientError;
+
+/// Rulesets are at most 16 MiB (core's limit); bodies at most 1 MiB.
+const MAX_RULESET_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+pub(crate) enum Fetched {
+    NotModified,
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
+}
+
+#[derive(Clone)]
+pub(crate) struct Edge {
+    agent: ureq::Agent,
+    base_url: String,
+}
+
+impl Edge {
+    pub(crate) fn new(base_url: &str, timeout: Duration) -> Edge {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build();
+        Edge {
+            agent: config.into(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub(crate) fn ruleset(&self, etag: Option<&str>) -> Result<Fetched, ClientError> {
+        let url = format!("{}/v1/ruleset", self.base_url);
+        let mut request = self.agent.get(&url);
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", etag);
+        }
+        let mut response = request.call().map_err(|e| network(&url, e))?;
+        match response.status().as_u16() {
+            304 => Ok(Fetched::NotModified),
+            200 => {
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let bytes = response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_RULESET_BYTES)
+                    .read_to_vec()
+                    .map_err(|e| network(&url, e))?;
+                Ok(Fetched::Body { bytes, etag })
+            }
+            status => Err(ClientError::Status { url, status }),
+        }
+    }
+
+    pub(crate) fn prompt_body(&self, hash: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/v1/prompts/{hash}", self.base_url);
+        let mut response = self.agent.get(&url).call().map_err(|e| network(&url, e))?;
+        match response.status().as_u16() {
+            200 => response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY_BYTES)
+                .read_to_vec()
+                .map_err(|e| network(&url, e)),
+            status => Err(ClientError::Status { url, status }),
+        }
+    }
+
+    pub(crate) fn post_json(&self, url: &str, body: &[u8]) -> Result<u16, ClientError> {
+        let response = self
+            .agent
+            .post(url)
+            .header("content-type", "application/json")
+            .send(body)
+            .map_err(|e| network(url, e))?;
+        Ok(response.status().as_u16())
+    }
+}
+
+fn network(url: &str, error: ureq::Error) -> ClientError {
+    ClientError::Network {
+        url: url.to_string(),
+        message: error.to_string(),
+    }
+}

@@ -1,0 +1,324 @@
+//! LLM-call telemetry: turn a call's outcome into the event of SPEC §6 and send events to the
+//! collector in batches, on a background thread, with bounded memory. When the queue is full or
+//! the collector is down, events are dropped and counted: recording never blocks the caller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Resolution, edge_for_telemetry};
+
+/// One LLM call, as the collector takes it (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmCallEvent {
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    /// Makes a retry idempotent at the collector.
+    pub request_id: String,
+    /// The prompt family.
+    pub prompt_id: Option<String>,
+    /// The prompt version.
+    pub prompt_version: Option<String>,
+    /// The body's SHA-256.
+    pub prompt_hash: Option<String>,
+    /// The flag that chose the prompt.
+    pub flag_key: String,
+    /// The variant served.
+    pub variant: Option<String>,
+    /// The unit (user id).
+    pub user_id: Option<String>,
+    /// The model called.
+    pub model: Option<String>,
+    /// The temperature used.
+    pub temperature: Option<f64>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Whole-call latency.
+    pub latency_ms: u64,
+    /// Time to first token.
+    pub ttft_ms: Option<u64>,
+    /// `success` or `error`.
+    pub status: String,
+    /// Whether the output parsed as the prompt's schema expects.
+    pub parser_valid: Option<bool>,
+    /// Whether the model refused.
+    pub refused: Option<bool>,
+    /// Whether a grader flagged a hallucination.
+    pub hallucinated: Option<bool>,
+    /// The call's cost.
+    pub cost_usd: Option<f64>,
+}
+
+/// What the service measured about one LLM call.
+#[derive(Debug, Clone, Default)]
+pub struct CallOutcome {
+    /// A unique id for the call.
+    pub request_id: String,
+    /// The unit (user id).
+    pub user_id: Option<String>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Whole-call latency.
+    pub latency: Duration,
+    /// Time to first token.
+    pub time_to_first_token: Option<Duration>,
+    /// False when the call failed.
+    pub success: bool,
+    /// Whether the output parsed.
+    pub parser_valid: Option<bool>,
+    /// Whether the model refused.
+    pub refused: Option<bool>,
+    /// Whether a grader flagged a hallucination.
+    pub hallucinated: Option<bool>,
+    /// The call's cost.
+    pub cost_usd: Option<f64>,
+}
+
+impl LlmCallEvent {
+    /// The event for a call made with the prompt `resolution` chose.
+    pub fn from_outcome(resolution: &Resolution, outcome: &CallOutcome) -> LlmCallEvent {
+        let prompt = resolution.prompt.as_ref();
+        LlmCallEvent {
+            timestamp: rfc3339_now(),
+            request_id: outcome.request_id.clone(),
+            prompt_id: prompt.map(|p| p.id.clone()),
+            prompt_version: prompt.map(|p| p.version.clone()),
+            prompt_hash: prompt.map(|p| p.hash.clone()),
+            flag_key: resolution.flag_key.clone(),
+            variant: resolution.variant.clone(),
+            user_id: outcome.user_id.clone(),
+            model: prompt.map(|p| p.model.clone()).filter(|m| !m.is_empty()),
+            temperature: prompt
+                .and_then(|p| p.parameters.get("temperature"))
+                .and_then(|t| t.as_f64()),
+            input_tokens: outcome.input_tokens,
+            output_tokens: outcome.output_tokens,
+            latency_ms: outcome.latency.as_millis() as u64,
+            ttft_ms: outcome.time_to_first_token.map(|d| d.as_millis() as u64),
+            status: if outcome.success { "success" } else { "error" }.to_string(),
+            parser_valid: outcome.parser_valid,
+            refused: outcome.refused,
+            hallucinated: outcome.hallucinated,
+            cost_usd: outcome.cost_usd,
+        }
+    }
+}
+
+/// Telemetry settings.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// The collector's base URL; events go to `{collector_url}/v1/events`.
+    pub collector_url: String,
+    /// Events held in memory at most; past that, new events are dropped and counted.
+    pub queue_capacity: usize,
+    /// Events per POST at most.
+    pub batch_size: usize,
+    /// How long a partial batch may wait.
+    pub flush_interval: Duration,
+    /// The timeout of one POST.
+    pub request_timeout: Duration,
+}
+
+impl TelemetryConfig {
+    /// Defaults: 10 000 queued, batches of 500, flushed every second, 5 s timeout.
+    pub fn new(collector_url: impl Into<String>) -> TelemetryConfig {
+        TelemetryConfig {
+            collector_url: collector_url.into(),
+            queue_capacity: 10_000,
+            batch_size: 500,
+            flush_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of what happened to recorded events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TelemetryStats {
+    /// Events the collector acknowledged (2xx).
+    pub sent: u64,
+    /// Events dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Events dropped because their batch could not be delivered.
+    pub dropped_send_failed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    dropped_send_failed: AtomicU64,
+}
+
+/// The sender. Dropping it flushes what is queued (one attempt) and stops the thread.
+pub struct Telemetry {
+    queue: Option<SyncSender<LlmCallEvent>>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Telemetry {
+    /// Starts the background sender.
+    pub fn start(config: TelemetryConfig) -> Telemetry {
+        let (queue, receiver) = mpsc::sync_channel::<LlmCallEvent>(config.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("promptflag-telemetry".to_string())
+            .spawn(move || run_sender(&config, &receiver, &thread_counters))
+            .ok();
+        Telemetry {
+            queue: Some(queue),
+            counters,
+            thread,
+        }
+    }
+
+    /// Queues an event; never blocks. Returns false when it was dropped (queue full).
+    pub fn record(&self, event: LlmCallEvent) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        match queue.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// What has happened so far.
+    pub fn stats(&self) -> TelemetryStats {
+        TelemetryStats {
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            dropped_queue_full: self.counters.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_send_failed: self.counters.dropped_send_failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the sender after one last flush, and returns the final counters.
+    pub fn shutdown(mut self) -> TelemetryStats {
+        self.stop();
+        self.stats()
+    }
+
+    fn stop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_sender(
+    config: &TelemetryConfig,
+    receiver: &mpsc::Receiver<LlmCallEvent>,
+    counters: &Counters,
+) {
+    let edge = edge_for_telemetry(config.request_timeout);
+    let url = format!("{}/v1/events", config.collector_url.trim_end_matches('/'));
+    let batch_size = config.batch_size.max(1);
+    let mut batch: Vec<LlmCallEvent> = Vec::with_capacity(batch_size);
+    let mut deadline = Instant::now() + config.flush_interval;
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let closed = match receiver.recv_timeout(wait) {
+            Ok(event) => {
+                batch.push(event);
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let due = Instant::now() >= deadline;
+        if batch.len() >= batch_size || (due && !batch.is_empty()) || (closed && !batch.is_empty())
+        {
+            let count = batch.len() as u64;
+            let delivered = serde_json::to_vec(&batch)
+                .ok()
+                .and_then(|body| edge.post_json(&url, &body).ok())
+                .is_some_and(|status| (200..300).contains(&status));
+            if delivered {
+                counters.sent.fetch_add(count, Ordering::Relaxed);
+            } else {
+                counters
+                    .dropped_send_failed
+                    .fetch_add(count, Ordering::Relaxed);
+            }
+            batch.clear();
+        }
+        if due || batch.is_empty() {
+            deadline = Instant::now() + config.flush_interval;
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn rfc3339_now() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    rfc3339_from_millis(millis)
+}
+
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339_from_millis(millis: i64) -> String {
+    let seconds = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_epoch_milliseconds_as_rfc3339() {
+        assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_from_millis(1_747_304_625_500),
+            "2025-05-15T10:23:45.500Z"
+        );
+        assert_eq!(
+            rfc3339_from_millis(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
+}
