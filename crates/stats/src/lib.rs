@@ -1,0 +1,1 @@
+//! promptflag-stats (being built).
