@@ -1,1 +1,369 @@
-//! promptflag-wasm (being built).
+//! promptflag-wasm: the wasm-bindgen layer between promptflag-core and the npm package.
+//!
+//! It converts and nothing else: JSON text and JS primitives in, JSON text or packed integers
+//! out, core's errors to one JS error shape. Every decision about flags is core's; the
+//! TypeScript package (`npm/`) builds the public API on top of these raw exports.
+//!
+//! Two ways across the boundary:
+//!
+//! - JSON: [`WasmRuleset::evaluate_json`] and friends return core's [`Evaluation`] serialised
+//!   with serde (the same field names as everywhere else), for callers that want every detail.
+//! - Packed: [`WasmRuleset::evaluate_code`] takes a flag by its index and a [`WasmContext`] that
+//!   lives in Wasm memory, and returns the variant, reason and error code packed in one `u32`
+//!   (layout below). The JS side turns a code into a result object it caches per flag, so a hot
+//!   loop that changes one attribute per call moves a few bytes across the boundary, not JSON.
+//!
+//! Packed code layout (mirrored in `npm/src/engine.ts`):
+//! bits 0..8 the variant's position in the flag's sorted variant keys ([`NO_VARIANT`] for none),
+//! bits 8..11 the reason ([`reason_ordinal`]), bits 11..15 the error code
+//! ([`error_code_ordinal`], 0 for none).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use promptflag_core::model::RawRuleset;
+use promptflag_core::{
+    AttributeValue, Context, ContextError, ErrorCode, Evaluation, ExpectedType, Reason, Ruleset,
+    RulesetError, context_error,
+};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+/// The variant position that means "no variant" (the flag does not exist).
+pub const NO_VARIANT: u32 = 0xff;
+
+/// A validated ruleset held in Wasm memory.
+#[wasm_bindgen]
+pub struct WasmRuleset {
+    ruleset: Ruleset,
+    /// Flag keys in core's (sorted) order: a flag's index is its position here.
+    flag_keys: Vec<String>,
+    /// Each flag's variant keys, sorted: a variant's position is its number in packed codes.
+    variant_keys: Vec<Vec<String>>,
+}
+
+/// One evaluation context (its attributes and the caller's clock) held in Wasm memory, so that
+/// a caller can change one attribute and evaluate again without resending the rest.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct WasmContext {
+    context: Context,
+}
+
+/// The shape `describe` returns: what the JS side needs to name flags and variants.
+#[derive(Serialize)]
+struct Description<'a> {
+    schema: u32,
+    environment: &'a str,
+    revision: u64,
+    source: &'a str,
+    flags: Vec<FlagDescription<'a>>,
+}
+
+#[derive(Serialize)]
+struct FlagDescription<'a> {
+    key: &'a str,
+    kind: &'static str,
+    variants: &'a [String],
+}
+
+/// The one shape every error thrown to JS has (as JSON text): the TypeScript layer turns it
+/// into its typed error classes.
+#[derive(Serialize)]
+struct ThrownError<'a> {
+    kind: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [promptflag_core::Problem],
+}
+
+/// The single place where a Rust error becomes a JS error.
+fn thrown(kind: &'static str, message: String, problems: &[promptflag_core::Problem]) -> JsValue {
+    let error = ThrownError {
+        kind,
+        message,
+        problems,
+    };
+    match serde_json::to_string(&error) {
+        Ok(text) => JsValue::from_str(&text),
+        Err(_) => {
+            JsValue::from_str(r#"{"kind":"internal","message":"an error could not be encoded"}"#)
+        }
+    }
+}
+
+fn ruleset_error(error: &RulesetError) -> JsValue {
+    let problems = match error {
+        RulesetError::Invalid { problems } => problems.clone(),
+        _ => error.problems(),
+    };
+    thrown("ruleset", error.to_string(), &problems)
+}
+
+fn context_parse_error(error: &ContextError) -> JsValue {
+    thrown("context", error.to_string(), &[])
+}
+
+/// JSON text of anything serialisable; serde_json only fails on maps with non-string keys,
+/// which none of core's types have.
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("null"))
+}
+
+/// The number a reason has in packed codes.
+pub fn reason_ordinal(reason: Reason) -> u32 {
+    match reason {
+        Reason::Static => 0,
+        Reason::TargetingMatch => 1,
+        Reason::Split => 2,
+        Reason::Disabled => 3,
+        Reason::Default => 4,
+        Reason::Error => 5,
+    }
+}
+
+/// The number an error code has in packed codes (0 is "no error").
+pub fn error_code_ordinal(code: Option<ErrorCode>) -> u32 {
+    match code {
+        None => 0,
+        Some(ErrorCode::FlagNotFound) => 1,
+        Some(ErrorCode::TargetingKeyMissing) => 2,
+        Some(ErrorCode::InvalidContext) => 3,
+        Some(ErrorCode::ParseError) => 4,
+        Some(ErrorCode::TypeMismatch) => 5,
+        Some(_) => 6,
+    }
+}
+
+fn expected_type(code: u32) -> Result<ExpectedType, JsValue> {
+    Ok(match code {
+        0 => ExpectedType::Boolean,
+        1 => ExpectedType::String,
+        2 => ExpectedType::Number,
+        3 => ExpectedType::Object,
+        other => {
+            return Err(thrown(
+                "argument",
+                format!(
+                    "expected type {other} is not one of 0 (boolean), 1 (string), 2 (number), 3 (object)"
+                ),
+                &[],
+            ));
+        }
+    })
+}
+
+/// Milliseconds since the epoch from JS, where `NaN` means "no clock given".
+fn millis(now_millis: f64) -> Option<i64> {
+    now_millis.is_finite().then_some(now_millis as i64)
+}
+
+#[wasm_bindgen]
+impl WasmRuleset {
+    /// Parses and validates ruleset JSON; throws every problem core found, each with its path.
+    pub fn parse(text: &str) -> Result<WasmRuleset, JsValue> {
+        let ruleset = Ruleset::from_json_str(text).map_err(|error| ruleset_error(&error))?;
+        // Core validated the document, so it reads as the raw model too; the raw model is read
+        // only for the variant names, which number the variants in packed codes.
+        // `from_slice`, as core reads it, so the deserialiser is compiled once, not twice.
+        let raw: RawRuleset = serde_json::from_slice(text.as_bytes())
+            .map_err(|error| thrown("ruleset", format!("ruleset rejected: {error}"), &[]))?;
+        let flag_keys: Vec<String> = ruleset.flag_keys().map(String::from).collect();
+        let variant_keys = flag_keys
+            .iter()
+            .map(|key| {
+                let mut keys: Vec<String> = raw
+                    .flags
+                    .get(key)
+                    .map(|flag| flag.variants.iter().map(|(name, _)| name.clone()).collect())
+                    .unwrap_or_default();
+                keys.sort();
+                keys
+            })
+            .collect();
+        Ok(WasmRuleset {
+            ruleset,
+            flag_keys,
+            variant_keys,
+        })
+    }
+
+    /// `{schema, environment, revision, source, flags: [{key, kind, variants}]}` as JSON, flags
+    /// in index order and variants in packed-code order.
+    pub fn describe(&self) -> String {
+        let flags = self
+            .flag_keys
+            .iter()
+            .zip(&self.variant_keys)
+            .map(|(key, variants)| FlagDescription {
+                key,
+                kind: self.ruleset.flag_kind(key).map_or("", |kind| kind.as_str()),
+                variants,
+            })
+            .collect();
+        to_json(&Description {
+            schema: self.ruleset.schema(),
+            environment: self.ruleset.environment(),
+            revision: self.ruleset.revision(),
+            source: self.ruleset.source(),
+            flags,
+        })
+    }
+
+    /// Every prompt version (`[{hash, id, version, model, parameters}]`) as JSON, sorted by hash.
+    pub fn prompts_json(&self) -> String {
+        to_json(&self.ruleset.prompts())
+    }
+
+    /// One flag, as core's evaluation JSON.
+    pub fn evaluate_json(&self, flag_key: &str, context: &WasmContext) -> String {
+        to_json(&self.ruleset.evaluate(flag_key, &context.context))
+    }
+
+    /// One flag for a context given as JSON text; a context that is not a JSON object is
+    /// core's `PARSE_ERROR` / `INVALID_CONTEXT` evaluation, not an exception.
+    pub fn evaluate_text(&self, flag_key: &str, context_json: &str, now_millis: f64) -> String {
+        match parse_context(context_json, now_millis) {
+            Ok(context) => to_json(&self.ruleset.evaluate(flag_key, &context)),
+            Err(problem) => to_json(&context_error(&self.ruleset, flag_key, &problem)),
+        }
+    }
+
+    /// One flag with the caller's expected type (0 boolean, 1 string, 2 number, 3 object).
+    pub fn evaluate_typed_json(
+        &self,
+        flag_key: &str,
+        context: &WasmContext,
+        expected: u32,
+    ) -> Result<String, JsValue> {
+        let expected = expected_type(expected)?;
+        Ok(to_json(&self.ruleset.evaluate_typed(
+            flag_key,
+            &context.context,
+            expected,
+        )))
+    }
+
+    /// A prompt flag, as core's evaluation JSON (its `prompt` field names the body).
+    pub fn resolve_prompt_json(&self, flag_key: &str, context: &WasmContext) -> String {
+        to_json(&self.ruleset.resolve_prompt(flag_key, &context.context))
+    }
+
+    /// Every flag, in key order, as a JSON array of evaluations.
+    pub fn evaluate_all_json(&self, context: &WasmContext) -> String {
+        to_json(&self.ruleset.evaluate_all(&context.context))
+    }
+
+    /// Every flag for a context given as JSON text. A context that is not a JSON object gives
+    /// each flag core's context-error evaluation.
+    pub fn evaluate_all_text(&self, context_json: &str, now_millis: f64) -> String {
+        match parse_context(context_json, now_millis) {
+            Ok(context) => to_json(&self.ruleset.evaluate_all(&context)),
+            Err(problem) => {
+                let evaluations: Vec<Evaluation<'_>> = self
+                    .flag_keys
+                    .iter()
+                    .map(|key| context_error(&self.ruleset, key, &problem))
+                    .collect();
+                to_json(&evaluations)
+            }
+        }
+    }
+
+    /// The hot path: one flag by index, packed as described in the crate docs. An index past
+    /// the last flag packs `FLAG_NOT_FOUND`.
+    pub fn evaluate_code(&self, flag_index: u32, context: &WasmContext) -> u32 {
+        let Some(key) = self.flag_keys.get(flag_index as usize) else {
+            return NO_VARIANT
+                | reason_ordinal(Reason::Error) << 8
+                | error_code_ordinal(Some(ErrorCode::FlagNotFound)) << 11;
+        };
+        let evaluation = self.ruleset.evaluate(key, &context.context);
+        let variant = evaluation
+            .variant
+            .and_then(|variant| {
+                self.variant_keys[flag_index as usize]
+                    .binary_search_by(|probe| probe.as_str().cmp(variant))
+                    .ok()
+            })
+            .map_or(NO_VARIANT, |position| position as u32);
+        variant
+            | reason_ordinal(evaluation.reason) << 8
+            | error_code_ordinal(evaluation.error_code) << 11
+    }
+
+    /// The bucketing slot a split gave the unit for one flag by index, or -1 when no split
+    /// decided (the cross-runtime identity test compares slots).
+    pub fn slot(&self, flag_index: u32, context: &WasmContext) -> i32 {
+        self.flag_keys
+            .get(flag_index as usize)
+            .and_then(|key| self.ruleset.evaluate(key, &context.context).bucket)
+            .map_or(-1, |bucket| bucket.slot as i32)
+    }
+}
+
+fn parse_context(context_json: &str, now_millis: f64) -> Result<Context, ContextError> {
+    let mut context = Context::from_json_str(context_json)?;
+    context.set_now_millis(millis(now_millis));
+    Ok(context)
+}
+
+#[wasm_bindgen]
+impl WasmContext {
+    /// An empty context.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> WasmContext {
+        WasmContext::default()
+    }
+
+    /// A context from JSON text of an object; throws when it is not one.
+    pub fn from_json(context_json: &str, now_millis: f64) -> Result<WasmContext, JsValue> {
+        parse_context(context_json, now_millis)
+            .map(|context| WasmContext { context })
+            .map_err(|error| context_parse_error(&error))
+    }
+
+    /// Sets a string attribute.
+    pub fn set_string(&mut self, name: &str, value: &str) {
+        self.context
+            .set(name, AttributeValue::String(String::from(value)));
+    }
+
+    /// Sets an integer attribute (a JS number that is an integer within `i64`).
+    pub fn set_integer(&mut self, name: &str, value: f64) {
+        self.context
+            .set(name, AttributeValue::Integer(value as i64));
+    }
+
+    /// Sets a number attribute.
+    pub fn set_number(&mut self, name: &str, value: f64) {
+        self.context.set(name, AttributeValue::Number(value));
+    }
+
+    /// Sets a boolean attribute.
+    pub fn set_bool(&mut self, name: &str, value: bool) {
+        self.context.set(name, AttributeValue::Bool(value));
+    }
+
+    /// Sets an attribute to an array or object, which no operator reads.
+    pub fn set_unsupported(&mut self, name: &str) {
+        self.context.set(name, AttributeValue::Unsupported);
+    }
+
+    /// Removes an attribute (as JSON `null` would leave it out).
+    pub fn remove(&mut self, name: &str) {
+        if self.context.get(name).is_none() {
+            return;
+        }
+        let mut rebuilt = Context::new();
+        for (key, value) in self.context.iter().filter(|(key, _)| *key != name) {
+            rebuilt.set(key, value.clone());
+        }
+        rebuilt.set_now_millis(self.context.now_millis());
+        self.context = rebuilt;
+    }
+
+    /// Sets the clock date operators read, in milliseconds since the epoch; `NaN` clears it.
+    pub fn set_now_millis(&mut self, now_millis: f64) {
+        self.context.set_now_millis(millis(now_millis));
+    }
+}
