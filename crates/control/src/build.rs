@@ -1,0 +1,566 @@
+//! `promptflag build`: a repository becomes content-addressed prompt bodies and one ruleset per
+//! environment, validated by `promptflag-core` before anything is written.
+//!
+//! Output (`<out>/`):
+//!
+//! ```text
+//! manifest.json            source commit, per-environment content hashes, prompt metadata
+//! rulesets/<env>.json      the ruleset of each environment (revision 0: publish assigns it)
+//! prompts/<sha256>         each body, byte for byte, named by its SHA-256
+//! ```
+//!
+//! Builds are reproducible: maps are sorted, JSON is written the same way every time, and
+//! nothing time- or machine-dependent goes in. The only input besides the files is the source
+//! commit (`git rev-parse HEAD`, `-dirty` appended for uncommitted changes, `unknown` outside
+//! git), which `--source` can pin.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use promptflag_core::model::{Entries, RawFlag, RawPrompt, RawRuleset, RawVariant};
+use promptflag_core::{FlagKind, SCHEMA_VERSION};
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::digest::{canonical_json, sha256_hex};
+use crate::error::{Error, Result};
+use crate::repo::{CONFIG_FILE, Repo, Targeting};
+
+/// What went into a build besides the repository files.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Pins the source stamp instead of asking git.
+    pub source: Option<String>,
+    /// Builds only these environments (all declared ones when empty).
+    pub environments: Vec<String>,
+}
+
+/// A prompt body and the metadata publish gates need.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PromptArtifact {
+    /// The prompt id.
+    pub id: String,
+    /// The semantic version.
+    pub version: String,
+    /// The body file it came from.
+    pub file: String,
+    /// `low` | `medium` | `high`.
+    pub risk: String,
+    /// `draft` | `canary` | `production` | `archived`.
+    pub status: String,
+    /// Who wrote it.
+    pub author: String,
+    /// Reviewers whose approval of this exact body is valid (listed as reviewers, not the author).
+    pub approved_by: Vec<String>,
+    /// The body bytes.
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+/// One environment's ruleset.
+#[derive(Debug, Clone)]
+pub struct EnvBuild {
+    /// The ruleset (revision 0).
+    pub ruleset: RawRuleset,
+    /// Its content hash (see [`content_hash`]).
+    pub content_hash: String,
+}
+
+/// A whole build.
+#[derive(Debug, Clone)]
+pub struct Build {
+    /// The source stamp.
+    pub source: String,
+    /// Rulesets by environment.
+    pub environments: BTreeMap<String, EnvBuild>,
+    /// Prompt bodies by SHA-256 (those any ruleset of the build names).
+    pub prompts: BTreeMap<String, PromptArtifact>,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// The manifest format version.
+    pub schema: u32,
+    /// The source stamp.
+    pub source: String,
+    /// Per environment: the content hash, the number of flags and prompts.
+    pub environments: BTreeMap<String, ManifestEnvironment>,
+    /// Prompt metadata by SHA-256.
+    pub prompts: BTreeMap<String, PromptArtifact>,
+}
+
+/// One environment in the manifest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestEnvironment {
+    /// The ruleset's content hash.
+    pub content_hash: String,
+    /// Flags in the ruleset.
+    pub flags: usize,
+    /// Prompt versions the ruleset names.
+    pub prompts: usize,
+}
+
+/// The content hash of a ruleset: SHA-256 of its canonical JSON with `environment`, `revision`
+/// and `source` removed. Two environments serve the same thing exactly when their content
+/// hashes are equal, which is what the staging-before-prod gate compares.
+pub fn content_hash(ruleset: &RawRuleset) -> Result<String> {
+    let mut value = serde_json::to_value(ruleset)
+        .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))?;
+    if let Value::Object(map) = &mut value {
+        map.remove("environment");
+        map.remove("revision");
+        map.remove("source");
+    }
+    Ok(sha256_hex(canonical_json(&value).as_bytes()))
+}
+
+/// The ruleset as written to `rulesets/<env>.json`: pretty JSON and a final newline.
+pub fn ruleset_file_text(ruleset: &RawRuleset) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(ruleset)
+        .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// The ruleset as published: compact JSON.
+pub fn ruleset_publish_bytes(ruleset: &RawRuleset) -> Result<Vec<u8>> {
+    serde_json::to_vec(ruleset)
+        .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))
+}
+
+/// Maps ruleset paths (`flags.x.rules[0].when[1]`) to the file and line they were written at.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    entries: Vec<(String, String, u32)>,
+}
+
+impl SourceMap {
+    fn add(&mut self, path: String, file: &str, line: u32) {
+        self.entries.push((path, file.to_string(), line));
+    }
+
+    /// The file and line of the longest recorded path that is a prefix of `path` on a
+    /// component boundary.
+    pub fn locate(&self, path: &str) -> Option<(&str, u32)> {
+        self.entries
+            .iter()
+            .filter(|(prefix, _, _)| {
+                path.starts_with(prefix.as_str())
+                    && matches!(
+                        path.as_bytes().get(prefix.len()),
+                        None | Some(b'.') | Some(b'[')
+                    )
+            })
+            .max_by_key(|(prefix, _, _)| prefix.len())
+            .map(|(_, file, line)| (file.as_str(), *line))
+    }
+}
+
+fn add_targeting(
+    map: &mut SourceMap,
+    flag_path: &str,
+    file: &str,
+    targeting: &Targeting,
+    part: &str,
+) {
+    for (path, line) in &targeting.locations {
+        if path == part
+            || path.starts_with(&format!("{part}["))
+            || path.starts_with(&format!("{part}."))
+        {
+            map.add(format!("{flag_path}.{path}"), file, *line);
+        }
+    }
+}
+
+/// Assembles the ruleset of one environment (revision 0). Problems the repository alone can
+/// show (an unknown prompt reference) are diagnostics; core validation is [`validate`]'s.
+pub fn assemble(
+    repo: &Repo,
+    environment: &str,
+    source: &str,
+) -> (RawRuleset, SourceMap, Diagnostics) {
+    let mut diagnostics = Diagnostics::new();
+    let mut map = SourceMap::default();
+    map.add(String::from("$"), CONFIG_FILE, 1);
+    let mut prompts: BTreeMap<String, RawPrompt> = BTreeMap::new();
+    let mut flags = Entries::default();
+    for (key, flag) in &repo.flags {
+        let flag_path = format!("flags.{key}");
+        map.add(flag_path.clone(), &flag.file, 1);
+        let Some(kind) = &flag.kind else {
+            continue;
+        };
+        if let Some(baseline) = &flag.baseline {
+            map.add(format!("{flag_path}.baseline"), &flag.file, baseline.line);
+        }
+        let mut variants = Entries::default();
+        for variant in &flag.variants {
+            let vpath = format!("{flag_path}.variants.{}", variant.name.value);
+            map.add(vpath.clone(), &flag.file, variant.name.line);
+            let mut raw = RawVariant {
+                value: variant.value.clone(),
+                prompt: None,
+            };
+            if kind.value == FlagKind::Prompt {
+                match &variant.prompt {
+                    Some(reference) => {
+                        map.add(format!("{vpath}.prompt"), &flag.file, reference.line);
+                        match repo.resolve(&reference.value) {
+                            Some(version) => {
+                                if let Some(sha) = &version.sha256 {
+                                    raw.prompt = Some(sha.clone());
+                                    let family = &repo.families[&version.family];
+                                    prompts.insert(
+                                        sha.clone(),
+                                        RawPrompt {
+                                            id: family.id.as_ref().map_or_else(|| version.family.clone(), |id| id.value.clone()),
+                                            version: version.version.clone(),
+                                            model: version.model.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
+                                            parameters: Value::Object(version.parameters.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
+                                        },
+                                    );
+                                }
+                            }
+                            None => diagnostics.error(
+                                &flag.file,
+                                reference.line,
+                                "unknown_prompt",
+                                format!(
+                                    "{:?} names no prompt version; write <family>@<version> with a family folder under prompts/ and a version listed in its metadata.yaml",
+                                    reference.value
+                                ),
+                            ),
+                        }
+                    }
+                    None => diagnostics.error(
+                        &flag.file,
+                        variant.name.line,
+                        "missing_field",
+                        format!(
+                            "variant {:?} of a prompt flag needs `prompt: <family>@<version>`",
+                            variant.name.value
+                        ),
+                    ),
+                }
+            }
+            variants.insert(variant.name.value.clone(), raw);
+        }
+        // An environment override replaces each part it names; the rest comes from the top level.
+        let overrides = flag
+            .environments
+            .get(environment)
+            .map(|(_, targeting)| targeting);
+        let pick = |part: &str| -> &Targeting {
+            match overrides {
+                Some(o)
+                    if match part {
+                        "enabled" => o.enabled.is_some(),
+                        "rules" => o.rules.is_some(),
+                        _ => o.default.is_some(),
+                    } =>
+                {
+                    o
+                }
+                _ => &flag.targeting,
+            }
+        };
+        for part in ["enabled", "rules", "default"] {
+            add_targeting(&mut map, &flag_path, &flag.file, pick(part), part);
+        }
+        flags.insert(
+            key.clone(),
+            RawFlag {
+                kind: kind.value,
+                description: flag.description.clone(),
+                variants,
+                baseline: flag
+                    .baseline
+                    .as_ref()
+                    .map(|b| b.value.clone())
+                    .unwrap_or_default(),
+                enabled: pick("enabled").enabled.as_ref().is_none_or(|e| e.value),
+                rules: pick("rules")
+                    .rules
+                    .as_ref()
+                    .map(|r| r.value.clone())
+                    .unwrap_or_default(),
+                default: pick("default").default.as_ref().map(|d| d.value.clone()),
+            },
+        );
+    }
+    let mut segments = Entries::default();
+    for (key, segment) in &repo.segments {
+        let path = format!("segments.{key}");
+        map.add(path.clone(), &segment.file, 1);
+        for (sub, line) in &segment.locations {
+            map.add(format!("{path}.{sub}"), &segment.file, *line);
+        }
+        segments.insert(key.clone(), segment.raw.clone());
+    }
+    for version in repo.versions() {
+        if let Some(sha) = &version.sha256 {
+            map.add(
+                format!("prompts.{sha}"),
+                &repo.families[&version.family].metadata_file,
+                version.line,
+            );
+        }
+    }
+    let ruleset = RawRuleset {
+        schema: SCHEMA_VERSION,
+        environment: environment.to_string(),
+        revision: 0,
+        source: source.to_string(),
+        prompts: Entries(prompts.into_iter().collect()),
+        layers: Entries::default(),
+        segments,
+        flags,
+    };
+    (ruleset, map, diagnostics)
+}
+
+/// Validates an assembled ruleset with core, each problem located through the source map.
+pub fn validate(ruleset: &RawRuleset, map: &SourceMap) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    for problem in promptflag_core::validate(ruleset) {
+        let (file, line) = map.locate(&problem.path).unwrap_or((CONFIG_FILE, 1));
+        diagnostics.error(
+            file,
+            line,
+            problem.code,
+            format!(
+                "{} (ruleset {}: {})",
+                problem.message, ruleset.environment, problem.path
+            ),
+        );
+    }
+    diagnostics
+}
+
+/// Builds every environment (or those asked for). Fails with every problem when the repository
+/// has lint errors or a ruleset does not validate.
+pub fn build(
+    repo: &Repo,
+    lint_diagnostics: &[Diagnostic],
+    options: &BuildOptions,
+) -> Result<Build> {
+    if lint_diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(Error::Problems {
+            diagnostics: lint_diagnostics.to_vec(),
+        });
+    }
+    let source = match &options.source {
+        Some(source) => source.clone(),
+        None => crate::git::source_of(&repo.root).stamp(),
+    };
+    let mut wanted: Vec<String> = repo
+        .config
+        .environments
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    if !options.environments.is_empty() {
+        for env in &options.environments {
+            if !wanted.contains(env) {
+                return Err(Error::Invalid(format!(
+                    "{env:?} is not an environment declared in promptflag.yaml ({})",
+                    wanted.join(", ")
+                )));
+            }
+        }
+        wanted.retain(|env| options.environments.contains(env));
+    }
+    let mut diagnostics = Diagnostics::new();
+    let mut build = Build {
+        source: source.clone(),
+        environments: BTreeMap::new(),
+        prompts: BTreeMap::new(),
+    };
+    for env in wanted {
+        let (ruleset, map, assembly) = assemble(repo, &env, &source);
+        diagnostics.extend(assembly);
+        diagnostics.extend(validate(&ruleset, &map));
+        for (sha, _) in ruleset.prompts.iter() {
+            if let Some(version) = repo
+                .versions()
+                .find(|v| v.sha256.as_deref() == Some(sha.as_str()))
+            {
+                build.prompts.insert(sha.clone(), artifact(repo, version));
+            }
+        }
+        let content_hash = content_hash(&ruleset)?;
+        build.environments.insert(
+            env,
+            EnvBuild {
+                ruleset,
+                content_hash,
+            },
+        );
+    }
+    if diagnostics.has_errors() {
+        return Err(Error::Problems {
+            diagnostics: diagnostics.into_sorted(),
+        });
+    }
+    Ok(build)
+}
+
+fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact {
+    let family = &repo.families[&version.family];
+    let author = version
+        .author
+        .as_ref()
+        .map(|a| a.value.clone())
+        .unwrap_or_default();
+    let reviewers: Vec<&str> = version
+        .reviewers
+        .as_ref()
+        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
+        .unwrap_or_default();
+    let mut approved_by: Vec<String> = version
+        .approvals
+        .iter()
+        .filter_map(|approval| {
+            let by = approval.by.as_ref()?;
+            let sha = approval.sha256.as_ref()?;
+            let valid = by.value != author
+                && reviewers.contains(&by.value.as_str())
+                && Some(&sha.value) == version.sha256.as_ref();
+            valid.then(|| by.value.clone())
+        })
+        .collect();
+    approved_by.sort();
+    approved_by.dedup();
+    PromptArtifact {
+        id: family
+            .id
+            .as_ref()
+            .map_or_else(|| version.family.clone(), |id| id.value.clone()),
+        version: version.version.clone(),
+        file: version.body_file.clone(),
+        risk: version
+            .risk
+            .as_ref()
+            .map(|r| r.value.clone())
+            .unwrap_or_default(),
+        status: version
+            .status
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default(),
+        author,
+        approved_by,
+        body: version.body.clone().unwrap_or_default().into_bytes(),
+    }
+}
+
+impl Build {
+    /// The manifest describing this build.
+    pub fn manifest(&self) -> Manifest {
+        Manifest {
+            schema: 1,
+            source: self.source.clone(),
+            environments: self
+                .environments
+                .iter()
+                .map(|(env, build)| {
+                    (
+                        env.clone(),
+                        ManifestEnvironment {
+                            content_hash: build.content_hash.clone(),
+                            flags: build.ruleset.flags.len(),
+                            prompts: build.ruleset.prompts.len(),
+                        },
+                    )
+                })
+                .collect(),
+            prompts: self.prompts.clone(),
+        }
+    }
+
+    /// Writes the build to `out`, replacing an earlier build there.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        for sub in ["rulesets", "prompts"] {
+            let dir = out.join(sub);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        for (env, build) in &self.environments {
+            let path = out.join("rulesets").join(format!("{env}.json"));
+            std::fs::write(&path, ruleset_file_text(&build.ruleset)?)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        for (sha, prompt) in &self.prompts {
+            let path = out.join("prompts").join(sha);
+            std::fs::write(&path, &prompt.body).map_err(|e| Error::io(&path, e))?;
+        }
+        let path = out.join("manifest.json");
+        let mut text = serde_json::to_string_pretty(&self.manifest())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+        Ok(())
+    }
+
+    /// Reads a build written by [`Build::write`], checking every body against its hash and
+    /// every ruleset with core.
+    pub fn read(dir: &Path) -> Result<Build> {
+        let manifest_path = dir.join("manifest.json");
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: not a promptflag build manifest: {e}",
+                manifest_path.display()
+            ))
+        })?;
+        let mut build = Build {
+            source: manifest.source.clone(),
+            environments: BTreeMap::new(),
+            prompts: BTreeMap::new(),
+        };
+        for (sha, mut prompt) in manifest.prompts {
+            let path = dir.join("prompts").join(&sha);
+            prompt.body = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            if sha256_hex(&prompt.body) != sha {
+                return Err(Error::Invalid(format!(
+                    "{}: the body does not hash to its name",
+                    path.display()
+                )));
+            }
+            build.prompts.insert(sha, prompt);
+        }
+        for env in manifest.environments.keys() {
+            let path = dir.join("rulesets").join(format!("{env}.json"));
+            let ruleset = read_ruleset_file(&path)?;
+            let content_hash = content_hash(&ruleset)?;
+            build.environments.insert(
+                env.clone(),
+                EnvBuild {
+                    ruleset,
+                    content_hash,
+                },
+            );
+        }
+        Ok(build)
+    }
+}
+
+/// Reads a ruleset JSON file and validates it with core.
+pub fn read_ruleset_file(path: &Path) -> Result<RawRuleset> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_ruleset(&bytes)
+        .map_err(|message| Error::Invalid(format!("{}: {message}", path.display())))
+}
+
+/// Parses and validates ruleset JSON; the error is a readable list of core's problems.
+pub fn parse_ruleset(bytes: &[u8]) -> std::result::Result<RawRuleset, String> {
+    let raw: RawRuleset =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a ruleset: {e}"))?;
+    promptflag_core::compile(&raw).map_err(|e| e.to_string())?;
+    Ok(raw)
+}

@@ -1,0 +1,87 @@
+//! Hashing and canonical JSON: the identities the companion computes (prompt body hashes,
+//! ruleset hashes, content hashes, audit-chain hashes) all come from here.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of some bytes, as 64 lowercase hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// True for 64 lowercase hex digits.
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Canonical JSON: object keys sorted bytewise, no insignificant whitespace, serde_json's number
+/// and string formatting. It does not depend on the order a map was built in, nor on whether
+/// serde_json's `preserve_order` feature is on somewhere in the build.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (index, key) in keys.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*key).clone()).to_string());
+                out.push(':');
+                if let Some(item) = map.get(*key) {
+                    write_canonical(item, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty_input_is_the_known_constant() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let value: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[2,{"z":1,"y":2}],"c":null}}"#).unwrap();
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":{"c":null,"d":[2,{"y":2,"z":1}]},"b":1}"#
+        );
+    }
+}

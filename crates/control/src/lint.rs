@@ -1,0 +1,607 @@
+//! `promptflag lint`: is the repository complete, consistent and within its limits?
+//!
+//! Checks, each reported with file and line: metadata completeness (every field of SPEC §2),
+//! valid risk and status, an owner and an author, semantic versions, model parameters, declared
+//! versus used template variables, the same variables across the variants of one flag, forbidden
+//! phrases and maximum length from `promptflag.yaml`, output schemas that parse, approvals that
+//! match the body they approve, rollout policies that name real variants, and finally every
+//! environment's ruleset through core validation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use promptflag_core::FlagKind;
+use promptflag_core::literal::Semver;
+use serde_json::Value;
+
+use crate::build;
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::error::Result;
+use crate::repo::{self, OutputSchema, PromptVersion, Repo};
+use crate::yaml;
+
+/// Valid risk levels.
+pub const RISKS: [&str; 3] = ["low", "medium", "high"];
+/// Valid statuses.
+pub const STATUSES: [&str; 4] = ["draft", "canary", "production", "archived"];
+/// Model parameters every prompt must set.
+pub const REQUIRED_PARAMETERS: [&str; 3] = ["temperature", "max_tokens", "top_p"];
+
+/// Loads and lints a repository. Returns it with every diagnostic, sorted.
+pub fn check(root: &Path) -> Result<(Repo, Vec<Diagnostic>)> {
+    let (repo, mut diagnostics) = repo::load(root)?;
+    diagnostics.extend(lint(&repo));
+    Ok((repo, diagnostics.into_sorted()))
+}
+
+/// The semantic checks on a loaded repository.
+pub fn lint(repo: &Repo) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for family in repo.families.values() {
+        let file = family.metadata_file.as_str();
+        match &family.id {
+            None => out.error(
+                file,
+                1,
+                "missing_field",
+                "the family metadata is missing `id` (the prompt id)",
+            ),
+            Some(id) if id.value != family.dir => out.error(
+                file,
+                id.line,
+                "id_mismatch",
+                format!(
+                    "the prompt id {:?} differs from its folder name {:?}",
+                    id.value, family.dir
+                ),
+            ),
+            Some(_) => {}
+        }
+        match &family.owner {
+            None => out.error(
+                file,
+                1,
+                "missing_field",
+                "the family metadata is missing `owner` (who answers for these prompts)",
+            ),
+            Some(_) => {}
+        }
+        match &family.flag {
+            None => out.error(
+                file,
+                1,
+                "missing_field",
+                "the family metadata is missing `flag` (the flag key that serves it)",
+            ),
+            Some(flag) if !repo.flags.contains_key(&flag.value) => out.error(
+                file,
+                flag.line,
+                "unknown_flag",
+                format!(
+                    "no flags/{}.yaml defines the flag {:?}",
+                    flag.value, flag.value
+                ),
+            ),
+            Some(_) => {}
+        }
+        for version in &family.versions {
+            lint_version(repo, version, file, &mut out);
+        }
+    }
+    for flag in repo.flags.values() {
+        lint_flag(repo, flag, &mut out);
+    }
+    for rollout in repo.rollouts.values() {
+        let Some(policy) = &rollout.policy else {
+            continue;
+        };
+        let Some(flag) = repo.flags.get(&rollout.flag) else {
+            out.error(
+                &rollout.file,
+                1,
+                "unknown_flag",
+                format!(
+                    "no flags/{}.yaml defines the flag this policy rolls out",
+                    rollout.flag
+                ),
+            );
+            continue;
+        };
+        if !flag
+            .variants
+            .iter()
+            .any(|v| v.name.value == policy.treatment)
+        {
+            out.error(
+                &rollout.file,
+                rollout.treatment_line,
+                "unknown_variant",
+                format!(
+                    "{:?} is not a variant of {}",
+                    policy.treatment, rollout.flag
+                ),
+            );
+        } else if flag
+            .baseline
+            .as_ref()
+            .is_some_and(|b| b.value == policy.treatment)
+        {
+            out.error(
+                &rollout.file,
+                rollout.treatment_line,
+                "baseline_in_split",
+                "the treatment cannot be the flag's baseline",
+            );
+        }
+        if repo.config.environment(&policy.environment).is_none() {
+            out.error(
+                &rollout.file,
+                1,
+                "unknown_environment",
+                format!(
+                    "{:?} is not an environment declared in promptflag.yaml",
+                    policy.environment
+                ),
+            );
+        }
+    }
+    // Every environment's ruleset through core validation, located back to the files. Skipped
+    // when the sources are already broken: the same fault would be reported twice.
+    let source = String::from("lint");
+    for env in &repo.config.environments {
+        let (ruleset, map, assembly) = build::assemble(repo, &env.name, &source);
+        out.extend(assembly);
+        out.extend(build::validate(&ruleset, &map));
+    }
+    out
+}
+
+fn lint_version(repo: &Repo, version: &PromptVersion, file: &str, out: &mut Diagnostics) {
+    let line = version.line;
+    let name = version.reference();
+    if Semver::parse(&version.version).is_none() {
+        out.error(
+            file,
+            line,
+            "bad_semver",
+            format!(
+                "{:?} is not a semantic version (MAJOR.MINOR.PATCH)",
+                version.version
+            ),
+        );
+    }
+    match &version.author {
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} is missing `author`"),
+        ),
+        Some(_) => {}
+    }
+    match &version.reviewers {
+        Some(reviewers) if !reviewers.value.is_empty() => {
+            if let Some(author) = &version.author
+                && reviewers.value.iter().all(|r| r.value == author.value)
+            {
+                out.error(
+                    file,
+                    reviewers.line,
+                    "self_review",
+                    format!("{name} has no reviewer besides its author"),
+                );
+            }
+        }
+        Some(reviewers) => out.error(
+            file,
+            reviewers.line,
+            "missing_field",
+            format!("{name} lists no reviewers"),
+        ),
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} is missing `reviewers`"),
+        ),
+    }
+    match &version.risk {
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} is missing `risk` (low | medium | high)"),
+        ),
+        Some(risk) if !RISKS.contains(&risk.value.as_str()) => {
+            out.error(
+                file,
+                risk.line,
+                "invalid_value",
+                format!("risk {:?} is not one of low, medium, high", risk.value),
+            );
+        }
+        Some(_) => {}
+    }
+    match &version.status {
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} is missing `status` (draft | canary | production | archived)"),
+        ),
+        Some(status) if !STATUSES.contains(&status.value.as_str()) => out.error(
+            file,
+            status.line,
+            "invalid_value",
+            format!(
+                "status {:?} is not one of draft, canary, production, archived",
+                status.value
+            ),
+        ),
+        Some(_) => {}
+    }
+    if version.model.is_none() {
+        out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} has no model name (`model.name` in the family or the version)"),
+        );
+    }
+    match &version.parameters {
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} has no model parameters (`model.parameters`)"),
+        ),
+        Some(parameters) => lint_parameters(&parameters.value, parameters.line, file, &name, out),
+    }
+
+    // Approvals: by a listed reviewer who is not the author, of exactly this body.
+    let author = version.author.as_ref().map(|a| a.value.as_str());
+    let reviewers: Vec<&str> = version
+        .reviewers
+        .as_ref()
+        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
+        .unwrap_or_default();
+    let mut valid_approvals = 0;
+    for approval in &version.approvals {
+        let (Some(by), Some(sha)) = (&approval.by, &approval.sha256) else {
+            continue;
+        };
+        let mut valid = true;
+        if Some(by.value.as_str()) == author {
+            out.error(
+                file,
+                by.line,
+                "self_approval",
+                format!("{} wrote {name} and cannot approve it", by.value),
+            );
+            valid = false;
+        } else if !reviewers.contains(&by.value.as_str()) {
+            out.error(
+                file,
+                by.line,
+                "unknown_reviewer",
+                format!(
+                    "{} approved {name} but is not one of its reviewers",
+                    by.value
+                ),
+            );
+            valid = false;
+        }
+        if let Some(actual) = &version.sha256
+            && &sha.value != actual
+        {
+            out.error(
+                file,
+                sha.line,
+                "stale_approval",
+                format!("the approval is for body {} but {} now hashes to {actual}; the body changed after review", sha.value, version.body_file),
+            );
+            valid = false;
+        }
+        if valid {
+            valid_approvals += 1;
+        }
+    }
+    if version.risk.as_ref().is_some_and(|r| r.value == "high") && valid_approvals == 0 {
+        out.warning(
+            file,
+            line,
+            "approval_missing",
+            format!("{name} is high risk and has no approval from a reviewer other than its author; environments with require_approvals refuse it"),
+        );
+    }
+
+    // Template variables.
+    let declared: BTreeSet<String> = version
+        .variables
+        .as_ref()
+        .map(|v| v.value.iter().map(|l| l.value.clone()).collect())
+        .unwrap_or_default();
+    match &version.variables {
+        None => out.error(
+            file,
+            line,
+            "missing_field",
+            format!("{name} declares no `variables` (write `variables: []` for none)"),
+        ),
+        Some(variables) => {
+            for variable in &variables.value {
+                if !repo::is_variable_name(&variable.value) {
+                    out.error(
+                        file,
+                        variable.line,
+                        "invalid_value",
+                        format!("{:?} is not a template variable name", variable.value),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(body) = &version.body {
+        let used = repo::template_variables(body);
+        let mut used_names = BTreeSet::new();
+        for (variable, body_line) in &used {
+            if !repo::is_variable_name(variable) {
+                out.error(
+                    &version.body_file,
+                    *body_line,
+                    "bad_template",
+                    format!("{{{{{variable}}}}} is not a template variable"),
+                );
+            } else if version.variables.is_some() && !declared.contains(variable) {
+                out.error(
+                    &version.body_file,
+                    *body_line,
+                    "undeclared_variable",
+                    format!("{{{{{variable}}}}} is used but not declared in `variables`"),
+                );
+            }
+            used_names.insert(variable.clone());
+        }
+        if let Some(variables) = &version.variables {
+            for variable in &variables.value {
+                if !used_names.contains(&variable.value) {
+                    out.warning(
+                        file,
+                        variable.line,
+                        "unused_variable",
+                        format!(
+                            "{name} declares {:?} but its body never uses it",
+                            variable.value
+                        ),
+                    );
+                }
+            }
+        }
+        if body.trim().is_empty() {
+            out.error(
+                &version.body_file,
+                1,
+                "empty_body",
+                "the prompt body is empty",
+            );
+        }
+        for phrase in &repo.config.forbidden_phrases {
+            let needle = phrase.value.to_lowercase();
+            for (index, text) in body.lines().enumerate() {
+                if text.to_lowercase().contains(&needle) {
+                    out.error(
+                        &version.body_file,
+                        index as u32 + 1,
+                        "forbidden_phrase",
+                        format!(
+                            "contains the forbidden phrase {:?} (promptflag.yaml line {})",
+                            phrase.value, phrase.line
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(max) = &repo.config.max_length {
+            let length = body.chars().count();
+            if length > max.value {
+                out.error(
+                    &version.body_file,
+                    1,
+                    "too_long",
+                    format!(
+                        "the body is {length} characters; promptflag.yaml allows {}",
+                        max.value
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(schema) = &version.output_schema {
+        lint_schema(repo, version, schema, out);
+    }
+}
+
+fn lint_parameters(
+    parameters: &serde_json::Map<String, Value>,
+    line: u32,
+    file: &str,
+    name: &str,
+    out: &mut Diagnostics,
+) {
+    for required in REQUIRED_PARAMETERS {
+        match parameters.get(required) {
+            None => out.error(
+                file,
+                line,
+                "missing_field",
+                format!("{name} has no model parameter `{required}`"),
+            ),
+            Some(value) => {
+                let ok = match required {
+                    "temperature" => value.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)),
+                    "top_p" => value.as_f64().is_some_and(|p| p > 0.0 && p <= 1.0),
+                    _ => value.as_u64().is_some_and(|m| m > 0),
+                };
+                if !ok {
+                    let range = match required {
+                        "temperature" => "a number from 0 to 2",
+                        "top_p" => "a number above 0 and at most 1",
+                        _ => "a positive integer",
+                    };
+                    out.error(
+                        file,
+                        line,
+                        "invalid_value",
+                        format!("{name}: `{required}` must be {range}, not {value}"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
+    let (value, file, line) = match schema {
+        OutputSchema::Inline { schema, line } => (
+            Some(schema.clone()),
+            repo.families[&version.family].metadata_file.clone(),
+            *line,
+        ),
+        OutputSchema::File {
+            path,
+            line,
+            declared_in,
+        } => {
+            let relative = format!("prompts/{}/{path}", version.family);
+            let full = repo.root.join(&relative);
+            match std::fs::read_to_string(&full) {
+                Err(_) => {
+                    out.error(
+                        declared_in,
+                        *line,
+                        "missing_file",
+                        format!("the output schema {relative} cannot be read"),
+                    );
+                    return;
+                }
+                Ok(text) => {
+                    let parsed = if path.ends_with(".json") {
+                        serde_json::from_str::<Value>(&text)
+                            .map_err(|e| (e.line() as u32, e.to_string()))
+                    } else {
+                        yaml::parse(&text)
+                            .map(|n| yaml::to_json(&n.value))
+                            .map_err(|e| (e.line, e.message))
+                    };
+                    match parsed {
+                        Ok(value) => (Some(value), relative, 1),
+                        Err((error_line, message)) => {
+                            out.error(
+                                &relative,
+                                error_line,
+                                "bad_schema",
+                                format!("the output schema does not parse: {message}"),
+                            );
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let Some(value) = value else {
+        return;
+    };
+    match value.as_object() {
+        Some(object)
+            if object
+                .get("type")
+                .is_some_and(|t| t.is_string() || t.is_array()) => {}
+        Some(_) => out.error(&file, line, "bad_schema", "the output schema has no `type`"),
+        None => out.error(
+            &file,
+            line,
+            "bad_schema",
+            "the output schema must be a JSON object",
+        ),
+    }
+}
+
+fn lint_flag(repo: &Repo, flag: &repo::FlagSource, out: &mut Diagnostics) {
+    let Some(kind) = &flag.kind else {
+        return;
+    };
+    if kind.value != FlagKind::Prompt {
+        return;
+    }
+    // The variables each variant's body uses, and whether the variants agree.
+    let mut sets: BTreeMap<String, (u32, BTreeSet<String>)> = BTreeMap::new();
+    for variant in &flag.variants {
+        let Some(reference) = &variant.prompt else {
+            continue;
+        };
+        let Some(version) = repo.resolve(&reference.value) else {
+            continue;
+        };
+        if version
+            .status
+            .as_ref()
+            .is_some_and(|s| s.value == "archived")
+        {
+            out.error(
+                &flag.file,
+                reference.line,
+                "archived_prompt",
+                format!("{} is archived and cannot be served", reference.value),
+            );
+        }
+        if let Some(family_flag) = &repo.families[&version.family].flag
+            && family_flag.value != flag.key
+        {
+            out.warning(
+                &flag.file,
+                reference.line,
+                "foreign_prompt",
+                format!(
+                    "{} belongs to the flag {:?} by its metadata",
+                    reference.value, family_flag.value
+                ),
+            );
+        }
+        if let Some(body) = &version.body {
+            let used = repo::template_variables(body)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            sets.insert(variant.name.value.clone(), (reference.line, used));
+        }
+    }
+    let reference_set = flag
+        .baseline
+        .as_ref()
+        .and_then(|b| {
+            sets.get(&b.value)
+                .map(|(_, set)| (b.value.clone(), set.clone()))
+        })
+        .or_else(|| {
+            sets.iter()
+                .next()
+                .map(|(name, (_, set))| (name.clone(), set.clone()))
+        });
+    if let Some((reference_name, reference_vars)) = reference_set {
+        for (name, (line, vars)) in &sets {
+            if vars != &reference_vars {
+                let missing: Vec<&String> = reference_vars.difference(vars).collect();
+                let extra: Vec<&String> = vars.difference(&reference_vars).collect();
+                out.error(
+                    &flag.file,
+                    *line,
+                    "variable_mismatch",
+                    format!(
+                        "variant {name:?} uses different template variables than {reference_name:?}: missing {missing:?}, extra {extra:?}; every variant of a flag must render from the same inputs"
+                    ),
+                );
+            }
+        }
+    }
+}
