@@ -1,1 +1,527 @@
-//! placeholder
+//! The audit log: an append-only, hash-chained record of every publish, kill, rollback and
+//! override, in a SQLite file.
+//!
+//! Each entry stores the SHA-256 of the previous entry (`prev_hash`) and its own `hash`, the
+//! SHA-256 of the canonical JSON of all its fields including `prev_hash`. Editing an entry breaks
+//! its hash; removing or reordering entries breaks the chain of `prev_hash` and the `seq`
+//! numbering; removing the newest entries is caught by the `head` row (and, against someone who
+//! also rewrites `head`, by comparing with a head hash kept elsewhere: `audit verify
+//! --expect-head`). Triggers refuse `UPDATE` and `DELETE` on entries, so only deliberate
+//! tampering (dropping the triggers) can change history, and `verify` finds it.
+//!
+//! The exact ruleset bytes of each publish are kept in `rulesets` (keyed by their SHA-256), so
+//! kill and diff summaries can start from what was really published.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Value, json};
+
+use crate::digest::{canonical_json, sha256_hex};
+use crate::error::{Error, Result};
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A ruleset revision was published.
+    Publish,
+    /// A flag's kill switch was turned off (a revision with the flag disabled).
+    Kill,
+    /// The pointer went back to a kept revision.
+    Rollback,
+    /// A governance gate was overridden with `--force --reason`.
+    Override,
+}
+
+impl Action {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Publish => "publish",
+            Action::Kill => "kill",
+            Action::Rollback => "rollback",
+            Action::Override => "override",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Action> {
+        [
+            Action::Publish,
+            Action::Kill,
+            Action::Rollback,
+            Action::Override,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
+/// An entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    /// Who did it.
+    pub actor: String,
+    /// What.
+    pub action: Action,
+    /// Where.
+    pub environment: String,
+    /// The revision live afterwards.
+    pub revision: Option<u64>,
+    /// The revision live before.
+    pub previous_revision: Option<u64>,
+    /// Why (empty when none was given).
+    pub reason: String,
+    /// The content hash of the ruleset now live (see `build::content_hash`).
+    pub content_hash: Option<String>,
+    /// SHA-256 of the exact ruleset bytes now live.
+    pub ruleset_hash: Option<String>,
+    /// A JSON summary of what changed.
+    pub summary: Value,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Entry {
+    /// 1, 2, 3, … in append order.
+    pub seq: u64,
+    /// RFC 3339 UTC, milliseconds.
+    pub time: String,
+    /// Who did it.
+    pub actor: String,
+    /// What.
+    pub action: Action,
+    /// Where.
+    pub environment: String,
+    /// The revision live afterwards.
+    pub revision: Option<u64>,
+    /// The revision live before.
+    pub previous_revision: Option<u64>,
+    /// Why.
+    pub reason: String,
+    /// Content hash of the live ruleset.
+    pub content_hash: Option<String>,
+    /// Hash of the live ruleset bytes.
+    pub ruleset_hash: Option<String>,
+    /// What changed.
+    pub summary: Value,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+impl Entry {
+    /// The hash an entry with these fields must have.
+    pub fn compute_hash(&self) -> String {
+        let body = json!([
+            self.seq,
+            self.time,
+            self.actor,
+            self.action.as_str(),
+            self.environment,
+            self.revision,
+            self.previous_revision,
+            self.reason,
+            self.content_hash,
+            self.ruleset_hash,
+            canonical_json(&self.summary),
+            self.prev_hash,
+        ]);
+        sha256_hex(canonical_json(&body).as_bytes())
+    }
+}
+
+/// One break in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Break {
+    /// The entry (`seq`) where it shows.
+    pub seq: u64,
+    /// `edited`, `removed_or_reordered`, `truncated`, `head_mismatch`, `unreadable`.
+    pub kind: &'static str,
+    /// What was found.
+    pub message: String,
+}
+
+/// The outcome of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verification {
+    /// Entries read.
+    pub entries: u64,
+    /// The hash of the last entry.
+    pub head: String,
+    /// Every break found; empty when the log is intact.
+    pub breaks: Vec<Break>,
+}
+
+impl Verification {
+    /// True when nothing was found.
+    pub fn is_intact(&self) -> bool {
+        self.breaks.is_empty()
+    }
+}
+
+/// An open audit log.
+pub struct AuditLog {
+    connection: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    revision INTEGER,
+    previous_revision INTEGER,
+    reason TEXT NOT NULL,
+    content_hash TEXT,
+    ruleset_hash TEXT,
+    summary TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rulesets (
+    hash TEXT PRIMARY KEY,
+    body BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+/// RFC 3339 UTC with milliseconds, from the system clock.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Formats a time since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn format_rfc3339(since_epoch: Duration) -> String {
+    let seconds = since_epoch.as_secs();
+    let millis = since_epoch.subsec_millis();
+    let days = (seconds / 86_400) as i64;
+    let rem = seconds % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Entry, String)> {
+    let action: String = row.get(3)?;
+    let summary: String = row.get(10)?;
+    let entry = Entry {
+        seq: row.get::<_, i64>(0)? as u64,
+        time: row.get(1)?,
+        actor: row.get(2)?,
+        action: Action::parse(&action).unwrap_or(Action::Override),
+        environment: row.get(4)?,
+        revision: row.get::<_, Option<i64>>(5)?.map(|r| r as u64),
+        previous_revision: row.get::<_, Option<i64>>(6)?.map(|r| r as u64),
+        reason: row.get(7)?,
+        content_hash: row.get(8)?,
+        ruleset_hash: row.get(9)?,
+        summary: serde_json::from_str(&summary).unwrap_or(Value::String(summary.clone())),
+        prev_hash: row.get(11)?,
+        hash: row.get(12)?,
+    };
+    // The raw action and summary text, so verify hashes what is stored, not a re-parse of it.
+    Ok((entry, format!("{action}\u{0}{summary}")))
+}
+
+const COLUMNS: &str = "seq, time, actor, action, environment, revision, previous_revision, reason, content_hash, ruleset_hash, summary, prev_hash, hash";
+
+impl AuditLog {
+    /// Opens (creating if needed) the log at `path`.
+    pub fn open(path: &Path) -> Result<AuditLog> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(AuditLog {
+            connection,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the log lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends an entry, chained to the current head, in one immediate transaction so concurrent
+    /// writers serialize instead of forking the chain.
+    pub fn append(&mut self, new: NewEntry) -> Result<Entry> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, String)> = transaction
+            .query_row(
+                "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev_hash) = match last {
+            Some((seq, hash)) => (seq as u64 + 1, hash),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut entry = Entry {
+            seq,
+            time: now_rfc3339(),
+            actor: new.actor,
+            action: new.action,
+            environment: new.environment,
+            revision: new.revision,
+            previous_revision: new.previous_revision,
+            reason: new.reason,
+            content_hash: new.content_hash,
+            ruleset_hash: new.ruleset_hash,
+            summary: new.summary,
+            prev_hash,
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        transaction.execute(
+            &format!("INSERT INTO entries ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+            params![
+                entry.seq as i64,
+                entry.time,
+                entry.actor,
+                entry.action.as_str(),
+                entry.environment,
+                entry.revision.map(|r| r as i64),
+                entry.previous_revision.map(|r| r as i64),
+                entry.reason,
+                entry.content_hash,
+                entry.ruleset_hash,
+                canonical_json(&entry.summary),
+                entry.prev_hash,
+                entry.hash,
+            ],
+        )?;
+        transaction.execute(
+            "INSERT INTO head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            params![entry.seq as i64, entry.hash],
+        )?;
+        transaction.commit()?;
+        Ok(entry)
+    }
+
+    /// Keeps the exact bytes of a published ruleset.
+    pub fn store_ruleset(&self, bytes: &[u8]) -> Result<String> {
+        let hash = sha256_hex(bytes);
+        self.connection.execute(
+            "INSERT OR IGNORE INTO rulesets (hash, body) VALUES (?1, ?2)",
+            params![hash, bytes],
+        )?;
+        Ok(hash)
+    }
+
+    /// The bytes of a kept ruleset.
+    pub fn ruleset(&self, hash: &str) -> Result<Option<Vec<u8>>> {
+        let body: Option<Vec<u8>> = self
+            .connection
+            .query_row("SELECT body FROM rulesets WHERE hash = ?1", [hash], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(body.filter(|bytes| sha256_hex(bytes) == hash))
+    }
+
+    /// The bytes of revision `revision` of `environment`, if this log recorded its publish.
+    pub fn ruleset_of_revision(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+        let hash: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT ruleset_hash FROM entries WHERE environment = ?1 AND revision = ?2 AND action IN ('publish', 'kill') AND ruleset_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                params![environment, revision as i64],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match hash {
+            Some(hash) => self.ruleset(&hash),
+            None => Ok(None),
+        }
+    }
+
+    /// True when a ruleset with this content hash was published to `environment`.
+    pub fn was_published(&self, environment: &str, content_hash: &str) -> Result<bool> {
+        let count: i64 = self.connection.query_row(
+            "SELECT COUNT(*) FROM entries WHERE environment = ?1 AND content_hash = ?2 AND action = 'publish'",
+            params![environment, content_hash],
+            |row| row.get(0),
+        )?;
+        Ok(count > 0)
+    }
+
+    /// Entries in append order, optionally for one environment.
+    pub fn list(&self, environment: Option<&str>) -> Result<Vec<Entry>> {
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT {COLUMNS} FROM entries WHERE (?1 IS NULL OR environment = ?1) ORDER BY seq"
+        ))?;
+        let rows = statement.query_map([environment], read_entry)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.0);
+        }
+        Ok(out)
+    }
+
+    /// Walks the chain and reports every break. `expect_head` is a head hash recorded elsewhere
+    /// (a CI log, a ticket); when given, the log must still end there or later with it in the
+    /// chain.
+    pub fn verify(&self, expect_head: Option<&str>) -> Result<Verification> {
+        // Rows in storage order, not by seq: a reorder shows as seq out of sequence.
+        let mut statement = self
+            .connection
+            .prepare(&format!("SELECT {COLUMNS} FROM entries ORDER BY rowid"))?;
+        let rows = statement.query_map([], read_entry)?;
+        let mut breaks = Vec::new();
+        let mut expected_prev = GENESIS.to_string();
+        let mut expected_seq = 1u64;
+        let mut count = 0u64;
+        let mut seen_expected_head = false;
+        for row in rows {
+            let (entry, raw) = match row {
+                Ok(row) => row,
+                Err(error) => {
+                    breaks.push(Break {
+                        seq: expected_seq,
+                        kind: "unreadable",
+                        message: format!("an entry cannot be read: {error}"),
+                    });
+                    break;
+                }
+            };
+            count += 1;
+            // Hash what is stored: the action and summary exactly as their columns hold them.
+            let (action_text, summary_text) = raw.split_once('\u{0}').unwrap_or(("", ""));
+            let recomputed = {
+                let body = json!([
+                    entry.seq,
+                    entry.time,
+                    entry.actor,
+                    action_text,
+                    entry.environment,
+                    entry.revision,
+                    entry.previous_revision,
+                    entry.reason,
+                    entry.content_hash,
+                    entry.ruleset_hash,
+                    summary_text,
+                    entry.prev_hash,
+                ]);
+                sha256_hex(canonical_json(&body).as_bytes())
+            };
+            if entry.seq != expected_seq || entry.prev_hash != expected_prev {
+                breaks.push(Break {
+                    seq: entry.seq,
+                    kind: "removed_or_reordered",
+                    message: format!(
+                        "entry {} follows entry {} but its prev_hash does not match that entry; entries were removed or reordered",
+                        entry.seq,
+                        expected_seq - 1
+                    ),
+                });
+            }
+            if recomputed != entry.hash {
+                breaks.push(Break {
+                    seq: entry.seq,
+                    kind: "edited",
+                    message: format!("entry {} does not hash to its recorded hash; it was edited after it was written", entry.seq),
+                });
+            }
+            if expect_head == Some(entry.hash.as_str()) {
+                seen_expected_head = true;
+            }
+            expected_prev = entry.hash.clone();
+            expected_seq = entry.seq + 1;
+        }
+        let head: Option<(i64, String)> = self
+            .connection
+            .query_row("SELECT seq, hash FROM head WHERE id = 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        match head {
+            Some((seq, hash)) if hash != expected_prev => breaks.push(Break {
+                seq: seq as u64,
+                kind: "truncated",
+                message: format!(
+                    "the head records entry {seq} ({hash}) but the chain ends at {expected_prev}; the newest entries were removed or changed"
+                ),
+            }),
+            None if count > 0 => breaks.push(Break {
+                seq: 0,
+                kind: "truncated",
+                message: String::from("the head row is missing"),
+            }),
+            _ => {}
+        }
+        if let Some(expected) = expect_head
+            && !seen_expected_head
+        {
+            breaks.push(Break {
+                seq: 0,
+                kind: "head_mismatch",
+                message: format!("the chain does not contain the expected head {expected}"),
+            });
+        }
+        Ok(Verification {
+            entries: count,
+            head: expected_prev,
+            breaks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_format_correctly() {
+        assert_eq!(format_rfc3339(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339(Duration::from_millis(951_782_400_123)),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            format_rfc3339(Duration::from_secs(1_747_304_625)),
+            "2025-05-15T10:23:45.000Z"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::digest::{canonical_json, sha256_hex};
 use crate::error::{Error, Result};
-use crate::repo::{CONFIG_FILE, Repo, Targeting};
+use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
 
 /// What went into a build besides the repository files.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +60,8 @@ pub struct PromptArtifact {
 /// One environment's ruleset.
 #[derive(Debug, Clone)]
 pub struct EnvBuild {
+    /// The environment's settings from `promptflag.yaml` (gates).
+    pub config: EnvironmentConfig,
     /// The ruleset (revision 0).
     pub ruleset: RawRuleset,
     /// Its content hash (see [`content_hash`]).
@@ -93,6 +95,9 @@ pub struct Manifest {
 /// One environment in the manifest.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestEnvironment {
+    /// The environment's gates, as `promptflag.yaml` set them.
+    #[serde(flatten)]
+    pub config: EnvironmentConfig,
     /// The ruleset's content hash.
     pub content_hash: String,
     /// Flags in the ruleset.
@@ -391,9 +396,15 @@ pub fn build(
             }
         }
         let content_hash = content_hash(&ruleset)?;
+        let config = repo
+            .config
+            .environment(&env)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("{env:?} is not a declared environment")))?;
         build.environments.insert(
             env,
             EnvBuild {
+                config,
                 ruleset,
                 content_hash,
             },
@@ -469,6 +480,7 @@ impl Build {
                     (
                         env.clone(),
                         ManifestEnvironment {
+                            config: build.config.clone(),
                             content_hash: build.content_hash.clone(),
                             flags: build.ruleset.flags.len(),
                             prompts: build.ruleset.prompts.len(),
@@ -534,13 +546,22 @@ impl Build {
             }
             build.prompts.insert(sha, prompt);
         }
-        for env in manifest.environments.keys() {
+        for (env, described) in manifest.environments {
             let path = dir.join("rulesets").join(format!("{env}.json"));
             let ruleset = read_ruleset_file(&path)?;
             let content_hash = content_hash(&ruleset)?;
+            if content_hash != described.content_hash {
+                return Err(Error::Invalid(format!(
+                    "{}: the ruleset does not match the manifest's content hash",
+                    path.display()
+                )));
+            }
+            let mut config = described.config;
+            config.name = env.clone();
             build.environments.insert(
-                env.clone(),
+                env,
                 EnvBuild {
+                    config,
                     ruleset,
                     content_hash,
                 },

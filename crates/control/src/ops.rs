@@ -1,1 +1,234 @@
-//! placeholder
+//! Operations on a live environment: the kill switch, rollback, history, and waiting until the
+//! Worker serves a change (the revert cycle time).
+//!
+//! A kill publishes a new revision, identical to the live one except that the flag is disabled,
+//! and moves the pointer to it; a rollback moves the pointer to a kept revision. Either way the
+//! change readers see is the single write of `ruleset:<env>`: the revision key and `meta` written
+//! before it are invisible until the pointer names them.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::audit::{Action, AuditLog, Entry, NewEntry};
+use crate::build::{content_hash, ruleset_publish_bytes};
+use crate::digest::sha256_hex;
+use crate::error::{Error, Result};
+use crate::publish::live_ruleset;
+use crate::store::{EnvState, Http, Store};
+
+/// Who acts, and why.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Recorded in the audit log.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a kill or rollback did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Revert {
+    /// `kill` or `rollback`.
+    pub action: &'static str,
+    /// The environment.
+    pub environment: String,
+    /// The flag killed (kill only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
+    /// The revision live now.
+    pub revision: u64,
+    /// The revision live before.
+    pub previous: Option<u64>,
+    /// True when the flag was already disabled and nothing was written.
+    pub unchanged: bool,
+    /// Milliseconds from the start of the command until the store acknowledged the pointer write.
+    pub write_ms: u128,
+    /// Milliseconds from the start of the command until the Worker served the new revision
+    /// (the revert cycle time), when the command waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_ms: Option<u128>,
+    /// The audit entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<u64>,
+}
+
+/// Turns a flag's kill switch off in an environment.
+pub fn kill(
+    store: &dyn Store,
+    audit: &mut AuditLog,
+    environment: &str,
+    flag: &str,
+    who: &Actor,
+    started: Instant,
+) -> Result<Revert> {
+    let state = store.state(environment)?;
+    let Some(live) = state.live else {
+        return Err(Error::Invalid(format!(
+            "{environment} has no live ruleset to kill a flag in"
+        )));
+    };
+    let mut ruleset = live_ruleset(store, audit, environment, live)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "cannot read revision {live} of {environment}: it is not in this audit log and the store does not serve it (point --worker at the Worker serving {environment}, or use the audit DB that published it)"
+        ))
+    })?;
+    let previous_content = content_hash(&ruleset)?;
+    let mut found = false;
+    let mut already = false;
+    for (key, raw) in ruleset.flags.0.iter_mut() {
+        if key == flag {
+            found = true;
+            already = !raw.enabled;
+            raw.enabled = false;
+        }
+    }
+    if !found {
+        let keys: Vec<&str> = ruleset.flags.iter().map(|(k, _)| k.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "{environment} has no flag {flag:?} (flags: {})",
+            keys.join(", ")
+        )));
+    }
+    if already {
+        return Ok(Revert {
+            action: "kill",
+            environment: environment.to_string(),
+            flag: Some(flag.to_string()),
+            revision: live,
+            previous: Some(live),
+            unchanged: true,
+            write_ms: started.elapsed().as_millis(),
+            served_ms: None,
+            audit_seq: None,
+        });
+    }
+    let revision = state.latest.unwrap_or(live) + 1;
+    ruleset.revision = revision;
+    promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
+    let bytes = ruleset_publish_bytes(&ruleset)?;
+    let moved = store.put_ruleset(environment, revision, &bytes, Some(live))?;
+    let write_ms = started.elapsed().as_millis();
+    audit.store_ruleset(&bytes)?;
+    let entry = audit.append(NewEntry {
+        actor: who.actor.clone(),
+        action: Action::Kill,
+        environment: environment.to_string(),
+        revision: Some(moved.revision),
+        previous_revision: moved.previous,
+        reason: who.reason.clone(),
+        content_hash: Some(content_hash(&ruleset)?),
+        ruleset_hash: Some(sha256_hex(&bytes)),
+        summary: json!({
+            "flag": flag,
+            "enabled": [true, false],
+            "from_content_hash": previous_content,
+        }),
+    })?;
+    Ok(Revert {
+        action: "kill",
+        environment: environment.to_string(),
+        flag: Some(flag.to_string()),
+        revision: moved.revision,
+        previous: moved.previous,
+        unchanged: false,
+        write_ms,
+        served_ms: None,
+        audit_seq: Some(entry.seq),
+    })
+}
+
+/// Moves an environment's pointer back to a kept revision (`None`: the one before the live one).
+pub fn rollback(
+    store: &dyn Store,
+    audit: &mut AuditLog,
+    environment: &str,
+    to: Option<u64>,
+    who: &Actor,
+    started: Instant,
+) -> Result<Revert> {
+    let moved = store.rollback(environment, to)?;
+    let write_ms = started.elapsed().as_millis();
+    let target = audit.ruleset_of_revision(environment, moved.revision)?;
+    let (content, ruleset_hash) = match &target {
+        Some(bytes) => (
+            serde_json::from_slice(bytes)
+                .ok()
+                .and_then(|r| content_hash(&r).ok()),
+            Some(sha256_hex(bytes)),
+        ),
+        None => (None, None),
+    };
+    let entry = audit.append(NewEntry {
+        actor: who.actor.clone(),
+        action: Action::Rollback,
+        environment: environment.to_string(),
+        revision: Some(moved.revision),
+        previous_revision: moved.previous,
+        reason: who.reason.clone(),
+        content_hash: content,
+        ruleset_hash,
+        summary: json!({ "pointer": [moved.previous, moved.revision] }),
+    })?;
+    Ok(Revert {
+        action: "rollback",
+        environment: environment.to_string(),
+        flag: None,
+        revision: moved.revision,
+        previous: moved.previous,
+        unchanged: false,
+        write_ms,
+        served_ms: None,
+        audit_seq: Some(entry.seq),
+    })
+}
+
+/// Polls `GET <serve>/v1/ruleset` until `X-Promptflag-Revision` names `revision`. Returns the
+/// milliseconds since `started` at the first answer that did.
+pub fn wait_until_served(
+    http: &Http,
+    serve_url: &str,
+    revision: u64,
+    started: Instant,
+    timeout: Duration,
+    poll: Duration,
+) -> Result<u128> {
+    let url = format!("{}/v1/ruleset", serve_url.trim_end_matches('/'));
+    let wanted = revision.to_string();
+    let deadline = Instant::now() + timeout;
+    loop {
+        // A failed poll is not fatal: the Worker may be restarting; the deadline decides.
+        if let Ok(reply) = http.send("GET", &url, &[], None, false)
+            && reply.revision_header.as_deref() == Some(wanted.as_str())
+        {
+            return Ok(started.elapsed().as_millis());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotServed {
+                revision,
+                waited_ms: started.elapsed().as_millis(),
+            });
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// An environment's revisions, with the audit entries that made them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct History {
+    /// The environment.
+    pub environment: String,
+    /// The store's view.
+    pub state: EnvState,
+    /// This audit log's entries for the environment, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+/// Reads an environment's history.
+pub fn history(store: &dyn Store, audit: &AuditLog, environment: &str) -> Result<History> {
+    Ok(History {
+        environment: environment.to_string(),
+        state: store.state(environment)?,
+        entries: audit.list(Some(environment))?,
+    })
+}

@@ -1,1 +1,277 @@
-//! placeholder
+//! `promptflag publish --env <env>`: governance gates, then bodies → revision → pointer, then the
+//! audit entry.
+//!
+//! Publishing is split into [`plan`] (check the gates, read the store's state, fix the revision
+//! as `latest + 1` and the expected live revision) and [`execute`] (write). Two publishers that
+//! plan against the same state both aim at the same revision; the store lets one through and
+//! answers the other with a conflict, so nothing is ever silently overwritten.
+
+use promptflag_core::model::RawRuleset;
+use serde_json::{Value, json};
+
+use crate::audit::{Action, AuditLog, NewEntry};
+use crate::build::{Build, ruleset_publish_bytes};
+use crate::diff;
+use crate::digest::sha256_hex;
+use crate::error::{Error, Result};
+use crate::store::{Progress, Store};
+
+/// Who publishes, and on what authority.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// The environment.
+    pub environment: String,
+    /// Recorded in the audit log.
+    pub actor: String,
+    /// Why (required with `force`).
+    pub reason: String,
+    /// Overrides the promotion gate (`promote_from`); recorded as an `override` entry.
+    pub force: bool,
+}
+
+/// A publish ready to execute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The environment.
+    pub environment: String,
+    /// The revision it will create.
+    pub revision: u64,
+    /// The revision live when planned; the store refuses the write if it moved.
+    pub expected_live: Option<u64>,
+    /// The ruleset, with `revision` set.
+    pub ruleset: RawRuleset,
+    /// Exactly the bytes that will be stored.
+    pub bytes: Vec<u8>,
+    /// Content hash (environment, revision and source left out).
+    pub content_hash: String,
+    /// SHA-256 of `bytes`.
+    pub ruleset_hash: String,
+    /// Every body the ruleset names.
+    pub bodies: Vec<(String, Vec<u8>)>,
+    /// Gates overridden with `--force`, one sentence each.
+    pub overridden: Vec<String>,
+    /// The audit diff summary against the live ruleset.
+    pub summary: Value,
+    /// Who and why.
+    pub options: PublishOptions,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublishReport {
+    /// The environment.
+    pub environment: String,
+    /// The revision now live.
+    pub revision: u64,
+    /// The revision live before.
+    pub previous: Option<u64>,
+    /// Content hash.
+    pub content_hash: String,
+    /// Hash of the stored bytes.
+    pub ruleset_hash: String,
+    /// Bodies sent.
+    pub bodies: usize,
+    /// Bodies the store did not have yet (when it can tell).
+    pub bodies_created: usize,
+    /// Gates overridden.
+    pub overridden: Vec<String>,
+    /// The audit entry written.
+    pub audit_seq: u64,
+    /// The diff summary.
+    pub summary: Value,
+}
+
+/// Checks the governance gates of an environment for a build. Returns the gates that `force`
+/// overrode; a gate that cannot be overridden, or any gate without `force`, is an error.
+pub fn check_gates(
+    build: &Build,
+    audit: &AuditLog,
+    options: &PublishOptions,
+) -> Result<Vec<String>> {
+    let env = build
+        .environments
+        .get(&options.environment)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "the build has no ruleset for {:?} (it has: {})",
+                options.environment,
+                build
+                    .environments
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let mut refusals = Vec::new();
+    for (hash, _) in env.ruleset.prompts.iter() {
+        let Some(prompt) = build.prompts.get(hash) else {
+            return Err(Error::Invalid(format!(
+                "the build has no body for prompt {hash}"
+            )));
+        };
+        let name = format!("{}@{}", prompt.id, prompt.version);
+        if env.config.require_approvals && prompt.risk == "high" && prompt.approved_by.is_empty() {
+            refusals.push(format!(
+                "{name} is high risk and has no approval of its body ({hash}) from a reviewer other than its author {}",
+                prompt.author
+            ));
+        }
+        if !env.config.allow_drafts && prompt.status == "draft" {
+            refusals.push(format!(
+                "{name} is a draft and {} does not serve drafts",
+                options.environment
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        // Approvals and drafts are not overridable: --force is for the promotion order only.
+        return Err(Error::Refused(refusals.join("; ")));
+    }
+    let mut overridden = Vec::new();
+    if let Some(from) = &env.config.promote_from
+        && !audit.was_published(from, &env.content_hash)?
+    {
+        let message = format!(
+            "{} needs this ruleset content ({}) published to {from} first, and the audit log has no such publish",
+            options.environment, &env.content_hash
+        );
+        if !options.force {
+            return Err(Error::Refused(format!(
+                "{message}; publish to {from} first, or pass --force --reason \"…\""
+            )));
+        }
+        if options.reason.trim().is_empty() {
+            return Err(Error::Invalid(String::from(
+                "--force needs --reason \"why\"; the override is recorded in the audit log",
+            )));
+        }
+        overridden.push(message);
+    }
+    Ok(overridden)
+}
+
+/// Reads the live ruleset bytes of an environment: from the audit log's copy of what was
+/// published, or else from the store.
+pub fn live_ruleset(
+    store: &dyn Store,
+    audit: &AuditLog,
+    environment: &str,
+    revision: u64,
+) -> Result<Option<RawRuleset>> {
+    let bytes = match audit.ruleset_of_revision(environment, revision)? {
+        Some(bytes) => Some(bytes),
+        None => store.fetch_ruleset(environment, revision)?,
+    };
+    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+/// Checks the gates and fixes the revision against the store's current state.
+pub fn plan(
+    store: &dyn Store,
+    audit: &AuditLog,
+    build: &Build,
+    options: &PublishOptions,
+) -> Result<Plan> {
+    let overridden = check_gates(build, audit, options)?;
+    let env = &build.environments[&options.environment];
+    let state = store.state(&options.environment)?;
+    let revision = state.latest.unwrap_or(0) + 1;
+    let mut ruleset = env.ruleset.clone();
+    ruleset.revision = revision;
+    promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
+    let bytes = ruleset_publish_bytes(&ruleset)?;
+    let previous = match state.live {
+        Some(live) => live_ruleset(store, audit, &options.environment, live)?,
+        None => None,
+    };
+    let summary = diff::summary(previous.as_ref(), &ruleset);
+    let bodies = ruleset
+        .prompts
+        .iter()
+        .filter_map(|(hash, _)| {
+            build
+                .prompts
+                .get(hash)
+                .map(|p| (hash.clone(), p.body.clone()))
+        })
+        .collect();
+    Ok(Plan {
+        environment: options.environment.clone(),
+        revision,
+        expected_live: state.live,
+        ruleset_hash: sha256_hex(&bytes),
+        content_hash: env.content_hash.clone(),
+        ruleset,
+        bytes,
+        bodies,
+        overridden,
+        summary,
+        options: options.clone(),
+    })
+}
+
+/// Writes a planned publish: bodies, then the revision and pointer, then the audit entries.
+pub fn execute(
+    store: &dyn Store,
+    audit: &mut AuditLog,
+    plan: Plan,
+    progress: &dyn Progress,
+) -> Result<PublishReport> {
+    let bodies_created = store.put_prompts(&plan.bodies, progress)?;
+    let moved = store.put_ruleset(
+        &plan.environment,
+        plan.revision,
+        &plan.bytes,
+        plan.expected_live,
+    )?;
+    audit.store_ruleset(&plan.bytes)?;
+    if !plan.overridden.is_empty() {
+        audit.append(NewEntry {
+            actor: plan.options.actor.clone(),
+            action: Action::Override,
+            environment: plan.environment.clone(),
+            revision: Some(moved.revision),
+            previous_revision: moved.previous,
+            reason: plan.options.reason.clone(),
+            content_hash: Some(plan.content_hash.clone()),
+            ruleset_hash: Some(plan.ruleset_hash.clone()),
+            summary: json!({ "overridden": plan.overridden }),
+        })?;
+    }
+    let entry = audit.append(NewEntry {
+        actor: plan.options.actor.clone(),
+        action: Action::Publish,
+        environment: plan.environment.clone(),
+        revision: Some(moved.revision),
+        previous_revision: moved.previous,
+        reason: plan.options.reason.clone(),
+        content_hash: Some(plan.content_hash.clone()),
+        ruleset_hash: Some(plan.ruleset_hash.clone()),
+        summary: plan.summary.clone(),
+    })?;
+    Ok(PublishReport {
+        environment: plan.environment,
+        revision: moved.revision,
+        previous: moved.previous,
+        content_hash: plan.content_hash,
+        ruleset_hash: plan.ruleset_hash,
+        bodies: plan.bodies.len(),
+        bodies_created,
+        overridden: plan.overridden,
+        audit_seq: entry.seq,
+        summary: plan.summary,
+    })
+}
+
+/// [`plan`] then [`execute`].
+pub fn publish(
+    store: &dyn Store,
+    audit: &mut AuditLog,
+    build: &Build,
+    options: &PublishOptions,
+    progress: &dyn Progress,
+) -> Result<PublishReport> {
+    let plan = plan(store, audit, build, options)?;
+    execute(store, audit, plan, progress)
+}

@@ -65,9 +65,10 @@ impl RepoConfig {
 }
 
 /// One environment of `promptflag.yaml`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EnvironmentConfig {
     /// `dev`, `staging`, `prod`, …
+    #[serde(skip)]
     pub name: String,
     /// The line it is declared at.
     #[serde(skip)]

@@ -1,1 +1,824 @@
-//! placeholder
+//! Where rulesets and bodies go: the KV layout of `docs/interfaces.md` behind one trait, with two
+//! implementations — the Worker's admin API ([`WorkerAdmin`]) and the Cloudflare KV REST API
+//! ([`KvRest`]).
+//!
+//! Both keep the publishing order (bodies, then the revision, then the pointer) and both refuse
+//! to overwrite: the Worker answers `409`, and the REST store checks the revision and `meta`
+//! around its writes (KV has no compare-and-swap, so that check is best effort; see
+//! `docs/companion.md`).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+/// The revisions of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct EnvState {
+    /// The revision the pointer names.
+    pub live: Option<u64>,
+    /// The highest revision ever published.
+    pub latest: Option<u64>,
+    /// Revisions kept for rollback, oldest first.
+    pub kept: Vec<u64>,
+}
+
+/// The result of a pointer move (a publish or a rollback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PointerMove {
+    /// The revision live now.
+    pub revision: u64,
+    /// The revision live before.
+    pub previous: Option<u64>,
+}
+
+/// Progress reporting for long uploads; the binary draws a bar, the library stays quiet.
+pub trait Progress {
+    /// Work of `total` units starts.
+    fn begin(&self, total: u64, message: &str);
+    /// `units` more are done.
+    fn advance(&self, units: u64);
+    /// All done.
+    fn end(&self);
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&self, _: u64, _: &str) {}
+    fn advance(&self, _: u64) {}
+    fn end(&self) {}
+}
+
+/// A KV store laid out as `docs/interfaces.md` says.
+pub trait Store: Send + Sync {
+    /// A short description for messages (`worker http://127.0.0.1:8787`).
+    fn describe(&self) -> String;
+    /// The live, latest and kept revisions of an environment.
+    fn state(&self, environment: &str) -> Result<EnvState>;
+    /// Stores prompt bodies (immutable, keyed by SHA-256); returns how many were new, when known.
+    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize>;
+    /// Stores `ruleset:<env>:<revision>` and moves the pointer to it. A revision not above the
+    /// latest, or a live revision other than `expected_live`, is a [`Error::Conflict`].
+    fn put_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+    ) -> Result<PointerMove>;
+    /// Moves the pointer to a kept revision (`None`: the kept revision before the live one).
+    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove>;
+    /// The bytes of a published revision, when the store can return them.
+    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>>;
+}
+
+/// Retries with exponential backoff, for `429` and `5xx` answers and transport failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// The first wait; doubled after each failure.
+    pub base: Duration,
+    /// The longest wait (also caps `Retry-After`).
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            base: Duration::from_millis(250),
+            max: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (0-based): `base * 2^attempt`, capped.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponential = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
+        retry_after.unwrap_or(exponential).min(self.max)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// `X-Promptflag-Revision`, when present.
+    pub revision_header: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (null when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// `error.code` and `error.message` of an error body, or the raw text.
+    pub fn error_text(&self) -> String {
+        let value = self.json();
+        match (
+            value["error"]["code"].as_str(),
+            value["error"]["message"].as_str(),
+        ) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            _ => {
+                // Cloudflare's API shape: {"success": false, "errors": [{"code", "message"}]}.
+                if let Some(errors) = value["errors"].as_array()
+                    && !errors.is_empty()
+                {
+                    return errors
+                        .iter()
+                        .map(|e| format!("{} {}", e["code"], e["message"].as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                }
+                let text = String::from_utf8_lossy(&self.body);
+                let trimmed = text.trim();
+                if trimmed.is_empty() {
+                    format!("HTTP {}", self.status)
+                } else {
+                    format!(
+                        "HTTP {}: {}",
+                        self.status,
+                        trimmed.chars().take(300).collect::<String>()
+                    )
+                }
+            }
+        }
+    }
+
+    /// `error.code`, when the body has one.
+    pub fn error_code(&self) -> Option<String> {
+        self.json()["error"]["code"].as_str().map(str::to_string)
+    }
+}
+
+/// A small synchronous HTTP client with retries.
+#[derive(Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+    retry: RetryPolicy,
+}
+
+/// The largest body read from a server: a ruleset may be 16 MiB.
+const MAX_READ: u64 = 32 * 1024 * 1024;
+
+impl Http {
+    /// A client with a per-request timeout.
+    pub fn new(timeout: Duration, retry: RetryPolicy) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("promptflag/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Http { agent, retry }
+    }
+
+    /// One request. `retry` allows retries (only for idempotent requests).
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        retry: bool,
+    ) -> Result<Reply> {
+        let attempts = if retry { self.retry.attempts.max(1) } else { 1 };
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(method, url, headers, body);
+            let retryable = match &outcome {
+                Ok((reply, _)) => reply.status == 429 || reply.status >= 500,
+                Err(_) => true,
+            };
+            if !retryable || attempt + 1 >= attempts {
+                return outcome.map(|(reply, _)| reply);
+            }
+            let retry_after = outcome
+                .as_ref()
+                .ok()
+                .and_then(|(_, retry_after)| *retry_after);
+            std::thread::sleep(self.retry.delay(attempt, retry_after));
+            attempt += 1;
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<(Reply, Option<Duration>)> {
+        let failed = |error: ureq::Error| Error::Remote {
+            context: format!("{method} {url}"),
+            message: error.to_string(),
+        };
+        let mut response = match (method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(url);
+                for (name, value) in headers {
+                    request = request.header(*name, value.as_str());
+                }
+                request.call().map_err(failed)?
+            }
+            (_, body) => {
+                let mut request = match method {
+                    "PUT" => self.agent.put(url),
+                    "POST" => self.agent.post(url),
+                    other => {
+                        return Err(Error::Invalid(format!("unsupported HTTP method {other}")));
+                    }
+                };
+                for (name, value) in headers {
+                    request = request.header(*name, value.as_str());
+                }
+                request.send(body.unwrap_or(&[])).map_err(failed)?
+            }
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string)
+        };
+        let revision_header = header("x-promptflag-revision");
+        let retry_after = header("retry-after")
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_READ)
+            .read_to_vec()
+            .map_err(failed)?;
+        Ok((
+            Reply {
+                status,
+                revision_header,
+                body,
+            },
+            retry_after,
+        ))
+    }
+}
+
+fn remote(context: impl Into<String>, reply: &Reply) -> Error {
+    Error::Remote {
+        context: context.into(),
+        message: reply.error_text(),
+    }
+}
+
+/// The Worker's admin API (`/admin/v1/…`, `Authorization: Bearer <ADMIN_TOKEN>`).
+pub struct WorkerAdmin {
+    base: String,
+    token: String,
+    http: Http,
+}
+
+impl WorkerAdmin {
+    /// A client for the Worker at `base` (such as `http://127.0.0.1:8787`).
+    pub fn new(base: &str, token: &str, http: Http) -> WorkerAdmin {
+        WorkerAdmin {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http,
+        }
+    }
+
+    /// The Worker's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> Vec<(&'static str, String)> {
+        vec![("Authorization", format!("Bearer {}", self.token))]
+    }
+
+    fn check_auth(&self, context: &str, reply: &Reply) -> Result<()> {
+        match reply.status {
+            401 => Err(Error::Remote {
+                context: context.to_string(),
+                message: String::from(
+                    "unauthorized: the admin token is missing or wrong (--admin-token / PROMPTFLAG_ADMIN_TOKEN)",
+                ),
+            }),
+            404 if reply.error_code().as_deref() == Some("admin_disabled") => Err(Error::Remote {
+                context: context.to_string(),
+                message: String::from(
+                    "the Worker's admin API is off (its ADMIN_TOKEN secret is unset)",
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn u64_or_none(value: &Value) -> Option<u64> {
+    value.as_u64()
+}
+
+impl Store for WorkerAdmin {
+    fn describe(&self) -> String {
+        format!("worker {}", self.base)
+    }
+
+    fn state(&self, environment: &str) -> Result<EnvState> {
+        let url = format!("{}/admin/v1/rulesets/{environment}", self.base);
+        let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+        self.check_auth(&url, &reply)?;
+        if reply.status != 200 {
+            return Err(remote(format!("GET {url}"), &reply));
+        }
+        let value = reply.json();
+        Ok(EnvState {
+            live: u64_or_none(&value["live"]),
+            latest: u64_or_none(&value["latest"]),
+            kept: value["kept"]
+                .as_array()
+                .map(|k| k.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize> {
+        progress.begin(bodies.len() as u64, "prompt bodies");
+        let mut created = 0;
+        for (hash, body) in bodies {
+            let url = format!("{}/admin/v1/prompts/{hash}", self.base);
+            let mut headers = self.auth();
+            headers.push(("Content-Type", String::from("text/plain; charset=utf-8")));
+            // A body PUT is idempotent (same hash, same bytes), so it may be retried.
+            let reply = self.http.send("PUT", &url, &headers, Some(body), true)?;
+            self.check_auth(&url, &reply)?;
+            match reply.status {
+                201 => created += 1,
+                200 => {}
+                _ => return Err(remote(format!("PUT {url}"), &reply)),
+            }
+            progress.advance(1);
+        }
+        progress.end();
+        Ok(created)
+    }
+
+    fn put_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+    ) -> Result<PointerMove> {
+        let mut url = format!("{}/admin/v1/rulesets/{environment}", self.base);
+        if let Some(live) = expected_live {
+            url.push_str(&format!("?expected_live={live}"));
+        }
+        let mut headers = self.auth();
+        headers.push(("Content-Type", String::from("application/json")));
+        // Not retried: if a first attempt landed, a retry would be a stale revision.
+        let reply = self.http.send("PUT", &url, &headers, Some(bytes), false)?;
+        self.check_auth(&url, &reply)?;
+        match reply.status {
+            200 | 201 => {
+                let value = reply.json();
+                Ok(PointerMove {
+                    revision: value["revision"].as_u64().unwrap_or(revision),
+                    previous: u64_or_none(&value["previous"]),
+                })
+            }
+            409 => Err(Error::Conflict {
+                message: format!(
+                    "{} (revision {revision} of {environment} was not published; another publisher changed it first — re-run to publish on top of it)",
+                    reply.error_text()
+                ),
+            }),
+            422 => {
+                let value = reply.json();
+                let mut message = reply.error_text();
+                if let Some(problems) = value["problems"].as_array() {
+                    for problem in problems {
+                        message.push_str(&format!(
+                            "\n  {}: {}",
+                            problem["path"].as_str().unwrap_or("$"),
+                            problem["message"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                if let Some(hashes) = value["hashes"].as_array() {
+                    message.push_str(&format!(
+                        " (missing bodies: {})",
+                        hashes
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                Err(Error::Remote {
+                    context: format!("PUT {url}"),
+                    message,
+                })
+            }
+            _ => Err(remote(format!("PUT {url}"), &reply)),
+        }
+    }
+
+    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        let url = format!("{}/admin/v1/rulesets/{environment}/rollback", self.base);
+        let body = match to {
+            Some(revision) => json!({ "revision": revision }),
+            None => json!({}),
+        };
+        let mut headers = self.auth();
+        headers.push(("Content-Type", String::from("application/json")));
+        let bytes = serde_json::to_vec(&body).map_err(|e| Error::Invalid(e.to_string()))?;
+        // A rollback to a named revision is idempotent; "the one before live" is not.
+        let reply = self
+            .http
+            .send("POST", &url, &headers, Some(&bytes), to.is_some())?;
+        self.check_auth(&url, &reply)?;
+        match reply.status {
+            200 | 201 => {
+                let value = reply.json();
+                Ok(PointerMove {
+                    revision: value["revision"].as_u64().or(to).unwrap_or(0),
+                    previous: u64_or_none(&value["previous"]),
+                })
+            }
+            404 | 400 => Err(Error::Invalid(format!(
+                "rollback refused by {}: {}",
+                self.base,
+                reply.error_text()
+            ))),
+            409 => Err(Error::Conflict {
+                message: reply.error_text(),
+            }),
+            _ => Err(remote(format!("POST {url}"), &reply)),
+        }
+    }
+
+    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+        // The admin API has no read of a kept revision; the public endpoint serves the live one.
+        let url = format!("{}/v1/ruleset", self.base);
+        let reply = self.http.send("GET", &url, &[], None, true)?;
+        if reply.status != 200
+            || reply.revision_header.as_deref() != Some(revision.to_string().as_str())
+        {
+            return Ok(None);
+        }
+        let value = reply.json();
+        if value["environment"].as_str() != Some(environment)
+            || value["revision"].as_u64() != Some(revision)
+        {
+            return Ok(None);
+        }
+        Ok(Some(reply.body))
+    }
+}
+
+/// The Cloudflare Workers KV REST API.
+pub struct KvRest {
+    base: String,
+    account_id: String,
+    namespace_id: String,
+    token: String,
+    http: Http,
+    /// How many revisions `meta:<env>` keeps for rollback.
+    pub keep: usize,
+}
+
+/// The public Cloudflare API.
+pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
+
+/// Bulk writes take at most 10 000 pairs and 100 MB; stay well under.
+const BULK_MAX_PAIRS: usize = 1_000;
+const BULK_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Percent-encodes a KV key for a URL path segment.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl KvRest {
+    /// A client for one namespace. `base` is normally [`CLOUDFLARE_API`].
+    pub fn new(
+        base: &str,
+        account_id: &str,
+        namespace_id: &str,
+        token: &str,
+        http: Http,
+    ) -> KvRest {
+        KvRest {
+            base: base.trim_end_matches('/').to_string(),
+            account_id: account_id.to_string(),
+            namespace_id: namespace_id.to_string(),
+            token: token.to_string(),
+            http,
+            keep: 10,
+        }
+    }
+
+    fn namespace_url(&self) -> String {
+        format!(
+            "{}/accounts/{}/storage/kv/namespaces/{}",
+            self.base, self.account_id, self.namespace_id
+        )
+    }
+
+    fn auth(&self) -> Vec<(&'static str, String)> {
+        vec![("Authorization", format!("Bearer {}", self.token))]
+    }
+
+    /// Reads one value; `None` when the key does not exist.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}/values/{}", self.namespace_url(), encode_key(key));
+        let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            404 => Ok(None),
+            _ => Err(remote(format!("GET {url}"), &reply)),
+        }
+    }
+
+    /// Writes key/value pairs with the bulk endpoint, retried on 429 and 5xx.
+    pub fn put_bulk(&self, pairs: &[(String, Vec<u8>)]) -> Result<()> {
+        let url = format!("{}/bulk", self.namespace_url());
+        let items: Vec<Value> = pairs
+            .iter()
+            .map(|(key, value)| match std::str::from_utf8(value) {
+                Ok(text) => json!({ "key": key, "value": text }),
+                Err(_) => json!({ "key": key, "value": base64(value), "base64": true }),
+            })
+            .collect();
+        let body = serde_json::to_vec(&items).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut headers = self.auth();
+        headers.push(("Content-Type", String::from("application/json")));
+        let reply = self.http.send("PUT", &url, &headers, Some(&body), true)?;
+        let value = reply.json();
+        if reply.status != 200 || value["success"] == Value::Bool(false) {
+            return Err(remote(format!("PUT {url}"), &reply));
+        }
+        if let Some(failed) = value["result"]["unsuccessful_keys"].as_array()
+            && !failed.is_empty()
+        {
+            return Err(Error::Remote {
+                context: format!("PUT {url}"),
+                message: format!(
+                    "KV did not store: {}",
+                    failed
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn meta(&self, environment: &str) -> Result<(Option<u64>, Vec<u64>, Option<Vec<u8>>)> {
+        let raw = self.get(&format!("meta:{environment}"))?;
+        let Some(bytes) = raw else {
+            return Ok((None, Vec::new(), None));
+        };
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
+            context: format!("meta:{environment}"),
+            message: format!("not JSON: {e}"),
+        })?;
+        let kept = value["kept"]
+            .as_array()
+            .map(|k| k.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        Ok((value["latest"].as_u64(), kept, Some(bytes)))
+    }
+
+    fn live(&self, environment: &str) -> Result<Option<u64>> {
+        Ok(self
+            .get(&format!("ruleset:{environment}"))?
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.trim().parse().ok()))
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Store for KvRest {
+    fn describe(&self) -> String {
+        format!(
+            "kv namespace {} (account {})",
+            self.namespace_id, self.account_id
+        )
+    }
+
+    fn state(&self, environment: &str) -> Result<EnvState> {
+        let (latest, kept, _) = self.meta(environment)?;
+        Ok(EnvState {
+            live: self.live(environment)?,
+            latest,
+            kept,
+        })
+    }
+
+    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize> {
+        progress.begin(bodies.len() as u64, "prompt bodies");
+        let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut batch_bytes = 0;
+        for (hash, body) in bodies {
+            if !batch.is_empty()
+                && (batch.len() >= BULK_MAX_PAIRS || batch_bytes + body.len() > BULK_MAX_BYTES)
+            {
+                self.put_bulk(&batch)?;
+                progress.advance(batch.len() as u64);
+                batch.clear();
+                batch_bytes = 0;
+            }
+            batch_bytes += body.len();
+            batch.push((format!("prompt:{hash}"), body.clone()));
+        }
+        if !batch.is_empty() {
+            self.put_bulk(&batch)?;
+            progress.advance(batch.len() as u64);
+        }
+        progress.end();
+        // KV overwrites silently; the REST API cannot tell new from existing keys.
+        Ok(bodies.len())
+    }
+
+    fn put_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+    ) -> Result<PointerMove> {
+        let (latest, kept, meta_before) = self.meta(environment)?;
+        let live = self.live(environment)?;
+        if latest.is_some_and(|latest| revision <= latest) {
+            return Err(Error::Conflict {
+                message: format!(
+                    "stale_revision: revision {revision} of {environment} is not above the latest ({}); another publisher went first",
+                    latest.unwrap_or(0)
+                ),
+            });
+        }
+        if expected_live.is_some() && expected_live != live {
+            return Err(Error::Conflict {
+                message: format!(
+                    "conflict: {environment} went live at {live:?}, not {expected_live:?}, since this publish was planned"
+                ),
+            });
+        }
+        let revision_key = format!("ruleset:{environment}:{revision}");
+        if self.get(&revision_key)?.is_some() {
+            return Err(Error::Conflict {
+                message: format!(
+                    "stale_revision: {revision_key} already exists; another publisher wrote it"
+                ),
+            });
+        }
+        self.put_bulk(&[(revision_key.clone(), bytes.to_vec())])?;
+        // KV has no compare-and-swap: re-read meta right before claiming the revision, so a
+        // publisher that raced through the same window is caught instead of overwritten.
+        let (_, _, meta_now) = self.meta(environment)?;
+        if meta_now != meta_before {
+            return Err(Error::Conflict {
+                message: format!(
+                    "conflict: meta:{environment} changed while revision {revision} was being written; it was stored but not made live"
+                ),
+            });
+        }
+        let mut kept = kept;
+        kept.push(revision);
+        if kept.len() > self.keep {
+            kept.drain(..kept.len() - self.keep);
+        }
+        let meta = serde_json::to_vec(&json!({ "latest": revision, "kept": kept }))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        self.put_bulk(&[(format!("meta:{environment}"), meta)])?;
+        self.put_bulk(&[(
+            format!("ruleset:{environment}"),
+            revision.to_string().into_bytes(),
+        )])?;
+        Ok(PointerMove {
+            revision,
+            previous: live,
+        })
+    }
+
+    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        let (_, kept, _) = self.meta(environment)?;
+        let live = self.live(environment)?;
+        let target = match to {
+            Some(target) => target,
+            None => {
+                let position = live.and_then(|live| kept.iter().position(|k| *k == live));
+                match position {
+                    Some(position) if position > 0 => kept[position - 1],
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "revision_not_kept: {environment} has no kept revision before the live one ({live:?}); kept: {kept:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        if !kept.contains(&target)
+            || self
+                .get(&format!("ruleset:{environment}:{target}"))?
+                .is_none()
+        {
+            return Err(Error::Invalid(format!(
+                "revision_not_kept: revision {target} of {environment} is not kept (kept: {kept:?})"
+            )));
+        }
+        self.put_bulk(&[(
+            format!("ruleset:{environment}"),
+            target.to_string().into_bytes(),
+        )])?;
+        Ok(PointerMove {
+            revision: target,
+            previous: live,
+        })
+    }
+
+    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+        self.get(&format!("ruleset:{environment}:{revision}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let policy = RetryPolicy {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
+        assert_eq!(policy.delay(0, None), Duration::from_millis(100));
+        assert_eq!(policy.delay(1, None), Duration::from_millis(200));
+        assert_eq!(policy.delay(3, None), Duration::from_millis(800));
+        assert_eq!(policy.delay(4, None), Duration::from_millis(1000));
+        assert_eq!(policy.delay(40, None), Duration::from_millis(1000));
+        assert_eq!(
+            policy.delay(0, Some(Duration::from_secs(60))),
+            Duration::from_millis(1000)
+        );
+    }
+
+    #[test]
+    fn keys_are_percent_encoded() {
+        assert_eq!(encode_key("ruleset:dev:7"), "ruleset%3Adev%3A7");
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+    }
+}
