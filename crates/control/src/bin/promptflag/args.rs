@@ -1,0 +1,551 @@
+//! Command-line arguments: clap's raw view ([`LowArgs`]) and the validated options the commands
+//! run on ([`HiArgs`]), as ripgrep splits them. Everything that can be checked before touching
+//! the network or the disk is checked in [`HiArgs::from_low`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use promptflag_control::store::{CLOUDFLARE_API, Http, KvRest, RetryPolicy, Store, WorkerAdmin};
+
+/// promptflag: feature flags for LLM prompts — the native companion.
+#[derive(Debug, Parser)]
+#[command(name = "promptflag", version, about, long_about = None)]
+pub struct LowArgs {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The prompt repository (the folder holding promptflag.yaml).
+    #[arg(long, global = true, default_value = ".", env = "PROMPTFLAG_REPO")]
+    pub repo: PathBuf,
+    /// The audit database (default: <repo>/.promptflag/audit.sqlite3).
+    #[arg(long, global = true, env = "PROMPTFLAG_AUDIT_DB")]
+    pub audit_db: Option<PathBuf>,
+    /// Who is acting, for the audit log (default: $PROMPTFLAG_ACTOR, git user.email, $USER).
+    #[arg(long, global = true)]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: LowCommand,
+}
+
+/// Where to publish.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// The Worker's base URL; its admin API receives the writes.
+    #[arg(long, env = "PROMPTFLAG_WORKER_URL")]
+    pub worker: Option<String>,
+    /// The Worker's ADMIN_TOKEN.
+    #[arg(long, env = "PROMPTFLAG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Write through the Cloudflare KV REST API instead (CLOUDFLARE_ACCOUNT_ID,
+    /// PROMPTFLAG_KV_NAMESPACE_ID, CLOUDFLARE_API_TOKEN; PROMPTFLAG_KV_API_URL overrides the base URL).
+    #[arg(long, conflicts_with = "worker")]
+    pub kv: bool,
+    /// Seconds before one HTTP request gives up.
+    #[arg(long, default_value_t = 30)]
+    pub http_timeout: u64,
+}
+
+/// Waiting for the Worker to serve a change.
+#[derive(Debug, Args, Clone)]
+pub struct WaitArgs {
+    /// Where to poll GET /v1/ruleset (default: --worker).
+    #[arg(long, env = "PROMPTFLAG_SERVE_URL")]
+    pub serve_url: Option<String>,
+    /// Do not wait for the Worker to serve the change.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the Worker to serve the change.
+    #[arg(long, default_value_t = 60)]
+    pub wait_timeout: u64,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum LowCommand {
+    /// Check the repository: metadata, variables, limits, schemas, rulesets. Exit 1 on errors.
+    Lint,
+    /// Build content-addressed bodies and one ruleset per environment.
+    Build {
+        /// Output folder (default: <repo>/build).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Build only this environment (repeatable).
+        #[arg(long = "env")]
+        environments: Vec<String>,
+        /// Stamp this source instead of `git rev-parse HEAD`.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Compare two builds or revisions: variants, weights, rules, bodies, prompt tokens.
+    Diff {
+        /// A build folder (with manifest.json) or a git revision of the repository.
+        old: String,
+        /// A build folder or a git revision (default: the working tree).
+        new: Option<String>,
+        /// Only this environment.
+        #[arg(long = "env")]
+        environment: Option<String>,
+    },
+    /// Publish an environment's ruleset: bodies, then the revision, then the pointer.
+    Publish {
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
+        /// Publish a build folder instead of building the repository now.
+        #[arg(long)]
+        build: Option<PathBuf>,
+        /// Override the promotion gate (promote_from); needs --reason; audited.
+        #[arg(long)]
+        force: bool,
+        /// Why; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Check the gates and show the plan without writing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Turn a flag off in an environment (everyone gets the baseline) and wait until it is served.
+    Kill {
+        /// The flag.
+        flag: String,
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
+        /// Why; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Point an environment back at a kept revision and wait until it is served.
+    Rollback {
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
+        /// The revision (default: the kept revision before the live one).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Why; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// An environment's live, latest and kept revisions, with the audit entries behind them.
+    History {
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Evaluate a flag for a context and explain the outcome.
+    Eval {
+        /// The flag.
+        flag: String,
+        /// The evaluation context, a JSON object.
+        #[arg(long)]
+        context: String,
+        /// A ruleset JSON file.
+        #[arg(long, conflicts_with = "environment")]
+        ruleset: Option<PathBuf>,
+        /// Build this environment of the repository and evaluate against it.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// The current time for date operators (RFC 3339; default: now).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// `promptflag audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List entries.
+    List {
+        /// Only this environment.
+        #[arg(long = "env")]
+        environment: Option<String>,
+    },
+    /// Check the hash chain. Exit 1 when an entry was edited, removed or reordered.
+    Verify {
+        /// A head hash recorded elsewhere that must still be in the chain.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+}
+
+/// A validated store target.
+pub enum Target {
+    /// The Worker admin API.
+    Worker {
+        /// Base URL.
+        url: String,
+        /// Admin token.
+        token: String,
+    },
+    /// The KV REST API.
+    Kv {
+        /// API base.
+        base: String,
+        /// Account.
+        account: String,
+        /// Namespace.
+        namespace: String,
+        /// API token.
+        token: String,
+    },
+}
+
+impl Target {
+    /// Opens the store.
+    pub fn open(&self, http: Http) -> Box<dyn Store> {
+        match self {
+            Target::Worker { url, token } => Box::new(WorkerAdmin::new(url, token, http)),
+            Target::Kv {
+                base,
+                account,
+                namespace,
+                token,
+            } => Box::new(KvRest::new(base, account, namespace, token, http)),
+        }
+    }
+
+    /// The Worker URL, when the target is one.
+    pub fn worker_url(&self) -> Option<&str> {
+        match self {
+            Target::Worker { url, .. } => Some(url),
+            Target::Kv { .. } => None,
+        }
+    }
+}
+
+/// Validated wait options.
+pub struct Wait {
+    /// Where to poll, if anywhere.
+    pub serve_url: Option<String>,
+    /// The deadline.
+    pub timeout: Duration,
+}
+
+/// A validated command.
+pub enum HiCommand {
+    Lint,
+    Build {
+        out: PathBuf,
+        environments: Vec<String>,
+        source: Option<String>,
+    },
+    Diff {
+        old: String,
+        new: Option<String>,
+        environment: Option<String>,
+    },
+    Publish {
+        environment: String,
+        build: Option<PathBuf>,
+        force: bool,
+        reason: String,
+        dry_run: bool,
+        target: Target,
+        http: Http,
+    },
+    Kill {
+        flag: String,
+        environment: String,
+        reason: String,
+        target: Target,
+        http: Http,
+        wait: Wait,
+    },
+    Rollback {
+        environment: String,
+        to: Option<u64>,
+        reason: String,
+        target: Target,
+        http: Http,
+        wait: Wait,
+    },
+    History {
+        environment: String,
+        target: Target,
+        http: Http,
+    },
+    AuditList {
+        environment: Option<String>,
+    },
+    AuditVerify {
+        expect_head: Option<String>,
+    },
+    Eval {
+        flag: String,
+        context: serde_json::Value,
+        ruleset: Option<PathBuf>,
+        environment: Option<String>,
+        now_millis: i64,
+    },
+}
+
+/// Validated arguments.
+pub struct HiArgs {
+    pub json: bool,
+    pub repo: PathBuf,
+    pub audit_db: PathBuf,
+    pub actor: String,
+    pub command: HiCommand,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn target(args: &TargetArgs) -> Result<(Target, Http)> {
+    let http = Http::new(
+        Duration::from_secs(args.http_timeout.max(1)),
+        retry_policy()?,
+    );
+    if args.kv {
+        let need = |name: &str| {
+            env_var(name).with_context(|| format!("--kv needs the environment variable {name}"))
+        };
+        let target = Target::Kv {
+            base: env_var("PROMPTFLAG_KV_API_URL").unwrap_or_else(|| CLOUDFLARE_API.to_string()),
+            account: need("CLOUDFLARE_ACCOUNT_ID")?,
+            namespace: need("PROMPTFLAG_KV_NAMESPACE_ID")?,
+            token: need("CLOUDFLARE_API_TOKEN")?,
+        };
+        return Ok((target, http));
+    }
+    let Some(url) = &args.worker else {
+        bail!(
+            "say where to publish: --worker URL (or PROMPTFLAG_WORKER_URL) for the Worker admin API, or --kv for the Cloudflare KV REST API"
+        );
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("--worker must be an http:// or https:// URL, not {url:?}");
+    }
+    let Some(token) = &args.admin_token else {
+        bail!("--worker needs --admin-token (or PROMPTFLAG_ADMIN_TOKEN)");
+    };
+    Ok((
+        Target::Worker {
+            url: url.clone(),
+            token: token.clone(),
+        },
+        http,
+    ))
+}
+
+/// Retry tuning from the environment (`PROMPTFLAG_RETRY_BASE_MS`, `PROMPTFLAG_RETRY_ATTEMPTS`).
+fn retry_policy() -> Result<RetryPolicy> {
+    let mut policy = RetryPolicy::default();
+    if let Some(base) = env_var("PROMPTFLAG_RETRY_BASE_MS") {
+        policy.base = Duration::from_millis(
+            base.parse()
+                .context("PROMPTFLAG_RETRY_BASE_MS must be an integer")?,
+        );
+    }
+    if let Some(attempts) = env_var("PROMPTFLAG_RETRY_ATTEMPTS") {
+        policy.attempts = attempts
+            .parse()
+            .context("PROMPTFLAG_RETRY_ATTEMPTS must be an integer")?;
+    }
+    Ok(policy)
+}
+
+fn wait(args: &WaitArgs, target: &Target) -> Wait {
+    let serve_url = if args.no_wait {
+        None
+    } else {
+        args.serve_url
+            .clone()
+            .or_else(|| target.worker_url().map(str::to_string))
+    };
+    Wait {
+        serve_url,
+        timeout: Duration::from_secs(args.wait_timeout),
+    }
+}
+
+fn check_environment_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    {
+        bail!("{name:?} is not an environment name (letters, digits, '_' and '-')");
+    }
+    Ok(())
+}
+
+fn parse_now(now: Option<&str>) -> Result<i64> {
+    match now {
+        Some(text) => promptflag_core::literal::parse_rfc3339_millis(text)
+            .with_context(|| format!("--now {text:?} is not an RFC 3339 time")),
+        None => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)),
+    }
+}
+
+impl HiArgs {
+    /// Validates the raw arguments.
+    pub fn from_low(low: LowArgs) -> Result<HiArgs> {
+        let repo = low.repo;
+        let audit_db = low
+            .audit_db
+            .unwrap_or_else(|| repo.join(".promptflag").join("audit.sqlite3"));
+        let actor = low
+            .actor
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| promptflag_control::git::default_actor(&repo));
+        let command = match low.command {
+            LowCommand::Lint => HiCommand::Lint,
+            LowCommand::Build {
+                out,
+                environments,
+                source,
+            } => HiCommand::Build {
+                out: out.unwrap_or_else(|| repo.join("build")),
+                environments,
+                source,
+            },
+            LowCommand::Diff {
+                old,
+                new,
+                environment,
+            } => HiCommand::Diff {
+                old,
+                new,
+                environment,
+            },
+            LowCommand::Publish {
+                environment,
+                build,
+                force,
+                reason,
+                dry_run,
+                target: target_args,
+            } => {
+                check_environment_name(&environment)?;
+                if force && reason.trim().is_empty() {
+                    bail!(
+                        "--force needs --reason \"why\": the override is recorded in the audit log"
+                    );
+                }
+                let (target, http) = target(&target_args)?;
+                HiCommand::Publish {
+                    environment,
+                    build,
+                    force,
+                    reason,
+                    dry_run,
+                    target,
+                    http,
+                }
+            }
+            LowCommand::Kill {
+                flag,
+                environment,
+                reason,
+                target: target_args,
+                wait: wait_args,
+            } => {
+                check_environment_name(&environment)?;
+                let (target, http) = target(&target_args)?;
+                let wait = wait(&wait_args, &target);
+                HiCommand::Kill {
+                    flag,
+                    environment,
+                    reason,
+                    target,
+                    http,
+                    wait,
+                }
+            }
+            LowCommand::Rollback {
+                environment,
+                to,
+                reason,
+                target: target_args,
+                wait: wait_args,
+            } => {
+                check_environment_name(&environment)?;
+                let (target, http) = target(&target_args)?;
+                let wait = wait(&wait_args, &target);
+                HiCommand::Rollback {
+                    environment,
+                    to,
+                    reason,
+                    target,
+                    http,
+                    wait,
+                }
+            }
+            LowCommand::History {
+                environment,
+                target: target_args,
+            } => {
+                check_environment_name(&environment)?;
+                let (target, http) = target(&target_args)?;
+                HiCommand::History {
+                    environment,
+                    target,
+                    http,
+                }
+            }
+            LowCommand::Audit {
+                command: AuditCommand::List { environment },
+            } => HiCommand::AuditList { environment },
+            LowCommand::Audit {
+                command: AuditCommand::Verify { expect_head },
+            } => HiCommand::AuditVerify { expect_head },
+            LowCommand::Eval {
+                flag,
+                context,
+                ruleset,
+                environment,
+                now,
+            } => {
+                let context: serde_json::Value =
+                    serde_json::from_str(&context).context("--context must be a JSON object")?;
+                if !context.is_object() {
+                    bail!(
+                        "--context must be a JSON object of attributes, such as '{{\"targetingKey\": \"user-1\"}}'"
+                    );
+                }
+                if ruleset.is_none() && environment.is_none() {
+                    bail!("eval needs --ruleset FILE or --env ENV (which builds the repository)");
+                }
+                HiCommand::Eval {
+                    flag,
+                    context,
+                    ruleset,
+                    environment,
+                    now_millis: parse_now(now.as_deref())?,
+                }
+            }
+        };
+        Ok(HiArgs {
+            json: low.json,
+            repo,
+            audit_db,
+            actor,
+            command,
+        })
+    }
+}
