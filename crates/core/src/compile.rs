@@ -416,36 +416,62 @@ impl Compiler {
             }
             out
         }
+        // The search keeps its own stack on the heap: a ruleset may chain thousands of segments
+        // (only validation rejects that), and recursing once per link would overflow the call
+        // stack, which aborts the process (a Worker isolate, a 1 MiB wasm stack) instead of
+        // reporting a problem.
         fn depth_of(
-            node: usize,
-            segments: &[Segment],
+            root: usize,
+            references: &[Vec<usize>],
             colour: &mut [u8],
             depth: &mut [usize],
             cycle: &mut Option<usize>,
         ) -> usize {
-            if colour[node] == 2 {
-                return depth[node];
+            if colour[root] == 2 {
+                return depth[root];
             }
-            if colour[node] == 1 {
-                cycle.get_or_insert(node);
-                return 0;
-            }
-            colour[node] = 1;
-            let mut deepest = 0;
-            for target in references(&segments[node]) {
-                if target < segments.len() {
-                    deepest = deepest.max(depth_of(target, segments, colour, depth, cycle));
+            colour[root] = 1;
+            // Each entry is a grey node and how many of its references were followed.
+            let mut stack = alloc::vec![(root, 0usize)];
+            while let Some(&(node, next)) = stack.last() {
+                match references[node].get(next) {
+                    Some(&target) => {
+                        if let Some(top) = stack.last_mut() {
+                            top.1 += 1;
+                        }
+                        match colour.get(target) {
+                            Some(0) => {
+                                colour[target] = 1;
+                                stack.push((target, 0));
+                            }
+                            Some(1) => {
+                                cycle.get_or_insert(target);
+                            }
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        // A reference to a grey node (an ancestor, so a cycle) adds no depth.
+                        let deepest = references[node]
+                            .iter()
+                            .filter(|&&target| colour.get(target) == Some(&2))
+                            .map(|&target| depth[target])
+                            .max()
+                            .unwrap_or(0);
+                        colour[node] = 2;
+                        depth[node] = deepest + 1;
+                        stack.pop();
+                    }
                 }
             }
-            colour[node] = 2;
-            depth[node] = deepest + 1;
-            depth[node]
+            depth[root]
         }
+        let references: Vec<Vec<usize>> = segments.iter().map(references).collect();
         let mut colour = alloc::vec![0u8; segments.len()];
         let mut depth = alloc::vec![0usize; segments.len()];
         for (key, &position) in index {
             let mut cycle = None;
-            let node_depth = depth_of(position, segments, &mut colour, &mut depth, &mut cycle);
+            let node_depth = depth_of(position, &references, &mut colour, &mut depth, &mut cycle);
             if cycle.is_some() {
                 self.problem(
                     &format!("segments.{key}"),

@@ -7,6 +7,9 @@
 //! re-blessed from the engine with `UPDATE_EXPECT=1 cargo test -p promptflag-core --test vectors`;
 //! they are never edited by hand.
 
+// Test code states its assumptions with unwrap and expect.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use promptflag_core::bucket::{bucket_hash, slot, slot_of_hash};
 use promptflag_core::literal::parse_rfc3339_millis;
 use promptflag_core::{
@@ -14,34 +17,8 @@ use promptflag_core::{
 };
 use serde_json::{Map, Value};
 
-/// Every vector file, embedded. A file listed in `index.json` but missing here (or the reverse)
-/// fails `the_embedded_files_are_exactly_the_index`.
-macro_rules! vector_files {
-    ($($name:literal),* $(,)?) => {
-        const FILES: &[(&str, &str)] = &[$(($name, include_str!(concat!("../../../tests/vectors/", $name)))),*];
-    };
-}
-
-vector_files!(
-    "01-static.json",
-    "02-operators-in.json",
-    "03-operators-strings.json",
-    "04-operators-numbers.json",
-    "05-operators-dates.json",
-    "06-operators-semver.json",
-    "07-segments.json",
-    "08-rule-order.json",
-    "09-splits.json",
-    "10-layers.json",
-    "11-kill-switch.json",
-    "12-errors.json",
-    "13-prompts.json",
-    "14-bulk.json",
-    "15-invalid.json",
-);
-
-const INDEX: &str = include_str!("../../../tests/vectors/index.json");
-const BUCKETS: &str = include_str!("../../../tests/vectors/buckets.json");
+mod common;
+use common::{BUCKETS, FILES, INDEX};
 
 /// The issue asks for at least this many evaluation cases across all files.
 const MINIMUM_CASES: usize = 150;
@@ -421,13 +398,13 @@ fn check_bulk(
                 ));
             }
         }
-        if let Some(value) = want.get("value") {
-            if *value != actual["value"] {
-                failures.push(format!(
-                    "{location}: {}: value: expected {value}, got {}",
-                    evaluation.key, actual["value"]
-                ));
-            }
+        if let Some(value) = want.get("value")
+            && *value != actual["value"]
+        {
+            failures.push(format!(
+                "{location}: {}: value: expected {value}, got {}",
+                evaluation.key, actual["value"]
+            ));
         }
     }
 }
