@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Regenerate the gbstats reference numbers that `crates/stats/tests/gbstats.rs` checks.
+
+    pip install gbstats==0.8.0 && python3 crates/stats/tests/reference/generate.py
+
+Writes `gbstats.json` beside this script. The Rust tests read only that committed file, so they
+never need Python. Every number in it comes from gbstats 0.8.0 itself (its test classes and
+`check_srm`), or, for the `distributions` section, from the scipy functions gbstats calls.
+The inputs are fixed literals, so a rerun with the same versions reproduces the file exactly.
+"""
+
+import json
+import math
+import os
+import sys
+from importlib.metadata import version
+
+import scipy
+from scipy.stats import chi2, norm, t
+
+from gbstats.frequentist.tests import (
+    FrequentistConfig,
+    OneSidedTreatmentGreaterTTest,
+    OneSidedTreatmentLesserTTest,
+    SequentialConfig,
+    SequentialTwoSidedTTest,
+    TwoSidedTTest,
+)
+from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.utils import check_srm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def mean_summary(n, mean, sd):
+    """Summary statistics {n, sum, sum_squares} of a sample with this mean and sample sd."""
+    total = n * mean
+    sum_squares = (n - 1) * sd * sd + n * mean * mean
+    return {"n": n, "sum": total, "sum_squares": sum_squares}
+
+
+def proportion(n, successes):
+    return {"n": n, "successes": successes}
+
+
+# name, metric, baseline, treatment, alpha, sequential tuning parameter
+INPUTS = [
+    # Proportions (success rate, error rate, refusal rate, ...).
+    ("prop_1k_lift", "proportion", proportion(1000, 100), proportion(1000, 120), 0.05, 5000),
+    ("prop_50k_negative", "proportion", proportion(50000, 2500), proportion(50000, 2400), 0.05, 5000),
+    ("prop_small_n", "proportion", proportion(30, 12), proportion(35, 20), 0.05, 5000),
+    ("prop_unequal_n", "proportion", proportion(10000, 800), proportion(2500, 230), 0.05, 5000),
+    ("prop_high_rate_200k", "proportion", proportion(200000, 180000), proportion(200000, 180600), 0.05, 5000),
+    ("prop_alpha_001", "proportion", proportion(5000, 900), proportion(5200, 1000), 0.01, 5000),
+    ("prop_drop_8_points", "proportion", proportion(400, 360), proportion(380, 312), 0.05, 1000),
+    ("prop_null_effect", "proportion", proportion(8000, 4000), proportion(8000, 4001), 0.05, 5000),
+    ("prop_rare_errors", "proportion", proportion(20000, 40), proportion(19000, 61), 0.01, 20000),
+    ("prop_tuning_100", "proportion", proportion(3000, 300), proportion(3100, 360), 0.05, 100),
+    ("prop_tuning_1e5_huge_n", "proportion", proportion(1000000, 52000), proportion(1000000, 52500), 0.05, 100000),
+    ("prop_tiny_p_value", "proportion", proportion(100000, 10000), proportion(100000, 12000), 0.05, 5000),
+    # Means (latency, cost, tokens, ...).
+    ("mean_latency_1k", "mean", mean_summary(1000, 1200, 300), mean_summary(1000, 1230, 320), 0.05, 5000),
+    ("mean_small_negative", "mean", mean_summary(10, 50, 8), mean_summary(12, 44, 11), 0.05, 5000),
+    ("mean_unequal_var_and_n", "mean", mean_summary(500, 20, 2), mean_summary(5000, 20.5, 9), 0.05, 5000),
+    ("mean_cost_1m", "mean", mean_summary(1000000, 0.0042, 0.003), mean_summary(1000000, 0.00588, 0.004), 0.05, 5000),
+    ("mean_tokens_alpha_001", "mean", mean_summary(4000, 230, 60), mean_summary(4100, 226, 58), 0.01, 5000),
+    ("mean_negative_baseline", "mean", mean_summary(300, -5, 4), mean_summary(320, -4.2, 4.5), 0.05, 5000),
+    ("mean_null_effect", "mean", mean_summary(2000, 100, 25), mean_summary(2000, 100.01, 25), 0.05, 5000),
+    ("mean_n2_minimal", "mean", mean_summary(2, 10, 1), mean_summary(2, 12, 1.5), 0.05, 5000),
+    ("mean_huge_effect", "mean", mean_summary(50000, 1000, 100), mean_summary(50000, 1100, 110), 0.05, 5000),
+    ("mean_alpha_001_tuning_500", "mean", mean_summary(700, 3.5, 1.2), mean_summary(650, 3.8, 1.4), 0.01, 500),
+    ("mean_ttft_integer_sums", "mean", {"n": 25, "sum": 7900, "sum_squares": 2600000}, {"n": 30, "sum": 8700, "sum_squares": 2650000}, 0.05, 5000),
+    ("mean_lower_cost_regression", "mean", mean_summary(1500, 0.012, 0.01), mean_summary(1450, 0.0168, 0.014), 0.05, 2000),
+    # Degenerate inputs: gbstats returns its default output with an error message.
+    ("degenerate_zero_baseline_successes", "proportion", proportion(500, 0), proportion(500, 3), 0.05, 5000),
+    ("degenerate_all_success_treatment", "proportion", proportion(500, 450), proportion(500, 500), 0.05, 5000),
+    ("degenerate_treatment_n1", "mean", {"n": 1, "sum": 3.0, "sum_squares": 9.0}, mean_summary(40, 4, 1), 0.05, 5000),
+    ("degenerate_zero_baseline_mean", "mean", {"n": 10, "sum": 0.0, "sum_squares": 40.0}, mean_summary(10, 1, 2), 0.05, 5000),
+    ("degenerate_constant_values", "mean", {"n": 10, "sum": 50.0, "sum_squares": 250.0}, mean_summary(10, 6, 1), 0.05, 5000),
+    ("degenerate_empty_baseline", "proportion", proportion(0, 0), proportion(100, 10), 0.05, 5000),
+]
+
+SRM_INPUTS = [
+    ("srm_balanced_ok", [5000, 5050], [0.5, 0.5]),
+    ("srm_balanced_mismatch", [50000, 49000], [0.5, 0.5]),
+    ("srm_three_arms_weighted", [1010, 2050, 6940], [0.1, 0.2, 0.7]),
+    ("srm_one_percent_rollout", [99000, 1050], [0.99, 0.01]),
+    ("srm_four_arms_mismatch", [2600, 2400, 2550, 2300], [1, 1, 1, 1]),
+    ("srm_unnormalised_weights", [300, 700], [3, 7]),
+    ("srm_zero_weight_arm", [500, 510, 7], [1, 1, 0]),
+    ("srm_no_traffic", [0, 0], [0.5, 0.5]),
+    ("srm_severe", [1000, 100], [0.5, 0.5]),
+    ("srm_mendel_peas", [315, 108, 101, 32], [9, 3, 3, 1]),
+]
+
+
+def to_statistic(metric, summary):
+    if metric == "proportion":
+        return ProportionStatistic(n=summary["n"], sum=summary["successes"])
+    return SampleMeanStatistic(n=summary["n"], sum=summary["sum"], sum_squares=summary["sum_squares"])
+
+
+def finite_or_none(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def result_dict(result):
+    return {
+        "effect": float(result.expected),
+        "ci_lower": finite_or_none(result.ci[0]),
+        "ci_upper": finite_or_none(result.ci[1]),
+        "p_value": float(result.p_value),
+        "standard_error": float(result.uplift.stddev),
+        "error": result.error_message,
+    }
+
+
+def run_tests():
+    records = []
+    for name, metric, baseline, treatment, alpha, tuning in INPUTS:
+        for difference in ("absolute", "relative"):
+            for test, alternative in (
+                ("fixed", "two_sided"),
+                ("sequential", "two_sided"),
+                ("fixed", "greater"),
+                ("fixed", "less"),
+            ):
+                a = to_statistic(metric, baseline)
+                b = to_statistic(metric, treatment)
+                if test == "sequential":
+                    config = SequentialConfig(
+                        alpha=alpha, difference_type=difference, sequential_tuning_parameter=tuning
+                    )
+                    cls = SequentialTwoSidedTTest
+                else:
+                    config = FrequentistConfig(alpha=alpha, difference_type=difference)
+                    cls = {
+                        "two_sided": TwoSidedTTest,
+                        "greater": OneSidedTreatmentGreaterTTest,
+                        "less": OneSidedTreatmentLesserTTest,
+                    }[alternative]
+                result = cls(a, b, config).compute_result()
+                record = {
+                    "name": f"{name}/{test}/{alternative}/{difference}",
+                    "metric": metric,
+                    "baseline": baseline,
+                    "treatment": treatment,
+                    "test": test,
+                    "alternative": alternative,
+                    "difference": difference,
+                    "alpha": alpha,
+                    "expected": result_dict(result),
+                }
+                if test == "sequential":
+                    record["tuning_parameter"] = tuning
+                records.append(record)
+    return records
+
+
+def run_srm():
+    return [
+        {"name": name, "observed": observed, "weights": weights, "p_value": float(check_srm(observed, weights))}
+        for name, observed, weights in SRM_INPUTS
+    ]
+
+
+def run_distributions():
+    t_points = [(-3.5, 1.0), (0.3, 1.0), (2.0, 2.5), (-1.2, 4.0), (2.1, 17.9), (3.3, 30.0),
+                (-0.05, 100.0), (1.96, 1000.0), (4.0, 1e6), (-7.5, 12.3), (12.0, 3.0), (0.0, 7.0)]
+    t_quantiles = [(0.975, 1.0), (0.975, 2.5), (0.995, 4.0), (0.95, 17.9), (0.975, 30.0),
+                   (0.975, 1000.0), (0.995, 1e6), (0.6, 3.0), (0.9995, 9.0), (0.025, 12.0)]
+    normal_points = [-8.0, -3.0, -1.96, -0.5, 0.0, 0.7, 1.6448536, 2.5, 6.0]
+    normal_quantiles = [1e-10, 0.001, 0.025, 0.3, 0.5, 0.8, 0.975, 0.999, 1 - 1e-9]
+    chi2_points = [(0.47, 3.0), (1.44, 1.0), (10.1, 1.0), (0.0001, 2.0), (25.0, 3.0), (3.0, 7.0),
+                   (150.0, 99.0), (60.0, 4.0)]
+    return {
+        "student_t_cdf": [{"x": x, "df": df, "value": float(t.cdf(x, df))} for x, df in t_points],
+        "student_t_sf": [{"x": x, "df": df, "value": float(t.sf(x, df))} for x, df in t_points],
+        "student_t_quantile": [{"p": p, "df": df, "value": float(t.ppf(p, df))} for p, df in t_quantiles],
+        "normal_cdf": [{"x": x, "value": float(norm.cdf(x))} for x in normal_points],
+        "normal_quantile": [{"p": p, "value": float(norm.ppf(p))} for p in normal_quantiles],
+        "chi_square_sf": [{"x": x, "df": df, "value": float(chi2.sf(x, df))} for x, df in chi2_points],
+    }
+
+
+def main():
+    out = {
+        "about": "Reference numbers from gbstats (GrowthBook's stats engine). Regenerate with "
+        "`pip install gbstats==0.8.0 && python3 crates/stats/tests/reference/generate.py`; "
+        "never edit by hand.",
+        "gbstats_version": version("gbstats"),
+        "scipy_version": scipy.__version__,
+        "tests": run_tests(),
+        "srm": run_srm(),
+        "distributions": run_distributions(),
+    }
+    if out["gbstats_version"] != "0.8.0":
+        print(f"warning: gbstats {out['gbstats_version']} is installed, the reference is 0.8.0", file=sys.stderr)
+    path = os.path.join(HERE, "gbstats.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print(f"wrote {len(out['tests'])} test records and {len(out['srm'])} SRM records to {path}")
+
+
+if __name__ == "__main__":
+    main()
