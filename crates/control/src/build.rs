@@ -335,10 +335,7 @@ pub fn validate(ruleset: &RawRuleset, map: &SourceMap) -> Diagnostics {
             file,
             line,
             problem.code,
-            format!(
-                "{} (ruleset {}: {})",
-                problem.message, ruleset.environment, problem.path
-            ),
+            format!("{} (at {})", problem.message, problem.path),
         );
     }
     diagnostics

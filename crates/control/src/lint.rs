@@ -31,13 +31,54 @@ pub const REQUIRED_PARAMETERS: [&str; 3] = ["temperature", "max_tokens", "top_p"
 pub fn check(root: &Path) -> Result<(Repo, Vec<Diagnostic>)> {
     let (repo, mut diagnostics) = repo::load(root)?;
     diagnostics.extend(lint(&repo));
+    let rulesets = validate_environments(&repo, diagnostics.as_slice());
+    diagnostics.extend(rulesets);
     Ok((repo, diagnostics.into_sorted()))
+}
+
+/// Every environment's ruleset through core validation, located back to the files. A problem
+/// at a line that already has an error is left out: it is the same fault seen again (an
+/// unresolved prompt reference is also a variant without a body hash).
+pub fn validate_environments(repo: &Repo, known: &[Diagnostic]) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    let mut already: BTreeSet<(String, u32)> = known
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.file.clone(), d.line))
+        .collect();
+    for env in &repo.config.environments {
+        let (ruleset, map, assembly) = build::assemble(repo, &env.name, "lint");
+        for diagnostic in assembly.as_slice() {
+            out.error(
+                &diagnostic.file,
+                diagnostic.line,
+                diagnostic.code,
+                diagnostic.message.clone(),
+            );
+            already.insert((diagnostic.file.clone(), diagnostic.line));
+        }
+        for diagnostic in build::validate(&ruleset, &map).as_slice() {
+            if !already.contains(&(diagnostic.file.clone(), diagnostic.line)) {
+                out.error(
+                    &diagnostic.file,
+                    diagnostic.line,
+                    diagnostic.code,
+                    diagnostic.message.clone(),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The semantic checks on a loaded repository.
 pub fn lint(repo: &Repo) -> Diagnostics {
     let mut out = Diagnostics::new();
     for family in repo.families.values() {
+        if !family.loaded {
+            // Its metadata did not parse; that error is already reported.
+            continue;
+        }
         let file = family.metadata_file.as_str();
         match &family.id {
             None => out.error(
@@ -107,6 +148,9 @@ pub fn lint(repo: &Repo) -> Diagnostics {
             );
             continue;
         };
+        if !flag.loaded {
+            continue;
+        }
         if !flag
             .variants
             .iter()
@@ -144,14 +188,6 @@ pub fn lint(repo: &Repo) -> Diagnostics {
                 ),
             );
         }
-    }
-    // Every environment's ruleset through core validation, located back to the files. Skipped
-    // when the sources are already broken: the same fault would be reported twice.
-    let source = String::from("lint");
-    for env in &repo.config.environments {
-        let (ruleset, map, assembly) = build::assemble(repo, &env.name, &source);
-        out.extend(assembly);
-        out.extend(build::validate(&ruleset, &map));
     }
     out
 }

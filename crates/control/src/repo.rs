@@ -96,6 +96,8 @@ pub struct Family {
     pub owner: Option<Located<String>>,
     /// The versions, sorted by semantic version.
     pub versions: Vec<PromptVersion>,
+    /// False when `metadata.yaml` is missing or does not parse.
+    pub loaded: bool,
 }
 
 /// One prompt version: a body and its metadata (family defaults merged in).
@@ -191,6 +193,8 @@ pub struct FlagSource {
     pub targeting: Targeting,
     /// Per-environment overrides of `enabled`, `rules` and `default`.
     pub environments: BTreeMap<String, (u32, Targeting)>,
+    /// False when the file does not parse (the flag exists, but nothing more is known).
+    pub loaded: bool,
 }
 
 /// A variant as written.
@@ -266,10 +270,21 @@ pub fn load(root: &Path) -> Result<(Repo, Diagnostics)> {
         repo.families.insert(dir, family);
     }
     for (key, file) in list_yaml(root, "flags", &mut diagnostics)? {
-        if let Some(node) = read_yaml(root, &file, &mut diagnostics)? {
-            let flag = decode_flag(&key, &file, &node, &repo.config, &mut diagnostics);
-            repo.flags.insert(key, flag);
-        }
+        let flag = match read_yaml(root, &file, &mut diagnostics)? {
+            Some(node) => decode_flag(&key, &file, &node, &repo.config, &mut diagnostics),
+            None => FlagSource {
+                key: key.clone(),
+                file: file.clone(),
+                kind: None,
+                description: String::new(),
+                baseline: None,
+                variants: Vec::new(),
+                targeting: Targeting::default(),
+                environments: BTreeMap::new(),
+                loaded: false,
+            },
+        };
+        repo.flags.insert(key, flag);
     }
     for (key, file) in list_yaml(root, "segments", &mut diagnostics)? {
         if let Some(node) = read_yaml(root, &file, &mut diagnostics)? {
@@ -511,6 +526,7 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
         flag: None,
         owner: None,
         versions: Vec::new(),
+        loaded: false,
     };
     let folder = root.join("prompts").join(dir);
     let mut bodies: BTreeSet<String> = BTreeSet::new();
@@ -539,6 +555,7 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
     let Some(entries) = reader.map(&node, "metadata") else {
         return Ok(family);
     };
+    family.loaded = true;
     reader.unknown_keys(
         entries,
         &[
@@ -833,6 +850,7 @@ fn decode_flag(
         variants: Vec::new(),
         targeting: Targeting::default(),
         environments: BTreeMap::new(),
+        loaded: true,
     };
     let mut reader = Reader::new(file, diagnostics);
     let Some(entries) = reader.map(node, "a flag file") else {
@@ -1262,12 +1280,12 @@ fn decode_split(
                         None
                     }
                 };
-                if let Some(weight) = weight {
-                    treatments.push(RawTreatment {
-                        variant: variant.value,
-                        weight,
-                    });
-                }
+                // A bad weight is already reported; keep the lane (at 0) so validation does not
+                // also complain about a split without treatments.
+                treatments.push(RawTreatment {
+                    variant: variant.value,
+                    weight: weight.unwrap_or(0),
+                });
             }
         }
         Some(other) => reader.error(
