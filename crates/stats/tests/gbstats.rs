@@ -12,8 +12,9 @@
 use promptflag_stats::distributions::{
     chi_square_sf, normal_cdf, normal_quantile, student_t_cdf, student_t_quantile, student_t_sf,
 };
+use promptflag_stats::sequential::{one_sided_halfwidth, sequential_rho};
 use promptflag_stats::{
-    Alternative, DifferenceType, Summary, TestConfig, TestKind, difference_test,
+    Alternative, DifferenceType, Moments, Summary, TestConfig, TestKind, difference_test,
     sample_ratio_mismatch,
 };
 use serde::Deserialize;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 struct Reference {
     gbstats_version: String,
     tests: Vec<TestCase>,
+    one_sided_sequential_transcribed: Vec<TestCase>,
     srm: Vec<SrmCase>,
     distributions: Distributions,
 }
@@ -211,6 +213,96 @@ fn frequentist_and_sequential_tests_match_gbstats() {
         deviation.scaled
     );
     assert_eq!(refused, 6 * 8, "six degenerate inputs, eight tests each");
+}
+
+/// gbstats 0.8.0 has no one-sided sequential test; the generator transcribes the formulas of
+/// GrowthBook's later `SequentialOneSided…TTest` (safe rollouts). Effect, standard error and the
+/// finite bound must agree to 1e-9; GrowthBook finds the p-value by bisection (to 1e-6 on the
+/// bound, clamped to [1e-5, 0.4999]) where we solve for it exactly, so the p-values agree to the
+/// bisection's resolution.
+#[test]
+fn one_sided_sequential_matches_growthbook_formulas() {
+    let reference = reference();
+    let cases = &reference.one_sided_sequential_transcribed;
+    assert_eq!(cases.len(), 24 * 4);
+    let mut deviation = Deviation::default();
+    let mut largest_p_gap: f64 = 0.0;
+    for case in cases {
+        let config = TestConfig {
+            test: case.test,
+            alpha: case.alpha,
+            tuning_parameter: case.tuning_parameter.unwrap(),
+            alternative: case.alternative,
+        };
+        let name = &case.name;
+        let result = difference_test(&case.baseline, &case.treatment, case.difference, &config)
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let expected = &case.expected;
+        deviation.check(&format!("{name} effect"), result.effect, expected.effect);
+        deviation.check(
+            &format!("{name} se"),
+            result.standard_error,
+            expected.standard_error,
+        );
+        match case.alternative {
+            Alternative::Greater => {
+                deviation.check(
+                    &format!("{name} lower"),
+                    result.ci_lower,
+                    expected.ci_lower.unwrap(),
+                );
+                assert_eq!(result.ci_upper, f64::INFINITY);
+            }
+            Alternative::Less => {
+                deviation.check(
+                    &format!("{name} upper"),
+                    result.ci_upper,
+                    expected.ci_upper.unwrap(),
+                );
+                assert_eq!(result.ci_lower, f64::NEG_INFINITY);
+            }
+            Alternative::TwoSided => unreachable!("{name}"),
+        }
+        let (ours, theirs) = (result.p_value, expected.p_value);
+        if theirs == 1e-5 {
+            assert!(
+                ours <= 1e-5,
+                "{name}: ours {ours:e}, GrowthBook clamps to 1e-5"
+            );
+        } else if theirs == 0.4999 {
+            assert!(
+                ours >= 0.4999,
+                "{name}: ours {ours:e}, GrowthBook clamps to 0.4999"
+            );
+        } else {
+            // Their p-value is where the bound is within the bisection tolerance of 0: check
+            // that our bound, evaluated at their p-value, is (nearly) 0 too.
+            let total = (case.baseline.count() + case.treatment.count()) as f64;
+            let rho = sequential_rho(case.alpha, config.tuning_parameter, false);
+            let width = one_sided_halfwidth(result.standard_error.powi(2), total, theirs, rho);
+            let bound = match case.alternative {
+                Alternative::Greater => result.effect - width,
+                _ => result.effect + width,
+            };
+            assert!(
+                bound.abs() <= 1e-5,
+                "{name}: bound {bound:e} at GrowthBook's p {theirs:e}"
+            );
+            let gap = (ours - theirs).abs();
+            assert!(
+                gap <= 1e-3,
+                "{name}: p-value ours {ours:e}, GrowthBook {theirs:e}"
+            );
+            largest_p_gap = largest_p_gap.max(gap);
+        }
+    }
+    println!(
+        "one-sided sequential: {} records, largest deviation {:e} (bounds), p-value gap {:e} \
+         (bisection resolution)",
+        cases.len(),
+        deviation.absolute,
+        largest_p_gap
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ import os
 import sys
 from importlib.metadata import version
 
+import numpy as np
 import scipy
 from scipy.stats import chi2, norm, t
 
@@ -30,6 +31,9 @@ from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
 from gbstats.utils import check_srm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# gbstats' sequential p-value overflows exp() on huge effects (and then correctly reports 0).
+np.seterr(over="ignore")
 
 
 def mean_summary(n, mean, sd):
@@ -184,6 +188,90 @@ def run_distributions():
     }
 
 
+# gbstats 0.8.0 has no one-sided sequential test. GrowthBook's later releases add
+# SequentialOneSidedTreatment{Lesser,Greater}TTest for safe rollouts; the functions below transcribe
+# their formulas (rho from 2 * alpha, the one-sided half-width, and the p-value found by bisection
+# over alpha with rho held fixed) on top of gbstats 0.8.0's effect moments, so the Rust one-sided
+# sequence can be checked against that construction. These numbers are NOT produced by gbstats 0.8.0.
+def later_rho(alpha, tuning, two_sided):
+    a = alpha if two_sided else 2 * alpha
+    return math.sqrt((-2 * math.log(a) + math.log(-2 * math.log(a) + 1)) / tuning)
+
+
+def later_one_sided_halfwidth(s2, n, alpha, rho):
+    part2 = 2 * (n * rho**2 + 1) / (n * rho) ** 2
+    part3 = math.log(1 + math.sqrt(n * rho**2 + 1) / (2 * alpha))
+    return math.sqrt(s2 * part2 * part3)
+
+
+def later_one_sided(test, lesser, alpha, tuning):
+    n = test.stat_a.n + test.stat_b.n
+    pe = float(test.point_estimate)
+    s2 = float(test.variance) * n
+    rho = later_rho(alpha, tuning, False)
+
+    def bound(a):
+        width = later_one_sided_halfwidth(s2, n, a, rho)
+        return pe + width if lesser else pe - width
+
+    ci = [-math.inf, bound(alpha)] if lesser else [bound(alpha), math.inf]
+    # GrowthBook's bisection for the p-value (tolerance 1e-6 on the bound, alpha in [1e-5, 0.4999]).
+    min_alpha, max_alpha = 1e-5, 0.4999
+    if (lesser and bound(min_alpha) < 0) or (not lesser and bound(min_alpha) > 0):
+        p_value = min_alpha
+    elif (lesser and bound(max_alpha) > 0) or (not lesser and bound(max_alpha) < 0):
+        p_value = max_alpha
+    else:
+        this_alpha = 0.5 * (min_alpha + max_alpha)
+        diff = 0
+        for _ in range(100):
+            diff = bound(this_alpha)
+            if (lesser and diff > 0) or (not lesser and diff < 0):
+                min_alpha = this_alpha
+            else:
+                max_alpha = this_alpha
+            this_alpha = 0.5 * (min_alpha + max_alpha)
+            if abs(diff) < 1e-6:
+                break
+        p_value = this_alpha
+    return {
+        "effect": pe,
+        "ci_lower": finite_or_none(ci[0]),
+        "ci_upper": finite_or_none(ci[1]),
+        "p_value": p_value,
+        "standard_error": math.sqrt(float(test.variance)),
+        "error": None,
+    }
+
+
+def run_one_sided_sequential():
+    records = []
+    for name, metric, baseline, treatment, alpha, tuning in INPUTS:
+        if name.startswith("degenerate"):
+            continue
+        for difference in ("absolute", "relative"):
+            for alternative in ("greater", "less"):
+                a = to_statistic(metric, baseline)
+                b = to_statistic(metric, treatment)
+                config = FrequentistConfig(alpha=alpha, difference_type=difference)
+                moments = TwoSidedTTest(a, b, config)
+                records.append(
+                    {
+                        "name": f"{name}/sequential/{alternative}/{difference}",
+                        "metric": metric,
+                        "baseline": baseline,
+                        "treatment": treatment,
+                        "test": "sequential",
+                        "alternative": alternative,
+                        "difference": difference,
+                        "alpha": alpha,
+                        "tuning_parameter": tuning,
+                        "expected": later_one_sided(moments, alternative == "less", alpha, tuning),
+                    }
+                )
+    return records
+
+
 def main():
     out = {
         "about": "Reference numbers from gbstats (GrowthBook's stats engine). Regenerate with "
@@ -192,6 +280,7 @@ def main():
         "gbstats_version": version("gbstats"),
         "scipy_version": scipy.__version__,
         "tests": run_tests(),
+        "one_sided_sequential_transcribed": run_one_sided_sequential(),
         "srm": run_srm(),
         "distributions": run_distributions(),
     }
