@@ -1,0 +1,283 @@
+//! End to end against the real Worker (the built `worker/build/` in Miniflare, started through
+//! `tests/support/worker-server.mjs`): publish, two concurrent publishers, kill and rollback with
+//! the revert cycle time, and staging before prod.
+//!
+//! These tests need Node 22 and the built Worker; `cargo xtask test` provides both and sets
+//! `PROMPTFLAG_NODE`, `PROMPTFLAG_WORKER_DIR` and `PROMPTFLAG_ROOT`. Without them the tests fail
+//! (they never pass silently).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, mpsc};
+use std::time::{Duration, Instant};
+
+use promptflag_control::audit::AuditLog;
+use promptflag_control::build::BuildOptions;
+use promptflag_control::error::Error;
+use promptflag_control::ops;
+use promptflag_control::publish::{self, PublishOptions};
+use promptflag_control::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
+use support::*;
+
+const TOKEN: &str = "t";
+
+/// A running Worker; killed (by its process id) when dropped.
+struct Worker {
+    child: Child,
+    url: String,
+    _persist: tempfile::TempDir,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_worker() -> Worker {
+    let node = std::env::var("PROMPTFLAG_NODE").unwrap_or_else(|_| {
+        panic!(
+            "PROMPTFLAG_NODE is not set: the end-to-end tests run the built Worker under Node 22. \
+             Run them with `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, \
+             PROMPTFLAG_WORKER_DIR and PROMPTFLAG_ROOT."
+        )
+    });
+    let root = std::env::var("PROMPTFLAG_ROOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| workspace_root());
+    let persist = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&node)
+        .arg(root.join("tests/support/worker-server.mjs"))
+        .args(["--port", "0", "--persist"])
+        .arg(persist.path())
+        .args([
+            "--admin-token",
+            TOKEN,
+            "--environment",
+            "dev",
+            "--cache-ttl-ms",
+            "50",
+        ])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {node}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    // A guard against a harness that never starts, not a timing assertion.
+    let line = match receiver.recv_timeout(Duration::from_secs(180)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("worker-server.mjs did not print its URL");
+        }
+    };
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("worker-server.mjs printed {line:?} instead of {{\"url\": …}} (is the Worker built? see stderr)")
+    });
+    let url = value["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    Worker {
+        child,
+        url,
+        _persist: persist,
+    }
+}
+
+fn http() -> Http {
+    Http::new(
+        Duration::from_secs(30),
+        RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        },
+    )
+}
+
+fn cli(repo: &std::path::Path, worker: &Worker, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--repo", repo.to_str().unwrap()];
+    all.extend_from_slice(args);
+    promptflag_with_env(
+        &all,
+        &[
+            ("PROMPTFLAG_WORKER_URL", &worker.url),
+            ("PROMPTFLAG_ADMIN_TOKEN", TOKEN),
+        ],
+    )
+}
+
+fn resolve(worker: &Worker, flag: &str, context: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::to_vec(&serde_json::json!({ "context": context })).unwrap();
+    let reply = http()
+        .send(
+            "POST",
+            &format!("{}/v1/resolve/{flag}", worker.url),
+            &[("Content-Type", "application/json".to_string())],
+            Some(&body),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+fn served_revision(worker: &Worker, revision: u64) {
+    ops::wait_until_served(
+        &http(),
+        &worker.url,
+        revision,
+        Instant::now(),
+        Duration::from_secs(60),
+        Duration::from_millis(10),
+    )
+    .unwrap();
+}
+
+#[test]
+fn e2e_publish_kill_and_rollback_with_the_revert_cycle_time() {
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    let published = cli(&repo, &worker, &["--json", "publish", "--env", "dev"]);
+    assert_eq!(
+        published.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&published),
+        stderr(&published)
+    );
+    served_revision(&worker, 1);
+    let staff = serde_json::json!({ "targetingKey": "user-9", "email": "kim@acme.example" });
+    let before = resolve(&worker, "support_prompt", staff.clone());
+    assert_eq!(before["variant"], "concise", "{before}");
+
+    let kill = cli(
+        &repo,
+        &worker,
+        &[
+            "--json",
+            "kill",
+            "support_prompt",
+            "--env",
+            "dev",
+            "--reason",
+            "e2e",
+        ],
+    );
+    assert_eq!(
+        kill.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&kill),
+        stderr(&kill)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&kill.stdout).unwrap();
+    assert_eq!(value["revert"]["revision"], 2);
+    let kill_ms = value["revert"]["served_ms"]
+        .as_u64()
+        .expect("kill waited for the Worker");
+    let killed = resolve(&worker, "support_prompt", staff.clone());
+    assert_eq!(killed["variant"], "stable", "{killed}");
+    assert_eq!(killed["reason"], "DISABLED", "{killed}");
+
+    let rollback = cli(
+        &repo,
+        &worker,
+        &["rollback", "--env", "dev", "--reason", "e2e restore"],
+    );
+    assert_eq!(
+        rollback.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&rollback),
+        stderr(&rollback)
+    );
+    let text = stdout(&rollback);
+    assert!(text.contains("revert cycle time"), "{text}");
+    let restored = resolve(&worker, "support_prompt", staff);
+    assert_eq!(restored["variant"], "concise", "{restored}");
+    eprintln!(
+        "e2e revert cycle time (cache TTL 50 ms): kill {kill_ms} ms; rollback: {}",
+        text.lines()
+            .find(|l| l.contains("cycle"))
+            .unwrap_or("")
+            .trim()
+    );
+
+    let history = cli(&repo, &worker, &["--json", "history", "--env", "dev"]);
+    let value: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(value["history"]["state"]["live"], 1);
+    assert_eq!(value["history"]["state"]["latest"], 2);
+    let verify = cli(&repo, &worker, &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}
+
+#[test]
+fn e2e_two_concurrent_publishers_one_gets_a_conflict() {
+    let worker = start_worker();
+    let (dir, repo) = scratch_repo();
+    let (loaded, diagnostics) = promptflag_control::lint::check(&repo).unwrap();
+    let build = Arc::new(
+        promptflag_control::build::build(&loaded, &diagnostics, &BuildOptions::default()).unwrap(),
+    );
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = (0..2)
+        .map(|n| {
+            let (build, barrier, url) = (build.clone(), barrier.clone(), worker.url.clone());
+            let db = dir.path().join(format!("audit-{n}.sqlite3"));
+            std::thread::spawn(move || {
+                let store = WorkerAdmin::new(&url, TOKEN, http());
+                let mut audit = AuditLog::open(&db).unwrap();
+                let options = PublishOptions {
+                    environment: "dev".into(),
+                    actor: format!("publisher-{n}"),
+                    ..Default::default()
+                };
+                let plan = publish::plan(&store, &audit, &build, &options).unwrap();
+                barrier.wait();
+                publish::execute(&store, &mut audit, plan, &NoProgress)
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Conflict { .. })))
+        .count();
+    assert_eq!((wins, conflicts), (1, 1), "{results:?}");
+    served_revision(&worker, 1);
+}
+
+#[test]
+fn e2e_prod_needs_staging_first() {
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    let refused = cli(&repo, &worker, &["publish", "--env", "prod"]);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    let staging = cli(&repo, &worker, &["publish", "--env", "staging"]);
+    assert_eq!(staging.status.code(), Some(0), "{}", stderr(&staging));
+    let prod = cli(&repo, &worker, &["--json", "publish", "--env", "prod"]);
+    assert_eq!(prod.status.code(), Some(0), "{}", stderr(&prod));
+    let value: serde_json::Value = serde_json::from_slice(&prod.stdout).unwrap();
+    assert_eq!(value["publish"]["revision"], 1);
+    let state = cli(&repo, &worker, &["--json", "history", "--env", "prod"]);
+    let value: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(value["history"]["state"]["live"], 1);
+}
