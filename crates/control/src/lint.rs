@@ -98,14 +98,13 @@ pub fn lint(repo: &Repo) -> Diagnostics {
             ),
             Some(_) => {}
         }
-        match &family.owner {
-            None => out.error(
+        if family.owner.is_none() {
+            out.error(
                 file,
                 1,
                 "missing_field",
                 "the family metadata is missing `owner` (who answers for these prompts)",
-            ),
-            Some(_) => {}
+            );
         }
         match &family.flag {
             None => out.error(
@@ -206,14 +205,13 @@ fn lint_version(repo: &Repo, version: &PromptVersion, file: &str, out: &mut Diag
             ),
         );
     }
-    match &version.author {
-        None => out.error(
+    if version.author.is_none() {
+        out.error(
             file,
             line,
             "missing_field",
             format!("{name} is missing `author`"),
-        ),
-        Some(_) => {}
+        );
     }
     match &version.reviewers {
         Some(reviewers) if !reviewers.value.is_empty() => {

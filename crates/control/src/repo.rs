@@ -721,15 +721,14 @@ fn read_body(
     }
 }
 
-/// `model:` is a mapping `{name, parameters}`; a plain string is the name alone.
-fn decode_model(
-    reader: &mut Reader<'_>,
-    node: Option<&Located<Node>>,
-    what: &str,
-) -> (
+/// A model name and its parameters, as written.
+type ModelFields = (
     Option<Located<String>>,
     Option<Located<serde_json::Map<String, Value>>>,
-) {
+);
+
+/// `model:` is a mapping `{name, parameters}`; a plain string is the name alone.
+fn decode_model(reader: &mut Reader<'_>, node: Option<&Located<Node>>, what: &str) -> ModelFields {
     let Some(node) = node else {
         return (None, None);
     };
@@ -883,32 +882,27 @@ fn decode_flag(
             ),
         );
     }
-    match reader.required_str(entries, "kind", node.line, "the flag") {
-        Some(kind) => {
-            let parsed = match kind.value.as_str() {
-                "prompt" => Some(FlagKind::Prompt),
-                "boolean" => Some(FlagKind::Boolean),
-                "string" => Some(FlagKind::String),
-                "number" => Some(FlagKind::Number),
-                "object" => Some(FlagKind::Object),
-                other => {
-                    reader.error(
-                        kind.line,
-                        "invalid_value",
-                        format!(
-                            "kind {other:?} is not one of prompt, boolean, string, number, object"
-                        ),
-                    );
-                    None
-                }
-            };
-            flag.kind = parsed.map(|value| Located {
-                value,
-                line: kind.line,
-                column: kind.column,
-            });
-        }
-        None => {}
+    if let Some(kind) = reader.required_str(entries, "kind", node.line, "the flag") {
+        let parsed = match kind.value.as_str() {
+            "prompt" => Some(FlagKind::Prompt),
+            "boolean" => Some(FlagKind::Boolean),
+            "string" => Some(FlagKind::String),
+            "number" => Some(FlagKind::Number),
+            "object" => Some(FlagKind::Object),
+            other => {
+                reader.error(
+                    kind.line,
+                    "invalid_value",
+                    format!("kind {other:?} is not one of prompt, boolean, string, number, object"),
+                );
+                None
+            }
+        };
+        flag.kind = parsed.map(|value| Located {
+            value,
+            line: kind.line,
+            column: kind.column,
+        });
     }
     flag.description = reader
         .optional_str(entries, "description", "flag")

@@ -502,6 +502,9 @@ pub struct KvRest {
     pub keep: usize,
 }
 
+/// `meta:<env>` as (latest, kept, the raw bytes for change detection).
+type MetaRecord = (Option<u64>, Vec<u64>, Option<Vec<u8>>);
+
 /// The public Cloudflare API.
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
 
@@ -599,7 +602,8 @@ impl KvRest {
         Ok(())
     }
 
-    fn meta(&self, environment: &str) -> Result<(Option<u64>, Vec<u64>, Option<Vec<u8>>)> {
+    /// `meta:<env>` as (latest, kept, raw bytes).
+    fn meta(&self, environment: &str) -> Result<MetaRecord> {
         let raw = self.get(&format!("meta:{environment}"))?;
         let Some(bytes) = raw else {
             return Ok((None, Vec::new(), None));

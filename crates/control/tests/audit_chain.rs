@@ -1,6 +1,8 @@
 //! The audit log's hash chain: intact logs verify; an edited, removed, reordered or truncated
 //! entry is found, also after the append-only triggers are dropped by raw SQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;
@@ -13,7 +15,7 @@ use support::*;
 fn entry(n: u64) -> NewEntry {
     NewEntry {
         actor: format!("user{n}@acme.example"),
-        action: if n % 3 == 0 {
+        action: if n.is_multiple_of(3) {
             Action::Rollback
         } else {
             Action::Publish

@@ -2,6 +2,8 @@
 //! input: every problem comes with its file and line, and nothing panics.
 //! Golden files live in `tests/golden/`; re-bless them with `UPDATE_EXPECT=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

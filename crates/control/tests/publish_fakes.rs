@@ -2,6 +2,8 @@
 //! and the Cloudflare KV REST API (both on 127.0.0.1). The real Worker is exercised by
 //! `e2e_worker.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::{Arc, Barrier};
@@ -174,7 +176,7 @@ fn prod_needs_the_same_content_published_to_staging_first() {
         stderr(&refused)
     );
     assert!(
-        worker.state.lock().unwrap().envs.get("prod").is_none(),
+        !worker.state.lock().unwrap().envs.contains_key("prod"),
         "nothing was written"
     );
 

@@ -147,10 +147,10 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                     ),
                 );
             }
-            if let Some(expected) = request.query.get("expected_live") {
-                if data.live.map(|l| l.to_string()).as_deref() != Some(expected.as_str()) {
-                    return error(409, "conflict", "the live revision moved");
-                }
+            if let Some(expected) = request.query.get("expected_live")
+                && data.live.map(|l| l.to_string()).as_deref() != Some(expected.as_str())
+            {
+                return error(409, "conflict", "the live revision moved");
             }
             let previous = data.live;
             data.revisions.insert(raw.revision, request.body.clone());
