@@ -64,13 +64,13 @@ pub fn explain(
                         ));
                     }
                     f.rules.get(index).map(|rule| {
-                        why.push(format!("rule {} matched", describe_rule(index, rule)));
+                        why.push(format!("match: rule {}", describe_rule(index, rule)));
                         &rule.serve
                     })
                 }
                 None => {
                     for (index, rule) in f.rules.iter().enumerate() {
-                        why.push(format!("rule {} did not match", describe_rule(index, rule)));
+                        why.push(format!("no match: rule {}", describe_rule(index, rule)));
                     }
                     let default = f.default.as_ref();
                     why.push(format!(
