@@ -58,10 +58,7 @@ pub fn explain(
                 Some(index) => {
                     let index = index as usize;
                     for (earlier, rule) in f.rules.iter().enumerate().take(index) {
-                        why.push(format!(
-                            "rule {} did not match",
-                            describe_rule(earlier, rule)
-                        ));
+                        why.push(format!("no match: rule {}", describe_rule(earlier, rule)));
                     }
                     f.rules.get(index).map(|rule| {
                         why.push(format!("match: rule {}", describe_rule(index, rule)));
