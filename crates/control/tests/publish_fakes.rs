@@ -593,3 +593,61 @@ fn publish_needs_a_target_and_a_token() {
         stderr(&wrong)
     );
 }
+
+#[test]
+fn publish_from_a_build_folder_and_dry_run() {
+    let (dir, repo) = scratch_repo();
+    let worker = FakeWorker::start(TOKEN, "dev");
+    let out = dir.path().join("out");
+    let built = promptflag(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "build",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let dry = cli(
+        &repo,
+        worker.url(),
+        &[
+            "--json",
+            "publish",
+            "--env",
+            "dev",
+            "--build",
+            out.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let value: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(value["dry_run"], true);
+    assert_eq!(value["revision"], 1);
+    assert!(
+        worker.state.lock().unwrap().envs.is_empty(),
+        "a dry run writes nothing"
+    );
+    let real = cli(
+        &repo,
+        worker.url(),
+        &["publish", "--env", "dev", "--build", out.to_str().unwrap()],
+    );
+    assert_eq!(real.status.code(), Some(0), "{}", stderr(&real));
+    assert_eq!(worker.state.lock().unwrap().envs["dev"].live, Some(1));
+    // A tampered build folder is refused before anything is sent.
+    let body = std::fs::read_dir(out.join("prompts"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&body, "tampered").unwrap();
+    let refused = cli(
+        &repo,
+        worker.url(),
+        &["publish", "--env", "dev", "--build", out.to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("does not hash to its name"));
+}
