@@ -272,23 +272,49 @@ impl WasmRuleset {
     /// The hot path: one flag by index, packed as described in the crate docs. An index past
     /// the last flag packs `FLAG_NOT_FOUND`.
     pub fn evaluate_code(&self, flag_index: u32, context: &WasmContext) -> u32 {
-        let Some(key) = self.flag_keys.get(flag_index as usize) else {
-            return NO_VARIANT
-                | reason_ordinal(Reason::Error) << 8
-                | error_code_ordinal(Some(ErrorCode::FlagNotFound)) << 11;
-        };
-        let evaluation = self.ruleset.evaluate(key, &context.context);
-        let variant = evaluation
-            .variant
-            .and_then(|variant| {
-                self.variant_keys[flag_index as usize]
-                    .binary_search_by(|probe| probe.as_str().cmp(variant))
-                    .ok()
-            })
-            .map_or(NO_VARIANT, |position| position as u32);
-        variant
-            | reason_ordinal(evaluation.reason) << 8
-            | error_code_ordinal(evaluation.error_code) << 11
+        match self.flag_keys.get(flag_index as usize) {
+            Some(key) => self.pack(flag_index, &self.ruleset.evaluate(key, &context.context)),
+            None => NOT_FOUND_CODE,
+        }
+    }
+
+    /// [`WasmRuleset::evaluate_code`] with the caller's expected type (as in
+    /// [`WasmRuleset::evaluate_typed_json`]).
+    pub fn evaluate_typed_code(
+        &self,
+        flag_index: u32,
+        context: &WasmContext,
+        expected: u32,
+    ) -> Result<u32, JsValue> {
+        let expected = expected_type(expected)?;
+        Ok(match self.flag_keys.get(flag_index as usize) {
+            Some(key) => self.pack(
+                flag_index,
+                &self.ruleset.evaluate_typed(key, &context.context, expected),
+            ),
+            None => NOT_FOUND_CODE,
+        })
+    }
+
+    /// [`WasmRuleset::evaluate_code`] for prompt resolution.
+    pub fn resolve_prompt_code(&self, flag_index: u32, context: &WasmContext) -> u32 {
+        match self.flag_keys.get(flag_index as usize) {
+            Some(key) => self.pack(
+                flag_index,
+                &self.ruleset.resolve_prompt(key, &context.context),
+            ),
+            None => NOT_FOUND_CODE,
+        }
+    }
+
+    /// Every flag, packed, in index order.
+    pub fn evaluate_all_codes(&self, context: &WasmContext) -> Vec<u32> {
+        self.ruleset
+            .evaluate_all(&context.context)
+            .iter()
+            .zip(0u32..)
+            .map(|(evaluation, flag_index)| self.pack(flag_index, evaluation))
+            .collect()
     }
 
     /// The bucketing slot a split gave the unit for one flag by index, or -1 when no split
@@ -299,6 +325,39 @@ impl WasmRuleset {
             .and_then(|key| self.ruleset.evaluate(key, &context.context).bucket)
             .map_or(-1, |bucket| bucket.slot as i32)
     }
+}
+
+/// The packed code of `FLAG_NOT_FOUND`.
+const NOT_FOUND_CODE: u32 = NO_VARIANT | 5 << 8 | 1 << 11;
+
+impl WasmRuleset {
+    /// Packs an evaluation of the flag at `flag_index` (layout in the crate docs).
+    fn pack(&self, flag_index: u32, evaluation: &Evaluation<'_>) -> u32 {
+        let variant = evaluation
+            .variant
+            .and_then(|variant| {
+                self.variant_keys
+                    .get(flag_index as usize)?
+                    .binary_search_by(|probe| probe.as_str().cmp(variant))
+                    .ok()
+            })
+            .map_or(NO_VARIANT, |position| position as u32);
+        variant
+            | reason_ordinal(evaluation.reason) << 8
+            | error_code_ordinal(evaluation.error_code) << 11
+    }
+}
+
+/// `xxh3_64(seed + "/" + unit)`, the bucketing hash (a BigInt in JS).
+#[wasm_bindgen]
+pub fn bucket_hash(seed: &str, unit: &str) -> u64 {
+    promptflag_core::bucket::bucket_hash(seed, unit)
+}
+
+/// The bucketing slot of `unit` under `seed`, in `[0, 100000)`.
+#[wasm_bindgen]
+pub fn bucket_slot(seed: &str, unit: &str) -> u32 {
+    promptflag_core::bucket::slot(seed, unit)
 }
 
 fn parse_context(context_json: &str, now_millis: f64) -> Result<Context, ContextError> {
@@ -320,6 +379,18 @@ impl WasmContext {
         parse_context(context_json, now_millis)
             .map(|context| WasmContext { context })
             .map_err(|error| context_parse_error(&error))
+    }
+
+    /// Replaces the whole context with one read from JSON text; returns false, leaving the
+    /// context as it was, when the text is not a JSON object.
+    pub fn load_json(&mut self, context_json: &str, now_millis: f64) -> bool {
+        match parse_context(context_json, now_millis) {
+            Ok(context) => {
+                self.context = context;
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Sets a string attribute.
@@ -365,5 +436,20 @@ impl WasmContext {
     /// Sets the clock date operators read, in milliseconds since the epoch; `NaN` clears it.
     pub fn set_now_millis(&mut self, now_millis: f64) {
         self.context.set_now_millis(millis(now_millis));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_code_packs_flag_not_found() {
+        assert_eq!(
+            NOT_FOUND_CODE,
+            NO_VARIANT
+                | reason_ordinal(Reason::Error) << 8
+                | error_code_ordinal(Some(ErrorCode::FlagNotFound)) << 11
+        );
     }
 }

@@ -1,0 +1,560 @@
+/**
+ * The edge client: local evaluation against a ruleset kept fresh from the promptflag Worker.
+ *
+ * - `GET /v1/ruleset` with `If-None-Match`, in the background on an interval and on demand;
+ * - the last good ruleset keeps serving through network errors and invalid payloads, and a
+ *   bundled fallback ruleset serves until the first fetch succeeds;
+ * - prompt bodies by hash from `GET /v1/prompts/{sha256}`, each verified against its SHA-256
+ *   before it is cached (bounded LRU) or returned;
+ * - an exposure callback on every evaluation.
+ */
+
+import {
+  type ContextInput,
+  type EvaluateOptions,
+  type Evaluation,
+  type EvaluationDetails,
+  Evaluator,
+  type JsonValue,
+  PreparedContext,
+  type PromptRef,
+  type PromptResolution,
+  type Reason,
+  type ValueType,
+} from "./engine.js";
+import {
+  FetchError,
+  InvalidArgumentError,
+  NotReadyError,
+  PromptflagError,
+  PromptIntegrityError,
+  PromptNotFoundError,
+  RulesetValidationError,
+} from "./errors.js";
+import { LruCache } from "./lru.js";
+
+/** One evaluation, as the Worker reports exposures (docs/interfaces.md). */
+export interface ExposureEvent {
+  readonly type: "exposure";
+  /** RFC 3339, milliseconds, UTC. */
+  readonly timestamp: string;
+  readonly environment: string;
+  readonly flag_key: string;
+  readonly variant: string | null;
+  /** The prompt body's hash, for prompt flags. */
+  readonly prompt_hash: string | null;
+  readonly revision: number;
+  /** The context's `targetingKey`, if any. */
+  readonly unit: string | null;
+  readonly reason: Reason;
+}
+
+/** Where the ruleset in use came from. */
+export type RulesetSource = "remote" | "fallback";
+
+export interface PromptflagClientOptions {
+  /** The Worker's base URL, e.g. `https://flags.example.com`. */
+  baseUrl: string | URL;
+  /** Background refresh period; `0` turns it off (refresh on demand only). Default 30 000. */
+  refreshIntervalMs?: number;
+  /** Per-request timeout. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** A ruleset to serve until the first fetch succeeds (validated now: a bad one throws). */
+  fallbackRuleset?: string | Uint8Array | object;
+  /** Prompt bodies shipped with the app, by hash; verified, then served without a request. */
+  fallbackPrompts?: Record<string, string>;
+  /** Only accept rulesets of this environment (a ruleset for another is an invalid payload). */
+  environment?: string;
+  /** Prompt bodies kept in memory. Default 100. */
+  promptCacheSize?: number;
+  /** Bytes of prompt bodies kept in memory. Default 16 MiB. */
+  promptCacheBytes?: number;
+  /** Extra request headers (an API key for a proxy, say). */
+  headers?: Record<string, string>;
+  /** The fetch to use. Default: the global one. */
+  fetch?: typeof fetch;
+  /** Fetch the ruleset at once (default true); otherwise call `refresh()` or `ready()`. */
+  autoStart?: boolean;
+  /** Called for every evaluation. Exceptions it throws go to `onError`, never to the caller. */
+  onExposure?: (event: ExposureEvent) => void;
+  /** Called with background failures: refreshes, invalid payloads, exposure callbacks. */
+  onError?: (error: PromptflagError) => void;
+  /** Called after a new ruleset is in use. */
+  onUpdate?: (update: { revision: number; environment: string; source: RulesetSource }) => void;
+}
+
+/** What a refresh found. */
+export interface RefreshResult {
+  /** True when a new ruleset is now in use; false on `304 Not Modified`. */
+  readonly updated: boolean;
+  readonly revision: number;
+}
+
+/** The client's state. */
+export interface ClientStatus {
+  readonly ready: boolean;
+  readonly source: RulesetSource | null;
+  readonly revision: number | null;
+  readonly environment: string | null;
+  readonly etag: string | null;
+  /** When the edge last answered with a usable ruleset or `304`. */
+  readonly lastSuccessAt: Date | null;
+  /** The last failure, cleared by the next success. */
+  readonly lastError: PromptflagError | null;
+}
+
+/** A prompt resolution with its body (`null` when no prompt was served). */
+export interface PromptWithBody extends PromptResolution {
+  readonly body: string | null;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+function hex(bytes: ArrayBuffer): string {
+  let text = "";
+  for (const byte of new Uint8Array(bytes)) {
+    text += byte.toString(16).padStart(2, "0");
+  }
+  return text;
+}
+
+async function sha256Hex(bytes: BufferSource): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined) {
+    throw new PromptflagError("ENGINE", "WebCrypto (crypto.subtle) is not available here, so prompt bodies cannot be verified");
+  }
+  return hex(await subtle.digest("SHA-256", bytes));
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number, allowZero: boolean): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new InvalidArgumentError(`${name} must be ${allowZero ? "a non-negative" : "a positive"} integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function asError(error: unknown, url: string): PromptflagError {
+  if (error instanceof PromptflagError) {
+    return error;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new FetchError(`request to ${url} failed: ${message}`, url, undefined, { cause: error });
+}
+
+/** The unit an exposure names: the context's targeting key. */
+function unitOf(context: ContextInput | undefined): string | null {
+  if (context instanceof PreparedContext) {
+    return context.targetingKey ?? null;
+  }
+  if (typeof context === "string") {
+    try {
+      const parsed = JSON.parse(context) as { targetingKey?: unknown };
+      return typeof parsed?.targetingKey === "string" ? parsed.targetingKey : null;
+    } catch {
+      return null;
+    }
+  }
+  const key = context?.targetingKey;
+  return typeof key === "string" ? key : null;
+}
+
+/**
+ * Evaluates flags locally from a ruleset it keeps fresh from the promptflag Worker.
+ *
+ * ```ts
+ * const client = new PromptflagClient({ baseUrl: "https://flags.example.com", fallbackRuleset });
+ * await client.ready();
+ * const { prompt } = client.resolvePrompt("support_prompt", { targetingKey: userId });
+ * const body = await client.getPromptBody(prompt.hash);
+ * ```
+ */
+export class PromptflagClient {
+  readonly #base: URL;
+  readonly #fetch: typeof fetch;
+  readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
+  readonly #environment: string | undefined;
+  readonly #bodies: LruCache<string>;
+  readonly #inflightBodies = new Map<string, Promise<string>>();
+  readonly #fallbackPrompts = new Map<string, string>();
+  readonly #onExposure: ((event: ExposureEvent) => void) | undefined;
+  readonly #onError: ((error: PromptflagError) => void) | undefined;
+  readonly #onUpdate: PromptflagClientOptions["onUpdate"];
+  readonly #inflightAborts = new Set<AbortController>();
+  #evaluator: Evaluator | null = null;
+  #source: RulesetSource | null = null;
+  #etag: string | null = null;
+  #lastSuccessAt: Date | null = null;
+  #lastError: PromptflagError | null = null;
+  #refreshing: Promise<RefreshResult> | null = null;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #firstFetch: Promise<void> | null = null;
+  #closed = false;
+
+  constructor(options: PromptflagClientOptions) {
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidArgumentError("PromptflagClient needs options: { baseUrl: 'https://…' }");
+    }
+    let base: URL;
+    try {
+      base = new URL(String(options.baseUrl));
+    } catch {
+      throw new InvalidArgumentError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(String(options.baseUrl))}`);
+    }
+    if (base.protocol !== "http:" && base.protocol !== "https:") {
+      throw new InvalidArgumentError(`baseUrl must use http or https, got ${base.protocol}`);
+    }
+    if (!base.pathname.endsWith("/")) {
+      base.pathname += "/";
+    }
+    this.#base = base;
+    const fetcher = options.fetch ?? globalThis.fetch;
+    if (typeof fetcher !== "function") {
+      throw new InvalidArgumentError("no fetch is available here: pass options.fetch");
+    }
+    this.#fetch = fetcher;
+    this.#headers = { ...(options.headers ?? {}) };
+    this.#timeoutMs = positiveInteger("requestTimeoutMs", options.requestTimeoutMs, 10_000, false);
+    const interval = positiveInteger("refreshIntervalMs", options.refreshIntervalMs, 30_000, true);
+    this.#environment = options.environment;
+    this.#bodies = new LruCache<string>(
+      positiveInteger("promptCacheSize", options.promptCacheSize, 100, true),
+      positiveInteger("promptCacheBytes", options.promptCacheBytes, 16 * 1024 * 1024, true),
+    );
+    this.#onExposure = options.onExposure;
+    this.#onError = options.onError;
+    this.#onUpdate = options.onUpdate;
+    for (const [hash, body] of Object.entries(options.fallbackPrompts ?? {})) {
+      if (!SHA256_HEX.test(hash) || typeof body !== "string") {
+        throw new InvalidArgumentError(`fallbackPrompts must map SHA-256 hashes (64 lowercase hex digits) to body text; ${JSON.stringify(hash)} is not one`);
+      }
+      this.#fallbackPrompts.set(hash, body);
+    }
+    if (options.fallbackRuleset !== undefined) {
+      const fallback = Evaluator.fromRuleset(options.fallbackRuleset);
+      this.#checkEnvironment(fallback);
+      this.#evaluator = fallback;
+      this.#source = "fallback";
+    }
+    if (options.autoStart ?? true) {
+      this.#firstFetch = this.#backgroundRefresh();
+    }
+    if (interval > 0) {
+      this.#timer = setInterval(() => void this.#backgroundRefresh(), interval);
+      const timer = this.#timer as { unref?: () => void };
+      timer.unref?.();
+    }
+  }
+
+  /**
+   * Resolves once a ruleset is in use: the first fetch succeeded, or it failed and a fallback
+   * serves. Rejects with {@link NotReadyError} when the first fetch failed and there is no
+   * fallback.
+   */
+  async ready(): Promise<void> {
+    if (this.#firstFetch === null) {
+      this.#firstFetch = this.#backgroundRefresh();
+    }
+    await this.#firstFetch;
+    if (this.#evaluator === null) {
+      throw new NotReadyError(
+        `no ruleset: fetching ${new URL("v1/ruleset", this.#base).href} failed (${this.#lastError?.message ?? "unknown error"}) and no fallbackRuleset was given`,
+        { cause: this.#lastError },
+      );
+    }
+  }
+
+  /**
+   * Fetches the ruleset now (with `If-None-Match`). Rejects with {@link FetchError} or
+   * {@link RulesetValidationError} when the edge fails or serves something invalid; the ruleset
+   * in use stays as it was.
+   */
+  refresh(): Promise<RefreshResult> {
+    if (this.#closed) {
+      return Promise.reject(new PromptflagError("DISPOSED", "this client was closed; create a new one"));
+    }
+    if (this.#refreshing === null) {
+      this.#refreshing = this.#fetchRuleset().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  /** The client's state: where the ruleset came from, its revision, the last error. */
+  get status(): ClientStatus {
+    return {
+      ready: this.#evaluator !== null,
+      source: this.#source,
+      revision: this.#evaluator?.revision ?? null,
+      environment: this.#evaluator?.environment ?? null,
+      etag: this.#etag,
+      lastSuccessAt: this.#lastSuccessAt,
+      lastError: this.#lastError,
+    };
+  }
+
+  /** The evaluator in use (replaced on every update), or `null` before any ruleset. */
+  get evaluator(): Evaluator | null {
+    return this.#evaluator;
+  }
+
+  /** Evaluates one flag locally; see {@link Evaluator.evaluate}. */
+  evaluate<T extends JsonValue = JsonValue>(flagKey: string, context?: ContextInput, options?: EvaluateOptions): Evaluation<T> {
+    const evaluator = this.#require();
+    const evaluation = evaluator.evaluate<T>(flagKey, context, options);
+    this.#expose(evaluator, evaluation, context);
+    return evaluation;
+  }
+
+  /** Evaluates one flag with a type check; see {@link Evaluator.evaluateTyped}. */
+  evaluateTyped<T extends JsonValue = JsonValue>(
+    flagKey: string,
+    context: ContextInput | undefined,
+    type: ValueType,
+    options?: EvaluateOptions,
+  ): Evaluation<T> {
+    const evaluator = this.#require();
+    const evaluation = evaluator.evaluateTyped<T>(flagKey, context, type, options);
+    this.#expose(evaluator, evaluation, context);
+    return evaluation;
+  }
+
+  /** Resolves a prompt flag; see {@link Evaluator.resolvePrompt}. */
+  resolvePrompt(flagKey: string, context?: ContextInput, options?: EvaluateOptions): PromptResolution {
+    const evaluator = this.#require();
+    const resolution = evaluator.resolvePrompt(flagKey, context, options);
+    this.#expose(evaluator, resolution, context);
+    return resolution;
+  }
+
+  /** Every flag for one context; see {@link Evaluator.evaluateAll}. */
+  evaluateAll(context?: ContextInput, options?: EvaluateOptions): Record<string, Evaluation> {
+    const evaluator = this.#require();
+    const all = evaluator.evaluateAll(context, options);
+    if (this.#onExposure !== undefined) {
+      for (const evaluation of Object.values(all)) {
+        this.#expose(evaluator, evaluation, context);
+      }
+    }
+    return all;
+  }
+
+  /** One flag with every detail; see {@link Evaluator.explain}. Not an exposure. */
+  explain<T extends JsonValue = JsonValue>(flagKey: string, context?: ContextInput, options?: EvaluateOptions): EvaluationDetails<T> {
+    return this.#require().explain<T>(flagKey, context, options);
+  }
+
+  /** Resolves a prompt flag and fetches the body of the prompt served. */
+  async getPrompt(flagKey: string, context?: ContextInput, options?: EvaluateOptions): Promise<PromptWithBody> {
+    const resolution = this.resolvePrompt(flagKey, context, options);
+    const body = resolution.prompt === null ? null : await this.getPromptBody(resolution.prompt.hash);
+    return { ...resolution, body };
+  }
+
+  /**
+   * A prompt body by the SHA-256 of its bytes: from memory, from `fallbackPrompts`, or from the
+   * edge. Every body is verified before it is cached or returned; a mismatch rejects with
+   * {@link PromptIntegrityError}.
+   */
+  getPromptBody(hash: string | PromptRef): Promise<string> {
+    const wanted = typeof hash === "object" && hash !== null ? hash.hash : hash;
+    if (typeof wanted !== "string" || !SHA256_HEX.test(wanted)) {
+      return Promise.reject(
+        new InvalidArgumentError(`a prompt body is named by its SHA-256: 64 lowercase hex digits; got ${JSON.stringify(wanted)}`),
+      );
+    }
+    const cached = this.#bodies.get(wanted);
+    if (cached !== undefined) {
+      return Promise.resolve(cached);
+    }
+    let pending = this.#inflightBodies.get(wanted);
+    if (pending === undefined) {
+      pending = this.#loadBody(wanted).finally(() => this.#inflightBodies.delete(wanted));
+      this.#inflightBodies.set(wanted, pending);
+    }
+    return pending;
+  }
+
+  /** Stops the background refresh and aborts requests in flight. Evaluation keeps working. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+    for (const controller of this.#inflightAborts) {
+      controller.abort(new PromptflagError("DISPOSED", "the client was closed"));
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #require(): Evaluator {
+    const evaluator = this.#evaluator;
+    if (evaluator === null) {
+      throw new NotReadyError(
+        this.#lastError === null
+          ? "no ruleset yet: await client.ready() before evaluating, or pass fallbackRuleset"
+          : `no ruleset: the last fetch failed (${this.#lastError.message}); pass fallbackRuleset to serve while the edge is unreachable`,
+        { cause: this.#lastError },
+      );
+    }
+    return evaluator;
+  }
+
+  #expose(evaluator: Evaluator, evaluation: Evaluation | PromptResolution, context: ContextInput | undefined): void {
+    const onExposure = this.#onExposure;
+    if (onExposure === undefined) {
+      return;
+    }
+    try {
+      onExposure({
+        type: "exposure",
+        timestamp: new Date().toISOString(),
+        environment: evaluator.environment,
+        flag_key: evaluation.flagKey,
+        variant: evaluation.variant,
+        prompt_hash: evaluation.prompt?.hash ?? null,
+        revision: evaluator.revision,
+        unit: unitOf(context),
+        reason: evaluation.reason,
+      });
+    } catch (error) {
+      this.#report(new PromptflagError("ENGINE", `the onExposure callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+    }
+  }
+
+  #report(error: PromptflagError): void {
+    try {
+      this.#onError?.(error);
+    } catch {
+      // A failing error handler must not break evaluation or the refresh loop.
+    }
+  }
+
+  async #backgroundRefresh(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (error) {
+      this.#report(error as PromptflagError);
+    }
+  }
+
+  #checkEnvironment(evaluator: Evaluator): void {
+    if (this.#environment !== undefined && evaluator.environment !== this.#environment) {
+      const message = `the ruleset is for environment ${JSON.stringify(evaluator.environment)}, but this client serves ${JSON.stringify(this.#environment)}`;
+      throw new RulesetValidationError(`ruleset rejected: ${message}`, [{ path: "environment", code: "wrong_environment", message }]);
+    }
+  }
+
+  async #request(url: string, headers: Record<string, string>): Promise<Response> {
+    const controller = new AbortController();
+    this.#inflightAborts.add(controller);
+    const timer = setTimeout(
+      () => controller.abort(new FetchError(`request to ${url} timed out after ${this.#timeoutMs} ms`, url)),
+      this.#timeoutMs,
+    );
+    try {
+      return await this.#fetch(url, { headers: { ...this.#headers, ...headers }, signal: controller.signal });
+    } catch (error) {
+      if (controller.signal.aborted && controller.signal.reason instanceof PromptflagError) {
+        throw controller.signal.reason;
+      }
+      throw asError(error, url);
+    } finally {
+      clearTimeout(timer);
+      this.#inflightAborts.delete(controller);
+    }
+  }
+
+  async #fetchRuleset(): Promise<RefreshResult> {
+    const url = new URL("v1/ruleset", this.#base).href;
+    try {
+      const headers: Record<string, string> = { accept: "application/json" };
+      if (this.#etag !== null && this.#source === "remote") {
+        headers["if-none-match"] = this.#etag;
+      }
+      const response = await this.#request(url, headers);
+      if (response.status === 304 && this.#evaluator !== null && this.#source === "remote") {
+        await response.body?.cancel();
+        this.#lastSuccessAt = new Date();
+        this.#lastError = null;
+        return { updated: false, revision: this.#evaluator.revision };
+      }
+      if (response.status !== 200) {
+        const detail = await response.text().catch(() => "");
+        throw new FetchError(
+          `GET ${url} answered ${response.status}${detail ? `: ${detail.slice(0, 300)}` : ""}`,
+          url,
+          response.status,
+        );
+      }
+      const text = await response.text().catch((error: unknown) => {
+        throw asError(error, url);
+      });
+      // Validation happens before anything changes: an invalid payload leaves everything as it was.
+      const evaluator = Evaluator.fromRuleset(text);
+      this.#checkEnvironment(evaluator);
+      if (this.#closed) {
+        throw new PromptflagError("DISPOSED", "the client was closed");
+      }
+      this.#evaluator = evaluator;
+      this.#source = "remote";
+      this.#etag = response.headers.get("etag");
+      this.#lastSuccessAt = new Date();
+      this.#lastError = null;
+      try {
+        this.#onUpdate?.({ revision: evaluator.revision, environment: evaluator.environment, source: "remote" });
+      } catch (error) {
+        this.#report(new PromptflagError("ENGINE", `the onUpdate callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+      }
+      return { updated: true, revision: evaluator.revision };
+    } catch (error) {
+      const failure = asError(error, url);
+      this.#lastError = failure;
+      throw failure;
+    }
+  }
+
+  async #loadBody(hash: string): Promise<string> {
+    const fallback = this.#fallbackPrompts.get(hash);
+    if (fallback !== undefined) {
+      const bytes = new TextEncoder().encode(fallback);
+      const actual = await sha256Hex(bytes);
+      if (actual !== hash) {
+        throw new PromptIntegrityError(hash, actual, "fallbackPrompts");
+      }
+      this.#bodies.set(hash, fallback, bytes.byteLength);
+      return fallback;
+    }
+    const url = new URL(`v1/prompts/${hash}`, this.#base).href;
+    const response = await this.#request(url, { accept: "text/plain, text/markdown, */*" });
+    if (response.status === 404) {
+      await response.body?.cancel();
+      throw new PromptNotFoundError(hash, url);
+    }
+    if (response.status !== 200) {
+      const detail = await response.text().catch(() => "");
+      throw new FetchError(`GET ${url} answered ${response.status}${detail ? `: ${detail.slice(0, 300)}` : ""}`, url, response.status);
+    }
+    let bytes: ArrayBuffer;
+    try {
+      bytes = await response.arrayBuffer();
+    } catch (error) {
+      throw asError(error, url);
+    }
+    const actual = await sha256Hex(bytes);
+    if (actual !== hash) {
+      throw new PromptIntegrityError(hash, actual, url);
+    }
+    const body = new TextDecoder().decode(bytes);
+    this.#bodies.set(hash, body, bytes.byteLength);
+    return body;
+  }
+}

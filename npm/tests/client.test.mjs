@@ -1,0 +1,358 @@
+// PromptflagClient against the real Worker (worker/build in Miniflare on 127.0.0.1, started by
+// the shared harness): ETag refresh, background refresh, last-known-good through network errors
+// and invalid payloads, the fallback ruleset, prompt bodies verified by SHA-256 and cached in a
+// bounded LRU, and exposures.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { loadPackage, ROOT } from "./support.mjs";
+
+const {
+  PromptflagClient,
+  FetchError,
+  RulesetValidationError,
+  NotReadyError,
+  PromptIntegrityError,
+  PromptNotFoundError,
+  InvalidArgumentError,
+  PreparedContext,
+} = await loadPackage();
+
+const ADMIN_TOKEN = "client-test-token";
+const BODIES = {
+  current: "You are a helpful support agent. Answer briefly.\n",
+  candidate: "You are a support agent. Answer in at most three sentences, cite the docs.\n",
+};
+const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+const HASH = { current: sha256(BODIES.current), candidate: sha256(BODIES.candidate) };
+const DEAD_URL = "http://127.0.0.1:9/"; // the discard port: nothing listens here
+
+function ruleset(revision, { candidateWeight = 0, greeting = "hello" } = {}) {
+  return {
+    schema: 1,
+    environment: "dev",
+    revision,
+    prompts: {
+      [HASH.current]: { id: "support", version: "1.0.0", model: "gpt-4", parameters: { temperature: 0.7 } },
+      [HASH.candidate]: { id: "support", version: "1.1.0", model: "gpt-4o", parameters: { temperature: 0.2 } },
+    },
+    flags: {
+      support: {
+        kind: "prompt",
+        variants: { current: { prompt: HASH.current }, candidate: { prompt: HASH.candidate } },
+        baseline: "current",
+        default: { split: { treatments: [{ variant: "candidate", weight: candidateWeight }] } },
+      },
+      greeting: { kind: "string", variants: { only: { value: greeting } }, baseline: "only" },
+    },
+  };
+}
+
+/** A fetch that records requests and can be told to fail or to tamper, in front of the real one. */
+function recordingFetch() {
+  const log = [];
+  const control = { mode: "pass", rewrite: null };
+  const fetcher = async (url, init) => {
+    const entry = { url: String(url), ifNoneMatch: new Headers(init?.headers).get("if-none-match"), status: null };
+    log.push(entry);
+    if (control.mode === "down") {
+      return fetch(String(url).replace(/^http:\/\/[^/]+\//, DEAD_URL), init);
+    }
+    const response = await fetch(url, init);
+    entry.status = response.status;
+    if (control.rewrite !== null && response.status === 200) {
+      const rewritten = control.rewrite(entry.url, new Uint8Array(await response.arrayBuffer()));
+      if (rewritten !== undefined) {
+        return new Response(rewritten.body, { status: rewritten.status ?? 200, headers: response.headers });
+      }
+    }
+    return response;
+  };
+  return { fetcher, log, control };
+}
+
+describe("PromptflagClient against the Worker", () => {
+  let worker;
+  let publishedRevision = 0;
+
+  async function admin(method, path, body) {
+    const response = await fetch(`${worker.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      body,
+    });
+    const text = await response.text();
+    assert.ok(response.status < 300, `${method} ${path} answered ${response.status}: ${text}`);
+    return JSON.parse(text);
+  }
+
+  async function publish(options) {
+    publishedRevision += 1;
+    await admin("PUT", "/admin/v1/rulesets/dev", JSON.stringify(ruleset(publishedRevision, options)));
+    return publishedRevision;
+  }
+
+  before(async () => {
+    const { startWorker } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    worker = await startWorker({ port: 0, adminToken: ADMIN_TOKEN, environment: "dev", cacheTtlMs: 0 });
+    for (const body of Object.values(BODIES)) {
+      await admin("PUT", `/admin/v1/prompts/${sha256(body)}`, body);
+    }
+    await publish();
+  });
+
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  test("fetches the ruleset, then revalidates with If-None-Match and gets 304", async () => {
+    const { fetcher, log } = recordingFetch();
+    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0 });
+    try {
+      await client.ready();
+      assert.equal(client.status.source, "remote");
+      assert.equal(client.status.revision, publishedRevision);
+      assert.ok(client.status.etag, "the ETag is kept");
+      assert.equal(client.evaluate("greeting").value, "hello");
+      const again = await client.refresh();
+      assert.deepEqual(again, { updated: false, revision: publishedRevision });
+      const rulesetRequests = log.filter((entry) => entry.url.endsWith("/v1/ruleset"));
+      assert.equal(rulesetRequests.length, 2);
+      assert.equal(rulesetRequests[0].ifNoneMatch, null);
+      assert.equal(rulesetRequests[1].ifNoneMatch, client.status.etag);
+      assert.equal(rulesetRequests[1].status, 304);
+
+      const revision = await publish({ greeting: "hi there" });
+      const updated = await client.refresh();
+      assert.deepEqual(updated, { updated: true, revision });
+      assert.equal(client.evaluate("greeting").value, "hi there");
+      assert.equal(client.status.revision, revision);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("refreshes in the background on an interval and reports updates", async () => {
+    const updates = [];
+    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 50, onUpdate: (u) => updates.push(u) });
+    try {
+      await client.ready();
+      const revision = await publish({ greeting: "background" });
+      for (let i = 0; i < 200 && client.status.revision !== revision; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(client.status.revision, revision);
+      assert.equal(client.evaluate("greeting").value, "background");
+      assert.deepEqual(updates.at(-1), { revision, environment: "dev", source: "remote" });
+    } finally {
+      client.close();
+    }
+  });
+
+  test("keeps the last good ruleset through network errors", async () => {
+    const { fetcher, control } = recordingFetch();
+    const errors = [];
+    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
+    try {
+      await client.ready();
+      const good = client.status.revision;
+      control.mode = "down";
+      await assert.rejects(client.refresh(), (error) => {
+        assert.ok(error instanceof FetchError);
+        assert.equal(error.code, "FETCH_FAILED");
+        assert.match(error.message, /v1\/ruleset/);
+        return true;
+      });
+      assert.equal(client.status.revision, good);
+      assert.ok(client.status.lastError instanceof FetchError);
+      assert.equal(client.evaluate("greeting").reason, "STATIC");
+      control.mode = "pass";
+      await client.refresh();
+      assert.equal(client.status.lastError, null);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("keeps the last good ruleset through invalid payloads and error statuses", async () => {
+    const { fetcher, control } = recordingFetch();
+    const errors = [];
+    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, environment: "dev", onError: (e) => errors.push(e) });
+    try {
+      await client.ready();
+      const good = client.status.revision;
+      const goodEtag = client.status.etag;
+      const value = client.evaluate("greeting").value;
+      // A proxy between the client and the Worker could serve anything: the client must not care.
+      const payloads = [
+        { body: "<html>gateway error</html>", check: RulesetValidationError },
+        { body: JSON.stringify({ ...ruleset(good + 100), flags: { bad: { kind: "string", variants: {}, baseline: "x" } } }), check: RulesetValidationError },
+        { body: JSON.stringify(ruleset(good + 100)).replace('"dev"', '"prod"'), check: RulesetValidationError },
+        { body: "{}", status: 502, check: FetchError },
+      ];
+      for (const payload of payloads) {
+        control.rewrite = (url) => (url.endsWith("/v1/ruleset") ? { body: payload.body, status: payload.status } : undefined);
+        // Force a full fetch: a 304 would not exercise the payload.
+        await publish({ greeting: `unseen-${payload.body.length}` });
+        await assert.rejects(client.refresh(), payload.check);
+        assert.equal(client.status.revision, good, "nothing changed");
+        assert.equal(client.status.etag, goodEtag);
+        assert.equal(client.evaluate("greeting").value, value);
+      }
+      control.rewrite = null;
+      const recovered = await client.refresh();
+      assert.equal(recovered.updated, true);
+      assert.equal(client.status.revision, publishedRevision);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("serves a bundled fallback ruleset until the Worker answers", async () => {
+    const { fetcher, control } = recordingFetch();
+    control.mode = "down";
+    const fallback = { ...ruleset(1), environment: "dev" };
+    fallback.flags.greeting.variants.only.value = "from the fallback";
+    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, fallbackRuleset: fallback });
+    try {
+      assert.equal(client.status.source, "fallback");
+      assert.equal(client.evaluate("greeting").value, "from the fallback", "usable at once, before any fetch");
+      await client.ready();
+      assert.equal(client.status.source, "fallback");
+      assert.ok(client.status.lastError instanceof FetchError);
+      control.mode = "pass";
+      await client.refresh();
+      assert.equal(client.status.source, "remote");
+      assert.notEqual(client.evaluate("greeting").value, "from the fallback");
+    } finally {
+      client.close();
+    }
+    assert.throws(
+      () => new PromptflagClient({ baseUrl: worker.url, fallbackRuleset: { schema: 1 }, autoStart: false, refreshIntervalMs: 0 }),
+      RulesetValidationError,
+      "a bad fallback is a programming error, reported at once",
+    );
+  });
+
+  test("without a fallback, an unreachable Worker is NotReadyError", async () => {
+    const client = new PromptflagClient({ baseUrl: DEAD_URL, refreshIntervalMs: 0, requestTimeoutMs: 2000 });
+    try {
+      await assert.rejects(client.ready(), (error) => error instanceof NotReadyError && /fallbackRuleset/.test(error.message));
+      assert.throws(() => client.evaluate("greeting", {}), NotReadyError);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("fetches prompt bodies, verifies their SHA-256 and caches them (bounded LRU)", async () => {
+    const { fetcher, log, control } = recordingFetch();
+    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, promptCacheSize: 1 });
+    try {
+      await client.ready();
+      const bodyRequests = () => log.filter((entry) => entry.url.includes("/v1/prompts/")).length;
+      assert.equal(await client.getPromptBody(HASH.current), BODIES.current);
+      assert.equal(await client.getPromptBody(HASH.current), BODIES.current);
+      assert.equal(bodyRequests(), 1, "the second read is from memory");
+      const [a, b] = await Promise.all([client.getPromptBody(HASH.candidate), client.getPromptBody(HASH.candidate)]);
+      assert.equal(a, BODIES.candidate);
+      assert.equal(b, BODIES.candidate);
+      assert.equal(bodyRequests(), 2, "concurrent reads share one request");
+      await client.getPromptBody(HASH.current);
+      assert.equal(bodyRequests(), 3, "a cache of one body evicted the older");
+
+      const resolved = await client.getPrompt("support", { targetingKey: "user-1" });
+      assert.equal(resolved.variant, "current");
+      assert.equal(resolved.prompt.version, "1.0.0");
+      assert.equal(resolved.body, BODIES.current);
+
+      control.rewrite = (url, bytes) => {
+        if (!url.includes("/v1/prompts/")) return undefined;
+        const tampered = new Uint8Array(bytes);
+        tampered[0] ^= 1;
+        return { body: tampered };
+      };
+      await assert.rejects(client.getPromptBody(HASH.candidate), (error) => {
+        assert.ok(error instanceof PromptIntegrityError);
+        assert.equal(error.expected, HASH.candidate);
+        assert.notEqual(error.actual, HASH.candidate);
+        return true;
+      });
+      control.rewrite = null;
+      assert.equal(await client.getPromptBody(HASH.candidate), BODIES.candidate, "a tampered body was not cached");
+
+      await assert.rejects(client.getPromptBody(sha256("never published")), PromptNotFoundError);
+      await assert.rejects(client.getPromptBody("ABC"), InvalidArgumentError);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("serves verified fallback prompt bodies without a request", async () => {
+    const client = new PromptflagClient({
+      baseUrl: DEAD_URL,
+      refreshIntervalMs: 0,
+      autoStart: false,
+      fallbackRuleset: ruleset(1),
+      fallbackPrompts: { [HASH.current]: BODIES.current, [HASH.candidate]: "not the candidate body" },
+    });
+    try {
+      assert.equal(await client.getPromptBody(HASH.current), BODIES.current);
+      await assert.rejects(client.getPromptBody(HASH.candidate), PromptIntegrityError);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("calls the exposure callback on every evaluation, and survives one that throws", async () => {
+    const exposures = [];
+    const errors = [];
+    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e), onError: (e) => errors.push(e) });
+    try {
+      await client.ready();
+      client.resolvePrompt("support", { targetingKey: "user-9" });
+      client.evaluate("greeting", new PreparedContext({ targetingKey: "user-10" }));
+      client.evaluateTyped("greeting", '{"targetingKey": "user-11"}', "string");
+      client.evaluateAll({ targetingKey: "user-12" });
+      assert.equal(exposures.length, 5);
+      const [first] = exposures;
+      assert.equal(first.type, "exposure");
+      assert.equal(first.flag_key, "support");
+      assert.equal(first.variant, "current");
+      assert.equal(first.prompt_hash, HASH.current);
+      assert.equal(first.revision, client.status.revision);
+      assert.equal(first.environment, "dev");
+      assert.equal(first.unit, "user-9");
+      assert.equal(first.reason, "SPLIT");
+      assert.ok(!Number.isNaN(Date.parse(first.timestamp)));
+      assert.deepEqual(exposures.map((e) => e.unit), ["user-9", "user-10", "user-11", "user-12", "user-12"]);
+    } finally {
+      client.close();
+    }
+    const throwing = new PromptflagClient({
+      baseUrl: worker.url,
+      refreshIntervalMs: 0,
+      onExposure: () => {
+        throw new Error("sink down");
+      },
+      onError: (e) => errors.push(e),
+    });
+    try {
+      await throwing.ready();
+      assert.equal(throwing.evaluate("greeting").variant, "only");
+      assert.match(errors.at(-1).message, /onExposure callback threw: sink down/);
+    } finally {
+      throwing.close();
+    }
+  });
+
+  test("rejects bad options with actionable messages", () => {
+    assert.throws(() => new PromptflagClient(), InvalidArgumentError);
+    assert.throws(() => new PromptflagClient({ baseUrl: "flags.example.com" }), /absolute http\(s\) URL/);
+    assert.throws(() => new PromptflagClient({ baseUrl: "ftp://x/" }), /http or https/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: -1 }), /refreshIntervalMs/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
+  });
+});
