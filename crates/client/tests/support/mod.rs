@@ -298,7 +298,7 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     let Ok(mut response) = request.call() else {
         return;
     };
-    let status = response.status().as_u16();
+    let mut status = response.status().as_u16();
     let etag = response
         .headers()
         .get("etag")
@@ -307,7 +307,9 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     let mut body = Vec::new();
     let _ = response.body_mut().as_reader().read_to_end(&mut body);
     let mut etag = etag;
-    if status == 200 && path == "/v1/ruleset" && mode == ProxyMode::CorruptRuleset as u8 {
+    // A broken edge or cache in between answers 200 with garbage, whatever the ETag said.
+    if path == "/v1/ruleset" && mode == ProxyMode::CorruptRuleset as u8 {
+        status = 200;
         body = br#"{"schema": 1, "environment": "dev", "revision": 999, "flags": {"broken": {"kind": "prompt"}}}"#.to_vec();
         etag = Some("\"corrupt\"".to_string());
     }
