@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod build;
+pub mod collector;
 pub mod diagnostic;
 pub mod diff;
 pub mod digest;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod explain;
 pub mod git;
 pub mod lint;
+pub mod metrics;
 pub mod ops;
 pub mod publish;
 pub mod repo;

@@ -1,0 +1,187 @@
+//! The telemetry database: SQLite in WAL mode holding calls and exposures (and, in tables the
+//! control loop owns, rollout state; see `controller`).
+//!
+//! Durability: the collector acknowledges a batch only after the transaction holding it has
+//! committed. With `synchronous = FULL` (the default) SQLite syncs the WAL at every commit, so an
+//! acknowledged event survives a process crash *and* a power loss or OS crash. With
+//! `synchronous = NORMAL` the WAL is synced only at checkpoints: an acknowledged event survives a
+//! process crash (`kill -9`: the commit is in the OS page cache, and SQLite recovers the WAL on
+//! the next open) but the last commits before a power loss may be lost. See `docs/collector.md`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+
+use super::event::{CallRecord, ExposureRecord, Record};
+use crate::error::{Error, Result};
+
+/// How hard SQLite syncs a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Sync the WAL at every commit: acknowledged events survive power loss.
+    #[default]
+    Full,
+    /// Sync at checkpoints only: acknowledged events survive a process crash, not power loss.
+    Normal,
+}
+
+impl Synchronous {
+    /// The pragma value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    ts_ms INTEGER NOT NULL,
+    environment TEXT,
+    flag_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    prompt_id TEXT,
+    prompt_version TEXT,
+    prompt_hash TEXT,
+    user_id TEXT,
+    model TEXT,
+    temperature REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    latency_ms REAL,
+    ttft_ms REAL,
+    status TEXT NOT NULL,
+    parser_valid INTEGER,
+    refused INTEGER,
+    hallucinated INTEGER,
+    cost_usd REAL
+);
+CREATE INDEX IF NOT EXISTS calls_flag_time ON calls (flag_key, ts_ms);
+CREATE TABLE IF NOT EXISTS exposures (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    ts_ms INTEGER NOT NULL,
+    environment TEXT,
+    flag_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    prompt_hash TEXT,
+    revision INTEGER,
+    unit TEXT,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS exposures_flag_time ON exposures (flag_key, ts_ms);
+";
+
+/// Opens (creating if needed) the telemetry database with WAL and the chosen sync level.
+pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    // journal_mode returns a row, so it is read rather than executed.
+    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Invalid(format!(
+            "{}: SQLite refused WAL mode (got {mode}); use a local file system",
+            path.display()
+        )));
+    }
+    connection.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        synchronous.as_str()
+    ))?;
+    connection.execute_batch(SCHEMA)?;
+    Ok(connection)
+}
+
+/// What happened to one stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Newly written.
+    Accepted,
+    /// Its id was already stored; nothing was written.
+    Duplicate,
+}
+
+const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+fn insert_call(statement: &mut rusqlite::CachedStatement<'_>, call: &CallRecord) -> rusqlite::Result<usize> {
+    statement.execute(params![
+        call.request_id,
+        call.timestamp_ms,
+        call.environment,
+        call.flag_key,
+        call.variant,
+        call.prompt_id,
+        call.prompt_version,
+        call.prompt_hash,
+        call.user_id,
+        call.model,
+        call.temperature,
+        call.input_tokens.map(|t| t.min(i64::MAX as u64) as i64),
+        call.output_tokens.map(|t| t.min(i64::MAX as u64) as i64),
+        call.latency_ms,
+        call.ttft_ms,
+        call.status.as_str(),
+        call.parser_valid,
+        call.refused,
+        call.hallucinated,
+        call.cost_usd,
+    ])
+}
+
+fn insert_exposure(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    exposure: &ExposureRecord,
+) -> rusqlite::Result<usize> {
+    statement.execute(params![
+        exposure.key,
+        exposure.timestamp_ms,
+        exposure.environment,
+        exposure.flag_key,
+        exposure.variant,
+        exposure.prompt_hash,
+        exposure.revision.map(|r| r.min(i64::MAX as u64) as i64),
+        exposure.unit,
+        exposure.reason,
+    ])
+}
+
+/// Writes several batches in one transaction (a group commit) and returns, per batch, what
+/// happened to each event. Nothing is visible, or acknowledged, before the commit returns.
+pub fn insert_batches(
+    connection: &mut Connection,
+    batches: &[&[Record]],
+) -> rusqlite::Result<Vec<Vec<Stored>>> {
+    let transaction = connection.transaction()?;
+    let mut outcomes = Vec::with_capacity(batches.len());
+    {
+        let mut calls = transaction.prepare_cached(INSERT_CALL)?;
+        let mut exposures = transaction.prepare_cached(INSERT_EXPOSURE)?;
+        for batch in batches {
+            let mut stored = Vec::with_capacity(batch.len());
+            for record in *batch {
+                let changed = match record {
+                    Record::Call(call) => insert_call(&mut calls, call)?,
+                    Record::Exposure(exposure) => insert_exposure(&mut exposures, exposure)?,
+                };
+                stored.push(if changed == 0 {
+                    Stored::Duplicate
+                } else {
+                    Stored::Accepted
+                });
+            }
+            outcomes.push(stored);
+        }
+    }
+    transaction.commit()?;
+    Ok(outcomes)
+}

@@ -1,0 +1,440 @@
+//! The telemetry collector behind `promptflag serve`: `POST /v1/events` takes LLM-call events and
+//! the Worker's exposure batches, a single writer thread stores them in SQLite with group
+//! commits, and the HTTP answer is sent only once the events are durable.
+//!
+//! Flow: the handler decodes the body ([`event::decode_body`]), puts the good events on a bounded
+//! queue as one job (a full queue answers `429` with `Retry-After` at once), and waits. The writer
+//! takes a job, then every job already waiting (up to `max_batch_events`), writes them all in one
+//! transaction, commits, and answers each job. So under load many HTTP requests share one commit
+//! (and one `fsync` with `synchronous = FULL`), which is what makes durable acknowledgements
+//! fast. Idempotency is the `UNIQUE` key of each table with `INSERT OR IGNORE`: a retried event is
+//! reported as a duplicate and written once.
+
+pub mod db;
+pub mod event;
+pub mod prom;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use db::{Stored, Synchronous};
+use event::{EventError, Record};
+use prom::CollectorMetrics;
+
+/// How the collector runs.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// The SQLite file.
+    pub db_path: PathBuf,
+    /// How commits are synced.
+    pub synchronous: Synchronous,
+    /// Jobs (HTTP batches) the write queue holds; one more answers `429`.
+    pub queue_capacity: usize,
+    /// The most events one group commit takes (it always takes at least one whole job).
+    pub max_batch_events: usize,
+    /// The largest request body, in bytes (`413` above).
+    pub max_body_bytes: usize,
+    /// The most events in one request.
+    pub max_events_per_request: usize,
+    /// Seconds in the `Retry-After` of a `429`.
+    pub retry_after_seconds: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            db_path: PathBuf::from("telemetry.sqlite3"),
+            synchronous: Synchronous::Full,
+            queue_capacity: 256,
+            max_batch_events: 50_000,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_events_per_request: 50_000,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
+type Reply = std::result::Result<Vec<Stored>, String>;
+
+struct Job {
+    records: Vec<Record>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Holds the writer between group commits (for maintenance and for tests that need a full
+/// queue without relying on timing).
+#[derive(Default)]
+struct Gate {
+    paused: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn set(&self, paused: bool) {
+        if let Ok(mut flag) = self.paused.lock() {
+            *flag = paused;
+        }
+        self.changed.notify_all();
+    }
+
+    fn wait_open(&self) {
+        let Ok(mut flag) = self.paused.lock() else {
+            return;
+        };
+        while *flag {
+            flag = match self.changed.wait(flag) {
+                Ok(flag) => flag,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
+struct Inner {
+    sender: mpsc::Sender<Job>,
+    metrics: Arc<CollectorMetrics>,
+    config: CollectorConfig,
+    gate: Arc<Gate>,
+}
+
+/// A running collector: the queue, the writer thread, and the HTTP routes over them.
+#[derive(Clone)]
+pub struct Collector {
+    inner: Arc<Inner>,
+}
+
+/// The writer thread; joining it waits for the queue to drain after every [`Collector`] clone is
+/// dropped.
+pub struct Writer {
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Waits for the writer to finish its last commit.
+    pub fn join(self) {
+        let _ = self.handle.join();
+    }
+}
+
+fn writer_loop(
+    mut connection: rusqlite::Connection,
+    mut receiver: mpsc::Receiver<Job>,
+    metrics: Arc<CollectorMetrics>,
+    gate: Arc<Gate>,
+    max_batch_events: usize,
+) {
+    loop {
+        gate.wait_open();
+        let Some(first) = receiver.blocking_recv() else {
+            return;
+        };
+        let mut events = first.records.len();
+        metrics.dequeued(events as u64);
+        let mut jobs = vec![first];
+        while events < max_batch_events {
+            match receiver.try_recv() {
+                Ok(job) => {
+                    metrics.dequeued(job.records.len() as u64);
+                    events += job.records.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let batches: Vec<&[Record]> = jobs.iter().map(|job| job.records.as_slice()).collect();
+        let result = db::insert_batches(&mut connection, &batches);
+        metrics.committed(events as u64, started.elapsed());
+        match result {
+            Ok(outcomes) => {
+                for (job, stored) in jobs.into_iter().zip(outcomes) {
+                    let (mut calls, mut exposures, mut dup_calls, mut dup_exposures) = (0, 0, 0, 0);
+                    for (record, outcome) in job.records.iter().zip(&stored) {
+                        match (record, outcome) {
+                            (Record::Call(_), Stored::Accepted) => calls += 1,
+                            (Record::Call(_), Stored::Duplicate) => dup_calls += 1,
+                            (Record::Exposure(_), Stored::Accepted) => exposures += 1,
+                            (Record::Exposure(_), Stored::Duplicate) => dup_exposures += 1,
+                        }
+                    }
+                    metrics.stored(calls, exposures, dup_calls, dup_exposures);
+                    // The client may have gone away; the events are stored all the same.
+                    let _ = job.reply.send(Ok(stored));
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Why a submission was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The write queue is full; retry later.
+    QueueFull,
+    /// The writer has stopped or the database failed.
+    Store(String),
+}
+
+fn error_body(code: &str, message: impl Into<String>) -> Value {
+    json!({ "error": { "code": code, "message": message.into() } })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response()
+}
+
+impl Collector {
+    /// Opens the database and starts the writer thread.
+    pub fn start(config: CollectorConfig) -> Result<(Collector, Writer)> {
+        let connection = db::open(&config.db_path, config.synchronous)?;
+        let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let metrics = Arc::new(CollectorMetrics::new(config.queue_capacity.max(1)));
+        let gate = Arc::new(Gate::default());
+        let handle = {
+            let metrics = metrics.clone();
+            let gate = gate.clone();
+            let max = config.max_batch_events.max(1);
+            std::thread::Builder::new()
+                .name(String::from("promptflag-writer"))
+                .spawn(move || writer_loop(connection, receiver, metrics, gate, max))
+                .map_err(|e| Error::io(&config.db_path, e))?
+        };
+        Ok((
+            Collector {
+                inner: Arc::new(Inner {
+                    sender,
+                    metrics,
+                    config,
+                    gate,
+                }),
+            },
+            Writer { handle },
+        ))
+    }
+
+    /// The collector's counters.
+    pub fn metrics(&self) -> &CollectorMetrics {
+        &self.inner.metrics
+    }
+
+    /// Holds the writer after its current commit; queued jobs wait (and the queue can fill).
+    pub fn pause_writer(&self) {
+        self.inner.gate.set(true);
+    }
+
+    /// Lets the writer go on.
+    pub fn resume_writer(&self) {
+        self.inner.gate.set(false);
+    }
+
+    /// Queues events and waits until they are committed. Returns what happened to each.
+    pub async fn submit(&self, records: Vec<Record>) -> std::result::Result<Vec<Stored>, SubmitError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        let count = records.len() as u64;
+        // Counted before the send so the writer's decrement can never run first.
+        self.inner.metrics.enqueued(count);
+        match self.inner.sender.try_send(Job { records, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.inner.metrics.dequeued(count);
+                return Err(SubmitError::QueueFull);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.inner.metrics.dequeued(count);
+                return Err(SubmitError::Store(String::from("the writer has stopped")));
+            }
+        }
+        match answer.await {
+            Ok(Ok(stored)) => Ok(stored),
+            Ok(Err(message)) => Err(SubmitError::Store(message)),
+            Err(_) => Err(SubmitError::Store(String::from("the writer has stopped"))),
+        }
+    }
+
+    /// The HTTP routes: `POST /v1/events`, `GET /metrics`, `GET /healthz`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/events", post(post_events))
+            .route("/metrics", get(get_metrics))
+            .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }))
+            .fallback(|| async {
+                json_response(
+                    StatusCode::NOT_FOUND,
+                    &error_body("not_found", "no such route; POST /v1/events, GET /metrics, GET /healthz"),
+                )
+            })
+            .layer(DefaultBodyLimit::max(self.inner.config.max_body_bytes))
+            .with_state(self.clone())
+    }
+
+    fn handle_body(&self, headers: &HeaderMap, body: &[u8]) -> std::result::Result<(Vec<Record>, Vec<usize>, Vec<EventError>), Response> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        let decoded = event::decode_body(body, content_type, self.inner.config.max_events_per_request)
+            .map_err(|error| {
+                self.inner.metrics.request("bad");
+                json_response(StatusCode::BAD_REQUEST, &error_body(error.code, error.message))
+            })?;
+        let (indices, records): (Vec<usize>, Vec<Record>) = decoded.records.into_iter().unzip();
+        Ok((records, indices, decoded.errors))
+    }
+}
+
+async fn get_metrics(State(collector): State<Collector>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        collector.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn post_events(
+    State(collector): State<Collector>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let metrics = &collector.inner.metrics;
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            metrics.request("bad");
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_body"
+            };
+            let status = if status.is_client_error() {
+                status
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return json_response(status, &error_body(code, rejection.body_text()));
+        }
+    };
+    let (records, indices, errors) = match collector.handle_body(&headers, &body) {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    metrics.rejected(errors.len() as u64);
+    if records.is_empty() {
+        metrics.request("bad");
+        return json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({
+                "error": {"code": "no_valid_events", "message": "every event of the batch was refused; see errors"},
+                "accepted": 0, "duplicates": 0, "rejected": errors.len(), "errors": errors,
+            }),
+        );
+    }
+    let ids: Vec<String> = records.iter().map(|r| r.id().to_string()).collect();
+    match collector.submit(records).await {
+        Ok(stored) => {
+            metrics.request("ok");
+            let mut duplicate_ids = Vec::new();
+            let mut duplicate_indices = Vec::new();
+            for ((id, index), outcome) in ids.into_iter().zip(indices).zip(&stored) {
+                if *outcome == Stored::Duplicate {
+                    duplicate_ids.push(id);
+                    duplicate_indices.push(index);
+                }
+            }
+            let accepted = stored.len() - duplicate_ids.len();
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "accepted": accepted,
+                    "duplicates": duplicate_ids.len(),
+                    "rejected": errors.len(),
+                    "duplicate_ids": duplicate_ids,
+                    "duplicate_indices": duplicate_indices,
+                    "errors": errors,
+                    "durable": true,
+                }),
+            )
+        }
+        Err(SubmitError::QueueFull) => {
+            metrics.request("throttled");
+            let retry = collector.inner.config.retry_after_seconds.max(1);
+            let mut response = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &error_body(
+                    "queue_full",
+                    format!("the write queue is full; nothing from this batch was stored; retry in {retry} s"),
+                ),
+            );
+            if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Err(SubmitError::Store(message)) => {
+            metrics.request("failed");
+            let mut response = json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &error_body("store_failed", format!("the batch was not stored: {message}")),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
+/// Binds `addr` and serves the collector until `shutdown` resolves. Calls `ready` with the bound
+/// address once listening.
+pub async fn serve(
+    collector: Collector,
+    addr: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Invalid(format!("cannot read the bound address: {e}")))?;
+    ready(bound);
+    axum::serve(listener, collector.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Invalid(format!("the collector server failed: {e}")))
+}
+
+/// How long the writer may take to drain on shutdown before the process gives up waiting.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

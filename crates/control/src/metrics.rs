@@ -1,0 +1,573 @@
+//! Per-variant metrics over a time window, from the telemetry store: requests, success and error
+//! rates, p50/p95/p99 latency, time to first token, cost per request and per success, tokens per
+//! request, parser-failure, refusal and hallucination rates — and, for each metric, the summary
+//! the statistics need ([`MetricSample`]).
+//!
+//! Sums and counts come from one SQL aggregate per window; percentiles need the values, so
+//! latencies are read sorted and ranked here (nearest rank). Rates are over all requests of the
+//! variant: an event without `parser_valid`, `refused` or `hallucinated` counts as "no". A call
+//! without `cost_usd` or token counts counts as 0, so send them on every call.
+//!
+//! Percentiles are compared with the asymptotic variance of a sample quantile,
+//! `p (1 − p) · s(p)²` per unit, where the sparsity `s(p)` (the reciprocal of the density at the
+//! quantile) is estimated from order statistics with the Hall–Sheather bandwidth. Cost per
+//! success is a ratio of two means, compared with its delta-method variance.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use promptflag_stats::distributions::{normal_pdf, normal_quantile};
+use promptflag_stats::{MeanSummary, MetricKind, Moments, ProportionSummary, StatsError};
+
+use crate::error::Result;
+use crate::rollout::Metric;
+
+/// Everything needed to compute one variant's metrics: counts, sums and the raw latencies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aggregate {
+    /// Calls.
+    pub requests: u64,
+    /// Calls with status `success`.
+    pub successes: u64,
+    /// Calls with status `error` or `timeout`.
+    pub errors: u64,
+    /// Calls whose output did not parse.
+    pub parser_failures: u64,
+    /// Calls the model refused.
+    pub refusals: u64,
+    /// Calls flagged as hallucinated.
+    pub hallucinations: u64,
+    /// Σ cost.
+    pub cost_sum: f64,
+    /// Σ cost².
+    pub cost_squares: f64,
+    /// Σ cost over successful calls.
+    pub cost_success_sum: f64,
+    /// Σ input tokens.
+    pub input_sum: f64,
+    /// Σ input tokens².
+    pub input_squares: f64,
+    /// Σ output tokens.
+    pub output_sum: f64,
+    /// Σ output tokens².
+    pub output_squares: f64,
+    /// Latencies (ms), any order.
+    pub latencies: Vec<f64>,
+    /// Times to first token (ms), any order.
+    pub ttfts: Vec<f64>,
+}
+
+/// One call, for building an [`Aggregate`] without the database (simulation, tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Observation {
+    /// Succeeded.
+    pub success: bool,
+    /// Errored or timed out.
+    pub error: bool,
+    /// Output did not parse.
+    pub parser_failure: bool,
+    /// Refused.
+    pub refused: bool,
+    /// Hallucinated.
+    pub hallucinated: bool,
+    /// Latency.
+    pub latency_ms: f64,
+    /// Time to first token.
+    pub ttft_ms: f64,
+    /// Cost.
+    pub cost_usd: f64,
+    /// Input tokens.
+    pub input_tokens: f64,
+    /// Output tokens.
+    pub output_tokens: f64,
+}
+
+impl Aggregate {
+    /// Adds one call.
+    pub fn push(&mut self, call: &Observation) {
+        self.requests += 1;
+        self.successes += u64::from(call.success);
+        self.errors += u64::from(call.error);
+        self.parser_failures += u64::from(call.parser_failure);
+        self.refusals += u64::from(call.refused);
+        self.hallucinations += u64::from(call.hallucinated);
+        self.cost_sum += call.cost_usd;
+        self.cost_squares += call.cost_usd * call.cost_usd;
+        if call.success {
+            self.cost_success_sum += call.cost_usd;
+        }
+        self.input_sum += call.input_tokens;
+        self.input_squares += call.input_tokens * call.input_tokens;
+        self.output_sum += call.output_tokens;
+        self.output_squares += call.output_tokens * call.output_tokens;
+        self.latencies.push(call.latency_ms);
+        self.ttfts.push(call.ttft_ms);
+    }
+
+    /// Adds another aggregate.
+    pub fn merge(&mut self, other: &Aggregate) {
+        self.requests += other.requests;
+        self.successes += other.successes;
+        self.errors += other.errors;
+        self.parser_failures += other.parser_failures;
+        self.refusals += other.refusals;
+        self.hallucinations += other.hallucinations;
+        self.cost_sum += other.cost_sum;
+        self.cost_squares += other.cost_squares;
+        self.cost_success_sum += other.cost_success_sum;
+        self.input_sum += other.input_sum;
+        self.input_squares += other.input_squares;
+        self.output_sum += other.output_sum;
+        self.output_squares += other.output_squares;
+        self.latencies.extend_from_slice(&other.latencies);
+        self.ttfts.extend_from_slice(&other.ttfts);
+    }
+}
+
+/// A metric's summary for the statistics: a proportion, a mean, a quantile or a ratio. All
+/// implement [`Moments`], so every guardrail goes through `promptflag_stats::evaluate_guardrail`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MetricSample {
+    /// `{n, successes}`.
+    Proportion(ProportionSummary),
+    /// `{n, sum, sum_squares}`.
+    Mean(MeanSummary),
+    /// A sample quantile with its estimated per-unit variance.
+    Quantile {
+        /// Observations.
+        n: u64,
+        /// The quantile's value.
+        value: f64,
+        /// `p (1 − p) s(p)²`.
+        per_unit_variance: f64,
+    },
+    /// A ratio of means (cost per success) with its delta-method per-unit variance.
+    Ratio {
+        /// Calls.
+        n: u64,
+        /// The ratio.
+        value: f64,
+        /// Delta-method variance per call.
+        per_unit_variance: f64,
+    },
+}
+
+impl Moments for MetricSample {
+    fn kind(&self) -> MetricKind {
+        match self {
+            MetricSample::Proportion(_) => MetricKind::Proportion,
+            _ => MetricKind::Mean,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            MetricSample::Proportion(summary) => summary.n,
+            MetricSample::Mean(summary) => summary.n,
+            MetricSample::Quantile { n, .. } | MetricSample::Ratio { n, .. } => *n,
+        }
+    }
+
+    fn mean(&self) -> f64 {
+        match self {
+            MetricSample::Proportion(summary) => summary.mean(),
+            MetricSample::Mean(summary) => summary.mean(),
+            MetricSample::Quantile { value, .. } | MetricSample::Ratio { value, .. } => *value,
+        }
+    }
+
+    fn variance(&self) -> f64 {
+        match self {
+            MetricSample::Proportion(summary) => summary.variance(),
+            MetricSample::Mean(summary) => summary.variance(),
+            MetricSample::Quantile {
+                per_unit_variance, ..
+            }
+            | MetricSample::Ratio {
+                per_unit_variance, ..
+            } => *per_unit_variance,
+        }
+    }
+
+    fn validate(&self) -> std::result::Result<(), StatsError> {
+        match self {
+            MetricSample::Proportion(summary) => summary.validate(),
+            MetricSample::Mean(summary) => summary.validate(),
+            MetricSample::Quantile {
+                value,
+                per_unit_variance,
+                ..
+            }
+            | MetricSample::Ratio {
+                value,
+                per_unit_variance,
+                ..
+            } => {
+                if value.is_finite() && per_unit_variance.is_finite() && *per_unit_variance >= 0.0
+                {
+                    Ok(())
+                } else {
+                    Err(StatsError::InvalidSummary {
+                        reason: "a quantile or ratio summary must be finite",
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// The nearest-rank percentile of sorted values (`q` in `[0, 1]`); 0 when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A sample quantile and its asymptotic per-unit variance (Hall–Sheather sparsity estimate).
+pub fn quantile_sample(sorted: &[f64], q: f64) -> MetricSample {
+    let n = sorted.len();
+    let value = percentile(sorted, q);
+    if n < 2 {
+        return MetricSample::Quantile {
+            n: n as u64,
+            value,
+            per_unit_variance: 0.0,
+        };
+    }
+    let z = normal_quantile(q);
+    let density = normal_pdf(z);
+    let bandwidth = (n as f64).powf(-1.0 / 3.0)
+        * normal_quantile(0.975).powf(2.0 / 3.0)
+        * (1.5 * density * density / (2.0 * z * z + 1.0)).powf(1.0 / 3.0);
+    let low = (q - bandwidth).max(0.0);
+    let high = (q + bandwidth).min(1.0);
+    let sparsity = (percentile(sorted, high) - percentile(sorted, low)) / (high - low).max(1e-12);
+    MetricSample::Quantile {
+        n: n as u64,
+        value,
+        per_unit_variance: q * (1.0 - q) * sparsity * sparsity,
+    }
+}
+
+/// Per-variant metrics over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantMetrics {
+    /// The variant.
+    pub variant: String,
+    /// Calls.
+    pub requests: u64,
+    /// Successful calls.
+    pub successes: u64,
+    /// Share of calls with status `success`.
+    pub success_rate: f64,
+    /// Share of calls with status `error` or `timeout`.
+    pub error_rate: f64,
+    /// Median latency.
+    pub latency_p50_ms: f64,
+    /// 95th-percentile latency.
+    pub latency_p95_ms: f64,
+    /// 99th-percentile latency.
+    pub latency_p99_ms: f64,
+    /// Median time to first token.
+    pub ttft_p50_ms: f64,
+    /// 95th-percentile time to first token.
+    pub ttft_p95_ms: f64,
+    /// Mean cost of a call.
+    pub cost_per_request_usd: f64,
+    /// Total cost divided by the successful calls (0 without successes).
+    pub cost_per_success_usd: f64,
+    /// Mean input tokens.
+    pub input_tokens: f64,
+    /// Mean output tokens.
+    pub output_tokens: f64,
+    /// Mean input plus output tokens.
+    pub tokens_per_request: f64,
+    /// Share of calls whose output did not parse.
+    pub parser_failure_rate: f64,
+    /// Share of calls refused.
+    pub refusal_rate: f64,
+    /// Share of calls flagged as hallucinated.
+    pub hallucination_rate: f64,
+    /// The summaries behind the statistics, per metric.
+    #[serde(skip)]
+    samples: Vec<(Metric, MetricSample)>,
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl VariantMetrics {
+    /// Computes the metrics of one variant from its aggregate.
+    pub fn from_aggregate(variant: &str, mut aggregate: Aggregate) -> VariantMetrics {
+        let requests = aggregate.requests;
+        let n = requests as f64;
+        aggregate.latencies.sort_by(f64::total_cmp);
+        aggregate.ttfts.sort_by(f64::total_cmp);
+        let mean = |sum: f64| if requests == 0 { 0.0 } else { sum / n };
+        let proportion = |count: u64| MetricSample::Proportion(ProportionSummary::new(requests, count));
+        let cost_per_success = if aggregate.successes == 0 {
+            0.0
+        } else {
+            aggregate.cost_sum / aggregate.successes as f64
+        };
+        // Cost per success R = mean(X) / mean(Y), X = cost of a call, Y = 1 on success.
+        let ratio = {
+            let y_bar = share(aggregate.successes, requests);
+            let variance = if requests < 2 || y_bar == 0.0 {
+                0.0
+            } else {
+                let x_bar = aggregate.cost_sum / n;
+                let var_x = (aggregate.cost_squares - n * x_bar * x_bar) / (n - 1.0);
+                let var_y = (aggregate.successes as f64 - n * y_bar * y_bar) / (n - 1.0);
+                let cov = (aggregate.cost_success_sum - n * x_bar * y_bar) / (n - 1.0);
+                let r = cost_per_success;
+                ((var_x - 2.0 * r * cov + r * r * var_y) / (y_bar * y_bar)).max(0.0)
+            };
+            MetricSample::Ratio {
+                n: requests,
+                value: cost_per_success,
+                per_unit_variance: variance,
+            }
+        };
+        let samples = vec![
+            (Metric::SuccessRate, proportion(aggregate.successes)),
+            (Metric::ErrorRate, proportion(aggregate.errors)),
+            (Metric::LatencyP50Ms, quantile_sample(&aggregate.latencies, 0.50)),
+            (Metric::LatencyP95Ms, quantile_sample(&aggregate.latencies, 0.95)),
+            (Metric::LatencyP99Ms, quantile_sample(&aggregate.latencies, 0.99)),
+            (
+                Metric::CostPerRequestUsd,
+                MetricSample::Mean(MeanSummary::new(requests, aggregate.cost_sum, aggregate.cost_squares)),
+            ),
+            (Metric::CostPerSuccessUsd, ratio),
+            (
+                Metric::InputTokens,
+                MetricSample::Mean(MeanSummary::new(requests, aggregate.input_sum, aggregate.input_squares)),
+            ),
+            (
+                Metric::OutputTokens,
+                MetricSample::Mean(MeanSummary::new(requests, aggregate.output_sum, aggregate.output_squares)),
+            ),
+            (Metric::ParserFailureRate, proportion(aggregate.parser_failures)),
+            (Metric::RefusalRate, proportion(aggregate.refusals)),
+            (Metric::HallucinationRate, proportion(aggregate.hallucinations)),
+        ];
+        VariantMetrics {
+            variant: variant.to_string(),
+            requests,
+            successes: aggregate.successes,
+            success_rate: share(aggregate.successes, requests),
+            error_rate: share(aggregate.errors, requests),
+            latency_p50_ms: percentile(&aggregate.latencies, 0.50),
+            latency_p95_ms: percentile(&aggregate.latencies, 0.95),
+            latency_p99_ms: percentile(&aggregate.latencies, 0.99),
+            ttft_p50_ms: percentile(&aggregate.ttfts, 0.50),
+            ttft_p95_ms: percentile(&aggregate.ttfts, 0.95),
+            cost_per_request_usd: mean(aggregate.cost_sum),
+            cost_per_success_usd: cost_per_success,
+            input_tokens: mean(aggregate.input_sum),
+            output_tokens: mean(aggregate.output_sum),
+            tokens_per_request: mean(aggregate.input_sum + aggregate.output_sum),
+            parser_failure_rate: share(aggregate.parser_failures, requests),
+            refusal_rate: share(aggregate.refusals, requests),
+            hallucination_rate: share(aggregate.hallucinations, requests),
+            samples,
+        }
+    }
+
+    /// The point value of a metric.
+    pub fn value(&self, metric: Metric) -> f64 {
+        match metric {
+            Metric::SuccessRate => self.success_rate,
+            Metric::ErrorRate => self.error_rate,
+            Metric::LatencyP50Ms => self.latency_p50_ms,
+            Metric::LatencyP95Ms => self.latency_p95_ms,
+            Metric::LatencyP99Ms => self.latency_p99_ms,
+            Metric::CostPerRequestUsd => self.cost_per_request_usd,
+            Metric::CostPerSuccessUsd => self.cost_per_success_usd,
+            Metric::InputTokens => self.input_tokens,
+            Metric::OutputTokens => self.output_tokens,
+            Metric::ParserFailureRate => self.parser_failure_rate,
+            Metric::RefusalRate => self.refusal_rate,
+            Metric::HallucinationRate => self.hallucination_rate,
+        }
+    }
+
+    /// The statistics summary of a metric.
+    pub fn sample(&self, metric: Metric) -> MetricSample {
+        self.samples
+            .iter()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, sample)| *sample)
+            .unwrap_or(MetricSample::Proportion(ProportionSummary::new(0, 0)))
+    }
+}
+
+/// Which calls a query covers: one flag, optionally one environment, `[from_ms, to_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The flag.
+    pub flag_key: String,
+    /// Only calls of this environment (calls without one are included).
+    pub environment: Option<String>,
+    /// Start, inclusive (ms since the epoch).
+    pub from_ms: i64,
+    /// End, exclusive.
+    pub to_ms: i64,
+}
+
+const AGGREGATE_SQL: &str = "SELECT variant, COUNT(*), \
+    SUM(status = 'success'), SUM(status IN ('error', 'timeout')), \
+    SUM(parser_valid = 0), SUM(refused = 1), SUM(hallucinated = 1), \
+    TOTAL(cost_usd), TOTAL(cost_usd * cost_usd), TOTAL(CASE WHEN status = 'success' THEN cost_usd END), \
+    TOTAL(input_tokens), TOTAL(input_tokens * input_tokens), TOTAL(output_tokens), TOTAL(output_tokens * output_tokens) \
+    FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (?4 IS NULL OR environment IS NULL OR environment = ?4) \
+    GROUP BY variant ORDER BY variant";
+
+const LATENCY_SQL: &str = "SELECT variant, latency_ms, ttft_ms FROM calls \
+    WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (?4 IS NULL OR environment IS NULL OR environment = ?4)";
+
+/// The aggregates of every variant seen in a window, sorted by variant.
+pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(String, Aggregate)>> {
+    let mut out: Vec<(String, Aggregate)> = Vec::new();
+    let args = params![window.flag_key, window.from_ms, window.to_ms, window.environment];
+    let mut statement = connection.prepare_cached(AGGREGATE_SQL)?;
+    let rows = statement.query_map(args, |row| {
+        let count = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
+        Ok((
+            row.get::<_, String>(0)?,
+            Aggregate {
+                requests: count(1)?,
+                successes: count(2)?,
+                errors: count(3)?,
+                parser_failures: count(4)?,
+                refusals: count(5)?,
+                hallucinations: count(6)?,
+                cost_sum: row.get(7)?,
+                cost_squares: row.get(8)?,
+                cost_success_sum: row.get(9)?,
+                input_sum: row.get(10)?,
+                input_squares: row.get(11)?,
+                output_sum: row.get(12)?,
+                output_squares: row.get(13)?,
+                latencies: Vec::new(),
+                ttfts: Vec::new(),
+            },
+        ))
+    })?;
+    for row in rows {
+        out.push(row?);
+    }
+    let mut statement = connection.prepare_cached(LATENCY_SQL)?;
+    let mut rows = statement.query(args)?;
+    while let Some(row) = rows.next()? {
+        let variant: String = row.get(0)?;
+        if let Some((_, aggregate)) = out.iter_mut().find(|(v, _)| *v == variant) {
+            if let Some(latency) = row.get::<_, Option<f64>>(1)? {
+                aggregate.latencies.push(latency);
+            }
+            if let Some(ttft) = row.get::<_, Option<f64>>(2)? {
+                aggregate.ttfts.push(ttft);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Per-variant metrics over a window.
+pub fn variant_metrics(connection: &Connection, window: &Window) -> Result<Vec<VariantMetrics>> {
+    Ok(aggregates(connection, window)?
+        .into_iter()
+        .map(|(variant, aggregate)| VariantMetrics::from_aggregate(&variant, aggregate))
+        .collect())
+}
+
+/// Units per variant in a window, for the sample-ratio check: distinct units of `SPLIT`
+/// exposures when the window has any, else distinct `user_id` of calls (the request id when a
+/// call has none).
+pub fn units_per_variant(connection: &Connection, window: &Window) -> Result<Vec<(String, u64)>> {
+    let args = params![window.flag_key, window.from_ms, window.to_ms, window.environment];
+    let mut out = Vec::new();
+    {
+        let mut statement = connection.prepare_cached(
+            "SELECT variant, COUNT(DISTINCT unit) FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+             AND (?4 IS NULL OR environment IS NULL OR environment = ?4) AND reason = 'SPLIT' AND unit IS NOT NULL \
+             GROUP BY variant ORDER BY variant",
+        )?;
+        let rows = statement.query_map(args, |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    if !out.is_empty() {
+        return Ok(out);
+    }
+    let mut statement = connection.prepare_cached(
+        "SELECT variant, COUNT(DISTINCT COALESCE(user_id, request_id)) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+         AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY variant ORDER BY variant",
+    )?;
+    let rows = statement.query_map(args, |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))?;
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.5), 50.0);
+        assert_eq!(percentile(&values, 0.95), 95.0);
+        assert_eq!(percentile(&values, 0.99), 99.0);
+        assert_eq!(percentile(&values, 1.0), 100.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn quantile_variance_matches_the_normal_theory() {
+        // For N(0, 1) the per-unit variance of the median is π/2 ≈ 1.571.
+        let n = 20_001;
+        let sorted: Vec<f64> = (1..=n).map(|i| normal_quantile(i as f64 / (n + 1) as f64)).collect();
+        let MetricSample::Quantile { per_unit_variance, .. } = quantile_sample(&sorted, 0.5) else {
+            panic!()
+        };
+        assert!((per_unit_variance - std::f64::consts::FRAC_PI_2).abs() < 0.05, "{per_unit_variance}");
+    }
+
+    #[test]
+    fn aggregate_metrics() {
+        let mut aggregate = Aggregate::default();
+        for i in 0..10 {
+            aggregate.push(&Observation {
+                success: i < 8,
+                error: i == 9,
+                parser_failure: i == 8,
+                latency_ms: f64::from(100 * (i + 1)),
+                cost_usd: 0.01,
+                input_tokens: 100.0,
+                output_tokens: 50.0,
+                ..Observation::default()
+            });
+        }
+        let metrics = VariantMetrics::from_aggregate("a", aggregate);
+        assert_eq!(metrics.success_rate, 0.8);
+        assert_eq!(metrics.error_rate, 0.1);
+        assert_eq!(metrics.parser_failure_rate, 0.1);
+        assert_eq!(metrics.latency_p50_ms, 500.0);
+        assert_eq!(metrics.latency_p95_ms, 1000.0);
+        assert!((metrics.cost_per_success_usd - 0.0125).abs() < 1e-12);
+        assert_eq!(metrics.tokens_per_request, 150.0);
+    }
+}
