@@ -1,5 +1,5 @@
-//! The audit log: an append-only, hash-chained record of every publish, kill, rollback and
-//! override, in a SQLite file.
+//! The audit log: an append-only, hash-chained record of every publish, kill, rollback,
+//! override and rollout decision, in a SQLite file.
 //!
 //! Each entry stores the SHA-256 of the previous entry (`prev_hash`) and its own `hash`, the
 //! SHA-256 of the canonical JSON of all its fields including `prev_hash`. Editing an entry breaks
@@ -36,6 +36,10 @@ pub enum Action {
     Rollback,
     /// A governance gate was overridden with `--force --reason`.
     Override,
+    /// A rollout control-loop decision (start, advance, rollback, promote, pause, resume,
+    /// abort); `summary` holds the decision, its metrics and its statistics. When it published,
+    /// `revision` and `ruleset_hash` name the revision.
+    Rollout,
 }
 
 impl Action {
@@ -46,6 +50,7 @@ impl Action {
             Action::Kill => "kill",
             Action::Rollback => "rollback",
             Action::Override => "override",
+            Action::Rollout => "rollout",
         }
     }
 
@@ -55,6 +60,7 @@ impl Action {
             Action::Kill,
             Action::Rollback,
             Action::Override,
+            Action::Rollout,
         ]
         .into_iter()
         .find(|a| a.as_str() == text)
@@ -366,7 +372,7 @@ impl AuditLog {
         let hash: Option<String> = self
             .connection
             .query_row(
-                "SELECT ruleset_hash FROM entries WHERE environment = ?1 AND revision = ?2 AND action IN ('publish', 'kill') AND ruleset_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                "SELECT ruleset_hash FROM entries WHERE environment = ?1 AND revision = ?2 AND action IN ('publish', 'kill', 'rollout') AND ruleset_hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
                 params![environment, revision as i64],
                 |row| row.get(0),
             )

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod build;
 pub mod collector;
+pub mod controller;
 pub mod diagnostic;
 pub mod diff;
 pub mod digest;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod explain;
 pub mod git;
 pub mod lint;
+pub mod memstore;
 pub mod metrics;
 pub mod ops;
 pub mod publish;

@@ -146,6 +146,32 @@ pub struct HardLimit {
     pub metric: Metric,
     /// Crossing this value in the metric's bad direction rolls back.
     pub threshold: f64,
+    /// Treatment calls needed before the limit is applied (a point estimate of a handful of
+    /// calls is noise); default 100.
+    #[serde(default = "default_hard_limit_samples")]
+    pub min_samples: u64,
+}
+
+fn default_hard_limit_samples() -> u64 {
+    100
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+fn default_tuning_parameter() -> f64 {
+    5000.0
+}
+
+/// A multi-armed rollout: Thompson sampling on the primary metric moves the lanes of several
+/// treatment variants (guardrails still apply to each arm).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BanditPolicy {
+    /// The treatment variants, in lane order (the policy's `treatment` is the first).
+    pub arms: Vec<String>,
+    /// Every arm's smallest share of traffic while it is in play, in percent.
+    pub floor_percent: f64,
 }
 
 /// The metric the experiment is about.
@@ -211,6 +237,17 @@ pub struct RolloutPolicy {
     pub promotion: Promotion,
     /// Significance level of the sample-ratio-mismatch check; a mismatch pauses the rollout.
     pub sample_ratio_alpha: f64,
+    /// The chance of ever rolling back a treatment that is no worse than allowed, over the whole
+    /// rollout and all guardrails together (split evenly between the guardrails); default 0.05.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// The sequential tests' tuning parameter: the total sample size at which the confidence
+    /// sequences are tightest; default 5000.
+    #[serde(default = "default_tuning_parameter")]
+    pub tuning_parameter: f64,
+    /// Run as a bandit over several treatments instead of a single ramp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandit: Option<BanditPolicy>,
 }
 
 /// Parses a duration: an integer number of seconds, or a number followed by `s`, `m`, `h` or `d`.
@@ -323,6 +360,9 @@ pub fn decode(
             "primary_metric",
             "promotion",
             "sample_ratio_mismatch",
+            "alpha",
+            "tuning_parameter",
+            "bandit",
         ],
         "a rollout policy",
     );
@@ -468,9 +508,22 @@ pub fn decode(
                         limits_ok = false;
                         continue;
                     };
-                    reader.unknown_keys(entry, &["metric", "threshold"], &what);
+                    reader.unknown_keys(entry, &["metric", "threshold", "min_samples"], &what);
                     let metric = metric(reader, entry, item.line, &what);
                     let threshold = get(entry, "threshold").and_then(|t| number(&t.value));
+                    let min_samples = match get(entry, "min_samples").map(|s| &s.value) {
+                        None => Some(default_hard_limit_samples()),
+                        Some(Node::Int(n)) => u64::try_from(*n).ok(),
+                        Some(_) => None,
+                    };
+                    if min_samples.is_none() {
+                        reader.error(
+                            item.line,
+                            "invalid_value",
+                            format!("{what}.min_samples must be a non-negative integer"),
+                        );
+                        limits_ok = false;
+                    }
                     if threshold.is_none() {
                         reader.error(
                             item.line,
@@ -479,9 +532,11 @@ pub fn decode(
                         );
                     }
                     match (metric, threshold) {
-                        (Some(metric), Some(threshold)) => {
-                            hard_limits.push(HardLimit { metric, threshold })
-                        }
+                        (Some(metric), Some(threshold)) => hard_limits.push(HardLimit {
+                            metric,
+                            threshold,
+                            min_samples: min_samples.unwrap_or(0),
+                        }),
                         _ => limits_ok = false,
                     }
                 }
@@ -584,6 +639,68 @@ pub fn decode(
         None => Some(0.001),
     };
 
+    let unit_interval = |reader: &mut Reader<'_>, key: &str, default: f64, upper: f64| {
+        match get(fields, key) {
+            None => Some(default),
+            Some(node) => match number(&node.value) {
+                Some(value) if value > 0.0 && value < upper => Some(value),
+                _ => {
+                    reader.error(
+                        node.line,
+                        "invalid_value",
+                        format!("{key} must be a number above 0 and below {upper}"),
+                    );
+                    None
+                }
+            },
+        }
+    };
+    let alpha = unit_interval(reader, "alpha", default_alpha(), 1.0);
+    let tuning_parameter =
+        unit_interval(reader, "tuning_parameter", default_tuning_parameter(), f64::INFINITY);
+    let mut bandit_ok = true;
+    let bandit = match get(fields, "bandit") {
+        None => None,
+        Some(node) => match reader.map(node, "bandit") {
+            Some(entry) => {
+                reader.unknown_keys(entry, &["arms", "floor_percent"], "bandit");
+                let arms: Option<Vec<String>> = match get(entry, "arms").map(|a| &a.value) {
+                    Some(Node::Seq(items)) if items.len() >= 2 => items
+                        .iter()
+                        .map(|item| match &item.value {
+                            Node::Str(text) => Some(text.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                };
+                let floor = match get(entry, "floor_percent") {
+                    None => Some(1.0),
+                    Some(f) => number(&f.value).filter(|v| *v >= 0.0 && *v <= 50.0),
+                };
+                match (arms, floor) {
+                    (Some(arms), Some(floor_percent)) => Some(BanditPolicy {
+                        arms,
+                        floor_percent,
+                    }),
+                    _ => {
+                        reader.error(
+                            node.line,
+                            "invalid_value",
+                            "bandit needs `arms` (a list of at least two treatment variants) and an optional `floor_percent` between 0 and 50",
+                        );
+                        bandit_ok = false;
+                        None
+                    }
+                }
+            }
+            None => {
+                bandit_ok = false;
+                None
+            }
+        },
+    };
+
     let policy = match (
         environment,
         treatment,
@@ -599,7 +716,14 @@ pub fn decode(
             Some(primary_metric),
             Some(promotion),
             Some(sample_ratio_alpha),
-        ) if stages_ok && guardrails_ok && limits_ok => Some(RolloutPolicy {
+        ) if stages_ok
+            && guardrails_ok
+            && limits_ok
+            && bandit_ok
+            && alpha.is_some()
+            && tuning_parameter.is_some() =>
+        {
+            Some(RolloutPolicy {
             flag: flag.to_string(),
             environment: environment.value,
             treatment: treatment.value,
@@ -610,7 +734,11 @@ pub fn decode(
             primary_metric,
             promotion,
             sample_ratio_alpha,
-        }),
+            alpha: alpha.unwrap_or(default_alpha()),
+            tuning_parameter: tuning_parameter.unwrap_or(default_tuning_parameter()),
+            bandit,
+            })
+        }
         _ => None,
     };
     (policy, treatment_line)

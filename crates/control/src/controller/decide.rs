@@ -1,0 +1,553 @@
+//! The pure decision of one rollout check: given the policy, where the rollout stands and the
+//! per-variant metrics, decide hold, advance, roll back, promote, pause (sample-ratio mismatch)
+//! or, for a bandit, reallocate. No I/O and no clock: the control loop feeds it, and tests drive
+//! it with scripted metrics.
+//!
+//! Order of the checks, first match wins:
+//! 1. sample-ratio mismatch on this stage's units (`p < sample_ratio_alpha`) → pause: no effect
+//!    estimate can be trusted while assignment or logging is broken;
+//! 2. hard limits on the treatment's own value (once it has `min_samples` calls) → roll back;
+//! 3. guardrails, each an always-valid one-sided sequential test against the baseline at
+//!    `alpha / number of guardrails` (so the chance of ever rolling back a treatment that is no
+//!    worse than allowed stays under `alpha` over the whole rollout) → roll back on a violation;
+//! 4. the stage has held `min_hold` and has `min_samples` treatment calls → advance to the next
+//!    stage below 100 %; at the last one, promote when the primary metric meets the promotion
+//!    rule (a one-sided sequential test at `1 − confidence`), else hold;
+//! 5. otherwise hold.
+
+use promptflag_stats::{
+    AllowedChange, Alternative, DifferenceType, Guardrail as StatsGuardrail, GuardrailDecision,
+    GuardrailOutcome, GuardrailSides, MeanSummary, MetricDirection, RandomSource, SrmResult,
+    TestConfig, TestKind, ThompsonConfig, difference_test, sample_ratio_mismatch, thompson_means,
+    thompson_proportions,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{MetricSample, VariantMetrics};
+use crate::rollout::{Change, Metric, PromotionAction, Requirement, RolloutPolicy};
+
+/// Slots of the 100 000 a split has.
+pub const SLOTS: u32 = 100_000;
+
+/// What a check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Keep the current allocation and keep collecting.
+    Hold,
+    /// Raise the treatment to the next stage.
+    Advance,
+    /// Take the treatment (or, for a bandit, the failing arms) back to weight 0.
+    Rollback,
+    /// Make the treatment the baseline: everyone gets it.
+    Promote,
+    /// Stop acting until a person resumes (sample-ratio mismatch, outside change, conflict).
+    Pause,
+    /// Bandit: move lane allocations by Thompson sampling.
+    Reallocate,
+    /// The rollout started (first stage published).
+    Start,
+    /// A person resumed a paused rollout.
+    Resume,
+    /// A person aborted the rollout (treatment back to 0).
+    Abort,
+}
+
+impl Decision {
+    /// The name used in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Hold => "hold",
+            Decision::Advance => "advance",
+            Decision::Rollback => "rollback",
+            Decision::Promote => "promote",
+            Decision::Pause => "pause",
+            Decision::Reallocate => "reallocate",
+            Decision::Start => "start",
+            Decision::Resume => "resume",
+            Decision::Abort => "abort",
+        }
+    }
+}
+
+/// What a check looks at.
+#[derive(Debug, Clone)]
+pub struct CheckInput<'a> {
+    /// The policy.
+    pub policy: &'a RolloutPolicy,
+    /// The current stage (index into `policy.stages`).
+    pub stage: usize,
+    /// Milliseconds the current stage has held.
+    pub held_ms: i64,
+    /// The baseline since the rollout started.
+    pub baseline: &'a VariantMetrics,
+    /// Each arm (treatment) since the rollout started, in arm order.
+    pub arms: &'a [VariantMetrics],
+    /// Each arm's calls in the current stage.
+    pub stage_requests: &'a [u64],
+    /// Units in the current stage: the baseline's, then each arm's.
+    pub stage_units: &'a [u64],
+    /// Each arm's current weight in slots.
+    pub weights: &'a [u32],
+}
+
+/// One guardrail's verdict for one arm.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardrailReport {
+    /// The metric.
+    pub metric: Metric,
+    /// The arm.
+    pub arm: String,
+    /// The baseline's value.
+    pub baseline: f64,
+    /// The arm's value.
+    pub treatment: f64,
+    /// The sequential test.
+    pub outcome: GuardrailOutcome,
+    /// Whether the naive rule (the observed change is worse than allowed) would fire.
+    pub naive_violation: bool,
+}
+
+/// One hard limit for one arm.
+#[derive(Debug, Clone, Serialize)]
+pub struct HardLimitReport {
+    /// The metric.
+    pub metric: Metric,
+    /// The arm.
+    pub arm: String,
+    /// The arm's value.
+    pub value: f64,
+    /// The limit.
+    pub threshold: f64,
+    /// Whether the arm had enough calls for the limit to apply.
+    pub applied: bool,
+    /// Whether it was crossed (and applied).
+    pub crossed: bool,
+}
+
+/// The promotion test on the primary metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrimaryReport {
+    /// The metric.
+    pub metric: Metric,
+    /// Improvement estimate (in the good direction; relative or absolute per the rule).
+    pub improvement: f64,
+    /// Lower confidence bound of the improvement (`null` while degenerate).
+    pub improvement_lower_bound: Option<f64>,
+    /// The bound must exceed this.
+    pub required: f64,
+    /// Whether the promotion rule is met.
+    pub met: bool,
+}
+
+/// A check's decision with everything behind it (stored with the check and in the audit log).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    /// The decision.
+    pub decision: Decision,
+    /// Why, in a sentence.
+    pub reason: String,
+    /// The arms' weights after the decision (slots), when it changes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_weights: Option<Vec<u32>>,
+    /// The stage after the decision.
+    pub next_stage: usize,
+    /// The sample-ratio test of this stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srm: Option<SrmResult>,
+    /// Hard limits.
+    pub hard_limits: Vec<HardLimitReport>,
+    /// Guardrails.
+    pub guardrails: Vec<GuardrailReport>,
+    /// The promotion test, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary: Option<PrimaryReport>,
+    /// Thompson sampling's probability that each of baseline, arms… is best (bandits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability_best: Option<Vec<f64>>,
+    /// Whether the naive rule (roll back when an observed change passes a guardrail's
+    /// allowance, at any check, once the arm has 100 calls) would roll back here.
+    pub naive_rollback: bool,
+}
+
+/// Minimum treatment calls before the naive rule looks (it has no notion of noise).
+pub const NAIVE_MIN_CALLS: u64 = 100;
+
+fn direction(metric: Metric) -> MetricDirection {
+    if metric.higher_is_better() {
+        MetricDirection::HigherIsBetter
+    } else {
+        MetricDirection::LowerIsBetter
+    }
+}
+
+fn allowed(change: Change) -> AllowedChange {
+    match change {
+        Change::Absolute(m) => AllowedChange::Absolute(m),
+        Change::Relative(m) => AllowedChange::Relative(m),
+    }
+}
+
+/// Whether the observed change is worse than allowed (the naive rule).
+fn naive_worse(metric: Metric, change: Change, baseline: f64, treatment: f64) -> bool {
+    let delta = if metric.higher_is_better() {
+        baseline - treatment
+    } else {
+        treatment - baseline
+    };
+    match change {
+        Change::Absolute(m) => delta > m,
+        Change::Relative(m) => baseline != 0.0 && delta / baseline.abs() > m,
+    }
+}
+
+/// The lane width for `arms` treatments.
+pub fn lane_width(arms: usize) -> u32 {
+    SLOTS / (arms.max(1) as u32)
+}
+
+/// The promotion test of the primary metric for one arm.
+pub fn primary_test(policy: &RolloutPolicy, baseline: &MetricSample, arm: &MetricSample) -> PrimaryReport {
+    let metric = policy.primary_metric.metric;
+    let higher = metric.higher_is_better();
+    let (difference, m) = match policy.primary_metric.minimum_effect {
+        Change::Absolute(m) => (DifferenceType::Absolute, m),
+        Change::Relative(m) => (DifferenceType::Relative, m),
+    };
+    let config = TestConfig {
+        test: TestKind::Sequential,
+        alpha: (1.0 - policy.promotion.confidence).clamp(1e-9, 0.499),
+        tuning_parameter: policy.tuning_parameter,
+        alternative: if higher {
+            Alternative::Greater
+        } else {
+            Alternative::Less
+        },
+    };
+    let required = match policy.promotion.require {
+        Requirement::Better => m,
+        Requirement::NotWorse => -m,
+    };
+    match difference_test(baseline, arm, difference, &config) {
+        Ok(result) => {
+            let (improvement, bound) = if higher {
+                (result.effect, result.ci_lower)
+            } else {
+                (-result.effect, -result.ci_upper)
+            };
+            PrimaryReport {
+                metric,
+                improvement,
+                improvement_lower_bound: bound.is_finite().then_some(bound),
+                required,
+                met: bound.is_finite() && bound > required,
+            }
+        }
+        Err(_) => PrimaryReport {
+            metric,
+            improvement: 0.0,
+            improvement_lower_bound: None,
+            required,
+            met: false,
+        },
+    }
+}
+
+/// Decides one check. `rng` feeds Thompson sampling (bandits only).
+pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcome {
+    let policy = input.policy;
+    let mut outcome = CheckOutcome {
+        decision: Decision::Hold,
+        reason: String::new(),
+        new_weights: None,
+        next_stage: input.stage,
+        srm: None,
+        hard_limits: Vec::new(),
+        guardrails: Vec::new(),
+        primary: None,
+        probability_best: None,
+        naive_rollback: false,
+    };
+
+    // Sample-ratio mismatch over the arms in play.
+    let total_weight: u32 = input.weights.iter().sum();
+    let mut weights = vec![f64::from(SLOTS.saturating_sub(total_weight))];
+    weights.extend(input.weights.iter().map(|w| f64::from(*w)));
+    if input.stage_units.len() == weights.len()
+        && input.stage_units.iter().sum::<u64>() > 0
+        && let Ok(srm) = sample_ratio_mismatch(input.stage_units, &weights)
+    {
+        outcome.srm = Some(srm);
+        if srm.is_mismatch(policy.sample_ratio_alpha) {
+            outcome.decision = Decision::Pause;
+            outcome.reason = format!(
+                "sample-ratio mismatch in stage {}: units {:?} against weights {:?} (p = {:.2e} < {}); assignment or logging is broken, so no effect can be trusted",
+                input.stage + 1,
+                input.stage_units,
+                weights,
+                srm.p_value,
+                policy.sample_ratio_alpha
+            );
+            return outcome;
+        }
+    }
+
+    // Hard limits and guardrails, per arm still in play.
+    let guardrail_alpha = policy.alpha / policy.guardrails.len().max(1) as f64;
+    let mut failing: Vec<(usize, String)> = Vec::new();
+    for (index, arm) in input.arms.iter().enumerate() {
+        if input.weights.get(index).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        for limit in &policy.hard_limits {
+            let value = arm.value(limit.metric);
+            let applied = arm.requests >= limit.min_samples;
+            let beyond = if limit.metric.higher_is_better() {
+                value < limit.threshold
+            } else {
+                value > limit.threshold
+            };
+            let crossed = applied && beyond;
+            if crossed {
+                failing.push((
+                    index,
+                    format!(
+                        "{} of {} is {value:.4}, past the hard limit {} ({} calls)",
+                        limit.metric, arm.variant, limit.threshold, arm.requests
+                    ),
+                ));
+            }
+            outcome.hard_limits.push(HardLimitReport {
+                metric: limit.metric,
+                arm: arm.variant.clone(),
+                value,
+                threshold: limit.threshold,
+                applied,
+                crossed,
+            });
+        }
+        for guardrail in &policy.guardrails {
+            let metric = guardrail.metric;
+            let test = StatsGuardrail {
+                direction: direction(metric),
+                allowed_change: allowed(guardrail.max_regression),
+                alpha: guardrail_alpha,
+                tuning_parameter: policy.tuning_parameter,
+                sides: GuardrailSides::OneSided,
+            };
+            let baseline_sample = input.baseline.sample(metric);
+            let arm_sample = arm.sample(metric);
+            let Ok(result) = promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test)
+            else {
+                continue;
+            };
+            let baseline_value = input.baseline.value(metric);
+            let arm_value = arm.value(metric);
+            let naive_violation = arm.requests >= NAIVE_MIN_CALLS
+                && input.baseline.requests >= NAIVE_MIN_CALLS
+                && naive_worse(metric, guardrail.max_regression, baseline_value, arm_value);
+            outcome.naive_rollback |= naive_violation;
+            if result.decision == GuardrailDecision::Violated {
+                failing.push((
+                    index,
+                    format!(
+                        "guardrail {metric} on {}: {arm_value:.4} against the baseline's {baseline_value:.4}; the confidence sequence [{:.4}, {:.4}] lies beyond the allowed change {}",
+                        arm.variant, result.ci_lower, result.ci_upper, result.threshold
+                    ),
+                ));
+            }
+            outcome.guardrails.push(GuardrailReport {
+                metric,
+                arm: arm.variant.clone(),
+                baseline: baseline_value,
+                treatment: arm_value,
+                outcome: result,
+                naive_violation,
+            });
+        }
+    }
+    if !failing.is_empty() {
+        let mut new_weights = input.weights.to_vec();
+        for (index, _) in &failing {
+            if let Some(weight) = new_weights.get_mut(*index) {
+                *weight = 0;
+            }
+        }
+        outcome.decision = Decision::Rollback;
+        outcome.reason = failing
+            .iter()
+            .map(|(_, why)| why.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        outcome.new_weights = Some(new_weights);
+        return outcome;
+    }
+
+    let Some(stage) = policy.stages.get(input.stage) else {
+        outcome.reason = String::from("no such stage; holding");
+        return outcome;
+    };
+    let held = input.held_ms >= (stage.min_hold_seconds as i64).saturating_mul(1000);
+    let in_play: Vec<usize> = (0..input.arms.len())
+        .filter(|i| input.weights.get(*i).copied().unwrap_or(0) > 0)
+        .collect();
+    let enough = in_play
+        .iter()
+        .all(|i| input.stage_requests.get(*i).copied().unwrap_or(0) >= stage.min_samples);
+    if !(held && enough) {
+        let samples: Vec<u64> = in_play
+            .iter()
+            .map(|i| input.stage_requests.get(*i).copied().unwrap_or(0))
+            .collect();
+        outcome.reason = format!(
+            "stage {} ({} %): held {} of {} s, treatment calls {:?} of {}; no guardrail fired",
+            input.stage + 1,
+            stage.percent,
+            input.held_ms / 1000,
+            stage.min_hold_seconds,
+            samples,
+            stage.min_samples
+        );
+        return outcome;
+    }
+
+    if policy.bandit.is_some() {
+        return reallocate(input, outcome, &in_play, rng);
+    }
+
+    let next = input.stage + 1;
+    if let Some(next_stage) = policy.stages.get(next)
+        && next_stage.percent < 100.0
+    {
+        outcome.decision = Decision::Advance;
+        outcome.next_stage = next;
+        let width = lane_width(input.arms.len());
+        outcome.new_weights = Some(vec![next_stage.weight.min(width); input.arms.len()]);
+        outcome.reason = format!(
+            "stage {} held and sampled; no guardrail fired: advance to {} %",
+            input.stage + 1,
+            next_stage.percent
+        );
+        return outcome;
+    }
+
+    // The last stage below 100 %: the promotion rule decides.
+    let metric = policy.primary_metric.metric;
+    let Some(arm) = input.arms.first() else {
+        outcome.reason = String::from("no treatment arm");
+        return outcome;
+    };
+    let primary = primary_test(policy, &input.baseline.sample(metric), &arm.sample(metric));
+    let met = primary.met;
+    outcome.reason = if met {
+        format!(
+            "{metric} improvement {:.4} with lower bound {:.4} > {:.4} at {} confidence",
+            primary.improvement,
+            primary.improvement_lower_bound.unwrap_or(f64::NAN),
+            primary.required,
+            policy.promotion.confidence
+        )
+    } else {
+        format!(
+            "last stage held; waiting for {metric} to meet the promotion rule (improvement {:.4}, lower bound {}, needs > {:.4})",
+            primary.improvement,
+            primary
+                .improvement_lower_bound
+                .map_or_else(|| String::from("n/a"), |b| format!("{b:.4}")),
+            primary.required
+        )
+    };
+    outcome.primary = Some(primary);
+    if met {
+        match policy.promotion.action {
+            PromotionAction::Promote => {
+                outcome.decision = Decision::Promote;
+                outcome.new_weights = Some(vec![0; input.arms.len()]);
+            }
+            PromotionAction::Hold => {
+                outcome.reason.push_str("; the policy holds for a person to promote");
+            }
+        }
+    }
+    outcome
+}
+
+fn reallocate(
+    input: &CheckInput<'_>,
+    mut outcome: CheckOutcome,
+    in_play: &[usize],
+    rng: &mut dyn RandomSource,
+) -> CheckOutcome {
+    let policy = input.policy;
+    let metric = policy.primary_metric.metric;
+    let floor = policy
+        .bandit
+        .as_ref()
+        .map_or(0.0, |b| b.floor_percent / 100.0);
+    let config = ThompsonConfig {
+        draws: 10_000,
+        direction: direction(metric),
+        minimum_weight: floor.min(1.0 / (in_play.len() + 1) as f64),
+        prior_successes: 1.0,
+        prior_failures: 1.0,
+    };
+    let mut samples = vec![input.baseline.sample(metric)];
+    samples.extend(in_play.iter().filter_map(|i| input.arms.get(*i).map(|a| a.sample(metric))));
+    let allocation = if metric.is_rate() {
+        let arms: Vec<_> = samples
+            .iter()
+            .filter_map(|s| match s {
+                MetricSample::Proportion(p) => Some(*p),
+                _ => None,
+            })
+            .collect();
+        thompson_proportions(&arms, &config, &mut Rng(rng))
+    } else {
+        let arms: Vec<_> = samples
+            .iter()
+            .filter_map(|s| match s {
+                MetricSample::Mean(m) => Some(*m),
+                _ => None,
+            })
+            .collect::<Vec<MeanSummary>>();
+        thompson_means(&arms, &config, &mut Rng(rng))
+    };
+    let Ok(allocation) = allocation else {
+        outcome.reason = format!("bandit: {metric} cannot be sampled yet; holding");
+        return outcome;
+    };
+    let width = lane_width(input.arms.len());
+    let mut new_weights = input.weights.to_vec();
+    for (slot, index) in in_play.iter().enumerate() {
+        let share = allocation.weights.get(slot + 1).copied().unwrap_or(0.0);
+        if let Some(weight) = new_weights.get_mut(*index) {
+            *weight = ((share * f64::from(SLOTS)).round() as u32).clamp(1, width);
+        }
+    }
+    outcome.decision = if new_weights == input.weights {
+        Decision::Hold
+    } else {
+        Decision::Reallocate
+    };
+    outcome.reason = format!(
+        "bandit on {metric}: P(best) of baseline and arms {:?} → lane weights {:?}",
+        allocation
+            .probability_best
+            .iter()
+            .map(|p| (p * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>(),
+        new_weights
+    );
+    outcome.probability_best = Some(allocation.probability_best);
+    outcome.new_weights = Some(new_weights);
+    outcome
+}
+
+/// Adapts a `&mut dyn RandomSource` to the generic samplers.
+struct Rng<'a>(&'a mut dyn RandomSource);
+
+impl RandomSource for Rng<'_> {
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+}
