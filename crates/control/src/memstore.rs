@@ -111,7 +111,9 @@ impl Store for MemoryStore {
             None => {
                 let live = env.live.unwrap_or(0);
                 *kept.iter().rev().find(|r| **r < live).ok_or_else(|| {
-                    Error::Invalid(String::from("revision_not_kept: nothing before the live revision"))
+                    Error::Invalid(String::from(
+                        "revision_not_kept: nothing before the live revision",
+                    ))
                 })?
             }
         };

@@ -204,8 +204,7 @@ impl Moments for MetricSample {
                 per_unit_variance,
                 ..
             } => {
-                if value.is_finite() && per_unit_variance.is_finite() && *per_unit_variance >= 0.0
-                {
+                if value.is_finite() && per_unit_variance.is_finite() && *per_unit_variance >= 0.0 {
                     Ok(())
                 } else {
                     Err(StatsError::InvalidSummary {
@@ -312,7 +311,8 @@ impl VariantMetrics {
         aggregate.latencies.sort_by(f64::total_cmp);
         aggregate.ttfts.sort_by(f64::total_cmp);
         let mean = |sum: f64| if requests == 0 { 0.0 } else { sum / n };
-        let proportion = |count: u64| MetricSample::Proportion(ProportionSummary::new(requests, count));
+        let proportion =
+            |count: u64| MetricSample::Proportion(ProportionSummary::new(requests, count));
         let cost_per_success = if aggregate.successes == 0 {
             0.0
         } else {
@@ -340,25 +340,52 @@ impl VariantMetrics {
         let samples = vec![
             (Metric::SuccessRate, proportion(aggregate.successes)),
             (Metric::ErrorRate, proportion(aggregate.errors)),
-            (Metric::LatencyP50Ms, quantile_sample(&aggregate.latencies, 0.50)),
-            (Metric::LatencyP95Ms, quantile_sample(&aggregate.latencies, 0.95)),
-            (Metric::LatencyP99Ms, quantile_sample(&aggregate.latencies, 0.99)),
+            (
+                Metric::LatencyP50Ms,
+                quantile_sample(&aggregate.latencies, 0.50),
+            ),
+            (
+                Metric::LatencyP95Ms,
+                quantile_sample(&aggregate.latencies, 0.95),
+            ),
+            (
+                Metric::LatencyP99Ms,
+                quantile_sample(&aggregate.latencies, 0.99),
+            ),
             (
                 Metric::CostPerRequestUsd,
-                MetricSample::Mean(MeanSummary::new(requests, aggregate.cost_sum, aggregate.cost_squares)),
+                MetricSample::Mean(MeanSummary::new(
+                    requests,
+                    aggregate.cost_sum,
+                    aggregate.cost_squares,
+                )),
             ),
             (Metric::CostPerSuccessUsd, ratio),
             (
                 Metric::InputTokens,
-                MetricSample::Mean(MeanSummary::new(requests, aggregate.input_sum, aggregate.input_squares)),
+                MetricSample::Mean(MeanSummary::new(
+                    requests,
+                    aggregate.input_sum,
+                    aggregate.input_squares,
+                )),
             ),
             (
                 Metric::OutputTokens,
-                MetricSample::Mean(MeanSummary::new(requests, aggregate.output_sum, aggregate.output_squares)),
+                MetricSample::Mean(MeanSummary::new(
+                    requests,
+                    aggregate.output_sum,
+                    aggregate.output_squares,
+                )),
             ),
-            (Metric::ParserFailureRate, proportion(aggregate.parser_failures)),
+            (
+                Metric::ParserFailureRate,
+                proportion(aggregate.parser_failures),
+            ),
             (Metric::RefusalRate, proportion(aggregate.refusals)),
-            (Metric::HallucinationRate, proportion(aggregate.hallucinations)),
+            (
+                Metric::HallucinationRate,
+                proportion(aggregate.hallucinations),
+            ),
         ];
         VariantMetrics {
             variant: variant.to_string(),
@@ -438,10 +465,18 @@ const LATENCY_SQL: &str = "SELECT variant, latency_ms, ttft_ms FROM calls \
 /// The aggregates of every variant seen in a window, sorted by variant.
 pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(String, Aggregate)>> {
     let mut out: Vec<(String, Aggregate)> = Vec::new();
-    let args = params![window.flag_key, window.from_ms, window.to_ms, window.environment];
+    let args = params![
+        window.flag_key,
+        window.from_ms,
+        window.to_ms,
+        window.environment
+    ];
     let mut statement = connection.prepare_cached(AGGREGATE_SQL)?;
     let rows = statement.query_map(args, |row| {
-        let count = |i: usize| row.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64);
+        let count = |i: usize| {
+            row.get::<_, Option<i64>>(i)
+                .map(|v| v.unwrap_or(0).max(0) as u64)
+        };
         Ok((
             row.get::<_, String>(0)?,
             Aggregate {
@@ -494,7 +529,12 @@ pub fn variant_metrics(connection: &Connection, window: &Window) -> Result<Vec<V
 /// exposures when the window has any, else distinct `user_id` of calls (the request id when a
 /// call has none).
 pub fn units_per_variant(connection: &Connection, window: &Window) -> Result<Vec<(String, u64)>> {
-    let args = params![window.flag_key, window.from_ms, window.to_ms, window.environment];
+    let args = params![
+        window.flag_key,
+        window.from_ms,
+        window.to_ms,
+        window.environment
+    ];
     let mut out = Vec::new();
     {
         let mut statement = connection.prepare_cached(
@@ -502,7 +542,12 @@ pub fn units_per_variant(connection: &Connection, window: &Window) -> Result<Vec
              AND (?4 IS NULL OR environment IS NULL OR environment = ?4) AND reason = 'SPLIT' AND unit IS NOT NULL \
              GROUP BY variant ORDER BY variant",
         )?;
-        let rows = statement.query_map(args, |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))?;
+        let rows = statement.query_map(args, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
         for row in rows {
             out.push(row?);
         }
@@ -514,7 +559,12 @@ pub fn units_per_variant(connection: &Connection, window: &Window) -> Result<Vec
         "SELECT variant, COUNT(DISTINCT COALESCE(user_id, request_id)) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
          AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY variant ORDER BY variant",
     )?;
-    let rows = statement.query_map(args, |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))?;
+    let rows = statement.query_map(args, |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?.max(0) as u64,
+        ))
+    })?;
     for row in rows {
         out.push(row?);
     }
@@ -539,11 +589,19 @@ mod tests {
     fn quantile_variance_matches_the_normal_theory() {
         // For N(0, 1) the per-unit variance of the median is π/2 ≈ 1.571.
         let n = 20_001;
-        let sorted: Vec<f64> = (1..=n).map(|i| normal_quantile(i as f64 / (n + 1) as f64)).collect();
-        let MetricSample::Quantile { per_unit_variance, .. } = quantile_sample(&sorted, 0.5) else {
+        let sorted: Vec<f64> = (1..=n)
+            .map(|i| normal_quantile(i as f64 / (n + 1) as f64))
+            .collect();
+        let MetricSample::Quantile {
+            per_unit_variance, ..
+        } = quantile_sample(&sorted, 0.5)
+        else {
             panic!()
         };
-        assert!((per_unit_variance - std::f64::consts::FRAC_PI_2).abs() < 0.05, "{per_unit_variance}");
+        assert!(
+            (per_unit_variance - std::f64::consts::FRAC_PI_2).abs() < 0.05,
+            "{per_unit_variance}"
+        );
     }
 
     #[test]

@@ -639,8 +639,8 @@ pub fn decode(
         None => Some(0.001),
     };
 
-    let unit_interval = |reader: &mut Reader<'_>, key: &str, default: f64, upper: f64| {
-        match get(fields, key) {
+    let unit_interval =
+        |reader: &mut Reader<'_>, key: &str, default: f64, upper: f64| match get(fields, key) {
             None => Some(default),
             Some(node) => match number(&node.value) {
                 Some(value) if value > 0.0 && value < upper => Some(value),
@@ -653,11 +653,14 @@ pub fn decode(
                     None
                 }
             },
-        }
-    };
+        };
     let alpha = unit_interval(reader, "alpha", default_alpha(), 1.0);
-    let tuning_parameter =
-        unit_interval(reader, "tuning_parameter", default_tuning_parameter(), f64::INFINITY);
+    let tuning_parameter = unit_interval(
+        reader,
+        "tuning_parameter",
+        default_tuning_parameter(),
+        f64::INFINITY,
+    );
     let mut bandit_ok = true;
     let bandit = match get(fields, "bandit") {
         None => None,
@@ -724,19 +727,19 @@ pub fn decode(
             && tuning_parameter.is_some() =>
         {
             Some(RolloutPolicy {
-            flag: flag.to_string(),
-            environment: environment.value,
-            treatment: treatment.value,
-            check_interval_seconds,
-            stages,
-            guardrails,
-            hard_limits,
-            primary_metric,
-            promotion,
-            sample_ratio_alpha,
-            alpha: alpha.unwrap_or(default_alpha()),
-            tuning_parameter: tuning_parameter.unwrap_or(default_tuning_parameter()),
-            bandit,
+                flag: flag.to_string(),
+                environment: environment.value,
+                treatment: treatment.value,
+                check_interval_seconds,
+                stages,
+                guardrails,
+                hard_limits,
+                primary_metric,
+                promotion,
+                sample_ratio_alpha,
+                alpha: alpha.unwrap_or(default_alpha()),
+                tuning_parameter: tuning_parameter.unwrap_or(default_tuning_parameter()),
+                bandit,
             })
         }
         _ => None,

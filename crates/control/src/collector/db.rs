@@ -113,7 +113,10 @@ pub enum Stored {
 const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
 const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
-fn insert_call(statement: &mut rusqlite::CachedStatement<'_>, call: &CallRecord) -> rusqlite::Result<usize> {
+fn insert_call(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    call: &CallRecord,
+) -> rusqlite::Result<usize> {
     statement.execute(params![
         call.request_id,
         call.timestamp_ms,

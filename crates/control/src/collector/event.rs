@@ -224,7 +224,12 @@ struct Wire<'a> {
     reason: Option<String>,
 }
 
-fn refuse(index: usize, request_id: Option<String>, code: &'static str, message: String) -> EventError {
+fn refuse(
+    index: usize,
+    request_id: Option<String>,
+    code: &'static str,
+    message: String,
+) -> EventError {
     EventError {
         index,
         request_id,
@@ -393,7 +398,11 @@ fn is_ndjson(content_type: Option<&str>) -> bool {
         let essence = value.split(';').next().unwrap_or("").trim();
         matches!(
             essence.to_ascii_lowercase().as_str(),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines"
+            "application/x-ndjson"
+                | "application/ndjson"
+                | "application/jsonl"
+                | "application/x-jsonlines"
+                | "application/jsonlines"
         )
     })
 }
@@ -465,11 +474,35 @@ mod tests {
     #[test]
     fn arrays_ndjson_and_single_objects_decode() {
         let array = format!("[{GOOD}, {GOOD}]");
-        assert_eq!(decode_body(array.as_bytes(), None, 10).unwrap().records.len(), 2);
+        assert_eq!(
+            decode_body(array.as_bytes(), None, 10)
+                .unwrap()
+                .records
+                .len(),
+            2
+        );
         let ndjson = format!("{GOOD}\n\n{GOOD}\n");
-        assert_eq!(decode_body(ndjson.as_bytes(), Some("application/x-ndjson"), 10).unwrap().records.len(), 2);
-        assert_eq!(decode_body(ndjson.as_bytes(), None, 10).unwrap().records.len(), 2);
-        assert_eq!(decode_body(GOOD.as_bytes(), Some("application/json"), 10).unwrap().records.len(), 1);
+        assert_eq!(
+            decode_body(ndjson.as_bytes(), Some("application/x-ndjson"), 10)
+                .unwrap()
+                .records
+                .len(),
+            2
+        );
+        assert_eq!(
+            decode_body(ndjson.as_bytes(), None, 10)
+                .unwrap()
+                .records
+                .len(),
+            2
+        );
+        assert_eq!(
+            decode_body(GOOD.as_bytes(), Some("application/json"), 10)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -504,9 +537,18 @@ mod tests {
     #[test]
     fn whole_body_errors() {
         assert_eq!(decode_body(b"", None, 10).unwrap_err().code, "empty_body");
-        assert_eq!(decode_body(b"[1,", None, 10).unwrap_err().code, "invalid_json");
-        assert_eq!(decode_body(&[0xff, 0xfe], None, 10).unwrap_err().code, "invalid_encoding");
+        assert_eq!(
+            decode_body(b"[1,", None, 10).unwrap_err().code,
+            "invalid_json"
+        );
+        assert_eq!(
+            decode_body(&[0xff, 0xfe], None, 10).unwrap_err().code,
+            "invalid_encoding"
+        );
         let many = format!("[{}]", vec![GOOD; 3].join(","));
-        assert_eq!(decode_body(many.as_bytes(), None, 2).unwrap_err().code, "too_many_events");
+        assert_eq!(
+            decode_body(many.as_bytes(), None, 2).unwrap_err().code,
+            "too_many_events"
+        );
     }
 }

@@ -202,7 +202,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         bytes,
     )
         .into_response()
@@ -253,7 +256,10 @@ impl Collector {
     }
 
     /// Queues events and waits until they are committed. Returns what happened to each.
-    pub async fn submit(&self, records: Vec<Record>) -> std::result::Result<Vec<Stored>, SubmitError> {
+    pub async fn submit(
+        &self,
+        records: Vec<Record>,
+    ) -> std::result::Result<Vec<Stored>, SubmitError> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -284,26 +290,40 @@ impl Collector {
         Router::new()
             .route("/v1/events", post(post_events))
             .route("/metrics", get(get_metrics))
-            .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }))
+            .route(
+                "/healthz",
+                get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }),
+            )
             .fallback(|| async {
                 json_response(
                     StatusCode::NOT_FOUND,
-                    &error_body("not_found", "no such route; POST /v1/events, GET /metrics, GET /healthz"),
+                    &error_body(
+                        "not_found",
+                        "no such route; POST /v1/events, GET /metrics, GET /healthz",
+                    ),
                 )
             })
             .layer(DefaultBodyLimit::max(self.inner.config.max_body_bytes))
             .with_state(self.clone())
     }
 
-    fn handle_body(&self, headers: &HeaderMap, body: &[u8]) -> std::result::Result<(Vec<Record>, Vec<usize>, Vec<EventError>), Response> {
+    fn handle_body(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> std::result::Result<(Vec<Record>, Vec<usize>, Vec<EventError>), Response> {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok());
-        let decoded = event::decode_body(body, content_type, self.inner.config.max_events_per_request)
-            .map_err(|error| {
-                self.inner.metrics.request("bad");
-                json_response(StatusCode::BAD_REQUEST, &error_body(error.code, error.message))
-            })?;
+        let decoded =
+            event::decode_body(body, content_type, self.inner.config.max_events_per_request)
+                .map_err(|error| {
+                    self.inner.metrics.request("bad");
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        &error_body(error.code, error.message),
+                    )
+                })?;
         let (indices, records): (Vec<usize>, Vec<Record>) = decoded.records.into_iter().unzip();
         Ok((records, indices, decoded.errors))
     }
@@ -393,7 +413,9 @@ async fn post_events(
                 StatusCode::TOO_MANY_REQUESTS,
                 &error_body(
                     "queue_full",
-                    format!("the write queue is full; nothing from this batch was stored; retry in {retry} s"),
+                    format!(
+                        "the write queue is full; nothing from this batch was stored; retry in {retry} s"
+                    ),
                 ),
             );
             if let Ok(value) = HeaderValue::from_str(&retry.to_string()) {
@@ -405,7 +427,10 @@ async fn post_events(
             metrics.request("failed");
             let mut response = json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &error_body("store_failed", format!("the batch was not stored: {message}")),
+                &error_body(
+                    "store_failed",
+                    format!("the batch was not stored: {message}"),
+                ),
             );
             response
                 .headers_mut()

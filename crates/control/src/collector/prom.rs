@@ -103,9 +103,16 @@ impl CollectorMetrics {
     }
 
     /// Counts stored events.
-    pub fn stored(&self, calls: u64, exposures: u64, duplicate_calls: u64, duplicate_exposures: u64) {
+    pub fn stored(
+        &self,
+        calls: u64,
+        exposures: u64,
+        duplicate_calls: u64,
+        duplicate_exposures: u64,
+    ) {
         self.accepted_calls.fetch_add(calls, Ordering::Relaxed);
-        self.accepted_exposures.fetch_add(exposures, Ordering::Relaxed);
+        self.accepted_exposures
+            .fetch_add(exposures, Ordering::Relaxed);
         self.duplicate_calls
             .fetch_add(duplicate_calls, Ordering::Relaxed);
         self.duplicate_exposures

@@ -207,7 +207,11 @@ pub fn lane_width(arms: usize) -> u32 {
 }
 
 /// The promotion test of the primary metric for one arm.
-pub fn primary_test(policy: &RolloutPolicy, baseline: &MetricSample, arm: &MetricSample) -> PrimaryReport {
+pub fn primary_test(
+    policy: &RolloutPolicy,
+    baseline: &MetricSample,
+    arm: &MetricSample,
+) -> PrimaryReport {
     let metric = policy.primary_metric.metric;
     let higher = metric.higher_is_better();
     let (difference, m) = match policy.primary_metric.minimum_effect {
@@ -337,7 +341,8 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
             };
             let baseline_sample = input.baseline.sample(metric);
             let arm_sample = arm.sample(metric);
-            let Ok(result) = promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test)
+            let Ok(result) =
+                promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test)
             else {
                 continue;
             };
@@ -465,7 +470,9 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 outcome.new_weights = Some(vec![0; input.arms.len()]);
             }
             PromotionAction::Hold => {
-                outcome.reason.push_str("; the policy holds for a person to promote");
+                outcome
+                    .reason
+                    .push_str("; the policy holds for a person to promote");
             }
         }
     }
@@ -492,7 +499,11 @@ fn reallocate(
         prior_failures: 1.0,
     };
     let mut samples = vec![input.baseline.sample(metric)];
-    samples.extend(in_play.iter().filter_map(|i| input.arms.get(*i).map(|a| a.sample(metric))));
+    samples.extend(
+        in_play
+            .iter()
+            .filter_map(|i| input.arms.get(*i).map(|a| a.sample(metric))),
+    );
     let allocation = if metric.is_rate() {
         let arms: Vec<_> = samples
             .iter()

@@ -255,8 +255,18 @@ impl MetricsSource for SqlMetrics {
             "SELECT variant, COUNT(*) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (environment IS NULL OR environment = ?4) GROUP BY variant",
         )?;
         let rows = counts.query_map(
-            params![stage_window.flag_key, stage_window.from_ms, stage_window.to_ms, query.environment],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)),
+            params![
+                stage_window.flag_key,
+                stage_window.from_ms,
+                stage_window.to_ms,
+                query.environment
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            },
         )?;
         let mut stage_counts = Vec::new();
         for row in rows {
@@ -264,14 +274,20 @@ impl MetricsSource for SqlMetrics {
         }
         let units = metrics::units_per_variant(&self.connection, &stage_window)?;
         let count_of = |list: &[(String, u64)], variant: &str| {
-            list.iter().find(|(v, _)| v == variant).map_or(0, |(_, n)| *n)
+            list.iter()
+                .find(|(v, _)| v == variant)
+                .map_or(0, |(_, n)| *n)
         };
         let mut stage_units = vec![count_of(&units, &query.baseline)];
         stage_units.extend(query.arms.iter().map(|a| count_of(&units, a)));
         Ok(Snapshot {
             baseline: pick(&all, &query.baseline),
             arms: query.arms.iter().map(|a| pick(&all, a)).collect(),
-            stage_requests: query.arms.iter().map(|a| count_of(&stage_counts, a)).collect(),
+            stage_requests: query
+                .arms
+                .iter()
+                .map(|a| count_of(&stage_counts, a))
+                .collect(),
             stage_units,
         })
     }
@@ -362,9 +378,14 @@ impl Command {
     }
 
     fn parse(text: &str) -> Option<Command> {
-        [Command::Start, Command::Pause, Command::Resume, Command::Abort]
-            .into_iter()
-            .find(|c| c.as_str() == text)
+        [
+            Command::Start,
+            Command::Pause,
+            Command::Resume,
+            Command::Abort,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == text)
     }
 }
 
@@ -404,9 +425,11 @@ pub fn command_result(connection: &Connection, id: i64) -> Result<Option<Value>>
 pub fn load_state(connection: &Connection, flag: &str) -> Result<Option<RolloutState>> {
     init_state(connection)?;
     let text: Option<String> = connection
-        .query_row("SELECT state FROM rollouts WHERE flag = ?1", [flag], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT state FROM rollouts WHERE flag = ?1",
+            [flag],
+            |row| row.get(0),
+        )
         .optional()?;
     match text {
         Some(text) => serde_json::from_str(&text)
@@ -558,14 +581,20 @@ impl Controller {
     }
 
     fn states(&self) -> Result<Vec<RolloutState>> {
-        let mut statement = self.state_db.prepare("SELECT state FROM rollouts ORDER BY flag")?;
+        let mut statement = self
+            .state_db
+            .prepare("SELECT state FROM rollouts ORDER BY flag")?;
         let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
         let mut out = Vec::new();
         for row in rows {
             let text = row?;
             match serde_json::from_str(&text) {
                 Ok(state) => out.push(state),
-                Err(e) => return Err(Error::Invalid(format!("a stored rollout state is unreadable: {e}"))),
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "a stored rollout state is unreadable: {e}"
+                    )));
+                }
             }
         }
         Ok(out)
@@ -583,7 +612,10 @@ impl Controller {
         records.extend(self.process_commands()?);
         let now = self.clock.now_ms();
         for state in self.states()? {
-            if state.status == Status::Running && state.pending.is_none() && state.next_check_ms <= now {
+            if state.status == Status::Running
+                && state.pending.is_none()
+                && state.next_check_ms <= now
+            {
                 let mut state = state;
                 records.push(self.check(&mut state)?);
             }
@@ -599,10 +631,23 @@ impl Controller {
         let env = self.store.state(&state.environment)?;
         let started = Instant::now();
         if env.live == Some(intent.target_revision) {
-            let record = self.complete(state, started)?;
-            return Ok(vec![record]);
+            // The revision number alone could be another publisher's: compare the bytes.
+            let ours = match self
+                .store
+                .fetch_ruleset(&state.environment, intent.target_revision)?
+            {
+                Some(bytes) => sha256_hex(&bytes) == intent.ruleset_hash,
+                None => true,
+            };
+            if ours {
+                let record = self.complete(state, started)?;
+                return Ok(vec![record]);
+            }
         }
-        if env.latest.is_some_and(|latest| latest >= intent.target_revision) {
+        if env
+            .latest
+            .is_some_and(|latest| latest >= intent.target_revision)
+        {
             state.pending = None;
             state.status = Status::Paused;
             state.reason = format!(
@@ -614,7 +659,13 @@ impl Controller {
             );
             let now = self.clock.now_ms();
             save_state(&self.state_db, state, now)?;
-            self.audit_decision(state, Decision::Pause, None, None, json!({"reason": state.reason}))?;
+            self.audit_decision(
+                state,
+                Decision::Pause,
+                None,
+                None,
+                json!({"reason": state.reason}),
+            )?;
             return Ok(vec![self.simple_record(state, Decision::Pause)]);
         }
         // Never published: do it now, planned afresh against the live revision.
@@ -737,9 +788,12 @@ impl Controller {
                         state.status
                     )));
                 }
-                let value: Value = serde_json::from_str(payload).map_err(|e| Error::Invalid(e.to_string()))?;
+                let value: Value =
+                    serde_json::from_str(payload).map_err(|e| Error::Invalid(e.to_string()))?;
                 let policy: RolloutPolicy = serde_json::from_value(value["policy"].clone())
-                    .map_err(|e| Error::Invalid(format!("the start command's policy is unreadable: {e}")))?;
+                    .map_err(|e| {
+                        Error::Invalid(format!("the start command's policy is unreadable: {e}"))
+                    })?;
                 self.start(flag, policy, actor, reason)
             }
             Command::Pause | Command::Resume | Command::Abort => {
@@ -747,7 +801,9 @@ impl Controller {
                     return Err(Error::Invalid(format!("{flag} has no active rollout")));
                 };
                 if state.pending.is_some() {
-                    return Err(Error::Invalid(format!("{flag} has an action in flight; retry")));
+                    return Err(Error::Invalid(format!(
+                        "{flag} has an action in flight; retry"
+                    )));
                 }
                 let who = if reason.is_empty() {
                     format!("by {actor}")
@@ -759,7 +815,13 @@ impl Controller {
                         state.status = Status::Paused;
                         state.reason = format!("paused {who}");
                         save_state(&self.state_db, &state, now)?;
-                        self.audit_decision(&state, Decision::Pause, None, None, json!({"command": "pause"}))?;
+                        self.audit_decision(
+                            &state,
+                            Decision::Pause,
+                            None,
+                            None,
+                            json!({"command": "pause"}),
+                        )?;
                         Ok(self.simple_record(&state, Decision::Pause))
                     }
                     Command::Resume => {
@@ -769,7 +831,13 @@ impl Controller {
                         state.stage_started_ms = now;
                         state.next_check_ms = now;
                         save_state(&self.state_db, &state, now)?;
-                        self.audit_decision(&state, Decision::Resume, None, None, json!({"command": "resume"}))?;
+                        self.audit_decision(
+                            &state,
+                            Decision::Resume,
+                            None,
+                            None,
+                            json!({"command": "resume"}),
+                        )?;
                         Ok(self.simple_record(&state, Decision::Resume))
                     }
                     _ => {
@@ -783,7 +851,14 @@ impl Controller {
                         let change = RulesetChange::SetWeights(
                             state.arms.iter().map(|a| (a.clone(), 0)).collect(),
                         );
-                        self.execute(&mut state, Decision::Abort, change, after, 0, json!({"command": "abort"}))
+                        self.execute(
+                            &mut state,
+                            Decision::Abort,
+                            change,
+                            after,
+                            0,
+                            json!({"command": "abort"}),
+                        )
                     }
                 }
             }
@@ -791,13 +866,27 @@ impl Controller {
     }
 
     /// Starts a rollout: checks the flag, then publishes the first stage.
-    fn start(&mut self, flag: &str, policy: RolloutPolicy, actor: &str, reason: &str) -> Result<CheckRecord> {
+    fn start(
+        &mut self,
+        flag: &str,
+        policy: RolloutPolicy,
+        actor: &str,
+        reason: &str,
+    ) -> Result<CheckRecord> {
         let env = self.store.state(&policy.environment)?;
         let live = env.live.ok_or_else(|| {
-            Error::Invalid(format!("{} has no live ruleset; publish one first", policy.environment))
+            Error::Invalid(format!(
+                "{} has no live ruleset; publish one first",
+                policy.environment
+            ))
         })?;
         let ruleset = live_ruleset(self.store.as_ref(), &self.audit, &policy.environment, live)?
-            .ok_or_else(|| Error::Invalid(format!("cannot read revision {live} of {}", policy.environment)))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "cannot read revision {live} of {}",
+                    policy.environment
+                ))
+            })?;
         let raw = ruleset.flags.get(flag).ok_or_else(|| {
             Error::Invalid(format!("{} has no flag {flag:?}", policy.environment))
         })?;
@@ -851,7 +940,11 @@ impl Controller {
             restart_stage: true,
             reason: format!(
                 "started by {actor}{}: stage 1 at {} %",
-                if reason.is_empty() { String::new() } else { format!(" ({reason})") },
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                },
                 state.policy.stages.first().map_or(0.0, |s| s.percent)
             ),
         };
@@ -870,21 +963,35 @@ impl Controller {
             && let Some(live) = env.live
         {
             let ruleset = live_ruleset(self.store.as_ref(), &self.audit, &state.environment, live)?;
-            let seen = ruleset.as_ref().and_then(|r| live_weights(r, &state.flag, &state.arms));
+            let seen = ruleset
+                .as_ref()
+                .and_then(|r| live_weights(r, &state.flag, &state.arms));
             match seen {
                 Some((true, weights)) if weights == state.weights => state.revision = Some(live),
                 other => {
                     state.status = Status::Paused;
                     state.reason = match other {
-                        Some((false, _)) => format!("{} was killed outside the rollout (revision {live}); paused", state.flag),
+                        Some((false, _)) => format!(
+                            "{} was killed outside the rollout (revision {live}); paused",
+                            state.flag
+                        ),
                         Some((true, weights)) => format!(
                             "{}'s weights were changed outside the rollout (revision {live}: {weights:?}, expected {:?}); paused",
                             state.flag, state.weights
                         ),
-                        None => format!("revision {live} of {} is unreadable or lacks {}; paused", state.environment, state.flag),
+                        None => format!(
+                            "revision {live} of {} is unreadable or lacks {}; paused",
+                            state.environment, state.flag
+                        ),
                     };
                     save_state(&self.state_db, state, now)?;
-                    self.audit_decision(state, Decision::Pause, None, None, json!({"outside_change": live}))?;
+                    self.audit_decision(
+                        state,
+                        Decision::Pause,
+                        None,
+                        None,
+                        json!({"outside_change": live}),
+                    )?;
                     return Ok(self.simple_record(state, Decision::Pause));
                 }
             }
@@ -940,7 +1047,10 @@ impl Controller {
             "arms": snapshot.arms,
             "statistics": outcome,
         });
-        let new_weights = outcome.new_weights.clone().unwrap_or_else(|| state.weights.clone());
+        let new_weights = outcome
+            .new_weights
+            .clone()
+            .unwrap_or_else(|| state.weights.clone());
         let (change, after) = match outcome.decision {
             Decision::Hold => {
                 state.reason = outcome.reason.clone();
@@ -972,19 +1082,36 @@ impl Controller {
                     Status::Running
                 };
                 (
-                    RulesetChange::SetWeights(state.arms.iter().cloned().zip(new_weights.iter().copied()).collect()),
+                    RulesetChange::SetWeights(
+                        state
+                            .arms
+                            .iter()
+                            .cloned()
+                            .zip(new_weights.iter().copied())
+                            .collect(),
+                    ),
                     After {
                         status,
                         stage: outcome.next_stage,
                         weights: new_weights.clone(),
-                        restart_stage: decision == Decision::Advance,
+                        // New weights start a new window, so the sample-ratio check never
+                        // mixes two allocations.
+                        restart_stage: status == Status::Running,
                         reason: outcome.reason.clone(),
                     },
                 )
             }
         };
         save_state(&self.state_db, state, now)?;
-        let published = self.execute_timed(state, outcome.decision, change, after, record.seq, summary, started)?;
+        let published = self.execute_timed(
+            state,
+            outcome.decision,
+            change,
+            after,
+            record.seq,
+            summary,
+            started,
+        )?;
         record.revision = published.revision;
         record.served_ms = published.served_ms;
         record.alert = published.alert;
@@ -1000,7 +1127,15 @@ impl Controller {
         check_seq: u64,
         summary: Value,
     ) -> Result<CheckRecord> {
-        self.execute_timed(state, decision, change, after, check_seq, summary, Instant::now())
+        self.execute_timed(
+            state,
+            decision,
+            change,
+            after,
+            check_seq,
+            summary,
+            Instant::now(),
+        )
     }
 
     /// Plans the revision, records the intent, publishes, then completes.
@@ -1017,11 +1152,16 @@ impl Controller {
     ) -> Result<CheckRecord> {
         let now = self.clock.now_ms();
         let env = self.store.state(&state.environment)?;
-        let live = env.live.ok_or_else(|| {
-            Error::Invalid(format!("{} has no live ruleset", state.environment))
-        })?;
+        let live = env
+            .live
+            .ok_or_else(|| Error::Invalid(format!("{} has no live ruleset", state.environment)))?;
         let mut ruleset = live_ruleset(self.store.as_ref(), &self.audit, &state.environment, live)?
-            .ok_or_else(|| Error::Invalid(format!("cannot read revision {live} of {}", state.environment)))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "cannot read revision {live} of {}",
+                    state.environment
+                ))
+            })?;
         apply_change(&mut ruleset, &state.flag, &change)?;
         let target = env.latest.unwrap_or(live).max(live) + 1;
         ruleset.revision = target;
@@ -1041,7 +1181,10 @@ impl Controller {
         });
         save_state(&self.state_db, state, now)?;
         self.fire(CrashPoint::AfterIntent)?;
-        match self.store.put_ruleset(&state.environment, target, &bytes, Some(live)) {
+        match self
+            .store
+            .put_ruleset(&state.environment, target, &bytes, Some(live))
+        {
             Ok(_) => {}
             Err(Error::Conflict { message }) => {
                 state.pending = None;
@@ -1052,7 +1195,13 @@ impl Controller {
                     state.environment
                 );
                 save_state(&self.state_db, state, now)?;
-                self.audit_decision(state, Decision::Pause, None, None, json!({"conflict": message}))?;
+                self.audit_decision(
+                    state,
+                    Decision::Pause,
+                    None,
+                    None,
+                    json!({"conflict": message}),
+                )?;
                 return Ok(self.simple_record(state, Decision::Pause));
             }
             // Anything else may or may not have landed: the intent stays and the next tick
@@ -1144,7 +1293,12 @@ impl Controller {
         })
     }
 
-    fn alert(&self, state: &RolloutState, intent: &Intent, served_ms: Option<u128>) -> Option<String> {
+    fn alert(
+        &self,
+        state: &RolloutState,
+        intent: &Intent,
+        served_ms: Option<u128>,
+    ) -> Option<String> {
         let url = self.config.alert_webhook.as_ref()?;
         let body = json!({
             "text": format!("promptflag rolled back {} in {}: {}", state.flag, state.environment, state.reason),
