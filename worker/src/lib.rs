@@ -1,1 +1,33 @@
-//! promptflag-worker (being built).
+//! promptflag-worker: the edge. A workers-rs Worker that serves SPEC §5 over the KV layout of
+//! SPEC §4 (see `docs/interfaces.md`): OFREP evaluation, prompt resolution with the body inline,
+//! immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
+//!
+//! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
+//! (`reply`, `http`, `input`, `ofrep`, `resolve`, the checks in `admin`, `exposure`) hold no
+//! JavaScript and are unit-tested natively; `app`, `cache`, `prompts`, `body` and the KV parts of
+//! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Tests may unwrap: a panic there is a failed assertion.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod admin;
+pub mod app;
+pub mod cache;
+pub mod exposure;
+pub mod fallback;
+pub mod http;
+pub mod input;
+pub mod js;
+pub mod ofrep;
+pub mod prompts;
+pub mod reply;
+pub mod resolve;
+
+use worker::{Context, Env, Request, Response, event};
+
+/// The fetch handler. It never returns `Err`: every failure is already a JSON response.
+#[event(fetch)]
+async fn fetch(request: Request, env: Env, context: Context) -> worker::Result<Response> {
+    Ok(app::handle(request, env, context).await)
+}

@@ -1,19 +1,321 @@
 //! Building and running the Worker (`worker/`): worker-build with the pinned tools, and the dev
 //! loop on local workerd with seeded local KV.
+//!
+//! - `build`: `worker-build --profile wasm-release` in `worker/` (the root manifest's small,
+//!   abort-on-panic profile; wasm-opt settings in `worker/Cargo.toml`'s wasm-pack metadata),
+//!   skipped when `worker/build/` is newer than every input.
+//! - `dev`: build, seed local KV under `target/dev/wrangler-state` with the fixture ruleset and
+//!   prompt bodies (once; `--reseed` starts over), start `wrangler dev` on 127.0.0.1, print
+//!   requests that work, and run until Ctrl-C.
 
-use anyhow::Result;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
 
 use crate::tools::Toolchain;
 
-/// Builds `worker/build/` with worker-build. (Filled in by the Worker's issue.)
+/// The cargo profile the Worker is built with (root `Cargo.toml`).
+const PROFILE: &str = "wasm-release";
+/// The admin token `cargo xtask dev` gives the local Worker.
+const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+/// The KV binding in `wrangler.toml`.
+const KV_BINDING: &str = "PROMPTFLAG_KV";
+
+/// Builds `worker/build/` with worker-build, unless it is already newer than its inputs.
 pub fn build(tools: &Toolchain) -> Result<()> {
-    if !tools.root.join("worker/Cargo.toml").exists() {
+    let worker_dir = tools.root.join("worker");
+    if !worker_dir.join("Cargo.toml").exists() {
         return Ok(());
     }
+    let output = worker_dir.join("build").join("index.js");
+    let wasm = worker_dir.join("build").join("index_bg.wasm");
+    if wasm.exists() && is_newer_than_inputs(&output, tools)? {
+        eprintln!("xtask: worker/build is up to date");
+        return Ok(());
+    }
+    tools
+        .command(tools.bin("worker-build"), &["--profile", PROFILE])
+        .current_dir(&worker_dir)
+        .run()
+        .context("building the Worker (worker-build)")?;
+    if !output.exists() || !wasm.exists() {
+        bail!(
+            "worker-build finished but {} or {} is missing",
+            output.display(),
+            wasm.display()
+        );
+    }
+    optimize(tools, &wasm)
+}
+
+/// wasm-opt for size, names stripped (`PROMPTFLAG_WORKER_KEEP_NAMES=1` keeps them for readable
+/// stack traces). The features are the ones rustc's wasm32 target emits and workerd runs; none
+/// newer, so binaryen never emits an encoding workerd does not read yet.
+fn optimize(tools: &Toolchain, wasm: &Path) -> Result<()> {
+    let wasm_text = wasm.to_string_lossy().into_owned();
+    let mut command = tools.command(
+        tools.node_modules_bin("wasm-opt"),
+        &["-Oz", &wasm_text, "-o", &wasm_text],
+    );
+    for feature in [
+        "mutable-globals",
+        "sign-ext",
+        "nontrapping-float-to-int",
+        "bulk-memory",
+        "multivalue",
+        "reference-types",
+        "exception-handling",
+    ] {
+        command = command.arg(format!("--enable-{feature}"));
+    }
+    if std::env::var_os("PROMPTFLAG_WORKER_KEEP_NAMES").is_some() {
+        command = command.arg("--debuginfo");
+    } else {
+        command = command.arg("--strip-debug").arg("--strip-producers");
+    }
+    command
+        .run()
+        .context("optimizing the Worker's Wasm (wasm-opt)")
+}
+
+/// True when `output` exists and is newer than every file the Worker is built from.
+fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
+    let Ok(built) = std::fs::metadata(output).and_then(|m| m.modified()) else {
+        return Ok(false);
+    };
+    let root = &tools.root;
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "worker/Cargo.toml",
+        "crates/core/Cargo.toml",
+    ] {
+        newest = newest.max(modified(&root.join(file)));
+    }
+    for dir in ["worker/src", "worker/fallback", "crates/core/src"] {
+        newest = newest.max(newest_in(&root.join(dir))?);
+    }
+    Ok(built > newest)
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn newest_in(dir: &Path) -> Result<SystemTime> {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(newest);
+    };
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        newest = newest.max(if path.is_dir() {
+            newest_in(&path)?
+        } else {
+            modified(&path)
+        });
+    }
+    Ok(newest)
+}
+
+/// The main job: build, seed local KV, start `wrangler dev` on 127.0.0.1 and print requests that
+/// work. Runs until Ctrl-C (which reaches wrangler too: it shares the terminal's process group).
+pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
+    let mut port: u16 = 8787;
+    let mut reseed = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--port" => {
+                let value = rest.next().context("--port needs a value")?;
+                port = value
+                    .parse()
+                    .with_context(|| format!("--port {value:?} is not a port"))?;
+            }
+            "--reseed" => reseed = true,
+            other => {
+                bail!("unknown argument {other:?} (usage: cargo xtask dev [--port N] [--reseed])")
+            }
+        }
+    }
+    build(tools)?;
+    let state = tools.root.join("target").join("dev").join("wrangler-state");
+    seed(tools, &state, reseed)?;
+
+    let wrangler = tools.node_modules_bin("wrangler");
+    let port_text = port.to_string();
+    let state_text = state.to_string_lossy().into_owned();
+    let admin_var = format!("ADMIN_TOKEN:{DEV_ADMIN_TOKEN}");
+    let mut command = tools
+        .command(
+            &wrangler,
+            &[
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port_text,
+                "--persist-to",
+                &state_text,
+            ],
+        )
+        .arg("--var")
+        .arg(&admin_var)
+        .into_inner();
+    command.stdin(Stdio::null());
+    eprintln!(
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:…"
+    );
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", wrangler.display()))?;
+    let base = format!("http://127.0.0.1:{port}");
+    match wait_until_serving(&mut child, port, Duration::from_secs(180)) {
+        Ok(()) => print_examples(&base, &tools.root),
+        Err(error) => {
+            stop(&mut child);
+            return Err(error);
+        }
+    }
+    let status = child.wait().context("waiting for wrangler")?;
+    eprintln!("xtask: wrangler dev exited ({status})");
     Ok(())
 }
 
-/// The main job: build, seed local KV, start `wrangler dev` on 127.0.0.1.
-pub fn dev(tools: &Toolchain, _args: &[String]) -> Result<()> {
-    build(tools)
+/// Writes the fixture ruleset and bodies into local KV with one `wrangler kv bulk put`, unless an
+/// earlier run did (so revisions published while developing survive a restart).
+fn seed(tools: &Toolchain, state: &Path, reseed: bool) -> Result<()> {
+    let marker = state.join(".promptflag-seeded");
+    if reseed && state.exists() {
+        std::fs::remove_dir_all(state).with_context(|| format!("removing {}", state.display()))?;
+    }
+    if marker.exists() {
+        eprintln!(
+            "xtask: local KV already seeded ({}); `--reseed` starts over",
+            state.display()
+        );
+        return Ok(());
+    }
+    std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+    let bulk: PathBuf = tools.root.join("target").join("dev").join("seed.json");
+    let script = tools.root.join("worker").join("dev").join("seed-kv.mjs");
+    tools
+        .node(&[&script.to_string_lossy(), &bulk.to_string_lossy(), "dev"])
+        .run()
+        .context("writing the seed file")?;
+    tools
+        .command(tools.node_modules_bin("wrangler"), &["kv", "bulk", "put"])
+        .arg(&bulk)
+        .arg("--binding")
+        .arg(KV_BINDING)
+        .arg("--local")
+        .arg("--persist-to")
+        .arg(state)
+        .run()
+        .context("seeding local KV")?;
+    std::fs::write(&marker, "seeded from worker/tests/fixtures\n")
+        .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}
+
+/// Polls `/healthz` until it answers 200, wrangler exits, or the time runs out.
+fn wait_until_serving(child: &mut Child, port: u16, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().context("checking on wrangler")? {
+            bail!("wrangler dev exited before serving ({status})");
+        }
+        if http_status(port, "/healthz") == Some(200) {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            bail!("wrangler dev did not serve http://127.0.0.1:{port}/healthz within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The status of a plain HTTP/1.1 GET, if anything answered.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 16];
+    stream.read_exact(&mut head).ok()?;
+    let text = std::str::from_utf8(&head).ok()?;
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// Stops wrangler by TERM to its own process (which stops workerd too).
+fn stop(child: &mut Child) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+fn print_examples(base: &str, root: &Path) {
+    let hash = std::fs::read_to_string(root.join("worker/tests/fixtures/ruleset.json"))
+        .ok()
+        .and_then(|text| first_sha256(&text))
+        .unwrap_or_else(|| "<sha256>".into());
+    let json = "-H 'content-type: application/json'";
+    let admin = format!("-H 'authorization: Bearer {DEV_ADMIN_TOKEN}'");
+    println!(
+        "
+promptflag Worker on {base} (local workerd, local KV seeded from worker/tests/fixtures)
+
+  # health, and the live ruleset
+  curl -s {base}/healthz
+  curl -s {base}/v1/ruleset
+
+  # a prompt for a user, body inline (one round trip)
+  curl -s -X POST {base}/v1/resolve/support_prompt {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
+  # a prompt body by hash (immutable)
+  curl -s {base}/v1/prompts/{hash}
+
+  # OFREP: one flag, then every flag
+  curl -s -X POST {base}/ofrep/v1/evaluate/flags/new_checkout {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"country\": \"IE\"}}}}'
+  curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
+
+  # admin (token {DEV_ADMIN_TOKEN}): status, publish a revision, roll back
+  curl -s {admin} {base}/admin/v1/rulesets/dev
+  sed 's/\"revision\": 1,/\"revision\": 2,/' worker/tests/fixtures/ruleset.json | curl -s -X PUT {admin} --data-binary @- {base}/admin/v1/rulesets/dev
+  curl -s -X POST {admin} -d '{{}}' {base}/admin/v1/rulesets/dev/rollback
+
+Ctrl-C stops it.
+"
+    );
+}
+
+/// The first run of 64 lowercase hex digits in `text` (a prompt hash of the fixture ruleset).
+fn first_sha256(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(byte, b'0'..=b'9' | b'a'..=b'f') {
+            run += 1;
+            if run == 64 && !bytes.get(index + 1).is_some_and(|b| b.is_ascii_hexdigit()) {
+                return Some(text[index + 1 - 64..=index].to_string());
+            }
+        } else {
+            run = 0;
+        }
+    }
+    None
 }

@@ -1,0 +1,118 @@
+// Runs the built Worker (worker/build/) in Miniflare on 127.0.0.1: the shared harness of
+// docs/interfaces.md ("Running the built Worker from tests").
+//
+//   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
+//       --admin-token <token> --environment dev --cache-ttl-ms 50 [--exposure-sink <url>]
+//
+// Prints one line of JSON, {"url": "http://127.0.0.1:PORT"}, once it serves, and exits on
+// SIGTERM, SIGINT or when its standard input closes.
+//
+// Node suites import `startWorker` from here instead of spawning it.
+
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { Miniflare } from "miniflare";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = process.env.PROMPTFLAG_ROOT ?? resolve(here, "..", "..");
+export const WORKER_DIR = process.env.PROMPTFLAG_WORKER_DIR ?? join(ROOT, "worker", "build");
+/// The KV namespace binding the Worker reads (worker/src/app.rs, wrangler.toml).
+export const KV_BINDING = "PROMPTFLAG_KV";
+export const COMPATIBILITY_DATE = "2026-07-01";
+
+/// The Miniflare options of the built Worker, for suites that compose their own set-up.
+export function workerOptions({
+  adminToken,
+  environment = "dev",
+  cacheTtlMs = 50,
+  exposureSink,
+  workerDir = WORKER_DIR,
+  kvBinding = true,
+} = {}) {
+  const scriptPath = join(workerDir, "index.js");
+  if (!existsSync(scriptPath)) {
+    throw new Error(`${scriptPath} is missing: build the Worker first (cargo xtask build-worker)`);
+  }
+  const bindings = { ENVIRONMENT: environment, CACHE_TTL_MS: String(cacheTtlMs) };
+  if (adminToken) bindings.ADMIN_TOKEN = adminToken;
+  if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
+  return {
+    name: "promptflag",
+    modules: true,
+    scriptPath,
+    modulesRoot: workerDir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: COMPATIBILITY_DATE,
+    kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
+    bindings,
+  };
+}
+
+/// Starts the Worker on 127.0.0.1. Returns {mf, url, kv, dispose}; `kv` is the Worker's
+/// namespace (null when started without one).
+export async function startWorker({ port = 0, persist, ...options } = {}) {
+  const mf = new Miniflare({
+    ...workerOptions(options),
+    host: "127.0.0.1",
+    port,
+    kvPersist: persist ? resolve(persist) : false,
+    cf: false,
+  });
+  const ready = await mf.ready;
+  const kv = options.kvBinding === false ? null : await mf.getKVNamespace(KV_BINDING);
+  return { mf, url: ready.origin, kv, dispose: () => mf.dispose() };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string", default: "0" },
+      persist: { type: "string" },
+      "admin-token": { type: "string" },
+      environment: { type: "string", default: "dev" },
+      "cache-ttl-ms": { type: "string", default: "50" },
+      "exposure-sink": { type: "string" },
+    },
+  });
+  const port = Number.parseInt(values.port, 10);
+  const cacheTtlMs = Number.parseInt(values["cache-ttl-ms"], 10);
+  if (!Number.isInteger(port) || port < 0 || !Number.isInteger(cacheTtlMs) || cacheTtlMs < 0) {
+    throw new Error("--port and --cache-ttl-ms take non-negative integers");
+  }
+  const worker = await startWorker({
+    port,
+    persist: values.persist,
+    adminToken: values["admin-token"],
+    environment: values.environment,
+    cacheTtlMs,
+    exposureSink: values["exposure-sink"],
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await worker.dispose();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.stdin.on("end", stop);
+  process.stdin.on("close", stop);
+  process.stdin.resume();
+  process.stdout.write(`${JSON.stringify({ url: worker.url })}\n`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  main().catch((error) => {
+    process.stderr.write(`worker-server: ${error?.stack ?? error}\n`);
+    process.exit(1);
+  });
+}

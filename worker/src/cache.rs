@@ -1,0 +1,208 @@
+//! The per-isolate ruleset cache.
+//!
+//! The compiled ruleset is kept for `CACHE_TTL_MS`; after that the next request reads the pointer
+//! `ruleset:<env>` (one small KV read) and fetches and compiles `ruleset:<env>:<rev>` only when
+//! the revision changed. Whatever goes wrong on a refresh (KV throws, the pointer is missing or
+//! garbled, the revision is missing, invalid, or not the one named), the last ruleset that loaded
+//! from KV keeps serving (`last-known-good`); with none, the compiled-in fallback serves.
+//!
+//! The isolate is single-threaded, but requests interleave at `await`s, so no `RefCell` borrow is
+//! held across one, and a refresh that finishes after a newer one is discarded.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::js::Kv;
+use promptflag_core::Ruleset;
+
+use crate::fallback;
+use crate::http::etag_of;
+
+/// Where the serving ruleset came from (the `X-Promptflag-Ruleset-Source` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Loaded from KV on the latest check.
+    Kv,
+    /// The latest check failed; an earlier ruleset from KV serves.
+    LastKnownGood,
+    /// Nothing valid ever came from KV; the compiled-in ruleset serves.
+    Fallback,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Kv => "kv",
+            Source::LastKnownGood => "last-known-good",
+            Source::Fallback => "fallback",
+        }
+    }
+}
+
+/// A compiled ruleset with the JSON it came from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub ruleset: Ruleset,
+    /// The JSON exactly as stored (served by `GET /v1/ruleset`).
+    pub raw: String,
+    /// The entity tag of `raw`.
+    pub etag: String,
+}
+
+impl Loaded {
+    pub fn compile(raw: String) -> Result<Loaded, String> {
+        let ruleset = Ruleset::from_json_str(&raw).map_err(|error| error.to_string())?;
+        let etag = etag_of(&[raw.as_bytes()]);
+        Ok(Loaded { ruleset, raw, etag })
+    }
+}
+
+/// The ruleset a request is served with.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// `None` only if even the fallback failed to compile (the tests rule that out).
+    pub loaded: Option<Rc<Loaded>>,
+    pub source: Source,
+}
+
+impl Served {
+    /// The `X-Promptflag-Revision` header value.
+    pub fn revision_header(&self) -> String {
+        match &self.loaded {
+            Some(loaded) => loaded.ruleset.revision().to_string(),
+            None => String::from("none"),
+        }
+    }
+}
+
+struct State {
+    /// The last ruleset that loaded from KV.
+    from_kv: Option<Rc<Loaded>>,
+    /// The outcome of the latest check.
+    kv_ok: bool,
+    /// When the next check is due (ms since the epoch); 0 before the first.
+    next_check: u64,
+    /// Bumped on every update, so a refresh that started before another finished is dropped.
+    generation: u64,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = const {
+        RefCell::new(State { from_kv: None, kv_ok: false, next_check: 0, generation: 0 })
+    };
+    static FALLBACK: Option<Rc<Loaded>> = Loaded::compile(String::from(fallback::RULESET_JSON))
+        .ok()
+        .map(Rc::new);
+}
+
+/// The KV key of the live revision pointer.
+pub fn pointer_key(environment: &str) -> String {
+    format!("ruleset:{environment}")
+}
+
+/// The KV key of one published revision.
+pub fn revision_key(environment: &str, revision: u64) -> String {
+    format!("ruleset:{environment}:{revision}")
+}
+
+fn served_from(state: &State) -> Served {
+    match &state.from_kv {
+        Some(loaded) => Served {
+            loaded: Some(Rc::clone(loaded)),
+            source: if state.kv_ok {
+                Source::Kv
+            } else {
+                Source::LastKnownGood
+            },
+        },
+        None => Served {
+            loaded: FALLBACK.with(Clone::clone),
+            source: Source::Fallback,
+        },
+    }
+}
+
+/// The ruleset to serve now, refreshing from KV when the TTL has passed.
+pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u64) -> Served {
+    let (due, generation, known) = STATE.with(|state| {
+        let state = state.borrow();
+        (
+            now >= state.next_check,
+            state.generation,
+            state.from_kv.as_ref().map(|l| l.ruleset.revision()),
+        )
+    });
+    if !due {
+        return STATE.with(|state| served_from(&state.borrow()));
+    }
+    let outcome = refresh(kv, environment, known).await;
+    STATE.with(|state| {
+        let mut state = state.borrow_mut();
+        if state.generation != generation {
+            // Another request refreshed while this one awaited KV; its answer is at least as new.
+            return served_from(&state);
+        }
+        state.generation = state.generation.wrapping_add(1);
+        state.next_check = now.saturating_add(ttl_millis);
+        match outcome {
+            Refresh::Unchanged => state.kv_ok = true,
+            Refresh::Fresh(loaded) => {
+                state.from_kv = Some(loaded);
+                state.kv_ok = true;
+            }
+            Refresh::Failed(reason) => {
+                state.kv_ok = false;
+                worker::console_warn!(
+                    "promptflag: ruleset refresh failed ({reason}); serving {}",
+                    if state.from_kv.is_some() {
+                        "the last known good ruleset"
+                    } else {
+                        "the fallback ruleset"
+                    }
+                );
+            }
+        }
+        served_from(&state)
+    })
+}
+
+enum Refresh {
+    Unchanged,
+    Fresh(Rc<Loaded>),
+    Failed(String),
+}
+
+async fn refresh(kv: Option<&Kv>, environment: &str, known: Option<u64>) -> Refresh {
+    let Some(kv) = kv else {
+        return Refresh::Failed(String::from("the KV binding is missing"));
+    };
+    let pointer = match kv.text(&pointer_key(environment)).await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Refresh::Failed(format!("{} is not set", pointer_key(environment))),
+        Err(error) => return Refresh::Failed(format!("reading the pointer: {error}")),
+    };
+    let Ok(revision) = pointer.trim().parse::<u64>() else {
+        return Refresh::Failed(format!("the pointer holds {pointer:?}, not a revision"));
+    };
+    if known == Some(revision) {
+        return Refresh::Unchanged;
+    }
+    let key = revision_key(environment, revision);
+    let raw = match kv.text(&key).await {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return Refresh::Failed(format!("{key} is missing")),
+        Err(error) => return Refresh::Failed(format!("reading {key}: {error}")),
+    };
+    match Loaded::compile(raw) {
+        Ok(loaded) if loaded.ruleset.revision() != revision => Refresh::Failed(format!(
+            "{key} holds revision {}",
+            loaded.ruleset.revision()
+        )),
+        Ok(loaded) if loaded.ruleset.environment() != environment => Refresh::Failed(format!(
+            "{key} is for environment {:?}",
+            loaded.ruleset.environment()
+        )),
+        Ok(loaded) => Refresh::Fresh(Rc::new(loaded)),
+        Err(error) => Refresh::Failed(format!("{key} is invalid: {error}")),
+    }
+}

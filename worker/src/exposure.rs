@@ -1,0 +1,177 @@
+//! Exposures: one event per evaluation served, in the format of `docs/interfaces.md`, collected
+//! while a request is handled and POSTed as one JSON array to `EXPOSURE_SINK_URL` after the
+//! response has gone (through `wait_until`). A sink that fails or hangs never touches a response.
+
+use promptflag_core::Evaluation;
+use serde::Serialize;
+
+use crate::http::rfc3339_millis;
+
+/// One exposure event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exposure {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    pub environment: String,
+    pub flag_key: String,
+    pub variant: String,
+    pub prompt_hash: Option<String>,
+    pub revision: u64,
+    pub unit: Option<String>,
+    pub reason: &'static str,
+}
+
+/// The exposures of one request. When no sink is configured it records nothing, so the hot path
+/// allocates nothing for it.
+#[derive(Debug)]
+pub struct ExposureLog {
+    enabled: bool,
+    environment: String,
+    revision: u64,
+    timestamp: String,
+    unit: Option<String>,
+    events: Vec<Exposure>,
+}
+
+impl ExposureLog {
+    /// A log that records nothing.
+    pub fn disabled() -> ExposureLog {
+        ExposureLog {
+            enabled: false,
+            environment: String::new(),
+            revision: 0,
+            timestamp: String::new(),
+            unit: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// A log for one request against one ruleset revision.
+    pub fn new(environment: &str, revision: u64, now_millis: u64) -> ExposureLog {
+        ExposureLog {
+            enabled: true,
+            environment: String::from(environment),
+            revision,
+            timestamp: rfc3339_millis(now_millis),
+            unit: None,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Sets the unit (the request's targeting key).
+    pub fn set_unit(&mut self, unit: Option<String>) {
+        self.unit = unit;
+    }
+
+    /// Records an evaluation that served a variant (errors serve the caller's default, not ours).
+    pub fn record(&mut self, evaluation: &Evaluation<'_>) {
+        if !self.enabled || evaluation.is_error() {
+            return;
+        }
+        let Some(variant) = evaluation.variant else {
+            return;
+        };
+        self.events.push(Exposure {
+            kind: "exposure",
+            timestamp: self.timestamp.clone(),
+            environment: self.environment.clone(),
+            flag_key: evaluation.key.to_string(),
+            variant: String::from(variant),
+            prompt_hash: evaluation.prompt.map(|prompt| prompt.hash.clone()),
+            revision: self.revision,
+            unit: self.unit.clone(),
+            reason: evaluation.reason.as_str(),
+        });
+    }
+
+    /// The batch as a JSON array, or `None` when there is nothing to send.
+    pub fn into_batch(self) -> Option<Vec<u8>> {
+        if self.events.is_empty() {
+            return None;
+        }
+        serde_json::to_vec(&self.events).ok()
+    }
+}
+
+/// POSTs one batch to the sink. Runs inside `wait_until`, after the response; failures are
+/// logged and dropped.
+pub async fn send(sink: String, batch: Vec<u8>) {
+    let headers = worker::Headers::new();
+    let _ = headers.set("Content-Type", "application/json");
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post)
+        .with_headers(headers)
+        .with_body(Some(
+            worker::js_sys::Uint8Array::from(batch.as_slice()).into(),
+        ));
+    let request = match worker::Request::new_with_init(&sink, &init) {
+        Ok(request) => request,
+        Err(error) => {
+            worker::console_warn!("promptflag: exposure sink URL {sink:?} is unusable: {error}");
+            return;
+        }
+    };
+    match worker::Fetch::Request(request).send().await {
+        Ok(response) if (200..300).contains(&response.status_code()) => {}
+        Ok(response) => worker::console_warn!(
+            "promptflag: the exposure sink answered {}; {} bytes of exposures dropped",
+            response.status_code(),
+            batch.len()
+        ),
+        Err(error) => worker::console_warn!(
+            "promptflag: the exposure sink failed ({error}); {} bytes of exposures dropped",
+            batch.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptflag_core::{Context, Ruleset};
+
+    fn ruleset() -> Ruleset {
+        Ruleset::from_json_str(
+            r#"{"schema": 1, "environment": "dev", "revision": 3, "flags": {"f": {
+                "kind": "string", "baseline": "a",
+                "variants": {"a": {"value": "A"}, "b": {"value": "B"}},
+                "default": {"split": {"treatments": [{"variant": "b", "weight": 100000}]}}}}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn records_served_evaluations_in_the_documented_format() {
+        let ruleset = ruleset();
+        let mut log = ExposureLog::new("dev", 3, 1_795_255_200_000);
+        log.set_unit(Some("user-42".into()));
+        log.record(&ruleset.evaluate("f", &Context::new().with_targeting_key("user-42")));
+        let batch: serde_json::Value = serde_json::from_slice(&log.into_batch().unwrap()).unwrap();
+        assert_eq!(
+            batch,
+            serde_json::json!([{"type": "exposure", "timestamp": "2026-11-21T10:00:00.000Z",
+                "environment": "dev", "flag_key": "f", "variant": "b", "prompt_hash": null,
+                "revision": 3, "unit": "user-42", "reason": "SPLIT"}])
+        );
+    }
+
+    #[test]
+    fn errors_and_disabled_logs_record_nothing() {
+        let ruleset = ruleset();
+        let mut log = ExposureLog::new("dev", 3, 0);
+        // No targeting key: the split cannot bucket, so the evaluation is an error.
+        log.record(&ruleset.evaluate("f", &Context::new()));
+        log.record(&ruleset.evaluate("missing", &Context::new()));
+        assert!(log.into_batch().is_none());
+
+        let mut disabled = ExposureLog::disabled();
+        disabled.record(&ruleset.evaluate("f", &Context::new().with_targeting_key("u")));
+        assert!(!disabled.is_enabled());
+        assert!(disabled.into_batch().is_none());
+    }
+}

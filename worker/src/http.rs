@@ -1,0 +1,221 @@
+//! Small HTTP and text helpers with no JavaScript in them: conditional requests, bearer tokens
+//! compared in constant time, names and hashes that may appear in paths and KV keys, entity tags
+//! and RFC 3339 timestamps.
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// True when an `If-None-Match` header value matches `etag` (weak comparison, RFC 9110 §13.1.2:
+/// `W/` prefixes are ignored; `*` matches any current representation).
+pub fn if_none_match(header: Option<&str>, etag: &str) -> bool {
+    let Some(header) = header else { return false };
+    let wanted = strip_weak(etag.trim());
+    header.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || (!candidate.is_empty() && strip_weak(candidate) == wanted)
+    })
+}
+
+fn strip_weak(tag: &str) -> &str {
+    tag.strip_prefix("W/").unwrap_or(tag)
+}
+
+/// A strong entity tag (quoted) over the parts given, each length-prefixed so that different
+/// splits of the same bytes never collide. Two 64-bit xxh3 hashes with different seeds (the
+/// one-shot `xxh3_64` is linked for bucketing already; the streaming and 128-bit variants would
+/// add their own code to the Wasm).
+pub fn etag_of(parts: &[&[u8]]) -> String {
+    let mut framed = Vec::with_capacity(parts.iter().map(|part| part.len() + 8).sum());
+    for part in parts {
+        framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        framed.extend_from_slice(part);
+    }
+    format!(
+        "\"{:016x}{:016x}\"",
+        xxh3_64(&framed),
+        xxh3_64_with_seed(&framed, 0x7072_6f6d_7074_666c)
+    )
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let header = header?.trim();
+    let (scheme, token) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Compares a presented secret with the expected one in time that depends only on the length of
+/// the expected secret, never on where the two first differ.
+pub fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
+    let mut difference: u8 = 0;
+    for (index, byte) in expected.iter().enumerate() {
+        let other = presented.get(index).copied().unwrap_or(0);
+        difference |= byte ^ other;
+    }
+    let lengths_differ = u8::from(expected.len() != presented.len());
+    core::hint::black_box(difference | lengths_differ) == 0
+}
+
+/// 64 lowercase hex digits: a SHA-256 as prompt bodies are named.
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// An environment name: the characters core allows in keys (safe in URLs and KV keys).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// The raw value of a query parameter of a URL (the first one of that name; no percent-decoding,
+/// which the numeric parameters read here never need).
+pub fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds
+/// (`2026-11-21T10:00:00.000Z`), as JavaScript's `toISOString` writes it.
+pub fn rfc3339_millis(epoch_millis: u64) -> String {
+    let millis = epoch_millis % 1000;
+    let seconds = epoch_millis / 1000;
+    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        second_of_day / 3600,
+        (second_of_day / 60) % 60,
+        second_of_day % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_handles_lists_weak_tags_and_star() {
+        assert!(if_none_match(Some("\"a\""), "\"a\""));
+        assert!(if_none_match(Some("\"x\", W/\"a\""), "\"a\""));
+        assert!(if_none_match(Some("*"), "\"a\""));
+        assert!(!if_none_match(Some("\"b\""), "\"a\""));
+        assert!(!if_none_match(None, "\"a\""));
+        assert!(!if_none_match(Some(""), "\"a\""));
+    }
+
+    #[test]
+    fn etags_depend_on_every_part_and_its_boundaries() {
+        let one = etag_of(&[b"ab", b"c"]);
+        assert_eq!(one, etag_of(&[b"ab", b"c"]));
+        assert_ne!(one, etag_of(&[b"a", b"bc"]));
+        assert_ne!(one, etag_of(&[b"ab", b"d"]));
+        assert!(one.starts_with('"') && one.ends_with('"'));
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_case_insensitively() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer_token(Some("Basic abc")), None);
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("Bearer")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret!"));
+        assert!(!constant_time_eq(b"secret", b"secre"));
+        assert!(!constant_time_eq(b"secret", b""));
+        // A presented value that is the expected one plus NUL padding is not equal either.
+        assert!(!constant_time_eq(b"ab", b"ab\0"));
+    }
+
+    #[test]
+    fn sha256_names_are_64_lowercase_hex_digits() {
+        assert!(is_sha256_hex(&"a".repeat(64)));
+        assert!(!is_sha256_hex(&"A".repeat(64)));
+        assert!(!is_sha256_hex(&"a".repeat(63)));
+        assert!(!is_sha256_hex("../etc/passwd"));
+    }
+
+    #[test]
+    fn names_are_path_and_key_safe() {
+        assert!(is_valid_name("prod-eu.1"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a/b"));
+        assert!(!is_valid_name("a:b"));
+        assert!(!is_valid_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn query_parameters_are_found_by_name() {
+        let url = "https://w.example/admin/v1/rulesets/dev?x=1&expected_live=7#frag";
+        assert_eq!(query_param(url, "expected_live"), Some("7"));
+        assert_eq!(query_param(url, "x"), Some("1"));
+        assert_eq!(query_param(url, "y"), None);
+        assert_eq!(query_param("https://w.example/a?flag", "flag"), Some(""));
+        assert_eq!(query_param("https://w.example/a", "x"), None);
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x00, 0x9f, 0xff]), "009fff");
+    }
+
+    #[test]
+    fn timestamps_match_javascript_to_iso_string() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        // new Date(1795255200123).toISOString()
+        assert_eq!(
+            rfc3339_millis(1_795_255_200_123),
+            "2026-11-21T10:00:00.123Z"
+        );
+        // A leap day: new Date(Date.UTC(2024, 1, 29, 23, 59, 59, 999)).getTime() = 1709251199999
+        assert_eq!(
+            rfc3339_millis(1_709_251_199_999),
+            "2024-02-29T23:59:59.999Z"
+        );
+    }
+}

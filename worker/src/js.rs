@@ -1,0 +1,186 @@
+//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen: Workers KV (`get` as
+//! text, `put`, `delete`), the request body's reader, `fetch` for the exposure sink and Web
+//! Crypto's SHA-256.
+//!
+//! workers-rs wraps these too, but its KV builders serialize their options through
+//! serde-wasm-bindgen and its streams through wasm-streams; these bindings keep that code out
+//! of the Wasm (SPEC's size budget) and give every failure as a plain message.
+
+use wasm_bindgen::prelude::*;
+use worker::js_sys::{self, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A KV namespace binding (or anything with the same methods, such as a test wrapper).
+    #[derive(Debug, Clone)]
+    pub type KvNamespace;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_as(this: &KvNamespace, key: &str, value_type: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_text(this: &KvNamespace, key: &str, value: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_key(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+
+    type BodyStream;
+
+    #[wasm_bindgen(method, catch, js_name = getReader)]
+    fn get_reader(this: &BodyStream) -> Result<BodyReader, JsValue>;
+
+    type BodyReader;
+
+    #[wasm_bindgen(method, catch)]
+    fn read(this: &BodyReader) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn cancel(this: &BodyReader) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn global_fetch(url: &str, init: &Object) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = digest, catch)]
+    fn subtle_digest(algorithm: &str, data: &[u8]) -> Result<Promise, JsValue>;
+}
+
+/// A JavaScript error as text.
+fn describe(error: JsValue) -> String {
+    if let Some(error) = error.dyn_ref::<js_sys::Error>() {
+        return String::from(error.message());
+    }
+    error
+        .as_string()
+        .unwrap_or_else(|| String::from("an unknown JavaScript error"))
+}
+
+async fn settle(promise: Result<Promise, JsValue>) -> Result<JsValue, String> {
+    JsFuture::from(promise.map_err(describe)?)
+        .await
+        .map_err(describe)
+}
+
+/// A property of a JavaScript object (an `env` binding or var).
+pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(object, &JsValue::from_str(name))
+        .ok()
+        .filter(|value| !value.is_undefined() && !value.is_null())
+}
+
+/// Workers KV, text values only.
+#[derive(Debug, Clone)]
+pub struct Kv(KvNamespace);
+
+impl Kv {
+    /// The namespace bound as `binding` in `env`, if it is bound to an object.
+    pub fn from_env(env: &worker::Env, binding: &str) -> Option<Kv> {
+        property(env.as_ref(), binding)
+            .filter(JsValue::is_object)
+            .map(|value| Kv(value.unchecked_into()))
+    }
+
+    /// The value of `key` as text; `None` when absent.
+    pub async fn text(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(settle(self.0.get_as(key, "text")).await?.as_string())
+    }
+
+    pub async fn put(&self, key: &str, value: &str) -> Result<(), String> {
+        settle(self.0.put_text(key, value)).await.map(drop)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        settle(self.0.delete_key(key)).await.map(drop)
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Over the limit (the limit, in bytes).
+    TooLarge(usize),
+    /// The stream failed.
+    Unreadable,
+}
+
+/// A request body's bytes, refusing a `Content-Length` over `limit` before reading and cutting
+/// a streamed body off as soon as it passes `limit`. Empty when there is no body.
+pub async fn read_body(request: &worker::Request, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = request
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let Some(stream) = request.inner().body() else {
+        return Ok(Vec::new());
+    };
+    let stream: BodyStream = stream.unchecked_into();
+    let reader = stream.get_reader().map_err(|_| BodyError::Unreadable)?;
+    let mut body = Vec::new();
+    loop {
+        let chunk = settle(reader.read())
+            .await
+            .map_err(|_| BodyError::Unreadable)?;
+        if property(&chunk, "done").is_some_and(|done| done.is_truthy()) {
+            return Ok(body);
+        }
+        let Some(bytes) = property(&chunk, "value").and_then(|v| v.dyn_into::<Uint8Array>().ok())
+        else {
+            return Err(BodyError::Unreadable);
+        };
+        let length = bytes.length() as usize;
+        if body.len() + length > limit {
+            // Tell the runtime the rest is not wanted; the answer is 413 either way.
+            let _ = reader.cancel();
+            return Err(BodyError::TooLarge(limit));
+        }
+        let start = body.len();
+        body.resize(start + length, 0);
+        bytes.copy_to(&mut body[start..]);
+    }
+}
+
+/// POSTs a JSON body; the status on an answer, a message on a failure.
+pub async fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
+    let headers = Object::new();
+    let init = Object::new();
+    let set = |object: &Object, name: &str, value: &JsValue| {
+        Reflect::set(object, &JsValue::from_str(name), value).map(drop)
+    };
+    set(
+        &headers,
+        "content-type",
+        &JsValue::from_str("application/json"),
+    )
+    .and_then(|()| set(&init, "method", &JsValue::from_str("POST")))
+    .and_then(|()| set(&init, "headers", &headers))
+    .and_then(|()| set(&init, "body", &Uint8Array::from(body)))
+    .map_err(describe)?;
+    let response = settle(global_fetch(url, &init)).await?;
+    let status = property(&response, "status")
+        .and_then(|status| status.as_f64())
+        .unwrap_or(0.0);
+    // The sink's answer body is not read; cancel it so the runtime can release the connection.
+    if let Some(body) = property(&response, "body") {
+        let stream: BodyStream = body.unchecked_into();
+        if let Ok(reader) = stream.get_reader() {
+            let _ = reader.cancel();
+        }
+    }
+    Ok(status as u16)
+}
+
+/// SHA-256 through the runtime's Web Crypto (no hashing code in the Wasm), as lowercase hex.
+pub async fn sha256_hex(data: &[u8]) -> Result<String, String> {
+    let digest = settle(subtle_digest("SHA-256", data)).await?;
+    Ok(crate::http::hex(&Uint8Array::new(&digest).to_vec()))
+}
+
+/// Milliseconds since the epoch, from the runtime's clock.
+pub fn now_millis() -> u64 {
+    js_sys::Date::now() as u64
+}
