@@ -7,7 +7,6 @@
 import init from "./wasm/promptflag_wasm.js";
 import { markInitialized } from "./engine.js";
 
-await init({ module_or_path: new URL("./wasm/promptflag_wasm_bg.wasm", import.meta.url) });
-markInitialized();
+markInitialized(await init({ module_or_path: new URL("./wasm/promptflag_wasm_bg.wasm", import.meta.url) }));
 
 export * from "./index.js";

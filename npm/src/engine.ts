@@ -8,7 +8,7 @@
  * anything.
  */
 
-import { bucket_hash, bucket_slot, initSync, WasmContext, WasmRuleset } from "./wasm/promptflag_wasm.js";
+import { bucket_hash, bucket_slot, initSync, type InitOutput, scratch_reserve, WasmContext, WasmRuleset } from "./wasm/promptflag_wasm.js";
 import {
   DisposedError,
   fromWasmError,
@@ -154,23 +154,58 @@ interface Description {
   flags: FlagInfo[];
 }
 
-let initialized = false;
+let memory: WebAssembly.Memory | null = null;
 
 /** @internal Loads the WebAssembly module synchronously (Node, workerd). */
 export function initializeSync(module: BufferSource | WebAssembly.Module): void {
-  if (!initialized) {
-    initSync({ module });
-    initialized = true;
+  if (memory === null) {
+    memory = initSync({ module }).memory;
   }
 }
 
-/** @internal Records that the module was loaded asynchronously (browsers). */
-export function markInitialized(): void {
-  initialized = true;
+/** @internal Records the module a browser loaded asynchronously. */
+export function markInitialized(exports: InitOutput): void {
+  memory = exports.memory;
+}
+
+// The scratch area: bytes in Wasm memory that strings are written into for the `*_from_scratch`
+// calls, so a hot loop sends text without a malloc and a free per string.
+let scratchAddress = 0;
+let scratchSize = 0;
+let scratchView = new Uint8Array(0);
+const encoder = new TextEncoder();
+
+function scratch(minimum: number): Uint8Array {
+  if (minimum > scratchSize) {
+    scratchAddress = scratch_reserve(minimum);
+    scratchSize = minimum;
+    scratchView = new Uint8Array((memory as WebAssembly.Memory).buffer, scratchAddress, scratchSize);
+  } else if (scratchView.byteLength === 0 && scratchSize > 0) {
+    // Memory grew, which detaches the old buffer: view the new one.
+    scratchView = new Uint8Array((memory as WebAssembly.Memory).buffer, scratchAddress, scratchSize);
+  }
+  return scratchView;
+}
+
+/** Writes `text` as UTF-8 at `offset` of the scratch area; returns the bytes written. */
+function writeScratch(text: string, offset: number): number {
+  const length = text.length;
+  let view = scratch(offset + length);
+  let index = 0;
+  for (; index < length; index++) {
+    const code = text.charCodeAt(index);
+    if (code > 0x7f) break;
+    view[offset + index] = code;
+  }
+  if (index === length) {
+    return length;
+  }
+  view = scratch(offset + index + (length - index) * 3);
+  return index + encoder.encodeInto(text.slice(index), view.subarray(offset + index)).written;
 }
 
 function ensureInitialized(): void {
-  if (!initialized) {
+  if (memory === null) {
     throw new PromptflagError(
       "ENGINE",
       "the promptflag WebAssembly module is not loaded: import from 'promptflag' itself (not a file inside the package) so the entry for your runtime loads it",
@@ -352,9 +387,11 @@ export class PreparedContext {
     }
     const handle = this.live();
     switch (typeof value) {
-      case "string":
-        handle.set_string(name, value);
+      case "string": {
+        const nameLength = writeScratch(name, 0);
+        handle.set_string_from_scratch(nameLength, writeScratch(value, nameLength));
         break;
+      }
       case "number":
         // As JSON would carry it: integers within i64 stay exact, NaN and infinities are left out.
         if (!Number.isFinite(value)) {
@@ -399,7 +436,8 @@ export class PreparedContext {
     if (typeof targetingKey !== "string") {
       throw new InvalidArgumentError(`targetingKey must be a string, got ${describeValue(targetingKey)}`);
     }
-    this.live().set_string("targetingKey", targetingKey);
+    const handle = this.live();
+    handle.set_targeting_key_from_scratch(writeScratch(targetingKey, 0));
     this.#attributes["targetingKey"] = targetingKey;
     return this;
   }

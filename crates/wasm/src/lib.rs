@@ -20,6 +20,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use promptflag_core::context::TARGETING_KEY;
 use promptflag_core::model::RawRuleset;
 use promptflag_core::{
     AttributeValue, Context, ContextError, ErrorCode, Evaluation, ExpectedType, Reason, Ruleset,
@@ -27,6 +28,11 @@ use promptflag_core::{
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+
+/// The global allocator of the Wasm build (see Cargo.toml).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 /// The variant position that means "no variant" (the flag does not exist).
 pub const NO_VARIANT: u32 = 0xff;
@@ -348,6 +354,38 @@ impl WasmRuleset {
     }
 }
 
+thread_local! {
+    /// Bytes JS writes strings into before a `*_from_scratch` call, so a hot loop passes text
+    /// without a `malloc` and a `free` crossing the boundary per string.
+    static SCRATCH: core::cell::RefCell<Vec<u8>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// Makes the scratch area at least `len` bytes long and returns its address in Wasm memory.
+/// The address stays valid until the next call of this function.
+#[wasm_bindgen]
+pub fn scratch_reserve(len: usize) -> usize {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len.next_power_of_two().max(256), 0);
+        }
+        scratch.as_ptr() as usize
+    })
+}
+
+/// The text JS wrote at `[start, start + len)` of the scratch area.
+fn scratch_text(start: usize, len: usize) -> Result<String, JsValue> {
+    SCRATCH.with(|scratch| {
+        let scratch = scratch.borrow();
+        let bytes = start
+            .checked_add(len)
+            .and_then(|end| scratch.get(start..end))
+            .ok_or_else(|| thrown("internal", String::from("scratch range out of bounds"), &[]))?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| thrown("internal", String::from("scratch text is not UTF-8"), &[]))
+    })
+}
+
 /// `xxh3_64(seed + "/" + unit)`, the bucketing hash (a BigInt in JS).
 #[wasm_bindgen]
 pub fn bucket_hash(seed: &str, unit: &str) -> u64 {
@@ -393,10 +431,37 @@ impl WasmContext {
         }
     }
 
-    /// Sets a string attribute.
-    pub fn set_string(&mut self, name: &str, value: &str) {
+    /// Sets a string attribute. (`String`, not `&str`: the text JS wrote into Wasm memory is
+    /// kept as it is, with no second copy.)
+    pub fn set_string(&mut self, name: &str, value: String) {
+        self.context.set(name, AttributeValue::String(value));
+    }
+
+    /// [`WasmContext::set_string`] with the name at `[0, name_len)` of the scratch area and the
+    /// value right after it.
+    pub fn set_string_from_scratch(
+        &mut self,
+        name_len: usize,
+        value_len: usize,
+    ) -> Result<(), JsValue> {
+        let name = scratch_text(0, name_len)?;
+        let value = scratch_text(name_len, value_len)?;
+        self.context.set(&name, AttributeValue::String(value));
+        Ok(())
+    }
+
+    /// [`WasmContext::set_targeting_key`] with the value at `[0, len)` of the scratch area.
+    pub fn set_targeting_key_from_scratch(&mut self, len: usize) -> Result<(), JsValue> {
+        let value = scratch_text(0, len)?;
         self.context
-            .set(name, AttributeValue::String(String::from(value)));
+            .set(TARGETING_KEY, AttributeValue::String(value));
+        Ok(())
+    }
+
+    /// Sets `targetingKey`, the default bucketing unit: the one attribute a hot loop changes.
+    pub fn set_targeting_key(&mut self, value: String) {
+        self.context
+            .set(TARGETING_KEY, AttributeValue::String(value));
     }
 
     /// Sets an integer attribute (a JS number that is an integer within `i64`).
