@@ -63,7 +63,8 @@ async fn boolean_string_and_object_flags_with_reasons_and_error_codes() {
         .await
         .unwrap();
     assert_eq!(greeting.value, "Hello again, rev 4");
-    assert_eq!(greeting.reason, Some(EvaluationReason::Default));
+    // No rules and one variant served to everyone.
+    assert_eq!(greeting.reason, Some(EvaluationReason::Static));
 
     let limits = of
         .get_struct_details::<open_feature::StructValue>("limits", Some(&pro), None)

@@ -10,9 +10,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use promptflag_control::audit::AuditLog;
@@ -21,79 +19,29 @@ use promptflag_control::error::Error;
 use promptflag_control::ops;
 use promptflag_control::publish::{self, PublishOptions};
 use promptflag_control::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
+use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use support::*;
 
 const TOKEN: &str = "t";
 
-/// A running Worker; killed (by its process id) when dropped.
+/// A running Worker, stopped cleanly (with workerd) when dropped.
 struct Worker {
-    child: Child,
+    _process: WorkerProcess,
     url: String,
-    _persist: tempfile::TempDir,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_worker() -> Worker {
-    let node = std::env::var("PROMPTFLAG_NODE").unwrap_or_else(|_| {
-        panic!(
-            "PROMPTFLAG_NODE is not set: the end-to-end tests run the built Worker under Node 22. \
-             Run them with `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, \
-             PROMPTFLAG_WORKER_DIR and PROMPTFLAG_ROOT."
-        )
-    });
-    let root = std::env::var("PROMPTFLAG_ROOT")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| workspace_root());
-    let persist = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&node)
-        .arg(root.join("tests/support/worker-server.mjs"))
-        .args(["--port", "0", "--persist"])
-        .arg(persist.path())
-        .args([
-            "--admin-token",
-            TOKEN,
-            "--environment",
-            "dev",
-            "--cache-ttl-ms",
-            "50",
-        ])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {node}: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = sender.send(line);
-    });
-    // A guard against a harness that never starts, not a timing assertion.
-    let line = match receiver.recv_timeout(Duration::from_secs(180)) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("worker-server.mjs did not print its URL");
-        }
+    let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let options = WorkerOptions {
+        admin_token: Some(TOKEN.to_string()),
+        ..WorkerOptions::default()
     };
-    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|_| {
-        let _ = child.kill();
-        panic!("worker-server.mjs printed {line:?} instead of {{\"url\": …}} (is the Worker built? see stderr)")
-    });
-    let url = value["url"].as_str().unwrap().to_string();
+    let process = WorkerProcess::start(&locations, &options).unwrap_or_else(|e| panic!("{e}"));
+    let url = process.url().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     Worker {
-        child,
+        _process: process,
         url,
-        _persist: persist,
     }
 }
 

