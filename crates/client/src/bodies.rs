@@ -87,10 +87,10 @@ impl BodyCache {
     }
 
     fn touch(&mut self, hash: &str) {
-        if let Some(position) = self.recency.iter().position(|h| h == hash) {
-            if let Some(key) = self.recency.remove(position) {
-                self.recency.push_back(key);
-            }
+        if let Some(position) = self.recency.iter().position(|h| h == hash)
+            && let Some(key) = self.recency.remove(position)
+        {
+            self.recency.push_back(key);
         }
     }
 }

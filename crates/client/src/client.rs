@@ -195,10 +195,10 @@ impl Client {
             last_error: Mutex::new(None),
             config,
         });
-        if shared.refresh().is_err() {
-            if let Err(error) = shared.load_fallback() {
-                shared.record_failure(&error);
-            }
+        if shared.refresh().is_err()
+            && let Err(error) = shared.load_fallback()
+        {
+            shared.record_failure(&error);
         }
         shared.warm_bodies();
         let (stop, stopped) = mpsc::channel::<()>();
@@ -434,13 +434,13 @@ impl Shared {
         source: RulesetSource,
     ) -> Result<u64, ClientError> {
         let ruleset = Ruleset::from_json(json)?;
-        if let Some(expected) = &self.config.environment {
-            if ruleset.environment() != expected {
-                return Err(ClientError::WrongEnvironment {
-                    expected: expected.clone(),
-                    served: ruleset.environment().to_string(),
-                });
-            }
+        if let Some(expected) = &self.config.environment
+            && ruleset.environment() != expected
+        {
+            return Err(ClientError::WrongEnvironment {
+                expected: expected.clone(),
+                served: ruleset.environment().to_string(),
+            });
         }
         let revision = ruleset.revision();
         self.current.store(Some(Arc::new(Snapshot {
@@ -496,10 +496,9 @@ impl Shared {
                 .edge
                 .prompt_body(&hash)
                 .and_then(|bytes| verified_body(&hash, bytes))
+                && let Ok(mut cache) = self.bodies.lock()
             {
-                if let Ok(mut cache) = self.bodies.lock() {
-                    cache.insert(&hash, body);
-                }
+                cache.insert(&hash, body);
             }
         }
     }

@@ -14,10 +14,13 @@ use promptflag_client::telemetry::{CallOutcome, LlmCallEvent, Telemetry, Telemet
 use promptflag_core::{PromptMeta, Reason};
 use serde_json::{Value, json};
 
-fn collector() -> (String, Arc<Mutex<Vec<(String, Vec<Value>)>>>) {
+/// Each POST the collector received: its path and its events.
+type Received = Arc<Mutex<Vec<(String, Vec<Value>)>>>;
+
+fn collector() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let received: Arc<Mutex<Vec<(String, Vec<Value>)>>> = Arc::default();
+    let received: Received = Arc::default();
     let sink = Arc::clone(&received);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -36,10 +39,10 @@ fn collector() -> (String, Arc<Mutex<Vec<(String, Vec<Value>)>>>) {
                 if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
                     break;
                 }
-                if let Some((name, value)) = header.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap();
-                    }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
                 }
             }
             let mut body = vec![0u8; length];

@@ -242,10 +242,10 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
         if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
             break;
         }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("if-none-match") {
-                if_none_match = Some(value.trim().to_string());
-            }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("if-none-match")
+        {
+            if_none_match = Some(value.trim().to_string());
         }
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
