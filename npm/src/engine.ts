@@ -175,16 +175,99 @@ let scratchSize = 0;
 let scratchView = new Uint8Array(0);
 const encoder = new TextEncoder();
 
+let scratchData = new DataView(new ArrayBuffer(0));
+
 function scratch(minimum: number): Uint8Array {
   if (minimum > scratchSize) {
-    scratchAddress = scratch_reserve(minimum);
-    scratchSize = minimum;
+    // The same rounding as the engine's, so JS knows the size it got.
+    const size = Math.max(256, 2 ** Math.ceil(Math.log2(minimum)));
+    scratchAddress = scratch_reserve(size);
+    scratchSize = size;
     scratchView = new Uint8Array((memory as WebAssembly.Memory).buffer, scratchAddress, scratchSize);
+    scratchData = new DataView(scratchView.buffer, scratchAddress, scratchSize);
   } else if (scratchView.byteLength === 0 && scratchSize > 0) {
     // Memory grew, which detaches the old buffer: view the new one.
     scratchView = new Uint8Array((memory as WebAssembly.Memory).buffer, scratchAddress, scratchSize);
+    scratchData = new DataView(scratchView.buffer, scratchAddress, scratchSize);
   }
   return scratchView;
+}
+
+const TAG_STRING = 0;
+const TAG_INTEGER = 1;
+const TAG_NUMBER = 2;
+const TAG_BOOL = 3;
+const TAG_UNSUPPORTED = 4;
+
+/**
+ * Encodes a plain object's attributes into the scratch area for `load_from_scratch`, reading
+ * each value exactly as `JSON.stringify` would carry it (see {@link PreparedContext.set}).
+ * Returns the bytes written, or -1 when the object needs JSON's own rules (a `toJSON`, a boxed
+ * primitive, a bigint), which the caller then uses instead.
+ */
+function encodeAttributes(context: Record<string, unknown>): number {
+  let offset = 0;
+  for (const name of Object.keys(context)) {
+    const value = context[name];
+    let tag: number;
+    let text = "";
+    let number = 0;
+    switch (typeof value) {
+      case "string":
+        tag = TAG_STRING;
+        text = value;
+        break;
+      case "number":
+        if (!Number.isFinite(value)) continue;
+        tag = Number.isInteger(value) && value >= -(2 ** 63) && value < 2 ** 63 ? TAG_INTEGER : TAG_NUMBER;
+        number = value;
+        break;
+      case "boolean":
+        tag = TAG_BOOL;
+        number = value ? 1 : 0;
+        break;
+      case "object":
+        if (value === null) continue;
+        if (value instanceof Date) {
+          if (Number.isNaN(value.getTime())) continue;
+          tag = TAG_STRING;
+          text = value.toISOString();
+          break;
+        }
+        if (typeof (value as { toJSON?: unknown }).toJSON === "function") return -1;
+        if (!Array.isArray(value)) {
+          const prototype = Object.getPrototypeOf(value);
+          if (prototype !== Object.prototype && prototype !== null) return -1;
+        }
+        tag = TAG_UNSUPPORTED;
+        break;
+      case "bigint":
+        return -1;
+      default:
+        // undefined, functions and symbols: left out, as JSON.stringify leaves them out.
+        continue;
+    }
+    scratch(offset + 5);
+    const nameLength = writeScratch(name, offset + 5);
+    scratchView[offset] = tag;
+    scratchData.setUint32(offset + 1, nameLength, true);
+    offset += 5 + nameLength;
+    if (tag === TAG_STRING) {
+      scratch(offset + 4);
+      const length = writeScratch(text, offset + 4);
+      scratchData.setUint32(offset, length, true);
+      offset += 4 + length;
+    } else if (tag === TAG_INTEGER || tag === TAG_NUMBER) {
+      scratch(offset + 8);
+      scratchData.setFloat64(offset, number, true);
+      offset += 8;
+    } else if (tag === TAG_BOOL) {
+      scratch(offset + 1);
+      scratchView[offset] = number;
+      offset += 1;
+    }
+  }
+  return offset;
 }
 
 /** Writes `text` as UTF-8 at `offset` of the scratch area; returns the bytes written. */
@@ -654,8 +737,15 @@ export class Evaluator {
     if (context instanceof PreparedContext) {
       return context.live();
     }
-    const scratch = this.#scratch as WasmContext;
-    return scratch.load_json(contextText(context), clock(options?.now)) ? scratch : null;
+    const scratchContext = this.#scratch as WasmContext;
+    if (typeof context === "object" && context !== null && !Array.isArray(context) && typeof context.toJSON !== "function") {
+      // The common case, a plain object: its attributes go across in one binary copy, no JSON.
+      const length = encodeAttributes(context);
+      if (length >= 0 && scratchContext.load_from_scratch(length, clock(options?.now))) {
+        return scratchContext;
+      }
+    }
+    return scratchContext.load_json(contextText(context), clock(options?.now)) ? scratchContext : null;
   }
 
   /** One evaluation: 0 plain, 1 typed, 2 prompt. */

@@ -159,7 +159,8 @@ describe("evaluate", () => {
     assert.throws(() => evaluator.evaluate("tiers", { id: 10n }), /cannot be encoded as JSON/);
     const circular = { targetingKey: "u" };
     circular.self = circular;
-    assert.throws(() => evaluator.evaluate("tiers", circular), InvalidArgumentError);
+    // A nested object is an attribute no operator reads, whatever it holds (even itself).
+    assert.equal(evaluator.evaluate("tiers", circular).variant, "plain");
     assert.throws(() => evaluator.evaluate("tiers", {}, { now: "yesterday" }), /now must be/);
     assert.throws(() => evaluator.evaluateTyped("tiers", {}, "text"), /type must be/);
   });
@@ -238,6 +239,8 @@ describe("PreparedContext (the fast path)", () => {
         const actual = evaluator.explain("tiers", prepared);
         assert.deepEqual(actual, expected, `${name} = ${String(value)}`);
         assert.deepEqual(evaluator.evaluate("tiers", prepared), evaluator.evaluate("tiers", plain));
+        // A plain object crosses in a binary encoding; JSON text crosses as JSON: the same reading.
+        assert.deepEqual(evaluator.evaluate("tiers", plain), evaluator.evaluate("tiers", JSON.stringify(plain)));
       }
     }
   });

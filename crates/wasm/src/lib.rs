@@ -386,6 +386,55 @@ fn scratch_text(start: usize, len: usize) -> Result<String, JsValue> {
     })
 }
 
+/// Attribute tags of the scratch encoding.
+const TAG_STRING: u8 = 0;
+const TAG_INTEGER: u8 = 1;
+const TAG_NUMBER: u8 = 2;
+const TAG_BOOL: u8 = 3;
+const TAG_UNSUPPORTED: u8 = 4;
+
+/// Reads attributes encoded by `encodeAttributes` in `npm/src/engine.ts`: for each, a tag byte,
+/// the name's length (u32, little-endian) and UTF-8 bytes, then the value: for strings a u32
+/// length and UTF-8 bytes, for integers and numbers an f64, for booleans one byte, for arrays
+/// and objects nothing. `None` when the bytes are malformed.
+fn decode_attributes(bytes: &[u8]) -> Option<Vec<(&str, AttributeValue)>> {
+    fn take<'b>(bytes: &'b [u8], cursor: &mut usize, len: usize) -> Option<&'b [u8]> {
+        let slice = bytes.get(*cursor..cursor.checked_add(len)?)?;
+        *cursor += len;
+        Some(slice)
+    }
+    fn length(bytes: &[u8], cursor: &mut usize) -> Option<usize> {
+        let raw = take(bytes, cursor, 4)?;
+        Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
+    }
+    fn float(bytes: &[u8], cursor: &mut usize) -> Option<f64> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(take(bytes, cursor, 8)?);
+        Some(f64::from_le_bytes(raw))
+    }
+    let mut attributes = Vec::new();
+    let mut cursor = 0;
+    while cursor < bytes.len() {
+        let tag = *take(bytes, &mut cursor, 1)?.first()?;
+        let name_len = length(bytes, &mut cursor)?;
+        let name = core::str::from_utf8(take(bytes, &mut cursor, name_len)?).ok()?;
+        let value = match tag {
+            TAG_STRING => {
+                let len = length(bytes, &mut cursor)?;
+                let text = core::str::from_utf8(take(bytes, &mut cursor, len)?).ok()?;
+                AttributeValue::String(String::from(text))
+            }
+            TAG_INTEGER => AttributeValue::Integer(float(bytes, &mut cursor)? as i64),
+            TAG_NUMBER => AttributeValue::Number(float(bytes, &mut cursor)?),
+            TAG_BOOL => AttributeValue::Bool(*take(bytes, &mut cursor, 1)?.first()? != 0),
+            TAG_UNSUPPORTED => AttributeValue::Unsupported,
+            _ => return None,
+        };
+        attributes.push((name, value));
+    }
+    Some(attributes)
+}
+
 /// `xxh3_64(seed + "/" + unit)`, the bucketing hash (a BigInt in JS).
 #[wasm_bindgen]
 pub fn bucket_hash(seed: &str, unit: &str) -> u64 {
@@ -435,6 +484,37 @@ impl WasmContext {
     /// kept as it is, with no second copy.)
     pub fn set_string(&mut self, name: &str, value: String) {
         self.context.set(name, AttributeValue::String(value));
+    }
+
+    /// Replaces the whole context with the attributes JS encoded in the scratch area (its first
+    /// `byte_len` bytes; the encoding is [`decode_attributes`]'s). Returns false, leaving the
+    /// context as it was, when the bytes are malformed.
+    pub fn load_from_scratch(&mut self, byte_len: usize, now_millis: f64) -> bool {
+        SCRATCH.with(|scratch| {
+            let scratch = scratch.borrow();
+            let Some(attributes) = scratch.get(..byte_len).and_then(decode_attributes) else {
+                return false;
+            };
+            // A loop usually sends the same attribute names each time: then only the values
+            // change, and the names the context holds are kept rather than allocated again.
+            let same_names = attributes.len() == self.context.iter().count()
+                && attributes
+                    .iter()
+                    .all(|(name, _)| self.context.get(name).is_some());
+            if same_names {
+                for (name, value) in attributes {
+                    self.context.set(name, value);
+                }
+            } else {
+                let mut context = Context::new();
+                for (name, value) in attributes {
+                    context.set(name, value);
+                }
+                self.context = context;
+            }
+            self.context.set_now_millis(millis(now_millis));
+            true
+        })
     }
 
     /// [`WasmContext::set_string`] with the name at `[0, name_len)` of the scratch area and the
@@ -507,6 +587,43 @@ impl WasmContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_every_attribute_tag_and_rejects_truncated_bytes() {
+        let mut bytes = Vec::new();
+        let mut attribute = |tag: u8, name: &str, payload: &[u8]| {
+            bytes.push(tag);
+            bytes.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(payload);
+        };
+        let mut text = 4u32.to_le_bytes().to_vec();
+        text.extend_from_slice("é!x".as_bytes());
+        attribute(TAG_STRING, "plan", &text);
+        attribute(TAG_INTEGER, "seats", &12f64.to_le_bytes());
+        attribute(TAG_NUMBER, "score", &0.5f64.to_le_bytes());
+        attribute(TAG_BOOL, "beta", &[1]);
+        attribute(TAG_UNSUPPORTED, "tags", &[]);
+        let mut context = Context::new();
+        for (name, value) in decode_attributes(&bytes).expect("well-formed") {
+            context.set(name, value);
+        }
+        assert_eq!(
+            context.get("plan"),
+            Some(&AttributeValue::String("é!x".into()))
+        );
+        assert_eq!(context.get("seats"), Some(&AttributeValue::Integer(12)));
+        assert_eq!(context.get("score"), Some(&AttributeValue::Number(0.5)));
+        assert_eq!(context.get("beta"), Some(&AttributeValue::Bool(true)));
+        assert_eq!(context.get("tags"), Some(&AttributeValue::Unsupported));
+        for cut in 0..bytes.len() {
+            // Every proper prefix that ends inside an attribute is malformed.
+            if let Some(attributes) = decode_attributes(&bytes[..cut]) {
+                assert!(attributes.len() < 5);
+            }
+        }
+        assert!(decode_attributes(&[9, 0, 0, 0, 0]).is_none());
+    }
 
     #[test]
     fn not_found_code_packs_flag_not_found() {
