@@ -18,11 +18,11 @@ import { Miniflare } from "miniflare";
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = process.env.PROMPTFLAG_ROOT ?? resolve(here, "..", "..");
 export const WORKER_DIR = process.env.PROMPTFLAG_WORKER_DIR ?? join(ROOT, "worker", "build");
-/// The KV namespace binding the Worker reads (worker/src/app.rs, wrangler.toml).
+// The KV namespace binding the Worker reads (worker/src/app.rs, wrangler.toml).
 export const KV_BINDING = "PROMPTFLAG_KV";
 export const COMPATIBILITY_DATE = "2026-07-01";
 
-/// The Miniflare options of the built Worker, for suites that compose their own set-up.
+// The Miniflare options of the built Worker, for suites that compose their own set-up.
 export function workerOptions({
   adminToken,
   environment = "dev",
@@ -53,8 +53,22 @@ export function workerOptions({
   };
 }
 
-/// Starts the Worker on 127.0.0.1. Returns {mf, url, kv, dispose}; `kv` is the Worker's
-/// namespace (null when started without one).
+// The Worker's console and workerd's own output go to stderr, so standard output carries only
+// the harness's one line of JSON.
+export function quietRuntime() {
+  return {
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
+    handleStructuredLogs({ level, message }) {
+      process.stderr.write(`[worker ${level}] ${message}\n`);
+    },
+  };
+}
+
+// Starts the Worker on 127.0.0.1. Returns {mf, url, kv, dispose}; `kv` is the Worker's
+// namespace (null when started without one).
 export async function startWorker({ port = 0, persist, ...options } = {}) {
   const mf = new Miniflare({
     ...workerOptions(options),
@@ -62,6 +76,7 @@ export async function startWorker({ port = 0, persist, ...options } = {}) {
     port,
     kvPersist: persist ? resolve(persist) : false,
     cf: false,
+    ...quietRuntime(),
   });
   const ready = await mf.ready;
   const kv = options.kvBinding === false ? null : await mf.getKVNamespace(KV_BINDING);

@@ -7,7 +7,7 @@ use worker::{Context, Env, Headers, Method, Request, Response, ResponseBuilder};
 
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::{self, ExposureLog};
-use crate::http::{if_none_match, is_sha256_hex};
+use crate::http::{if_none_match, is_sha256_hex, percent_decode};
 use crate::input::limits;
 use crate::js::{self, BodyError, Kv, read_body};
 use crate::reply::{Failure, Outcome, Reply};
@@ -131,7 +131,8 @@ async fn route(
             let body = read_body(request, limits::EVALUATION_BYTES)
                 .await
                 .map_err(api_body_failure)?;
-            let decision = resolve::decide(&loaded.ruleset, flag, &body, now, exposures)?;
+            let flag = percent_decode(flag);
+            let decision = resolve::decide(&loaded.ruleset, &flag, &body, now, exposures)?;
             let text = match prompts::body(kv, &decision.prompt.hash).await {
                 Ok(Some(text)) => text,
                 Ok(None) => {
@@ -168,10 +169,11 @@ async fn route(
         ["ofrep", "v1", "evaluate", "flags", key] => {
             only(&method, Method::Post, "POST")?;
             let loaded = loaded(served, true)?;
+            let key = percent_decode(key);
             let body = read_body(request, limits::EVALUATION_BYTES)
                 .await
-                .map_err(|error| ofrep_body_failure(error, Some(key)))?;
-            ofrep::evaluate_one(&loaded.ruleset, key, &body, now, exposures)
+                .map_err(|error| ofrep_body_failure(error, Some(&key)))?;
+            ofrep::evaluate_one(&loaded.ruleset, &key, &body, now, exposures)
         }
         ["ofrep", "v1", "configuration"] => {
             only(&method, Method::Get, "GET")?;

@@ -83,6 +83,39 @@ pub fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A path segment with its percent-escapes decoded (`team.search%3Aranking` is the flag
+/// `team.search:ranking`). A malformed escape stays as written; a decoding that is not UTF-8
+/// leaves the whole segment as written (it then names no flag).
+pub fn percent_decode(segment: &str) -> std::borrow::Cow<'_, str> {
+    if !segment.contains('%') {
+        return std::borrow::Cow::Borrowed(segment);
+    }
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    match String::from_utf8(decoded) {
+        Ok(text) => std::borrow::Cow::Owned(text),
+        Err(_) => std::borrow::Cow::Borrowed(segment),
+    }
+}
+
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -197,6 +230,20 @@ mod tests {
         assert_eq!(query_param(url, "y"), None);
         assert_eq!(query_param("https://w.example/a?flag", "flag"), Some(""));
         assert_eq!(query_param("https://w.example/a", "x"), None);
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        assert_eq!(percent_decode("plain_key"), "plain_key");
+        assert_eq!(
+            percent_decode("team.search%3Aranking_v2"),
+            "team.search:ranking_v2"
+        );
+        assert_eq!(percent_decode("a%20b%2fc"), "a b/c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%ff%fe"), "%ff%fe");
+        assert_eq!(percent_decode("%C3%A9"), "\u{e9}");
     }
 
     #[test]

@@ -62,8 +62,8 @@ impl EvaluationInput {
     }
 }
 
-/// Reads `{"context": {...}}`. An empty body, a missing `context` and `"context": null` all
-/// mean an empty context.
+/// Reads `{"context": {...}}`. An empty body and a missing `context` mean an empty context;
+/// `"context": null` is not an object (as core reads a `null` context everywhere).
 pub fn evaluation_input(body: &[u8], now_millis: u64) -> Result<EvaluationInput, InputError> {
     let context_json = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(serde_json::Map::new())
@@ -74,7 +74,7 @@ pub fn evaluation_input(body: &[u8], now_millis: u64) -> Result<EvaluationInput,
             return Err(InputError::NotAnObject);
         };
         match request.remove("context") {
-            None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+            None => Value::Object(serde_json::Map::new()),
             Some(context @ Value::Object(_)) => context,
             Some(_) => return Err(InputError::ContextNotAnObject),
         }
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn empty_bodies_and_missing_contexts_are_empty_contexts() {
-        for body in [&b""[..], b"  \n", b"{}", br#"{"context": null}"#] {
+        for body in [&b""[..], b"  \n", b"{}", br#"{"context": {}}"#] {
             let input = evaluation_input(body, 5).unwrap();
             assert_eq!(input.context.iter().count(), 0);
             assert_eq!(input.context.now_millis(), Some(5));
@@ -131,6 +131,10 @@ mod tests {
         );
         assert_eq!(
             evaluation_input(br#"{"context": [1]}"#, 0).unwrap_err(),
+            InputError::ContextNotAnObject
+        );
+        assert_eq!(
+            evaluation_input(br#"{"context": null}"#, 0).unwrap_err(),
             InputError::ContextNotAnObject
         );
     }

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 
-export { startWorker, workerOptions, KV_BINDING, ROOT, WORKER_DIR } from "../../tests/support/worker-server.mjs";
+export { startWorker, workerOptions, quietRuntime, KV_BINDING, ROOT, WORKER_DIR } from "../../tests/support/worker-server.mjs";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 export const TOKEN = "test-admin-token";
@@ -119,6 +119,15 @@ export async function eventually(check, { limitMs = 10_000, everyMs = 25 } = {})
       await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
+}
+
+/** Waits until the Worker serves `revision` from KV (after a publish, once the TTL passes). */
+export function servingRevision(url, revision) {
+  return eventually(async () => {
+    const response = await fetch(`${url}/healthz`);
+    const body = await response.json();
+    assert.deepEqual([body.revision, body.ruleset_source], [revision, "kv"]);
+  });
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -20,6 +20,7 @@ import {
   publish,
   seedKv,
   sha256,
+  quietRuntime,
   startWorker,
   workerOptions,
 } from "./helpers.mjs";
@@ -180,6 +181,7 @@ async function startFaultyWorker(faults, options = {}) {
     host: "127.0.0.1",
     port: 0,
     cf: false,
+    ...quietRuntime(),
     workers: [
       { ...main, kvNamespaces: {}, wrappedBindings: { [KV_BINDING]: { scriptName: "faulty-kv" } } },
       {
