@@ -425,6 +425,8 @@ export class PreparedContext {
   /** @internal */
   handle: WasmContext | null;
   #attributes: Record<string, unknown>;
+  /** A targeting key set but not yet sent: the next evaluation sends it with its own call. */
+  #pendingKey: string | null = null;
 
   constructor(attributes: ContextAttributes = {}, options: EvaluateOptions = {}) {
     ensureInitialized();
@@ -438,13 +440,32 @@ export class PreparedContext {
     this.#attributes = { ...(attributes as Record<string, unknown>) };
   }
 
-  /** @internal */
+  /** @internal The engine's context, with any pending targeting key sent. */
   live(): WasmContext {
     const handle = this.handle;
     if (handle === null) {
       throw new DisposedError("PreparedContext");
     }
+    const pending = this.#pendingKey;
+    if (pending !== null) {
+      this.#pendingKey = null;
+      try {
+        handle.set_targeting_key_from_scratch(writeScratch(pending, 0));
+      } catch (error) {
+        throw fromWasmError(error);
+      }
+    }
     return handle;
+  }
+
+  /** @internal Hands over the pending targeting key (the caller sends it), with the handle. */
+  takePending(): string | null {
+    if (this.handle === null) {
+      throw new DisposedError("PreparedContext");
+    }
+    const pending = this.#pendingKey;
+    this.#pendingKey = null;
+    return pending;
   }
 
   /** The attributes as set (a copy). */
@@ -519,8 +540,11 @@ export class PreparedContext {
     if (typeof targetingKey !== "string") {
       throw new InvalidArgumentError(`targetingKey must be a string, got ${describeValue(targetingKey)}`);
     }
-    const handle = this.live();
-    handle.set_targeting_key_from_scratch(writeScratch(targetingKey, 0));
+    if (this.handle === null) {
+      throw new DisposedError("PreparedContext");
+    }
+    // Sent with the next evaluation (one call for both), or by any other use of the context.
+    this.#pendingKey = targetingKey;
     this.#attributes["targetingKey"] = targetingKey;
     return this;
   }
@@ -759,6 +783,19 @@ export class Evaluator {
     checkFlagKey(flagKey);
     const ruleset = this.#live();
     const index = this.#flagIndex.get(flagKey);
+    if (method === 0 && index !== undefined && context instanceof PreparedContext) {
+      // The hot loop: a new targeting key and the evaluation in one call.
+      const pending = context.takePending();
+      const handle = context.handle as WasmContext;
+      if (pending !== null) {
+        const code = ruleset.evaluate_code_with_targeting_key(index, handle, writeScratch(pending, 0));
+        if (code === 0xffffffff) {
+          throw new PromptflagError("ENGINE", "the targeting key could not be passed to the engine as UTF-8");
+        }
+        return this.#decode(ruleset, 0, index, flagKey, code, handle, 0);
+      }
+      return this.#decode(ruleset, 0, index, flagKey, ruleset.evaluate_code(index, handle), handle, 0);
+    }
     const handle = this.#load(context, options);
     if (handle === null) {
       // Text that is not a JSON object: the engine's PARSE_ERROR / INVALID_CONTEXT evaluation.

@@ -256,6 +256,25 @@ describe("PreparedContext (the fast path)", () => {
     }
   });
 
+  test("a targeting key set for the next evaluation reaches every other use too", () => {
+    const context = new PreparedContext({});
+    context.setTargetingKey("user-1");
+    assert.equal(evaluator.explain("support-prompt", context).bucket.slot, bucketSlot("support-prompt", "user-1"));
+    context.setTargetingKey("user-2");
+    assert.equal(evaluator.evaluateAll(context)["support-prompt"].variant, evaluator.evaluate("support-prompt", { targetingKey: "user-2" }).variant);
+    context.setTargetingKey("user-3");
+    assert.equal(evaluator.resolvePrompt("support-prompt", context).variant, evaluator.evaluate("support-prompt", { targetingKey: "user-3" }).variant);
+    context.setTargetingKey("alice");
+    context.set("targetingKey", "user-4");
+    assert.equal(evaluator.explain("support-prompt", context).bucket.slot, bucketSlot("support-prompt", "user-4"));
+    context.setTargetingKey("alice");
+    context.delete("targetingKey");
+    assert.equal(evaluator.evaluate("support-prompt", context).errorCode, "TARGETING_KEY_MISSING");
+    context.setTargetingKey("alice");
+    assert.equal(evaluator.evaluate("support-prompt", context).reason, "TARGETING_MATCH");
+    assert.equal(evaluator.evaluate("support-prompt", context).reason, "TARGETING_MATCH", "and again, with nothing pending");
+  });
+
   test("delete, toJSON and the clock", () => {
     const context = new PreparedContext({ targetingKey: "alice", plan: "pro" }, { now: null });
     assert.deepEqual(context.toJSON(), { targetingKey: "alice", plan: "pro" });

@@ -284,6 +284,21 @@ impl WasmRuleset {
         }
     }
 
+    /// Sets the context's `targetingKey` to the text at `[0, key_len)` of the scratch area, then
+    /// [`WasmRuleset::evaluate_code`]: a hot loop's two steps in one call. Returns
+    /// [`u32::MAX`], leaving the context as it was, when the scratch text is not UTF-8.
+    pub fn evaluate_code_with_targeting_key(
+        &self,
+        flag_index: u32,
+        context: &mut WasmContext,
+        key_len: usize,
+    ) -> u32 {
+        if context.set_targeting_key_from_scratch(key_len).is_err() {
+            return u32::MAX;
+        }
+        self.evaluate_code(flag_index, context)
+    }
+
     /// [`WasmRuleset::evaluate_code`] with the caller's expected type (as in
     /// [`WasmRuleset::evaluate_typed_json`]).
     pub fn evaluate_typed_code(
