@@ -25,6 +25,10 @@ pub struct LowArgs {
     /// Who is acting, for the audit log (default: $PROMPTFLAG_ACTOR, git user.email, $USER).
     #[arg(long, global = true)]
     pub actor: Option<String>,
+    /// The telemetry database of the collector and the control loop
+    /// (default: <repo>/.promptflag/telemetry.sqlite3).
+    #[arg(long, global = true, env = "PROMPTFLAG_DB")]
+    pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LowCommand,
 }
@@ -169,6 +173,169 @@ pub enum LowCommand {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Run the telemetry collector (POST /v1/events, GET /metrics) and, with --control, the
+    /// rollout control loop.
+    Serve(Box<ServeArgs>),
+    /// Steer the rollout control loop.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
+    /// Treatment against baseline from summary statistics (JSON file, or - for stdin).
+    Analyze {
+        /// The input file.
+        input: PathBuf,
+        /// fixed or sequential (overrides the file).
+        #[arg(long, value_parser = ["fixed", "sequential"])]
+        test: Option<String>,
+        /// Significance level (overrides the file).
+        #[arg(long)]
+        alpha: Option<f64>,
+        /// Sequential tuning parameter (overrides the file).
+        #[arg(long)]
+        tuning_parameter: Option<f64>,
+        /// two_sided, greater or less (overrides the file).
+        #[arg(long, value_parser = ["two_sided", "greater", "less"])]
+        alternative: Option<String>,
+    },
+    /// Synthetic LLM traffic through the Worker and the collector, driving a real rollout.
+    Simulate(Box<SimulateArgs>),
+}
+
+/// `promptflag rollout …`: steer the control loop that `promptflag serve` runs.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start the rollout of `rollouts/<flag>.yaml` (read from --repo).
+    Start {
+        /// The flag.
+        flag: String,
+        /// Why; recorded in the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Seconds to wait for the loop to take the command (0: queue and return).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+    /// Where a rollout stands, with its last checks.
+    Status {
+        /// The flag.
+        flag: String,
+        /// How many recent checks to show.
+        #[arg(long, default_value_t = 5)]
+        checks: usize,
+    },
+    /// Stop checking (the allocation stays as it is).
+    Pause {
+        /// The flag.
+        flag: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Seconds to wait for the loop to take the command.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+    /// Check again (a fresh stage window).
+    Resume {
+        /// The flag.
+        flag: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Seconds to wait for the loop to take the command.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+    /// Take the treatment back to 0 and stop.
+    Abort {
+        /// The flag.
+        flag: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Seconds to wait for the loop to take the command.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+    },
+}
+
+/// `promptflag serve` options.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (127.0.0.1 by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    pub listen: String,
+    /// SQLite sync level: full (acknowledged events survive power loss) or normal (they
+    /// survive a process crash).
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub synchronous: String,
+    /// HTTP batches the write queue holds before answering 429.
+    #[arg(long, default_value_t = 256)]
+    pub queue_capacity: usize,
+    /// Most events in one group commit.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_batch_events: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds in the Retry-After of a 429.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+    /// Run the rollout control loop too (needs --worker/--admin-token or --kv).
+    #[arg(long)]
+    pub control: bool,
+    /// Milliseconds between control-loop passes (checks run when due by their policy).
+    #[arg(long, default_value_t = 1000)]
+    pub tick_ms: u64,
+    /// POSTed (JSON) on every automatic rollback.
+    #[arg(long, env = "PROMPTFLAG_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `promptflag simulate` options.
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// verbose (+40 % cost), regression (−8 points success), improvement (+5 points), aa.
+    #[arg(long, default_value = "regression", value_parser = ["verbose", "regression", "improvement", "aa"])]
+    pub scenario: String,
+    /// Repeat on fresh seeds and print the rate of each decision (in process; one run also
+    /// goes through the Worker unless --no-worker).
+    #[arg(long, default_value_t = 1)]
+    pub runs: u32,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Calls per simulated minute.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u64,
+    /// Distinct users in the traffic.
+    #[arg(long, default_value_t = 5000)]
+    pub users: u64,
+    /// Policy: standard (1 → 5 → 10 → 25 → 50 → 100 %) or quick (10 → 50 → 100 %, minutes).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "quick"])]
+    pub preset: String,
+    /// A rollout policy file to use instead of the preset.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Simulated hours before a run stops without a decision.
+    #[arg(long, default_value_t = 24.0)]
+    pub max_hours: f64,
+    /// Per-check CSV of the run through the Worker (or of the first run).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Statistics only, in process: no Worker, no collector.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Use a running Worker (its admin token in --admin-token) instead of starting the harness.
+    #[arg(long, env = "PROMPTFLAG_SIM_WORKER_URL")]
+    pub worker_url: Option<String>,
+    /// The Worker's admin token when --worker-url is given.
+    #[arg(long, default_value = "simulate")]
+    pub admin_token: String,
 }
 
 /// `promptflag audit …`.
@@ -297,6 +464,16 @@ pub enum HiCommand {
         environment: Option<String>,
         now_millis: i64,
     },
+    Serve {
+        args: Box<ServeArgs>,
+        target: Option<(Target, Http)>,
+    },
+    Rollout(RolloutCommand),
+    Analyze {
+        input: PathBuf,
+        overrides: serde_json::Value,
+    },
+    Simulate(Box<SimulateArgs>),
 }
 
 /// Validated arguments.
@@ -304,6 +481,7 @@ pub struct HiArgs {
     pub json: bool,
     pub repo: PathBuf,
     pub audit_db: PathBuf,
+    pub db: PathBuf,
     pub actor: String,
     pub command: HiCommand,
 }
@@ -366,7 +544,7 @@ fn retry_policy() -> Result<RetryPolicy> {
     Ok(policy)
 }
 
-fn wait(args: &WaitArgs, target: &Target) -> Wait {
+pub fn wait(args: &WaitArgs, target: &Target) -> Wait {
     let serve_url = if args.no_wait {
         None
     } else {
@@ -409,6 +587,9 @@ impl HiArgs {
         let audit_db = low
             .audit_db
             .unwrap_or_else(|| repo.join(".promptflag").join("audit.sqlite3"));
+        let db = low
+            .db
+            .unwrap_or_else(|| repo.join(".promptflag").join("telemetry.sqlite3"));
         let actor = low
             .actor
             .filter(|a| !a.trim().is_empty())
@@ -539,11 +720,59 @@ impl HiArgs {
                     now_millis: parse_now(now.as_deref())?,
                 }
             }
+            LowCommand::Serve(serve) => {
+                if !serve.listen.starts_with("127.")
+                    && !serve.listen.starts_with("localhost")
+                    && !serve.listen.starts_with("[::1]")
+                {
+                    eprintln!(
+                        "promptflag serve: listening on {} (not loopback): the collector has no authentication; put it behind one",
+                        serve.listen
+                    );
+                }
+                let target = if serve.control {
+                    if serve.target.worker.is_none() && !serve.target.kv {
+                        bail!(
+                            "--control needs where to publish: --worker URL --admin-token T, or --kv"
+                        );
+                    }
+                    Some(target(&serve.target)?)
+                } else {
+                    None
+                };
+                HiCommand::Serve {
+                    args: serve,
+                    target,
+                }
+            }
+            LowCommand::Rollout { command } => HiCommand::Rollout(command),
+            LowCommand::Analyze {
+                input,
+                test,
+                alpha,
+                tuning_parameter,
+                alternative,
+            } => HiCommand::Analyze {
+                input,
+                overrides: serde_json::json!({
+                    "test": test, "alpha": alpha, "tuning_parameter": tuning_parameter, "alternative": alternative,
+                }),
+            },
+            LowCommand::Simulate(simulate) => {
+                if simulate.runs == 0 {
+                    bail!("--runs must be at least 1");
+                }
+                if simulate.rate == 0 || simulate.users == 0 {
+                    bail!("--rate and --users must be at least 1");
+                }
+                HiCommand::Simulate(simulate)
+            }
         };
         Ok(HiArgs {
             json: low.json,
             repo,
             audit_db,
+            db,
             actor,
             command,
         })

@@ -3,6 +3,8 @@
 //! (0 ok, 1 problems found, 2 usage or I/O, 3 conflict, 4 refused by a gate, 5 remote failure).
 
 mod args;
+mod serve;
+mod simulate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,10 +59,10 @@ impl Progress for Bar {
 }
 
 /// What a command produced: text for people, JSON for machines, and the exit code.
-struct Output {
-    text: String,
-    json: Value,
-    code: ExitCode,
+pub(crate) struct Output {
+    pub(crate) text: String,
+    pub(crate) json: Value,
+    pub(crate) code: ExitCode,
 }
 
 fn main() {
@@ -120,6 +122,37 @@ fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
 
 fn run(args: HiArgs) -> Result<Output> {
     match args.command {
+        HiCommand::Serve {
+            args: ref serve_args,
+            ref target,
+        } => serve::run_serve(&args, serve_args, target.as_ref()),
+        HiCommand::Rollout(ref command) => serve::run_rollout(&args, command),
+        HiCommand::Analyze {
+            ref input,
+            ref overrides,
+        } => {
+            let text = if input.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the input from stdin")?;
+                text
+            } else {
+                std::fs::read_to_string(input)
+                    .with_context(|| format!("reading {}", input.display()))?
+            };
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|e| Error::Invalid(format!("{} is not JSON: {e}", input.display())))?;
+            let result = promptflag_control::analyze::analyze(&value, overrides)?;
+            Ok(Output {
+                text: format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&result).unwrap_or_default()
+                ),
+                json: result,
+                code: ExitCode::Ok,
+            })
+        }
+        HiCommand::Simulate(ref simulate_args) => simulate::run(&args, simulate_args),
         HiCommand::Lint => run_lint(&args.repo),
         HiCommand::Build {
             ref out,

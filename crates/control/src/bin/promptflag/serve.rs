@@ -1,0 +1,309 @@
+//! `promptflag serve` and `promptflag rollout …`: the binary's glue over the collector and the
+//! control loop of the library.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use promptflag_control::audit::AuditLog;
+use promptflag_control::collector::db::Synchronous;
+use promptflag_control::collector::{Collector, CollectorConfig};
+use promptflag_control::controller::{
+    self, Clock, Command, Controller, ControllerConfig, SqlMetrics, SystemClock,
+};
+use promptflag_control::error::ExitCode;
+use promptflag_control::lint;
+use serde_json::{Value, json};
+
+use crate::Output;
+use crate::args::{HiArgs, RolloutCommand, ServeArgs, Target};
+use promptflag_control::store::Http;
+
+fn resolve_listen(listen: &str) -> Result<SocketAddr> {
+    let text = listen.replace("localhost", "127.0.0.1");
+    text.parse()
+        .with_context(|| format!("--listen {listen:?} is not an address such as 127.0.0.1:8788"))
+}
+
+/// Runs the collector (and the control loop) until SIGINT or SIGTERM.
+pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>) -> Result<Output> {
+    let addr = resolve_listen(&args.listen)?;
+    let config = CollectorConfig {
+        db_path: hi.db.clone(),
+        synchronous: if args.synchronous == "normal" {
+            Synchronous::Normal
+        } else {
+            Synchronous::Full
+        },
+        queue_capacity: args.queue_capacity.max(1),
+        max_batch_events: args.max_batch_events.max(1),
+        max_body_bytes: args.max_body_bytes.max(1024),
+        max_events_per_request: 100_000,
+        retry_after_seconds: args.retry_after.max(1),
+    };
+    let (collector, writer) = Collector::start(config)
+        .with_context(|| format!("opening the telemetry database {}", hi.db.display()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loop_thread = match target {
+        Some((target, http)) => {
+            let wait = crate::args::wait(&args.wait, target);
+            let store = target.open(http.clone());
+            let state_db = rusqlite::Connection::open(&hi.db)
+                .with_context(|| format!("opening {}", hi.db.display()))?;
+            state_db.busy_timeout(Duration::from_secs(30))?;
+            let metrics_db = rusqlite::Connection::open(&hi.db)?;
+            metrics_db.busy_timeout(Duration::from_secs(30))?;
+            let audit = AuditLog::open(&hi.audit_db)
+                .with_context(|| format!("opening the audit log {}", hi.audit_db.display()))?;
+            let mut controller = Controller::new(
+                state_db,
+                audit,
+                store,
+                Box::new(SqlMetrics::new(metrics_db)),
+                Arc::new(SystemClock),
+                ControllerConfig {
+                    actor: hi.actor.clone(),
+                    serve_url: wait.serve_url.clone(),
+                    alert_webhook: args.alert_webhook.clone(),
+                    wait_timeout: wait.timeout,
+                    seed: SystemClock.now_ms() as u64,
+                },
+                http.clone(),
+            )?;
+            let stop = stop.clone();
+            let tick = Duration::from_millis(args.tick_ms.max(10));
+            Some(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match controller.tick() {
+                        Ok(records) => {
+                            for record in records {
+                                eprintln!(
+                                    "{}",
+                                    json!({"rollout": record.flag, "decision": record.decision.as_str(), "stage": record.stage + 1,
+                                           "weights": record.weights, "revision": record.revision, "served_ms": record.served_ms,
+                                           "reason": record.reason})
+                                );
+                            }
+                        }
+                        // The next pass reconciles whatever this one left in flight.
+                        Err(error) => {
+                            eprintln!("{}", json!({"control_loop_error": error.to_string()}))
+                        }
+                    }
+                    std::thread::sleep(tick);
+                }
+            }))
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let control = loop_thread.is_some();
+    let db = hi.db.clone();
+    let served = runtime.block_on(async move {
+        let shutdown = async {
+            let interrupt = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut terminate = match tokio::signal::unix::signal(
+                    tokio::signal::unix::SignalKind::terminate(),
+                ) {
+                    Ok(signal) => signal,
+                    Err(_) => {
+                        let _ = interrupt.await;
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = interrupt.await;
+            }
+        };
+        promptflag_control::collector::serve(
+            collector,
+            addr,
+            |bound| {
+                // One line on stdout for scripts and tests, like the Worker harness.
+                println!(
+                    "{}",
+                    json!({"url": format!("http://{bound}"), "db": db, "control_loop": control})
+                );
+                eprintln!(
+                    "promptflag serve: collector on http://{bound} (POST /v1/events, GET /metrics), database {}{}",
+                    db.display(),
+                    if control { ", control loop on" } else { ", control loop off (--control)" }
+                );
+            },
+            shutdown,
+        )
+        .await
+    });
+    stop.store(true, Ordering::SeqCst);
+    // Every sender is gone once the server has stopped: the writer drains and exits.
+    writer.join();
+    if let Some(thread) = loop_thread {
+        let _ = thread.join();
+    }
+    served?;
+    Ok(Output {
+        text: String::from("promptflag serve: stopped\n"),
+        json: json!({"ok": true, "stopped": true}),
+        code: ExitCode::Ok,
+    })
+}
+
+fn wait_for(connection: &rusqlite::Connection, id: i64, seconds: u64) -> Result<Option<Value>> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(result) = controller::command_result(connection, id)? {
+            return Ok(Some(result));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn open_db(path: &Path) -> Result<rusqlite::Connection> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let connection =
+        rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    controller::init_state(&connection)?;
+    Ok(connection)
+}
+
+/// `promptflag rollout …`.
+pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
+    let connection = open_db(&hi.db)?;
+    let now = SystemClock.now_ms();
+    let (flag, command, payload, reason, wait) = match command {
+        RolloutCommand::Status { flag, checks } => return status(&connection, flag, *checks),
+        RolloutCommand::Start { flag, reason, wait } => {
+            let (repo, diagnostics) = lint::check(&hi.repo)?;
+            let source = repo
+                .rollouts
+                .get(flag)
+                .with_context(|| format!("{} has no rollouts/{flag}.yaml", hi.repo.display()))?;
+            let Some(policy) = &source.policy else {
+                let problems: Vec<String> = diagnostics
+                    .iter()
+                    .filter(|d| d.file == source.file)
+                    .map(|d| d.to_string())
+                    .collect();
+                bail!("rollouts/{flag}.yaml is invalid:\n{}", problems.join("\n"));
+            };
+            (
+                flag,
+                Command::Start,
+                json!({"policy": policy}),
+                reason,
+                *wait,
+            )
+        }
+        RolloutCommand::Pause { flag, reason, wait } => {
+            (flag, Command::Pause, json!({}), reason, *wait)
+        }
+        RolloutCommand::Resume { flag, reason, wait } => {
+            (flag, Command::Resume, json!({}), reason, *wait)
+        }
+        RolloutCommand::Abort { flag, reason, wait } => {
+            (flag, Command::Abort, json!({}), reason, *wait)
+        }
+    };
+    let id =
+        controller::enqueue_command(&connection, flag, command, &payload, &hi.actor, reason, now)?;
+    let result = if wait > 0 {
+        wait_for(&connection, id, wait)?
+    } else {
+        None
+    };
+    match result {
+        Some(result) if result["ok"] == true => Ok(Output {
+            text: format!(
+                "{flag}: {} — {}\n",
+                result["decision"].as_str().unwrap_or("done"),
+                result["reason"].as_str().unwrap_or("")
+            ),
+            json: json!({"ok": true, "command": id, "result": result}),
+            code: ExitCode::Ok,
+        }),
+        Some(result) => Ok(Output {
+            text: format!(
+                "{flag}: refused — {}\n",
+                result["error"].as_str().unwrap_or("unknown error")
+            ),
+            json: json!({"ok": false, "command": id, "result": result}),
+            code: ExitCode::Usage,
+        }),
+        None => Ok(Output {
+            text: format!(
+                "{flag}: command {id} queued in {}; `promptflag serve --control` runs it on its next pass\n",
+                hi.db.display()
+            ),
+            json: json!({"ok": true, "command": id, "queued": true}),
+            code: ExitCode::Ok,
+        }),
+    }
+}
+
+fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Result<Output> {
+    let Some(state) = controller::load_state(connection, flag)? else {
+        return Ok(Output {
+            text: format!("{flag}: no rollout\n"),
+            json: json!({"ok": true, "flag": flag, "rollout": null}),
+            code: ExitCode::Ok,
+        });
+    };
+    let recent = controller::recent_checks(connection, flag, checks)?;
+    let stage = state.policy.stages.get(state.stage);
+    let mut text = format!(
+        "{flag} in {}: {:?}, stage {}/{} ({} %), {}; revision {:?}; {} checks\n  {}\n",
+        state.environment,
+        state.status,
+        state.stage + 1,
+        state.policy.stages.len(),
+        stage.map_or(0.0, |s| s.percent),
+        controller::describe_weights(&state.arms, &state.weights),
+        state.revision,
+        state.checks,
+        state.reason
+    );
+    if let Some(pending) = &state.pending {
+        text.push_str(&format!(
+            "  in flight: {} → revision {}\n",
+            pending.decision.as_str(),
+            pending.target_revision
+        ));
+    }
+    for check in &recent {
+        text.push_str(&format!(
+            "  check {} at {}: {} — {}\n",
+            check["seq"],
+            check["time_ms"],
+            check["decision"].as_str().unwrap_or(""),
+            check["reason"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(Output {
+        text,
+        json: json!({"ok": true, "flag": flag, "rollout": state, "checks": recent}),
+        code: ExitCode::Ok,
+    })
+}

@@ -1,0 +1,501 @@
+//! The collector: malformed events, duplicates, a full write queue, the Prometheus endpoint, and
+//! a `kill -9` of the real `promptflag serve` during ingestion that loses no acknowledged event.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use promptflag_control::collector::db::Synchronous;
+use promptflag_control::collector::{Collector, CollectorConfig};
+use promptflag_control::store::{Http, Reply, RetryPolicy};
+use serde_json::{Value, json};
+
+fn http() -> Http {
+    Http::new(
+        Duration::from_secs(60),
+        RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        },
+    )
+}
+
+fn post(url: &str, content_type: &str, body: &[u8]) -> Reply {
+    http()
+        .send(
+            "POST",
+            &format!("{url}/v1/events"),
+            &[("Content-Type", content_type.to_string())],
+            Some(body),
+            false,
+        )
+        .unwrap()
+}
+
+fn call(id: &str) -> Value {
+    json!({"timestamp": "2025-05-15T10:23:45Z", "request_id": id, "prompt_id": "customer_support",
+        "prompt_version": "2.1.0", "prompt_hash": "9f2c", "flag_key": "customer_support_prompt",
+        "variant": "new_instruction", "user_id": "user_12345", "model": "gpt-4", "temperature": 0.7,
+        "input_tokens": 150, "output_tokens": 80, "latency_ms": 1200, "ttft_ms": 310,
+        "status": "success", "parser_valid": true, "refused": false, "cost_usd": 0.0042})
+}
+
+/// An in-process collector on 127.0.0.1 with its own runtime; stopped on drop.
+struct Running {
+    url: String,
+    /// Dropped before the server thread is joined, so the writer sees its queue close.
+    collector: Option<Collector>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+}
+
+impl Running {
+    fn collector(&self) -> &Collector {
+        self.collector.as_ref().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(collector) = self.collector.take() {
+            collector.resume_writer();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn start(queue_capacity: usize, max_body_bytes: usize) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("telemetry.sqlite3");
+    let (collector, writer) = Collector::start(CollectorConfig {
+        db_path: db.clone(),
+        synchronous: Synchronous::Full,
+        queue_capacity,
+        max_body_bytes,
+        max_events_per_request: 1000,
+        ..CollectorConfig::default()
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, bound) = mpsc::channel();
+    let serving = collector.clone();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(promptflag_control::collector::serve(
+                serving,
+                "127.0.0.1:0".parse().unwrap(),
+                move |addr| ready.send(addr).unwrap(),
+                async move {
+                    let _ = stopped.await;
+                },
+            ))
+            .unwrap();
+        writer.join();
+    });
+    let addr = bound.recv().unwrap();
+    Running {
+        url: format!("http://{addr}"),
+        collector: Some(collector),
+        stop: Some(stop),
+        thread: Some(thread),
+        _dir: dir,
+        db,
+    }
+}
+
+fn count_calls(db: &std::path::Path) -> i64 {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row("SELECT COUNT(*) FROM calls", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn the_example_event_of_the_spec_is_stored_and_acknowledged() {
+    let running = start(16, 1 << 20);
+    let reply = post(
+        &running.url,
+        "application/json",
+        call("r-81f2").to_string().as_bytes(),
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let answer = reply.json();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["durable"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(count_calls(&running.db), 1);
+}
+
+#[test]
+fn malformed_events_get_their_own_errors_and_the_good_ones_are_kept() {
+    let running = start(16, 1 << 20);
+    let body = json!([
+        call("good-1"),
+        {"request_id": "no-timestamp", "flag_key": "f", "variant": "a", "status": "success"},
+        {"timestamp": "2025-05-15T10:23:45Z", "request_id": "bad-status", "flag_key": "f", "variant": "a", "status": "maybe"},
+        {"timestamp": "2025-05-15T10:23:45Z", "request_id": "bad-type", "flag_key": "f", "variant": "a", "status": "success", "latency_ms": "slow"},
+        "not an object",
+        {"type": "exposure", "timestamp": "2026-11-21T10:00:00.000Z", "environment": "dev", "flag_key": "f", "variant": "b", "revision": 7, "unit": "u-1", "reason": "SPLIT"},
+        call("good-2"),
+    ]);
+    let reply = post(
+        &running.url,
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    let answer = reply.json();
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(answer["rejected"], 4);
+    let errors: Vec<(u64, String)> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            (1, String::from("missing_field")),
+            (2, String::from("invalid_value")),
+            (3, String::from("invalid_event")),
+            (4, String::from("invalid_event")),
+        ]
+    );
+    assert_eq!(answer["errors"][1]["request_id"], "bad-status");
+    assert_eq!(count_calls(&running.db), 2);
+
+    // NDJSON by content type, with a broken line in the middle.
+    let ndjson = format!("{}\n{{not json\n{}\n", call("nd-1"), call("nd-2"));
+    let reply = post(&running.url, "application/x-ndjson", ndjson.as_bytes());
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["accepted"], 2);
+    assert_eq!(reply.json()["errors"][0]["code"], "invalid_json");
+    assert_eq!(reply.json()["errors"][0]["index"], 1);
+
+    // Whole-body problems are 4xx JSON errors, never 5xx.
+    for (content_type, body, status, code) in [
+        ("application/json", &b"[1, 2"[..], 400, "invalid_json"),
+        ("application/json", &b""[..], 400, "empty_body"),
+        (
+            "application/json",
+            &[0xff, 0xfe, 0x00][..],
+            400,
+            "invalid_encoding",
+        ),
+        (
+            "application/json",
+            &b"[{\"request_id\": 1}]"[..],
+            422,
+            "no_valid_events",
+        ),
+    ] {
+        let reply = post(&running.url, content_type, body);
+        assert_eq!(
+            reply.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.json()["error"]["code"], code);
+    }
+    let too_big = vec![b' '; 2 << 20];
+    let reply = post(&running.url, "application/json", &too_big);
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.json()["error"]["code"], "too_large");
+    let many = Value::Array((0..1001).map(|i| call(&format!("m-{i}"))).collect());
+    let reply = post(
+        &running.url,
+        "application/json",
+        many.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["code"], "too_many_events");
+    let reply = http()
+        .send("GET", &format!("{}/nope", running.url), &[], None, false)
+        .unwrap();
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"]["code"], "not_found");
+}
+
+#[test]
+fn duplicates_are_stored_once_and_reported() {
+    let running = start(16, 1 << 20);
+    let first = json!([call("d-1"), call("d-2")]);
+    assert_eq!(
+        post(
+            &running.url,
+            "application/json",
+            first.to_string().as_bytes()
+        )
+        .json()["accepted"],
+        2
+    );
+    // A retry of the whole batch, plus one new event and a duplicate inside the batch.
+    let retry = json!([call("d-1"), call("d-2"), call("d-3"), call("d-3")]);
+    let answer = post(
+        &running.url,
+        "application/json",
+        retry.to_string().as_bytes(),
+    )
+    .json();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["duplicates"], 3);
+    assert_eq!(answer["duplicate_ids"], json!(["d-1", "d-2", "d-3"]));
+    assert_eq!(answer["duplicate_indices"], json!([0, 1, 3]));
+    assert_eq!(count_calls(&running.db), 3);
+    // Exposures without an id are deduplicated on their content.
+    let exposure = json!([{"type": "exposure", "timestamp": "2026-11-21T10:00:00.000Z", "environment": "dev", "flag_key": "f", "variant": "b", "revision": 7, "unit": "u-1", "reason": "SPLIT"}]);
+    assert_eq!(
+        post(
+            &running.url,
+            "application/json",
+            exposure.to_string().as_bytes()
+        )
+        .json()["accepted"],
+        1
+    );
+    assert_eq!(
+        post(
+            &running.url,
+            "application/json",
+            exposure.to_string().as_bytes()
+        )
+        .json()["duplicates"],
+        1
+    );
+    let metrics = http()
+        .send("GET", &format!("{}/metrics", running.url), &[], None, false)
+        .unwrap();
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.contains("promptflag_collector_events_total{kind=\"call\",outcome=\"duplicate\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "promptflag_collector_events_total{kind=\"exposure\",outcome=\"accepted\"} 1"
+        )
+    );
+    assert!(text.contains("# TYPE promptflag_collector_commit_seconds histogram"));
+}
+
+fn metric(url: &str, name: &str) -> u64 {
+    let reply = http()
+        .send("GET", &format!("{url}/metrics"), &[], None, false)
+        .unwrap();
+    let text = String::from_utf8(reply.body).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after_and_stores_nothing_of_that_batch() {
+    let running = start(1, 1 << 20);
+    running.collector().pause_writer();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut senders = Vec::new();
+    // Fill the queue: the writer may take one job before it parks at the gate, so keep sending
+    // until one batch is waiting in the queue.
+    let mut batch = 0;
+    while metric(&running.url, "promptflag_collector_queue_depth") < 1 {
+        assert!(Instant::now() < deadline, "the queue never filled");
+        if senders.len() <= batch {
+            let url = running.url.clone();
+            let body = json!([call(&format!("q-{batch}"))]).to_string();
+            senders.push(std::thread::spawn(move || {
+                post(&url, "application/json", body.as_bytes())
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if senders.last().is_some_and(|s| s.is_finished()) {
+            batch += 1;
+        }
+    }
+    // Read with a plain socket: the status, the Retry-After header and the JSON error.
+    let addr = running.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let body = json!([call("rejected-1")]).to_string();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let head = answer.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 429"), "{answer}");
+    assert!(head.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    assert!(answer.contains("\"queue_full\""), "{answer}");
+    running.collector().resume_writer();
+    for sender in senders {
+        let reply = sender.join().unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let connection = rusqlite::Connection::open(&running.db).unwrap();
+    let rejected: i64 = connection
+        .query_row(
+            "SELECT COUNT(*) FROM calls WHERE request_id = 'rejected-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rejected, 0);
+    assert_eq!(
+        metric(
+            &running.url,
+            "promptflag_collector_requests_total{answer=\"throttled\"}"
+        ),
+        1
+    );
+}
+
+/// The real binary, killed with SIGKILL (not a graceful stop) when dropped or asked.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+fn spawn_serve(db: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_promptflag"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--synchronous",
+            "normal",
+            "--db",
+        ])
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let value: Value = serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("{line:?}"));
+    Server {
+        url: value["url"].as_str().unwrap().to_string(),
+        child,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kill_9_during_ingestion_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("telemetry.sqlite3");
+    let mut server = spawn_serve(&db);
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for client in 0..3 {
+        let url = server.url.clone();
+        let acknowledged = acknowledged.clone();
+        let stop = stop.clone();
+        clients.push(std::thread::spawn(move || {
+            let mut batch = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let ids: Vec<String> = (0..100).map(|i| format!("k{client}-{batch}-{i}")).collect();
+                let body = Value::Array(ids.iter().map(|id| call(id)).collect()).to_string();
+                let sent = http().send(
+                    "POST",
+                    &format!("{url}/v1/events"),
+                    &[("Content-Type", String::from("application/json"))],
+                    Some(body.as_bytes()),
+                    false,
+                );
+                match sent {
+                    Ok(reply) if reply.status == 200 => {
+                        assert_eq!(reply.json()["accepted"], 100);
+                        acknowledged.lock().unwrap().extend(ids);
+                    }
+                    // After the kill: connection refused or reset. Unacknowledged, not counted.
+                    _ => {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                    }
+                }
+                batch += 1;
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acknowledged.lock().unwrap().len() < 20_000 {
+        assert!(Instant::now() < deadline, "ingestion did not progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SIGKILL while the clients are still sending.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged: Vec<String> = acknowledged.lock().unwrap().clone();
+
+    // Restart on the same database (SQLite recovers the WAL), then read every id.
+    let restarted = spawn_serve(&db);
+    let reply = post(
+        &restarted.url,
+        "application/json",
+        call("after-restart").to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let mut statement = connection.prepare("SELECT request_id FROM calls").unwrap();
+    let stored: HashSet<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let missing: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(acknowledged.len() >= 20_000);
+}
