@@ -22,6 +22,9 @@ use crate::tools::Toolchain;
 /// (gzipped) size at a measurable cost per evaluation.
 const WASM_OPT_LEVEL: &str = "-O3";
 
+/// Packages compiled at `opt-level = 3` in the npm build (see `build`).
+const SPEED_PACKAGES: [&str; 3] = ["promptflag-core", "xxhash-rust", "promptflag-wasm"];
+
 /// Builds the package.
 pub fn build(tools: &Toolchain) -> Result<()> {
     let root = &tools.root;
@@ -29,17 +32,24 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     let pkg = npm.join("pkg").join("wasm");
     let dist = npm.join("dist");
 
-    tools
-        .cargo(&[
-            "build",
-            "-p",
-            "promptflag-wasm",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--profile",
-            "wasm-release",
-        ])
-        .run()?;
+    // The profile is shared with the Worker (size first); the evaluation path itself (the engine,
+    // its hash, the bindings) is built for speed: about 1.5x faster evaluation in Node for about
+    // a fifth more gzipped Wasm. Parsing and everything else stay at the profile's `opt-level`.
+    let mut build = tools.cargo(&[
+        "build",
+        "-p",
+        "promptflag-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ]);
+    for package in SPEED_PACKAGES {
+        build = build.arg("--config").arg(format!(
+            "profile.wasm-release.package.{package}.opt-level=3"
+        ));
+    }
+    build.run()?;
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let wasm = target_dir
