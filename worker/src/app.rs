@@ -31,7 +31,19 @@ pub struct Config {
     pub admin_token: Option<String>,
 }
 
+thread_local! {
+    static CONFIG: std::cell::OnceCell<std::rc::Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
 impl Config {
+    /// The configuration, read from `env` once per isolate: vars and secrets are fixed for an
+    /// isolate's life (a change deploys new isolates).
+    fn cached(env: &Env) -> std::rc::Rc<Config> {
+        CONFIG.with(|config| {
+            std::rc::Rc::clone(config.get_or_init(|| std::rc::Rc::new(Config::from_env(env))))
+        })
+    }
+
     fn from_env(env: &Env) -> Config {
         let text = |name: &str| {
             js::property(env.as_ref(), name)
@@ -52,7 +64,7 @@ impl Config {
 /// Handles one request; never fails and never panics on any input.
 pub async fn handle(request: Request, env: Env, context: Context) -> Response {
     let now = js::now_millis();
-    let config = Config::from_env(&env);
+    let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
     let served = cache::current(
         kv.as_ref(),
@@ -69,7 +81,9 @@ pub async fn handle(request: Request, env: Env, context: Context) -> Response {
     };
     let path = request.path();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let is_admin = segments.first() == Some(&"admin");
+    // CORS headers matter to browsers only, which always send `Origin`; the admin API gets none.
+    let cors =
+        segments.first() != Some(&"admin") && request.headers().has("Origin").unwrap_or(false);
     let outcome = route(
         &request,
         &segments,
@@ -81,10 +95,10 @@ pub async fn handle(request: Request, env: Env, context: Context) -> Response {
     )
     .await;
     let reply = outcome.unwrap_or_else(Reply::from);
-    if let (Some(sink), Some(batch)) = (config.exposure_sink, exposures.into_batch()) {
-        context.wait_until(exposure::send(sink, batch));
+    if let (Some(sink), Some(batch)) = (&config.exposure_sink, exposures.into_batch()) {
+        context.wait_until(exposure::send(sink.clone(), batch));
     }
-    into_response(reply, &served, !is_admin)
+    into_response(reply, &served, cors)
 }
 
 async fn route(

