@@ -30,6 +30,7 @@ pub mod ops;
 pub mod publish;
 pub mod repo;
 pub mod rollout;
+pub mod simulate;
 pub mod store;
 pub mod tokens;
 pub mod yaml;

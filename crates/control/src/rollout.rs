@@ -760,3 +760,39 @@ mod tests {
         assert_eq!(parse_duration(&Node::Str("5w".into())), None);
     }
 }
+
+/// Reads a rollout policy from a YAML file on its own (outside a repository): `flag` names the
+/// flag when the file does not say. Every problem is returned with its line.
+pub fn read_policy_file(path: &std::path::Path, flag: &str) -> crate::error::Result<RolloutPolicy> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let file = path.display().to_string();
+    let node = crate::yaml::parse(&text).map_err(|e| {
+        crate::error::Error::Invalid(format!("{file}:{}: {}", e.line, e.message))
+    })?;
+    let mut diagnostics = crate::diagnostic::Diagnostics::default();
+    let written = match &node.value {
+        Node::Map(entries) => entries.iter().find_map(|(k, v)| match (&k.value[..], &v.value) {
+            ("flag", Node::Str(name)) => Some(name.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let flag = written.unwrap_or_else(|| flag.to_string());
+    let policy = {
+        let mut reader = Reader::new(file.clone(), &mut diagnostics);
+        decode(&flag, &node, &mut reader).0
+    };
+    let problems: Vec<String> = diagnostics
+        .into_sorted()
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect();
+    match policy {
+        Some(policy) if problems.is_empty() => Ok(policy),
+        _ => Err(crate::error::Error::Invalid(format!(
+            "{file} is not a valid rollout policy:\n{}",
+            problems.join("\n")
+        ))),
+    }
+}

@@ -1,11 +1,233 @@
-//! `promptflag simulate`: the binary's glue (progress bar, printing) over `simulate`.
+//! `promptflag simulate`: the binary's glue (progress bars, the CSV file, the summary) over
+//! `promptflag_control::simulate`.
 
-use anyhow::Result;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use promptflag_control::error::ExitCode;
+use promptflag_control::rollout::read_policy_file;
+use promptflag_control::simulate::{
+    self, CsvRow, RunResult, Scenario, SimConfig, SpawnedWorkerRef,
+};
+use serde_json::json;
 
 use crate::Output;
 use crate::args::{HiArgs, SimulateArgs};
 
-/// Runs the simulation.
-pub fn run(_hi: &HiArgs, _args: &SimulateArgs) -> Result<Output> {
-    anyhow::bail!("not yet")
+fn bar(hidden: bool, length: u64, template: &str) -> ProgressBar {
+    let target = if hidden {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(length), target);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn describe(result: &RunResult) -> String {
+    let mut text = format!(
+        "  outcome: {} after {} checks, {} calls ({} ms wall)\n",
+        result.outcome, result.checks, result.calls, result.wall_ms
+    );
+    if let (Some(minutes), Some(treatment), Some(total)) = (
+        result.detection_minutes,
+        result.detection_treatment_calls,
+        result.detection_total_calls,
+    ) {
+        let _ = writeln!(
+            text,
+            "  time to detection: {:.0} simulated minutes ({:.2} h), {treatment} treatment calls, {total} calls in all, {} ms wall",
+            minutes,
+            minutes / 60.0,
+            result.detection_wall_ms.unwrap_or(0)
+        );
+    }
+    if let Some(ms) = result.revert_cycle_ms {
+        let _ = writeln!(
+            text,
+            "  revert cycle time: {ms} ms (decision → the Worker serving the new revision){}",
+            match result.baseline_served_after_rollback {
+                Some(true) => "; treatment users now get the baseline",
+                Some(false) => "; WARNING: a treatment user still got the treatment",
+                None => "",
+            }
+        );
+    }
+    let decisions: Vec<String> = result
+        .decisions
+        .iter()
+        .map(|(minute, decision)| format!("{decision}@{minute:.0}m"))
+        .collect();
+    let _ = writeln!(text, "  decisions: {}", decisions.join(", "));
+    let _ = writeln!(
+        text,
+        "  naive rule (roll back when an observed change passes a guardrail, any check): {}",
+        match result.naive_minute {
+            Some(minute) => format!("would have rolled back at minute {minute:.0}"),
+            None => String::from("would not have rolled back"),
+        }
+    );
+    text
+}
+
+fn write_csv(path: &PathBuf, rows: &[CsvRow]) -> Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut text = String::from(CsvRow::HEADER);
+    text.push('\n');
+    for row in rows {
+        text.push_str(&row.line());
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs `promptflag simulate`.
+pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
+    let scenario = Scenario::parse(&args.scenario).context("unknown scenario")?;
+    let policy = match &args.policy {
+        Some(path) => read_policy_file(path, simulate::FLAG)?,
+        None => simulate::preset_policy(&args.preset),
+    };
+    let config = SimConfig {
+        scenario,
+        policy,
+        rate_per_minute: args.rate,
+        users: args.users,
+        max_hours: args.max_hours,
+    };
+    let hidden = hi.json;
+    let mut text = format!(
+        "simulate {} (expected: {}), {} calls/min, {} users, policy {}\n",
+        scenario.as_str(),
+        scenario.expected(),
+        args.rate,
+        args.users,
+        args.policy
+            .as_ref()
+            .map_or_else(|| args.preset.clone(), |p| p.display().to_string())
+    );
+    let mut worker_run = None;
+    if !args.no_worker {
+        let spawned;
+        let (url, token) = match &args.worker_url {
+            Some(url) => (url.clone(), args.admin_token.clone()),
+            None => {
+                spawned = simulate::spawn_worker("simulate")?;
+                (spawned.url.clone(), spawned.token.clone())
+            }
+        };
+        let horizon = (args.max_hours * 60.0) as u64;
+        let progress = bar(
+            hidden,
+            horizon,
+            "through the Worker {bar:30} {pos}/{len} simulated min {msg}",
+        );
+        let result = simulate::run_through_worker(
+            &config,
+            args.seed,
+            &SpawnedWorkerRef {
+                url: &url,
+                token: &token,
+            },
+            &mut |minute, _, message| {
+                progress.set_position(minute as u64);
+                progress.set_message(message.to_string());
+            },
+        )?;
+        progress.finish_and_clear();
+        let _ = writeln!(text, "run through the Worker ({url}) and the collector, seed {}:", args.seed);
+        text.push_str(&describe(&result));
+        worker_run = Some(result);
+    }
+    let mut runs = Vec::new();
+    let in_process = if args.no_worker { args.runs } else if args.runs > 1 { args.runs } else { 0 };
+    if in_process > 0 {
+        let progress = bar(hidden, u64::from(in_process), "in process {bar:30} {pos}/{len} runs {msg}");
+        for index in 0..in_process {
+            let seed = args.seed + u64::from(index);
+            let result = simulate::run_in_process(&config, seed, &mut |_, _, _| {})?;
+            progress.inc(1);
+            progress.set_message(result.outcome.clone());
+            runs.push(result);
+        }
+        progress.finish_and_clear();
+    }
+    if in_process == 1
+        && let Some(result) = runs.first()
+    {
+        let _ = writeln!(text, "run in process (no Worker), seed {}:", result.seed);
+        text.push_str(&describe(result));
+    }
+    let rates = (!runs.is_empty()).then(|| simulate::rates(&runs));
+    if let Some(rates) = &rates
+        && runs.len() > 1
+    {
+        let _ = writeln!(
+            text,
+            "{} runs in process on seeds {}..{} (traffic → metrics → the same controller and decisions, publishing to an in-memory store; {}):",
+            rates.runs,
+            args.seed,
+            args.seed + u64::from(in_process) - 1,
+            if args.no_worker {
+                "no run went through the Worker (--no-worker)"
+            } else {
+                "the run above went through the real Worker"
+            }
+        );
+        for (outcome, count, share) in &rates.outcomes {
+            let _ = writeln!(text, "  {outcome:<9} {count:>4}  {:>6.1} %", share * 100.0);
+        }
+        let _ = writeln!(
+            text,
+            "  rollback rate: sequential rule {:.1} % (alpha {}), naive rule {:.1} %",
+            rates.sequential_rollback_rate * 100.0,
+            config.policy.alpha,
+            rates.naive_rollback_rate * 100.0
+        );
+        if let (Some(minutes), Some(treatment), Some(total)) = (
+            rates.median_detection_minutes,
+            rates.median_detection_treatment_calls,
+            rates.median_detection_total_calls,
+        ) {
+            let _ = writeln!(
+                text,
+                "  median time to a decision: {minutes:.0} simulated minutes, {treatment} treatment calls, {total} calls in all"
+            );
+        }
+    }
+    let csv_rows = worker_run
+        .as_ref()
+        .map(|r| r.rows.clone())
+        .or_else(|| runs.first().map(|r| r.rows.clone()))
+        .unwrap_or_default();
+    let csv = args.csv.clone().unwrap_or_else(|| {
+        hi.repo
+            .join(".promptflag")
+            .join(format!("simulate-{}.csv", scenario.as_str()))
+    });
+    write_csv(&csv, &csv_rows)?;
+    let _ = writeln!(text, "per-check CSV: {}", csv.display());
+    Ok(Output {
+        text,
+        json: json!({
+            "ok": true,
+            "scenario": scenario,
+            "worker_run": worker_run,
+            "runs": runs.len(),
+            "rates": rates,
+            "first_in_process_run": runs.first(),
+            "csv": csv,
+        }),
+        code: ExitCode::Ok,
+    })
 }
