@@ -80,7 +80,14 @@ export interface PromptflagClientOptions {
   /** Called with background failures: refreshes, invalid payloads, exposure callbacks. */
   onError?: (error: PromptflagError) => void;
   /** Called after a new ruleset is in use. */
-  onUpdate?: (update: { revision: number; environment: string; source: RulesetSource }) => void;
+  onUpdate?: (update: RulesetUpdate) => void;
+}
+
+/** A new ruleset in use. */
+export interface RulesetUpdate {
+  readonly revision: number;
+  readonly environment: string;
+  readonly source: RulesetSource;
 }
 
 /** What a refresh found. */
@@ -184,6 +191,7 @@ export class PromptflagClient {
   readonly #onError: ((error: PromptflagError) => void) | undefined;
   readonly #onUpdate: PromptflagClientOptions["onUpdate"];
   readonly #inflightAborts = new Set<AbortController>();
+  readonly #listeners = new Set<(update: RulesetUpdate) => void>();
   #evaluator: Evaluator | null = null;
   #source: RulesetSource | null = null;
   #etag: string | null = null;
@@ -379,6 +387,17 @@ export class PromptflagClient {
     return pending;
   }
 
+  /** Calls `listener` after every new ruleset is in use; returns a function that unsubscribes. */
+  subscribe(listener: (update: RulesetUpdate) => void): () => void {
+    if (typeof listener !== "function") {
+      throw new InvalidArgumentError("subscribe(listener) takes a function");
+    }
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
   /** Stops the background refresh and aborts requests in flight. Evaluation keeps working. */
   close(): void {
     this.#closed = true;
@@ -509,10 +528,13 @@ export class PromptflagClient {
       this.#etag = response.headers.get("etag");
       this.#lastSuccessAt = new Date();
       this.#lastError = null;
-      try {
-        this.#onUpdate?.({ revision: evaluator.revision, environment: evaluator.environment, source: "remote" });
-      } catch (error) {
-        this.#report(new PromptflagError("ENGINE", `the onUpdate callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+      const update: RulesetUpdate = { revision: evaluator.revision, environment: evaluator.environment, source: "remote" };
+      for (const listener of [this.#onUpdate, ...this.#listeners]) {
+        try {
+          listener?.(update);
+        } catch (error) {
+          this.#report(new PromptflagError("ENGINE", `an update listener threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
+        }
       }
       return { updated: true, revision: evaluator.revision };
     } catch (error) {

@@ -428,10 +428,15 @@ export class PreparedContext {
   /** A targeting key set but not yet sent: the next evaluation sends it with its own call. */
   #pendingKey: string | null = null;
 
-  constructor(attributes: ContextAttributes = {}, options: EvaluateOptions = {}) {
+  constructor(attributes: ContextAttributes = {}, options?: EvaluateOptions) {
     ensureInitialized();
+    if (typeof attributes !== "object" || attributes === null || Array.isArray(attributes)) {
+      throw new InvalidArgumentError(
+        `a PreparedContext takes an object of attributes (e.g. { targetingKey: "user-1" }), got ${describeValue(attributes)}`,
+      );
+    }
     const text = contextText(attributes);
-    const now = clock(options.now);
+    const now = clock(options?.now);
     try {
       this.handle = WasmContext.from_json(text, now);
     } catch (error) {

@@ -40,6 +40,7 @@ export {
   type PromptWithBody,
   type RefreshResult,
   type RulesetSource,
+  type RulesetUpdate,
 } from "./client.js";
 export {
   ContextError,

@@ -38,6 +38,52 @@ export interface PromptflagSource {
   readonly revision?: number | null;
   readonly environment?: string | null;
   readonly status?: { readonly revision: number | null; readonly environment: string | null };
+  /** Present on `PromptflagClient`: the provider emits PROVIDER_CONFIGURATION_CHANGED on updates. */
+  subscribe?(listener: (update: { revision: number; environment: string }) => void): () => void;
+}
+
+type Handler = (details?: Record<string, unknown>) => unknown;
+
+/**
+ * The provider's event emitter, in the shape OpenFeature's SDK expects of `provider.events`
+ * (implemented here so the package needs nothing from the SDK at run time).
+ */
+class ProviderEvents {
+  readonly #handlers = new Map<string, Set<Handler>>();
+
+  emit(eventType: string, context?: Record<string, unknown>): void {
+    for (const handler of [...(this.#handlers.get(eventType) ?? [])]) {
+      try {
+        const result = handler(context ?? {}) as { catch?: (f: () => void) => void } | undefined;
+        result?.catch?.(() => {});
+      } catch {
+        // A failing handler must not stop the others.
+      }
+    }
+  }
+
+  addHandler(eventType: string, handler: Handler): void {
+    const handlers = this.#handlers.get(eventType) ?? new Set<Handler>();
+    handlers.add(handler);
+    this.#handlers.set(eventType, handlers);
+  }
+
+  removeHandler(eventType: string, handler: Handler): void {
+    this.#handlers.get(eventType)?.delete(handler);
+  }
+
+  removeAllHandlers(eventType?: string): void {
+    if (eventType === undefined) this.#handlers.clear();
+    else this.#handlers.delete(eventType);
+  }
+
+  getHandlers(eventType: string): Handler[] {
+    return [...(this.#handlers.get(eventType) ?? [])];
+  }
+
+  setLogger(): this {
+    return this;
+  }
 }
 
 /** An OpenFeature server provider that evaluates flags locally with promptflag's engine. */
@@ -45,13 +91,22 @@ export class PromptflagProvider implements Provider {
   readonly metadata = { name: "promptflag" } as const;
   readonly runsOn = "server" as const;
   readonly hooks = [];
+  /** OpenFeature provider events: PROVIDER_CONFIGURATION_CHANGED when a client's ruleset changes. */
+  readonly events = new ProviderEvents() as unknown as Provider["events"];
   readonly #source: PromptflagSource;
+  readonly #unsubscribe: (() => void) | undefined;
 
   constructor(source: PromptflagSource) {
     if (typeof source !== "object" || source === null || typeof source.evaluateTyped !== "function") {
       throw new InvalidArgumentError("PromptflagProvider needs an Evaluator or a PromptflagClient");
     }
     this.#source = source;
+    this.#unsubscribe = source.subscribe?.((update) => {
+      (this.events as unknown as ProviderEvents).emit("PROVIDER_CONFIGURATION_CHANGED", {
+        message: `ruleset revision ${update.revision} of ${update.environment}`,
+        metadata: { revision: update.revision, environment: update.environment },
+      });
+    });
   }
 
   async initialize(): Promise<void> {
@@ -59,6 +114,7 @@ export class PromptflagProvider implements Provider {
   }
 
   async onClose(): Promise<void> {
+    this.#unsubscribe?.();
     this.#source.close?.();
   }
 

@@ -288,6 +288,7 @@ describe("PreparedContext (the fast path)", () => {
 
   test("rejects bad input with typed errors, and cannot be used once freed", () => {
     assert.throws(() => new PreparedContext([1]), InvalidArgumentError);
+    assert.throws(() => new PreparedContext("{\"targetingKey\": \"u\"}"), /takes an object of attributes/);
     const context = new PreparedContext({});
     assert.throws(() => context.set(1, "x"), /attribute name must be a string/);
     assert.throws(() => context.set("id", 10n), /bigint/);

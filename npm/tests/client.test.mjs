@@ -8,7 +8,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { loadPackage, ROOT } from "./support.mjs";
+import { OpenFeature, ProviderEvents } from "@openfeature/server-sdk";
+import { DIST, loadPackage, ROOT } from "./support.mjs";
 
 const {
   PromptflagClient,
@@ -345,6 +346,30 @@ describe("PromptflagClient against the Worker", () => {
       assert.match(errors.at(-1).message, /onExposure callback threw: sink down/);
     } finally {
       throwing.close();
+    }
+  });
+
+  test("the OpenFeature provider over a client: initialize waits for the ruleset, updates emit PROVIDER_CONFIGURATION_CHANGED", async () => {
+    const { PromptflagProvider } = await import(pathToFileURL(join(DIST, "openfeature.js")).href);
+    const exposures = [];
+    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e) });
+    const changes = [];
+    try {
+      await OpenFeature.setProviderAndWait("client-provider", new PromptflagProvider(client));
+      const features = OpenFeature.getClient("client-provider");
+      features.addHandler(ProviderEvents.ConfigurationChanged, (details) => changes.push(details));
+      const before = await features.getStringDetails("greeting", "fallback", { targetingKey: "user-1" });
+      assert.equal(before.flagMetadata.revision, client.status.revision);
+      assert.equal(exposures.at(-1).unit, "user-1");
+      const revision = await publish({ greeting: "via OpenFeature" });
+      await client.refresh();
+      for (let i = 0; i < 50 && changes.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(changes.length, 1);
+      assert.equal(changes[0].metadata.revision, revision);
+      assert.equal(await features.getStringValue("greeting", "fallback", { targetingKey: "user-1" }), "via OpenFeature");
+    } finally {
+      await OpenFeature.clearProviders();
+      client.close();
     }
   });
 
