@@ -306,10 +306,16 @@ fn share(part: u64, whole: u64) -> f64 {
 impl VariantMetrics {
     /// Computes the metrics of one variant from its aggregate.
     pub fn from_aggregate(variant: &str, mut aggregate: Aggregate) -> VariantMetrics {
-        let requests = aggregate.requests;
-        let n = requests as f64;
         aggregate.latencies.sort_by(f64::total_cmp);
         aggregate.ttfts.sort_by(f64::total_cmp);
+        VariantMetrics::from_sorted(variant, &aggregate)
+    }
+
+    /// Computes the metrics of one variant from an aggregate whose `latencies` and `ttfts` are
+    /// already sorted ascending (no copy; for callers that keep them sorted).
+    pub fn from_sorted(variant: &str, aggregate: &Aggregate) -> VariantMetrics {
+        let requests = aggregate.requests;
+        let n = requests as f64;
         let mean = |sum: f64| if requests == 0 { 0.0 } else { sum / n };
         let proportion =
             |count: u64| MetricSample::Proportion(ProportionSummary::new(requests, count));

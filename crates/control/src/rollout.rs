@@ -766,15 +766,16 @@ mod tests {
 pub fn read_policy_file(path: &std::path::Path, flag: &str) -> crate::error::Result<RolloutPolicy> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
     let file = path.display().to_string();
-    let node = crate::yaml::parse(&text).map_err(|e| {
-        crate::error::Error::Invalid(format!("{file}:{}: {}", e.line, e.message))
-    })?;
+    let node = crate::yaml::parse(&text)
+        .map_err(|e| crate::error::Error::Invalid(format!("{file}:{}: {}", e.line, e.message)))?;
     let mut diagnostics = crate::diagnostic::Diagnostics::default();
     let written = match &node.value {
-        Node::Map(entries) => entries.iter().find_map(|(k, v)| match (&k.value[..], &v.value) {
-            ("flag", Node::Str(name)) => Some(name.clone()),
-            _ => None,
-        }),
+        Node::Map(entries) => entries
+            .iter()
+            .find_map(|(k, v)| match (&k.value[..], &v.value) {
+                ("flag", Node::Str(name)) => Some(name.clone()),
+                _ => None,
+            }),
         _ => None,
     };
     let flag = written.unwrap_or_else(|| flag.to_string());

@@ -410,7 +410,9 @@ fn guardrail_bounds(record: &CheckRecord, metric: Metric) -> (f64, f64) {
         .outcome
         .as_ref()
         .and_then(|o| o.guardrails.iter().find(|g| g.metric == metric))
-        .map_or((f64::NAN, f64::NAN), |g| (g.outcome.ci_lower, g.outcome.ci_upper))
+        .map_or((f64::NAN, f64::NAN), |g| {
+            (g.outcome.ci_lower, g.outcome.ci_upper)
+        })
 }
 
 fn row(record: &CheckRecord, start_ms: i64) -> CsvRow {
@@ -466,7 +468,10 @@ pub fn initial_ruleset() -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>)> {
     }))
     .map_err(|e| Error::Invalid(format!("the simulation ruleset: {e}")))?;
     promptflag_core::compile(&raw).map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok((ruleset_publish_bytes(&raw)?, vec![(h1, stable), (h2, candidate)]))
+    Ok((
+        ruleset_publish_bytes(&raw)?,
+        vec![(h1, stable), (h2, candidate)],
+    ))
 }
 
 /// In-memory per-variant aggregates, with this stage's calls and units.
@@ -539,11 +544,8 @@ impl MetricsSource for SimMetrics {
             .lock()
             .map_err(|_| Error::Invalid(String::from("simulation data lock poisoned")))?;
         Ok(Snapshot {
-            baseline: VariantMetrics::from_aggregate(&query.baseline, data.cumulative[0].clone()),
-            arms: vec![VariantMetrics::from_aggregate(
-                TREATMENT,
-                data.cumulative[1].clone(),
-            )],
+            baseline: VariantMetrics::from_sorted(&query.baseline, &data.cumulative[0]),
+            arms: vec![VariantMetrics::from_sorted(TREATMENT, &data.cumulative[1])],
             stage_requests: vec![data.stage_requests[1]],
             stage_units: vec![data.stage_units[0], data.stage_units[1]],
         })
@@ -599,7 +601,8 @@ impl Tally {
                 last.served_ms = record.served_ms.map_or_else(String::new, |s| s.to_string());
             }
             if record.decision != Decision::Hold {
-                self.decisions.push((minute, record.decision.as_str().to_string()));
+                self.decisions
+                    .push((minute, record.decision.as_str().to_string()));
             }
             if matches!(
                 record.decision,
@@ -631,7 +634,10 @@ fn finish(
     RunResult {
         seed,
         through_worker,
-        outcome: decisive.map_or_else(|| String::from("none"), |(r, _)| r.decision.as_str().to_string()),
+        outcome: decisive.map_or_else(
+            || String::from("none"),
+            |(r, _)| r.decision.as_str().to_string(),
+        ),
         decisions: tally.decisions.clone(),
         detection_minutes: decisive.map(|(r, _)| (r.time_ms - START_MS) as f64 / 60_000.0),
         detection_treatment_calls: decisive_row.map(|r| r.treatment_calls),
@@ -686,7 +692,11 @@ fn running(connection: &rusqlite::Connection) -> Result<bool> {
 }
 
 /// One run in process: core assigns users from the live ruleset of an in-memory store.
-pub fn run_in_process(config: &SimConfig, seed: u64, progress: ProgressFn<'_>) -> Result<RunResult> {
+pub fn run_in_process(
+    config: &SimConfig,
+    seed: u64,
+    progress: ProgressFn<'_>,
+) -> Result<RunResult> {
     let wall = Instant::now();
     let policy = sim_policy(config);
     let store = Arc::new(MemoryStore::new());
@@ -746,7 +756,11 @@ pub fn run_in_process(config: &SimConfig, seed: u64, progress: ProgressFn<'_>) -
                 if assignment[user] == 0 {
                     let context = Context::new().with_targeting_key(&format!("u-{user}"));
                     let evaluation = ruleset.evaluate(FLAG, &context);
-                    assignment[user] = if evaluation.variant == Some(TREATMENT) { 2 } else { 1 };
+                    assignment[user] = if evaluation.variant == Some(TREATMENT) {
+                        2
+                    } else {
+                        1
+                    };
                 }
                 let arm = usize::from(assignment[user] == 2);
                 let call = observe(&mut rng, if arm == 1 { &treated } else { &base });
@@ -784,7 +798,8 @@ impl Store for SharedStore {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<crate::store::PointerMove> {
-        self.0.put_ruleset(environment, revision, bytes, expected_live)
+        self.0
+            .put_ruleset(environment, revision, bytes, expected_live)
     }
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<crate::store::PointerMove> {
         self.0.rollback(environment, to)
@@ -820,7 +835,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("promptflag-{tag}-{}-{nanos}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("promptflag-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(TempDir(dir))
     }
@@ -877,11 +893,23 @@ pub fn spawn_worker(token: &str) -> Result<SpawnedWorker> {
         .arg(&harness)
         .args(["--port", "0", "--persist"])
         .arg(&persist.0)
-        .args(["--admin-token", token, "--environment", ENVIRONMENT, "--cache-ttl-ms", "50"])
+        .args([
+            "--admin-token",
+            token,
+            "--environment",
+            ENVIRONMENT,
+            "--cache-ttl-ms",
+            "50",
+        ])
         .current_dir(&root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Miniflare logs every fallback and refresh; PROMPTFLAG_SIM_WORKER_LOG=1 shows them.
+        .stderr(if std::env::var_os("PROMPTFLAG_SIM_WORKER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .map_err(|e| {
             Error::Invalid(format!(
@@ -891,7 +919,9 @@ pub fn spawn_worker(token: &str) -> Result<SpawnedWorker> {
         })?;
     let Some(stdout) = child.stdout.take() else {
         let _ = child.kill();
-        return Err(Error::Invalid(String::from("the Worker harness has no stdout")));
+        return Err(Error::Invalid(String::from(
+            "the Worker harness has no stdout",
+        )));
     };
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -903,7 +933,9 @@ pub fn spawn_worker(token: &str) -> Result<SpawnedWorker> {
         Ok(line) => line,
         Err(_) => {
             let _ = child.kill();
-            return Err(Error::Invalid(String::from("the Worker harness did not start within 180 s")));
+            return Err(Error::Invalid(String::from(
+                "the Worker harness did not start within 180 s",
+            )));
         }
     };
     let url = serde_json::from_str::<Value>(line.trim())
@@ -1015,14 +1047,20 @@ fn resolve_all(http: &Http, worker: &str, users: &[usize]) -> Result<Vec<(usize,
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|user| resolve(http, worker, &format!("u-{user}")).map(|(t, _)| (*user, t)))
+                        .map(|user| {
+                            resolve(http, worker, &format!("u-{user}")).map(|(t, _)| (*user, t))
+                        })
                         .collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid(String::from("a resolver thread panicked")))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Invalid(String::from("a resolver thread panicked")))
+                })
+            })
             .collect()
     });
     let mut out = Vec::with_capacity(users.len());
@@ -1032,7 +1070,14 @@ fn resolve_all(http: &Http, worker: &str, users: &[usize]) -> Result<Vec<(usize,
     Ok(out)
 }
 
-fn event(run: u64, index: u64, time_ms: i64, user: usize, treated: bool, call: &Observation) -> Value {
+fn event(
+    run: u64,
+    index: u64,
+    time_ms: i64,
+    user: usize,
+    treated: bool,
+    call: &Observation,
+) -> Value {
     json!({
         "timestamp": crate::audit::format_rfc3339(Duration::from_millis(time_ms.max(0) as u64)),
         "request_id": format!("sim-{run}-{index}"),
@@ -1084,7 +1129,14 @@ pub fn run_through_worker(
     raw.revision = revision;
     let bytes = ruleset_publish_bytes(&raw)?;
     admin.put_ruleset(ENVIRONMENT, revision, &bytes, state.live)?;
-    crate::ops::wait_until_served(&http, worker.url, revision, Instant::now(), Duration::from_secs(60), Duration::from_millis(10))?;
+    crate::ops::wait_until_served(
+        &http,
+        worker.url,
+        revision,
+        Instant::now(),
+        Duration::from_secs(60),
+        Duration::from_millis(10),
+    )?;
 
     let clock = Arc::new(ManualClock::new(START_MS));
     let state_db = rusqlite::Connection::open(&db)?;
@@ -1128,7 +1180,11 @@ pub fn run_through_worker(
         let picks: Vec<usize> = (0..per_interval)
             .map(|_| (rng.next_u64() % users as u64) as usize)
             .collect();
-        let mut unknown: Vec<usize> = picks.iter().copied().filter(|u| !assignment.contains_key(u)).collect();
+        let mut unknown: Vec<usize> = picks
+            .iter()
+            .copied()
+            .filter(|u| !assignment.contains_key(u))
+            .collect();
         unknown.sort_unstable();
         unknown.dedup();
         for (user, treated_user) in resolve_all(&http, worker.url, &unknown)? {
@@ -1162,7 +1218,11 @@ pub fn run_through_worker(
             treated_users.sort_unstable();
             treated_users.dedup();
             let sample: Vec<usize> = treated_users.iter().copied().take(20).collect();
-            Some(resolve_all(&http, worker.url, &sample)?.iter().all(|(_, t)| !*t))
+            Some(
+                resolve_all(&http, worker.url, &sample)?
+                    .iter()
+                    .all(|(_, t)| !*t),
+            )
         }
         _ => None,
     };
@@ -1182,7 +1242,10 @@ fn post_events(http: &Http, collector: &str, events: &[Value]) -> Result<()> {
     if reply.status != 200 || reply.json()["rejected"].as_u64() != Some(0) {
         return Err(Error::Remote {
             context: format!("POST {collector}/v1/events"),
-            message: String::from_utf8_lossy(&reply.body).chars().take(400).collect(),
+            message: String::from_utf8_lossy(&reply.body)
+                .chars()
+                .take(400)
+                .collect(),
         });
     }
     Ok(())
@@ -1234,11 +1297,25 @@ pub fn rates(results: &[RunResult]) -> Rates {
     let decided: Vec<&RunResult> = results.iter().filter(|r| r.outcome != "none").collect();
     Rates {
         runs: results.len(),
-        naive_rollback_rate: results.iter().filter(|r| r.naive_rollback).count() as f64 / runs as f64,
-        sequential_rollback_rate: results.iter().filter(|r| r.outcome == "rollback").count() as f64 / runs as f64,
-        median_detection_minutes: median(decided.iter().filter_map(|r| r.detection_minutes).collect()),
-        median_detection_treatment_calls: median(decided.iter().filter_map(|r| r.detection_treatment_calls).collect()),
-        median_detection_total_calls: median(decided.iter().filter_map(|r| r.detection_total_calls).collect()),
+        naive_rollback_rate: results.iter().filter(|r| r.naive_rollback).count() as f64
+            / runs as f64,
+        sequential_rollback_rate: results.iter().filter(|r| r.outcome == "rollback").count() as f64
+            / runs as f64,
+        median_detection_minutes: median(
+            decided.iter().filter_map(|r| r.detection_minutes).collect(),
+        ),
+        median_detection_treatment_calls: median(
+            decided
+                .iter()
+                .filter_map(|r| r.detection_treatment_calls)
+                .collect(),
+        ),
+        median_detection_total_calls: median(
+            decided
+                .iter()
+                .filter_map(|r| r.detection_total_calls)
+                .collect(),
+        ),
         outcomes,
     }
 }

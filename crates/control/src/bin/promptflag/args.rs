@@ -310,7 +310,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Calls per simulated minute.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     pub rate: u64,
     /// Distinct users in the traffic.
     #[arg(long, default_value_t = 5000)]
@@ -322,7 +322,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Simulated hours before a run stops without a decision.
-    #[arg(long, default_value_t = 24.0)]
+    #[arg(long, default_value_t = 12.0)]
     pub max_hours: f64,
     /// Per-check CSV of the run through the Worker (or of the first run).
     #[arg(long)]

@@ -145,14 +145,28 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
             },
         )?;
         progress.finish_and_clear();
-        let _ = writeln!(text, "run through the Worker ({url}) and the collector, seed {}:", args.seed);
+        let _ = writeln!(
+            text,
+            "run through the Worker ({url}) and the collector, seed {}:",
+            args.seed
+        );
         text.push_str(&describe(&result));
         worker_run = Some(result);
     }
     let mut runs = Vec::new();
-    let in_process = if args.no_worker { args.runs } else if args.runs > 1 { args.runs } else { 0 };
+    let in_process = if args.no_worker {
+        args.runs
+    } else if args.runs > 1 {
+        args.runs
+    } else {
+        0
+    };
     if in_process > 0 {
-        let progress = bar(hidden, u64::from(in_process), "in process {bar:30} {pos}/{len} runs {msg}");
+        let progress = bar(
+            hidden,
+            u64::from(in_process),
+            "in process {bar:30} {pos}/{len} runs {msg}",
+        );
         for index in 0..in_process {
             let seed = args.seed + u64::from(index);
             let result = simulate::run_in_process(&config, seed, &mut |_, _, _| {})?;
