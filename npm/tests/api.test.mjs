@@ -214,6 +214,26 @@ describe("evaluate", () => {
     assert.equal(evaluator.evaluate("launch", prepared).value, true);
   });
 
+  test("consecutive plain objects never leak attributes or values into each other", () => {
+    const base = { targetingKey: "u", plan: "pro", seats: 12, appVersion: "2.1.0", beta: "true", signup: "2025-01-01T00:00:00Z" };
+    const sequence = [
+      base,
+      { ...base, plan: "free" },
+      { ...base },
+      { targetingKey: "u", seats: 12, appVersion: "2.1.0", beta: "true", signup: "2025-01-01T00:00:00Z" },
+      { ...base, seats: "12" },
+      { ...base, seats: 12.5 },
+      { ...base, beta: true },
+      { ...base, extra: [1] },
+      { ...base, plan: ["pro"] },
+      base,
+    ];
+    for (const [index, context] of sequence.entries()) {
+      assert.deepEqual(evaluator.explain("tiers", JSON.stringify(context)), evaluator.explain("tiers", context), `step ${index}`);
+      assert.deepEqual(evaluator.evaluate("tiers", context), evaluator.evaluate("tiers", JSON.stringify(context)), `step ${index}`);
+    }
+  });
+
   test("a freed evaluator throws DisposedError", () => {
     const doomed = Evaluator.fromRuleset(RULESET);
     doomed.free();

@@ -408,11 +408,35 @@ const TAG_NUMBER: u8 = 2;
 const TAG_BOOL: u8 = 3;
 const TAG_UNSUPPORTED: u8 = 4;
 
+/// An attribute value as decoded: text still borrowed from the scratch area, so a value equal to
+/// the one the context holds costs no allocation.
+enum Decoded<'b> {
+    Text(&'b str),
+    Other(AttributeValue),
+}
+
+impl Decoded<'_> {
+    fn is(&self, existing: Option<&AttributeValue>) -> bool {
+        match (self, existing) {
+            (Decoded::Text(text), Some(AttributeValue::String(held))) => held == text,
+            (Decoded::Other(value), Some(held)) => held == value,
+            _ => false,
+        }
+    }
+
+    fn into_value(self) -> AttributeValue {
+        match self {
+            Decoded::Text(text) => AttributeValue::String(String::from(text)),
+            Decoded::Other(value) => value,
+        }
+    }
+}
+
 /// Reads attributes encoded by `encodeAttributes` in `npm/src/engine.ts`: for each, a tag byte,
 /// the name's length (u32, little-endian) and UTF-8 bytes, then the value: for strings a u32
 /// length and UTF-8 bytes, for integers and numbers an f64, for booleans one byte, for arrays
 /// and objects nothing. `None` when the bytes are malformed.
-fn decode_attributes(bytes: &[u8]) -> Option<Vec<(&str, AttributeValue)>> {
+fn decode_attributes(bytes: &[u8]) -> Option<Vec<(&str, Decoded<'_>)>> {
     fn take<'b>(bytes: &'b [u8], cursor: &mut usize, len: usize) -> Option<&'b [u8]> {
         let slice = bytes.get(*cursor..cursor.checked_add(len)?)?;
         *cursor += len;
@@ -436,13 +460,16 @@ fn decode_attributes(bytes: &[u8]) -> Option<Vec<(&str, AttributeValue)>> {
         let value = match tag {
             TAG_STRING => {
                 let len = length(bytes, &mut cursor)?;
-                let text = core::str::from_utf8(take(bytes, &mut cursor, len)?).ok()?;
-                AttributeValue::String(String::from(text))
+                Decoded::Text(core::str::from_utf8(take(bytes, &mut cursor, len)?).ok()?)
             }
-            TAG_INTEGER => AttributeValue::Integer(float(bytes, &mut cursor)? as i64),
-            TAG_NUMBER => AttributeValue::Number(float(bytes, &mut cursor)?),
-            TAG_BOOL => AttributeValue::Bool(*take(bytes, &mut cursor, 1)?.first()? != 0),
-            TAG_UNSUPPORTED => AttributeValue::Unsupported,
+            TAG_INTEGER => {
+                Decoded::Other(AttributeValue::Integer(float(bytes, &mut cursor)? as i64))
+            }
+            TAG_NUMBER => Decoded::Other(AttributeValue::Number(float(bytes, &mut cursor)?)),
+            TAG_BOOL => Decoded::Other(AttributeValue::Bool(
+                *take(bytes, &mut cursor, 1)?.first()? != 0,
+            )),
+            TAG_UNSUPPORTED => Decoded::Other(AttributeValue::Unsupported),
             _ => return None,
         };
         attributes.push((name, value));
@@ -510,20 +537,22 @@ impl WasmContext {
             let Some(attributes) = scratch.get(..byte_len).and_then(decode_attributes) else {
                 return false;
             };
-            // A loop usually sends the same attribute names each time: then only the values
-            // change, and the names the context holds are kept rather than allocated again.
+            // A loop usually sends the same attribute names each time, most with the same values:
+            // then only the values that changed are replaced, and nothing else is allocated.
             let same_names = attributes.len() == self.context.iter().count()
                 && attributes
                     .iter()
                     .all(|(name, _)| self.context.get(name).is_some());
             if same_names {
                 for (name, value) in attributes {
-                    self.context.set(name, value);
+                    if !value.is(self.context.get(name)) {
+                        self.context.set(name, value.into_value());
+                    }
                 }
             } else {
                 let mut context = Context::new();
                 for (name, value) in attributes {
-                    context.set(name, value);
+                    context.set(name, value.into_value());
                 }
                 self.context = context;
             }
@@ -621,7 +650,7 @@ mod tests {
         attribute(TAG_UNSUPPORTED, "tags", &[]);
         let mut context = Context::new();
         for (name, value) in decode_attributes(&bytes).expect("well-formed") {
-            context.set(name, value);
+            context.set(name, value.into_value());
         }
         assert_eq!(
             context.get("plan"),
