@@ -58,9 +58,21 @@ fn test(args: &[String]) -> Result<()> {
     let tools = Toolchain::setup()?;
     if !quick {
         step("cargo fmt --check");
-        tools.cargo(&["fmt", "--all", "--", "--check"]).run().context("formatting differs: run `cargo fmt --all`")?;
+        tools
+            .cargo(&["fmt", "--all", "--", "--check"])
+            .run()
+            .context("formatting differs: run `cargo fmt --all`")?;
         step("cargo clippy");
-        tools.cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).run()?;
+        tools
+            .cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .run()?;
     }
     step("build the Worker");
     worker::build(&tools)?;
@@ -70,8 +82,18 @@ fn test(args: &[String]) -> Result<()> {
     tools.cargo(&["test", "--workspace"]).run()?;
     step("wasm32 tests (core under wasm-bindgen-test-runner in Node)");
     tools
-        .cargo(&["test", "-p", "promptflag-core", "--target", "wasm32-unknown-unknown", "--no-default-features"])
-        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", tools.wasm_bindgen_test_runner())
+        .cargo(&[
+            "test",
+            "-p",
+            "promptflag-core",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--no-default-features",
+        ])
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            tools.wasm_bindgen_test_runner(),
+        )
         .run()?;
     let suites = tools::node_test_files(&tools.root)?;
     if !suites.is_empty() {

