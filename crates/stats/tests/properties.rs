@@ -130,8 +130,19 @@ proptest! {
     ) {
         let fixed = difference_test(&baseline, &treatment, DifferenceType::Absolute, &TestConfig::fixed(alpha)).unwrap();
         let sequential = difference_test(&baseline, &treatment, DifferenceType::Absolute, &TestConfig::sequential(alpha, tuning)).unwrap();
-        prop_assert!(sequential.ci_upper - sequential.ci_lower > fixed.ci_upper - fixed.ci_lower);
-        prop_assert!(sequential.p_value >= fixed.p_value);
+        // gbstats' fixed test uses Student's t with Welch's degrees of freedom, the sequential
+        // test a normal-based confidence sequence. With few degrees of freedom t's heavier tail
+        // can give the fixed test the larger p-value even though its interval is narrower
+        // (baseline 504/50413 against 35/101: df 100, p 1.78e-10 fixed, 1.43e-10 sequential,
+        // while the sequence is 1.55 times as wide), so each comparison holds where t is
+        // close enough to the normal.
+        let df = fixed.degrees_of_freedom.unwrap_or(f64::INFINITY);
+        if df >= 30.0 {
+            prop_assert!(sequential.ci_upper - sequential.ci_lower > fixed.ci_upper - fixed.ci_lower);
+        }
+        if df >= 1_000.0 {
+            prop_assert!(sequential.p_value >= fixed.p_value);
+        }
     }
 
     /// Scaling every weight leaves the SRM test unchanged, and its p-value is a probability.
