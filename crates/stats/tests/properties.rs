@@ -135,12 +135,13 @@ proptest! {
         // can give the fixed test the larger p-value even though its interval is narrower
         // (baseline 504/50413 against 35/101: df 100, p 1.78e-10 fixed, 1.43e-10 sequential,
         // while the sequence is 1.55 times as wide), so each comparison holds where t is
-        // close enough to the normal.
+        // close enough to the normal: many degrees of freedom, and not far out in the tails
+        // (at z = 22, p ~ 1e-100, the two tails differ by orders of magnitude even at df 1000).
         let df = fixed.degrees_of_freedom.unwrap_or(f64::INFINITY);
         if df >= 30.0 {
             prop_assert!(sequential.ci_upper - sequential.ci_lower > fixed.ci_upper - fixed.ci_lower);
         }
-        if df >= 1_000.0 {
+        if df >= 1_000.0 && fixed.p_value >= 1e-6 {
             prop_assert!(sequential.p_value >= fixed.p_value);
         }
     }
