@@ -59,22 +59,6 @@ impl Cmd {
         Ok(())
     }
 
-    pub fn output(mut self) -> Result<String> {
-        let output = self
-            .command
-            .output()
-            .with_context(|| format!("could not start `{}`", self.display))?;
-        if !output.status.success() {
-            bail!(
-                "`{}` failed ({}): {}",
-                self.display,
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
     pub fn into_inner(self) -> Command {
         self.command
     }
