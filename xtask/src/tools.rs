@@ -251,10 +251,10 @@ impl Toolchain {
             })
             .max();
         let installed = std::fs::metadata(&stamp).and_then(|m| m.modified()).ok();
-        if let (Some(installed), Some(input)) = (installed, newest_input) {
-            if installed >= input {
-                return Ok(());
-            }
+        if let (Some(installed), Some(input)) = (installed, newest_input)
+            && installed >= input
+        {
+            return Ok(());
         }
         eprintln!(
             "xtask: npm install (workspace dev tools: wrangler, miniflare, binaryen, test peers)"
