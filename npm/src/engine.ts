@@ -142,7 +142,8 @@ interface RawEvaluation {
   errorMessage?: string;
   ruleIndex?: number;
   ruleId?: string;
-  bucket?: { slot: number; lane: number | null; layer_slot?: number; in_experiment: boolean };
+  // Core serialises the bucket's own fields in snake_case; camelCase is accepted too.
+  bucket?: { slot: number; lane: number | null; layer_slot?: number; layerSlot?: number; in_experiment?: boolean; inExperiment?: boolean };
   prompt?: PromptRef;
 }
 
@@ -380,8 +381,9 @@ function toDetails(raw: RawEvaluation): EvaluationDetails {
   if (raw.ruleId !== undefined) details["ruleId"] = raw.ruleId;
   if (raw.bucket !== undefined) {
     const bucket: Record<string, unknown> = { slot: raw.bucket.slot, lane: raw.bucket.lane };
-    if (raw.bucket.layer_slot !== undefined) bucket["layerSlot"] = raw.bucket.layer_slot;
-    bucket["inExperiment"] = raw.bucket.in_experiment;
+    const layerSlot = raw.bucket.layerSlot ?? raw.bucket.layer_slot;
+    if (layerSlot !== undefined) bucket["layerSlot"] = layerSlot;
+    bucket["inExperiment"] = raw.bucket.inExperiment ?? raw.bucket.in_experiment;
     details["bucket"] = bucket;
   }
   return deepFreeze(details) as unknown as EvaluationDetails;
