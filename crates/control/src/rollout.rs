@@ -747,20 +747,6 @@ pub fn decode(
     (policy, treatment_line)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration(&Node::Str("30m".into())), Some(1800));
-        assert_eq!(parse_duration(&Node::Str("2h".into())), Some(7200));
-        assert_eq!(parse_duration(&Node::Int(45)), Some(45));
-        assert_eq!(parse_duration(&Node::Str("soon".into())), None);
-        assert_eq!(parse_duration(&Node::Str("5w".into())), None);
-    }
-}
-
 /// Reads a rollout policy from a YAML file on its own (outside a repository): `flag` names the
 /// flag when the file does not say. Every problem is returned with its line.
 pub fn read_policy_file(path: &std::path::Path, flag: &str) -> crate::error::Result<RolloutPolicy> {
@@ -795,5 +781,19 @@ pub fn read_policy_file(path: &std::path::Path, flag: &str) -> crate::error::Res
             "{file} is not a valid rollout policy:\n{}",
             problems.join("\n")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration(&Node::Str("30m".into())), Some(1800));
+        assert_eq!(parse_duration(&Node::Str("2h".into())), Some(7200));
+        assert_eq!(parse_duration(&Node::Int(45)), Some(45));
+        assert_eq!(parse_duration(&Node::Str("soon".into())), None);
+        assert_eq!(parse_duration(&Node::Str("5w".into())), None);
     }
 }

@@ -452,8 +452,11 @@ fn row(record: &CheckRecord, start_ms: i64) -> CsvRow {
     }
 }
 
+/// Prompt bodies keyed by their SHA-256.
+pub type Bodies = Vec<(String, Vec<u8>)>;
+
 /// The simulation's initial ruleset (revision 1) and the two prompt bodies it names.
-pub fn initial_ruleset() -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>)> {
+pub fn initial_ruleset() -> Result<(Vec<u8>, Bodies)> {
     let stable = b"You are a support assistant. Answer the customer's question about {{product}} politely and completely.\n".to_vec();
     let candidate = b"You are a support assistant. Answer the customer's question about {{product}} in three sentences or fewer.\n".to_vec();
     let (h1, h2) = (sha256_hex(&stable), sha256_hex(&candidate));

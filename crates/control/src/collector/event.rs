@@ -545,7 +545,7 @@ mod tests {
             decode_body(&[0xff, 0xfe], None, 10).unwrap_err().code,
             "invalid_encoding"
         );
-        let many = format!("[{}]", vec![GOOD; 3].join(","));
+        let many = format!("[{}]", [GOOD; 3].join(","));
         assert_eq!(
             decode_body(many.as_bytes(), None, 2).unwrap_err().code,
             "too_many_events"

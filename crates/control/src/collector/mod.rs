@@ -69,6 +69,9 @@ impl Default for CollectorConfig {
 
 type Reply = std::result::Result<Vec<Stored>, String>;
 
+/// The valid events of a body, their positions, and the refused ones.
+type DecodedBody = (Vec<Record>, Vec<usize>, Vec<EventError>);
+
 struct Job {
     records: Vec<Record>,
     reply: oneshot::Sender<Reply>,
@@ -311,7 +314,7 @@ impl Collector {
         &self,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> std::result::Result<(Vec<Record>, Vec<usize>, Vec<EventError>), Response> {
+    ) -> std::result::Result<DecodedBody, Box<Response>> {
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok());
@@ -319,10 +322,10 @@ impl Collector {
             event::decode_body(body, content_type, self.inner.config.max_events_per_request)
                 .map_err(|error| {
                     self.inner.metrics.request("bad");
-                    json_response(
+                    Box::new(json_response(
                         StatusCode::BAD_REQUEST,
                         &error_body(error.code, error.message),
-                    )
+                    ))
                 })?;
         let (indices, records): (Vec<usize>, Vec<Record>) = decoded.records.into_iter().unzip();
         Ok((records, indices, decoded.errors))
@@ -367,7 +370,7 @@ async fn post_events(
     };
     let (records, indices, errors) = match collector.handle_body(&headers, &body) {
         Ok(parts) => parts,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     metrics.rejected(errors.len() as u64);
     if records.is_empty() {

@@ -1248,17 +1248,7 @@ impl Controller {
             })?;
         }
         self.fire(CrashPoint::AfterAudit)?;
-        let now = self.clock.now_ms();
-        state.status = intent.after.status;
-        state.stage = intent.after.stage;
-        state.weights = intent.after.weights.clone();
-        state.reason = intent.after.reason.clone();
-        state.revision = Some(intent.target_revision);
-        if intent.after.restart_stage {
-            state.stage_started_ms = now;
-        }
-        state.pending = None;
-        save_state(&self.state_db, state, now)?;
+        // Wait for the Worker first, so the new stage's window starts when it is really served.
         let served_ms = match &self.config.serve_url {
             Some(url) => ops::wait_until_served(
                 &self.http,
@@ -1271,6 +1261,17 @@ impl Controller {
             .ok(),
             None => None,
         };
+        let now = self.clock.now_ms();
+        state.status = intent.after.status;
+        state.stage = intent.after.stage;
+        state.weights = intent.after.weights.clone();
+        state.reason = intent.after.reason.clone();
+        state.revision = Some(intent.target_revision);
+        if intent.after.restart_stage {
+            state.stage_started_ms = now;
+        }
+        state.pending = None;
+        save_state(&self.state_db, state, now)?;
         let alert = if matches!(intent.decision, Decision::Rollback) {
             self.alert(state, &intent, served_ms)
         } else {

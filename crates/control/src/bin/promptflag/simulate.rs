@@ -154,9 +154,8 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         worker_run = Some(result);
     }
     let mut runs = Vec::new();
-    let in_process = if args.no_worker {
-        args.runs
-    } else if args.runs > 1 {
+    // With the Worker, one run goes through it and --runs N > 1 adds N in-process runs.
+    let in_process = if args.no_worker || args.runs > 1 {
         args.runs
     } else {
         0
