@@ -4,13 +4,15 @@
 //! - `build`: `worker-build --profile wasm-release` in `worker/` (the root manifest's small,
 //!   abort-on-panic profile; wasm-opt settings in `worker/Cargo.toml`'s wasm-pack metadata),
 //!   skipped when `worker/build/` is newer than every input.
-//! - `dev`: build, seed local KV under `target/dev/wrangler-state` with the fixture ruleset and
-//!   prompt bodies (once; `--reseed` starts over), start `wrangler dev` on 127.0.0.1, print
-//!   requests that work, and run until Ctrl-C.
+//! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
+//!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
+//!   collector (`promptflag serve --control`) as its exposure sink, publish the example prompt
+//!   repository (`examples/prompts-repo`) with `promptflag publish`, print requests that work,
+//!   and run until Ctrl-C.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,8 +24,6 @@ use crate::tools::Toolchain;
 const PROFILE: &str = "wasm-release";
 /// The admin token `cargo xtask dev` gives the local Worker.
 const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
-/// The KV binding in `wrangler.toml`.
-const KV_BINDING: &str = "PROMPTFLAG_KV";
 
 /// Builds `worker/build/` with worker-build, unless it is already newer than its inputs.
 pub fn build(tools: &Toolchain) -> Result<()> {
@@ -127,8 +127,9 @@ fn newest_in(dir: &Path) -> Result<SystemTime> {
     Ok(newest)
 }
 
-/// The main job: build, seed local KV, start `wrangler dev` on 127.0.0.1 and print requests that
-/// work. Runs until Ctrl-C (which reaches wrangler too: it shares the terminal's process group).
+/// The main job: the Worker on local workerd plus the companion, with the example repository
+/// published. Runs until Ctrl-C (which reaches wrangler and the companion too: they share the
+/// terminal's process group).
 pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     let mut port: u16 = 8787;
     let mut reseed = false;
@@ -148,13 +149,28 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         }
     }
     build(tools)?;
-    let state = tools.root.join("target").join("dev").join("wrangler-state");
-    seed(tools, &state, reseed)?;
+    tools
+        .cargo(&["build", "-p", "promptflag-control", "--bin", "promptflag"])
+        .run()
+        .context("building the companion")?;
+    let promptflag = tools.root.join("target/debug/promptflag");
+    let dev_dir = tools.root.join("target").join("dev");
+    let state = dev_dir.join("wrangler-state");
+    if reseed && dev_dir.exists() {
+        std::fs::remove_dir_all(&dev_dir)
+            .with_context(|| format!("removing {}", dev_dir.display()))?;
+    }
+    std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+    let repo = tools.root.join("examples").join("prompts-repo");
+    let audit_db = dev_dir.join("audit.sqlite3");
+    let telemetry_db = dev_dir.join("telemetry.sqlite3");
+    let collector_port = port + 1;
+    let base = format!("http://127.0.0.1:{port}");
+    let collector = format!("http://127.0.0.1:{collector_port}");
 
     let wrangler = tools.node_modules_bin("wrangler");
     let port_text = port.to_string();
     let state_text = state.to_string_lossy().into_owned();
-    let admin_var = format!("ADMIN_TOKEN:{DEV_ADMIN_TOKEN}");
     let mut command = tools
         .command(
             &wrangler,
@@ -170,61 +186,81 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             ],
         )
         .arg("--var")
-        .arg(&admin_var)
+        .arg(format!("ADMIN_TOKEN:{DEV_ADMIN_TOKEN}"))
+        .arg("--var")
+        .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
+        .arg("--var")
+        .arg("CACHE_TTL_MS:1000")
         .into_inner();
     command.stdin(Stdio::null());
     eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:…"
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:… --var EXPOSURE_SINK_URL:{collector}/v1/events"
     );
-    let mut child = command
+    let mut wrangler_child = command
         .spawn()
         .with_context(|| format!("starting {}", wrangler.display()))?;
-    let base = format!("http://127.0.0.1:{port}");
-    match wait_until_serving(&mut child, port, Duration::from_secs(180)) {
-        Ok(()) => print_examples(&base, &tools.root),
+    if let Err(error) = wait_until_serving(&mut wrangler_child, port, Duration::from_secs(180)) {
+        stop(&mut wrangler_child);
+        return Err(error);
+    }
+
+    // The companion: collector and control loop, writing through the Worker's admin API.
+    let mut companion = match std::process::Command::new(&promptflag)
+        .arg("serve")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{collector_port}"))
+        .arg("--db")
+        .arg(&telemetry_db)
+        .arg("--audit-db")
+        .arg(&audit_db)
+        .args([
+            "--control",
+            "--worker",
+            &base,
+            "--admin-token",
+            DEV_ADMIN_TOKEN,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
         Err(error) => {
-            stop(&mut child);
-            return Err(error);
+            stop(&mut wrangler_child);
+            return Err(error).context("starting promptflag serve");
+        }
+    };
+
+    // The example repository, published to the local Worker.
+    let published = std::process::Command::new(&promptflag)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--audit-db")
+        .arg(&audit_db)
+        .args([
+            "publish",
+            "--env",
+            "dev",
+            "--worker",
+            &base,
+            "--admin-token",
+            DEV_ADMIN_TOKEN,
+            "--reason",
+            "cargo xtask dev",
+        ])
+        .status();
+    match published {
+        Ok(status) if status.success() => print_examples(&base, &collector),
+        outcome => {
+            stop(&mut companion);
+            stop(&mut wrangler_child);
+            bail!("publishing examples/prompts-repo to the local Worker failed ({outcome:?})");
         }
     }
-    let status = child.wait().context("waiting for wrangler")?;
+    let status = wrangler_child.wait().context("waiting for wrangler")?;
     eprintln!("xtask: wrangler dev exited ({status})");
-    Ok(())
-}
-
-/// Writes the fixture ruleset and bodies into local KV with one `wrangler kv bulk put`, unless an
-/// earlier run did (so revisions published while developing survive a restart).
-fn seed(tools: &Toolchain, state: &Path, reseed: bool) -> Result<()> {
-    let marker = state.join(".promptflag-seeded");
-    if reseed && state.exists() {
-        std::fs::remove_dir_all(state).with_context(|| format!("removing {}", state.display()))?;
-    }
-    if marker.exists() {
-        eprintln!(
-            "xtask: local KV already seeded ({}); `--reseed` starts over",
-            state.display()
-        );
-        return Ok(());
-    }
-    std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
-    let bulk: PathBuf = tools.root.join("target").join("dev").join("seed.json");
-    let script = tools.root.join("worker").join("dev").join("seed-kv.mjs");
-    tools
-        .node(&[&script.to_string_lossy(), &bulk.to_string_lossy(), "dev"])
-        .run()
-        .context("writing the seed file")?;
-    tools
-        .command(tools.node_modules_bin("wrangler"), &["kv", "bulk", "put"])
-        .arg(&bulk)
-        .arg("--binding")
-        .arg(KV_BINDING)
-        .arg("--local")
-        .arg("--persist-to")
-        .arg(state)
-        .run()
-        .context("seeding local KV")?;
-    std::fs::write(&marker, "seeded from worker/tests/fixtures\n")
-        .with_context(|| format!("writing {}", marker.display()))?;
+    stop(&mut companion);
     Ok(())
 }
 
@@ -269,16 +305,18 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn print_examples(base: &str, root: &Path) {
-    let hash = std::fs::read_to_string(root.join("worker/tests/fixtures/ruleset.json"))
-        .ok()
+fn print_examples(base: &str, collector: &str) {
+    let hash = fetch_ruleset_text(base)
         .and_then(|text| first_sha256(&text))
         .unwrap_or_else(|| "<sha256>".into());
     let json = "-H 'content-type: application/json'";
     let admin = format!("-H 'authorization: Bearer {DEV_ADMIN_TOKEN}'");
+    let companion = "cargo run -q -p promptflag-control -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
+    let worker = format!("--worker {base} --admin-token {DEV_ADMIN_TOKEN}");
     println!(
         "
-promptflag Worker on {base} (local workerd, local KV seeded from worker/tests/fixtures)
+promptflag on {base} (the Worker on local workerd, local KV holding examples/prompts-repo)
+and the companion's collector and control loop on {collector}
 
   # health, and the live ruleset
   curl -s {base}/healthz
@@ -290,17 +328,38 @@ promptflag Worker on {base} (local workerd, local KV seeded from worker/tests/fi
   curl -s {base}/v1/prompts/{hash}
 
   # OFREP: one flag, then every flag
-  curl -s -X POST {base}/ofrep/v1/evaluate/flags/new_checkout {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"country\": \"IE\"}}}}'
-  curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
+  curl -s -X POST {base}/ofrep/v1/evaluate/flags/support_prompt {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
+  curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
 
-  # admin (token {DEV_ADMIN_TOKEN}): status, publish a revision, roll back
+  # the companion: why a user gets a variant, the kill switch, a rollback, the history
+  {companion} eval support_prompt --env dev --context '{{\"targetingKey\": \"user-42\"}}'
+  {companion} kill support_prompt --env dev {worker} --reason 'trying the kill switch'
+  {companion} rollback --env dev {worker}
+  {companion} history --env dev {worker}
+  {companion} audit verify
+
+  # admin API (token {DEV_ADMIN_TOKEN}) and the collector's metrics (exposures arrive there)
   curl -s {admin} {base}/admin/v1/rulesets/dev
-  sed 's/\"revision\": 1,/\"revision\": 2,/' worker/tests/fixtures/ruleset.json | curl -s -X PUT {admin} --data-binary @- {base}/admin/v1/rulesets/dev
-  curl -s -X POST {admin} -d '{{}}' {base}/admin/v1/rulesets/dev/rollback
+  curl -s {collector}/metrics
 
 Ctrl-C stops it.
 "
     );
+}
+
+/// The live ruleset's text, from a plain HTTP/1.1 GET.
+fn fetch_ruleset_text(base: &str) -> Option<String> {
+    let address = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /v1/ruleset HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// The first run of 64 lowercase hex digits in `text` (a prompt hash of the fixture ruleset).
