@@ -14,8 +14,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn event(id: &str) -> String {
@@ -38,14 +38,25 @@ fn run(synchronous: &str, batch: usize, clients: usize, total: usize) -> Result 
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_promptflag"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--synchronous", synchronous, "--queue-capacity", "1024", "--db"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--synchronous",
+            synchronous,
+            "--queue-capacity",
+            "1024",
+            "--db",
+        ])
         .arg(dir.join("telemetry.sqlite3"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     let url = format!("{}/v1/events", value["url"].as_str().unwrap());
 
@@ -54,7 +65,9 @@ fn run(synchronous: &str, batch: usize, clients: usize, total: usize) -> Result 
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..batches)
             .map(|b| {
-                let events: Vec<String> = (0..batch).map(|i| event(&format!("{synchronous}-{b}-{i}"))).collect();
+                let events: Vec<String> = (0..batch)
+                    .map(|i| event(&format!("{synchronous}-{b}-{i}")))
+                    .collect();
                 format!("[{}]", events.join(",")).into_bytes()
             })
             .collect(),
@@ -133,9 +146,20 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if smoke { 2_000 } else { 500_000 });
-    println!("collector ingestion, durable acknowledgements, {total} events per row, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    println!("{:<10} {:>6} {:>8} {:>12} {:>10} {:>10}", "sync", "batch", "clients", "events/s", "p50 ms", "p99 ms");
-    for (synchronous, batch, clients) in [("full", 1000, 4), ("full", 100, 8), ("normal", 1000, 4), ("full", 5000, 4)] {
+    println!(
+        "collector ingestion, durable acknowledgements, {total} events per row, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<10} {:>6} {:>8} {:>12} {:>10} {:>10}",
+        "sync", "batch", "clients", "events/s", "p50 ms", "p99 ms"
+    );
+    for (synchronous, batch, clients) in [
+        ("full", 1000, 4),
+        ("full", 100, 8),
+        ("normal", 1000, 4),
+        ("full", 5000, 4),
+    ] {
         let result = run(synchronous, batch, clients, total.max(batch));
         println!(
             "{:<10} {:>6} {:>8} {:>12.0} {:>10.1} {:>10.1}",

@@ -168,7 +168,8 @@ pub fn observe(rng: &mut Xoshiro256StarStar, profile: &Profile) -> Observation {
     let latency = profile.latency_median_ms * (profile.latency_sigma * standard_normal(rng)).exp();
     let ttft = latency * 0.25 * (0.2 * standard_normal(rng)).exp();
     let input = (300.0 + 30.0 * standard_normal(rng)).max(1.0).round();
-    let output = (profile.output_tokens + profile.output_tokens * 0.25 * standard_normal(rng))
+    // Output length is long-tailed (log-normal, CV ≈ 0.55), which makes cost noisy per call.
+    let output = (profile.output_tokens * (0.5 * standard_normal(rng) - 0.125).exp())
         .max(1.0)
         .round();
     // $2.50 per million input tokens, $10 per million output tokens, for the baseline's shape.
