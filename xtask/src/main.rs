@@ -51,7 +51,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   dev            build the Worker and run it on local workerd with seeded local KV
   build-worker   build the Worker with worker-build
   build-npm      build the npm package from the Wasm bindings
-  bench          run the benchmarks";
+  bench [WHICH]  run the benchmarks: core, client, npm, worker, collector or all";
 
 fn test(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--no-lint");
@@ -108,13 +108,54 @@ fn test(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench [core|client|npm|worker|all]`: the benchmarks, each side by side with
+/// the peers its issue names (see docs/benchmarks.md). `all` (the default) runs every one.
 fn bench(args: &[String]) -> Result<()> {
-    let tools = Toolchain::setup()?;
-    let mut command = tools.cargo(&["bench", "-p", "promptflag-core", "--bench", "evaluate"]);
-    for arg in args {
-        command = command.arg(arg);
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let all = which == "all";
+    if !all && !matches!(which, "core" | "client" | "npm" | "worker" | "collector") {
+        bail!("unknown benchmark {which:?}: use core, client, npm, worker, collector or all");
     }
-    command.run()
+    let tools = Toolchain::setup()?;
+    if all || which == "core" {
+        step("core evaluation vs unleash-yggdrasil (criterion)");
+        tools
+            .cargo(&["bench", "-p", "promptflag-core", "--bench", "evaluate"])
+            .run()?;
+    }
+    if all || which == "client" {
+        step(
+            "native client read path vs raw core, while the ruleset swaps every 10 ms (criterion)",
+        );
+        tools
+            .cargo(&["bench", "-p", "promptflag-client", "--bench", "read_path"])
+            .run()?;
+    }
+    if all || which == "npm" {
+        step("npm package vs GrowthBook, flagd-core and unleash-client (Node)");
+        npm::build(&tools)?;
+        tools
+            .node(&["--expose-gc", "benches/npm/bench.mjs"])
+            .run()?;
+    }
+    if all || which == "worker" {
+        step("Worker size and load vs a GrowthBook Worker on one workerd");
+        worker::build(&tools)?;
+        tools.node(&["benches/worker/run.mjs"]).run()?;
+    }
+    if all || which == "collector" {
+        step("collector ingestion with durable acknowledgements");
+        tools
+            .cargo(&[
+                "bench",
+                "-p",
+                "promptflag-control",
+                "--bench",
+                "collector_ingest",
+            ])
+            .run()?;
+    }
+    Ok(())
 }
 
 fn step(title: &str) {
