@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use promptflag_core::bucket::{lane_of_slot, slot};
 use promptflag_core::{Context, Reason, Ruleset};
 use unleash_yggdrasil::state::EnrichedContext;
@@ -419,6 +419,7 @@ fn single_flag_shapes(c: &mut Criterion) {
         check_yggdrasil(&engine, flag_key, shape, &users, &yggdrasil_enriched);
 
         let mut group = c.benchmark_group(group);
+        group.sampling_mode(SamplingMode::Flat);
         group.bench_function("promptflag", |b| {
             let mut next = 0usize;
             b.iter(|| {
@@ -494,6 +495,7 @@ fn bulk(c: &mut Criterion) {
     }
 
     let mut group = c.benchmark_group("eval/bulk50");
+    group.sampling_mode(SamplingMode::Flat);
     group.bench_function("promptflag", |b| {
         let mut next = 0usize;
         b.iter(|| {
@@ -514,10 +516,14 @@ fn bulk(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    // Shorter than criterion's defaults so the whole run takes about two minutes.
+    // Many short samples of equal length: on a machine shared with other work, a sample that
+    // the scheduler interrupts is an outlier, and the median of many short samples stays with
+    // the uninterrupted ones. Shorter than criterion's defaults, so the run takes two minutes.
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(400)
+        .nresamples(20_000)
 }
 
 criterion_group! {

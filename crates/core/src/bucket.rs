@@ -12,6 +12,9 @@ pub const LAYER_SEED_PREFIX: &str = "layer:";
 // Seeds and units up to this many bytes are hashed from a stack buffer; longer ones allocate.
 const STACK_KEY_BYTES: usize = 256;
 
+// Most keys (a flag key and a user id) fit this smaller buffer, which costs less to clear.
+const SMALL_KEY_BYTES: usize = 64;
+
 /// `xxh3_64` of `seed + "/" + unit`.
 pub fn bucket_hash(seed: &str, unit: &str) -> u64 {
     hash_prefixed(seed.as_bytes(), Some(b'/'), unit.as_bytes())
@@ -35,16 +38,11 @@ pub(crate) fn slot_with_prefix(prefix_with_separator: &[u8], unit: &str) -> u32 
 }
 
 fn hash_prefixed(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
-    let separator_len = usize::from(separator.is_some());
-    let total = prefix.len() + separator_len + unit.len();
-    if total <= STACK_KEY_BYTES {
-        let mut buffer = [0u8; STACK_KEY_BYTES];
-        buffer[..prefix.len()].copy_from_slice(prefix);
-        if let Some(byte) = separator {
-            buffer[prefix.len()] = byte;
-        }
-        buffer[prefix.len() + separator_len..total].copy_from_slice(unit);
-        xxh3_64(&buffer[..total])
+    let total = prefix.len() + usize::from(separator.is_some()) + unit.len();
+    if total <= SMALL_KEY_BYTES {
+        hash_on_stack::<SMALL_KEY_BYTES>(prefix, separator, unit)
+    } else if total <= STACK_KEY_BYTES {
+        hash_on_stack::<STACK_KEY_BYTES>(prefix, separator, unit)
     } else {
         let mut key = alloc::vec::Vec::with_capacity(total);
         key.extend_from_slice(prefix);
@@ -52,6 +50,19 @@ fn hash_prefixed(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
         key.extend_from_slice(unit);
         xxh3_64(&key)
     }
+}
+
+/// Hashes the concatenation in an `N`-byte stack buffer; the caller checks that it fits.
+fn hash_on_stack<const N: usize>(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
+    let mut buffer = [0u8; N];
+    buffer[..prefix.len()].copy_from_slice(prefix);
+    let mut end = prefix.len();
+    if let Some(byte) = separator {
+        buffer[end] = byte;
+        end += 1;
+    }
+    buffer[end..end + unit.len()].copy_from_slice(unit);
+    xxh3_64(&buffer[..end + unit.len()])
 }
 
 /// Which lane a slot falls in: `Some(i)` for treatment `i`, `None` for the baseline.

@@ -19,8 +19,8 @@ use crate::model::{
     RawSplit, SCHEMA_VERSION,
 };
 use crate::ruleset::{
-    Condition, Flag, LayerSpan, NumberTest, PromptMeta, Rule, Ruleset, Segment, Serve, Split,
-    StringTest, Test, Variant,
+    Condition, Flag, FlagIndex, LayerSpan, NumberTest, PromptMeta, Rule, Ruleset, Segment, Serve,
+    Split, StringTest, Test, Variant,
 };
 
 /// Size limits a ruleset must respect, so one bad publish cannot exhaust an edge isolate.
@@ -360,6 +360,7 @@ impl Compiler {
             source: raw.source.clone(),
             prompts,
             segments,
+            flag_index: FlagIndex::new(&flags),
             flags,
         }
     }

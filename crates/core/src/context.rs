@@ -80,12 +80,18 @@ impl core::fmt::Display for ContextError {
 #[cfg(feature = "std")]
 impl std::error::Error for ContextError {}
 
+/// Up to this many attributes, [`Context::get`] scans instead of searching.
+const LINEAR_LOOKUP_MAX: usize = 16;
+
 /// The attributes of one evaluation, sorted by name for binary search. Build it once and reuse
 /// it for every flag of a request (that is the fast path: nothing is re-parsed per flag).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     attributes: Vec<(String, AttributeValue)>,
     now_millis: Option<i64>,
+    /// Whether any attribute is [`AttributeValue::Unsupported`], kept exact by every change,
+    /// so evaluation can skip looking up an attribute only to rule that out.
+    has_unsupported: bool,
 }
 
 impl Context {
@@ -107,6 +113,10 @@ impl Context {
         }
         // serde_json's map is sorted already; sorting again keeps this independent of its features.
         context.attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        context.has_unsupported = context
+            .attributes
+            .iter()
+            .any(|(_, value)| *value == AttributeValue::Unsupported);
         Ok(context)
     }
 
@@ -126,6 +136,10 @@ impl Context {
             Ok(index) => self.attributes[index].1 = value,
             Err(index) => self.attributes.insert(index, (String::from(name), value)),
         }
+        self.has_unsupported = self
+            .attributes
+            .iter()
+            .any(|(_, value)| *value == AttributeValue::Unsupported);
         self
     }
 
@@ -158,10 +172,25 @@ impl Context {
 
     /// The attribute named `name`.
     pub fn get(&self, name: &str) -> Option<&AttributeValue> {
+        // Contexts are small, and names differ mostly in length: a scan that compares lengths
+        // before bytes touches the bytes of about one name, where a binary search compares the
+        // bytes of several. Large contexts keep the binary search.
+        if self.attributes.len() <= LINEAR_LOOKUP_MAX {
+            return self
+                .attributes
+                .iter()
+                .find(|(key, _)| crate::ruleset::keys_equal(key, name))
+                .map(|(_, value)| value);
+        }
         self.attributes
-            .binary_search_by(|(key, _)| key.as_str().cmp(name))
+            .binary_search_by(|(key, _)| crate::ruleset::compare_keys(key, name))
             .ok()
             .map(|index| &self.attributes[index].1)
+    }
+
+    /// Whether some attribute is an array or an object.
+    pub(crate) fn has_unsupported(&self) -> bool {
+        self.has_unsupported
     }
 
     /// Iterates over the attributes in name order.

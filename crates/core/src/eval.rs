@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::bucket::{lane_of_slot, slot_with_prefix};
 use crate::context::{AttributeValue, CURRENT_TIME, Context};
-use crate::literal::{Semver, parse_number, parse_rfc3339_millis};
+use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
 use crate::ruleset::{
     Condition, Flag, NumberTest, PromptMeta, Ruleset, Segment, Serve, Split, StringTest, Test,
+    bytes_equal, compare_keys, keys_equal,
 };
 
 /// Why a value was served (OpenFeature's resolution reasons).
@@ -166,6 +167,71 @@ const MISSING_UNIT: &str = "the split's bucketing attribute is missing from the 
 const BAD_UNIT: &str = "the bucketing attribute must be a string or an integer";
 const BAD_ATTRIBUTE: &str = "a rule reads an attribute that is an array or an object";
 
+/// Why evaluation could not decide, as one byte: the hot path passes this around, and
+/// [`Fault::failure`] gives the code and message served.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    MissingUnit,
+    BadUnit,
+    BadAttribute,
+}
+
+impl Fault {
+    fn failure(self) -> Failure {
+        match self {
+            Fault::MissingUnit => (ErrorCode::TargetingKeyMissing, MISSING_UNIT),
+            Fault::BadUnit => (ErrorCode::InvalidContext, BAD_UNIT),
+            Fault::BadAttribute => (ErrorCode::InvalidContext, BAD_ATTRIBUTE),
+        }
+    }
+}
+
+/// What a flag serves: the variant, why, and how it was reached.
+struct Decision {
+    variant: usize,
+    reason: Reason,
+    /// The index of the rule that matched.
+    rule: Option<usize>,
+    bucket: Option<Bucket>,
+}
+
+impl Decision {
+    fn of(variant: usize, reason: Reason) -> Decision {
+        Decision {
+            variant,
+            reason,
+            rule: None,
+            bucket: None,
+        }
+    }
+}
+
+/// Decides what a serve gives: its variant, or the split's assignment of the unit.
+fn decide_serve(
+    serve: &Serve,
+    baseline: usize,
+    context: &Context,
+    reason: Reason,
+) -> Result<Decision, Fault> {
+    match serve {
+        Serve::Variant(variant) => Ok(Decision::of(*variant, reason)),
+        Serve::Split(split) => {
+            let (variant, bucket) = assign(split, baseline, context)?;
+            let reason = if bucket.in_experiment {
+                Reason::Split
+            } else {
+                Reason::Default
+            };
+            Ok(Decision {
+                variant,
+                reason,
+                rule: None,
+                bucket: Some(bucket),
+            })
+        }
+    }
+}
+
 impl Ruleset {
     /// Evaluates one flag for a context.
     pub fn evaluate<'r>(&'r self, flag_key: &str, context: &Context) -> Evaluation<'r> {
@@ -218,23 +284,32 @@ impl Ruleset {
     }
 
     fn evaluate_flag<'r>(&'r self, flag: &'r Flag, context: &Context) -> Evaluation<'r> {
+        match self.decide(flag, context) {
+            Ok(decision) => {
+                let mut evaluation = served(flag, self, decision.variant, decision.reason);
+                if let Some(index) = decision.rule {
+                    evaluation.rule_index = Some(index as u32);
+                    evaluation.rule_id = flag.rules.get(index).and_then(|rule| rule.id.as_deref());
+                }
+                evaluation.bucket = decision.bucket;
+                evaluation
+            }
+            Err(fault) => error(flag, self, fault.failure()),
+        }
+    }
+
+    /// Decides what the flag serves. The evaluation is built once, from the decision, rather
+    /// than along the way and copied out of every call.
+    fn decide(&self, flag: &Flag, context: &Context) -> Result<Decision, Fault> {
         if !flag.enabled {
-            return served(flag, self, flag.baseline, Reason::Disabled);
+            return Ok(Decision::of(flag.baseline, Reason::Disabled));
         }
         for (index, rule) in flag.rules.iter().enumerate() {
-            match self.all_hold(&rule.conditions, context) {
-                Ok(true) => {
-                    let mut evaluation =
-                        match self.serve(flag, &rule.serve, context, Reason::TargetingMatch) {
-                            Ok(evaluation) => evaluation,
-                            Err(failure) => return error(flag, self, failure),
-                        };
-                    evaluation.rule_index = Some(index as u32);
-                    evaluation.rule_id = rule.id.as_deref();
-                    return evaluation;
-                }
-                Ok(false) => {}
-                Err(failure) => return error(flag, self, failure),
+            if self.all_hold(&rule.conditions, context)? {
+                let mut decision =
+                    decide_serve(&rule.serve, flag.baseline, context, Reason::TargetingMatch)?;
+                decision.rule = Some(index);
+                return Ok(decision);
             }
         }
         let reason = if flag.rules.is_empty() {
@@ -242,34 +317,10 @@ impl Ruleset {
         } else {
             Reason::Default
         };
-        self.serve(flag, &flag.default, context, reason)
-            .unwrap_or_else(|failure| error(flag, self, failure))
+        decide_serve(&flag.default, flag.baseline, context, reason)
     }
 
-    fn serve<'r>(
-        &'r self,
-        flag: &'r Flag,
-        serve: &'r Serve,
-        context: &Context,
-        reason: Reason,
-    ) -> Result<Evaluation<'r>, Failure> {
-        match serve {
-            Serve::Variant(variant) => Ok(served(flag, self, *variant, reason)),
-            Serve::Split(split) => {
-                let (variant, bucket) = assign(split, flag.baseline, context)?;
-                let reason = if bucket.in_experiment {
-                    Reason::Split
-                } else {
-                    Reason::Default
-                };
-                let mut evaluation = served(flag, self, variant, reason);
-                evaluation.bucket = Some(bucket);
-                Ok(evaluation)
-            }
-        }
-    }
-
-    fn all_hold(&self, conditions: &[Condition], context: &Context) -> Result<bool, Failure> {
+    fn all_hold(&self, conditions: &[Condition], context: &Context) -> Result<bool, Fault> {
         for condition in conditions {
             if !self.holds(condition, context)? {
                 return Ok(false);
@@ -278,7 +329,7 @@ impl Ruleset {
         Ok(true)
     }
 
-    fn holds(&self, condition: &Condition, context: &Context) -> Result<bool, Failure> {
+    fn holds(&self, condition: &Condition, context: &Context) -> Result<bool, Fault> {
         let result = match &condition.test {
             Test::InSegment(targets) => {
                 let mut any = false;
@@ -293,7 +344,7 @@ impl Ruleset {
             test => {
                 let attribute = context.get(&condition.attribute);
                 if matches!(attribute, Some(AttributeValue::Unsupported)) {
-                    return Err((ErrorCode::InvalidContext, BAD_ATTRIBUTE));
+                    return Err(Fault::BadAttribute);
                 }
                 test_attribute(test, &condition.attribute, attribute, context)
             }
@@ -301,13 +352,28 @@ impl Ruleset {
         Ok(result != condition.negate)
     }
 
-    fn in_segment(&self, segment: &Segment, context: &Context) -> Result<bool, Failure> {
-        let unit = match context.get(&segment.match_by) {
-            Some(AttributeValue::Unsupported) => {
-                return Err((ErrorCode::InvalidContext, BAD_ATTRIBUTE));
+    fn in_segment(&self, segment: &Segment, context: &Context) -> Result<bool, Fault> {
+        let unit = if segment.excluded.is_empty() && segment.included.is_empty() {
+            // A segment of conditions only has no lists to look the unit up in; the unit still
+            // makes it an error when unusable, and only a context holding an array or an
+            // object can have such a unit.
+            if context.has_unsupported()
+                && matches!(
+                    context.get(&segment.match_by),
+                    Some(AttributeValue::Unsupported)
+                )
+            {
+                return Err(Fault::BadAttribute);
             }
-            Some(value) => value.as_text(),
-            None => None,
+            None
+        } else {
+            match context.get(&segment.match_by) {
+                Some(AttributeValue::Unsupported) => {
+                    return Err(Fault::BadAttribute);
+                }
+                Some(value) => value.as_text(),
+                None => None,
+            }
         };
         if let Some(unit) = unit {
             if contains_sorted(&segment.excluded, &unit) {
@@ -324,14 +390,102 @@ impl Ruleset {
     }
 }
 
-fn contains_sorted(list: &[String], item: &str) -> bool {
-    !list.is_empty()
-        && list
-            .binary_search_by(|probe| probe.as_str().cmp(item))
-            .is_ok()
+/// The common case of a numeric attribute sent as text, a plain run of decimal digits, read
+/// without the general float parser. Up to 15 digits the integer is exactly representable, so
+/// the `f64` is the one [`parse_number`] would return; anything else is left to it.
+fn parse_integer_exactly(text: &str) -> Option<f64> {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        bytes => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(byte - b'0');
+    }
+    let value = value as f64;
+    Some(if negative { -value } else { value })
 }
 
+fn contains_sorted(list: &[String], item: &str) -> bool {
+    // Short lists (a handful of countries or plans) are scanned: most entries are ruled out by
+    // their length alone, and no comparison depends on the order of the bytes.
+    if list.len() <= 8 {
+        return list.iter().any(|value| keys_equal(value, item));
+    }
+    list.binary_search_by(|probe| compare_keys(probe, item))
+        .is_ok()
+}
+
+// The common cases (a string attribute; the usual operators) are kept small and inline; the
+// rest lives in functions of its own, so the loop over conditions stays tight.
 fn test_attribute(
+    test: &Test,
+    name: &str,
+    attribute: Option<&AttributeValue>,
+    context: &Context,
+) -> bool {
+    match (test, attribute) {
+        (Test::In(values), Some(AttributeValue::String(text))) => contains_sorted(values, text),
+        (
+            Test::Str {
+                test,
+                values,
+                case_insensitive: false,
+            },
+            Some(AttributeValue::String(text)),
+        ) => string_test(*test, values, text),
+        (Test::Number { test, value }, Some(AttributeValue::String(text))) => {
+            match parse_integer_exactly(text) {
+                Some(number) => number_test(*test, number, *value),
+                None => parse_number(text).is_some_and(|number| number_test(*test, number, *value)),
+            }
+        }
+        (Test::Semver(ordering, version), Some(AttributeValue::String(text))) => {
+            version.compare_text(text) == Some(*ordering)
+        }
+        _ => test_attribute_otherwise(test, name, attribute, context),
+    }
+}
+
+fn string_test(test: StringTest, values: &[String], text: &str) -> bool {
+    let bytes = text.as_bytes();
+    values.iter().any(|value| {
+        let value_bytes = value.as_bytes();
+        // Prefixes and suffixes are compared as bytes without a call into `memcmp`.
+        match test {
+            StringTest::StartsWith => {
+                bytes.len() >= value_bytes.len()
+                    && bytes_equal(&bytes[..value_bytes.len()], value_bytes)
+            }
+            StringTest::EndsWith => {
+                bytes.len() >= value_bytes.len()
+                    && bytes_equal(&bytes[bytes.len() - value_bytes.len()..], value_bytes)
+            }
+            StringTest::Contains => text.contains(value.as_str()),
+        }
+    })
+}
+
+fn number_test(test: NumberTest, number: f64, value: f64) -> bool {
+    match test {
+        NumberTest::Eq => number == value,
+        NumberTest::Gt => number > value,
+        NumberTest::Gte => number >= value,
+        NumberTest::Lt => number < value,
+        NumberTest::Lte => number <= value,
+    }
+}
+
+/// Every other combination of operator and attribute: numbers and booleans read as text,
+/// case-insensitive strings, dates, missing attributes.
+#[inline(never)]
+fn test_attribute_otherwise(
     test: &Test,
     name: &str,
     attribute: Option<&AttributeValue>,
@@ -349,16 +503,11 @@ fn test_attribute(
             let Some(text) = attribute.and_then(AttributeValue::as_text) else {
                 return false;
             };
-            let text: Cow<'_, str> = if *case_insensitive {
-                Cow::Owned(text.to_lowercase())
+            if *case_insensitive {
+                string_test(*test, values, &text.to_lowercase())
             } else {
-                text
-            };
-            values.iter().any(|value| match test {
-                StringTest::Contains => text.contains(value.as_str()),
-                StringTest::StartsWith => text.starts_with(value.as_str()),
-                StringTest::EndsWith => text.ends_with(value.as_str()),
-            })
+                string_test(*test, values, &text)
+            }
         }
         Test::Number { test, value } => {
             let number = match attribute {
@@ -370,13 +519,7 @@ fn test_attribute(
                 },
                 _ => return false,
             };
-            match test {
-                NumberTest::Eq => number == *value,
-                NumberTest::Gt => number > *value,
-                NumberTest::Gte => number >= *value,
-                NumberTest::Lt => number < *value,
-                NumberTest::Lte => number <= *value,
-            }
+            number_test(*test, number, *value)
         }
         Test::DateAfter(limit) | Test::DateBefore(limit) => {
             let moment = match attribute {
@@ -392,28 +535,24 @@ fn test_attribute(
             }
         }
         Test::Semver(ordering, version) => match attribute {
-            Some(AttributeValue::String(text)) => {
-                Semver::parse(text).is_some_and(|parsed| parsed.cmp(version) == *ordering)
-            }
+            Some(AttributeValue::String(text)) => version.compare_text(text) == Some(*ordering),
             _ => false,
         },
         Test::InSegment(_) => false,
     }
 }
 
-fn unit_text(context: &Context, attribute: &str) -> Result<Cow<'static, str>, Failure> {
+fn unit_text(context: &Context, attribute: &str) -> Result<Cow<'static, str>, Fault> {
     match context.get(attribute) {
         Some(AttributeValue::String(text)) if !text.is_empty() => Ok(Cow::Owned(text.clone())),
         Some(AttributeValue::Integer(integer)) => Ok(Cow::Owned(alloc::format!("{integer}"))),
-        Some(AttributeValue::String(_)) | None => {
-            Err((ErrorCode::TargetingKeyMissing, MISSING_UNIT))
-        }
-        Some(_) => Err((ErrorCode::InvalidContext, BAD_UNIT)),
+        Some(AttributeValue::String(_)) | None => Err(Fault::MissingUnit),
+        Some(_) => Err(Fault::BadUnit),
     }
 }
 
 /// Assigns a unit to the baseline or a treatment lane.
-fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, Bucket), Failure> {
+fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, Bucket), Fault> {
     // The common case (a string unit) hashes the borrowed text without copying it.
     let owned;
     let unit: &str = match context.get(&split.bucket_by) {
@@ -428,18 +567,18 @@ fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, B
         .as_ref()
         .map(|layer| slot_with_prefix(&layer.seed_prefix, unit));
     let slot = slot_with_prefix(&split.seed_prefix, unit);
-    if let (Some(layer), Some(layer_slot)) = (&split.layer, layer_slot) {
-        if layer_slot < layer.start || layer_slot >= layer.end {
-            return Ok((
-                baseline,
-                Bucket {
-                    slot,
-                    lane: None,
-                    layer_slot: Some(layer_slot),
-                    in_experiment: false,
-                },
-            ));
-        }
+    if let (Some(layer), Some(layer_slot)) = (&split.layer, layer_slot)
+        && (layer_slot < layer.start || layer_slot >= layer.end)
+    {
+        return Ok((
+            baseline,
+            Bucket {
+                slot,
+                lane: None,
+                layer_slot: Some(layer_slot),
+                in_experiment: false,
+            },
+        ));
     }
     let lane = lane_of_slot(slot, &split.weights);
     let variant = lane.map_or(baseline, |lane| split.treatments[lane]);
@@ -514,5 +653,44 @@ pub fn context_error<'r>(
     match ruleset.flag(flag_key) {
         Some(flag) => error(flag, ruleset, failure),
         None => not_found(flag_key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_fast_path_agrees_with_parse_number() {
+        let texts = [
+            "0",
+            "-0",
+            "7",
+            "10",
+            "0010",
+            "-42",
+            "999999999999999",
+            "1000000000000000",
+            "9007199254740993",
+            "+5",
+            " 5",
+            "5 ",
+            "",
+            "-",
+            "1.5",
+            "1e3",
+            "12a",
+            "٣",
+        ];
+        for text in texts {
+            if let Some(fast) = parse_integer_exactly(text) {
+                assert_eq!(Some(fast), parse_number(text), "{text:?}");
+            }
+        }
+        assert_eq!(
+            parse_integer_exactly("999999999999999"),
+            Some(999_999_999_999_999.0)
+        );
+        assert_eq!(parse_integer_exactly("1000000000000000"), None);
     }
 }

@@ -145,51 +145,160 @@ impl Semver {
     /// Parses `MAJOR.MINOR.PATCH[-PRE][+BUILD]`, with an optional leading `v` or `=` and
     /// surrounding whitespace, as node-semver (which Unleash uses) does in strict mode.
     pub fn parse(text: &str) -> Option<Semver> {
-        let text = text.trim();
-        let text = text.strip_prefix('=').unwrap_or(text);
-        let text = text.strip_prefix('v').unwrap_or(text);
-        let (text, build) = match text.split_once('+') {
-            Some((head, build)) => (head, Some(build)),
-            None => (text, None),
-        };
-        if let Some(build) = build {
-            if !build
-                .split('.')
-                .all(|id| !id.is_empty() && id.bytes().all(is_identifier_byte))
-            {
-                return None;
-            }
-        }
-        let (core, pre) = match text.split_once('-') {
-            Some((head, pre)) => (head, Some(pre)),
-            None => (text, None),
-        };
-        let mut numbers = core.split('.');
-        let major = numeric_identifier(numbers.next()?)?;
-        let minor = numeric_identifier(numbers.next()?)?;
-        let patch = numeric_identifier(numbers.next()?)?;
-        if numbers.next().is_some() {
-            return None;
-        }
-        let mut identifiers = Vec::new();
-        if let Some(pre) = pre {
-            for id in pre.split('.') {
-                if id.is_empty() || !id.bytes().all(is_identifier_byte) {
-                    return None;
+        let parts = SemverParts::parse(text)?;
+        let mut pre = Vec::new();
+        for id in parts.pre_identifiers() {
+            pre.push(match id {
+                PreIdentifierRef::Numeric(number) => PreIdentifier::Numeric(number),
+                PreIdentifierRef::Alphanumeric(bytes) => {
+                    // Identifier bytes are ASCII, so this is the text as written.
+                    PreIdentifier::Alphanumeric(bytes.iter().map(|&b| char::from(b)).collect())
                 }
-                if id.bytes().all(|b| b.is_ascii_digit()) {
-                    identifiers.push(PreIdentifier::Numeric(numeric_identifier(id)?));
-                } else {
-                    identifiers.push(PreIdentifier::Alphanumeric(String::from(id)));
-                }
-            }
+            });
         }
         Some(Semver {
+            major: parts.major,
+            minor: parts.minor,
+            patch: parts.patch,
+            pre,
+        })
+    }
+
+    /// How the version written in `text` compares to this one, or `None` when `text` is not a
+    /// version: `Semver::parse(text).map(|v| v.cmp(self))`, without building the version, so
+    /// evaluating a semver condition allocates nothing.
+    pub fn compare_text(&self, text: &str) -> Option<Ordering> {
+        let parts = SemverParts::parse(text)?;
+        Some(
+            (parts.major, parts.minor, parts.patch)
+                .cmp(&(self.major, self.minor, self.patch))
+                .then_with(|| match (parts.pre.is_empty(), self.pre.is_empty()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    (false, false) => compare_pre_text(parts.pre_identifiers(), &self.pre),
+                }),
+        )
+    }
+}
+
+/// A version as written, checked but not built: the pre-release stays text, read on demand.
+struct SemverParts<'a> {
+    major: u64,
+    minor: u64,
+    patch: u64,
+    /// The dot-separated pre-release identifiers, each checked; empty when there are none.
+    pre: &'a [u8],
+}
+
+#[derive(Clone, Copy)]
+enum PreIdentifierRef<'a> {
+    Numeric(u64),
+    Alphanumeric(&'a [u8]),
+}
+
+impl<'a> SemverParts<'a> {
+    // One pass over the bytes, because this runs for every semver condition evaluated. It
+    // accepts exactly what splitting at the first `+`, then at the first `-`, then at every `.`
+    // accepts: `MAJOR.MINOR.PATCH`, then optionally `-` and dot-separated identifiers (those of
+    // digits numeric), then optionally `+` and dot-separated identifiers, then nothing.
+    fn parse(text: &'a str) -> Option<SemverParts<'a>> {
+        let bytes = text.as_bytes();
+        // Only Unicode white space is trimmed, and it never starts with these bytes or ends
+        // with an ASCII letter or digit, so the usual version skips the trim.
+        let plain = matches!(bytes.first(), Some(b) if b.is_ascii_alphanumeric() || *b == b'=')
+            && matches!(bytes.last(), Some(b) if b.is_ascii_alphanumeric());
+        let bytes = if plain { bytes } else { text.trim().as_bytes() };
+        let mut cursor = 0;
+        if bytes.first() == Some(&b'=') {
+            cursor = 1;
+        }
+        if bytes.get(cursor) == Some(&b'v') {
+            cursor += 1;
+        }
+        let major = numeric_at(bytes, &mut cursor)?;
+        expect(bytes, &mut cursor, b'.')?;
+        let minor = numeric_at(bytes, &mut cursor)?;
+        expect(bytes, &mut cursor, b'.')?;
+        let patch = numeric_at(bytes, &mut cursor)?;
+        let mut pre: &[u8] = &[];
+        if bytes.get(cursor) == Some(&b'-') {
+            let start = cursor + 1;
+            cursor = identifiers_end(bytes, start, true)?;
+            pre = &bytes[start..cursor];
+        }
+        if bytes.get(cursor) == Some(&b'+') {
+            cursor = identifiers_end(bytes, cursor + 1, false)?;
+        }
+        (cursor == bytes.len()).then_some(SemverParts {
             major,
             minor,
             patch,
-            pre: identifiers,
+            pre,
         })
+    }
+
+    /// The pre-release identifiers; only called on parts that [`SemverParts::parse`] checked.
+    fn pre_identifiers(&self) -> impl Iterator<Item = PreIdentifierRef<'a>> + use<'a> {
+        let pre = self.pre;
+        pre.split(|&b| b == b'.')
+            .filter(move |_| !pre.is_empty())
+            // Checked identifiers of digits always read as numbers; the rest are not numbers.
+            .map(|id| match numeric_identifier(id) {
+                Some(number) => PreIdentifierRef::Numeric(number),
+                None => PreIdentifierRef::Alphanumeric(id),
+            })
+    }
+}
+
+/// Reads a numeric identifier (digits up to the next non-digit) starting at `cursor`: what
+/// [`numeric_identifier`] accepts, in the same pass that finds its end.
+fn numeric_at(bytes: &[u8], cursor: &mut usize) -> Option<u64> {
+    let start = *cursor;
+    let mut value: u64 = 0;
+    while let Some(&byte) = bytes.get(*cursor) {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?;
+        *cursor += 1;
+    }
+    let digits = *cursor - start;
+    // Empty, or a leading zero, is not a numeric identifier.
+    if digits == 0 || (digits > 1 && bytes[start] == b'0') {
+        return None;
+    }
+    Some(value)
+}
+
+fn expect(bytes: &[u8], cursor: &mut usize, byte: u8) -> Option<()> {
+    (bytes.get(*cursor) == Some(&byte)).then(|| *cursor += 1)
+}
+
+/// Checks dot-separated identifiers from `start`, each non-empty (and, when `numbers_checked`,
+/// each of digits a valid numeric identifier); returns where they end.
+fn identifiers_end(bytes: &[u8], start: usize, numbers_checked: bool) -> Option<usize> {
+    let mut cursor = start;
+    loop {
+        let id_start = cursor;
+        let mut all_digits = true;
+        while let Some(&byte) = bytes.get(cursor) {
+            if !is_identifier_byte(byte) {
+                break;
+            }
+            all_digits &= byte.is_ascii_digit();
+            cursor += 1;
+        }
+        if cursor == id_start {
+            return None;
+        }
+        if numbers_checked && all_digits {
+            numeric_identifier(&bytes[id_start..cursor])?;
+        }
+        if bytes.get(cursor) != Some(&b'.') {
+            return Some(cursor);
+        }
+        cursor += 1;
     }
 }
 
@@ -197,14 +306,17 @@ fn is_identifier_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'-'
 }
 
-fn numeric_identifier(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+/// Digits without a leading zero that fit a `u64`.
+fn numeric_identifier(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    if text.len() > 1 && text.starts_with('0') {
+    if text.len() > 1 && text[0] == b'0' {
         return None;
     }
-    text.parse().ok()
+    text.iter().try_fold(0u64, |value, &digit| {
+        value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 impl Ord for Semver {
@@ -244,6 +356,32 @@ fn compare_pre(left: &[PreIdentifier], right: &[PreIdentifier]) -> Ordering {
     left.len().cmp(&right.len())
 }
 
+fn compare_pre_text<'a>(
+    left: impl Iterator<Item = PreIdentifierRef<'a>>,
+    right: &[PreIdentifier],
+) -> Ordering {
+    let mut count = 0;
+    for a in left {
+        let Some(b) = right.get(count) else {
+            // Every shared identifier is equal and the text has more: it sorts after.
+            return Ordering::Greater;
+        };
+        count += 1;
+        let order = match (a, b) {
+            (PreIdentifierRef::Numeric(x), PreIdentifier::Numeric(y)) => x.cmp(y),
+            (PreIdentifierRef::Numeric(_), PreIdentifier::Alphanumeric(_)) => Ordering::Less,
+            (PreIdentifierRef::Alphanumeric(_), PreIdentifier::Numeric(_)) => Ordering::Greater,
+            (PreIdentifierRef::Alphanumeric(x), PreIdentifier::Alphanumeric(y)) => {
+                x.cmp(y.as_bytes())
+            }
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    count.cmp(&right.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +419,54 @@ mod tests {
         assert!(Semver::parse("1.2").is_none());
         assert!(Semver::parse("01.2.3").is_none());
         assert!(Semver::parse("1.2.3-").is_none());
+    }
+
+    #[test]
+    fn compare_text_agrees_with_parse_then_cmp() {
+        let versions = [
+            "1.0.0",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0-rc.1.1",
+            "1.0.0-0",
+            "1.0.0-00",
+            "1.0.0-x-y",
+            "2.4.0",
+            "2.10.3",
+            "3.1.0-beta.2",
+            "v1.2.3+build.5",
+            "=1.2.3",
+            " 1.2.3 ",
+            "1.2",
+            "01.2.3",
+            "1.2.3-",
+            "1.2.3+",
+            "1.2.3-a..b",
+            "1.2.3-+",
+            "18446744073709551615.0.0",
+            "18446744073709551616.0.0",
+            "1.0.0-18446744073709551616",
+            "1.2.3.4",
+            "",
+            "x.y.z",
+        ];
+        for literal in versions {
+            let Some(version) = Semver::parse(literal) else {
+                continue;
+            };
+            for text in versions {
+                let expected = Semver::parse(text).map(|parsed| parsed.cmp(&version));
+                assert_eq!(
+                    version.compare_text(text),
+                    expected,
+                    "{text:?} vs {literal:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_64;
 
 use crate::literal::Semver;
 use crate::model::FlagKind;
@@ -38,6 +39,8 @@ pub struct Ruleset {
     pub(crate) segments: Vec<Segment>,
     /// Sorted by key.
     pub(crate) flags: Vec<Flag>,
+    /// Finds a flag by key without comparing keys along the way.
+    pub(crate) flag_index: FlagIndex,
 }
 
 impl Ruleset {
@@ -85,11 +88,128 @@ impl Ruleset {
     }
 
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
-        self.flags
-            .binary_search_by(|flag| flag.key.as_str().cmp(key))
-            .ok()
-            .map(|index| &self.flags[index])
+        self.flag_index.find(&self.flags, key)
     }
+}
+
+/// An open-addressing hash table from flag key to position in `Ruleset::flags`. A lookup hashes
+/// the key once and usually reads one slot, where a binary search over the sorted keys compares
+/// strings at every step (and that dominated evaluating a simple flag).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FlagIndex {
+    /// `(xxh3_64(key), position + 1)`, 0 marking an empty slot; a power of two long, at most
+    /// half full, so probe runs stay short.
+    slots: Vec<(u64, u32)>,
+}
+
+impl FlagIndex {
+    pub(crate) fn new(flags: &[Flag]) -> FlagIndex {
+        let capacity = (flags.len() * 2).next_power_of_two().max(2);
+        let mut slots = alloc::vec![(0u64, 0u32); capacity];
+        let mask = capacity - 1;
+        for (position, flag) in flags.iter().enumerate() {
+            let hash = xxh3_64(flag.key.as_bytes());
+            let mut slot = hash as usize & mask;
+            while slots[slot].1 != 0 {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = (hash, position as u32 + 1);
+        }
+        FlagIndex { slots }
+    }
+
+    fn find<'f>(&self, flags: &'f [Flag], key: &str) -> Option<&'f Flag> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let hash = xxh3_64(key.as_bytes());
+        let mut slot = hash as usize & mask;
+        // The table is never full, so the probe meets an empty slot.
+        loop {
+            let (entry_hash, entry) = self.slots[slot];
+            if entry == 0 {
+                return None;
+            }
+            if entry_hash == hash {
+                // Two keys may share a hash; the key itself decides.
+                let flag = flags.get(entry as usize - 1)?;
+                if keys_equal(&flag.key, key) {
+                    return Some(flag);
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+}
+
+/// `a.cmp(b)`, for binary searches over long lists: the same lexicographic byte order,
+/// compared eight bytes at a time in registers rather than through a call to the C library's
+/// `memcmp`, which costs more than the comparison itself for keys this short.
+pub(crate) fn compare_keys(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let common = a.len().min(b.len());
+    let mut index = 0;
+    if common >= 8 {
+        loop {
+            // The last word overlaps the one before; its leading bytes are equal on both
+            // sides, so comparing it again still finds the first difference.
+            let at = index.min(common - 8);
+            let (left, right) = (word_at(a, at), word_at(b, at));
+            if left != right {
+                return left.cmp(&right);
+            }
+            if at + 8 == common {
+                return a.len().cmp(&b.len());
+            }
+            index += 8;
+        }
+    }
+    while index < common {
+        if a[index] != b[index] {
+            return a[index].cmp(&b[index]);
+        }
+        index += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
+/// `a == b` for the short names and values evaluation compares: lengths first, then the bytes
+/// in at most a few overlapping loads, with no loop and no call for up to sixteen bytes.
+#[inline(always)]
+pub(crate) fn keys_equal(a: &str, b: &str) -> bool {
+    bytes_equal(a.as_bytes(), b.as_bytes())
+}
+
+/// [`keys_equal`] for byte strings.
+#[inline(always)]
+pub(crate) fn bytes_equal(a: &[u8], b: &[u8]) -> bool {
+    let length = a.len();
+    if length != b.len() {
+        return false;
+    }
+    match length {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[length / 2] == b[length / 2] && a[length - 1] == b[length - 1],
+        4..=8 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, length - 4) == u32_at(b, length - 4),
+        9..=16 => {
+            word_at(a, 0) == word_at(b, 0) && word_at(a, length - 8) == word_at(b, length - 8)
+        }
+        _ => a == b,
+    }
+}
+
+/// Bytes `[at, at + 4)` as a big-endian word.
+#[inline(always)]
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_be_bytes(word)
+}
+
+/// Bytes `[at, at + 8)` as a big-endian word, so words order like their bytes.
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_be_bytes(word)
 }
 
 #[derive(Debug, Clone)]
@@ -198,4 +318,43 @@ pub(crate) enum Test {
     Semver(Ordering, Semver),
     /// Indices into `Ruleset::segments`.
     InSegment(Vec<usize>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_keys_orders_like_str_cmp() {
+        let keys = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "abc",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "abcdefgh0",
+            "flag-01-targeted",
+            "flag-01-targetee",
+            "flag-10-static",
+            "flag-1",
+            "Z",
+            "é",
+            "ée",
+            "e",
+            "targetingKey",
+            "targetingKeys",
+            "country",
+            "appVersion",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(compare_keys(a, b), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(keys_equal(a, b), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
 }
