@@ -274,14 +274,16 @@ fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Resul
     let recent = controller::recent_checks(connection, flag, checks)?;
     let stage = state.policy.stages.get(state.stage);
     let mut text = format!(
-        "{flag} in {}: {:?}, stage {}/{} ({} %), {}; revision {:?}; {} checks\n  {}\n",
+        "{flag} in {}: {:?}, stage {}/{} ({} %), {}; revision {}; {} checks\n  {}\n",
         state.environment,
         state.status,
         state.stage + 1,
         state.policy.stages.len(),
         stage.map_or(0.0, |s| s.percent),
         controller::describe_weights(&state.arms, &state.weights),
-        state.revision,
+        state
+            .revision
+            .map_or_else(|| String::from("none"), |r| r.to_string()),
         state.checks,
         state.reason
     );
