@@ -114,6 +114,9 @@ pub struct WorkerOptions {
     pub exposure_sink: Option<String>,
     /// Where KV persists; a fresh temporary directory when `None`.
     pub persist: Option<PathBuf>,
+    /// Discard the harness's log (Miniflare logs every refresh and fallback) instead of
+    /// passing it to this process's stderr.
+    pub quiet: bool,
 }
 
 impl Default for WorkerOptions {
@@ -124,6 +127,7 @@ impl Default for WorkerOptions {
             cache_ttl_ms: 50,
             exposure_sink: None,
             persist: None,
+            quiet: false,
         }
     }
 }
@@ -169,7 +173,11 @@ impl WorkerProcess {
             .current_dir(&locations.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if options.quiet {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            });
         if let Some(token) = &options.admin_token {
             command.args(["--admin-token", token]);
         }
