@@ -115,6 +115,31 @@ fn last_known_good_survives_an_outage_and_a_corrupt_payload() {
 }
 
 #[test]
+fn last_known_good_survives_an_edge_that_times_out() {
+    let worker = Worker::start();
+    let fixture = Fixture::publish(&worker);
+    worker.put_ruleset(&fixture.ruleset(1, false));
+    worker.wait_serving(1);
+    let proxy = Proxy::start(&worker.url);
+
+    let mut cfg = config(&proxy.url);
+    cfg.request_timeout = Duration::from_millis(300);
+    let client = Client::start(cfg);
+    assert_eq!(client.revision(), Some(1));
+
+    proxy.set(ProxyMode::Hang);
+    match client.refresh_now() {
+        Err(ClientError::Network { message, .. }) => {
+            assert!(message.to_lowercase().contains("timeout"), "{message}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(client.revision(), Some(1));
+    let user = Context::new().with_targeting_key("u1").with("plan", "pro");
+    assert_eq!(client.evaluate("new_ui", &user).value, Some(json!(true)));
+}
+
+#[test]
 fn starts_from_the_fallback_when_the_edge_is_unreachable_then_recovers() {
     let worker = Worker::start();
     let fixture = Fixture::publish(&worker);

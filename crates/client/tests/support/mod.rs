@@ -178,6 +178,8 @@ pub enum ProxyMode {
     CorruptRuleset = 1,
     TamperBodies = 2,
     Down = 3,
+    /// Accept the connection, then never answer.
+    Hang = 4,
 }
 
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of the Worker, for GET requests.
@@ -225,6 +227,10 @@ impl Drop for Proxy {
 fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     if mode == ProxyMode::Down as u8 {
         return; // Drop the connection unanswered: the edge is "down".
+    }
+    if mode == ProxyMode::Hang as u8 {
+        std::thread::sleep(Duration::from_secs(30)); // Hold it open, silent: a timeout.
+        return;
     }
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
