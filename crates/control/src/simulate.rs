@@ -847,11 +847,18 @@ impl Drop for TempDir {
 /// Node and the repository come from `PROMPTFLAG_NODE` / `PROMPTFLAG_ROOT`, else the toolchain
 /// `cargo xtask setup` installs. Miniflare's log is shown with `PROMPTFLAG_SIM_WORKER_LOG=1`.
 pub fn spawn_worker(token: &str) -> Result<SpawnedWorker> {
+    spawn_worker_with_sink(token, None)
+}
+
+/// [`spawn_worker`], sending the Worker's exposure batches to `exposure_sink` (a collector's
+/// `/v1/events`).
+pub fn spawn_worker_with_sink(token: &str, exposure_sink: Option<&str>) -> Result<SpawnedWorker> {
     let locations = Locations::from_env_or_defaults();
     let options = WorkerOptions {
         admin_token: Some(token.to_string()),
         environment: ENVIRONMENT.to_string(),
         cache_ttl_ms: 50,
+        exposure_sink: exposure_sink.map(str::to_string),
         quiet: std::env::var_os("PROMPTFLAG_SIM_WORKER_LOG").is_none(),
         ..WorkerOptions::default()
     };

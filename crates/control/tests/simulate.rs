@@ -151,3 +151,104 @@ fn on_a_over_a_the_sequential_rule_stays_under_alpha_and_the_naive_rule_does_not
     assert!(sequential <= 0.05, "{rates}");
     assert!(naive > sequential, "{rates}");
 }
+
+#[test]
+fn the_workers_exposure_batches_land_in_the_collector() {
+    use promptflag_control::collector::{Collector, CollectorConfig};
+    use promptflag_control::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+    use std::time::{Duration, Instant};
+
+    if std::env::var_os("PROMPTFLAG_NODE").is_none() {
+        panic!(
+            "PROMPTFLAG_NODE is not set: this test runs the built Worker under Node 22. Run it with \
+             `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, \
+             PROMPTFLAG_WORKER_DIR and PROMPTFLAG_ROOT."
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("telemetry.sqlite3");
+    let (collector, writer) = Collector::start(CollectorConfig {
+        db_path: db.clone(),
+        ..CollectorConfig::default()
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, bound) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(promptflag_control::collector::serve(
+                collector,
+                "127.0.0.1:0".parse().unwrap(),
+                move |addr| ready.send(addr).unwrap(),
+                async move {
+                    let _ = stopped.await;
+                },
+            ))
+            .unwrap();
+        writer.join();
+    });
+    let addr = bound.recv().unwrap();
+    let sink = format!("http://{addr}/v1/events");
+    let worker = promptflag_control::simulate::spawn_worker_with_sink("t", Some(&sink)).unwrap();
+    let http = Http::new(Duration::from_secs(30), RetryPolicy::default());
+    let admin = WorkerAdmin::new(&worker.url, "t", http.clone());
+    let (bytes, bodies) = promptflag_control::simulate::initial_ruleset().unwrap();
+    admin.put_prompts(&bodies, &NoProgress).unwrap();
+    admin.put_ruleset("dev", 1, &bytes, None).unwrap();
+    promptflag_control::ops::wait_until_served(
+        &http,
+        &worker.url,
+        1,
+        Instant::now(),
+        Duration::from_secs(60),
+        Duration::from_millis(10),
+    )
+    .unwrap();
+    let body = br#"{"context": {"targetingKey": "user-42"}}"#;
+    let reply = http
+        .send(
+            "POST",
+            &format!("{}/v1/resolve/sim_prompt", worker.url),
+            &[("Content-Type", String::from("application/json"))],
+            Some(body),
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    // The Worker posts exposures off the response path: wait for them (bounded), then check.
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let row: (String, String, Option<i64>, Option<String>, Option<String>) = loop {
+        let found = connection.query_row(
+            "SELECT flag_key, variant, revision, unit, reason FROM exposures LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        );
+        if let Ok(row) = found {
+            break row;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exposure reached the collector"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(row.0, "sim_prompt");
+    assert_eq!(row.1, "stable");
+    assert_eq!(row.2, Some(1));
+    assert_eq!(row.3.as_deref(), Some("user-42"));
+    assert!(row.4.is_some());
+    drop(worker);
+    let _ = stop.send(());
+    server.join().unwrap();
+}
