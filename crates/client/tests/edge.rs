@@ -10,7 +10,7 @@ use std::time::Duration;
 use promptflag_client::{Client, ClientConfig, ClientError, RefreshOutcome, RulesetSource};
 use promptflag_core::{Context, Reason};
 use serde_json::json;
-use support::{Fixture, Proxy, ProxyMode, Worker, eventually};
+use support::{Proxy, ProxyMode, Worker, eventually};
 
 fn config(url: &str) -> ClientConfig {
     let mut config = ClientConfig::new(url);
@@ -22,10 +22,7 @@ fn config(url: &str) -> ClientConfig {
 
 #[test]
 fn etag_refresh_answers_not_modified_then_picks_up_a_new_revision() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, fixture) = Worker::with_fixture(1);
 
     let client = Client::start(config(&worker.url));
     assert_eq!(client.revision(), Some(1));
@@ -45,10 +42,7 @@ fn etag_refresh_answers_not_modified_then_picks_up_a_new_revision() {
 
 #[test]
 fn background_refresh_picks_up_a_kill_within_the_interval() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, fixture) = Worker::with_fixture(1);
 
     let mut cfg = config(&worker.url);
     cfg.refresh_interval = Duration::from_millis(100);
@@ -75,10 +69,7 @@ fn background_refresh_picks_up_a_kill_within_the_interval() {
 
 #[test]
 fn last_known_good_survives_an_outage_and_a_corrupt_payload() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, _) = Worker::with_fixture(1);
     let proxy = Proxy::start(&worker.url);
 
     let client = Client::start(config(&proxy.url));
@@ -116,10 +107,7 @@ fn last_known_good_survives_an_outage_and_a_corrupt_payload() {
 
 #[test]
 fn last_known_good_survives_an_edge_that_times_out() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, _) = Worker::with_fixture(1);
     let proxy = Proxy::start(&worker.url);
 
     let mut cfg = config(&proxy.url);
@@ -141,10 +129,7 @@ fn last_known_good_survives_an_edge_that_times_out() {
 
 #[test]
 fn starts_from_the_fallback_when_the_edge_is_unreachable_then_recovers() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(5, false));
-    worker.wait_serving(5);
+    let (worker, fixture) = Worker::with_fixture(5);
     let proxy = Proxy::start(&worker.url);
     proxy.set(ProxyMode::Down);
 
@@ -186,10 +171,7 @@ fn without_edge_or_fallback_it_starts_empty_and_says_so() {
 
 #[test]
 fn a_tampered_body_is_rejected_and_never_cached() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, fixture) = Worker::with_fixture(1);
     let proxy = Proxy::start(&worker.url);
     proxy.set(ProxyMode::TamperBodies);
 
@@ -222,10 +204,7 @@ fn a_tampered_body_is_rejected_and_never_cached() {
 
 #[test]
 fn warms_the_body_cache_on_start_and_serves_bodies_from_it() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, fixture) = Worker::with_fixture(1);
     let proxy = Proxy::start(&worker.url);
 
     let client = Client::start(config(&proxy.url));
@@ -245,10 +224,7 @@ fn warms_the_body_cache_on_start_and_serves_bodies_from_it() {
 
 #[test]
 fn exposure_hook_sees_every_evaluation() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(3, false));
-    worker.wait_serving(3);
+    let (worker, fixture) = Worker::with_fixture(3);
 
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&seen);
@@ -281,10 +257,7 @@ fn exposure_hook_sees_every_evaluation() {
 
 #[test]
 fn answers_match_the_workers_own_for_the_same_contexts() {
-    let worker = Worker::start();
-    let fixture = Fixture::publish(&worker);
-    worker.put_ruleset(&fixture.ruleset(1, false));
-    worker.wait_serving(1);
+    let (worker, _) = Worker::with_fixture(1);
     let client = Client::start(config(&worker.url));
 
     let plans = ["free", "pro", "team"];

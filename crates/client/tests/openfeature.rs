@@ -8,15 +8,12 @@ use std::time::Duration;
 use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature};
 use promptflag_client::openfeature::PromptflagProvider;
 use promptflag_client::{Client, ClientConfig};
-use support::{Fixture, Worker};
+use support::Worker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boolean_string_and_object_flags_with_reasons_and_error_codes() {
     let worker = tokio::task::spawn_blocking(|| {
-        let worker = Worker::start();
-        let fixture = Fixture::publish(&worker);
-        worker.put_ruleset(&fixture.ruleset(4, false));
-        worker.wait_serving(4);
+        let (worker, _fixture) = Worker::with_fixture(4);
         worker
     })
     .await

@@ -41,6 +41,15 @@ impl Worker {
         Worker { process, url }
     }
 
+    /// A Worker serving the fixture ruleset at `revision` (bodies published first).
+    pub fn with_fixture(revision: u64) -> (Worker, Fixture) {
+        let worker = Worker::start();
+        let fixture = Fixture::publish(&worker);
+        worker.put_ruleset(&fixture.ruleset(revision, false));
+        worker.wait_serving(revision);
+        (worker, fixture)
+    }
+
     pub fn stop(&mut self) {
         self.process.stop();
     }
