@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
@@ -335,20 +335,78 @@ pub struct RawCondition {
 }
 
 fn strings_or_numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Literal {
-        Text(String),
-        Number(serde_json::Number),
-        Bool(bool),
+    deserializer.deserialize_seq(LiteralsVisitor)
+}
+
+/// The `values` array. A hand-written visitor rather than an untagged enum: untagged enums
+/// buffer every element through serde's `Content`, which costs code size in every Wasm build.
+struct LiteralsVisitor;
+
+impl<'de> Visitor<'de> for LiteralsVisitor {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings, numbers or booleans")
     }
-    let literals = Vec::<Literal>::deserialize(deserializer)?;
-    Ok(literals
-        .into_iter()
-        .map(|literal| match literal {
-            Literal::Text(text) => text,
-            Literal::Number(number) => alloc::format!("{number}"),
-            Literal::Bool(flag) => String::from(if flag { "true" } else { "false" }),
-        })
-        .collect())
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(Literal(text)) = seq.next_element::<Literal>()? {
+            values.push(text);
+        }
+        Ok(values)
+    }
+}
+
+/// One literal as its text: a string as it is, a number as JSON writes it, a boolean as
+/// `true` / `false`.
+struct Literal(String);
+
+impl<'de> Deserialize<'de> for Literal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LiteralVisitor)
+    }
+}
+
+struct LiteralVisitor;
+
+impl LiteralVisitor {
+    fn number<E: serde::de::Error>(number: Option<serde_json::Number>) -> Result<Literal, E> {
+        match number {
+            Some(number) => Ok(Literal(alloc::format!("{number}"))),
+            None => Err(E::custom("not a JSON number")),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for LiteralVisitor {
+    type Value = Literal;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, a number or a boolean")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Literal, E> {
+        Ok(Literal(String::from(text)))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Literal, E> {
+        Ok(Literal(text))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Literal, E> {
+        Ok(Literal(String::from(if flag { "true" } else { "false" })))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Literal, E> {
+        LiteralVisitor::number(Some(serde_json::Number::from(number)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Literal, E> {
+        LiteralVisitor::number(Some(serde_json::Number::from(number)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Literal, E> {
+        LiteralVisitor::number(serde_json::Number::from_f64(number))
+    }
 }
