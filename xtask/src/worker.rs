@@ -1,8 +1,9 @@
 //! Building and running the Worker (`worker/`): worker-build with the pinned tools, and the dev
 //! loop on local workerd with seeded local KV.
 //!
-//! - `build`: `worker-build --profile wasm-release` in `worker/` (the root manifest's small,
-//!   abort-on-panic profile; wasm-opt settings in `worker/Cargo.toml`'s wasm-pack metadata),
+//! - `build`: `worker-build --profile worker-release` in `worker/` (the root manifest's small,
+//!   abort-on-panic Wasm profile at opt-level "z"; wasm-opt settings in `worker/Cargo.toml`'s
+//!   wasm-pack metadata),
 //!   skipped when `worker/build/` is newer than every input.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
@@ -21,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use crate::tools::Toolchain;
 
 /// The cargo profile the Worker is built with (root `Cargo.toml`).
-const PROFILE: &str = "wasm-release";
+const PROFILE: &str = "worker-release";
 /// The admin token `cargo xtask dev` gives the local Worker.
 const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 
