@@ -1,6 +1,8 @@
 // The JavaScript baseline of the Worker benchmark: a plain Worker that evaluates the same flags
 // with @growthbook/growthbook (its server-side `GrowthBookClient`), reading its payload from KV
 // and keeping it per isolate for CACHE_TTL_MS, as the Rust Worker keeps its compiled ruleset.
+// With CACHE_TTL_MS=0 (the bench's `growthbook-kv`) it reads, parses and loads its payload from
+// KV on every request; prompt bodies stay cached per isolate either way, as the Rust Worker's are.
 // It answers the two benchmarked routes in the same shapes:
 //   POST /v1/resolve/{flag}         {context} -> variant, reason, prompt metadata + body
 //   POST /ofrep/v1/evaluate/flags   {context} -> {flags: [{key, value, reason, variant}]}
