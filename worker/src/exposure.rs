@@ -99,32 +99,17 @@ impl ExposureLog {
 }
 
 /// POSTs one batch to the sink. Runs inside `wait_until`, after the response; failures are
-/// logged and dropped.
+/// logged and dropped. It goes through `js::post_json` (the runtime's `fetch`, bound directly)
+/// rather than workers-rs' `Fetch`, whose request builders add their own code to the Wasm.
 pub async fn send(sink: String, batch: Vec<u8>) {
-    let headers = worker::Headers::new();
-    let _ = headers.set("Content-Type", "application/json");
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_headers(headers)
-        .with_body(Some(
-            worker::js_sys::Uint8Array::from(batch.as_slice()).into(),
-        ));
-    let request = match worker::Request::new_with_init(&sink, &init) {
-        Ok(request) => request,
-        Err(error) => {
-            worker::console_warn!("promptflag: exposure sink URL {sink:?} is unusable: {error}");
-            return;
-        }
-    };
-    match worker::Fetch::Request(request).send().await {
-        Ok(response) if (200..300).contains(&response.status_code()) => {}
-        Ok(response) => worker::console_warn!(
-            "promptflag: the exposure sink answered {}; {} bytes of exposures dropped",
-            response.status_code(),
+    match crate::js::post_json(&sink, &batch).await {
+        Ok(status) if (200..300).contains(&status) => {}
+        Ok(status) => worker::console_warn!(
+            "promptflag: the exposure sink answered {status}; {} bytes of exposures dropped",
             batch.len()
         ),
         Err(error) => worker::console_warn!(
-            "promptflag: the exposure sink failed ({error}); {} bytes of exposures dropped",
+            "promptflag: the exposure sink {sink:?} failed ({error}); {} bytes of exposures dropped",
             batch.len()
         ),
     }
