@@ -12,12 +12,12 @@
 
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
-use worker::{Method, Request};
+use worker::Method;
 
 use crate::cache::{pointer_key, revision_key};
 use crate::http::{bearer_token, constant_time_eq, is_sha256_hex, is_valid_name, query_param};
 use crate::input::limits;
-use crate::js::{BodyError, Kv, read_body, sha256_hex};
+use crate::js::{BodyError, Incoming, Kv, read_body, sha256_hex};
 use crate::prompts::{body_key, remember_written};
 use crate::reply::{Failure, Outcome, Reply};
 
@@ -87,12 +87,12 @@ pub fn authorize(configured: Option<&str>, authorization: Option<&str>) -> Resul
 /// Routes an admin request (after `/admin`). Authorization comes first, so nothing about the
 /// routes is revealed to a caller without the token.
 pub async fn handle(
-    request: &Request,
+    request: &Incoming,
     path: &[&str],
     admin_token: Option<&str>,
     kv: Option<&Kv>,
 ) -> Outcome {
-    let authorization = request.headers().get("Authorization").ok().flatten();
+    let authorization = request.header("Authorization");
     authorize(admin_token, authorization.as_deref())?;
     let method = request.method();
     match path {
@@ -153,7 +153,7 @@ fn kv_failure(what: &str, error: impl core::fmt::Display) -> Failure {
     Failure::unavailable(format!("KV failed while {what}: {error}"))
 }
 
-async fn put_prompt(request: &Request, hash: &str, kv: &Kv) -> Outcome {
+async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
     if !is_sha256_hex(hash) {
         return Err(Failure::api(
             400,
@@ -238,10 +238,10 @@ async fn status(environment: &str, kv: &Kv) -> Outcome {
 
 /// `expected_live` from the query: `Some(Some(n))`, `Some(None)` for `none` (no live revision
 /// expected), `None` when absent.
-fn expected_live(request: &Request) -> Result<Option<Option<u64>>, Failure> {
-    // The raw URL, not `Request::url()`: parsing it would link the `url` crate and its IDNA
+fn expected_live(request: &Incoming) -> Result<Option<Option<u64>>, Failure> {
+    // The raw URL, not a parsed `Url`: parsing it would link the `url` crate and its IDNA
     // tables into the Wasm for one numeric parameter.
-    match query_param(&request.inner().url(), "expected_live") {
+    match query_param(request.url(), "expected_live") {
         Some(value) => parse_expected_live(value).map(Some),
         None => Ok(None),
     }
@@ -311,7 +311,7 @@ pub fn next_meta(meta: &Meta, revision: u64) -> (Meta, Vec<u64>) {
 }
 
 async fn publish(
-    request: &Request,
+    request: &Incoming,
     environment: &str,
     expected_live: Option<Option<u64>>,
     kv: &Kv,
@@ -440,7 +440,7 @@ pub fn rollback_target(
     })
 }
 
-async fn rollback(request: &Request, environment: &str, kv: &Kv) -> Outcome {
+async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
     let body = read_body(request, limits::ROLLBACK_BYTES)
         .await
         .map_err(body_failure)?;

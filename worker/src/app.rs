@@ -3,13 +3,13 @@
 //! adding the revision and source headers every response carries), and hand the exposures to
 //! `wait_until`.
 
-use worker::{Context, Env, Headers, Method, Request, Response, ResponseBuilder};
+use worker::{Context, Env, Headers, Method, Response, ResponseBuilder};
 
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::{self, ExposureLog};
 use crate::http::{if_none_match, is_sha256_hex, percent_decode};
 use crate::input::limits;
-use crate::js::{self, BodyError, Kv, read_body};
+use crate::js::{self, BodyError, Incoming, Kv, read_body};
 use crate::reply::{Failure, Outcome, Reply};
 use crate::{admin, ofrep, prompts, resolve};
 
@@ -62,7 +62,7 @@ impl Config {
 }
 
 /// Handles one request; never fails and never panics on any input.
-pub async fn handle(request: Request, env: Env, context: Context) -> Response {
+pub async fn handle(request: Incoming, env: Env, context: Context) -> Response {
     let now = js::now_millis();
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
@@ -79,11 +79,9 @@ pub async fn handle(request: Request, env: Env, context: Context) -> Response {
         }
         _ => ExposureLog::disabled(),
     };
-    let path = request.path();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let segments: Vec<&str> = request.path().split('/').skip(1).collect();
     // CORS headers matter to browsers only, which always send `Origin`; the admin API gets none.
-    let cors =
-        segments.first() != Some(&"admin") && request.headers().has("Origin").unwrap_or(false);
+    let cors = segments.first() != Some(&"admin") && request.has_header("Origin");
     let outcome = route(
         &request,
         &segments,
@@ -102,7 +100,7 @@ pub async fn handle(request: Request, env: Env, context: Context) -> Response {
 }
 
 async fn route(
-    request: &Request,
+    request: &Incoming,
     segments: &[&str],
     config: &Config,
     kv: Option<&Kv>,
@@ -125,7 +123,7 @@ async fn route(
         ["v1", "ruleset"] => {
             only(&method, Method::Get, "GET")?;
             let loaded = loaded(served, false)?;
-            let inm = header(request, "If-None-Match");
+            let inm = request.header("If-None-Match");
             if if_none_match(inm.as_deref(), &loaded.etag) {
                 return Ok(Reply::empty(304).with_header("ETag", loaded.etag.as_str()));
             }
@@ -170,7 +168,7 @@ async fn route(
             let body = read_body(request, limits::EVALUATION_BYTES)
                 .await
                 .map_err(|error| ofrep_body_failure(error, None))?;
-            let inm = header(request, "If-None-Match");
+            let inm = request.header("If-None-Match");
             ofrep::evaluate_all(
                 &loaded.ruleset,
                 &loaded.etag,
@@ -203,10 +201,6 @@ fn only(method: &Method, wanted: Method, allow: &'static str) -> Result<(), Fail
     } else {
         Err(Failure::method_not_allowed(allow))
     }
-}
-
-fn header(request: &Request, name: &str) -> Option<String> {
-    request.headers().get(name).ok().flatten()
 }
 
 fn loaded(served: &Served, ofrep_shape: bool) -> Result<&Loaded, Failure> {
@@ -244,7 +238,7 @@ fn ofrep_body_failure(error: BodyError, key: Option<&str>) -> Failure {
     }
 }
 
-async fn prompt_body(request: &Request, hash: &str, kv: Option<&Kv>) -> Outcome {
+async fn prompt_body(request: &Incoming, hash: &str, kv: Option<&Kv>) -> Outcome {
     if !is_sha256_hex(hash) {
         return Err(Failure::api(
             400,
@@ -254,7 +248,7 @@ async fn prompt_body(request: &Request, hash: &str, kv: Option<&Kv>) -> Outcome 
     }
     let etag = format!("\"{hash}\"");
     let immutable = "public, max-age=31536000, immutable";
-    if if_none_match(header(request, "If-None-Match").as_deref(), &etag) {
+    if if_none_match(request.header("If-None-Match").as_deref(), &etag) {
         return Ok(Reply::empty(304)
             .with_header("ETag", etag)
             .with_header("Cache-Control", immutable));

@@ -1,6 +1,6 @@
 //! The few runtime APIs the Worker calls, bound directly with wasm-bindgen: Workers KV (`get` as
-//! text, `put`, `delete`), the request body's reader, `fetch` for the exposure sink and Web
-//! Crypto's SHA-256.
+//! text, `put`, `delete`), the incoming request (method, URL, headers, body), `fetch` for the
+//! exposure sink and Web Crypto's SHA-256.
 //!
 //! workers-rs wraps these too, but its KV builders serialize their options through
 //! serde-wasm-bindgen and its streams through wasm-streams; these bindings keep that code out
@@ -26,6 +26,34 @@ extern "C" {
     fn delete_key(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
 
     type BodyStream;
+
+    /// The runtime's incoming `Request`, bound for the few properties the Worker reads.
+    #[derive(Debug)]
+    type IncomingRequest;
+
+    #[wasm_bindgen(method, getter)]
+    fn method(this: &IncomingRequest) -> String;
+
+    #[wasm_bindgen(method, getter)]
+    fn url(this: &IncomingRequest) -> String;
+
+    #[wasm_bindgen(method, getter)]
+    fn headers(this: &IncomingRequest) -> RequestHeaders;
+
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &IncomingRequest) -> Option<BodyStream>;
+
+    #[wasm_bindgen(method, catch, js_name = arrayBuffer)]
+    fn array_buffer(this: &IncomingRequest) -> Result<Promise, JsValue>;
+
+    #[derive(Debug)]
+    type RequestHeaders;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_header(this: &RequestHeaders, name: &str) -> Result<Option<String>, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = has)]
+    fn has_header(this: &RequestHeaders, name: &str) -> Result<bool, JsValue>;
 
     #[wasm_bindgen(method, catch, js_name = getReader)]
     fn get_reader(this: &BodyStream) -> Result<BodyReader, JsValue>;
@@ -68,6 +96,76 @@ pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
         .filter(|value| !value.is_undefined() && !value.is_null())
 }
 
+/// The incoming request: its method and path read once, its headers and body on demand.
+///
+/// workers-rs' `Request` reads more on every request (the `cf` object among it, each property a
+/// crossing into JavaScript) and links its own conversions; this reads what the routes need.
+#[derive(Debug)]
+pub struct Incoming {
+    request: IncomingRequest,
+    headers: RequestHeaders,
+    method: worker::Method,
+    url: String,
+    path: String,
+}
+
+impl Incoming {
+    pub fn new(request: worker::worker_sys::web_sys::Request) -> Incoming {
+        let request: IncomingRequest = request.unchecked_into();
+        let url = request.url();
+        Incoming {
+            headers: request.headers(),
+            // As workers-rs reads it: case-insensitive, and a method it does not know is GET.
+            method: worker::Method::from(request.method()),
+            path: path_of(&url),
+            url,
+            request,
+        }
+    }
+
+    pub fn method(&self) -> worker::Method {
+        self.method.clone()
+    }
+
+    /// The URL's path, without query or fragment.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The URL as received.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A header's value; `None` when absent.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get_header(name).ok().flatten()
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers.has_header(name).unwrap_or(false)
+    }
+}
+
+/// The path of a request URL, as workers-rs' `Request::path` gives it.
+fn path_of(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return if url.starts_with('/') {
+            String::from(url)
+        } else {
+            format!("/{url}")
+        };
+    };
+    let host_start = scheme_end + 3;
+    match url[host_start..].find('/') {
+        Some(index) => {
+            let path = &url[host_start + index..];
+            String::from(&path[..path.find(['?', '#']).unwrap_or(path.len())])
+        }
+        None => String::from("/"),
+    }
+}
+
 /// Workers KV, text values only.
 #[derive(Debug, Clone)]
 pub struct Kv(KvNamespace);
@@ -105,12 +203,9 @@ pub enum BodyError {
 
 /// A request body's bytes, refusing a `Content-Length` over `limit` before reading and cutting
 /// a streamed body off as soon as it passes `limit`. Empty when there is no body.
-pub async fn read_body(request: &worker::Request, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub async fn read_body(request: &Incoming, limit: usize) -> Result<Vec<u8>, BodyError> {
     let declared = request
-        .headers()
-        .get("Content-Length")
-        .ok()
-        .flatten()
+        .header("Content-Length")
         .and_then(|value| value.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(BodyError::TooLarge(limit));
@@ -118,7 +213,7 @@ pub async fn read_body(request: &worker::Request, limit: usize) -> Result<Vec<u8
     if declared.is_some() {
         // The size is known and within the limit: one read of the whole body (far cheaper than
         // a read per chunk, each crossing into JavaScript and back).
-        let buffer = settle(request.inner().array_buffer())
+        let buffer = settle(request.request.array_buffer())
             .await
             .map_err(|_| BodyError::Unreadable)?;
         let bytes = Uint8Array::new(&buffer);
@@ -127,10 +222,9 @@ pub async fn read_body(request: &worker::Request, limit: usize) -> Result<Vec<u8
         }
         return Ok(bytes.to_vec());
     }
-    let Some(stream) = request.inner().body() else {
+    let Some(stream) = request.request.body() else {
         return Ok(Vec::new());
     };
-    let stream: BodyStream = stream.unchecked_into();
     let reader = stream.get_reader().map_err(|_| BodyError::Unreadable)?;
     let mut body = Vec::new();
     loop {
@@ -195,4 +289,30 @@ pub async fn sha256_hex(data: &[u8]) -> Result<String, String> {
 /// Milliseconds since the epoch, from the runtime's clock.
 pub fn now_millis() -> u64 {
     js_sys::Date::now() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn paths_are_read_from_urls_as_workers_rs_reads_them() {
+        for (url, path) in [
+            ("https://example.com/", "/"),
+            ("https://example.com", "/"),
+            (
+                "https://example.com/v1/resolve/a%3Ab?x=1#f",
+                "/v1/resolve/a%3Ab",
+            ),
+            (
+                "http://127.0.0.1:8787/ofrep/v1/evaluate/flags",
+                "/ofrep/v1/evaluate/flags",
+            ),
+            ("https://example.com/a#frag?not-a-query", "/a"),
+            ("/healthz", "/healthz"),
+            ("healthz", "/healthz"),
+        ] {
+            assert_eq!(path_of(url), path, "{url}");
+        }
+    }
 }

@@ -24,10 +24,12 @@ pub mod prompts;
 pub mod reply;
 pub mod resolve;
 
-use worker::{Context, Env, Request, Response, event};
+use worker::worker_sys::web_sys;
+use worker::{Context, Env, Response, event};
 
-/// The fetch handler. It never returns `Err`: every failure is already a JSON response.
+/// The fetch handler. It never returns `Err`: every failure is already a JSON response. It takes
+/// the runtime's `Request` as it is and reads it through `js::Incoming`.
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, context: Context) -> worker::Result<Response> {
-    Ok(app::handle(request, env, context).await)
+async fn fetch(request: web_sys::Request, env: Env, context: Context) -> worker::Result<Response> {
+    Ok(app::handle(js::Incoming::new(request), env, context).await)
 }
