@@ -55,14 +55,42 @@ fn hash_prefixed(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
 /// Hashes the concatenation in an `N`-byte stack buffer; the caller checks that it fits.
 fn hash_on_stack<const N: usize>(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
     let mut buffer = [0u8; N];
-    buffer[..prefix.len()].copy_from_slice(prefix);
+    put(&mut buffer, 0, prefix);
     let mut end = prefix.len();
     if let Some(byte) = separator {
         buffer[end] = byte;
         end += 1;
     }
-    buffer[end..end + unit.len()].copy_from_slice(unit);
+    put(&mut buffer, end, unit);
     xxh3_64(&buffer[..end + unit.len()])
+}
+
+/// `buffer[at..at + bytes.len()].copy_from_slice(bytes)` in fixed-size moves (overlapping at
+/// the end) rather than a call to `memcpy`, which costs more than the copy for seeds and ids
+/// this short. The caller checks that the bytes fit.
+#[inline(always)]
+fn put(buffer: &mut [u8], at: usize, bytes: &[u8]) {
+    let length = bytes.len();
+    if length >= 16 {
+        let mut offset = 0;
+        while offset + 16 <= length {
+            buffer[at + offset..at + offset + 16].copy_from_slice(&bytes[offset..offset + 16]);
+            offset += 16;
+        }
+        if offset < length {
+            buffer[at + length - 16..at + length].copy_from_slice(&bytes[length - 16..]);
+        }
+    } else if length >= 8 {
+        buffer[at..at + 8].copy_from_slice(&bytes[..8]);
+        buffer[at + length - 8..at + length].copy_from_slice(&bytes[length - 8..]);
+    } else if length >= 4 {
+        buffer[at..at + 4].copy_from_slice(&bytes[..4]);
+        buffer[at + length - 4..at + length].copy_from_slice(&bytes[length - 4..]);
+    } else {
+        for (offset, &byte) in bytes.iter().enumerate() {
+            buffer[at + offset] = byte;
+        }
+    }
 }
 
 /// Which lane a slot falls in: `Some(i)` for treatment `i`, `None` for the baseline.
@@ -75,6 +103,43 @@ pub fn lane_of_slot(slot: u32, weights: &[u32]) -> Option<usize> {
     let lane = (slot / width) as usize;
     let weight = *weights.get(lane)?;
     (slot - lane as u32 * width < weight).then_some(lane)
+}
+
+/// A split's lanes, ready for the hot path: [`lane_of_slot`] with the lane width worked out
+/// once and the division by it done as a multiplication.
+#[derive(Debug, Clone)]
+pub(crate) struct Lanes {
+    /// Slots each treatment holds of its lane.
+    weights: alloc::vec::Vec<u32>,
+    width: u32,
+    /// `ceil(2^40 / width)`: for every slot below [`SLOTS`], `slot * reciprocal >> 40` is
+    /// exactly `slot / width` (the rounding error stays under `SLOTS / 2^40`, far below the
+    /// `1 / width` it would take to cross an integer).
+    reciprocal: u64,
+}
+
+impl Lanes {
+    pub(crate) fn new(weights: alloc::vec::Vec<u32>) -> Lanes {
+        let width = if weights.is_empty() {
+            SLOTS
+        } else {
+            (SLOTS / weights.len() as u32).max(1)
+        };
+        let reciprocal = (1u64 << 40).div_ceil(u64::from(width));
+        Lanes {
+            weights,
+            width,
+            reciprocal,
+        }
+    }
+
+    /// [`lane_of_slot`]`(slot, weights)`, for a slot below [`SLOTS`].
+    #[inline]
+    pub(crate) fn lane_of(&self, slot: u32) -> Option<usize> {
+        let lane = ((u64::from(slot) * self.reciprocal) >> 40) as usize;
+        let weight = *self.weights.get(lane)?;
+        (slot - lane as u32 * self.width < weight).then_some(lane)
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +165,49 @@ mod tests {
         let weights = [33_333, 33_333, 33_333];
         assert_eq!(lane_of_slot(99_998, &weights), Some(2));
         assert_eq!(lane_of_slot(99_999, &weights), None);
+    }
+
+    #[test]
+    fn lanes_agree_with_lane_of_slot_for_every_slot() {
+        for count in [1usize, 2, 3, 4, 5, 6, 7, 9, 10, 16, 31, 50, 64, 100] {
+            let width = SLOTS / count as u32;
+            // Weights from empty to full, different per lane.
+            let weights: alloc::vec::Vec<u32> = (0..count as u32)
+                .map(|lane| (lane * 7_919) % (width + 1))
+                .collect();
+            let lanes = Lanes::new(weights.clone());
+            for slot in 0..SLOTS {
+                assert_eq!(
+                    lanes.lane_of(slot),
+                    lane_of_slot(slot, &weights),
+                    "slot {slot} of {count} lanes"
+                );
+            }
+        }
+        let none = Lanes::new(alloc::vec::Vec::new());
+        assert_eq!(none.lane_of(0), None);
+        assert_eq!(none.lane_of(SLOTS - 1), None);
+    }
+
+    #[test]
+    fn every_length_hashes_its_concatenation() {
+        let text: alloc::string::String = (0..300u32)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
+        for prefix_length in [0usize, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40] {
+            for unit_length in 0..=(STACK_KEY_BYTES + 4 - prefix_length) {
+                let prefix = &text[..prefix_length];
+                let unit = &text[prefix_length..prefix_length + unit_length];
+                let mut key = alloc::string::String::from(prefix);
+                key.push('/');
+                key.push_str(unit);
+                assert_eq!(
+                    bucket_hash(prefix, unit),
+                    xxh3_64(key.as_bytes()),
+                    "{prefix_length} + {unit_length}"
+                );
+            }
+        }
     }
 
     #[test]

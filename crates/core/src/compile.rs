@@ -11,7 +11,7 @@ use core::fmt;
 
 use serde_json::Value;
 
-use crate::bucket::{LAYER_SEED_PREFIX, SLOTS};
+use crate::bucket::{LAYER_SEED_PREFIX, Lanes, SLOTS};
 use crate::context::TARGETING_KEY;
 use crate::literal::{Semver, parse_number, parse_rfc3339_millis};
 use crate::model::{
@@ -19,8 +19,8 @@ use crate::model::{
     RawSplit, SCHEMA_VERSION,
 };
 use crate::ruleset::{
-    Condition, Flag, FlagIndex, LayerSpan, NumberTest, PromptMeta, Rule, Ruleset, Segment, Serve,
-    Split, StringTest, Test, Variant,
+    Condition, Flag, FlagIndex, InList, LayerSpan, Name, NumberTest, PromptMeta, Rule, Ruleset,
+    Segment, Serve, Split, StringTest, Test, Variant,
 };
 
 /// Size limits a ruleset must respect, so one bad publish cannot exhaust an edge isolate.
@@ -352,6 +352,12 @@ impl Compiler {
         self.check_layer_overlaps(&layer_claims);
         flags.sort_by(|a, b| a.key.cmp(&b.key));
         flags.dedup_by(|a, b| a.key == b.key);
+        // Only a valid ruleset is flattened: a cycle of segments would never end.
+        if self.problems.is_empty() {
+            for rule in flags.iter_mut().flat_map(|flag| flag.rules.iter_mut()) {
+                rule.conditions = inline_segments(&rule.conditions, &segments);
+            }
+        }
 
         Ruleset {
             schema: raw.schema,
@@ -382,7 +388,7 @@ impl Compiler {
         let excluded = self.unit_list(&format!("{path}.excluded"), &raw.excluded);
         let conditions = self.conditions(&format!("{path}.conditions"), &raw.conditions, segments);
         Segment {
-            match_by,
+            match_by: Name::new(match_by),
             included,
             excluded,
             conditions,
@@ -624,10 +630,7 @@ impl Compiler {
                 if op == "not_in" {
                     negate = !negate;
                 }
-                let mut values = raw.values.clone();
-                values.sort();
-                values.dedup();
-                Some(Test::In(values))
+                Some(Test::In(InList::new(raw.values.clone())))
             }
             "str_contains" => strings(StringTest::Contains),
             "str_starts_with" => strings(StringTest::StartsWith),
@@ -670,7 +673,7 @@ impl Compiler {
             }
         }?;
         Some(Condition {
-            attribute: raw.attribute.clone(),
+            attribute: Name::new(raw.attribute.clone()),
             test,
             negate,
         })
@@ -968,10 +971,10 @@ impl Compiler {
         let mut seed_prefix = seed.into_bytes();
         seed_prefix.push(b'/');
         Split {
-            bucket_by,
+            bucket_by: Name::new(bucket_by),
             seed_prefix,
             treatments,
-            weights,
+            lanes: Lanes::new(weights),
             layer,
         }
     }
@@ -1091,3 +1094,46 @@ fn prompt_value(meta: &PromptMeta) -> Value {
     object.insert(String::from("parameters"), meta.parameters.clone());
     Value::Object(object)
 }
+
+/// Rule conditions with each `in_segment` of one segment made only of conditions replaced by
+/// those conditions, preceded by the check on the segment's unit that `in_segment` makes, so
+/// evaluation reads one flat list rather than calling into the segment. The outcome is the
+/// same, errors included: `in_segment` of such a segment holds exactly when its conditions all
+/// hold, checked in order, and stops at the same condition. Segments with unit lists, empty
+/// segments, negated conditions and lists of several segments stay as they are, and so does
+/// anything that would grow past [`INLINED_CONDITIONS_MAX`] conditions.
+fn inline_segments(conditions: &[Condition], segments: &[Segment]) -> Vec<Condition> {
+    let mut flat = Vec::with_capacity(conditions.len());
+    for (index, condition) in conditions.iter().enumerate() {
+        let inlinable = match (&condition.test, condition.negate) {
+            (Test::InSegment(targets), false) if targets.len() == 1 => {
+                segments.get(targets[0]).filter(|segment| {
+                    segment.included.is_empty()
+                        && segment.excluded.is_empty()
+                        && !segment.conditions.is_empty()
+                })
+            }
+            _ => None,
+        };
+        let Some(segment) = inlinable else {
+            flat.push(condition.clone());
+            continue;
+        };
+        let inner = inline_segments(&segment.conditions, segments);
+        let remaining = conditions.len() - index - 1;
+        if flat.len() + 1 + inner.len() + remaining > INLINED_CONDITIONS_MAX {
+            flat.push(condition.clone());
+            continue;
+        }
+        flat.push(Condition {
+            attribute: segment.match_by.clone(),
+            test: Test::UsableUnit,
+            negate: false,
+        });
+        flat.extend(inner);
+    }
+    flat
+}
+
+/// The most conditions [`inline_segments`] leaves in one rule.
+const INLINED_CONDITIONS_MAX: usize = 32;

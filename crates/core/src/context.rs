@@ -8,6 +8,8 @@ use alloc::vec::Vec;
 
 use serde_json::Value;
 
+use crate::ruleset::{Name, Print, compare_keys};
+
 /// The attribute OpenFeature uses for the unit of bucketing.
 pub const TARGETING_KEY: &str = "targetingKey";
 
@@ -85,13 +87,70 @@ const LINEAR_LOOKUP_MAX: usize = 16;
 
 /// The attributes of one evaluation, sorted by name for binary search. Build it once and reuse
 /// it for every flag of a request (that is the fast path: nothing is re-parsed per flag).
+///
+/// Laid out for lookups by the names rules read. Each attribute's entry holds its value and
+/// its name's [`Print`]; a small context also keeps a 32-byte table from a print's
+/// bucket to its entry, so finding an attribute reads the table, one entry and nothing else
+/// (not the names' own bytes), whichever position it has.
 #[derive(Debug, Clone, Default, PartialEq)]
+// What every lookup reads (the entries' address and count, the table) comes first, so it
+// shares the first cache line.
+#[repr(C, align(64))]
 pub struct Context {
-    attributes: Vec<(String, AttributeValue)>,
-    now_millis: Option<i64>,
+    /// The print of each name and its value, in name order.
+    entries: Vec<Entry>,
+    /// For contexts of up to [`LINEAR_LOOKUP_MAX`] attributes: bucket → `index + 1` of the one
+    /// entry whose print falls in it, 0 when none does, [`SHARED_BUCKET`] when several do.
+    table: [u8; Print::BUCKETS],
     /// Whether any attribute is [`AttributeValue::Unsupported`], kept exact by every change,
     /// so evaluation can skip looking up an attribute only to rule that out.
     has_unsupported: bool,
+    /// The names, sorted.
+    names: Vec<String>,
+    now_millis: Option<i64>,
+}
+
+/// A bucket that more than one attribute falls in: look them up by scanning.
+const SHARED_BUCKET: u8 = u8::MAX;
+
+/// One attribute as lookups see it: one cache line.
+#[derive(Debug, Clone, PartialEq)]
+#[repr(align(64))]
+pub(crate) struct Entry {
+    /// The print of the name.
+    pub(crate) print: Print,
+    /// The first sixteen bytes of a string value, as in a [`Print`] (the length is the
+    /// string's own), so tests on short values read them here rather than from the string's
+    /// allocation; zero for other values.
+    text: [u64; 2],
+    pub(crate) value: AttributeValue,
+}
+
+impl Entry {
+    fn new(name: &str, value: AttributeValue) -> Entry {
+        let text = match &value {
+            AttributeValue::String(text) => {
+                let print = Print::of(text);
+                [print.head, print.tail]
+            }
+            _ => [0, 0],
+        };
+        Entry {
+            print: Print::of(name),
+            text,
+            value,
+        }
+    }
+
+    /// The print of a string value, `text`.
+    #[inline(always)]
+    pub(crate) fn text_print(&self, text: &str) -> Print {
+        Print {
+            head: self.text[0],
+            tail: self.text[1],
+            length: text.len(),
+        }
+    }
 }
 
 impl Context {
@@ -105,18 +164,21 @@ impl Context {
         let Value::Object(map) = value else {
             return Err(ContextError::NotAnObject);
         };
-        let mut context = Context::new();
-        for (name, value) in map {
-            if let Some(attribute) = AttributeValue::from_json(value) {
-                context.attributes.push((name.clone(), attribute));
-            }
-        }
-        // serde_json's map is sorted already; sorting again keeps this independent of its features.
-        context.attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        context.has_unsupported = context
-            .attributes
+        let mut attributes: Vec<(&String, AttributeValue)> = map
             .iter()
-            .any(|(_, value)| *value == AttributeValue::Unsupported);
+            .filter_map(|(name, value)| Some((name, AttributeValue::from_json(value)?)))
+            .collect();
+        // serde_json's map is sorted already; sorting again keeps this independent of its features.
+        attributes.sort_by(|a, b| a.0.cmp(b.0));
+        let mut context = Context::new();
+        context.names.reserve(attributes.len());
+        context.entries.reserve(attributes.len());
+        for (name, value) in attributes {
+            context.has_unsupported |= value == AttributeValue::Unsupported;
+            context.entries.push(Entry::new(name, value));
+            context.names.push(name.clone());
+        }
+        context.rebuild_table();
         Ok(context)
     }
 
@@ -127,19 +189,36 @@ impl Context {
         Context::from_json_value(&value)
     }
 
+    /// Fills the bucket table from the entries (for a small context; a large one is searched).
+    fn rebuild_table(&mut self) {
+        self.table = [0; Print::BUCKETS];
+        if self.entries.len() > LINEAR_LOOKUP_MAX {
+            return;
+        }
+        for (index, entry) in self.entries.iter().enumerate() {
+            let slot = &mut self.table[entry.print.bucket()];
+            *slot = if *slot == 0 {
+                index as u8 + 1
+            } else {
+                SHARED_BUCKET
+            };
+        }
+    }
+
     /// Sets an attribute, replacing an earlier value.
     pub fn set(&mut self, name: &str, value: AttributeValue) -> &mut Context {
-        match self
-            .attributes
-            .binary_search_by(|(key, _)| key.as_str().cmp(name))
-        {
-            Ok(index) => self.attributes[index].1 = value,
-            Err(index) => self.attributes.insert(index, (String::from(name), value)),
+        match self.names.binary_search_by(|key| key.as_str().cmp(name)) {
+            Ok(index) => self.entries[index] = Entry::new(name, value),
+            Err(index) => {
+                self.names.insert(index, String::from(name));
+                self.entries.insert(index, Entry::new(name, value));
+                self.rebuild_table();
+            }
         }
         self.has_unsupported = self
-            .attributes
+            .entries
             .iter()
-            .any(|(_, value)| *value == AttributeValue::Unsupported);
+            .any(|entry| entry.value == AttributeValue::Unsupported);
         self
     }
 
@@ -172,20 +251,58 @@ impl Context {
 
     /// The attribute named `name`.
     pub fn get(&self, name: &str) -> Option<&AttributeValue> {
-        // Contexts are small, and names differ mostly in length: a scan that compares lengths
-        // before bytes touches the bytes of about one name, where a binary search compares the
-        // bytes of several. Large contexts keep the binary search.
-        if self.attributes.len() <= LINEAR_LOOKUP_MAX {
-            return self
-                .attributes
-                .iter()
-                .find(|(key, _)| crate::ruleset::keys_equal(key, name))
-                .map(|(_, value)| value);
+        let print = Print::of(name);
+        self.entry(&print, print.bucket(), name)
+            .map(|entry| &entry.value)
+    }
+
+    /// The attribute a rule names, as its entry: [`Context::get`] with the name's print made
+    /// beforehand.
+    #[inline(always)]
+    pub(crate) fn entry_named(&self, name: &Name) -> Option<&Entry> {
+        self.entry(&name.print, name.bucket, &name.text)
+    }
+
+    /// The attribute a rule names.
+    #[inline(always)]
+    pub(crate) fn get_named(&self, name: &Name) -> Option<&AttributeValue> {
+        self.entry_named(name).map(|entry| &entry.value)
+    }
+
+    #[inline(always)]
+    fn entry(&self, print: &Print, bucket: usize, name: &str) -> Option<&Entry> {
+        if self.entries.len() > LINEAR_LOOKUP_MAX {
+            return self.search(name);
         }
-        self.attributes
-            .binary_search_by(|(key, _)| crate::ruleset::compare_keys(key, name))
+        // A small context: the one entry in the print's bucket, or a scan when several share it.
+        let index = match self.table.get(bucket).copied().unwrap_or(SHARED_BUCKET) {
+            0 => return None,
+            SHARED_BUCKET => return self.scan(print, name),
+            slot => usize::from(slot - 1),
+        };
+        let entry = self.entries.get(index)?;
+        let held = || self.names.get(index).map_or("", String::as_str);
+        entry.print.names_with(print, held, name).then_some(entry)
+    }
+
+    /// [`Context::entry`] for a bucket that several attributes share.
+    #[cold]
+    #[inline(never)]
+    fn scan(&self, print: &Print, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .zip(&self.names)
+            .find(|(entry, key)| entry.print.names(print, key, name))
+            .map(|(entry, _)| entry)
+    }
+
+    /// [`Context::entry`] for a large context: a binary search by name.
+    #[inline(never)]
+    fn search(&self, name: &str) -> Option<&Entry> {
+        self.names
+            .binary_search_by(|key| compare_keys(key, name))
             .ok()
-            .map(|index| &self.attributes[index].1)
+            .and_then(|index| self.entries.get(index))
     }
 
     /// Whether some attribute is an array or an object.
@@ -195,6 +312,9 @@ impl Context {
 
     /// Iterates over the attributes in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.attributes.iter().map(|(k, v)| (k.as_str(), v))
+        self.names
+            .iter()
+            .zip(&self.entries)
+            .map(|(name, entry)| (name.as_str(), &entry.value))
     }
 }

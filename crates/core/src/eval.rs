@@ -8,13 +8,13 @@ use alloc::vec::Vec;
 
 use serde_json::Value;
 
-use crate::bucket::{lane_of_slot, slot_with_prefix};
-use crate::context::{AttributeValue, CURRENT_TIME, Context};
+use crate::bucket::slot_with_prefix;
+use crate::context::{AttributeValue, CURRENT_TIME, Context, Entry};
 use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
 use crate::ruleset::{
-    Condition, Flag, NumberTest, PromptMeta, Ruleset, Segment, Serve, Split, StringTest, Test,
-    bytes_equal, compare_keys, keys_equal,
+    Condition, Flag, InList, NumberTest, Print, PromptMeta, Ruleset, Segment, Serve, Split,
+    StringTest, Test, bytes_equal, compare_keys, keys_equal,
 };
 
 /// Why a value was served (OpenFeature's resolution reasons).
@@ -341,13 +341,42 @@ impl Ruleset {
                 }
                 any
             }
-            test => {
-                let attribute = context.get(&condition.attribute);
-                if matches!(attribute, Some(AttributeValue::Unsupported)) {
+            Test::UsableUnit => {
+                if context.has_unsupported()
+                    && matches!(
+                        context.get_named(&condition.attribute),
+                        Some(AttributeValue::Unsupported)
+                    )
+                {
                     return Err(Fault::BadAttribute);
                 }
-                test_attribute(test, &condition.attribute, attribute, context)
+                true
             }
+            test => match context.entry_named(&condition.attribute) {
+                Some(
+                    entry @ Entry {
+                        value: attribute @ AttributeValue::String(text),
+                        ..
+                    },
+                ) => {
+                    // Short values are read from the entry, not from the string's allocation.
+                    let print = &entry.text_print(text);
+                    let mut buffer = [0u8; Print::EXACT];
+                    let bytes = print.spell(&mut buffer).unwrap_or(text.as_bytes());
+                    let value = Text { text, bytes, print };
+                    test_text(test, &condition.attribute.text, &value, attribute, context)
+                }
+                Some(Entry {
+                    value: AttributeValue::Unsupported,
+                    ..
+                }) => return Err(Fault::BadAttribute),
+                entry => test_attribute_otherwise(
+                    test,
+                    &condition.attribute.text,
+                    entry.map(|entry| &entry.value),
+                    context,
+                ),
+            },
         };
         Ok(result != condition.negate)
     }
@@ -359,7 +388,7 @@ impl Ruleset {
             // object can have such a unit.
             if context.has_unsupported()
                 && matches!(
-                    context.get(&segment.match_by),
+                    context.get_named(&segment.match_by),
                     Some(AttributeValue::Unsupported)
                 )
             {
@@ -367,7 +396,7 @@ impl Ruleset {
             }
             None
         } else {
-            match context.get(&segment.match_by) {
+            match context.get_named(&segment.match_by) {
                 Some(AttributeValue::Unsupported) => {
                     return Err(Fault::BadAttribute);
                 }
@@ -393,8 +422,8 @@ impl Ruleset {
 /// The common case of a numeric attribute sent as text, a plain run of decimal digits, read
 /// without the general float parser. Up to 15 digits the integer is exactly representable, so
 /// the `f64` is the one [`parse_number`] would return; anything else is left to it.
-fn parse_integer_exactly(text: &str) -> Option<f64> {
-    let (negative, digits) = match text.as_bytes() {
+fn parse_integer_exactly(text: &[u8]) -> Option<f64> {
+    let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         bytes => (false, bytes),
     };
@@ -422,53 +451,80 @@ fn contains_sorted(list: &[String], item: &str) -> bool {
         .is_ok()
 }
 
+/// Whether a list of `in` values holds the text: short lists compare prints, a few words
+/// each, without following each value's pointer to its bytes.
+#[inline]
+fn in_list(list: &InList, text: &str, print: &Print) -> bool {
+    if list.prints.len() <= 8 && text.len() <= Print::EXACT {
+        return list.prints.iter().any(|value| value == print);
+    }
+    contains_sorted(&list.values, text)
+}
+
+/// A string attribute's value: its bytes (from the context's entry when short), the text
+/// itself (in its own allocation, for the rarer paths), and its print.
+struct Text<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    print: &'a Print,
+}
+
 // The common cases (a string attribute; the usual operators) are kept small and inline; the
 // rest lives in functions of its own, so the loop over conditions stays tight.
-fn test_attribute(
+#[inline]
+fn test_text(
     test: &Test,
     name: &str,
-    attribute: Option<&AttributeValue>,
+    value: &Text<'_>,
+    attribute: &AttributeValue,
     context: &Context,
 ) -> bool {
-    match (test, attribute) {
-        (Test::In(values), Some(AttributeValue::String(text))) => contains_sorted(values, text),
-        (
-            Test::Str {
-                test,
-                values,
-                case_insensitive: false,
-            },
-            Some(AttributeValue::String(text)),
-        ) => string_test(*test, values, text),
-        (Test::Number { test, value }, Some(AttributeValue::String(text))) => {
-            match parse_integer_exactly(text) {
-                Some(number) => number_test(*test, number, *value),
-                None => parse_number(text).is_some_and(|number| number_test(*test, number, *value)),
+    match test {
+        Test::In(list) => in_list(list, value.text, value.print),
+        Test::Str {
+            test: StringTest::Contains,
+            values,
+            case_insensitive: false,
+        } => values
+            .iter()
+            .any(|expected| value.text.contains(expected.as_str())),
+        Test::Str {
+            test,
+            values,
+            case_insensitive: false,
+        } => string_test_bytes(*test, values, value.bytes),
+        Test::Number { test, value: limit } => match parse_integer_exactly(value.bytes) {
+            Some(number) => number_test(*test, number, *limit),
+            None => {
+                parse_number(value.text).is_some_and(|number| number_test(*test, number, *limit))
             }
+        },
+        Test::Semver(ordering, version) => {
+            version.compare_bytes(value.bytes, value.text) == Some(*ordering)
         }
-        (Test::Semver(ordering, version), Some(AttributeValue::String(text))) => {
-            version.compare_text(text) == Some(*ordering)
-        }
-        _ => test_attribute_otherwise(test, name, attribute, context),
+        _ => test_attribute_otherwise(test, name, Some(attribute), context),
     }
 }
 
 fn string_test(test: StringTest, values: &[String], text: &str) -> bool {
-    let bytes = text.as_bytes();
+    match test {
+        StringTest::Contains => values.iter().any(|value| text.contains(value.as_str())),
+        _ => string_test_bytes(test, values, text.as_bytes()),
+    }
+}
+
+/// `str_starts_with` and `str_ends_with` on bytes, compared without a call into `memcmp`.
+fn string_test_bytes(test: StringTest, values: &[String], bytes: &[u8]) -> bool {
     values.iter().any(|value| {
         let value_bytes = value.as_bytes();
-        // Prefixes and suffixes are compared as bytes without a call into `memcmp`.
-        match test {
-            StringTest::StartsWith => {
-                bytes.len() >= value_bytes.len()
-                    && bytes_equal(&bytes[..value_bytes.len()], value_bytes)
+        bytes.len() >= value_bytes.len()
+            && match test {
+                StringTest::StartsWith => bytes_equal(&bytes[..value_bytes.len()], value_bytes),
+                StringTest::EndsWith => {
+                    bytes_equal(&bytes[bytes.len() - value_bytes.len()..], value_bytes)
+                }
+                StringTest::Contains => false,
             }
-            StringTest::EndsWith => {
-                bytes.len() >= value_bytes.len()
-                    && bytes_equal(&bytes[bytes.len() - value_bytes.len()..], value_bytes)
-            }
-            StringTest::Contains => text.contains(value.as_str()),
-        }
     })
 }
 
@@ -492,9 +548,9 @@ fn test_attribute_otherwise(
     context: &Context,
 ) -> bool {
     match test {
-        Test::In(values) => attribute
+        Test::In(list) => attribute
             .and_then(AttributeValue::as_text)
-            .is_some_and(|text| contains_sorted(values, &text)),
+            .is_some_and(|text| contains_sorted(&list.values, &text)),
         Test::Str {
             test,
             values,
@@ -538,7 +594,7 @@ fn test_attribute_otherwise(
             Some(AttributeValue::String(text)) => version.compare_text(text) == Some(*ordering),
             _ => false,
         },
-        Test::InSegment(_) => false,
+        Test::InSegment(_) | Test::UsableUnit => false,
     }
 }
 
@@ -555,10 +611,10 @@ fn unit_text(context: &Context, attribute: &str) -> Result<Cow<'static, str>, Fa
 fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, Bucket), Fault> {
     // The common case (a string unit) hashes the borrowed text without copying it.
     let owned;
-    let unit: &str = match context.get(&split.bucket_by) {
+    let unit: &str = match context.get_named(&split.bucket_by) {
         Some(AttributeValue::String(text)) if !text.is_empty() => text,
         _ => {
-            owned = unit_text(context, &split.bucket_by)?;
+            owned = unit_text(context, &split.bucket_by.text)?;
             &owned
         }
     };
@@ -580,7 +636,7 @@ fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, B
             },
         ));
     }
-    let lane = lane_of_slot(slot, &split.weights);
+    let lane = split.lanes.lane_of(slot);
     let variant = lane.map_or(baseline, |lane| split.treatments[lane]);
     Ok((
         variant,
@@ -683,14 +739,14 @@ mod tests {
             "٣",
         ];
         for text in texts {
-            if let Some(fast) = parse_integer_exactly(text) {
+            if let Some(fast) = parse_integer_exactly(text.as_bytes()) {
                 assert_eq!(Some(fast), parse_number(text), "{text:?}");
             }
         }
         assert_eq!(
-            parse_integer_exactly("999999999999999"),
+            parse_integer_exactly(b"999999999999999"),
             Some(999_999_999_999_999.0)
         );
-        assert_eq!(parse_integer_exactly("1000000000000000"), None);
+        assert_eq!(parse_integer_exactly(b"1000000000000000"), None);
     }
 }

@@ -168,7 +168,41 @@ impl Semver {
     /// version: `Semver::parse(text).map(|v| v.cmp(self))`, without building the version, so
     /// evaluating a semver condition allocates nothing.
     pub fn compare_text(&self, text: &str) -> Option<Ordering> {
-        let parts = SemverParts::parse(text)?;
+        self.compare_bytes(text.as_bytes(), text)
+    }
+
+    /// [`Semver::compare_text`], given the text's bytes from wherever they are cheapest to read
+    /// (`bytes` must equal `text.as_bytes()`; the text itself is read only off the usual path).
+    #[inline]
+    pub(crate) fn compare_bytes(&self, bytes: &[u8], text: &str) -> Option<Ordering> {
+        let parts = match plain_core(bytes) {
+            // The usual text, `MAJOR.MINOR.PATCH` and nothing else.
+            Some(((major, minor, patch), end)) if end == bytes.len() => {
+                return Some(
+                    (major, minor, patch)
+                        .cmp(&(self.major, self.minor, self.patch))
+                        .then(
+                            // A release sorts after its pre-releases.
+                            if self.pre.is_empty() {
+                                Ordering::Equal
+                            } else {
+                                Ordering::Greater
+                            },
+                        ),
+                );
+            }
+            // A pre-release or build after a plain core: read on from there. Anything the
+            // short route does not accept whole (white space after it, say) goes the long way.
+            Some(((major, minor, patch), end)) => SemverParts::after_core(bytes, end)
+                .map(|pre| SemverParts {
+                    major,
+                    minor,
+                    patch,
+                    pre,
+                })
+                .or_else(|| SemverParts::parse(text))?,
+            None => SemverParts::parse(text)?,
+        };
         Some(
             (parts.major, parts.minor, parts.patch)
                 .cmp(&(self.major, self.minor, self.patch))
@@ -180,6 +214,37 @@ impl Semver {
                 }),
         )
     }
+}
+
+/// `MAJOR.MINOR.PATCH` of plain digits at the start of the text, read in one tight pass, and
+/// where it ends: `None` unless the core is followed by the end, `-` or `+`. Leading zeros, a
+/// prefix, white space and very long numbers get `None` and are left to the full parser, so
+/// this only has to be right about what it accepts.
+#[inline]
+fn plain_core(bytes: &[u8]) -> Option<((u64, u64, u64), usize)> {
+    let mut parts = [0u64; 3];
+    let mut part = 0;
+    let mut digits = 0u32;
+    let mut end = bytes.len();
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte.is_ascii_digit() {
+            // A leading zero, or more digits than certainly fit, is left to the full parser.
+            if (digits > 0 && parts[part] == 0) || digits == 18 {
+                return None;
+            }
+            parts[part] = parts[part] * 10 + u64::from(byte - b'0');
+            digits += 1;
+        } else if byte == b'.' && digits > 0 && part < 2 {
+            part += 1;
+            digits = 0;
+        } else if byte == b'-' || byte == b'+' {
+            end = at;
+            break;
+        } else {
+            return None;
+        }
+    }
+    (part == 2 && digits > 0).then_some(((parts[0], parts[1], parts[2]), end))
 }
 
 /// A version as written, checked but not built: the pre-release stays text, read on demand.
@@ -221,6 +286,19 @@ impl<'a> SemverParts<'a> {
         let minor = numeric_at(bytes, &mut cursor)?;
         expect(bytes, &mut cursor, b'.')?;
         let patch = numeric_at(bytes, &mut cursor)?;
+        let pre = SemverParts::after_core(bytes, cursor)?;
+        Some(SemverParts {
+            major,
+            minor,
+            patch,
+            pre,
+        })
+    }
+
+    /// Reads what follows the core, from `cursor`: optionally `-` and the pre-release
+    /// identifiers, then optionally `+` and build identifiers, then the end of the text. Returns
+    /// the pre-release (empty when there is none).
+    fn after_core(bytes: &'a [u8], mut cursor: usize) -> Option<&'a [u8]> {
         let mut pre: &[u8] = &[];
         if bytes.get(cursor) == Some(&b'-') {
             let start = cursor + 1;
@@ -230,12 +308,7 @@ impl<'a> SemverParts<'a> {
         if bytes.get(cursor) == Some(&b'+') {
             cursor = identifiers_end(bytes, cursor + 1, false)?;
         }
-        (cursor == bytes.len()).then_some(SemverParts {
-            major,
-            minor,
-            patch,
-            pre,
-        })
+        (cursor == bytes.len()).then_some(pre)
     }
 
     /// The pre-release identifiers; only called on parts that [`SemverParts::parse`] checked.
@@ -453,6 +526,26 @@ mod tests {
             "1.2.3.4",
             "",
             "x.y.z",
+            "0.0.0",
+            "0.1.0",
+            "1.0.0-alpha.0",
+            "10.20.30",
+            "1.02.3",
+            "1.2.03",
+            "1..3",
+            ".1.2",
+            "1.2.",
+            "1.2.3 ",
+            "999999999999999999.0.0",
+            "1.2.999999999999999999",
+            "1.2.3-0",
+            "1.2.3-beta ",
+            "1.2.3+build",
+            "1.2.3-rc.1+build.7",
+            "1.2.3-+x",
+            "1.2.3-01",
+            "1.2.3-a.-b",
+            "01.2.3-beta",
         ];
         for literal in versions {
             let Some(version) = Semver::parse(literal) else {

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 
 use serde_json::Value;
-use xxhash_rust::xxh3::xxh3_64;
 
+use crate::bucket::Lanes;
 use crate::literal::Semver;
 use crate::model::FlagKind;
 
@@ -97,7 +97,7 @@ impl Ruleset {
 /// strings at every step (and that dominated evaluating a simple flag).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FlagIndex {
-    /// `(xxh3_64(key), position + 1)`, 0 marking an empty slot; a power of two long, at most
+    /// `(key_hash(key), position + 1)`, 0 marking an empty slot; a power of two long, at most
     /// half full, so probe runs stay short.
     slots: Vec<(u64, u32)>,
 }
@@ -108,7 +108,7 @@ impl FlagIndex {
         let mut slots = alloc::vec![(0u64, 0u32); capacity];
         let mask = capacity - 1;
         for (position, flag) in flags.iter().enumerate() {
-            let hash = xxh3_64(flag.key.as_bytes());
+            let hash = key_hash(flag.key.as_bytes());
             let mut slot = hash as usize & mask;
             while slots[slot].1 != 0 {
                 slot = (slot + 1) & mask;
@@ -120,7 +120,7 @@ impl FlagIndex {
 
     fn find<'f>(&self, flags: &'f [Flag], key: &str) -> Option<&'f Flag> {
         let mask = self.slots.len().checked_sub(1)?;
-        let hash = xxh3_64(key.as_bytes());
+        let hash = key_hash(key.as_bytes());
         let mut slot = hash as usize & mask;
         // The table is never full, so the probe meets an empty slot.
         loop {
@@ -138,6 +138,56 @@ impl FlagIndex {
             slot = (slot + 1) & mask;
         }
     }
+}
+
+/// A hash of a flag key for [`FlagIndex`]: a few word loads and one wide multiplication
+/// (wyhash's folded multiply), several times cheaper than `xxh3_64` for keys this short. Its
+/// quality only decides how often two slots are probed; the key itself confirms every hit,
+/// and the table's contents come from the ruleset, not from requests.
+#[inline]
+pub(crate) fn key_hash(bytes: &[u8]) -> u64 {
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+    const SECRET: u64 = 0xA076_1D64_78BD_642F;
+    let length = bytes.len();
+    let (mut a, b) = if length >= 8 {
+        (le_word_at(bytes, 0), le_word_at(bytes, length - 8))
+    } else if length >= 4 {
+        (
+            u64::from(le_u32_at(bytes, 0)),
+            u64::from(le_u32_at(bytes, length - 4)),
+        )
+    } else if length > 0 {
+        let spread = u64::from(bytes[0])
+            | u64::from(bytes[length / 2]) << 8
+            | u64::from(bytes[length - 1]) << 16;
+        (spread, 0)
+    } else {
+        (0, 0)
+    };
+    // Keys over sixteen bytes fold in every word between the first and the last.
+    let mut at = 8;
+    while at + 8 < length {
+        a = (a ^ le_word_at(bytes, at))
+            .wrapping_mul(MULTIPLIER)
+            .rotate_left(31);
+        at += 8;
+    }
+    let product = u128::from(a ^ MULTIPLIER) * u128::from(b ^ SECRET ^ length as u64);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+#[inline(always)]
+fn le_word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+#[inline(always)]
+fn le_u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
 }
 
 /// `a.cmp(b)`, for binary searches over long lists: the same lexicographic byte order,
@@ -212,6 +262,115 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(word)
 }
 
+/// The first sixteen bytes of a name and its length, in three words: two prints are equal
+/// exactly when the names are, for names of up to sixteen bytes (nearly every attribute name).
+/// Contexts keep one per attribute in a dense array and rules keep one per attribute they read,
+/// so a lookup compares words in one or two cache lines instead of following each name's
+/// pointer to its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Print {
+    pub(crate) head: u64,
+    pub(crate) tail: u64,
+    pub(crate) length: usize,
+}
+
+impl Print {
+    /// Names up to this many bytes are told apart by their prints alone.
+    pub(crate) const EXACT: usize = 16;
+
+    /// How many lookup buckets a small context has.
+    pub(crate) const BUCKETS: usize = 32;
+
+    /// Which of a context's [`Print::BUCKETS`] lookup buckets the name falls in.
+    #[inline(always)]
+    pub(crate) fn bucket(&self) -> usize {
+        let mixed = (self.head ^ self.tail.rotate_left(29) ^ self.length as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> 59) as usize
+    }
+
+    /// Whether this print, of the name `held`, is the print of `name` (whose print is `other`):
+    /// equal prints settle it up to sixteen bytes, the text beyond.
+    #[inline(always)]
+    pub(crate) fn names(&self, other: &Print, held: &str, name: &str) -> bool {
+        *self == *other && (self.length <= Print::EXACT || keys_equal(held, name))
+    }
+
+    /// [`Print::names`], reading the held name only when the prints cannot settle it.
+    #[inline(always)]
+    pub(crate) fn names_with<'a>(
+        &self,
+        other: &Print,
+        held: impl FnOnce() -> &'a str,
+        name: &str,
+    ) -> bool {
+        *self == *other && (self.length <= Print::EXACT || keys_equal(held(), name))
+    }
+
+    /// The bytes a print holds whole (up to sixteen), spelled out into `buffer`; `None` for
+    /// longer text, which the print only begins.
+    #[inline(always)]
+    pub(crate) fn spell<'b>(&self, buffer: &'b mut [u8; Print::EXACT]) -> Option<&'b [u8]> {
+        if self.length > Print::EXACT {
+            return None;
+        }
+        buffer[..8].copy_from_slice(&self.head.to_le_bytes());
+        buffer[8..].copy_from_slice(&self.tail.to_le_bytes());
+        buffer.get(..self.length)
+    }
+
+    /// The print of `name`, read in a few word loads (no copy, no call).
+    #[inline]
+    pub(crate) fn of(name: &str) -> Print {
+        let bytes = name.as_bytes();
+        let length = bytes.len();
+        let (head, tail) = if length >= 16 {
+            (le_word_at(bytes, 0), le_word_at(bytes, 8))
+        } else if length > 8 {
+            // The last eight bytes, shifted so that only those past the eighth remain.
+            let last = le_word_at(bytes, length - 8) >> (8 * (16 - length));
+            (le_word_at(bytes, 0), last)
+        } else if length == 8 {
+            (le_word_at(bytes, 0), 0)
+        } else if length >= 4 {
+            // Two overlapping loads; where they overlap they hold the same bytes.
+            let low = u64::from(le_u32_at(bytes, 0));
+            let high = u64::from(le_u32_at(bytes, length - 4)) << (8 * (length - 4));
+            (low | high, 0)
+        } else if length > 0 {
+            let middle = length / 2;
+            let spread = u64::from(bytes[0])
+                | u64::from(bytes[middle]) << (8 * middle)
+                | u64::from(bytes[length - 1]) << (8 * (length - 1));
+            (spread, 0)
+        } else {
+            (0, 0)
+        };
+        Print { head, tail, length }
+    }
+}
+
+/// An attribute name a rule reads, with its [`Print`] made once at compile time.
+#[derive(Debug, Clone)]
+pub(crate) struct Name {
+    pub(crate) text: String,
+    pub(crate) print: Print,
+    /// `print.bucket()`.
+    pub(crate) bucket: usize,
+}
+
+impl Name {
+    pub(crate) fn new(text: String) -> Name {
+        let print = Print::of(&text);
+        let bucket = print.bucket();
+        Name {
+            text,
+            print,
+            bucket,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Flag {
     pub(crate) key: String,
@@ -246,13 +405,13 @@ pub(crate) enum Serve {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Split {
-    pub(crate) bucket_by: String,
+    pub(crate) bucket_by: Name,
     /// `seed + "/"`, ready to prepend to the unit.
     pub(crate) seed_prefix: Vec<u8>,
     /// Variant indices of the treatments, in lane order.
     pub(crate) treatments: Vec<usize>,
     /// Slots each treatment holds of its lane.
-    pub(crate) weights: Vec<u32>,
+    pub(crate) lanes: Lanes,
     pub(crate) layer: Option<LayerSpan>,
 }
 
@@ -266,7 +425,7 @@ pub(crate) struct LayerSpan {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
-    pub(crate) match_by: String,
+    pub(crate) match_by: Name,
     /// Sorted.
     pub(crate) included: Vec<String>,
     /// Sorted.
@@ -276,7 +435,7 @@ pub(crate) struct Segment {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
-    pub(crate) attribute: String,
+    pub(crate) attribute: Name,
     pub(crate) test: Test,
     /// `negate` from the ruleset, folded with `not_in` (which is a negated `in`).
     pub(crate) negate: bool,
@@ -298,10 +457,28 @@ pub(crate) enum NumberTest {
     Lte,
 }
 
+/// The values of an `in` condition: sorted, with their prints for short lists.
+#[derive(Debug, Clone)]
+pub(crate) struct InList {
+    /// Sorted, deduplicated.
+    pub(crate) values: Vec<String>,
+    /// `Print::of` each value, in the same order.
+    pub(crate) prints: Vec<Print>,
+}
+
+impl InList {
+    pub(crate) fn new(mut values: Vec<String>) -> InList {
+        values.sort();
+        values.dedup();
+        let prints = values.iter().map(|value| Print::of(value)).collect();
+        InList { values, prints }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum Test {
     /// Sorted values.
-    In(Vec<String>),
+    In(InList),
     /// Values, lowercased beforehand when `case_insensitive`.
     Str {
         test: StringTest,
@@ -318,11 +495,56 @@ pub(crate) enum Test {
     Semver(Ordering, Semver),
     /// Indices into `Ruleset::segments`.
     InSegment(Vec<usize>),
+    /// Always holds, unless the attribute is an array or an object: the check `in_segment`
+    /// makes on a segment's unit, left in a rule when the segment's conditions are inlined.
+    UsableUnit,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prints_are_the_first_sixteen_bytes_and_the_length() {
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        for length in 0..=text.len() {
+            let name = &text[..length];
+            let mut padded = [0u8; 16];
+            let kept = length.min(16);
+            padded[..kept].copy_from_slice(&name.as_bytes()[..kept]);
+            let expected = Print {
+                head: u64::from_le_bytes(padded[..8].try_into().unwrap()),
+                tail: u64::from_le_bytes(padded[8..].try_into().unwrap()),
+                length,
+            };
+            assert_eq!(Print::of(name), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn key_hash_reads_every_byte() {
+        // Keys that differ in one byte anywhere, at every length up to 40, hash apart.
+        let base: alloc::vec::Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for length in 0..=base.len() {
+            let key = &base[..length];
+            for at in 0..length {
+                let mut other = key.to_vec();
+                other[at] ^= 0x20;
+                assert_ne!(
+                    key_hash(key),
+                    key_hash(&other),
+                    "length {length}, byte {at}"
+                );
+            }
+        }
+        let mut seen = alloc::collections::BTreeSet::new();
+        for index in 0..10_000 {
+            seen.insert(key_hash(
+                alloc::format!("flag-{index:05}-prompt").as_bytes(),
+            ));
+        }
+        assert_eq!(seen.len(), 10_000);
+    }
 
     #[test]
     fn compare_keys_orders_like_str_cmp() {
