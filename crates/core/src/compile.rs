@@ -19,8 +19,8 @@ use crate::model::{
     RawSplit, SCHEMA_VERSION,
 };
 use crate::ruleset::{
-    Condition, Flag, FlagIndex, InList, LayerSpan, Name, NumberTest, PromptMeta, Rule, Ruleset,
-    Segment, Serve, Split, StringTest, Test, Variant,
+    Condition, Flag, FlagIndex, InList, LayerSpan, Name, NumberTest, Prefix, PromptMeta, Rule,
+    Ruleset, Segment, Serve, Split, StringTest, Test, Variant,
 };
 
 /// Size limits a ruleset must respect, so one bad publish cannot exhaust an edge isolate.
@@ -619,10 +619,15 @@ impl Compiler {
             } else {
                 raw.values.clone()
             };
+            let prefixes = match test {
+                StringTest::StartsWith if !raw.case_insensitive => Prefix::all(&values),
+                _ => None,
+            };
             Some(Test::Str {
                 test,
                 values,
                 case_insensitive: raw.case_insensitive,
+                prefixes,
             })
         };
         let test = match op {

@@ -457,6 +457,54 @@ pub(crate) enum NumberTest {
     Lte,
 }
 
+/// A `str_starts_with` value of up to sixteen bytes, as words to compare a text's print with:
+/// the text starts with it when the masked words agree and the text is long enough.
+#[derive(Debug, Clone)]
+pub(crate) struct Prefix {
+    head: u64,
+    tail: u64,
+    head_mask: u64,
+    tail_mask: u64,
+    length: usize,
+}
+
+impl Prefix {
+    /// The prefixes of `values`, or `None` when one is longer than a print holds.
+    pub(crate) fn all(values: &[String]) -> Option<Vec<Prefix>> {
+        values
+            .iter()
+            .map(|value| {
+                let length = value.len();
+                if length > Print::EXACT {
+                    return None;
+                }
+                let print = Print::of(value);
+                // Bytes past the prefix are masked out: `length` low bytes of the 16.
+                let mask = |bytes: usize| match bytes {
+                    0 => 0,
+                    8.. => u64::MAX,
+                    _ => (1u64 << (8 * bytes)) - 1,
+                };
+                Some(Prefix {
+                    head: print.head,
+                    tail: print.tail,
+                    head_mask: mask(length.min(8)),
+                    tail_mask: mask(length.saturating_sub(8)),
+                    length,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the text whose print is `text` starts with this prefix.
+    #[inline(always)]
+    pub(crate) fn begins(&self, text: &Print) -> bool {
+        (((text.head ^ self.head) & self.head_mask) | ((text.tail ^ self.tail) & self.tail_mask))
+            == 0
+            && text.length >= self.length
+    }
+}
+
 /// The values of an `in` condition: sorted, with their prints for short lists.
 #[derive(Debug, Clone)]
 pub(crate) struct InList {
@@ -484,6 +532,9 @@ pub(crate) enum Test {
         test: StringTest,
         values: Vec<String>,
         case_insensitive: bool,
+        /// For a case-sensitive `str_starts_with` whose values are all sixteen bytes or
+        /// shorter: the values as [`Prefix`]es.
+        prefixes: Option<Vec<Prefix>>,
     },
     Number {
         test: NumberTest,
@@ -518,6 +569,41 @@ mod tests {
                 length,
             };
             assert_eq!(Print::of(name), expected, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes_agree_with_starts_with() {
+        let words = [
+            "",
+            "p",
+            "pr",
+            "pro",
+            "pro-",
+            "pro-mont",
+            "pro-month",
+            "pro-monthly",
+            "pro-monthly-plan",
+            "pro-monthly-plan+",
+            "team",
+            "tea",
+            "é",
+            "éa",
+            "pro-monthlx",
+        ];
+        for value in words {
+            let prefixes = Prefix::all(&[String::from(value)]);
+            let Some(prefixes) = prefixes else {
+                assert!(value.len() > Print::EXACT, "{value:?}");
+                continue;
+            };
+            for text in words {
+                assert_eq!(
+                    prefixes[0].begins(&Print::of(text)),
+                    text.starts_with(value),
+                    "{text:?} starts with {value:?}"
+                );
+            }
         }
     }
 
