@@ -142,8 +142,7 @@ interface RawEvaluation {
   errorMessage?: string;
   ruleIndex?: number;
   ruleId?: string;
-  // Core serialises the bucket's own fields in snake_case; camelCase is accepted too.
-  bucket?: { slot: number; lane: number | null; layer_slot?: number; layerSlot?: number; in_experiment?: boolean; inExperiment?: boolean };
+  bucket?: { slot: number; lane: number | null; layerSlot?: number; inExperiment: boolean };
   prompt?: PromptRef;
 }
 
@@ -381,9 +380,8 @@ function toDetails(raw: RawEvaluation): EvaluationDetails {
   if (raw.ruleId !== undefined) details["ruleId"] = raw.ruleId;
   if (raw.bucket !== undefined) {
     const bucket: Record<string, unknown> = { slot: raw.bucket.slot, lane: raw.bucket.lane };
-    const layerSlot = raw.bucket.layerSlot ?? raw.bucket.layer_slot;
-    if (layerSlot !== undefined) bucket["layerSlot"] = layerSlot;
-    bucket["inExperiment"] = raw.bucket.inExperiment ?? raw.bucket.in_experiment;
+    if (raw.bucket.layerSlot !== undefined) bucket["layerSlot"] = raw.bucket.layerSlot;
+    bucket["inExperiment"] = raw.bucket.inExperiment;
     details["bucket"] = bucket;
   }
   return deepFreeze(details) as unknown as EvaluationDetails;

@@ -84,6 +84,7 @@ impl ErrorCode {
 
 /// Where a split put the unit: the slot, and the lane (`None` for the baseline).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Bucket {
     /// The slot in `[0, 100000)`.
     pub slot: u32,
@@ -755,6 +756,21 @@ pub fn context_error<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluations_serialise_in_camel_case_down_to_the_bucket() {
+        let bucket = Bucket {
+            slot: 12,
+            lane: Some(0),
+            layer_slot: Some(34),
+            in_experiment: true,
+        };
+        let json = serde_json::to_value(bucket).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"slot": 12, "lane": 0, "layerSlot": 34, "inExperiment": true})
+        );
+    }
 
     #[test]
     fn short_digits_agree_with_parse_integer_exactly() {
