@@ -128,37 +128,9 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds
-/// (`2026-11-21T10:00:00.000Z`), as JavaScript's `toISOString` writes it.
+/// (`2026-11-21T10:00:00.000Z`), as JavaScript's `toISOString` writes it (core's formatter).
 pub fn rfc3339_millis(epoch_millis: u64) -> String {
-    let millis = epoch_millis % 1000;
-    let seconds = epoch_millis / 1000;
-    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        (second_of_day / 60) % 60,
-        second_of_day % 60
-    )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    promptflag_core::literal::format_rfc3339_millis(i64::try_from(epoch_millis).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

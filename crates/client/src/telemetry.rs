@@ -281,28 +281,10 @@ fn rfc3339_now() -> String {
     rfc3339_from_millis(millis)
 }
 
-/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (core's formatter, shared with the
+/// companion's audit log).
 pub fn rfc3339_from_millis(millis: i64) -> String {
-    let seconds = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = seconds.div_euclid(86_400);
-    let rem = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    promptflag_core::literal::format_rfc3339_millis(millis)
 }
 
 #[cfg(test)]

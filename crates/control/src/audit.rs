@@ -217,28 +217,10 @@ pub fn now_rfc3339() -> String {
     )
 }
 
-/// Formats a time since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Formats a time since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (core's formatter).
 pub fn format_rfc3339(since_epoch: Duration) -> String {
-    let seconds = since_epoch.as_secs();
-    let millis = since_epoch.subsec_millis();
-    let days = (seconds / 86_400) as i64;
-    let rem = seconds % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let millis = i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX);
+    promptflag_core::literal::format_rfc3339_millis(millis)
 }
 
 fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Entry, String)> {

@@ -18,6 +18,37 @@ pub fn parse_number(text: &str) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
+/// Formats milliseconds since the Unix epoch as RFC 3339 in UTC with milliseconds,
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: what [`parse_rfc3339_millis`] reads back to the same number (for
+/// years 0 to 9999). Used wherever promptflag writes a timestamp (telemetry, the audit log).
+pub fn format_rfc3339_millis(millis: i64) -> String {
+    let seconds = millis.div_euclid(1000);
+    let milliseconds = millis.rem_euclid(1000);
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days, the inverse of `days_from_civil` below.
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milliseconds:03}Z",
+        of_day / 3600,
+        (of_day % 3600) / 60,
+        of_day % 60
+    )
+}
+
 /// Parses an RFC 3339 timestamp (`2025-05-15T10:23:45Z`, `2025-05-15T12:23:45.5+02:00`) into
 /// milliseconds since the Unix epoch. Lowercase `t`/`z` and a space separator are accepted, as
 /// RFC 3339 §5.6 allows; sub-millisecond digits are truncated.
@@ -458,6 +489,28 @@ fn compare_pre_text<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_formatting_reads_back() {
+        assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_millis(1_747_304_625_500),
+            "2025-05-15T10:23:45.500Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(951_782_400_123),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(format_rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+        // Every day from 1900 to 2200 at a varying time of day, and back.
+        let day = 86_400_000i64;
+        let mut millis = -2_208_988_800_000i64;
+        while millis < 7_258_118_400_000 {
+            let text = format_rfc3339_millis(millis);
+            assert_eq!(parse_rfc3339_millis(&text), Some(millis), "{text}");
+            millis += day + 3_600_007;
+        }
+    }
 
     #[test]
     fn rfc3339_matches_known_epoch_values() {
