@@ -7,8 +7,12 @@
 //!   (body, then `ruleset:<env>:<rev>`, then `meta:<env>`, then the pointer).
 //! - `POST /admin/v1/rulesets/{env}/rollback`: points `ruleset:<env>` at a kept revision.
 //!
-//! KV offers no transactions: publishes to one environment are expected to come from one
-//! publisher at a time (the companion's control loop); `expected_live` guards the rest.
+//! KV offers no transactions. Within one isolate, ruleset writes (publish and rollback) take
+//! [`WriteLock`] around their read, check and write, so two publishers racing through the same
+//! isolate get one `201` and one `409`, never two `201`s for one revision. Across isolates
+//! (several machines in production) KV has no compare-and-swap: publishes to one environment
+//! are expected to come from one publisher at a time (the companion's control loop), and
+//! `expected_live` guards the rest.
 
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
@@ -344,6 +348,7 @@ async fn publish(
         ));
     };
     let revision = ruleset.revision();
+    let _writing = WriteLock::acquire().await;
     let (live, meta) = read_state(environment, kv).await?;
     check_publish(&meta, live, revision, expected_live)?;
 
@@ -445,6 +450,7 @@ async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
         .await
         .map_err(body_failure)?;
     let requested = rollback_request(&body)?;
+    let _writing = WriteLock::acquire().await;
     let (live, meta) = read_state(environment, kv).await?;
     let target = rollback_target(&meta, live, requested)?;
     let stored = kv
@@ -466,9 +472,127 @@ async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
     ))
 }
 
+/// The isolate's lock on ruleset writes: held from reading an environment's state to writing
+/// the new one, so a concurrent publish or rollback in this isolate waits and then sees the
+/// result. An isolate runs one thread; requests interleave only at `await`s, which is where a
+/// waiter parks.
+pub struct WriteLock(());
+
+#[derive(Default)]
+struct WriteLockState {
+    held: bool,
+    waiting: std::collections::VecDeque<std::task::Waker>,
+}
+
+std::thread_local! {
+    static WRITE_LOCK: std::cell::RefCell<WriteLockState> =
+        std::cell::RefCell::new(WriteLockState::default());
+}
+
+impl WriteLock {
+    /// Waits until no other request of this isolate holds the lock, then holds it until dropped.
+    pub async fn acquire() -> WriteLock {
+        std::future::poll_fn(|context| {
+            WRITE_LOCK.with_borrow_mut(|state| {
+                if state.held {
+                    state.waiting.push_back(context.waker().clone());
+                    std::task::Poll::Pending
+                } else {
+                    state.held = true;
+                    std::task::Poll::Ready(WriteLock(()))
+                }
+            })
+        })
+        .await
+    }
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        let waiting = WRITE_LOCK.with_borrow_mut(|state| {
+            state.held = false;
+            core::mem::take(&mut state.waiting)
+        });
+        // Every waiter polls again: the first takes the lock and the rest wait again. Waking
+        // them all means a waiter whose request went away cannot strand the ones behind it.
+        for waker in waiting {
+            waker.wake();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_write_lock_admits_one_request_at_a_time_and_wakes_the_rest() {
+        use std::future::Future;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::task::{Context, Poll, Wake, Waker};
+
+        struct Count(AtomicUsize);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let counted = || {
+            let count = Arc::new(Count(AtomicUsize::new(0)));
+            (count.clone(), Waker::from(count))
+        };
+
+        let (_, waker) = counted();
+        let mut first = std::pin::pin!(WriteLock::acquire());
+        let Poll::Ready(held) = first.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("a free lock is taken at once");
+        };
+        let (second_woken, second_waker) = counted();
+        let mut second = std::pin::pin!(WriteLock::acquire());
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(&second_waker))
+                .is_pending()
+        );
+        let (abandoned_woken, abandoned_waker) = counted();
+        {
+            // A waiter whose request goes away must not strand the one behind it.
+            let mut abandoned = std::pin::pin!(WriteLock::acquire());
+            assert!(
+                abandoned
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&abandoned_waker))
+                    .is_pending()
+            );
+        }
+        drop(held);
+        assert_eq!(second_woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(abandoned_woken.0.load(Ordering::SeqCst), 1);
+        let Poll::Ready(again) = second
+            .as_mut()
+            .poll(&mut Context::from_waker(&second_waker))
+        else {
+            panic!("the woken waiter takes the lock");
+        };
+        let (third_woken, third_waker) = counted();
+        let mut third = std::pin::pin!(WriteLock::acquire());
+        assert!(
+            third
+                .as_mut()
+                .poll(&mut Context::from_waker(&third_waker))
+                .is_pending()
+        );
+        drop(again);
+        assert_eq!(third_woken.0.load(Ordering::SeqCst), 1);
+        assert!(
+            third
+                .as_mut()
+                .poll(&mut Context::from_waker(&third_waker))
+                .is_ready()
+        );
+    }
 
     fn code(failure: Failure) -> (u16, String) {
         let reply = Reply::from(failure);
