@@ -34,6 +34,17 @@ struct Metadata<'a> {
     prompt_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_hash: Option<&'a str>,
+    /// Where a split put the unit (absent when no split decided): the slot in `[0, 100000)`,
+    /// the treatment lane (absent for the baseline), the layer slot, and whether the unit is in
+    /// the experiment, so callers and the shared vectors can check bucketing end to end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lane: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer_slot: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_experiment: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -91,6 +102,10 @@ fn item<'a>(ruleset: &'a Ruleset, evaluation: &'a Evaluation<'a>) -> Item<'a> {
                 prompt_id: evaluation.prompt.map(|p| p.id.as_str()),
                 prompt_version: evaluation.prompt.map(|p| p.version.as_str()),
                 prompt_hash: evaluation.prompt.map(|p| p.hash.as_str()),
+                slot: evaluation.bucket.map(|bucket| bucket.slot),
+                lane: evaluation.bucket.and_then(|bucket| bucket.lane),
+                layer_slot: evaluation.bucket.and_then(|bucket| bucket.layer_slot),
+                in_experiment: evaluation.bucket.map(|bucket| bucket.in_experiment),
             },
         }),
         (code, _, _) => Item::Failure(FlagFailure {

@@ -4,8 +4,10 @@
 // of `15-invalid.json` PUT through the admin API, whose 422 must list the same problems.
 //
 // Not run through the Worker, and why: cases with `now` (the Worker evaluates with its own clock),
-// `expectedType` (OFREP carries no type; the provider checks it), and the bucketing internals
-// (`slot`, `lane`, `ruleIndex`, `layerSlot`, `inExperiment`) that OFREP does not expose.
+// `expectedType` (OFREP carries no type; the provider checks it), and `ruleIndex` (the metadata
+// names the rule by its id). The bucketing outcome (`slot`, `lane`, `layerSlot`, `inExperiment`)
+// is checked against the OFREP metadata, so the Worker's bucketing is held to the same values as
+// every other runtime's.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -65,6 +67,10 @@ function assertOfrep(result, expected, label) {
   assert.equal(result.reason, expected.reason, label);
   if (expected.ruleId) assert.equal(result.metadata.ruleId, expected.ruleId, label);
   if (expected.prompt) assert.equal(result.metadata.promptHash, expected.prompt.hash, label);
+  // Absent from the metadata and `null` in a vector mean the same: no such value.
+  for (const name of ["slot", "lane", "layerSlot", "inExperiment"]) {
+    if (name in expected) assert.equal(result.metadata[name] ?? null, expected[name], `${label}: ${name}`);
+  }
 }
 
 const RESOLVE_CODES = {
