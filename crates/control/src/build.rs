@@ -313,13 +313,18 @@ pub fn assemble(
             );
         }
     }
+    let mut layers = Entries::default();
+    for (name, (layer, line)) in &repo.config.layers {
+        map.add(format!("layers.{name}"), CONFIG_FILE, *line);
+        layers.0.push((name.clone(), layer.clone()));
+    }
     let ruleset = RawRuleset {
         schema: SCHEMA_VERSION,
         environment: environment.to_string(),
         revision: 0,
         source: source.to_string(),
         prompts: Entries(prompts.into_iter().collect()),
-        layers: Entries::default(),
+        layers,
         segments,
         flags,
     };

@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use promptflag_core::FlagKind;
-use promptflag_core::model::{RawCondition, RawRule, RawSegment, RawServe, RawSplit, RawTreatment};
+use promptflag_core::model::{
+    RawCondition, RawLayer, RawLayerRange, RawRule, RawSegment, RawServe, RawSplit, RawTreatment,
+};
 use serde_json::Value;
 
 use crate::diagnostic::Diagnostics;
@@ -55,6 +57,8 @@ pub struct RepoConfig {
     pub forbidden_phrases: Vec<Located<String>>,
     /// The longest body allowed, in characters.
     pub max_length: Option<Located<usize>>,
+    /// Layers (mutually exclusive experiments) by name, with the line each is declared at.
+    pub layers: BTreeMap<String, (RawLayer, u32)>,
 }
 
 impl RepoConfig {
@@ -407,9 +411,32 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
     };
     reader.unknown_keys(
         entries,
-        &["schema", "environments", "lint"],
+        &["schema", "environments", "lint", "layers"],
         "promptflag.yaml",
     );
+    if let Some(layers) = get(entries, "layers")
+        && let Some(layers) = reader.map(layers, "layers")
+    {
+        for (name, body) in layers {
+            let what = format!("layers.{}", name.value);
+            let mut layer = RawLayer {
+                bucket_by: None,
+                description: String::new(),
+            };
+            if !matches!(body.value, Node::Null)
+                && let Some(fields) = reader.map(body, &what)
+            {
+                reader.unknown_keys(fields, &["bucket_by", "description"], &what);
+                layer.bucket_by = reader
+                    .optional_str(fields, "bucket_by", &what)
+                    .map(|b| b.value);
+                if let Some(description) = reader.optional_str(fields, "description", &what) {
+                    layer.description = description.value;
+                }
+            }
+            config.layers.insert(name.value.clone(), (layer, name.line));
+        }
+    }
     if let Some(schema) = get(entries, "schema")
         && schema.value != Node::Int(1)
     {
@@ -1228,7 +1255,11 @@ fn decode_split(
 ) -> Option<RawSplit> {
     locations.push((path.to_string(), node.line));
     let fields = reader.map(node, what)?;
-    reader.unknown_keys(fields, &["bucket_by", "seed", "treatments"], what);
+    reader.unknown_keys(fields, &["bucket_by", "seed", "treatments", "layer"], what);
+    let layer = get(fields, "layer").and_then(|layer| {
+        locations.push((format!("{path}.layer"), layer.line));
+        decode_layer_range(reader, layer, &format!("{what}.layer"))
+    });
     let mut treatments = Vec::new();
     match get(fields, "treatments") {
         Some(Located {
@@ -1299,7 +1330,61 @@ fn decode_split(
             .map(|b| b.value),
         seed: reader.optional_str(fields, "seed", what).map(|s| s.value),
         treatments,
-        layer: None,
+        layer,
+    })
+}
+
+/// `layer: {name: checkout, range: [0, 50]}`: the split runs in that part of the layer, given in
+/// percent of the layer's units (so `[0, 50]` is layer slots 0 to 49 999).
+fn decode_layer_range(
+    reader: &mut Reader<'_>,
+    node: &Located<Node>,
+    what: &str,
+) -> Option<RawLayerRange> {
+    let fields = reader.map(node, what)?;
+    reader.unknown_keys(fields, &["name", "range"], what);
+    let name = reader.required_str(fields, "name", node.line, what)?;
+    let range = match get(fields, "range") {
+        Some(Located {
+            value: Node::Seq(bounds),
+            ..
+        }) if bounds.len() == 2 => {
+            let start = percent_to_slots(reader, &bounds[0], &format!("{what}.range[0]"));
+            let end = percent_to_slots(reader, &bounds[1], &format!("{what}.range[1]"));
+            match (start, end) {
+                (Some(start), Some(end)) if start < end => Some((start, end)),
+                (Some(_), Some(_)) => {
+                    reader.error(
+                        node.line,
+                        "invalid_value",
+                        format!("{what}.range must go from a lower percent to a higher one"),
+                    );
+                    None
+                }
+                _ => None,
+            }
+        }
+        Some(other) => {
+            reader.error(
+                other.line,
+                "wrong_type",
+                format!("{what}.range must be two percents, such as [0, 50]"),
+            );
+            None
+        }
+        None => {
+            reader.error(
+                node.line,
+                "missing_field",
+                format!("{what} is missing the required field `range`"),
+            );
+            None
+        }
+    }?;
+    Some(RawLayerRange {
+        name: name.value,
+        start: range.0,
+        end: range.1,
     })
 }
 

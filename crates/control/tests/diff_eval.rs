@@ -12,16 +12,7 @@ use support::*;
 const SOURCE: &str = "1111111111111111111111111111111111111111";
 
 fn build(repo: &std::path::Path, out: &std::path::Path) {
-    let output = promptflag(&[
-        "--repo",
-        repo.to_str().unwrap(),
-        "build",
-        "--out",
-        out.to_str().unwrap(),
-        "--source",
-        SOURCE,
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    build_repo(repo, out, SOURCE);
 }
 
 fn change_the_repo(repo: &std::path::Path) {

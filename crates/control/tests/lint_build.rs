@@ -13,6 +13,9 @@ use promptflag_control::digest::sha256_hex;
 use promptflag_control::lint;
 use support::*;
 
+/// The commit builds record.
+const SOURCE: &str = "0123456789abcdef0123456789abcdef01234567";
+
 fn lint_of(repo: &Path) -> Vec<Diagnostic> {
     lint::check(repo).unwrap().1
 }
@@ -63,16 +66,7 @@ fn build_output_matches_the_golden_files_and_is_reproducible() {
     let out_a = dir.path().join("a");
     let out_b = dir.path().join("b");
     for out in [&out_a, &out_b] {
-        let output = promptflag(&[
-            "--repo",
-            repo.to_str().unwrap(),
-            "build",
-            "--out",
-            out.to_str().unwrap(),
-            "--source",
-            "0123456789abcdef0123456789abcdef01234567",
-        ]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        build_repo(&repo, out, SOURCE);
     }
     let mut files = vec![String::from("manifest.json")];
     for env in ["dev", "staging", "prod"] {
@@ -324,4 +318,103 @@ fn a_missing_repository_is_a_usage_error() {
     let output = promptflag(&["--repo", "/nonexistent/prompts", "lint"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("not a directory"));
+}
+
+/// Adds a `prompts` layer to the example repo and puts two splits in it, over the given percent
+/// ranges: `support_prompt`'s default and `summary_prompt`'s `beta-split` rule (both outside dev,
+/// which overrides them).
+fn repo_with_layer(support: &str, summary: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, repo) = scratch_repo();
+    let config = repo.join("promptflag.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\nlayers:\n  prompts:\n    bucket_by: targetingKey\n    description: prompt experiments that must not share a user\n");
+    std::fs::write(&config, text).unwrap();
+    edit(
+        &repo,
+        "flags/support_prompt.yaml",
+        "    bucket_by: targetingKey\n    treatments:",
+        &format!("    bucket_by: targetingKey\n    layer: {support}\n    treatments:"),
+    );
+    edit(
+        &repo,
+        "flags/summary_prompt.yaml",
+        "        seed: summary_prompt-beta\n",
+        &format!("        seed: summary_prompt-beta\n        layer: {summary}\n"),
+    );
+    (dir, repo)
+}
+
+#[test]
+fn splits_in_a_layer_build_into_the_ruleset() {
+    let (dir, repo) = repo_with_layer(
+        "{name: prompts, range: [0, 50]}",
+        "{name: prompts, range: [50, 100]}",
+    );
+    assert_eq!(errors_of(&repo), Vec::new());
+    let out = dir.path().join("out");
+    build_repo(&repo, &out, SOURCE);
+    let staging: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("rulesets/staging.json")).unwrap())
+            .unwrap();
+    assert_eq!(staging["layers"]["prompts"]["bucket_by"], "targetingKey");
+    assert_eq!(
+        staging["flags"]["support_prompt"]["default"]["split"]["layer"],
+        serde_json::json!({"name": "prompts", "start": 0, "end": 50000})
+    );
+    assert_eq!(
+        staging["flags"]["summary_prompt"]["rules"][0]["serve"]["split"]["layer"],
+        serde_json::json!({"name": "prompts", "start": 50000, "end": 100000})
+    );
+    // The built ruleset serves through core: a unit is in support_prompt's experiment exactly
+    // when its layer slot falls in the first half of the layer.
+    let ruleset = promptflag_core::Ruleset::from_json_str(&staging.to_string()).unwrap();
+    let mut inside = 0;
+    for user in 0..2_000 {
+        let context = promptflag_core::Context::new().with_targeting_key(&format!("user-{user}"));
+        let bucket = ruleset
+            .evaluate("support_prompt", &context)
+            .bucket
+            .expect("the default split decides");
+        let layer_slot = bucket.layer_slot.expect("the split is in a layer");
+        assert_eq!(bucket.in_experiment, layer_slot < 50_000, "user-{user}");
+        inside += usize::from(bucket.in_experiment);
+    }
+    assert!(
+        (800..1_200).contains(&inside),
+        "{inside} of 2000 in the experiment"
+    );
+}
+
+/// Asserts that lint reported an error with this code in this file (past its first line, so
+/// located at the offending field).
+fn assert_located_error(repo: &Path, code: &str, file_prefix: &str) {
+    let errors = errors_of(repo);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.code == code && e.file.starts_with(file_prefix) && e.line > 1),
+        "no {code} in {file_prefix}: {errors:?}"
+    );
+}
+
+#[test]
+fn overlapping_or_unknown_layers_are_located_errors() {
+    let (_dir, repo) = repo_with_layer(
+        "{name: prompts, range: [0, 50]}",
+        "{name: prompts, range: [40, 100]}",
+    );
+    assert_located_error(&repo, "layer_overlap", "flags/");
+
+    let (_dir, repo) = repo_with_layer(
+        "{name: checkout, range: [0, 50]}",
+        "{name: prompts, range: [50, 100]}",
+    );
+    assert_located_error(&repo, "unknown_layer", "flags/support_prompt.yaml");
+
+    let (_dir, repo) = repo_with_layer(
+        "{name: prompts, range: [50, 10]}",
+        "{name: prompts, range: [50]}",
+    );
+    assert_located_error(&repo, "invalid_value", "flags/support_prompt.yaml");
+    assert_located_error(&repo, "wrong_type", "flags/summary_prompt.yaml");
 }

@@ -60,6 +60,21 @@ pub fn edit(repo: &Path, file: &str, from: &str, to: &str) {
     std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// `promptflag build` of a repository into `out`, recording `source` as the commit; it must
+/// succeed.
+pub fn build_repo(repo: &Path, out: &Path, source: &str) {
+    let output = promptflag(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "build",
+        "--out",
+        out.to_str().unwrap(),
+        "--source",
+        source,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
 /// Runs the `promptflag` binary.
 pub fn promptflag(args: &[&str]) -> Output {
     promptflag_with_env(args, &[])
