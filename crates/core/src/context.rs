@@ -91,7 +91,9 @@ const LINEAR_LOOKUP_MAX: usize = 16;
 /// Laid out for lookups by the names rules read. Each attribute's entry holds its value and
 /// its name's [`Print`]; a small context also keeps a 32-byte table from a print's
 /// bucket to its entry, so finding an attribute reads the table, one entry and nothing else
-/// (not the names' own bytes), whichever position it has.
+/// (not the names' own bytes), whichever position it has. What lookups read of the first few
+/// entries (name print, a short string value) is also kept in the struct itself, next to the
+/// table, so a rule's conditions on those attributes never wait for the entries' allocation.
 #[derive(Debug, Clone, Default, PartialEq)]
 // What every lookup reads (the entries' address and count, the table) comes first, so it
 // shares the first cache line.
@@ -105,9 +107,31 @@ pub struct Context {
     /// Whether any attribute is [`AttributeValue::Unsupported`], kept exact by every change,
     /// so evaluation can skip looking up an attribute only to rule that out.
     has_unsupported: bool,
+    /// What lookups read of the first [`HOT`] entries, kept inside the struct: the line after
+    /// the table's, so a lookup does not first wait for the struct and then for the entries.
+    hot: [Hot; HOT],
     /// The names, sorted.
     names: Vec<String>,
     now_millis: Option<i64>,
+}
+
+/// Entries whose lookup part is also kept inside the `Context`.
+const HOT: usize = 5;
+
+/// The lookup part of an entry: its name's print and, for a string value, the value's first
+/// sixteen bytes and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Hot {
+    print: Print,
+    text: [u64; 2],
+    /// The string value's length, or `u32::MAX` for any other value (or an unused slot).
+    text_length: u32,
+}
+
+/// What a lookup found: a short string value's print (its bytes, whole), or the value itself.
+pub(crate) enum Found<'c> {
+    Short(Print),
+    Value(&'c AttributeValue),
 }
 
 /// A bucket that more than one attribute falls in: look them up by scanning.
@@ -139,16 +163,6 @@ impl Entry {
             print: Print::of(name),
             text,
             value,
-        }
-    }
-
-    /// The print of a string value, `text`.
-    #[inline(always)]
-    pub(crate) fn text_print(&self, text: &str) -> Print {
-        Print {
-            head: self.text[0],
-            tail: self.text[1],
-            length: text.len(),
         }
     }
 }
@@ -189,8 +203,23 @@ impl Context {
         Context::from_json_value(&value)
     }
 
-    /// Fills the bucket table from the entries (for a small context; a large one is searched).
+    /// Fills the bucket table and the hot entries from the entries (for a small context; a large
+    /// one is searched).
     fn rebuild_table(&mut self) {
+        self.hot = [Hot {
+            text_length: u32::MAX,
+            ..Hot::default()
+        }; HOT];
+        for (hot, entry) in self.hot.iter_mut().zip(&self.entries) {
+            *hot = Hot {
+                print: entry.print,
+                text: entry.text,
+                text_length: match &entry.value {
+                    AttributeValue::String(text) => u32::try_from(text.len()).unwrap_or(u32::MAX),
+                    _ => u32::MAX,
+                },
+            };
+        }
         self.table = [0; Print::BUCKETS];
         if self.entries.len() > LINEAR_LOOKUP_MAX {
             return;
@@ -208,7 +237,10 @@ impl Context {
     /// Sets an attribute, replacing an earlier value.
     pub fn set(&mut self, name: &str, value: AttributeValue) -> &mut Context {
         match self.names.binary_search_by(|key| key.as_str().cmp(name)) {
-            Ok(index) => self.entries[index] = Entry::new(name, value),
+            Ok(index) => {
+                self.entries[index] = Entry::new(name, value);
+                self.rebuild_table();
+            }
             Err(index) => {
                 self.names.insert(index, String::from(name));
                 self.entries.insert(index, Entry::new(name, value));
@@ -263,6 +295,49 @@ impl Context {
         self.entry(&name.print, name.bucket, &name.text)
     }
 
+    /// Where the attribute a rule names is, and what it holds: a short string value comes from
+    /// the hot entries without touching the entry itself.
+    #[inline(always)]
+    pub(crate) fn find_named(&self, name: &Name) -> Option<(usize, Found<'_>)> {
+        if self.entries.len() <= LINEAR_LOOKUP_MAX {
+            let slot = self
+                .table
+                .get(name.bucket)
+                .copied()
+                .unwrap_or(SHARED_BUCKET);
+            if slot != SHARED_BUCKET {
+                let index = usize::from(slot.checked_sub(1)?);
+                if let Some(hot) = self.hot.get(index) {
+                    if hot.print != name.print
+                        || (name.print.length > Print::EXACT
+                            && self.names.get(index).is_none_or(|held| held != &name.text))
+                    {
+                        return None;
+                    }
+                    if hot.text_length as usize <= Print::EXACT {
+                        return Some((
+                            index,
+                            Found::Short(Print {
+                                head: hot.text[0],
+                                tail: hot.text[1],
+                                length: hot.text_length as usize,
+                            }),
+                        ));
+                    }
+                    return Some((index, Found::Value(&self.entries.get(index)?.value)));
+                }
+            }
+        }
+        let (index, entry) = self.entry_at(&name.print, name.bucket, &name.text)?;
+        Some((index, Found::Value(&entry.value)))
+    }
+
+    /// The value of the attribute at `index` (from [`Context::find_named`]).
+    #[inline(always)]
+    pub(crate) fn value_at(&self, index: usize) -> Option<&AttributeValue> {
+        self.entries.get(index).map(|entry| &entry.value)
+    }
+
     /// The attribute a rule names.
     #[inline(always)]
     pub(crate) fn get_named(&self, name: &Name) -> Option<&AttributeValue> {
@@ -271,6 +346,11 @@ impl Context {
 
     #[inline(always)]
     fn entry(&self, print: &Print, bucket: usize, name: &str) -> Option<&Entry> {
+        self.entry_at(print, bucket, name).map(|(_, entry)| entry)
+    }
+
+    #[inline(always)]
+    fn entry_at(&self, print: &Print, bucket: usize, name: &str) -> Option<(usize, &Entry)> {
         if self.entries.len() > LINEAR_LOOKUP_MAX {
             return self.search(name);
         }
@@ -282,27 +362,32 @@ impl Context {
         };
         let entry = self.entries.get(index)?;
         let held = || self.names.get(index).map_or("", String::as_str);
-        entry.print.names_with(print, held, name).then_some(entry)
+        entry
+            .print
+            .names_with(print, held, name)
+            .then_some((index, entry))
     }
 
     /// [`Context::entry`] for a bucket that several attributes share.
     #[cold]
     #[inline(never)]
-    fn scan(&self, print: &Print, name: &str) -> Option<&Entry> {
+    fn scan(&self, print: &Print, name: &str) -> Option<(usize, &Entry)> {
         self.entries
             .iter()
             .zip(&self.names)
-            .find(|(entry, key)| entry.print.names(print, key, name))
-            .map(|(entry, _)| entry)
+            .enumerate()
+            .find(|(_, (entry, key))| entry.print.names(print, key, name))
+            .map(|(index, (entry, _))| (index, entry))
     }
 
     /// [`Context::entry`] for a large context: a binary search by name.
     #[inline(never)]
-    fn search(&self, name: &str) -> Option<&Entry> {
-        self.names
+    fn search(&self, name: &str) -> Option<(usize, &Entry)> {
+        let index = self
+            .names
             .binary_search_by(|key| compare_keys(key, name))
-            .ok()
-            .and_then(|index| self.entries.get(index))
+            .ok()?;
+        Some((index, self.entries.get(index)?))
     }
 
     /// Whether some attribute is an array or an object.

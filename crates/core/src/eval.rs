@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::bucket::slot_with_prefix;
-use crate::context::{AttributeValue, CURRENT_TIME, Context, Entry};
+use crate::context::{AttributeValue, CURRENT_TIME, Context, Found};
 use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
 use crate::ruleset::{
@@ -353,31 +353,28 @@ impl Ruleset {
                 }
                 true
             }
-            test => match context.entry_named(&condition.attribute) {
-                Some(
-                    entry @ Entry {
-                        value: attribute @ AttributeValue::String(text),
-                        ..
-                    },
-                ) => {
-                    // Short values are read from the entry, not from the string's allocation.
-                    let print = &entry.text_print(text);
-                    let mut buffer = [0u8; Print::EXACT];
-                    let bytes = print.spell(&mut buffer).unwrap_or(text.as_bytes());
-                    let value = Text { text, bytes, print };
-                    test_text(test, &condition.attribute.text, &value, attribute, context)
+            test => {
+                let name = &condition.attribute.text;
+                match context.find_named(&condition.attribute) {
+                    // A short string value: its bytes come from the context's hot entries.
+                    Some((index, Found::Short(print))) => {
+                        let mut buffer = [0u8; Print::EXACT];
+                        let bytes = print.spell(&mut buffer).unwrap_or_default();
+                        test_text(test, name, bytes, &print, index, context)
+                    }
+                    Some((index, Found::Value(AttributeValue::String(text)))) => {
+                        let print = Print::of(text);
+                        test_text(test, name, text.as_bytes(), &print, index, context)
+                    }
+                    Some((_, Found::Value(AttributeValue::Unsupported))) => {
+                        return Err(Fault::BadAttribute);
+                    }
+                    Some((_, Found::Value(attribute))) => {
+                        test_attribute_otherwise(test, name, Some(attribute), context)
+                    }
+                    None => test_attribute_otherwise(test, name, None, context),
                 }
-                Some(Entry {
-                    value: AttributeValue::Unsupported,
-                    ..
-                }) => return Err(Fault::BadAttribute),
-                entry => test_attribute_otherwise(
-                    test,
-                    &condition.attribute.text,
-                    entry.map(|entry| &entry.value),
-                    context,
-                ),
-            },
+            }
         };
         Ok(result != condition.negate)
     }
@@ -480,8 +477,8 @@ fn contains_sorted(list: &[String], item: &str) -> bool {
 /// Whether a list of `in` values holds the text: short lists compare prints, a few words
 /// each, without following each value's pointer to its bytes.
 #[inline]
-fn in_list(list: &InList, text: &str, print: &Print) -> bool {
-    if list.prints.len() <= 8 && text.len() <= Print::EXACT {
+fn in_list(list: &InList, bytes: &[u8], print: &Print) -> bool {
+    if list.prints.len() <= 8 && bytes.len() <= Print::EXACT {
         // Every value is compared, without stopping at a match: a loop whose length does not
         // depend on where the text sits in the list is one the branch predictor gets right.
         return list
@@ -489,60 +486,60 @@ fn in_list(list: &InList, text: &str, print: &Print) -> bool {
             .iter()
             .fold(false, |found, value| found | (value == print));
     }
-    contains_sorted(&list.values, text)
+    contains_sorted(&list.values, as_text(bytes))
 }
 
-/// A string attribute's value: its bytes (from the context's entry when short), the text
-/// itself (in its own allocation, for the rarer paths), and its print.
-struct Text<'a> {
-    text: &'a str,
-    bytes: &'a [u8],
-    print: &'a Print,
+/// Text that came from a `&str` (a context value, or an exact copy of a short one).
+fn as_text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or_default()
 }
 
 // The common cases (a string attribute; the usual operators) are kept small and inline; the
-// rest lives in functions of its own, so the loop over conditions stays tight.
+// rest lives in functions of its own, so the loop over conditions stays tight. `bytes` is the
+// value's text and `print` its print; `index` finds the value itself for the rarer tests.
 #[inline]
 fn test_text(
     test: &Test,
     name: &str,
-    value: &Text<'_>,
-    attribute: &AttributeValue,
+    bytes: &[u8],
+    print: &Print,
+    index: usize,
     context: &Context,
 ) -> bool {
     match test {
-        Test::In(list) => in_list(list, value.text, value.print),
+        Test::In(list) => in_list(list, bytes, print),
         Test::Str {
             prefixes: Some(prefixes),
             ..
         } => prefixes
             .iter()
-            .fold(false, |found, prefix| found | prefix.begins(value.print)),
+            .fold(false, |found, prefix| found | prefix.begins(print)),
         Test::Str {
             test: StringTest::Contains,
             values,
             case_insensitive: false,
             ..
-        } => values
-            .iter()
-            .any(|expected| value.text.contains(expected.as_str())),
+        } => {
+            let text = as_text(bytes);
+            values
+                .iter()
+                .any(|expected| text.contains(expected.as_str()))
+        }
         Test::Str {
             test,
             values,
             case_insensitive: false,
             ..
-        } => string_test_bytes(*test, values, value.bytes),
+        } => string_test_bytes(*test, values, bytes),
         Test::Number { test, value: limit } => {
-            match short_digits(value.print).or_else(|| parse_integer_exactly(value.bytes)) {
+            match short_digits(print).or_else(|| parse_integer_exactly(bytes)) {
                 Some(number) => number_test(*test, number, *limit),
-                None => parse_number(value.text)
+                None => parse_number(as_text(bytes))
                     .is_some_and(|number| number_test(*test, number, *limit)),
             }
         }
-        Test::Semver(ordering, version) => {
-            version.compare_bytes(value.bytes, value.text) == Some(*ordering)
-        }
-        _ => test_attribute_otherwise(test, name, Some(attribute), context),
+        Test::Semver(ordering, version) => version.compare_bytes(bytes) == Some(*ordering),
+        _ => test_attribute_otherwise(test, name, context.value_at(index), context),
     }
 }
 

@@ -199,13 +199,13 @@ impl Semver {
     /// version: `Semver::parse(text).map(|v| v.cmp(self))`, without building the version, so
     /// evaluating a semver condition allocates nothing.
     pub fn compare_text(&self, text: &str) -> Option<Ordering> {
-        self.compare_bytes(text.as_bytes(), text)
+        self.compare_bytes(text.as_bytes())
     }
 
     /// [`Semver::compare_text`], given the text's bytes from wherever they are cheapest to read
     /// (`bytes` must equal `text.as_bytes()`; the text itself is read only off the usual path).
     #[inline]
-    pub(crate) fn compare_bytes(&self, bytes: &[u8], text: &str) -> Option<Ordering> {
+    pub(crate) fn compare_bytes(&self, bytes: &[u8]) -> Option<Ordering> {
         let parts = match plain_core(bytes) {
             // The usual text, `MAJOR.MINOR.PATCH` and nothing else.
             Some(((major, minor, patch), end)) if end == bytes.len() => {
@@ -231,8 +231,8 @@ impl Semver {
                     patch,
                     pre,
                 })
-                .or_else(|| SemverParts::parse(text))?,
-            None => SemverParts::parse(text)?,
+                .or_else(|| SemverParts::parse(core::str::from_utf8(bytes).ok()?))?,
+            None => SemverParts::parse(core::str::from_utf8(bytes).ok()?)?,
         };
         Some(
             (parts.major, parts.minor, parts.patch)
