@@ -376,7 +376,7 @@ impl Context {
             .iter()
             .zip(&self.names)
             .enumerate()
-            .find(|(_, (entry, key))| entry.print.names(print, key, name))
+            .find(|(_, (entry, key))| entry.print.names_with(print, || key.as_str(), name))
             .map(|(index, (entry, _))| (index, entry))
     }
 

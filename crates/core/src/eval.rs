@@ -13,7 +13,7 @@ use crate::context::{AttributeValue, CURRENT_TIME, Context, Found};
 use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
 use crate::ruleset::{
-    Condition, Flag, InList, NumberTest, Print, PromptMeta, Ruleset, Segment, Serve, Split,
+    Condition, Flag, InList, Name, NumberTest, Print, PromptMeta, Ruleset, Segment, Serve, Split,
     StringTest, Test, bytes_equal, compare_keys, keys_equal,
 };
 
@@ -343,14 +343,7 @@ impl Ruleset {
                 any
             }
             Test::UsableUnit => {
-                if context.has_unsupported()
-                    && matches!(
-                        context.get_named(&condition.attribute),
-                        Some(AttributeValue::Unsupported)
-                    )
-                {
-                    return Err(Fault::BadAttribute);
-                }
+                check_unit_usable(context, &condition.attribute)?;
                 true
             }
             test => {
@@ -382,16 +375,8 @@ impl Ruleset {
     fn in_segment(&self, segment: &Segment, context: &Context) -> Result<bool, Fault> {
         let unit = if segment.excluded.is_empty() && segment.included.is_empty() {
             // A segment of conditions only has no lists to look the unit up in; the unit still
-            // makes it an error when unusable, and only a context holding an array or an
-            // object can have such a unit.
-            if context.has_unsupported()
-                && matches!(
-                    context.get_named(&segment.match_by),
-                    Some(AttributeValue::Unsupported)
-                )
-            {
-                return Err(Fault::BadAttribute);
-            }
+            // makes it an error when unusable.
+            check_unit_usable(context, &segment.match_by)?;
             None
         } else {
             match context.get_named(&segment.match_by) {
@@ -472,6 +457,19 @@ fn contains_sorted(list: &[String], item: &str) -> bool {
     }
     list.binary_search_by(|probe| compare_keys(probe, item))
         .is_ok()
+}
+
+/// The check `in_segment` makes on the unit of a segment of conditions only (inlined into rules
+/// as [`Test::UsableUnit`]): an error when the attribute is an array or an object. Only a
+/// context holding one can have such a unit, so the usual context skips the lookup.
+#[inline]
+fn check_unit_usable(context: &Context, unit: &Name) -> Result<(), Fault> {
+    if context.has_unsupported()
+        && matches!(context.get_named(unit), Some(AttributeValue::Unsupported))
+    {
+        return Err(Fault::BadAttribute);
+    }
+    Ok(())
 }
 
 /// Whether a list of `in` values holds the text: short lists compare prints, a few words

@@ -290,13 +290,7 @@ impl Print {
     }
 
     /// Whether this print, of the name `held`, is the print of `name` (whose print is `other`):
-    /// equal prints settle it up to sixteen bytes, the text beyond.
-    #[inline(always)]
-    pub(crate) fn names(&self, other: &Print, held: &str, name: &str) -> bool {
-        *self == *other && (self.length <= Print::EXACT || keys_equal(held, name))
-    }
-
-    /// [`Print::names`], reading the held name only when the prints cannot settle it.
+    /// equal prints settle it up to sixteen bytes, the text beyond (read only then).
     #[inline(always)]
     pub(crate) fn names_with<'a>(
         &self,
