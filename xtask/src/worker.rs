@@ -2,9 +2,9 @@
 //! loop on local workerd with seeded local KV.
 //!
 //! - `build`: `worker-build --profile worker-release` in `worker/` (the root manifest's small,
-//!   abort-on-panic Wasm profile at opt-level "z"; wasm-opt settings in `worker/Cargo.toml`'s
-//!   wasm-pack metadata),
-//!   skipped when `worker/build/` is newer than every input.
+//!   abort-on-panic Wasm profile at opt-level "z"), with `std` compiled alongside and
+//!   immediate-abort panics (`BUILD_STD_ENV`), then wasm-opt; skipped when `worker/build/` was
+//!   built the same way and is newer than every input.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
 //!   collector (`promptflag serve --control`) as its exposure sink, publish the example prompt
@@ -25,6 +25,39 @@ use crate::tools::Toolchain;
 const PROFILE: &str = "worker-release";
 /// The admin token `cargo xtask dev` gives the local Worker.
 const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+/// Written into `worker/build/` last, once the build and wasm-opt have both succeeded: how the
+/// build was made (the compiler and the settings below). The build is skipped only when this
+/// says the same and is newer than every input.
+const STAMP: &str = ".xtask-build";
+
+/// How the Worker's Rust is compiled, on top of the `worker-release` profile. Set for the
+/// worker-build command only, so no other build sees them. ARCHITECTURE.md ("The Worker's
+/// build") gives the reasons; in short:
+///
+/// - The standard library is compiled with the Worker (cargo's `build-std`, from rustup's
+///   `rust-src`), at the profile's opt-level "z" and LTO instead of the prebuilt one's
+///   opt-level 3, with `std`'s `optimize_for_size` feature (smaller formatting and sorting).
+/// - `-Cpanic=immediate-abort`: a panic is a trap (`unreachable`) at once, so the panic
+///   machinery and every panic message leave the Wasm. What changes: a panic's message is not
+///   logged (workers-rs' panic hook never runs); the trap still reaches worker-build's shim and
+///   wasm-bindgen's glue as a `WebAssembly.RuntimeError`, which is logged with the Wasm stack,
+///   fails that request and gets the next one a fresh instance. The Worker does not panic on
+///   any input (every failure is a JSON response), so this only changes what a bug would log.
+/// - Both are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable toolchain the
+///   rest of the workspace uses accept them, instead of a nightly that would be a second
+///   toolchain to install and would float. The options go through cargo's environment config
+///   (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches only the
+///   wasm32 crates, not build scripts or proc macros). The profile's directories under
+///   `target/` are the Worker's alone, so no other build is rebuilt because of them.
+const BUILD_STD_ENV: [(&str, &str); 4] = [
+    ("RUSTC_BOOTSTRAP", "1"),
+    ("CARGO_UNSTABLE_BUILD_STD", "std,panic_abort"),
+    ("CARGO_UNSTABLE_BUILD_STD_FEATURES", "optimize_for_size"),
+    (
+        "CARGO_ENCODED_RUSTFLAGS",
+        "-Zunstable-options\x1f-Cpanic=immediate-abort",
+    ),
+];
 
 /// Builds `worker/build/` with worker-build, unless it is already newer than its inputs.
 pub fn build(tools: &Toolchain) -> Result<()> {
@@ -32,14 +65,28 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     if !worker_dir.join("Cargo.toml").exists() {
         return Ok(());
     }
-    let output = worker_dir.join("build").join("index.js");
-    let wasm = worker_dir.join("build").join("index_bg.wasm");
-    if wasm.exists() && is_newer_than_inputs(&output, tools)? {
+    let build_dir = worker_dir.join("build");
+    let output = build_dir.join("index.js");
+    let wasm = build_dir.join("index_bg.wasm");
+    let stamp = build_dir.join(STAMP);
+    let settings = build_settings(tools);
+    if output.exists()
+        && wasm.exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|text| text == settings)
+        && is_newer_than_inputs(&stamp, tools)?
+    {
         eprintln!("xtask: worker/build is up to date");
         return Ok(());
     }
-    tools
-        .command(tools.bin("worker-build"), &["--profile", PROFILE])
+    let _ = std::fs::remove_file(&stamp);
+    let mut command = tools.command(tools.bin("worker-build"), &["--profile", PROFILE]);
+    if tools.rust_src {
+        eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
+        for (name, value) in BUILD_STD_ENV {
+            command = command.env(name, value);
+        }
+    }
+    command
         .current_dir(&worker_dir)
         .run()
         .context("building the Worker (worker-build)")?;
@@ -50,7 +97,27 @@ pub fn build(tools: &Toolchain) -> Result<()> {
             wasm.display()
         );
     }
-    optimize(tools, &wasm)
+    optimize(tools, &wasm)?;
+    std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+}
+
+/// What the build depends on besides its input files: the compiler and the settings above.
+fn build_settings(tools: &Toolchain) -> String {
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
+    let mut settings = format!("{rustc}profile={PROFILE}\n");
+    if tools.rust_src {
+        for (name, value) in BUILD_STD_ENV {
+            settings.push_str(&format!("{name}={value:?}\n"));
+        }
+    }
+    if std::env::var_os("PROMPTFLAG_WORKER_KEEP_NAMES").is_some() {
+        settings.push_str("names kept\n");
+    }
+    settings
 }
 
 /// wasm-opt for size, names stripped (`PROMPTFLAG_WORKER_KEEP_NAMES=1` keeps them for readable
