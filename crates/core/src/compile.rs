@@ -12,6 +12,7 @@ use core::fmt;
 use serde_json::Value;
 
 use crate::bucket::{LAYER_SEED_PREFIX, Lanes, SLOTS};
+use crate::case::to_lowercase;
 use crate::context::TARGETING_KEY;
 use crate::literal::{Semver, parse_number, parse_rfc3339_millis};
 use crate::model::{
@@ -615,7 +616,7 @@ impl Compiler {
         };
         let strings = |test| {
             let values = if raw.case_insensitive {
-                raw.values.iter().map(|v| v.to_lowercase()).collect()
+                raw.values.iter().map(|v| to_lowercase(v)).collect()
             } else {
                 raw.values.clone()
             };

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::bucket::slot_with_prefix;
+use crate::case::to_lowercase;
 use crate::context::{AttributeValue, CURRENT_TIME, Context, Found};
 use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
@@ -596,7 +597,7 @@ fn test_attribute_otherwise(
                 return false;
             };
             if *case_insensitive {
-                string_test(*test, values, &text.to_lowercase())
+                string_test(*test, values, &to_lowercase(&text))
             } else {
                 string_test(*test, values, &text)
             }

@@ -34,8 +34,11 @@ extern crate alloc;
 extern crate std;
 
 pub mod bucket;
+mod case;
+mod case_tables;
 pub mod compile;
 pub mod context;
+mod decimal;
 pub mod eval;
 pub mod literal;
 pub mod model;

@@ -13,9 +13,9 @@ pub fn parse_number(text: &str) -> Option<f64> {
     if trimmed.is_empty() {
         return None;
     }
-    // Rust accepts "inf" and "nan", which are not numbers a user means.
-    let value: f64 = trimmed.parse().ok()?;
-    value.is_finite().then_some(value)
+    // The grammar and value of `str::parse::<f64>`, minus "inf" and "nan" (not numbers a user
+    // means) and results out of range.
+    crate::decimal::parse(trimmed.as_bytes())
 }
 
 /// Formats milliseconds since the Unix epoch as RFC 3339 in UTC with milliseconds,
