@@ -43,7 +43,10 @@ const STAMP: &str = ".xtask-build";
 ///   wasm-bindgen's glue as a `WebAssembly.RuntimeError`, which is logged with the Wasm stack,
 ///   fails that request and gets the next one a fresh instance. The Worker does not panic on
 ///   any input (every failure is a JSON response), so this only changes what a bug would log.
-/// - Both are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable toolchain the
+/// - `-Zlocation-detail=none`: no source file names and lines for `#[track_caller]` code
+///   (`RefCell` borrows, wasm-bindgen's `unwrap_throw`); with immediate aborts nothing would
+///   print them but the strings stayed in the Wasm.
+/// - All of these are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable toolchain the
 ///   rest of the workspace uses accept them, instead of a nightly that would be a second
 ///   toolchain to install and would float. The options go through cargo's environment config
 ///   (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches only the
@@ -55,7 +58,7 @@ const BUILD_STD_ENV: [(&str, &str); 4] = [
     ("CARGO_UNSTABLE_BUILD_STD_FEATURES", "optimize_for_size"),
     (
         "CARGO_ENCODED_RUSTFLAGS",
-        "-Zunstable-options\x1f-Cpanic=immediate-abort",
+        "-Zunstable-options\x1f-Cpanic=immediate-abort\x1f-Zlocation-detail=none",
     ),
 ];
 
