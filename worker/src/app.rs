@@ -1,9 +1,11 @@
 //! The request pipeline: read the configuration, get the serving ruleset from the cache, route,
-//! turn the outcome into a response (the one place a [`Reply`] becomes a `worker::Response`,
+//! turn the outcome into a response (the one place a [`Reply`] becomes the runtime's `Response`,
 //! adding the revision and source headers every response carries), and hand the exposures to
 //! `wait_until`.
 
-use worker::{Context, Env, Headers, Method, Response, ResponseBuilder};
+use wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
+use worker::{Context, Env, Method};
 
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::{self, ExposureLog};
@@ -61,8 +63,13 @@ impl Config {
     }
 }
 
-/// Handles one request; never fails and never panics on any input.
-pub async fn handle(request: Incoming, env: Env, context: Context) -> Response {
+/// Handles one request; never fails and never panics on any input (`Err` only if the runtime
+/// refuses to build the response; see [`into_response`]).
+pub async fn handle(
+    request: Incoming,
+    env: Env,
+    context: Context,
+) -> Result<web_sys::Response, JsValue> {
     let now = js::now_millis();
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
@@ -298,31 +305,31 @@ fn preflight() -> Reply {
         .with_header("Access-Control-Max-Age", "86400")
 }
 
-/// The one conversion from [`Reply`] to `worker::Response`.
-fn into_response(reply: Reply, served: &Served, cors: bool) -> Response {
-    let headers = Headers::new();
-    // Setting a header fails only for invalid names or values, which these are not.
+/// The one conversion from [`Reply`] to the runtime's `Response` (built through `js`, not
+/// workers-rs' `Response` and `Headers`, which wrap the same calls in their own error types).
+/// `Err` only if the runtime refuses the response, which these never are; the fetch export then
+/// rejects and the runtime answers 500.
+fn into_response(reply: Reply, served: &Served, cors: bool) -> Result<web_sys::Response, JsValue> {
+    let headers = js::ResponseHeaders::new()?;
     if let Some(content_type) = reply.content_type {
-        let _ = headers.set("Content-Type", content_type);
+        headers.set("Content-Type", content_type);
     }
     for (name, value) in &reply.headers {
-        let _ = headers.set(name, value);
+        headers.set(name, value);
     }
-    let _ = headers.set("X-Promptflag-Revision", &served.revision_header());
-    let _ = headers.set("X-Promptflag-Ruleset-Source", served.source.as_str());
+    headers.set("X-Promptflag-Revision", &served.revision_header());
+    headers.set("X-Promptflag-Ruleset-Source", served.source.as_str());
     if cors {
-        let _ = headers.set("Access-Control-Allow-Origin", "*");
-        let _ = headers.set(
+        headers.set("Access-Control-Allow-Origin", "*");
+        headers.set(
             "Access-Control-Expose-Headers",
             "ETag, X-Promptflag-Revision, X-Promptflag-Ruleset-Source",
         );
     }
-    let builder = ResponseBuilder::new()
-        .with_status(reply.status)
-        .with_headers(headers);
-    if reply.body.is_empty() && matches!(reply.status, 204 | 304) {
-        builder.empty()
-    } else {
-        builder.fixed(reply.body)
-    }
+    let body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
+    js::response(
+        reply.status,
+        &headers,
+        body.then_some(reply.body.as_slice()),
+    )
 }

@@ -1,6 +1,6 @@
-//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen: Workers KV (`get` as
-//! text, `put`, `delete`), the incoming request (method, URL, headers, body), `fetch` for the
-//! exposure sink and Web Crypto's SHA-256.
+//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen (or web-sys): Workers
+//! KV (`get` as text, `put`, `delete`), the incoming request (method, URL, headers, body), the
+//! outgoing `Response`, `fetch` for the exposure sink and Web Crypto's SHA-256.
 //!
 //! workers-rs wraps these too, but its KV builders serialize their options through
 //! serde-wasm-bindgen and its streams through wasm-streams; these bindings keep that code out
@@ -9,6 +9,7 @@
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{self, Object, Promise, Reflect, Uint8Array};
 use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
 
 #[wasm_bindgen]
 extern "C" {
@@ -247,6 +248,40 @@ pub async fn read_body(request: &Incoming, limit: usize) -> Result<Vec<u8>, Body
         let start = body.len();
         body.resize(start + length, 0);
         bytes.copy_to(&mut body[start..]);
+    }
+}
+
+/// The headers of a response being built.
+#[derive(Debug)]
+pub struct ResponseHeaders(web_sys::Headers);
+
+impl ResponseHeaders {
+    pub fn new() -> Result<ResponseHeaders, JsValue> {
+        web_sys::Headers::new().map(ResponseHeaders)
+    }
+
+    /// Sets a header. Setting one fails only for an invalid name or value, which the Worker's
+    /// never are, so a failure is ignored.
+    pub fn set(&self, name: &str, value: &str) {
+        let _ = self.0.set(name, value);
+    }
+}
+
+/// A `Response` for the runtime; `body` `None` for none at all (`204`, `304`).
+pub fn response(
+    status: u16,
+    headers: &ResponseHeaders,
+    body: Option<&[u8]>,
+) -> Result<web_sys::Response, JsValue> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers.0);
+    match body {
+        Some(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
+            Some(&Uint8Array::from(bytes)),
+            &init,
+        ),
+        None => web_sys::Response::new_with_opt_buffer_source_and_init(None, &init),
     }
 }
 

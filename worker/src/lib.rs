@@ -24,12 +24,22 @@ pub mod prompts;
 pub mod reply;
 pub mod resolve;
 
-use worker::worker_sys::web_sys;
-use worker::{Context, Env, Response, event};
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::{self, web_sys};
+use worker::{Context, Env};
 
-/// The fetch handler. It never returns `Err`: every failure is already a JSON response. It takes
-/// the runtime's `Request` as it is and reads it through `js::Incoming`.
-#[event(fetch)]
-async fn fetch(request: web_sys::Request, env: Env, context: Context) -> worker::Result<Response> {
-    Ok(app::handle(js::Incoming::new(request), env, context).await)
+/// The fetch handler, exported as workers-rs' `#[event(fetch)]` exports it (worker-build's shim
+/// calls `fetch(request, env, ctx)`), but without that macro's glue: the handler never fails
+/// (every failure is already a JSON response), so the glue's paths that turn a `worker::Error`
+/// into a logged 500 only added code. It takes the runtime's `Request` as it is and reads it
+/// through `js::Incoming`. (`js_sys` and `wasm_bindgen_futures` are named through workers-rs,
+/// as its macro names them: worker-build has wasm-bindgen drive the future with `js_sys`.)
+#[wasm_bindgen(js_sys = ::worker::js_sys, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
+pub async fn fetch(
+    request: web_sys::Request,
+    env: Env,
+    context: worker_sys::Context,
+) -> Result<JsValue, JsValue> {
+    let response = app::handle(js::Incoming::new(request), env, Context::new(context)).await?;
+    Ok(response.into())
 }
