@@ -5,7 +5,7 @@
 //! before deploying; the tests check that the ruleset validates and that every body it names is
 //! present and hashes to its name.
 
-use std::collections::BTreeMap;
+use serde_json::{Map, Value};
 
 /// The fallback ruleset's JSON.
 pub const RULESET_JSON: &str = include_str!("../fallback/ruleset.json");
@@ -13,10 +13,14 @@ pub const RULESET_JSON: &str = include_str!("../fallback/ruleset.json");
 /// The fallback prompt bodies, `{sha256: body}`.
 pub const PROMPTS_JSON: &str = include_str!("../fallback/prompts.json");
 
-/// The fallback prompt bodies by hash (empty if the embedded JSON were malformed, which the
-/// tests rule out).
-pub fn prompts() -> BTreeMap<String, String> {
-    serde_json::from_str(PROMPTS_JSON).unwrap_or_default()
+/// The fallback prompt bodies by hash, each a JSON string (empty if the embedded JSON were not
+/// an object of strings, which the tests rule out). Read as a `Value`, whose parser the Worker
+/// links anyway, rather than into a map type of its own, which would link another.
+pub fn prompts() -> Map<String, Value> {
+    match serde_json::from_slice(PROMPTS_JSON.as_bytes()) {
+        Ok(Value::Object(bodies)) if bodies.values().all(Value::is_string) => bodies,
+        _ => Map::new(),
+    }
 }
 
 #[cfg(test)]
@@ -24,6 +28,7 @@ mod tests {
     use super::*;
     use promptflag_core::Ruleset;
     use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
 
     #[test]
     fn fallback_ruleset_validates() {
@@ -50,6 +55,10 @@ mod tests {
                 prompt.hash
             );
         }
-        assert_eq!(prompts(), bodies);
+        let read: BTreeMap<String, String> = prompts()
+            .into_iter()
+            .map(|(hash, body)| (hash, String::from(body.as_str().unwrap())))
+            .collect();
+        assert_eq!(read, bodies);
     }
 }

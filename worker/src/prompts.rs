@@ -13,16 +13,20 @@ use crate::fallback;
 /// Bytes of bodies kept per isolate; past it the memory cache starts over.
 const MEMORY_BUDGET: usize = 8 * 1024 * 1024;
 
+/// The bodies read so far. A hash maps to a position in `bodies` rather than to the body
+/// itself: core links `BTreeMap<String, usize>` already, and a map of bodies would add its own
+/// copy of the B-tree code to the Wasm.
 struct Bodies {
-    by_hash: BTreeMap<String, Rc<str>>,
+    by_hash: BTreeMap<String, usize>,
+    bodies: Vec<Rc<str>>,
     bytes: usize,
 }
 
 thread_local! {
     static BODIES: RefCell<Bodies> = const {
-        RefCell::new(Bodies { by_hash: BTreeMap::new(), bytes: 0 })
+        RefCell::new(Bodies { by_hash: BTreeMap::new(), bodies: Vec::new(), bytes: 0 })
     };
-    static FALLBACK: BTreeMap<String, String> = fallback::prompts();
+    static FALLBACK: serde_json::Map<String, serde_json::Value> = fallback::prompts();
 }
 
 /// The KV key of a body.
@@ -32,7 +36,11 @@ pub fn body_key(hash: &str) -> String {
 
 /// The body named `hash`: `Ok(None)` when no source has it, `Err` when KV failed.
 pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String> {
-    if let Some(body) = BODIES.with(|bodies| bodies.borrow().by_hash.get(hash).cloned()) {
+    if let Some(body) = BODIES.with(|bodies| {
+        let bodies = bodies.borrow();
+        let index = *bodies.by_hash.get(hash)?;
+        bodies.bodies.get(index).cloned()
+    }) {
         return Ok(Some(body));
     }
     let from_kv = match kv {
@@ -52,21 +60,30 @@ pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String
 }
 
 fn fallback_body(hash: &str) -> Option<Rc<str>> {
-    FALLBACK.with(|bodies| bodies.get(hash).map(|body| Rc::from(body.as_str())))
+    FALLBACK.with(|bodies| {
+        bodies
+            .get(hash)
+            .and_then(|body| body.as_str())
+            .map(Rc::from)
+    })
 }
 
 fn remember(hash: &str, body: Rc<str>) {
     BODIES.with(|bodies| {
         let mut bodies = bodies.borrow_mut();
-        if body.len() > MEMORY_BUDGET {
+        // A hash names one body, so one kept already (two requests read it at once) stays.
+        if body.len() > MEMORY_BUDGET || bodies.by_hash.contains_key(hash) {
             return;
         }
         if bodies.bytes + body.len() > MEMORY_BUDGET {
             bodies.by_hash.clear();
+            bodies.bodies.clear();
             bodies.bytes = 0;
         }
         bodies.bytes += body.len();
-        bodies.by_hash.insert(String::from(hash), body);
+        let index = bodies.bodies.len();
+        bodies.by_hash.insert(String::from(hash), index);
+        bodies.bodies.push(body);
     });
 }
 
