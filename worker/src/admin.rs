@@ -41,7 +41,9 @@ impl Meta {
     /// Reads the stored JSON (through `Value`: a derived deserializer would add its own code to
     /// the Wasm). `None` when it is not a history.
     pub fn from_json(text: &str) -> Option<Meta> {
-        let Value::Object(object) = serde_json::from_str(text).ok()? else {
+        // From bytes, as every other JSON the Worker reads: `from_str` would link a second copy
+        // of the `Value` parser.
+        let Value::Object(object) = serde_json::from_slice(text.as_bytes()).ok()? else {
             return None;
         };
         let latest = match object.get("latest") {
@@ -297,6 +299,12 @@ fn describe(revision: Option<u64>) -> String {
     revision.map_or_else(|| String::from("none"), |revision| revision.to_string())
 }
 
+/// Revisions as `{:?}` writes them (`[5, 6]`), without linking `Debug` for lists.
+fn list(revisions: &[u64]) -> String {
+    let items: Vec<String> = revisions.iter().map(u64::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// The history after publishing `revision`, and the revisions that fall out of it.
 pub fn next_meta(meta: &Meta, revision: u64) -> (Meta, Vec<u64>) {
     let mut kept = meta.kept.clone();
@@ -352,16 +360,18 @@ async fn publish(
     let (live, meta) = read_state(environment, kv).await?;
     check_publish(&meta, live, revision, expected_live)?;
 
-    let lookups = ruleset.prompts().iter().map(|prompt| async move {
-        let stored = kv.text(&body_key(&prompt.hash)).await;
-        (prompt.hash.as_str(), stored)
-    });
     let mut missing = Vec::new();
-    for (hash, stored) in futures_util::future::join_all(lookups).await {
-        match stored {
-            Ok(Some(_)) => {}
-            Ok(None) => missing.push(hash),
-            Err(error) => return Err(kv_failure("checking the prompt bodies", error)),
+    for prompts in ruleset.prompts().chunks(LOOKUPS_AT_ONCE) {
+        let lookups = prompts.iter().map(|prompt| async move {
+            let stored = kv.text(&body_key(&prompt.hash)).await;
+            (prompt.hash.as_str(), stored)
+        });
+        for (hash, stored) in join_all(lookups).await {
+            match stored {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(hash),
+                Err(error) => return Err(kv_failure("checking the prompt bodies", error)),
+            }
         }
     }
     if !missing.is_empty() {
@@ -434,11 +444,14 @@ pub fn rollback_target(
     };
     target.ok_or_else(|| {
         let message = match requested {
-            Some(revision) => format!("revision {revision} is not kept; kept: {:?}", meta.kept),
+            Some(revision) => format!(
+                "revision {revision} is not kept; kept: {}",
+                list(&meta.kept)
+            ),
             None => format!(
-                "no kept revision precedes the live one ({}); kept: {:?}",
+                "no kept revision precedes the live one ({}); kept: {}",
                 describe(live),
-                meta.kept
+                list(&meta.kept)
             ),
         };
         Failure::api(404, "revision_not_kept", message).with_field("kept", json!(meta.kept))
@@ -470,6 +483,42 @@ async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
         200,
         &json!({"environment": environment, "revision": target, "previous": live}),
     ))
+}
+
+/// How many prompt bodies a publish looks up in KV at once.
+const LOOKUPS_AT_ONCE: usize = 32;
+
+/// Runs the futures together and gives their outputs in order, as `futures::future::join_all`
+/// does for up to 30 futures: every wake-up polls each unfinished one, so the work grows with
+/// the square of their number, and publish hands it [`LOOKUPS_AT_ONCE`] at a time. (The
+/// futures crate's version switches to a queue for longer lists, which adds its own code to
+/// the Wasm.)
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    /// A future and, once it is ready, its output.
+    type Slot<F> = (std::pin::Pin<Box<F>>, Option<<F as Future>::Output>);
+    let mut slots: Vec<Slot<F>> = futures
+        .into_iter()
+        .map(|future| (Box::pin(future), None))
+        .collect();
+    std::future::poll_fn(|context| {
+        let mut finished = true;
+        for (future, output) in &mut slots {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => finished = false,
+                }
+            }
+        }
+        if finished {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    slots.into_iter().filter_map(|(_, output)| output).collect()
 }
 
 /// The isolate's lock on ruleset writes: held from reading an environment's state to writing
@@ -524,6 +573,43 @@ impl Drop for WriteLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revision_lists_are_written_as_debug_writes_them() {
+        for revisions in [&[][..], &[7], &[5, 6, 18_446_744_073_709_551_615]] {
+            assert_eq!(list(revisions), format!("{revisions:?}"));
+        }
+    }
+
+    #[test]
+    fn join_all_gives_every_output_in_order() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        // The first future is ready only on its second poll, so the join has to come back to it.
+        let mut polled = false;
+        let late = std::future::poll_fn(move |context| {
+            if polled {
+                Poll::Ready(1)
+            } else {
+                polled = true;
+                context.waker().wake_by_ref();
+                Poll::Pending
+            }
+        });
+        let futures: Vec<std::pin::Pin<Box<dyn Future<Output = i32>>>> = vec![
+            Box::pin(late),
+            Box::pin(std::future::ready(2)),
+            Box::pin(std::future::ready(3)),
+        ];
+        let mut joined = std::pin::pin!(join_all(futures));
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(joined.as_mut().poll(&mut context).is_pending());
+        assert_eq!(
+            joined.as_mut().poll(&mut context),
+            Poll::Ready(vec![1, 2, 3])
+        );
+    }
 
     #[test]
     fn the_write_lock_admits_one_request_at_a_time_and_wakes_the_rest() {
