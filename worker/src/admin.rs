@@ -16,12 +16,11 @@
 
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
-use worker::Method;
 
 use crate::cache::{pointer_key, revision_key};
 use crate::http::{bearer_token, constant_time_eq, is_sha256_hex, is_valid_name, query_param};
 use crate::input::limits;
-use crate::js::{BodyError, Incoming, Kv, read_body, sha256_hex};
+use crate::js::{BodyError, Incoming, Kv, Method, read_body, sha256_hex};
 use crate::prompts::{body_key, remember_written};
 use crate::reply::{Failure, Outcome, Reply};
 

@@ -4,14 +4,14 @@
 //! `wait_until`.
 
 use wasm_bindgen::JsValue;
-use worker::worker_sys::web_sys;
-use worker::{Context, Env, Method};
 
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::{self, ExposureLog};
 use crate::http::{if_none_match, is_sha256_hex, percent_decode};
 use crate::input::limits;
-use crate::js::{self, BodyError, Incoming, Kv, read_body};
+use crate::js::{
+    self, BodyError, ExecutionContext, Incoming, Kv, Method, OutgoingResponse, read_body,
+};
 use crate::reply::{Failure, Outcome, Reply};
 use crate::{admin, ofrep, prompts, resolve};
 
@@ -40,15 +40,15 @@ thread_local! {
 impl Config {
     /// The configuration, read from `env` once per isolate: vars and secrets are fixed for an
     /// isolate's life (a change deploys new isolates).
-    fn cached(env: &Env) -> std::rc::Rc<Config> {
+    fn cached(env: &JsValue) -> std::rc::Rc<Config> {
         CONFIG.with(|config| {
             std::rc::Rc::clone(config.get_or_init(|| std::rc::Rc::new(Config::from_env(env))))
         })
     }
 
-    fn from_env(env: &Env) -> Config {
+    fn from_env(env: &JsValue) -> Config {
         let text = |name: &str| {
-            js::property(env.as_ref(), name)
+            js::property(env, name)
                 .and_then(|value| value.as_string())
                 .filter(|value| !value.trim().is_empty())
         };
@@ -67,9 +67,9 @@ impl Config {
 /// refuses to build the response; see [`into_response`]).
 pub async fn handle(
     request: Incoming,
-    env: Env,
-    context: Context,
-) -> Result<web_sys::Response, JsValue> {
+    env: JsValue,
+    context: ExecutionContext,
+) -> Result<OutgoingResponse, JsValue> {
     let now = js::now_millis();
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
@@ -309,7 +309,7 @@ fn preflight() -> Reply {
 /// workers-rs' `Response` and `Headers`, which wrap the same calls in their own error types).
 /// `Err` only if the runtime refuses the response, which these never are; the fetch export then
 /// rejects and the runtime answers 500.
-fn into_response(reply: Reply, served: &Served, cors: bool) -> Result<web_sys::Response, JsValue> {
+fn into_response(reply: Reply, served: &Served, cors: bool) -> Result<OutgoingResponse, JsValue> {
     let headers = js::ResponseHeaders::new()?;
     if let Some(content_type) = reply.content_type {
         headers.set("Content-Type", content_type);

@@ -152,14 +152,14 @@ pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u
             }
             Refresh::Failed(reason) => {
                 state.kv_ok = false;
-                worker::console_warn!(
+                crate::js::warn(&format!(
                     "promptflag: ruleset refresh failed ({reason}); serving {}",
                     if state.from_kv.is_some() {
                         "the last known good ruleset"
                     } else {
                         "the fallback ruleset"
                     }
-                );
+                ));
             }
         }
         served_from(&state)

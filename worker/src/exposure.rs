@@ -104,14 +104,14 @@ impl ExposureLog {
 pub async fn send(sink: String, batch: Vec<u8>) {
     match crate::js::post_json(&sink, &batch).await {
         Ok(status) if (200..300).contains(&status) => {}
-        Ok(status) => worker::console_warn!(
+        Ok(status) => crate::js::warn(&format!(
             "promptflag: the exposure sink answered {status}; {} bytes of exposures dropped",
             batch.len()
-        ),
-        Err(error) => worker::console_warn!(
+        )),
+        Err(error) => crate::js::warn(&format!(
             "promptflag: the exposure sink {sink:?} failed ({error}); {} bytes of exposures dropped",
             batch.len()
-        ),
+        )),
     }
 }
 

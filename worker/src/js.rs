@@ -1,15 +1,18 @@
-//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen (or web-sys): Workers
-//! KV (`get` as text, `put`, `delete`), the incoming request (method, URL, headers, body), the
-//! outgoing `Response`, `fetch` for the exposure sink and Web Crypto's SHA-256.
+//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen: Workers KV (`get` as
+//! text, `put`, `delete`), the incoming request (method, URL, headers, body), the outgoing
+//! `Response` and its `Headers`, the fetch handler's `ctx.waitUntil`, `fetch` for the exposure
+//! sink, Web Crypto's SHA-256 and `console.warn`; and, in [`shim`], what worker-build's entry
+//! shim expects of the Wasm.
 //!
-//! workers-rs wraps these too, but its KV builders serialize their options through
-//! serde-wasm-bindgen and its streams through wasm-streams; these bindings keep that code out
-//! of the Wasm (SPEC's size budget) and give every failure as a plain message.
+//! None of workers-rs (the `worker` crate) is linked, although worker-build requires it as a
+//! dependency: its wrappers add their own error types, option serializers (serde-wasm-bindgen)
+//! and streams (wasm-streams), and it exports classes (streams, containers, R2 ranges) and a
+//! panic hook that the Wasm would carry whether used or not, about 10 KB gzipped of the upload
+//! (SPEC's size budget). These bindings give every failure as a plain message.
 
+use js_sys::futures::JsFuture;
+use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
-use worker::js_sys::{self, Object, Promise, Reflect, Uint8Array};
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::web_sys;
 
 #[wasm_bindgen]
 extern "C" {
@@ -30,7 +33,7 @@ extern "C" {
 
     /// The runtime's incoming `Request`, bound for the few properties the Worker reads.
     #[derive(Debug)]
-    type IncomingRequest;
+    pub type IncomingRequest;
 
     #[wasm_bindgen(method, getter)]
     fn method(this: &IncomingRequest) -> String;
@@ -72,6 +75,81 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = digest, catch)]
     fn subtle_digest(algorithm: &str, data: &[u8]) -> Result<Promise, JsValue>;
+
+    /// The fetch handler's `ctx`.
+    #[derive(Debug)]
+    pub type ExecutionContext;
+
+    #[wasm_bindgen(method, js_name = waitUntil)]
+    fn wait_until_promise(this: &ExecutionContext, promise: &Promise);
+
+    #[wasm_bindgen(js_name = Headers)]
+    #[derive(Debug)]
+    type OutgoingHeaders;
+
+    #[wasm_bindgen(constructor, js_class = Headers, catch)]
+    fn new() -> Result<OutgoingHeaders, JsValue>;
+
+    #[wasm_bindgen(method, js_class = Headers, js_name = set, catch)]
+    fn set_header(this: &OutgoingHeaders, name: &str, value: &str) -> Result<(), JsValue>;
+
+    /// The runtime's `Response`.
+    #[wasm_bindgen(js_name = Response)]
+    pub type OutgoingResponse;
+
+    #[wasm_bindgen(constructor, js_class = Response, catch)]
+    fn new(body: Option<&Uint8Array>, init: &Object) -> Result<OutgoingResponse, JsValue>;
+
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+}
+
+/// An HTTP method, as workers-rs reads one (case-insensitively; a method it does not know is
+/// GET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Connect,
+    Trace,
+    Report,
+}
+
+impl Method {
+    fn from_name(name: &str) -> Method {
+        match name.to_ascii_uppercase().as_str() {
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "CONNECT" => Method::Connect,
+            "TRACE" => Method::Trace,
+            "REPORT" => Method::Report,
+            _ => Method::Get,
+        }
+    }
+}
+
+impl ExecutionContext {
+    /// Keeps the isolate alive until `future` finishes, after the response has gone.
+    pub fn wait_until(&self, future: impl std::future::Future<Output = ()> + 'static) {
+        self.wait_until_promise(&js_sys::futures::future_to_promise(async move {
+            future.await;
+            Ok(JsValue::UNDEFINED)
+        }));
+    }
+}
+
+/// Logs a warning to the runtime's console.
+pub fn warn(message: &str) {
+    console_warn(message);
 }
 
 /// A JavaScript error as text.
@@ -105,27 +183,26 @@ pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
 pub struct Incoming {
     request: IncomingRequest,
     headers: RequestHeaders,
-    method: worker::Method,
+    method: Method,
     url: String,
     path: String,
 }
 
 impl Incoming {
-    pub fn new(request: worker::worker_sys::web_sys::Request) -> Incoming {
-        let request: IncomingRequest = request.unchecked_into();
+    pub fn new(request: IncomingRequest) -> Incoming {
         let url = request.url();
         Incoming {
             headers: request.headers(),
             // As workers-rs reads it: case-insensitive, and a method it does not know is GET.
-            method: worker::Method::from(request.method()),
+            method: Method::from_name(&request.method()),
             path: path_of(&url),
             url,
             request,
         }
     }
 
-    pub fn method(&self) -> worker::Method {
-        self.method.clone()
+    pub fn method(&self) -> Method {
+        self.method
     }
 
     /// The URL's path, without query or fragment.
@@ -173,8 +250,8 @@ pub struct Kv(KvNamespace);
 
 impl Kv {
     /// The namespace bound as `binding` in `env`, if it is bound to an object.
-    pub fn from_env(env: &worker::Env, binding: &str) -> Option<Kv> {
-        property(env.as_ref(), binding)
+    pub fn from_env(env: &JsValue, binding: &str) -> Option<Kv> {
+        property(env, binding)
             .filter(JsValue::is_object)
             .map(|value| Kv(value.unchecked_into()))
     }
@@ -253,17 +330,17 @@ pub async fn read_body(request: &Incoming, limit: usize) -> Result<Vec<u8>, Body
 
 /// The headers of a response being built.
 #[derive(Debug)]
-pub struct ResponseHeaders(web_sys::Headers);
+pub struct ResponseHeaders(OutgoingHeaders);
 
 impl ResponseHeaders {
     pub fn new() -> Result<ResponseHeaders, JsValue> {
-        web_sys::Headers::new().map(ResponseHeaders)
+        OutgoingHeaders::new().map(ResponseHeaders)
     }
 
     /// Sets a header. Setting one fails only for an invalid name or value, which the Worker's
     /// never are, so a failure is ignored.
     pub fn set(&self, name: &str, value: &str) {
-        let _ = self.0.set(name, value);
+        let _ = self.0.set_header(name, value);
     }
 }
 
@@ -272,17 +349,12 @@ pub fn response(
     status: u16,
     headers: &ResponseHeaders,
     body: Option<&[u8]>,
-) -> Result<web_sys::Response, JsValue> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&headers.0);
-    match body {
-        Some(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
-            Some(&Uint8Array::from(bytes)),
-            &init,
-        ),
-        None => web_sys::Response::new_with_opt_buffer_source_and_init(None, &init),
-    }
+) -> Result<OutgoingResponse, JsValue> {
+    let init = Object::new();
+    Reflect::set(&init, &JsValue::from_str("status"), &JsValue::from(status))?;
+    Reflect::set(&init, &JsValue::from_str("headers"), &headers.0)?;
+    let body = body.map(Uint8Array::from);
+    OutgoingResponse::new(body.as_ref(), &init)
 }
 
 /// POSTs a JSON body; the status on an answer, a message on a failure.
@@ -324,6 +396,51 @@ pub async fn sha256_hex(data: &[u8]) -> Result<String, String> {
 /// Milliseconds since the epoch, from the runtime's clock.
 pub fn now_millis() -> u64 {
     js_sys::Date::now() as u64
+}
+
+/// What worker-build's shim (`shim.js` of worker-build 0.8.7) expects of the Wasm besides the
+/// handlers, as workers-rs' `init` module provides it: the object
+/// `globalThis.__worker_init_state` (`{criticalError, instanceId}`), returned by the export
+/// `__worker_init_state`, and a start function that counts instances and asks wasm-bindgen to
+/// reset the instance after a trap. The shim sets `criticalError` when a call ends in a
+/// `WebAssembly.RuntimeError` and then resets the instance before the next request.
+/// workers-rs also installs a panic hook that logs the message. The Worker is built with
+/// immediate-abort panics, which run no hook, so it installs none (a build against the
+/// prebuilt std, where hooks would run, does not log the message either; the trap is logged
+/// and recovered from all the same).
+pub mod shim {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen(inline_js = "
+export const state = globalThis.__worker_init_state = { criticalError: false, instanceId: 0 };
+")]
+    extern "C" {
+        type InitState;
+
+        #[wasm_bindgen(thread_local_v2, js_name = state)]
+        static INIT_STATE: InitState;
+
+        #[wasm_bindgen(method, getter, js_name = instanceId)]
+        fn instance_id(this: &InitState) -> u32;
+
+        #[wasm_bindgen(method, setter, js_name = instanceId)]
+        fn set_instance_id(this: &InitState, value: u32);
+    }
+
+    fn on_abort() {
+        wasm_bindgen::handler::schedule_reinit();
+    }
+
+    #[wasm_bindgen(start, private)]
+    fn init() {
+        INIT_STATE.with(|state| state.set_instance_id(state.instance_id().wrapping_add(1)));
+        wasm_bindgen::handler::set_on_abort(on_abort);
+    }
+
+    #[wasm_bindgen(js_name = "__worker_init_state")]
+    pub fn worker_init_state() -> JsValue {
+        INIT_STATE.with(|state| JsValue::from(state))
+    }
 }
 
 #[cfg(test)]

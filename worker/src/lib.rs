@@ -1,6 +1,7 @@
-//! promptflag-worker: the edge. A workers-rs Worker that serves SPEC §5 over the KV layout of
-//! SPEC §4 (see `docs/interfaces.md`): OFREP evaluation, prompt resolution with the body inline,
-//! immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
+//! promptflag-worker: the edge. A Cloudflare Worker (Rust through wasm-bindgen, built by
+//! worker-build; `js` binds the runtime) that serves SPEC §5 over the KV layout of SPEC §4 (see
+//! `docs/interfaces.md`): OFREP evaluation, prompt resolution with the body inline, immutable
+//! prompt bodies, the live ruleset, and the admin API that publishes to KV.
 //!
 //! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
 //! (`reply`, `http`, `input`, `ofrep`, `resolve`, the checks in `admin`, `exposure`) hold no
@@ -25,21 +26,17 @@ pub mod reply;
 pub mod resolve;
 
 use wasm_bindgen::prelude::*;
-use worker::worker_sys::{self, web_sys};
-use worker::{Context, Env};
 
-/// The fetch handler, exported as workers-rs' `#[event(fetch)]` exports it (worker-build's shim
-/// calls `fetch(request, env, ctx)`), but without that macro's glue: the handler never fails
-/// (every failure is already a JSON response), so the glue's paths that turn a `worker::Error`
-/// into a logged 500 only added code. It takes the runtime's `Request` as it is and reads it
-/// through `js::Incoming`. (`js_sys` and `wasm_bindgen_futures` are named through workers-rs,
-/// as its macro names them: worker-build has wasm-bindgen drive the future with `js_sys`.)
-#[wasm_bindgen(js_sys = ::worker::js_sys, wasm_bindgen_futures = ::worker::wasm_bindgen_futures)]
+/// The fetch handler. worker-build's shim calls `fetch(request, env, ctx)` for each request.
+/// It never fails: every failure is already a JSON response (`Err` only if the runtime refused
+/// to build the response). It takes the runtime's `Request` as it is and reads it through
+/// `js::Incoming`.
+#[wasm_bindgen]
 pub async fn fetch(
-    request: web_sys::Request,
-    env: Env,
-    context: worker_sys::Context,
+    request: js::IncomingRequest,
+    env: JsValue,
+    context: js::ExecutionContext,
 ) -> Result<JsValue, JsValue> {
-    let response = app::handle(js::Incoming::new(request), env, Context::new(context)).await?;
+    let response = app::handle(js::Incoming::new(request), env, context).await?;
     Ok(response.into())
 }

@@ -39,18 +39,18 @@ const STAMP: &str = ".xtask-build";
 ///   opt-level 3, with `std`'s `optimize_for_size` feature (smaller formatting and sorting).
 /// - `-Cpanic=immediate-abort`: a panic is a trap (`unreachable`) at once, so the panic
 ///   machinery and every panic message leave the Wasm. What changes: a panic's message is not
-///   logged (workers-rs' panic hook never runs); the trap still reaches worker-build's shim and
-///   wasm-bindgen's glue as a `WebAssembly.RuntimeError`, which is logged with the Wasm stack,
-///   fails that request and gets the next one a fresh instance. The Worker does not panic on
+///   logged (no panic hook runs); the trap still reaches worker-build's shim and wasm-bindgen's
+///   glue as a `WebAssembly.RuntimeError`, which is logged with the Wasm stack, fails that
+///   request and gets the next one a fresh instance. The Worker does not panic on
 ///   any input (every failure is a JSON response), so this only changes what a bug would log.
 /// - `-Zlocation-detail=none`: no source file names and lines for `#[track_caller]` code
 ///   (`RefCell` borrows, wasm-bindgen's `unwrap_throw`); with immediate aborts nothing would
 ///   print them but the strings stayed in the Wasm.
-/// - All of these are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable toolchain the
-///   rest of the workspace uses accept them, instead of a nightly that would be a second
-///   toolchain to install and would float. The options go through cargo's environment config
-///   (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches only the
-///   wasm32 crates, not build scripts or proc macros). The profile's directories under
+/// - All of these are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable
+///   toolchain the rest of the workspace uses accept them, instead of a nightly that would be a
+///   second toolchain to install and would float. The options go through cargo's environment
+///   config (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches
+///   only the wasm32 crates, not build scripts or proc macros). The profile's directories under
 ///   `target/` are the Worker's alone, so no other build is rebuilt because of them.
 const BUILD_STD_ENV: [(&str, &str); 4] = [
     ("RUSTC_BOOTSTRAP", "1"),
