@@ -58,7 +58,11 @@ impl Meta {
     }
 
     pub fn to_json(&self) -> String {
-        json!({"latest": self.latest, "kept": self.kept}).to_string()
+        // Through `to_string`, which writes into bytes as every response body is written, not
+        // `Value`'s `Display`, which would link a second serializer (and a pretty printer).
+        // Writing a `Value` with string keys cannot fail.
+        serde_json::to_string(&json!({"latest": self.latest, "kept": self.kept}))
+            .unwrap_or_default()
     }
 }
 
@@ -784,7 +788,9 @@ mod tests {
             latest: Some(9),
             kept: vec![8, 9],
         };
+        assert_eq!(meta.to_json(), r#"{"kept":[8,9],"latest":9}"#);
         assert_eq!(Meta::from_json(&meta.to_json()), Some(meta));
+        assert_eq!(Meta::default().to_json(), r#"{"kept":[],"latest":null}"#);
         assert_eq!(Meta::from_json("{}"), Some(Meta::default()));
         assert_eq!(Meta::from_json(r#"{"latest": "9"}"#), None);
         assert_eq!(Meta::from_json(r#"{"kept": [1, -2]}"#), None);
