@@ -104,8 +104,8 @@ extern "C" {
     fn console_warn(message: &str);
 }
 
-/// An HTTP method, as workers-rs reads one (case-insensitively; a method it does not know is
-/// GET).
+/// An HTTP method, read case-insensitively. A method not listed is `Other`, which no route
+/// accepts (a 405), rather than GET as workers-rs reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -118,6 +118,7 @@ pub enum Method {
     Connect,
     Trace,
     Report,
+    Other,
 }
 
 impl Method {
@@ -132,7 +133,8 @@ impl Method {
             "CONNECT" => Method::Connect,
             "TRACE" => Method::Trace,
             "REPORT" => Method::Report,
-            _ => Method::Get,
+            "GET" => Method::Get,
+            _ => Method::Other,
         }
     }
 }

@@ -138,6 +138,15 @@ describe("read API", () => {
     assert.equal(wrongMethod.headers.get("allow"), "POST");
   });
 
+  test("a method the Worker does not know is a 405, not a GET", async () => {
+    for (const path of ["/healthz", "/v1/ruleset", "/ofrep/v1/configuration"]) {
+      assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+      const unknown = await fetch(`${url}${path}`, { method: "PROPFIND" });
+      await apiError(unknown, 405, "method_not_allowed");
+      assert.equal(unknown.headers.get("allow"), "GET", path);
+    }
+  });
+
   test("an unknown route is a JSON 404; browsers get CORS headers and preflights", async () => {
     await apiError(await fetch(`${url}/nope`), 404, "not_found");
     await apiError(await fetch(`${url}/`), 404, "not_found");
