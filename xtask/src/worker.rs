@@ -72,7 +72,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     let output = build_dir.join("index.js");
     let wasm = build_dir.join("index_bg.wasm");
     let stamp = build_dir.join(STAMP);
-    let settings = build_settings(tools);
+    let settings = build_settings(tools.rust_src);
     if output.exists()
         && wasm.exists()
         && std::fs::read_to_string(&stamp).is_ok_and(|text| text == settings)
@@ -82,17 +82,20 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
-    let mut command = tools.command(tools.bin("worker-build"), &["--profile", PROFILE]);
-    if tools.rust_src {
-        eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
-        for (name, value) in BUILD_STD_ENV {
-            command = command.env(name, value);
+    let own_std = match worker_build(tools, &worker_dir, tools.rust_src) {
+        Ok(()) => tools.rust_src,
+        // The options are unstable: a later rustc may rename one. The Worker still builds, and
+        // behaves the same, against the prebuilt std; only its size suffers.
+        Err(error) if tools.rust_src => {
+            eprintln!(
+                "xtask: warning: building the Worker with its own std failed ({error:#}); \
+                 building it against the prebuilt std instead (about 22 KB larger gzipped)"
+            );
+            worker_build(tools, &worker_dir, false)?;
+            false
         }
-    }
-    command
-        .current_dir(&worker_dir)
-        .run()
-        .context("building the Worker (worker-build)")?;
+        Err(error) => return Err(error),
+    };
     if !output.exists() || !wasm.exists() {
         bail!(
             "worker-build finished but {} or {} is missing",
@@ -101,11 +104,27 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         );
     }
     optimize(tools, &wasm)?;
+    let settings = build_settings(own_std);
     std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
 }
 
+/// Runs worker-build, with the standard library compiled alongside when `own_std`.
+fn worker_build(tools: &Toolchain, worker_dir: &Path, own_std: bool) -> Result<()> {
+    let mut command = tools.command(tools.bin("worker-build"), &["--profile", PROFILE]);
+    if own_std {
+        eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
+        for (name, value) in BUILD_STD_ENV {
+            command = command.env(name, value);
+        }
+    }
+    command
+        .current_dir(worker_dir)
+        .run()
+        .context("building the Worker (worker-build)")
+}
+
 /// What the build depends on besides its input files: the compiler and the settings above.
-fn build_settings(tools: &Toolchain) -> String {
+fn build_settings(own_std: bool) -> String {
     let rustc = std::process::Command::new("rustc")
         .arg("-vV")
         .output()
@@ -115,7 +134,7 @@ fn build_settings(tools: &Toolchain) -> String {
         "{rustc}profile={PROFILE}\nwasm-opt {}\n",
         WASM_OPT.join(" ")
     );
-    if tools.rust_src {
+    if own_std {
         for (name, value) in BUILD_STD_ENV {
             settings.push_str(&format!("{name}={value:?}\n"));
         }
