@@ -34,7 +34,15 @@ pub(crate) fn parse(text: &[u8]) -> Option<f64> {
         Some((b'+', rest)) => (false, rest),
         _ => (false, text),
     };
-    let magnitude = fast(body).or_else(|| slow(body))?;
+    // One pass checks the grammar; the slow path runs only on valid text.
+    let magnitude = match scan(body) {
+        Scan::Invalid => return None,
+        Scan::Digits { mantissa, exponent } => match fast(mantissa, exponent) {
+            Some(value) => value,
+            None => slow(body)?,
+        },
+        Scan::Slow => slow(body)?,
+    };
     Some(if negative { -magnitude } else { magnitude })
 }
 
@@ -112,38 +120,32 @@ enum Scan {
     Digits { mantissa: u64, exponent: i64 },
 }
 
-/// Clinger's fast path: the value when the digits and the power of ten are both exact in an
-/// `f64`, so one multiplication or division rounds correctly; `None` otherwise (or when invalid).
-fn fast(body: &[u8]) -> Option<f64> {
-    match scan(body) {
-        Scan::Digits { mantissa, exponent } => {
-            if mantissa == 0 {
-                return Some(0.0);
-            }
-            if mantissa > 1 << 53 {
-                return None;
-            }
-            let value = mantissa as f64;
-            match exponent {
-                0..=22 => Some(value * POW10[exponent as usize]),
-                -22..=-1 => Some(value / POW10[(-exponent) as usize]),
-                23..=37 => {
-                    // 10^(exponent - 22) folded into the mantissa while it stays exact.
-                    let shifted = mantissa.checked_mul(10_u64.pow((exponent - 22) as u32))?;
-                    (shifted <= 1 << 53).then(|| shifted as f64 * POW10[22])
-                }
-                _ => None,
-            }
+/// Clinger's fast path: the value of `mantissa * 10^exponent` when the digits and the power of
+/// ten are both exact in an `f64`, so one multiplication or division rounds correctly; `None`
+/// otherwise.
+fn fast(mantissa: u64, exponent: i64) -> Option<f64> {
+    if mantissa == 0 {
+        return Some(0.0);
+    }
+    if mantissa > 1 << 53 {
+        return None;
+    }
+    let value = mantissa as f64;
+    match exponent {
+        0..=22 => Some(value * POW10[exponent as usize]),
+        -22..=-1 => Some(value / POW10[(-exponent) as usize]),
+        23..=37 => {
+            // 10^(exponent - 22) folded into the mantissa while it stays exact.
+            let shifted = mantissa.checked_mul(10_u64.pow((exponent - 22) as u32))?;
+            (shifted <= 1 << 53).then(|| shifted as f64 * POW10[22])
         }
-        Scan::Slow | Scan::Invalid => None,
+        _ => None,
     }
 }
 
-/// The correctly rounded value of a valid `body`, or `None` when it is invalid or out of range.
+/// The correctly rounded value of `body`, which [`scan`] accepted, or `None` when it is out of
+/// range.
 fn slow(body: &[u8]) -> Option<f64> {
-    if matches!(scan(body), Scan::Invalid) {
-        return None;
-    }
     let (mantissa, power) = long_mantissa(body)?;
     Some(f64::from_bits(
         (u64::from(power as u32) << SIG_BITS) | mantissa,
