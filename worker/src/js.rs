@@ -195,7 +195,7 @@ impl Incoming {
         let url = request.url();
         Incoming {
             headers: request.headers(),
-            // As workers-rs reads it: case-insensitive, and a method it does not know is GET.
+            // Case-insensitive; a method not listed in `Method` is `Other` (a 405 on every route).
             method: Method::from_name(&request.method()),
             path: path_of(&url),
             url,

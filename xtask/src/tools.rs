@@ -282,7 +282,7 @@ impl Toolchain {
 /// missing and cannot be added: the Worker is then built against the prebuilt `std`, which
 /// works the same but is about 22 KB larger gzipped.
 fn ensure_rust_src() -> bool {
-    if rust_src_dir().is_some_and(|dir| dir.join("Cargo.lock").is_file()) {
+    if has_rust_src() {
         return true;
     }
     eprintln!("xtask: adding the rust-src component (the standard library's source)");
@@ -290,7 +290,7 @@ fn ensure_rust_src() -> bool {
         .args(["component", "add", "rust-src"])
         .status()
         .is_ok_and(|status| status.success());
-    if added && rust_src_dir().is_some_and(|dir| dir.join("Cargo.lock").is_file()) {
+    if added && has_rust_src() {
         return true;
     }
     eprintln!(
@@ -298,6 +298,11 @@ fn ensure_rust_src() -> bool {
          against the prebuilt std (it works the same, but its upload is about 22 KB larger)"
     );
     false
+}
+
+/// Whether the active toolchain has the standard library's source.
+fn has_rust_src() -> bool {
+    rust_src_dir().is_some_and(|dir| dir.join("Cargo.lock").is_file())
 }
 
 /// Where the active toolchain keeps the standard library's source (`library/`).
