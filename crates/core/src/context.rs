@@ -332,6 +332,35 @@ impl Context {
         Some((index, Found::Value(&entry.value)))
     }
 
+    /// The attribute a rule names, when it is a string of up to sixteen bytes held in the hot
+    /// entries: its print, which is its bytes whole. `None` for everything else (a long or
+    /// non-string value, a missing attribute, a long name, a shared bucket, a large context),
+    /// which [`Context::find_named`] sorts out. Written to stay small and in registers: the
+    /// condition loop inlines it for every condition it reads.
+    #[inline(always)]
+    pub(crate) fn short_text(&self, name: &Name) -> Option<Print> {
+        if self.entries.len() > LINEAR_LOOKUP_MAX {
+            return None;
+        }
+        let slot = *self.table.get(name.bucket)?;
+        // 0 (no entry) and SHARED_BUCKET both fall outside the hot entries.
+        let hot = self.hot.get(usize::from(slot).wrapping_sub(1))?;
+        let differs = (hot.print.head ^ name.print.head)
+            | (hot.print.tail ^ name.print.tail)
+            | (hot.print.length ^ name.print.length) as u64;
+        if differs != 0
+            || name.print.length > Print::EXACT
+            || hot.text_length as usize > Print::EXACT
+        {
+            return None;
+        }
+        Some(Print {
+            head: hot.text[0],
+            tail: hot.text[1],
+            length: hot.text_length as usize,
+        })
+    }
+
     /// The value of the attribute at `index` (from [`Context::find_named`]).
     #[inline(always)]
     pub(crate) fn value_at(&self, index: usize) -> Option<&AttributeValue> {

@@ -324,14 +324,21 @@ impl Ruleset {
 
     fn all_hold(&self, conditions: &[Condition], context: &Context) -> Result<bool, Fault> {
         for condition in conditions {
-            if !self.holds(condition, context)? {
+            let held = match quick_test(condition, context) {
+                Some(held) => held,
+                None => self.test(condition, context)?,
+            };
+            if held == condition.negate {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    fn holds(&self, condition: &Condition, context: &Context) -> Result<bool, Fault> {
+    /// Whether the condition's test holds, before `negate`: every case, [`quick_test`]'s
+    /// included. Kept out of the condition loop so the loop stays small.
+    #[inline(never)]
+    fn test(&self, condition: &Condition, context: &Context) -> Result<bool, Fault> {
         let result = match &condition.test {
             Test::InSegment(targets) => {
                 let mut any = false;
@@ -370,7 +377,7 @@ impl Ruleset {
                 }
             }
         };
-        Ok(result != condition.negate)
+        Ok(result)
     }
 
     fn in_segment(&self, segment: &Segment, context: &Context) -> Result<bool, Fault> {
@@ -400,6 +407,47 @@ impl Ruleset {
             return Ok(false);
         }
         self.all_hold(&segment.conditions, context)
+    }
+}
+
+/// The usual conditions, decided inline from the context's hot entries: `in` a short list,
+/// `str_starts_with` of short prefixes and a number test, on a string of up to sixteen bytes,
+/// and the unit check of an inlined segment on a context without arrays or objects. `None`
+/// for anything else, which [`Ruleset::test`] decides. The result is before `negate`.
+#[inline(always)]
+fn quick_test(condition: &Condition, context: &Context) -> Option<bool> {
+    match &condition.test {
+        Test::UsableUnit => (!context.has_unsupported()).then_some(true),
+        Test::In(list) if list.prints.len() <= 8 => {
+            let text = context.short_text(&condition.attribute)?;
+            Some(list.prints.iter().fold(false, |found, value| {
+                found
+                    | (((value.head ^ text.head) | (value.tail ^ text.tail)) == 0)
+                        & (value.length == text.length)
+            }))
+        }
+        Test::Str {
+            prefixes: Some(prefixes),
+            ..
+        } => {
+            let text = context.short_text(&condition.attribute)?;
+            Some(
+                prefixes
+                    .iter()
+                    .fold(false, |found, prefix| found | prefix.begins(&text)),
+            )
+        }
+        Test::Number { test, value } => {
+            let number = short_digits(&context.short_text(&condition.attribute)?)?;
+            Some(number_test(*test, number, *value))
+        }
+        Test::Semver(ordering, version) => {
+            let text = context.short_text(&condition.attribute)?;
+            let mut buffer = [0u8; Print::EXACT];
+            let bytes = text.spell(&mut buffer)?;
+            Some(version.compare_bytes(bytes) == Some(*ordering))
+        }
+        _ => None,
     }
 }
 

@@ -253,29 +253,39 @@ impl Semver {
 /// this only has to be right about what it accepts.
 #[inline]
 fn plain_core(bytes: &[u8]) -> Option<((u64, u64, u64), usize)> {
-    let mut parts = [0u64; 3];
-    let mut part = 0;
-    let mut digits = 0u32;
-    let mut end = bytes.len();
-    for (at, &byte) in bytes.iter().enumerate() {
-        if byte.is_ascii_digit() {
-            // A leading zero, or more digits than certainly fit, is left to the full parser.
-            if (digits > 0 && parts[part] == 0) || digits == 18 {
-                return None;
-            }
-            parts[part] = parts[part] * 10 + u64::from(byte - b'0');
-            digits += 1;
-        } else if byte == b'.' && digits > 0 && part < 2 {
-            part += 1;
-            digits = 0;
-        } else if byte == b'-' || byte == b'+' {
-            end = at;
-            break;
-        } else {
-            return None;
-        }
+    let (major, at) = plain_number(bytes, 0)?;
+    let (minor, at) = plain_number(
+        bytes,
+        at.checked_add(1).filter(|_| bytes.get(at) == Some(&b'.'))?,
+    )?;
+    let (patch, end) = plain_number(
+        bytes,
+        at.checked_add(1).filter(|_| bytes.get(at) == Some(&b'.'))?,
+    )?;
+    match bytes.get(end) {
+        None | Some(b'-' | b'+') => Some(((major, minor, patch), end)),
+        Some(_) => None,
     }
-    (part == 2 && digits > 0).then_some(((parts[0], parts[1], parts[2]), end))
+}
+
+/// The digits from `start` up to the next non-digit, as a number kept in a register (no
+/// leading zero, at most 18 digits so it certainly fits), and where they end.
+#[inline(always)]
+fn plain_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    let mut at = start;
+    while let Some(&byte) = bytes.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit >= 10 {
+            break;
+        }
+        // Wraps past 18 digits, which are refused below.
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        at += 1;
+    }
+    let count = at - start;
+    let leading_zero = count > 1 && bytes.get(start) == Some(&b'0');
+    (count > 0 && count <= 18 && !leading_zero).then_some((value, at))
 }
 
 /// A version as written, checked but not built: the pre-release stays text, read on demand.
