@@ -208,7 +208,9 @@ impl Decision {
     }
 }
 
-/// Decides what a serve gives: its variant, or the split's assignment of the unit.
+/// Decides what a serve gives: its variant, or the split's assignment of the unit. The first
+/// is a copy, inlined where it is served; the second is [`decide_split`].
+#[inline(always)]
 fn decide_serve(
     serve: &Serve,
     baseline: usize,
@@ -217,21 +219,23 @@ fn decide_serve(
 ) -> Result<Decision, Fault> {
     match serve {
         Serve::Variant(variant) => Ok(Decision::of(*variant, reason)),
-        Serve::Split(split) => {
-            let (variant, bucket) = assign(split, baseline, context)?;
-            let reason = if bucket.in_experiment {
-                Reason::Split
-            } else {
-                Reason::Default
-            };
-            Ok(Decision {
-                variant,
-                reason,
-                rule: None,
-                bucket: Some(bucket),
-            })
-        }
+        Serve::Split(split) => decide_split(split, baseline, context),
     }
+}
+
+fn decide_split(split: &Split, baseline: usize, context: &Context) -> Result<Decision, Fault> {
+    let (variant, bucket) = assign(split, baseline, context)?;
+    let reason = if bucket.in_experiment {
+        Reason::Split
+    } else {
+        Reason::Default
+    };
+    Ok(Decision {
+        variant,
+        reason,
+        rule: None,
+        bucket: Some(bucket),
+    })
 }
 
 impl Ruleset {
@@ -418,14 +422,9 @@ impl Ruleset {
 fn quick_test(condition: &Condition, context: &Context) -> Option<bool> {
     match &condition.test {
         Test::UsableUnit => (!context.has_unsupported()).then_some(true),
-        Test::In(list) if list.prints.len() <= 8 => {
-            let text = context.short_text(&condition.attribute)?;
-            Some(list.prints.iter().fold(false, |found, value| {
-                found
-                    | (((value.head ^ text.head) | (value.tail ^ text.tail)) == 0)
-                        & (value.length == text.length)
-            }))
-        }
+        Test::In(list) => list
+            .keys
+            .contain(&context.short_text(&condition.attribute)?),
         Test::Str {
             prefixes: Some(prefixes),
             ..
@@ -521,19 +520,14 @@ fn check_unit_usable(context: &Context, unit: &Name) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Whether a list of `in` values holds the text: short lists compare prints, a few words
-/// each, without following each value's pointer to its bytes.
+/// Whether a list of `in` values holds the text: short lists of short values compare words
+/// (see [`crate::ruleset::ShortKeys`]), without following each value's pointer to its bytes.
 #[inline]
 fn in_list(list: &InList, bytes: &[u8], print: &Print) -> bool {
-    if list.prints.len() <= 8 && bytes.len() <= Print::EXACT {
-        // Every value is compared, without stopping at a match: a loop whose length does not
-        // depend on where the text sits in the list is one the branch predictor gets right.
-        return list
-            .prints
-            .iter()
-            .fold(false, |found, value| found | (value == print));
+    match list.keys.contain(print) {
+        Some(found) => found,
+        None => contains_sorted(&list.values, as_text(bytes)),
     }
-    contains_sorted(&list.values, as_text(bytes))
 }
 
 /// Text that came from a `&str` (a context value, or an exact copy of a short one).
@@ -814,6 +808,119 @@ mod tests {
             json,
             serde_json::json!({"slot": 12, "lane": 0, "layerSlot": 34, "inExperiment": true})
         );
+    }
+
+    /// The inline route decides exactly what the full one does, for every condition it takes
+    /// and every value it accepts: a condition of each operator it handles (and of some it
+    /// leaves alone), against string values of every shape, numbers and booleans.
+    #[test]
+    fn quick_tests_agree_with_the_full_test() {
+        let conditions = serde_json::json!([
+            { "attribute": "a", "op": "in", "values": ["IE", "GB", "FR", "", "é"] },
+            { "attribute": "a", "op": "in", "values": ["pro-monthly", "IE", "team-annual"] },
+            { "attribute": "a", "op": "in", "values": ["exactly16bytes!!", "IE"] },
+            { "attribute": "a", "op": "in", "values": ["1", "2", "3", "4", "5", "6", "7", "8", "IE"] },
+            { "attribute": "a", "op": "not_in", "values": ["IE", "10"] },
+            { "attribute": "a", "op": "str_starts_with", "values": ["pro", "team", ""] },
+            { "attribute": "a", "op": "str_starts_with", "values": ["exactly16bytes!!"] },
+            { "attribute": "a", "op": "str_ends_with", "values": ["annual"] },
+            { "attribute": "a", "op": "num_gte", "values": ["10"] },
+            { "attribute": "a", "op": "num_lt", "values": ["9.5"] },
+            { "attribute": "a", "op": "num_eq", "values": ["10"] },
+            { "attribute": "a", "op": "semver_gt", "values": ["2.3.0"] },
+            { "attribute": "a", "op": "semver_lt", "values": ["3.1.0-beta.10"] },
+            { "attribute": "a", "op": "semver_eq", "values": ["1.2.3"] },
+            { "op": "in_segment", "values": ["s"] }
+        ]);
+        let document = serde_json::json!({
+            "schema": 1, "environment": "test", "revision": 1,
+            "segments": { "s": { "conditions": [
+                { "attribute": "a", "op": "num_gt", "values": ["0"] }
+            ] } },
+            "flags": { "f": {
+                "kind": "boolean", "baseline": "off",
+                "variants": { "off": { "value": false }, "on": { "value": true } },
+                "rules": [ { "when": conditions, "serve": { "variant": "on" } } ]
+            } }
+        });
+        let ruleset = Ruleset::from_json_str(&serde_json::to_string(&document).unwrap()).unwrap();
+        let flag = ruleset.flag("f").unwrap();
+        let texts = [
+            "",
+            "IE",
+            "GB",
+            "ie",
+            "é",
+            "pro",
+            "pro-monthly",
+            "team-annual",
+            "teams",
+            "annual",
+            "10",
+            "9",
+            "09",
+            "0010",
+            "12345678",
+            "123456789",
+            "-5",
+            "+5",
+            "1.5",
+            " 10",
+            "1e1",
+            "2.3.0",
+            "2.10.3",
+            "3.1.0-beta.2",
+            "3.1.0-beta.10",
+            "3.1.0",
+            "1.2.3",
+            "1.2.3+b",
+            "v1.2.3",
+            "01.2.3",
+            "1.2.3-",
+            "2.4",
+            "exactly16bytes!!",
+            "exactly16bytes!!x",
+            "seventeen bytes!!",
+        ];
+        let mut values: Vec<AttributeValue> = texts
+            .iter()
+            .map(|text| AttributeValue::String(String::from(*text)))
+            .collect();
+        values.extend([
+            AttributeValue::Integer(10),
+            AttributeValue::Number(9.5),
+            AttributeValue::Bool(true),
+            AttributeValue::Unsupported,
+        ]);
+        let mut quick = 0;
+        for value in &values {
+            // Alone, and among other attributes (so it sits at different places in the hot
+            // entries), and with an array beside it.
+            let mut contexts = alloc::vec![Context::new(), Context::new(), Context::new()];
+            contexts[1].set("0", AttributeValue::Bool(false));
+            contexts[1].set("b", AttributeValue::String(String::from("x")));
+            contexts[2].set("z", AttributeValue::Unsupported);
+            for context in &mut contexts {
+                context.set("a", value.clone());
+            }
+            contexts.push(Context::new());
+            for context in &contexts {
+                for condition in &flag.rules[0].conditions {
+                    if let Some(held) = quick_test(condition, context) {
+                        quick += 1;
+                        assert_eq!(
+                            Ok(held),
+                            ruleset
+                                .test(condition, context)
+                                .map_err(|fault| fault.failure()),
+                            "{:?} on {value:?}",
+                            condition.test
+                        );
+                    }
+                }
+            }
+        }
+        assert!(quick > 200, "the inline route took only {quick} cases");
     }
 
     #[test]

@@ -313,6 +313,19 @@ impl Print {
         buffer.get(..self.length)
     }
 
+    /// The text's bytes and length in one word, for a text of at most seven bytes (whose
+    /// print leaves the top byte free).
+    #[inline(always)]
+    pub(crate) fn narrow_key(&self) -> u64 {
+        self.head | ((self.length as u64) << 56)
+    }
+
+    /// The text's bytes and length in two words, for a text of at most fifteen bytes.
+    #[inline(always)]
+    pub(crate) fn wide_key(&self) -> [u64; 2] {
+        [self.head, self.tail | ((self.length as u64) << 56)]
+    }
+
     /// The print of `name`, read in a few word loads (no copy, no call).
     #[inline]
     pub(crate) fn of(name: &str) -> Print {
@@ -499,21 +512,77 @@ impl Prefix {
     }
 }
 
-/// The values of an `in` condition: sorted, with their prints for short lists.
+/// The values of an `in` condition: sorted, and for a short list of short values, as words to
+/// compare a text's print with.
 #[derive(Debug, Clone)]
 pub(crate) struct InList {
     /// Sorted, deduplicated.
     pub(crate) values: Vec<String>,
-    /// `Print::of` each value, in the same order.
-    pub(crate) prints: Vec<Print>,
+    pub(crate) keys: ShortKeys,
+}
+
+/// A list of at most [`ShortKeys::MAX`] values, each its bytes and length packed in words (the
+/// length in the top byte, which a value that short leaves free), so a value equals a text when
+/// their words are equal: one comparison per word, no pointer followed.
+#[derive(Debug, Clone)]
+pub(crate) enum ShortKeys {
+    /// Every value is seven bytes or shorter: one word each.
+    Narrow(Vec<u64>),
+    /// Every value is fifteen bytes or shorter: two words each.
+    Wide(Vec<[u64; 2]>),
+    /// A longer list, or a longer value: the values are searched.
+    Unpacked,
+}
+
+impl ShortKeys {
+    /// The longest list packed: beyond it a binary search of the values compares less.
+    pub(crate) const MAX: usize = 8;
+
+    fn of(values: &[String]) -> ShortKeys {
+        let longest = values.iter().map(String::len).max().unwrap_or(0);
+        let prints = values.iter().map(|value| Print::of(value));
+        match (values.len(), longest) {
+            (count, _) if count > ShortKeys::MAX => ShortKeys::Unpacked,
+            (_, 0..=7) => ShortKeys::Narrow(prints.map(|print| print.narrow_key()).collect()),
+            (_, 8..=15) => ShortKeys::Wide(prints.map(|print| print.wide_key()).collect()),
+            _ => ShortKeys::Unpacked,
+        }
+    }
+
+    /// Whether the text whose print is `text` is one of the values; `None` when the values are
+    /// not packed. Every value is compared, without stopping at a match: a loop whose length
+    /// does not depend on where the text sits in the list is one the branch predictor gets
+    /// right.
+    #[inline(always)]
+    pub(crate) fn contain(&self, text: &Print) -> Option<bool> {
+        match self {
+            // A text too long for the keys' width is none of the values.
+            ShortKeys::Narrow(keys) => Some(
+                text.length <= 7 && {
+                    let key = text.narrow_key();
+                    keys.iter()
+                        .fold(false, |found, value| found | (*value == key))
+                },
+            ),
+            ShortKeys::Wide(keys) => Some(
+                text.length <= 15 && {
+                    let [head, tail] = text.wide_key();
+                    keys.iter().fold(false, |found, value| {
+                        found | ((value[0] ^ head) | (value[1] ^ tail) == 0)
+                    })
+                },
+            ),
+            ShortKeys::Unpacked => None,
+        }
+    }
 }
 
 impl InList {
     pub(crate) fn new(mut values: Vec<String>) -> InList {
         values.sort();
         values.dedup();
-        let prints = values.iter().map(|value| Print::of(value)).collect();
-        InList { values, prints }
+        let keys = ShortKeys::of(&values);
+        InList { values, keys }
     }
 }
 
@@ -598,6 +667,51 @@ mod tests {
                     "{text:?} starts with {value:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn short_keys_agree_with_the_values() {
+        let words = [
+            "",
+            "a",
+            "I",
+            "IE",
+            "IEx",
+            "ie",
+            "é",
+            "seven!!",
+            "eight!!!",
+            "seven!!\u{0}",
+            "fifteen bytes!!",
+            "sixteen bytes!!!",
+            "seventeen bytes!!",
+            "pro-monthly",
+        ];
+        let lists: [&[&str]; 6] = [
+            &["IE", "GB", "FR"],
+            &["", "a", "seven!!"],
+            &["eight!!!", "IE", "fifteen bytes!!"],
+            &["sixteen bytes!!!", "IE"],
+            &["a", "b", "c", "d", "e", "f", "g", "h", "IE"],
+            &[],
+        ];
+        for list in lists {
+            let values: Vec<String> = list.iter().map(|value| String::from(*value)).collect();
+            let in_list = InList::new(values.clone());
+            for text in words.iter().chain(list.iter()) {
+                let expected = values.iter().any(|value| value == text);
+                match in_list.keys.contain(&Print::of(text)) {
+                    Some(found) => assert_eq!(found, expected, "{text:?} in {list:?}"),
+                    None => assert!(
+                        matches!(in_list.keys, ShortKeys::Unpacked),
+                        "{list:?} is packed but left {text:?} undecided"
+                    ),
+                }
+            }
+            let packed = !matches!(in_list.keys, ShortKeys::Unpacked);
+            let short = list.len() <= ShortKeys::MAX && list.iter().all(|value| value.len() < 16);
+            assert_eq!(packed, short, "{list:?}");
         }
     }
 
