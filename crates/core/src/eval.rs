@@ -326,6 +326,7 @@ impl Ruleset {
         decide_serve(&flag.default, flag.baseline, context, reason)
     }
 
+    #[inline(always)]
     fn all_hold(&self, conditions: &[Condition], context: &Context) -> Result<bool, Fault> {
         for condition in conditions {
             let held = match quick_test(condition, context) {

@@ -204,24 +204,36 @@ impl Semver {
 
     /// [`Semver::compare_text`], given the text's bytes from wherever they are cheapest to read
     /// (`bytes` must equal `text.as_bytes()`; the text itself is read only off the usual path).
-    #[inline]
+    /// The usual text, `MAJOR.MINOR.PATCH` and nothing else, is compared inline; the rest in
+    /// [`Semver::compare_unusual`].
+    #[inline(always)]
     pub(crate) fn compare_bytes(&self, bytes: &[u8]) -> Option<Ordering> {
-        let parts = match plain_core(bytes) {
-            // The usual text, `MAJOR.MINOR.PATCH` and nothing else.
-            Some(((major, minor, patch), end)) if end == bytes.len() => {
-                return Some(
-                    (major, minor, patch)
-                        .cmp(&(self.major, self.minor, self.patch))
-                        .then(
-                            // A release sorts after its pre-releases.
-                            if self.pre.is_empty() {
-                                Ordering::Equal
-                            } else {
-                                Ordering::Greater
-                            },
-                        ),
-                );
-            }
+        match plain_core(bytes) {
+            Some(((major, minor, patch), end)) if end == bytes.len() => Some(
+                (major, minor, patch)
+                    .cmp(&(self.major, self.minor, self.patch))
+                    .then(
+                        // A release sorts after its pre-releases.
+                        if self.pre.is_empty() {
+                            Ordering::Equal
+                        } else {
+                            Ordering::Greater
+                        },
+                    ),
+            ),
+            core => self.compare_unusual(bytes, core),
+        }
+    }
+
+    /// [`Semver::compare_bytes`] for a text that is not a plain core alone: `core` is what
+    /// [`plain_core`] made of it.
+    #[inline(never)]
+    fn compare_unusual(
+        &self,
+        bytes: &[u8],
+        core: Option<((u64, u64, u64), usize)>,
+    ) -> Option<Ordering> {
+        let parts = match core {
             // A pre-release or build after a plain core: read on from there. Anything the
             // short route does not accept whole (white space after it, say) goes the long way.
             Some(((major, minor, patch), end)) => SemverParts::after_core(bytes, end)
@@ -251,7 +263,7 @@ impl Semver {
 /// where it ends: `None` unless the core is followed by the end, `-` or `+`. Leading zeros, a
 /// prefix, white space and very long numbers get `None` and are left to the full parser, so
 /// this only has to be right about what it accepts.
-#[inline]
+#[inline(always)]
 fn plain_core(bytes: &[u8]) -> Option<((u64, u64, u64), usize)> {
     let (major, at) = plain_number(bytes, 0)?;
     let (minor, at) = plain_number(
