@@ -895,12 +895,18 @@ mod tests {
         ]);
         let mut quick = 0;
         for value in &values {
-            // Alone, and among other attributes (so it sits at different places in the hot
-            // entries), and with an array beside it.
-            let mut contexts = alloc::vec![Context::new(), Context::new(), Context::new()];
+            // Alone, among other attributes (so it sits at different places in the hot
+            // entries), with an array beside it, and in a context too large for the table.
+            let mut contexts = alloc::vec![Context::new(); 4];
             contexts[1].set("0", AttributeValue::Bool(false));
             contexts[1].set("b", AttributeValue::String(String::from("x")));
             contexts[2].set("z", AttributeValue::Unsupported);
+            for index in 0..20 {
+                contexts[3].set(
+                    &alloc::format!("{index:02}"),
+                    AttributeValue::Integer(index),
+                );
+            }
             for context in &mut contexts {
                 context.set("a", value.clone());
             }
