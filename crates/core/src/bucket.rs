@@ -33,8 +33,8 @@ pub fn slot(seed: &str, unit: &str) -> u32 {
 
 /// The slot of an already `"seed/"`-terminated prefix and a unit: the hot path, with the
 /// separator stored in the compiled ruleset.
-pub(crate) fn slot_with_prefix(prefix_with_separator: &[u8], unit: &str) -> u32 {
-    slot_of_hash(hash_prefixed(prefix_with_separator, None, unit.as_bytes()))
+pub(crate) fn slot_with_prefix(prefix_with_separator: &[u8], unit: &[u8]) -> u32 {
+    slot_of_hash(hash_prefixed(prefix_with_separator, None, unit))
 }
 
 fn hash_prefixed(prefix: &[u8], separator: Option<u8>, unit: &[u8]) -> u64 {
@@ -217,7 +217,7 @@ mod tests {
         key.push_str(&unit);
         assert_eq!(bucket_hash("seed", &unit), xxh3_64(key.as_bytes()));
         assert_eq!(
-            slot_with_prefix(b"seed/", &unit),
+            slot_with_prefix(b"seed/", unit.as_bytes()),
             slot_of_hash(xxh3_64(key.as_bytes()))
         );
     }

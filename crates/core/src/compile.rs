@@ -977,6 +977,7 @@ impl Compiler {
         let mut seed_prefix = seed.into_bytes();
         seed_prefix.push(b'/');
         Split {
+            by_targeting_key: bucket_by == TARGETING_KEY,
             bucket_by: Name::new(bucket_by),
             seed_prefix,
             treatments,

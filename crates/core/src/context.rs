@@ -94,6 +94,8 @@ const LINEAR_LOOKUP_MAX: usize = 16;
 /// (not the names' own bytes), whichever position it has. What lookups read of the first few
 /// entries (name print, a short string value) is also kept in the struct itself, next to the
 /// table, so a rule's conditions on those attributes never wait for the entries' allocation.
+/// The targeting key, the usual bucketing unit, is copied into the struct too, so a split
+/// hashes it without following the entry's and then the string's pointer.
 #[derive(Debug, Clone, Default, PartialEq)]
 // What every lookup reads (the entries' address and count, the table) comes first, so it
 // shares the first cache line.
@@ -113,6 +115,29 @@ pub struct Context {
     /// The names, sorted.
     names: Vec<String>,
     now_millis: Option<i64>,
+    /// A copy of the targeting key, the usual bucketing unit, when it is a string of 1 to
+    /// [`INLINE_UNIT`] bytes: a split hashes it from here, in the struct the evaluation already
+    /// reads, rather than from the entry's and then the string's allocations.
+    unit: InlineUnit,
+}
+
+/// The longest targeting key a [`Context`] keeps a copy of (a UUID is 36 bytes).
+pub(crate) const INLINE_UNIT: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+struct InlineUnit {
+    bytes: [u8; INLINE_UNIT],
+    /// 0 when there is no copy.
+    length: u8,
+}
+
+impl Default for InlineUnit {
+    fn default() -> InlineUnit {
+        InlineUnit {
+            bytes: [0; INLINE_UNIT],
+            length: 0,
+        }
+    }
 }
 
 /// Entries whose lookup part is also kept inside the `Context`.
@@ -220,6 +245,17 @@ impl Context {
                 },
             };
         }
+        let mut unit = InlineUnit::default();
+        if let Ok(index) = self
+            .names
+            .binary_search_by(|name| name.as_str().cmp(TARGETING_KEY))
+            && let Some(AttributeValue::String(text)) = self.value_at(index)
+            && (1..=INLINE_UNIT).contains(&text.len())
+        {
+            unit.bytes[..text.len()].copy_from_slice(text.as_bytes());
+            unit.length = text.len() as u8;
+        }
+        self.unit = unit;
         self.table = [0; Print::BUCKETS];
         if self.entries.len() > LINEAR_LOOKUP_MAX {
             return;
@@ -357,6 +393,15 @@ impl Context {
             tail: hot.text[1],
             length: hot.text_length as usize,
         })
+    }
+
+    /// The targeting key's bytes, when it is a string of 1 to [`INLINE_UNIT`] bytes.
+    #[inline(always)]
+    pub(crate) fn inline_unit(&self) -> Option<&[u8]> {
+        let length = usize::from(self.unit.length);
+        (length > 0)
+            .then(|| self.unit.bytes.get(..length))
+            .flatten()
     }
 
     /// The value of the attribute at `index` (from [`Context::find_named`]).

@@ -689,14 +689,18 @@ fn unit_text(context: &Context, attribute: &str) -> Result<Cow<'static, str>, Fa
 
 /// Assigns a unit to the baseline or a treatment lane.
 fn assign(split: &Split, baseline: usize, context: &Context) -> Result<(usize, Bucket), Fault> {
-    // The common case (a string unit) hashes the borrowed text without copying it.
+    // The common case (a string unit) hashes the borrowed text without copying it, and the
+    // usual unit, a targeting key of up to `INLINE_UNIT` bytes, is read from the context itself.
     let owned;
-    let unit: &str = match context.get_named(&split.bucket_by) {
-        Some(AttributeValue::String(text)) if !text.is_empty() => text,
-        _ => {
-            owned = unit_text(context, &split.bucket_by.text)?;
-            &owned
-        }
+    let unit: &[u8] = match context.inline_unit().filter(|_| split.by_targeting_key) {
+        Some(bytes) => bytes,
+        None => match context.get_named(&split.bucket_by) {
+            Some(AttributeValue::String(text)) if !text.is_empty() => text.as_bytes(),
+            _ => {
+                owned = unit_text(context, &split.bucket_by.text)?;
+                owned.as_bytes()
+            }
+        },
     };
     let layer_slot = split
         .layer
@@ -928,6 +932,60 @@ mod tests {
             }
         }
         assert!(quick > 200, "the inline route took only {quick} cases");
+    }
+
+    /// A split buckets the targeting key by SPEC §3 whether the context holds a copy of it
+    /// (a string of up to `INLINE_UNIT` bytes) or not (longer, an integer, set again later),
+    /// and a split on another attribute is not confused by the copy.
+    #[test]
+    fn splits_hash_the_unit_with_or_without_the_inline_copy() {
+        let split = |bucket_by: &str| {
+            serde_json::json!({
+                "kind": "boolean", "baseline": "off",
+                "variants": { "off": { "value": false }, "on": { "value": true } },
+                "default": { "split": {
+                    "bucket_by": bucket_by,
+                    "treatments": [ { "variant": "on", "weight": 50_000 } ]
+                } }
+            })
+        };
+        let document = serde_json::json!({
+            "schema": 1, "environment": "test", "revision": 1,
+            "flags": { "by-key": split("targetingKey"), "by-team": split("team") }
+        });
+        let ruleset = Ruleset::from_json_str(&serde_json::to_string(&document).unwrap()).unwrap();
+        let slot_of = |evaluation: Evaluation<'_>| evaluation.bucket.map(|bucket| bucket.slot);
+        for length in 1..=crate::context::INLINE_UNIT + 8 {
+            let key: String = (0..length)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let mut context = Context::new().with("team", "blue").with_targeting_key(&key);
+            assert_eq!(
+                slot_of(ruleset.evaluate("by-key", &context)),
+                Some(crate::bucket::slot("by-key", &key)),
+                "a key of {length} bytes"
+            );
+            assert_eq!(
+                slot_of(ruleset.evaluate("by-team", &context)),
+                Some(crate::bucket::slot("by-team", "blue"))
+            );
+            context.set(
+                crate::context::TARGETING_KEY,
+                AttributeValue::Integer(length as i64),
+            );
+            assert_eq!(
+                slot_of(ruleset.evaluate("by-key", &context)),
+                Some(crate::bucket::slot("by-key", &alloc::format!("{length}")))
+            );
+            context.set(
+                crate::context::TARGETING_KEY,
+                AttributeValue::String(String::new()),
+            );
+            assert_eq!(
+                ruleset.evaluate("by-key", &context).error_code,
+                Some(ErrorCode::TargetingKeyMissing)
+            );
+        }
     }
 
     #[test]

@@ -413,6 +413,9 @@ pub(crate) enum Serve {
 #[derive(Debug, Clone)]
 pub(crate) struct Split {
     pub(crate) bucket_by: Name,
+    /// Whether `bucket_by` is the targeting key, which a context keeps a copy of inside itself
+    /// (see `Context::inline_unit`).
+    pub(crate) by_targeting_key: bool,
     /// `seed + "/"`, ready to prepend to the unit.
     pub(crate) seed_prefix: Vec<u8>,
     /// Variant indices of the treatments, in lane order.
