@@ -416,9 +416,10 @@ impl Ruleset {
 }
 
 /// The usual conditions, decided inline from the context's hot entries: `in` a short list,
-/// `str_starts_with` of short prefixes and a number test, on a string of up to sixteen bytes,
-/// and the unit check of an inlined segment on a context without arrays or objects. `None`
-/// for anything else, which [`Ruleset::test`] decides. The result is before `negate`.
+/// `str_starts_with` of short prefixes, a number test and a semver test, on a string of up to
+/// sixteen bytes, and the unit check of an inlined segment on a context without arrays or
+/// objects. `None` for anything else, which [`Ruleset::test`] decides. The result is before
+/// `negate`.
 #[inline(always)]
 fn quick_test(condition: &Condition, context: &Context) -> Option<bool> {
     match &condition.test {
