@@ -259,45 +259,18 @@ impl Semver {
     }
 }
 
-/// `MAJOR.MINOR.PATCH` of plain digits at the start of the text, read in one tight pass, and
-/// where it ends: `None` unless the core is followed by the end, `-` or `+`. Leading zeros, a
-/// prefix, white space and very long numbers get `None` and are left to the full parser, so
-/// this only has to be right about what it accepts.
+/// `MAJOR.MINOR.PATCH` of numeric identifiers at the start of the text, and where it ends:
+/// `None` unless the core is followed by the end, `-` or `+`. A prefix (`v`, `=`) or white
+/// space gets `None` here; [`SemverParts::parse`] strips those and then reads the core with this.
 #[inline(always)]
 fn plain_core(bytes: &[u8]) -> Option<((u64, u64, u64), usize)> {
-    let (major, at) = plain_number(bytes, 0)?;
-    let (minor, at) = plain_number(
-        bytes,
-        at.checked_add(1).filter(|_| bytes.get(at) == Some(&b'.'))?,
-    )?;
-    let (patch, end) = plain_number(
-        bytes,
-        at.checked_add(1).filter(|_| bytes.get(at) == Some(&b'.'))?,
-    )?;
-    match bytes.get(end) {
-        None | Some(b'-' | b'+') => Some(((major, minor, patch), end)),
-        Some(_) => None,
-    }
-}
-
-/// The digits from `start` up to the next non-digit, as a number kept in a register (no
-/// leading zero, at most 18 digits so it certainly fits), and where they end.
-#[inline(always)]
-fn plain_number(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    let mut at = start;
-    while let Some(&byte) = bytes.get(at) {
-        let digit = byte.wrapping_sub(b'0');
-        if digit >= 10 {
-            break;
-        }
-        // Wraps past 18 digits, which are refused below.
-        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-        at += 1;
-    }
-    let count = at - start;
-    let leading_zero = count > 1 && bytes.get(start) == Some(&b'0');
-    (count > 0 && count <= 18 && !leading_zero).then_some((value, at))
+    let mut cursor = 0;
+    let major = numeric_at(bytes, &mut cursor)?;
+    expect(bytes, &mut cursor, b'.')?;
+    let minor = numeric_at(bytes, &mut cursor)?;
+    expect(bytes, &mut cursor, b'.')?;
+    let patch = numeric_at(bytes, &mut cursor)?;
+    matches!(bytes.get(cursor), None | Some(b'-' | b'+')).then_some(((major, minor, patch), cursor))
 }
 
 /// A version as written, checked but not built: the pre-release stays text, read on demand.
@@ -334,12 +307,8 @@ impl<'a> SemverParts<'a> {
         if bytes.get(cursor) == Some(&b'v') {
             cursor += 1;
         }
-        let major = numeric_at(bytes, &mut cursor)?;
-        expect(bytes, &mut cursor, b'.')?;
-        let minor = numeric_at(bytes, &mut cursor)?;
-        expect(bytes, &mut cursor, b'.')?;
-        let patch = numeric_at(bytes, &mut cursor)?;
-        let pre = SemverParts::after_core(bytes, cursor)?;
+        let ((major, minor, patch), end) = plain_core(bytes.get(cursor..)?)?;
+        let pre = SemverParts::after_core(bytes, cursor + end)?;
         Some(SemverParts {
             major,
             minor,
@@ -378,7 +347,9 @@ impl<'a> SemverParts<'a> {
 }
 
 /// Reads a numeric identifier (digits up to the next non-digit) starting at `cursor`: what
-/// [`numeric_identifier`] accepts, in the same pass that finds its end.
+/// [`numeric_identifier`] accepts, in the same pass that finds its end. Inlined, so the value
+/// and the cursor stay in registers.
+#[inline(always)]
 fn numeric_at(bytes: &[u8], cursor: &mut usize) -> Option<u64> {
     let start = *cursor;
     let mut value: u64 = 0;
@@ -397,6 +368,7 @@ fn numeric_at(bytes: &[u8], cursor: &mut usize) -> Option<u64> {
     Some(value)
 }
 
+#[inline(always)]
 fn expect(bytes: &[u8], cursor: &mut usize, byte: u8) -> Option<()> {
     (bytes.get(*cursor) == Some(&byte)).then(|| *cursor += 1)
 }
