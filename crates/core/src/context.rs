@@ -246,10 +246,8 @@ impl Context {
             };
         }
         let mut unit = InlineUnit::default();
-        if let Ok(index) = self
-            .names
-            .binary_search_by(|name| name.as_str().cmp(TARGETING_KEY))
-            && let Some(AttributeValue::String(text)) = self.value_at(index)
+        if let Some((_, entry)) = self.search(TARGETING_KEY)
+            && let AttributeValue::String(text) = &entry.value
             && (1..=INLINE_UNIT).contains(&text.len())
         {
             unit.bytes[..text.len()].copy_from_slice(text.as_bytes());
@@ -335,50 +333,25 @@ impl Context {
     /// the hot entries without touching the entry itself.
     #[inline(always)]
     pub(crate) fn find_named(&self, name: &Name) -> Option<(usize, Found<'_>)> {
-        if self.entries.len() <= LINEAR_LOOKUP_MAX {
-            let slot = self
-                .table
-                .get(name.bucket)
-                .copied()
-                .unwrap_or(SHARED_BUCKET);
-            if slot != SHARED_BUCKET {
-                let index = usize::from(slot.checked_sub(1)?);
-                if let Some(hot) = self.hot.get(index) {
-                    if hot.print != name.print
-                        || (name.print.length > Print::EXACT
-                            && self.names.get(index).is_none_or(|held| held != &name.text))
-                    {
-                        return None;
-                    }
-                    if hot.text_length as usize <= Print::EXACT {
-                        return Some((
-                            index,
-                            Found::Short(Print {
-                                head: hot.text[0],
-                                tail: hot.text[1],
-                                length: hot.text_length as usize,
-                            }),
-                        ));
-                    }
-                    return Some((index, Found::Value(&self.entries.get(index)?.value)));
-                }
-            }
+        if let Some((index, print)) = self.short_text(name) {
+            return Some((index, Found::Short(print)));
         }
         let (index, entry) = self.entry_at(&name.print, name.bucket, &name.text)?;
         Some((index, Found::Value(&entry.value)))
     }
 
     /// The attribute a rule names, when it is a string of up to sixteen bytes held in the hot
-    /// entries: its print, which is its bytes whole. `None` for everything else (a long or
-    /// non-string value, a missing attribute, a long name, a shared bucket, a large context),
-    /// which [`Context::find_named`] sorts out. Written to stay small and in registers: the
-    /// condition loop inlines it for every condition it reads.
+    /// entries: its index and its print, which is its bytes whole. `None` for everything else
+    /// (a long or non-string value, a missing attribute, a long name, a shared bucket, a large
+    /// context), which [`Context::find_named`] sorts out. Written to stay small and in
+    /// registers: the condition loop inlines it for every condition it reads.
     #[inline(always)]
-    pub(crate) fn short_text(&self, name: &Name) -> Option<Print> {
+    pub(crate) fn short_text(&self, name: &Name) -> Option<(usize, Print)> {
         // A large context's table is all zeros (see `rebuild_table`), so it finds nothing here.
         let slot = *self.table.get(name.bucket)?;
         // 0 (no entry) and SHARED_BUCKET both fall outside the hot entries.
-        let hot = self.hot.get(usize::from(slot).wrapping_sub(1))?;
+        let index = usize::from(slot).wrapping_sub(1);
+        let hot = self.hot.get(index)?;
         let differs = (hot.print.head ^ name.print.head)
             | (hot.print.tail ^ name.print.tail)
             | (hot.print.length ^ name.print.length) as u64;
@@ -388,11 +361,12 @@ impl Context {
         {
             return None;
         }
-        Some(Print {
+        let print = Print {
             head: hot.text[0],
             tail: hot.text[1],
             length: hot.text_length as usize,
-        })
+        };
+        Some((index, print))
     }
 
     /// The targeting key's bytes, when it is a string of 1 to [`INLINE_UNIT`] bytes.

@@ -14,8 +14,8 @@ use crate::context::{AttributeValue, CURRENT_TIME, Context, Found};
 use crate::literal::{parse_number, parse_rfc3339_millis};
 use crate::model::FlagKind;
 use crate::ruleset::{
-    Condition, Flag, InList, Name, NumberTest, Print, PromptMeta, Ruleset, Segment, Serve, Split,
-    StringTest, Test, bytes_equal, compare_keys, keys_equal,
+    Condition, Flag, InList, Name, NumberTest, Prefix, Print, PromptMeta, Ruleset, Segment, Serve,
+    Split, StringTest, Test, bytes_equal, compare_keys, keys_equal,
 };
 
 /// Why a value was served (OpenFeature's resolution reasons).
@@ -426,24 +426,20 @@ fn quick_test(condition: &Condition, context: &Context) -> Option<bool> {
         Test::UsableUnit => (!context.has_unsupported()).then_some(true),
         Test::In(list) => list
             .keys
-            .contain(&context.short_text(&condition.attribute)?),
+            .contain(&context.short_text(&condition.attribute)?.1),
         Test::Str {
             prefixes: Some(prefixes),
             ..
-        } => {
-            let text = context.short_text(&condition.attribute)?;
-            Some(
-                prefixes
-                    .iter()
-                    .fold(false, |found, prefix| found | prefix.begins(&text)),
-            )
-        }
+        } => Some(Prefix::any_begins(
+            prefixes,
+            &context.short_text(&condition.attribute)?.1,
+        )),
         Test::Number { test, value } => {
-            let number = short_digits(&context.short_text(&condition.attribute)?)?;
+            let number = short_digits(&context.short_text(&condition.attribute)?.1)?;
             Some(number_test(*test, number, *value))
         }
         Test::Semver(ordering, version) => {
-            let text = context.short_text(&condition.attribute)?;
+            let (_, text) = context.short_text(&condition.attribute)?;
             let mut buffer = [0u8; Print::EXACT];
             let bytes = text.spell(&mut buffer)?;
             Some(version.compare_bytes(bytes) == Some(*ordering))
@@ -554,9 +550,7 @@ fn test_text(
         Test::Str {
             prefixes: Some(prefixes),
             ..
-        } => prefixes
-            .iter()
-            .fold(false, |found, prefix| found | prefix.begins(print)),
+        } => Prefix::any_begins(prefixes, print),
         Test::Str {
             test: StringTest::Contains,
             values,

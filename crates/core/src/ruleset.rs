@@ -506,6 +506,15 @@ impl Prefix {
             .collect()
     }
 
+    /// Whether the text whose print is `text` starts with any of `prefixes`. Every prefix is
+    /// tested, without stopping at a match, so where the match is makes no branch to predict.
+    #[inline(always)]
+    pub(crate) fn any_begins(prefixes: &[Prefix], text: &Print) -> bool {
+        prefixes
+            .iter()
+            .fold(false, |found, prefix| found | prefix.begins(text))
+    }
+
     /// Whether the text whose print is `text` starts with this prefix.
     #[inline(always)]
     pub(crate) fn begins(&self, text: &Print) -> bool {
