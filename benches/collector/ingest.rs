@@ -6,8 +6,8 @@
 //! after the group commit that holds it. Bounded: a fixed number of events per configuration.
 //!
 //! ```
-//! cargo bench -p promptflag-control --bench collector_ingest
-//! PROMPTFLAG_BENCH_EVENTS=2000000 cargo bench -p promptflag-control --bench collector_ingest
+//! cargo bench -p promptflag-cli --bench collector_ingest
+//! PROMPTFLAG_BENCH_EVENTS=2000000 cargo bench -p promptflag-cli --bench collector_ingest
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

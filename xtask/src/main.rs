@@ -149,7 +149,7 @@ fn bench(args: &[String]) -> Result<()> {
             .cargo(&[
                 "bench",
                 "-p",
-                "promptflag-control",
+                "promptflag-cli",
                 "--bench",
                 "collector_ingest",
             ])

@@ -257,7 +257,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     }
     build(tools)?;
     tools
-        .cargo(&["build", "-p", "promptflag-control", "--bin", "promptflag"])
+        .cargo(&["build", "-p", "promptflag-cli", "--bin", "promptflag"])
         .run()
         .context("building the companion")?;
     let promptflag = tools.root.join("target/debug/promptflag");
@@ -418,7 +418,7 @@ fn print_examples(base: &str, collector: &str) {
         .unwrap_or_else(|| "<sha256>".into());
     let json = "-H 'content-type: application/json'";
     let admin = format!("-H 'authorization: Bearer {DEV_ADMIN_TOKEN}'");
-    let companion = "cargo run -q -p promptflag-control -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
+    let companion = "cargo run -q -p promptflag-cli -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
     let worker = format!("--worker {base} --admin-token {DEV_ADMIN_TOKEN}");
     println!(
         "

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::diagnostic::Diagnostics;
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
-use crate::rollout::{self, RolloutPolicy};
+use crate::policy::{self, RolloutPolicy};
 use crate::yaml::{self, Located, Node, Reader, get};
 
 /// The repo config file at the repository root.
@@ -299,7 +299,7 @@ pub fn load(root: &Path) -> Result<(Repo, Diagnostics)> {
     for (key, file) in list_yaml(root, "rollouts", &mut diagnostics)? {
         if let Some(node) = read_yaml(root, &file, &mut diagnostics)? {
             let mut reader = Reader::new(file.clone(), &mut diagnostics);
-            let (policy, treatment_line) = rollout::decode(&key, &node, &mut reader);
+            let (policy, treatment_line) = policy::decode(&key, &node, &mut reader);
             repo.rollouts.insert(
                 key.clone(),
                 RolloutSource {

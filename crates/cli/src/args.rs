@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use promptflag_control::store::{CLOUDFLARE_API, Http, KvRest, RetryPolicy, Store, WorkerAdmin};
+use promptflag_release::store::{CLOUDFLARE_API, Http, KvRest, RetryPolicy, Store, WorkerAdmin};
 
 /// promptflag: feature flags for LLM prompts — the native companion.
 #[derive(Debug, Parser)]
@@ -593,7 +593,7 @@ impl HiArgs {
         let actor = low
             .actor
             .filter(|a| !a.trim().is_empty())
-            .unwrap_or_else(|| promptflag_control::git::default_actor(&repo));
+            .unwrap_or_else(|| promptflag_authoring::git::default_actor(&repo));
         let command = match low.command {
             LowCommand::Lint => HiCommand::Lint,
             LowCommand::Build {

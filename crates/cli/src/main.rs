@@ -1,8 +1,10 @@
-//! `promptflag`: the thin binary over `promptflag-control`. It parses arguments, calls the
-//! library, prints text or `--json`, and maps errors to the documented exit codes
+//! `promptflag`: the thin binary over the companion crates (authoring, release, telemetry, rollout,
+//! controller). It parses arguments, calls those libraries, prints text or `--json`, and maps
+//! errors to the documented exit codes
 //! (0 ok, 1 problems found, 2 usage or I/O, 3 conflict, 4 refused by a gate, 5 remote failure).
 
 mod args;
+mod exit;
 mod serve;
 mod simulate;
 
@@ -13,15 +15,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use promptflag_control::audit::AuditLog;
-use promptflag_control::build::{Build, BuildOptions};
-use promptflag_control::diagnostic::Diagnostic;
-use promptflag_control::error::{Error, ExitCode};
-use promptflag_control::store::Progress;
-use promptflag_control::{build, diff, explain, git, lint, ops, publish};
+use promptflag_authoring::build::{Build, BuildOptions};
+use promptflag_authoring::{build, diff, explain, git, lint};
+use promptflag_release::audit::AuditLog;
+use promptflag_release::store::Progress;
+use promptflag_release::{ops, publish};
 use serde_json::{Value, json};
 
 use args::{HiArgs, HiCommand, LowArgs};
+use exit::ExitCode;
 
 /// An indicatif bar on stderr; hidden for `--json` and when stderr is not a terminal.
 struct Bar {
@@ -94,12 +96,7 @@ fn emit(json_mode: bool, output: &Output) {
 }
 
 fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
-    let library = error.downcast_ref::<Error>();
-    let code = library.map_or(ExitCode::Usage, Error::exit_code);
-    let diagnostics: Vec<Diagnostic> = match library {
-        Some(Error::Problems { diagnostics }) => diagnostics.clone(),
-        _ => Vec::new(),
-    };
+    let (code, diagnostics) = exit::classify(error);
     if json_mode {
         let value = json!({
             "ok": false,
@@ -141,8 +138,8 @@ fn run(args: HiArgs) -> Result<Output> {
                     .with_context(|| format!("reading {}", input.display()))?
             };
             let value: Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Invalid(format!("{} is not JSON: {e}", input.display())))?;
-            let result = promptflag_control::analyze::analyze(&value, overrides)?;
+                .with_context(|| format!("{} is not JSON", input.display()))?;
+            let result = promptflag_rollout::analyze::analyze(&value, overrides)?;
             Ok(Output {
                 text: format!(
                     "{}\n",
@@ -433,7 +430,7 @@ fn run(args: HiArgs) -> Result<Output> {
 
 fn finish_revert(
     revert: &mut ops::Revert,
-    http: &promptflag_control::store::Http,
+    http: &promptflag_release::store::Http,
     wait: &args::Wait,
     started: Instant,
 ) -> Result<Output> {

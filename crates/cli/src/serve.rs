@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::exit::ExitCode;
 use anyhow::{Context, Result, bail};
-use promptflag_control::audit::AuditLog;
-use promptflag_control::collector::db::Synchronous;
-use promptflag_control::collector::{Collector, CollectorConfig};
-use promptflag_control::controller::{
+use promptflag_authoring::lint;
+use promptflag_controller::{
     self, Clock, Command, Controller, ControllerConfig, SqlMetrics, SystemClock,
 };
-use promptflag_control::error::ExitCode;
-use promptflag_control::lint;
+use promptflag_release::audit::AuditLog;
+use promptflag_telemetry::collector::db::Synchronous;
+use promptflag_telemetry::collector::{Collector, CollectorConfig};
 use serde_json::{Value, json};
 
 use crate::Output;
 use crate::args::{HiArgs, RolloutCommand, ServeArgs, Target};
-use promptflag_control::store::Http;
+use promptflag_release::store::Http;
 
 fn resolve_listen(listen: &str) -> Result<SocketAddr> {
     let text = listen.replace("localhost", "127.0.0.1");
@@ -129,7 +129,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
                 let _ = interrupt.await;
             }
         };
-        promptflag_control::collector::serve(
+        promptflag_telemetry::collector::serve(
             collector,
             addr,
             |bound| {
@@ -165,7 +165,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
 fn wait_for(connection: &rusqlite::Connection, id: i64, seconds: u64) -> Result<Option<Value>> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
-        if let Some(result) = controller::command_result(connection, id)? {
+        if let Some(result) = promptflag_controller::command_result(connection, id)? {
             return Ok(Some(result));
         }
         if Instant::now() >= deadline {
@@ -185,7 +185,7 @@ fn open_db(path: &Path) -> Result<rusqlite::Connection> {
     let connection =
         rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     connection.busy_timeout(Duration::from_secs(30))?;
-    controller::init_state(&connection)?;
+    promptflag_controller::init_state(&connection)?;
     Ok(connection)
 }
 
@@ -227,8 +227,15 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
             (flag, Command::Abort, json!({}), reason, *wait)
         }
     };
-    let id =
-        controller::enqueue_command(&connection, flag, command, &payload, &hi.actor, reason, now)?;
+    let id = promptflag_controller::enqueue_command(
+        &connection,
+        flag,
+        command,
+        &payload,
+        &hi.actor,
+        reason,
+        now,
+    )?;
     let result = if wait > 0 {
         wait_for(&connection, id, wait)?
     } else {
@@ -264,14 +271,14 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
 }
 
 fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Result<Output> {
-    let Some(state) = controller::load_state(connection, flag)? else {
+    let Some(state) = promptflag_controller::load_state(connection, flag)? else {
         return Ok(Output {
             text: format!("{flag}: no rollout\n"),
             json: json!({"ok": true, "flag": flag, "rollout": null}),
             code: ExitCode::Ok,
         });
     };
-    let recent = controller::recent_checks(connection, flag, checks)?;
+    let recent = promptflag_controller::recent_checks(connection, flag, checks)?;
     let stage = state.policy.stages.get(state.stage);
     let mut text = format!(
         "{flag} in {}: {:?}, stage {}/{} ({} %), {}; revision {}; {} checks\n  {}\n",
@@ -280,7 +287,7 @@ fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Resul
         state.stage + 1,
         state.policy.stages.len(),
         stage.map_or(0.0, |s| s.percent),
-        controller::describe_weights(&state.arms, &state.weights),
+        promptflag_controller::describe_weights(&state.arms, &state.weights),
         state
             .revision
             .map_or_else(|| String::from("none"), |r| r.to_string()),

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use promptflag_control::audit::{Action, AuditLog, NewEntry};
+use promptflag_release::audit::{Action, AuditLog, NewEntry};
 use rusqlite::Connection;
 use serde_json::json;
 use support::*;
@@ -67,7 +67,7 @@ fn entries_chain_to_their_predecessors() {
     let path = dir.path().join("audit.sqlite3");
     log_with(&path, 3);
     let entries = AuditLog::open(&path).unwrap().list(None).unwrap();
-    assert_eq!(entries[0].prev_hash, promptflag_control::audit::GENESIS);
+    assert_eq!(entries[0].prev_hash, promptflag_release::audit::GENESIS);
     assert_eq!(entries[1].prev_hash, entries[0].hash);
     assert_eq!(entries[2].prev_hash, entries[1].hash);
     for entry in &entries {

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use promptflag_control::collector::db::Synchronous;
-use promptflag_control::collector::{Collector, CollectorConfig};
-use promptflag_control::store::{Http, Reply, RetryPolicy};
+use promptflag_release::store::{Http, Reply, RetryPolicy};
+use promptflag_telemetry::collector::db::Synchronous;
+use promptflag_telemetry::collector::{Collector, CollectorConfig};
 use serde_json::{Value, json};
 
 fn http() -> Http {
@@ -98,7 +98,7 @@ fn start(queue_capacity: usize, max_body_bytes: usize) -> Running {
             .build()
             .unwrap();
         runtime
-            .block_on(promptflag_control::collector::serve(
+            .block_on(promptflag_telemetry::collector::serve(
                 serving,
                 "127.0.0.1:0".parse().unwrap(),
                 move |addr| ready.send(addr).unwrap(),

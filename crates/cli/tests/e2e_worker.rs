@@ -13,13 +13,13 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use promptflag_control::audit::AuditLog;
-use promptflag_control::build::BuildOptions;
-use promptflag_control::error::Error;
-use promptflag_control::ops;
-use promptflag_control::publish::{self, PublishOptions};
-use promptflag_control::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
+use promptflag_authoring::build::BuildOptions;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use promptflag_release::Error;
+use promptflag_release::audit::AuditLog;
+use promptflag_release::ops;
+use promptflag_release::publish::{self, PublishOptions};
+use promptflag_release::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
 use support::*;
 
 const TOKEN: &str = "t";
@@ -182,9 +182,10 @@ fn e2e_publish_kill_and_rollback_with_the_revert_cycle_time() {
 fn e2e_two_concurrent_publishers_one_gets_a_conflict() {
     let worker = start_worker();
     let (dir, repo) = scratch_repo();
-    let (loaded, diagnostics) = promptflag_control::lint::check(&repo).unwrap();
+    let (loaded, diagnostics) = promptflag_authoring::lint::check(&repo).unwrap();
     let build = Arc::new(
-        promptflag_control::build::build(&loaded, &diagnostics, &BuildOptions::default()).unwrap(),
+        promptflag_authoring::build::build(&loaded, &diagnostics, &BuildOptions::default())
+            .unwrap(),
     );
     let barrier = Arc::new(Barrier::new(2));
     let threads: Vec<_> = (0..2)

@@ -8,9 +8,9 @@ mod support;
 
 use std::path::Path;
 
-use promptflag_control::diagnostic::Diagnostic;
-use promptflag_control::digest::sha256_hex;
-use promptflag_control::lint;
+use promptflag_authoring::diagnostic::Diagnostic;
+use promptflag_authoring::digest::sha256_hex;
+use promptflag_authoring::lint;
 use support::*;
 
 /// The commit builds record.
@@ -110,7 +110,7 @@ fn a_body_edit_changes_only_that_prompt_hash() {
     let (_dir, repo) = scratch_repo();
     let (loaded, diagnostics) = lint::check(&repo).unwrap();
     let before =
-        promptflag_control::build::build(&loaded, &diagnostics, &Default::default()).unwrap();
+        promptflag_authoring::build::build(&loaded, &diagnostics, &Default::default()).unwrap();
     edit(
         &repo,
         "prompts/ticket_summary/1.0.0.md",
@@ -119,7 +119,7 @@ fn a_body_edit_changes_only_that_prompt_hash() {
     );
     let (loaded, diagnostics) = lint::check(&repo).unwrap();
     let after =
-        promptflag_control::build::build(&loaded, &diagnostics, &Default::default()).unwrap();
+        promptflag_authoring::build::build(&loaded, &diagnostics, &Default::default()).unwrap();
     let old: Vec<&String> = before.prompts.keys().collect();
     let new: Vec<&String> = after.prompts.keys().collect();
     assert_eq!(old.iter().filter(|h| !new.contains(h)).count(), 1);

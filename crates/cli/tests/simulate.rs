@@ -154,8 +154,8 @@ fn on_a_over_a_the_sequential_rule_stays_under_alpha_and_the_naive_rule_does_not
 
 #[test]
 fn the_workers_exposure_batches_land_in_the_collector() {
-    use promptflag_control::collector::{Collector, CollectorConfig};
-    use promptflag_control::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+    use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+    use promptflag_telemetry::collector::{Collector, CollectorConfig};
     use std::time::{Duration, Instant};
 
     if std::env::var_os("PROMPTFLAG_NODE").is_none() {
@@ -181,7 +181,7 @@ fn the_workers_exposure_batches_land_in_the_collector() {
             .build()
             .unwrap();
         runtime
-            .block_on(promptflag_control::collector::serve(
+            .block_on(promptflag_telemetry::collector::serve(
                 collector,
                 "127.0.0.1:0".parse().unwrap(),
                 move |addr| ready.send(addr).unwrap(),
@@ -194,13 +194,13 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     });
     let addr = bound.recv().unwrap();
     let sink = format!("http://{addr}/v1/events");
-    let worker = promptflag_control::simulate::spawn_worker_with_sink("t", Some(&sink)).unwrap();
+    let worker = promptflag_cli::simulation::spawn_worker_with_sink("t", Some(&sink)).unwrap();
     let http = Http::new(Duration::from_secs(30), RetryPolicy::default());
     let admin = WorkerAdmin::new(&worker.url, "t", http.clone());
-    let (bytes, bodies) = promptflag_control::simulate::initial_ruleset().unwrap();
+    let (bytes, bodies) = promptflag_cli::simulation::initial_ruleset().unwrap();
     admin.put_prompts(&bodies, &NoProgress).unwrap();
     admin.put_ruleset("dev", 1, &bytes, None).unwrap();
-    promptflag_control::ops::wait_until_served(
+    promptflag_release::ops::wait_until_served(
         &http,
         &worker.url,
         1,

@@ -18,8 +18,11 @@
 //! compares the live flag with what the rollout last set; a flag killed or re-weighted by hand
 //! pauses the rollout.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod clock;
-pub mod decide;
+pub mod error;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,17 +33,20 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::audit::{Action, AuditLog, NewEntry};
-use crate::build::{content_hash, ruleset_publish_bytes};
-use crate::digest::sha256_hex;
-use crate::error::{Error, Result};
-use crate::metrics::{self, VariantMetrics, Window};
-use crate::ops;
-use crate::publish::live_ruleset;
-use crate::rollout::RolloutPolicy;
-use crate::store::{Http, Store};
+use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
+use promptflag_authoring::digest::sha256_hex;
+use promptflag_authoring::policy::RolloutPolicy;
+use promptflag_release::audit::{Action, AuditLog, NewEntry};
+use promptflag_release::ops;
+use promptflag_release::publish::live_ruleset;
+use promptflag_release::store::{Http, Store};
+use promptflag_rollout::decide;
+use promptflag_rollout::metrics::VariantMetrics;
+use promptflag_telemetry::read::{self, Window};
+
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decide::{CheckOutcome, Decision};
+pub use error::{Error, Result};
+pub use promptflag_rollout::decide::{CheckOutcome, Decision};
 
 /// Where a rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,33 +252,16 @@ impl MetricsSource for SqlMetrics {
             from_ms: query.since_ms,
             to_ms: query.until_ms,
         };
-        let all = metrics::variant_metrics(&self.connection, &window)?;
+        let all: Vec<VariantMetrics> = read::aggregates(&self.connection, &window)?
+            .into_iter()
+            .map(|(variant, aggregate)| VariantMetrics::from_aggregate(&variant, aggregate))
+            .collect();
         let stage_window = Window {
             from_ms: query.stage_since_ms,
             ..window
         };
-        let mut counts = self.connection.prepare_cached(
-            "SELECT variant, COUNT(*) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (environment IS NULL OR environment = ?4) GROUP BY variant",
-        )?;
-        let rows = counts.query_map(
-            params![
-                stage_window.flag_key,
-                stage_window.from_ms,
-                stage_window.to_ms,
-                query.environment
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?.max(0) as u64,
-                ))
-            },
-        )?;
-        let mut stage_counts = Vec::new();
-        for row in rows {
-            stage_counts.push(row?);
-        }
-        let units = metrics::units_per_variant(&self.connection, &stage_window)?;
+        let stage_counts = read::calls_per_variant(&self.connection, &stage_window)?;
+        let units = read::units_per_variant(&self.connection, &stage_window)?;
         let count_of = |list: &[(String, u64)], variant: &str| {
             list.iter()
                 .find(|(v, _)| v == variant)
@@ -1186,7 +1175,7 @@ impl Controller {
             .put_ruleset(&state.environment, target, &bytes, Some(live))
         {
             Ok(_) => {}
-            Err(Error::Conflict { message }) => {
+            Err(promptflag_release::Error::Conflict { message }) => {
                 state.pending = None;
                 state.status = Status::Paused;
                 state.reason = format!(
@@ -1206,7 +1195,7 @@ impl Controller {
             }
             // Anything else may or may not have landed: the intent stays and the next tick
             // reconciles it against the store.
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         }
         self.fire(CrashPoint::AfterPublish)?;
         self.complete(state, started)

@@ -11,19 +11,20 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use promptflag_control::audit::{Action, AuditLog};
-use promptflag_control::controller::{
-    self, Command, Controller, ControllerConfig, CrashPoint, Decision, ManualClock, MetricsSource,
-    Snapshot, SnapshotQuery, Status,
-};
-use promptflag_control::error::Result;
-use promptflag_control::memstore::MemoryStore;
-use promptflag_control::metrics::{Aggregate, Observation, VariantMetrics};
-use promptflag_control::rollout::{
+use promptflag_authoring::policy::{
     BanditPolicy, Change, Guardrail, HardLimit, Metric, PrimaryMetric, Promotion, PromotionAction,
     Requirement, RolloutPolicy, Stage,
 };
-use promptflag_control::store::{EnvState, Http, PointerMove, Progress, RetryPolicy, Store};
+use promptflag_controller::Result;
+use promptflag_controller::{
+    self, Command, Controller, ControllerConfig, CrashPoint, Decision, ManualClock, MetricsSource,
+    Snapshot, SnapshotQuery, Status,
+};
+use promptflag_release::audit::{Action, AuditLog};
+use promptflag_release::memstore::MemoryStore;
+use promptflag_release::store::{EnvState, Http, PointerMove, Progress, RetryPolicy, Store};
+use promptflag_rollout::metrics::VariantMetrics;
+use promptflag_telemetry::read::{Aggregate, Observation};
 use serde_json::json;
 
 const MINUTE: i64 = 60_000;
@@ -36,10 +37,14 @@ impl Store for Shared {
     fn describe(&self) -> String {
         self.0.describe()
     }
-    fn state(&self, environment: &str) -> Result<EnvState> {
+    fn state(&self, environment: &str) -> promptflag_release::Result<EnvState> {
         self.0.state(environment)
     }
-    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize> {
+    fn put_prompts(
+        &self,
+        bodies: &[(String, Vec<u8>)],
+        progress: &dyn Progress,
+    ) -> promptflag_release::Result<usize> {
         self.0.put_prompts(bodies, progress)
     }
     fn put_ruleset(
@@ -48,14 +53,22 @@ impl Store for Shared {
         revision: u64,
         bytes: &[u8],
         expected_live: Option<u64>,
-    ) -> Result<PointerMove> {
+    ) -> promptflag_release::Result<PointerMove> {
         self.0
             .put_ruleset(environment, revision, bytes, expected_live)
     }
-    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+    fn rollback(
+        &self,
+        environment: &str,
+        to: Option<u64>,
+    ) -> promptflag_release::Result<PointerMove> {
         self.0.rollback(environment, to)
     }
-    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+    fn fetch_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+    ) -> promptflag_release::Result<Option<Vec<u8>>> {
         self.0.fetch_ruleset(environment, revision)
     }
 }
@@ -241,7 +254,7 @@ impl Rig {
 
     fn command(&self, command: Command, payload: serde_json::Value) {
         let connection = rusqlite::Connection::open(&self.state_path).unwrap();
-        controller::enqueue_command(
+        promptflag_controller::enqueue_command(
             &connection,
             "support",
             command,
@@ -257,9 +270,9 @@ impl Rig {
         self.command(Command::Start, json!({ "policy": policy }));
     }
 
-    fn state(&self) -> controller::RolloutState {
+    fn state(&self) -> promptflag_controller::RolloutState {
         let connection = rusqlite::Connection::open(&self.state_path).unwrap();
-        controller::load_state(&connection, "support")
+        promptflag_controller::load_state(&connection, "support")
             .unwrap()
             .unwrap()
     }
@@ -270,7 +283,7 @@ impl Rig {
         value["flags"]["support"].clone()
     }
 
-    fn rollout_entries(&self) -> Vec<promptflag_control::audit::Entry> {
+    fn rollout_entries(&self) -> Vec<promptflag_release::audit::Entry> {
         AuditLog::open(&self.audit_path)
             .unwrap()
             .list(Some("dev"))
@@ -287,7 +300,7 @@ trait Now {
 
 impl Now for ManualClock {
     fn now(&self) -> i64 {
-        use promptflag_control::controller::Clock;
+        use promptflag_controller::Clock;
         self.now_ms()
     }
 }
@@ -303,7 +316,7 @@ fn treatment_weight(flag: &serde_json::Value, variant: &str) -> u64 {
         .unwrap()
 }
 
-fn decisions(records: &[controller::CheckRecord]) -> Vec<Decision> {
+fn decisions(records: &[promptflag_controller::CheckRecord]) -> Vec<Decision> {
     records.iter().map(|r| r.decision).collect()
 }
 
@@ -542,12 +555,12 @@ fn a_flag_killed_by_hand_pauses_the_rollout_instead_of_fighting_it() {
     rig.start(&policy());
     controller.tick().unwrap();
     let mut audit = AuditLog::open(&rig.audit_path).unwrap();
-    promptflag_control::ops::kill(
+    promptflag_release::ops::kill(
         &Shared(rig.store.clone()),
         &mut audit,
         "dev",
         "support",
-        &promptflag_control::ops::Actor {
+        &promptflag_release::ops::Actor {
             actor: String::from("oncall"),
             reason: String::from("incident"),
         },
@@ -746,11 +759,13 @@ fn status_helpers_read_the_stored_state() {
     rig.start(&policy());
     controller.tick().unwrap();
     let connection = rusqlite::Connection::open(&rig.state_path).unwrap();
-    let state = controller::load_state(&connection, "support")
+    let state = promptflag_controller::load_state(&connection, "support")
         .unwrap()
         .unwrap();
     assert_eq!(state.policy, policy());
     assert!(Path::new(&rig.state_path).exists());
-    let result = controller::command_result(&connection, 1).unwrap().unwrap();
+    let result = promptflag_controller::command_result(&connection, 1)
+        .unwrap()
+        .unwrap();
     assert_eq!(result["ok"], true);
 }

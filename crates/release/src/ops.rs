@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::audit::{Action, AuditLog, Entry, NewEntry};
-use crate::build::{content_hash, ruleset_publish_bytes};
-use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
 use crate::store::{EnvState, Http, Store};
+use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
+use promptflag_authoring::digest::sha256_hex;
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]

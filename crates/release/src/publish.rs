@@ -10,11 +10,11 @@ use promptflag_core::model::RawRuleset;
 use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
-use crate::build::{Build, ruleset_publish_bytes};
-use crate::diff;
-use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::store::{Progress, Store};
+use promptflag_authoring::build::{Build, ruleset_publish_bytes};
+use promptflag_authoring::diff;
+use promptflag_authoring::digest::sha256_hex;
 
 /// Who publishes, and on what authority.
 #[derive(Debug, Clone, Default)]

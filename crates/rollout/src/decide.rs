@@ -24,7 +24,7 @@ use promptflag_stats::{
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{MetricSample, VariantMetrics};
-use crate::rollout::{Change, Metric, PromotionAction, Requirement, RolloutPolicy};
+use promptflag_authoring::policy::{Change, Metric, PromotionAction, Requirement, RolloutPolicy};
 
 /// Slots of the 100 000 a split has.
 pub const SLOTS: u32 = 100_000;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use promptflag_control::digest::sha256_hex;
+use promptflag_authoring::digest::sha256_hex;
 use serde_json::{Value, json};
 
 use super::http::{Request, Response, Server};

@@ -120,11 +120,11 @@ pub fn expect_golden(name: &str, actual: &str) {
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!("golden file {} is missing; run `UPDATE_EXPECT=1 cargo test -p promptflag-control` to create it", path.display())
+        panic!("golden file {} is missing; run `UPDATE_EXPECT=1 cargo test -p promptflag-cli` to create it", path.display())
     });
     if expected != actual {
         panic!(
-            "output differs from the golden file {}\n(re-bless with `UPDATE_EXPECT=1 cargo test -p promptflag-control` if the change is intended)\n--- expected\n{expected}\n--- actual\n{actual}",
+            "output differs from the golden file {}\n(re-bless with `UPDATE_EXPECT=1 cargo test -p promptflag-cli` if the change is intended)\n--- expected\n{expected}\n--- actual\n{actual}",
             path.display()
         );
     }

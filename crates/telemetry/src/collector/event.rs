@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::digest::sha256_hex;
+use sha2::{Digest, Sha256};
 
 /// The outcome class of an LLM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -339,7 +339,7 @@ fn exposure(wire: Wire<'_>) -> Result<ExposureRecord, (&'static str, String)> {
                 unit,
                 reason
             ]);
-            format!("x-{}", &sha256_hex(identity.to_string().as_bytes())[..32])
+            format!("x-{:.32x}", Sha256::digest(identity.to_string().as_bytes()))
         }
     };
     Ok(ExposureRecord {

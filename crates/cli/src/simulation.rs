@@ -27,23 +27,24 @@ use promptflag_stats::{RandomSource, Xoshiro256StarStar};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::audit::AuditLog;
-use crate::build::ruleset_publish_bytes;
-use crate::collector::db::Synchronous;
-use crate::collector::{Collector, CollectorConfig};
-use crate::controller::{
-    self, CheckRecord, Clock, Command as LoopCommand, Controller, ControllerConfig, Decision,
-    ManualClock, MetricsSource, Snapshot, SnapshotQuery, SqlMetrics, Status,
-};
-use crate::digest::sha256_hex;
-use crate::error::{Error, Result};
-use crate::memstore::MemoryStore;
-use crate::metrics::{Aggregate, Observation, VariantMetrics};
-use crate::rollout::{
+use anyhow::{Context as _, Result, anyhow};
+use promptflag_authoring::build::ruleset_publish_bytes;
+use promptflag_authoring::digest::sha256_hex;
+use promptflag_authoring::policy::{
     Change, Guardrail, HardLimit, Metric, PrimaryMetric, Promotion, PromotionAction, Requirement,
     RolloutPolicy, Stage,
 };
-use crate::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+use promptflag_controller::{
+    self as controller, CheckRecord, Clock, Command as LoopCommand, Controller, ControllerConfig,
+    Decision, ManualClock, MetricsSource, Snapshot, SnapshotQuery, SqlMetrics, Status,
+};
+use promptflag_release::audit::AuditLog;
+use promptflag_release::memstore::MemoryStore;
+use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+use promptflag_rollout::metrics::VariantMetrics;
+use promptflag_telemetry::collector::db::Synchronous;
+use promptflag_telemetry::collector::{Collector, CollectorConfig};
+use promptflag_telemetry::read::{Aggregate, Observation};
 
 /// The flag the simulation rolls out.
 pub const FLAG: &str = "sim_prompt";
@@ -469,8 +470,8 @@ pub fn initial_ruleset() -> Result<(Vec<u8>, Bodies)> {
         "flags": {FLAG: {"kind": "prompt", "baseline": BASELINE,
             "variants": {BASELINE: {"prompt": h1.clone()}, TREATMENT: {"prompt": h2.clone()}}}}
     }))
-    .map_err(|e| Error::Invalid(format!("the simulation ruleset: {e}")))?;
-    promptflag_core::compile(&raw).map_err(|e| Error::Invalid(e.to_string()))?;
+    .map_err(|e| anyhow!(format!("the simulation ruleset: {e}")))?;
+    promptflag_core::compile(&raw).map_err(|e| anyhow!(e.to_string()))?;
     Ok((
         ruleset_publish_bytes(&raw)?,
         vec![(h1, stable), (h2, candidate)],
@@ -541,11 +542,10 @@ fn merge(a: Vec<f64>, b: Vec<f64>) -> Vec<f64> {
 struct SimMetrics(Arc<Mutex<SimData>>);
 
 impl MetricsSource for SimMetrics {
-    fn snapshot(&mut self, query: &SnapshotQuery) -> Result<Snapshot> {
-        let data = self
-            .0
-            .lock()
-            .map_err(|_| Error::Invalid(String::from("simulation data lock poisoned")))?;
+    fn snapshot(&mut self, query: &SnapshotQuery) -> controller::Result<Snapshot> {
+        let data = self.0.lock().map_err(|_| {
+            controller::Error::Invalid(String::from("simulation data lock poisoned"))
+        })?;
         Ok(Snapshot {
             baseline: VariantMetrics::from_sorted(&query.baseline, &data.cumulative[0]),
             arms: vec![VariantMetrics::from_sorted(TREATMENT, &data.cumulative[1])],
@@ -666,7 +666,7 @@ fn controller_for(
     serve_url: Option<String>,
     seed: u64,
 ) -> Result<Controller> {
-    Controller::new(
+    Ok(Controller::new(
         state_db,
         audit,
         store,
@@ -687,7 +687,7 @@ fn controller_for(
                 max: Duration::from_millis(500),
             },
         ),
-    )
+    )?)
 }
 
 fn running(connection: &rusqlite::Connection) -> Result<bool> {
@@ -749,11 +749,11 @@ pub fn run_in_process(
             .live_bytes(ENVIRONMENT)
             .and_then(|b| serde_json::from_slice::<promptflag_core::RawRuleset>(&b).ok())
             .and_then(|raw| promptflag_core::compile(&raw).ok())
-            .ok_or_else(|| Error::Invalid(String::from("the live ruleset does not compile")))?;
+            .ok_or_else(|| anyhow!(String::from("the live ruleset does not compile")))?;
         {
             let mut data = data
                 .lock()
-                .map_err(|_| Error::Invalid(String::from("simulation data lock poisoned")))?;
+                .map_err(|_| anyhow!(String::from("simulation data lock poisoned")))?;
             for _ in 0..per_interval {
                 let user = (rng.next_u64() % users as u64) as usize;
                 if assignment[user] == 0 {
@@ -784,14 +784,17 @@ impl Store for SharedStore {
     fn describe(&self) -> String {
         self.0.describe()
     }
-    fn state(&self, environment: &str) -> Result<crate::store::EnvState> {
+    fn state(
+        &self,
+        environment: &str,
+    ) -> promptflag_release::Result<promptflag_release::store::EnvState> {
         self.0.state(environment)
     }
     fn put_prompts(
         &self,
         bodies: &[(String, Vec<u8>)],
-        progress: &dyn crate::store::Progress,
-    ) -> Result<usize> {
+        progress: &dyn promptflag_release::store::Progress,
+    ) -> promptflag_release::Result<usize> {
         self.0.put_prompts(bodies, progress)
     }
     fn put_ruleset(
@@ -800,14 +803,22 @@ impl Store for SharedStore {
         revision: u64,
         bytes: &[u8],
         expected_live: Option<u64>,
-    ) -> Result<crate::store::PointerMove> {
+    ) -> promptflag_release::Result<promptflag_release::store::PointerMove> {
         self.0
             .put_ruleset(environment, revision, bytes, expected_live)
     }
-    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<crate::store::PointerMove> {
+    fn rollback(
+        &self,
+        environment: &str,
+        to: Option<u64>,
+    ) -> promptflag_release::Result<promptflag_release::store::PointerMove> {
         self.0.rollback(environment, to)
     }
-    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+    fn fetch_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+    ) -> promptflag_release::Result<Option<Vec<u8>>> {
         self.0.fetch_ruleset(environment, revision)
     }
 }
@@ -832,7 +843,7 @@ impl TempDir {
             .unwrap_or(0);
         let dir =
             std::env::temp_dir().join(format!("promptflag-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(TempDir(dir))
     }
 }
@@ -863,7 +874,7 @@ pub fn spawn_worker_with_sink(token: &str, exposure_sink: Option<&str>) -> Resul
         ..WorkerOptions::default()
     };
     let process = WorkerProcess::start(&locations, &options).map_err(|e| {
-        Error::Invalid(format!(
+        anyhow!(format!(
             "{e} (set PROMPTFLAG_NODE to Node 22 and PROMPTFLAG_ROOT to the repository, or run `cargo xtask setup`)"
         ))
     })?;
@@ -910,7 +921,7 @@ fn start_collector(db: &std::path::Path) -> Result<LocalCollector> {
             return;
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let _ = runtime.block_on(crate::collector::serve(
+        let _ = runtime.block_on(promptflag_telemetry::collector::serve(
             collector,
             addr,
             move |bound| {
@@ -924,7 +935,7 @@ fn start_collector(db: &std::path::Path) -> Result<LocalCollector> {
     });
     let addr = bound
         .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| Error::Invalid(String::from("the collector did not start")))?;
+        .map_err(|_| anyhow!(String::from("the collector did not start")))?;
     Ok(LocalCollector {
         url: format!("http://{addr}"),
         stop: Some(stop),
@@ -934,7 +945,7 @@ fn start_collector(db: &std::path::Path) -> Result<LocalCollector> {
 
 fn resolve(http: &Http, worker: &str, user: &str) -> Result<(bool, u64)> {
     let body = serde_json::to_vec(&json!({"context": {"targetingKey": user}}))
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        .map_err(|e| anyhow!(e.to_string()))?;
     let reply = http.send(
         "POST",
         &format!("{worker}/v1/resolve/{FLAG}"),
@@ -943,10 +954,10 @@ fn resolve(http: &Http, worker: &str, user: &str) -> Result<(bool, u64)> {
         true,
     )?;
     if reply.status != 200 {
-        return Err(Error::Remote {
-            context: format!("POST {worker}/v1/resolve/{FLAG}"),
-            message: reply.error_text(),
-        });
+        return Err(anyhow!(
+            "POST {worker}/v1/resolve/{FLAG}: {}",
+            reply.error_text()
+        ));
     }
     let value = reply.json();
     Ok((
@@ -975,9 +986,8 @@ fn resolve_all(http: &Http, worker: &str, users: &[usize]) -> Result<Vec<(usize,
         handles
             .into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Invalid(String::from("a resolver thread panicked")))
-                })
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!(String::from("a resolver thread panicked"))))
             })
             .collect()
     });
@@ -997,7 +1007,7 @@ fn event(
     call: &Observation,
 ) -> Value {
     json!({
-        "timestamp": crate::audit::format_rfc3339(Duration::from_millis(time_ms.max(0) as u64)),
+        "timestamp": promptflag_release::audit::format_rfc3339(Duration::from_millis(time_ms.max(0) as u64)),
         "request_id": format!("sim-{run}-{index}"),
         "environment": ENVIRONMENT,
         "flag_key": FLAG,
@@ -1043,11 +1053,11 @@ pub fn run_through_worker(
     // A Worker reused across runs keeps its revisions: publish the initial ruleset on top.
     let revision = state.latest.unwrap_or(0) + 1;
     let mut raw: promptflag_core::RawRuleset =
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| anyhow!(e.to_string()))?;
     raw.revision = revision;
     let bytes = ruleset_publish_bytes(&raw)?;
     admin.put_ruleset(ENVIRONMENT, revision, &bytes, state.live)?;
-    crate::ops::wait_until_served(
+    promptflag_release::ops::wait_until_served(
         &http,
         worker.url,
         revision,
@@ -1149,7 +1159,7 @@ pub fn run_through_worker(
 }
 
 fn post_events(http: &Http, collector: &str, events: &[Value]) -> Result<()> {
-    let body = serde_json::to_vec(events).map_err(|e| Error::Invalid(e.to_string()))?;
+    let body = serde_json::to_vec(events).map_err(|e| anyhow!(e.to_string()))?;
     let reply = http.send(
         "POST",
         &format!("{collector}/v1/events"),
@@ -1158,13 +1168,11 @@ fn post_events(http: &Http, collector: &str, events: &[Value]) -> Result<()> {
         true,
     )?;
     if reply.status != 200 || reply.json()["rejected"].as_u64() != Some(0) {
-        return Err(Error::Remote {
-            context: format!("POST {collector}/v1/events"),
-            message: String::from_utf8_lossy(&reply.body)
-                .chars()
-                .take(400)
-                .collect(),
-        });
+        let message: String = String::from_utf8_lossy(&reply.body)
+            .chars()
+            .take(400)
+            .collect();
+        return Err(anyhow!("POST {collector}/v1/events: {message}"));
     }
     Ok(())
 }

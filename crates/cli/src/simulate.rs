@@ -1,16 +1,14 @@
 //! `promptflag simulate`: the binary's glue (progress bars, the CSV file, the summary) over
-//! `promptflag_control::simulate`.
+//! `promptflag_cli::simulation`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::exit::ExitCode;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use promptflag_control::error::ExitCode;
-use promptflag_control::rollout::read_policy_file;
-use promptflag_control::simulate::{
-    self, CsvRow, RunResult, Scenario, SimConfig, SpawnedWorkerRef,
-};
+use promptflag_authoring::policy::read_policy_file;
+use promptflag_cli::simulation::{self, CsvRow, RunResult, Scenario, SimConfig, SpawnedWorkerRef};
 use serde_json::json;
 
 use crate::Output;
@@ -95,8 +93,8 @@ fn write_csv(path: &PathBuf, rows: &[CsvRow]) -> Result<()> {
 pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
     let scenario = Scenario::parse(&args.scenario).context("unknown scenario")?;
     let policy = match &args.policy {
-        Some(path) => read_policy_file(path, simulate::FLAG)?,
-        None => simulate::preset_policy(&args.preset),
+        Some(path) => read_policy_file(path, simulation::FLAG)?,
+        None => simulation::preset_policy(&args.preset),
     };
     let config = SimConfig {
         scenario,
@@ -122,7 +120,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         let (url, token) = match &args.worker_url {
             Some(url) => (url.clone(), args.admin_token.clone()),
             None => {
-                spawned = simulate::spawn_worker("simulate")?;
+                spawned = simulation::spawn_worker("simulate")?;
                 (spawned.url.clone(), spawned.token.clone())
             }
         };
@@ -132,7 +130,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
             horizon,
             "through the Worker {bar:30} {pos}/{len} simulated min {msg}",
         );
-        let result = simulate::run_through_worker(
+        let result = simulation::run_through_worker(
             &config,
             args.seed,
             &SpawnedWorkerRef {
@@ -168,7 +166,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         );
         for index in 0..in_process {
             let seed = args.seed + u64::from(index);
-            let result = simulate::run_in_process(&config, seed, &mut |_, _, _| {})?;
+            let result = simulation::run_in_process(&config, seed, &mut |_, _, _| {})?;
             progress.inc(1);
             progress.set_message(result.outcome.clone());
             runs.push(result);
@@ -181,7 +179,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         let _ = writeln!(text, "run in process (no Worker), seed {}:", result.seed);
         text.push_str(&describe(result));
     }
-    let rates = (!runs.is_empty()).then(|| simulate::rates(&runs));
+    let rates = (!runs.is_empty()).then(|| simulation::rates(&runs));
     if let Some(rates) = &rates
         && runs.len() > 1
     {

@@ -1,0 +1,28 @@
+//! promptflag-authoring: the prompt repository, from files to artefacts.
+//!
+//! It loads a prompt repository ([`repo`]: `promptflag.yaml`, `prompts/`, `flags/`, `segments/`,
+//! `rollouts/`), checks it ([`lint`]), builds it into content-addressed prompt bodies and one
+//! ruleset per environment ([`build`]), compares builds ([`diff`]) and explains an evaluation
+//! ([`explain`], always through `promptflag-core`). Rollout policies are parsed here
+//! ([`policy`]) because they live in the repository beside the flags they govern.
+//!
+//! Authoring reads local files and runs `git`; it does no network or database I/O.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod build;
+pub mod diagnostic;
+pub mod diff;
+pub mod digest;
+pub mod error;
+pub mod explain;
+pub mod git;
+pub mod lint;
+pub mod policy;
+pub mod repo;
+pub mod tokens;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use error::{Error, Result};

@@ -1,0 +1,64 @@
+//! What can go wrong while publishing, killing, rolling back or keeping the audit log.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the release stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The build or the repository it came from failed.
+    #[error(transparent)]
+    Authoring(#[from] promptflag_authoring::Error),
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Input given on the command line or in a file is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A concurrent publisher won: the remote state is not the one this command planned against.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// What the store said.
+        message: String,
+    },
+    /// A governance gate refused the change.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The store answered with an error, or could not be reached.
+    #[error("{context}: {message}")]
+    Remote {
+        /// Which request.
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The Worker did not serve the expected revision before the deadline.
+    #[error("the Worker did not serve revision {revision} within {waited_ms} ms")]
+    NotServed {
+        /// The revision waited for.
+        revision: u64,
+        /// How long the command waited.
+        waited_ms: u128,
+    },
+    /// The audit log's database failed.
+    #[error("audit log: {0}")]
+    Audit(#[from] rusqlite::Error),
+}
+
+impl Error {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The release stage's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
