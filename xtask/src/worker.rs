@@ -320,6 +320,8 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .arg(format!("127.0.0.1:{collector_port}"))
         .arg("--db")
         .arg(&telemetry_db)
+        .arg("--state-db")
+        .arg(telemetry_db.with_file_name("rollouts.sqlite3"))
         .arg("--audit-db")
         .arg(&audit_db)
         .args([

@@ -29,6 +29,10 @@ pub struct LowArgs {
     /// (default: <repo>/.promptflag/telemetry.sqlite3).
     #[arg(long, global = true, env = "PROMPTFLAG_DB")]
     pub db: Option<PathBuf>,
+    /// The control loop's own state: rollouts, checks and queued commands
+    /// (default: <repo>/.promptflag/rollouts.sqlite3).
+    #[arg(long, global = true, env = "PROMPTFLAG_STATE_DB")]
+    pub state_db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LowCommand,
 }
@@ -408,6 +412,35 @@ pub struct Wait {
     pub timeout: Duration,
 }
 
+/// What a revert does: the kill switch on one flag, or a rollback of the whole environment.
+pub enum RevertAction {
+    /// Disable the flag: everyone gets its baseline.
+    Kill { flag: String },
+    /// Move the live pointer back, to a named kept revision or the default target.
+    Rollback { to: Option<u64> },
+}
+
+/// A publish: the build (a folder, or the repository built now) to one environment.
+pub struct PublishCommand {
+    pub environment: String,
+    pub build: Option<PathBuf>,
+    pub force: bool,
+    pub reason: String,
+    pub dry_run: bool,
+    pub target: Target,
+    pub http: Http,
+}
+
+/// A kill or a rollback: one pointer write, then a wait until the Worker serves it.
+pub struct Revert {
+    pub action: RevertAction,
+    pub environment: String,
+    pub reason: String,
+    pub target: Target,
+    pub http: Http,
+    pub wait: Wait,
+}
+
 /// A validated command.
 pub enum HiCommand {
     Lint,
@@ -421,31 +454,8 @@ pub enum HiCommand {
         new: Option<String>,
         environment: Option<String>,
     },
-    Publish {
-        environment: String,
-        build: Option<PathBuf>,
-        force: bool,
-        reason: String,
-        dry_run: bool,
-        target: Target,
-        http: Http,
-    },
-    Kill {
-        flag: String,
-        environment: String,
-        reason: String,
-        target: Target,
-        http: Http,
-        wait: Wait,
-    },
-    Rollback {
-        environment: String,
-        to: Option<u64>,
-        reason: String,
-        target: Target,
-        http: Http,
-        wait: Wait,
-    },
+    Publish(PublishCommand),
+    Revert(Revert),
     History {
         environment: String,
         target: Target,
@@ -482,6 +492,7 @@ pub struct HiArgs {
     pub repo: PathBuf,
     pub audit_db: PathBuf,
     pub db: PathBuf,
+    pub state_db: PathBuf,
     pub actor: String,
     pub command: HiCommand,
 }
@@ -580,6 +591,26 @@ fn parse_now(now: Option<&str>) -> Result<i64> {
     }
 }
 
+fn revert(
+    action: RevertAction,
+    environment: String,
+    reason: String,
+    target_args: &TargetArgs,
+    wait_args: &WaitArgs,
+) -> Result<HiCommand> {
+    check_environment_name(&environment)?;
+    let (target, http) = target(target_args)?;
+    let wait = wait(wait_args, &target);
+    Ok(HiCommand::Revert(Revert {
+        action,
+        environment,
+        reason,
+        target,
+        http,
+        wait,
+    }))
+}
+
 impl HiArgs {
     /// Validates the raw arguments.
     pub fn from_low(low: LowArgs) -> Result<HiArgs> {
@@ -590,6 +621,9 @@ impl HiArgs {
         let db = low
             .db
             .unwrap_or_else(|| repo.join(".promptflag").join("telemetry.sqlite3"));
+        let state_db = low
+            .state_db
+            .unwrap_or_else(|| repo.join(".promptflag").join("rollouts.sqlite3"));
         let actor = low
             .actor
             .filter(|a| !a.trim().is_empty())
@@ -629,7 +663,7 @@ impl HiArgs {
                     );
                 }
                 let (target, http) = target(&target_args)?;
-                HiCommand::Publish {
+                HiCommand::Publish(PublishCommand {
                     environment,
                     build,
                     force,
@@ -637,7 +671,7 @@ impl HiArgs {
                     dry_run,
                     target,
                     http,
-                }
+                })
             }
             LowCommand::Kill {
                 flag,
@@ -645,38 +679,26 @@ impl HiArgs {
                 reason,
                 target: target_args,
                 wait: wait_args,
-            } => {
-                check_environment_name(&environment)?;
-                let (target, http) = target(&target_args)?;
-                let wait = wait(&wait_args, &target);
-                HiCommand::Kill {
-                    flag,
-                    environment,
-                    reason,
-                    target,
-                    http,
-                    wait,
-                }
-            }
+            } => revert(
+                RevertAction::Kill { flag },
+                environment,
+                reason,
+                &target_args,
+                &wait_args,
+            )?,
             LowCommand::Rollback {
                 environment,
                 to,
                 reason,
                 target: target_args,
                 wait: wait_args,
-            } => {
-                check_environment_name(&environment)?;
-                let (target, http) = target(&target_args)?;
-                let wait = wait(&wait_args, &target);
-                HiCommand::Rollback {
-                    environment,
-                    to,
-                    reason,
-                    target,
-                    http,
-                    wait,
-                }
-            }
+            } => revert(
+                RevertAction::Rollback { to },
+                environment,
+                reason,
+                &target_args,
+                &wait_args,
+            )?,
             LowCommand::History {
                 environment,
                 target: target_args,
@@ -773,6 +795,7 @@ impl HiArgs {
             repo,
             audit_db,
             db,
+            state_db,
             actor,
             command,
         })

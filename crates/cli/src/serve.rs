@@ -2,7 +2,6 @@
 //! control loop of the library.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,10 +50,10 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
         Some((target, http)) => {
             let wait = crate::args::wait(&args.wait, target);
             let store = target.open(http.clone());
-            let state_db = rusqlite::Connection::open(&hi.db)
-                .with_context(|| format!("opening {}", hi.db.display()))?;
-            state_db.busy_timeout(Duration::from_secs(30))?;
-            let metrics_db = rusqlite::Connection::open(&hi.db)?;
+            let state_db = promptflag_controller::open_state(&hi.state_db)
+                .with_context(|| format!("opening the rollout state {}", hi.state_db.display()))?;
+            let metrics_db = rusqlite::Connection::open(&hi.db)
+                .with_context(|| format!("opening the telemetry database {}", hi.db.display()))?;
             metrics_db.busy_timeout(Duration::from_secs(30))?;
             let audit = AuditLog::open(&hi.audit_db)
                 .with_context(|| format!("opening the audit log {}", hi.audit_db.display()))?;
@@ -175,23 +174,10 @@ fn wait_for(connection: &rusqlite::Connection, id: i64, seconds: u64) -> Result<
     }
 }
 
-fn open_db(path: &Path) -> Result<rusqlite::Connection> {
-    if let Some(parent) = path.parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let connection =
-        rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
-    connection.busy_timeout(Duration::from_secs(30))?;
-    promptflag_controller::init_state(&connection)?;
-    Ok(connection)
-}
-
 /// `promptflag rollout …`.
 pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
-    let connection = open_db(&hi.db)?;
+    let connection = promptflag_controller::open_state(&hi.state_db)
+        .with_context(|| format!("opening the rollout state {}", hi.state_db.display()))?;
     let now = SystemClock.now_ms();
     let (flag, command, payload, reason, wait) = match command {
         RolloutCommand::Status { flag, checks } => return status(&connection, flag, *checks),
@@ -281,16 +267,14 @@ fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Resul
     let recent = promptflag_controller::recent_checks(connection, flag, checks)?;
     let stage = state.policy.stages.get(state.stage);
     let mut text = format!(
-        "{flag} in {}: {:?}, stage {}/{} ({} %), {}; revision {}; {} checks\n  {}\n",
+        "{flag} in {}: {}, stage {}/{} ({} %), {}; revision {}; {} checks\n  {}\n",
         state.environment,
-        state.status,
+        state.status.as_str(),
         state.stage + 1,
         state.policy.stages.len(),
         stage.map_or(0.0, |s| s.percent),
         promptflag_controller::describe_weights(&state.arms, &state.weights),
-        state
-            .revision
-            .map_or_else(|| String::from("none"), |r| r.to_string()),
+        crate::commands::revision_text(state.revision),
         state.checks,
         state.reason
     );

@@ -1067,9 +1067,7 @@ pub fn run_through_worker(
     )?;
 
     let clock = Arc::new(ManualClock::new(START_MS));
-    let state_db = rusqlite::Connection::open(&db)?;
-    state_db.busy_timeout(Duration::from_secs(30))?;
-    controller::init_state(&state_db)?;
+    let state_db = controller::open_state(&db.with_file_name("rollouts.sqlite3"))?;
     start_command(&state_db, &policy)?;
     let metrics_db = rusqlite::Connection::open(&db)?;
     metrics_db.busy_timeout(Duration::from_secs(30))?;

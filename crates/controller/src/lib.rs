@@ -65,6 +65,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name it is stored and printed under (`running`, `rolled_back`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::RolledBack => "rolled_back",
+            Status::Promoted => "promoted",
+            Status::Aborted => "aborted",
+        }
+    }
+
     /// True while the rollout may still act.
     pub fn is_active(self) -> bool {
         matches!(self, Status::Running | Status::Paused)
@@ -337,6 +348,21 @@ CREATE TABLE IF NOT EXISTS rollout_commands (
 ";
 
 /// Creates the control loop's tables in a database (the telemetry database by default).
+/// Opens (creating it and its folder when missing) the loop's own state database: its rollouts,
+/// checks and queued commands. It is a file of its own, apart from telemetry's events, so the
+/// loop's state has one owner; `promptflag serve --control` and `promptflag rollout` open the
+/// same one.
+pub fn open_state(path: &std::path::Path) -> Result<Connection> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    init_state(&connection)?;
+    Ok(connection)
+}
+
 pub fn init_state(connection: &Connection) -> Result<()> {
     connection.execute_batch(STATE_SCHEMA)?;
     Ok(())
