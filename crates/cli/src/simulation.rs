@@ -712,7 +712,7 @@ pub fn run_in_process(
     start_command(&state_db, &policy)?;
     let status_db = state_db;
     let mut controller = controller_for(
-        Box::new(SharedStore(store.clone())),
+        Box::new(store.clone()),
         Box::new(SimMetrics(data.clone())),
         clock.clone(),
         status_db,
@@ -776,51 +776,6 @@ pub fn run_in_process(
         tally.take(controller.tick()?, &wall);
     }
     Ok(finish(seed, false, tally, calls, wall, None))
-}
-
-struct SharedStore(Arc<MemoryStore>);
-
-impl Store for SharedStore {
-    fn describe(&self) -> String {
-        self.0.describe()
-    }
-    fn state(
-        &self,
-        environment: &str,
-    ) -> promptflag_release::Result<promptflag_release::store::EnvState> {
-        self.0.state(environment)
-    }
-    fn put_prompts(
-        &self,
-        bodies: &[(String, Vec<u8>)],
-        progress: &dyn promptflag_release::store::Progress,
-    ) -> promptflag_release::Result<usize> {
-        self.0.put_prompts(bodies, progress)
-    }
-    fn put_ruleset(
-        &self,
-        environment: &str,
-        revision: u64,
-        bytes: &[u8],
-        expected_live: Option<u64>,
-    ) -> promptflag_release::Result<promptflag_release::store::PointerMove> {
-        self.0
-            .put_ruleset(environment, revision, bytes, expected_live)
-    }
-    fn rollback(
-        &self,
-        environment: &str,
-        to: Option<u64>,
-    ) -> promptflag_release::Result<promptflag_release::store::PointerMove> {
-        self.0.rollback(environment, to)
-    }
-    fn fetch_ruleset(
-        &self,
-        environment: &str,
-        revision: u64,
-    ) -> promptflag_release::Result<Option<Vec<u8>>> {
-        self.0.fetch_ruleset(environment, revision)
-    }
 }
 
 /// A Worker started from the shared harness; stopped, with its workerd, when dropped.

@@ -22,56 +22,13 @@ use promptflag_controller::{
 };
 use promptflag_release::audit::{Action, AuditLog};
 use promptflag_release::memstore::MemoryStore;
-use promptflag_release::store::{EnvState, Http, PointerMove, Progress, RetryPolicy, Store};
+use promptflag_release::store::{Http, RetryPolicy, Store};
 use promptflag_rollout::metrics::VariantMetrics;
 use promptflag_telemetry::read::{Aggregate, Observation};
 use serde_json::json;
 
 const MINUTE: i64 = 60_000;
 const START: i64 = 1_800_000_000_000;
-
-/// The store shared between the test and (successive) controllers.
-struct Shared(Arc<MemoryStore>);
-
-impl Store for Shared {
-    fn describe(&self) -> String {
-        self.0.describe()
-    }
-    fn state(&self, environment: &str) -> promptflag_release::Result<EnvState> {
-        self.0.state(environment)
-    }
-    fn put_prompts(
-        &self,
-        bodies: &[(String, Vec<u8>)],
-        progress: &dyn Progress,
-    ) -> promptflag_release::Result<usize> {
-        self.0.put_prompts(bodies, progress)
-    }
-    fn put_ruleset(
-        &self,
-        environment: &str,
-        revision: u64,
-        bytes: &[u8],
-        expected_live: Option<u64>,
-    ) -> promptflag_release::Result<PointerMove> {
-        self.0
-            .put_ruleset(environment, revision, bytes, expected_live)
-    }
-    fn rollback(
-        &self,
-        environment: &str,
-        to: Option<u64>,
-    ) -> promptflag_release::Result<PointerMove> {
-        self.0.rollback(environment, to)
-    }
-    fn fetch_ruleset(
-        &self,
-        environment: &str,
-        revision: u64,
-    ) -> promptflag_release::Result<Option<Vec<u8>>> {
-        self.0.fetch_ruleset(environment, revision)
-    }
-}
 
 /// Metrics the test sets before each tick.
 #[derive(Clone, Default)]
@@ -231,7 +188,7 @@ impl Rig {
         Controller::new(
             rusqlite::Connection::open(&self.state_path).unwrap(),
             AuditLog::open(&self.audit_path).unwrap(),
-            Box::new(Shared(self.store.clone())),
+            Box::new(self.store.clone()),
             Box::new(self.script.clone()),
             self.clock.clone(),
             ControllerConfig {
@@ -556,7 +513,7 @@ fn a_flag_killed_by_hand_pauses_the_rollout_instead_of_fighting_it() {
     controller.tick().unwrap();
     let mut audit = AuditLog::open(&rig.audit_path).unwrap();
     promptflag_release::ops::kill(
-        &Shared(rig.store.clone()),
+        &rig.store.clone(),
         &mut audit,
         "dev",
         "support",

@@ -75,6 +75,35 @@ pub trait Store: Send + Sync {
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>>;
 }
 
+/// A store shared between owners (a test and the controllers it starts one after another, or
+/// the simulation and its loop) is still one store.
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn state(&self, environment: &str) -> Result<EnvState> {
+        (**self).state(environment)
+    }
+    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize> {
+        (**self).put_prompts(bodies, progress)
+    }
+    fn put_ruleset(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+    ) -> Result<PointerMove> {
+        (**self).put_ruleset(environment, revision, bytes, expected_live)
+    }
+    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        (**self).rollback(environment, to)
+    }
+    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
+        (**self).fetch_ruleset(environment, revision)
+    }
+}
+
 /// Retries with exponential backoff, for `429` and `5xx` answers and transport failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -196,54 +196,41 @@ pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(Strin
 /// exposures when the window has any, else distinct `user_id` of calls (the request id when a
 /// call has none).
 pub fn units_per_variant(connection: &Connection, window: &Window) -> Result<Vec<(String, u64)>> {
-    let args = params![
-        window.flag_key,
-        window.from_ms,
-        window.to_ms,
-        window.environment
-    ];
-    let mut out = Vec::new();
-    {
-        let mut statement = connection.prepare_cached(
-            "SELECT variant, COUNT(DISTINCT unit) FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
-             AND (?4 IS NULL OR environment IS NULL OR environment = ?4) AND reason = 'SPLIT' AND unit IS NOT NULL \
-             GROUP BY variant ORDER BY variant",
-        )?;
-        let rows = statement.query_map(args, |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?.max(0) as u64,
-            ))
-        })?;
-        for row in rows {
-            out.push(row?);
-        }
+    let exposed = counts_per_variant(
+        connection,
+        "SELECT variant, COUNT(DISTINCT unit) FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+         AND (?4 IS NULL OR environment IS NULL OR environment = ?4) AND reason = 'SPLIT' AND unit IS NOT NULL \
+         GROUP BY variant ORDER BY variant",
+        window,
+    )?;
+    if !exposed.is_empty() {
+        return Ok(exposed);
     }
-    if !out.is_empty() {
-        return Ok(out);
-    }
-    let mut statement = connection.prepare_cached(
+    counts_per_variant(
+        connection,
         "SELECT variant, COUNT(DISTINCT COALESCE(user_id, request_id)) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
          AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY variant ORDER BY variant",
-    )?;
-    let rows = statement.query_map(args, |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, i64>(1)?.max(0) as u64,
-        ))
-    })?;
-    for row in rows {
-        out.push(row?);
-    }
-    Ok(out)
+        window,
+    )
 }
 
 /// Calls per variant in a window (every call, whatever its status).
 pub fn calls_per_variant(connection: &Connection, window: &Window) -> Result<Vec<(String, u64)>> {
-    let mut statement = connection.prepare_cached(
+    counts_per_variant(
+        connection,
         "SELECT variant, COUNT(*) FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
          AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY variant ORDER BY variant",
-    )?;
+        window,
+    )
+}
+
+/// Runs a `SELECT variant, COUNT(…)` over a window (parameters: flag, from, to, environment).
+fn counts_per_variant(
+    connection: &Connection,
+    sql: &str,
+    window: &Window,
+) -> Result<Vec<(String, u64)>> {
+    let mut statement = connection.prepare_cached(sql)?;
     let rows = statement.query_map(
         params![
             window.flag_key,
