@@ -1,6 +1,6 @@
 //! `promptflag lint`: is the repository complete, consistent and within its limits?
 //!
-//! Checks, each reported with file and line: metadata completeness (every field of SPEC §2),
+//! Checks, each reported with file and line: metadata completeness (every field `docs/companion.md` lists),
 //! valid risk and status, an owner and an author, semantic versions, model parameters, declared
 //! versus used template variables, the same variables across the variants of one flag, forbidden
 //! phrases and maximum length from `promptflag.yaml`, output schemas that parse, approvals that

@@ -1,7 +1,7 @@
 //! Rollout policies (`rollouts/<flag>.yaml`): how a treatment variant ramps in one environment,
 //! what must not regress on the way, and when it is promoted.
 //!
-//! This module defines the schema and decodes it with locations; the control loop (issue 6)
+//! This module defines the schema and decodes it with locations; the control loop
 //! consumes [`RolloutPolicy`], which is also `serde`-(de)serializable as JSON so it can be stored
 //! with each decision. The file format is documented in `docs/companion.md`.
 

@@ -1,4 +1,4 @@
-//! The prompt repository (SPEC §2), loaded from disk into typed, located sources.
+//! The prompt repository (`docs/companion.md`), loaded from disk into typed, located sources.
 //!
 //! ```text
 //! promptflag.yaml                     repo config: environments, lint limits
@@ -1388,7 +1388,7 @@ fn decode_layer_range(
     })
 }
 
-/// `percent: 12.5` → 12 500 slots. Allocations are in 1/1000 of a percent (SPEC §3).
+/// `percent: 12.5` → 12 500 slots. Allocations are in 1/1000 of a percent (`docs/ruleset.md`).
 fn percent_to_slots(reader: &mut Reader<'_>, node: &Located<Node>, what: &str) -> Option<u32> {
     let percent = match node.value {
         Node::Int(number) => number as f64,

@@ -272,7 +272,7 @@ fn yggdrasil_contexts(users: &[User]) -> Vec<unleash_yggdrasil::Context> {
 // Expectations, computed without either engine's evaluator.
 // ---------------------------------------------------------------------------------------------
 
-/// The variant promptflag must serve: SPEC §3 bucketing for splits.
+/// The variant promptflag must serve: the bucketing of `docs/ruleset.md` for splits.
 fn promptflag_expected(flag_key: &str, shape: Shape, user: &User) -> &'static str {
     match shape {
         Shape::Static | Shape::Targeted => "targeted",

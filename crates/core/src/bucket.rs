@@ -1,4 +1,4 @@
-//! Deterministic bucketing, identical on every runtime (SPEC §3):
+//! Deterministic bucketing, identical on every runtime (`docs/ruleset.md`):
 //! `h = xxh3_64(seed + "/" + unit)`, `slot = (h * 100_000) >> 64`.
 
 use xxhash_rust::xxh3::xxh3_64;

@@ -929,7 +929,7 @@ mod tests {
         assert!(quick > 200, "the inline route took only {quick} cases");
     }
 
-    /// A split buckets the targeting key by SPEC §3 whether the context holds a copy of it
+    /// A split buckets the targeting key as `docs/ruleset.md` says whether the context holds a copy of it
     /// (a string of up to `INLINE_UNIT` bytes) or not (longer, an integer, set again later),
     /// and a split on another attribute is not confused by the copy.
     #[test]

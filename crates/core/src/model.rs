@@ -1,4 +1,4 @@
-//! The ruleset as it travels: the serde model of SPEC §3 that `promptflag build` writes and every
+//! The ruleset as it travels: the serde model of `docs/ruleset.md` that `promptflag build` writes and every
 //! runtime reads. Nothing here is validated; [`crate::compile`] turns it into a [`crate::Ruleset`].
 //!
 //! Keyed collections (`flags`, `segments`, `variants`, …) are JSON objects, read into [`Entries`]

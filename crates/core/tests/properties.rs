@@ -1,4 +1,4 @@
-//! Property tests for the invariants of SPEC §3: bucketing is deterministic and is xxh3;
+//! Property tests for the invariants of `docs/ruleset.md`: bucketing is deterministic and is xxh3;
 //! lanes are sticky as allocations change; slots are uniform; layers keep experiments apart;
 //! and validation and evaluation never panic, whatever the ruleset or context.
 //!
@@ -213,7 +213,7 @@ proptest! {
     }
 }
 
-/// SPEC §3: "A 1 % canary's users stay treated at 5 %, 25 %, 50 %".
+/// `docs/ruleset.md`: "A 1 % canary's users stay treated at 5 %, 25 %, 50 %".
 #[test]
 fn a_canary_cohort_stays_treated_as_the_rollout_ramps() {
     let stages = [1_000u32, 5_000, 25_000, 50_000, 100_000];

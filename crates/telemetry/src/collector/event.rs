@@ -1,4 +1,4 @@
-//! The events the collector takes: LLM-call events (SPEC §6) and the Worker's exposures
+//! The events the collector takes: LLM-call events (`docs/collector.md`) and the Worker's exposures
 //! (`docs/interfaces.md`), decoded from a request body one event at a time so that each bad event
 //! gets its own error while the good ones in the batch are kept.
 //!
