@@ -23,13 +23,23 @@ pub struct Explanation {
     pub why: Vec<String>,
 }
 
-/// Evaluates `flag` for `context` (a JSON object) against a raw ruleset.
+/// Evaluates `flag` for `context` (a JSON object) against a raw ruleset. A flag the ruleset
+/// does not have is an error naming the flags it has: explaining "the baseline is served" for a
+/// typo would hide it.
 pub fn explain(
     raw: &RawRuleset,
     flag: &str,
     context: &Value,
     now_millis: Option<i64>,
 ) -> Result<Explanation> {
+    if raw.flags.get(flag).is_none() {
+        let known: Vec<&str> = raw.flags.iter().map(|(key, _)| key.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "no flag {flag:?} in the {} ruleset (its flags: {})",
+            raw.environment,
+            known.join(", ")
+        )));
+    }
     let ruleset: Ruleset =
         promptflag_core::compile(raw).map_err(|e| Error::Invalid(e.to_string()))?;
     let mut context =
@@ -39,9 +49,7 @@ pub fn explain(
     let mut why = Vec::new();
     let raw_flag = raw.flags.get(flag);
     match (&evaluation.reason, raw_flag) {
-        (_, None) => why.push(format!(
-            "no flag {flag:?} in this ruleset; the baseline is served"
-        )),
+        (_, None) => why.push(format!("no flag {flag:?} in this ruleset")),
         (promptflag_core::Reason::Disabled, Some(f)) => {
             why.push(format!(
                 "the flag is disabled (kill switch): everyone gets the baseline {:?}",

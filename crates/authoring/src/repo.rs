@@ -398,7 +398,11 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
             CONFIG_FILE,
             1,
             "missing_file",
-            "the repository has no promptflag.yaml (it declares the environments and lint limits)",
+            format!(
+                "{} has no promptflag.yaml (it declares the environments and lint limits): run \
+                 from the prompt repository or pass --repo DIR",
+                root.display()
+            ),
         );
         return Ok(config);
     }

@@ -14,24 +14,45 @@ use promptflag_release::store::{CLOUDFLARE_API, Http, KvRest, RetryPolicy, Store
 #[command(name = "promptflag", version, about, long_about = None)]
 pub struct LowArgs {
     /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
     /// The prompt repository (the folder holding promptflag.yaml).
-    #[arg(long, global = true, default_value = ".", env = "PROMPTFLAG_REPO")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value = ".",
+        env = "PROMPTFLAG_REPO"
+    )]
     pub repo: PathBuf,
     /// The audit database (default: <repo>/.promptflag/audit.sqlite3).
-    #[arg(long, global = true, env = "PROMPTFLAG_AUDIT_DB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "PROMPTFLAG_AUDIT_DB"
+    )]
     pub audit_db: Option<PathBuf>,
     /// Who is acting, for the audit log (default: $PROMPTFLAG_ACTOR, git user.email, $USER).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub actor: Option<String>,
-    /// The telemetry database of the collector and the control loop
+    /// The telemetry database the collector writes and the control loop reads
     /// (default: <repo>/.promptflag/telemetry.sqlite3).
-    #[arg(long, global = true, env = "PROMPTFLAG_DB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "PROMPTFLAG_DB"
+    )]
     pub db: Option<PathBuf>,
     /// The control loop's own state: rollouts, checks and queued commands
     /// (default: <repo>/.promptflag/rollouts.sqlite3).
-    #[arg(long, global = true, env = "PROMPTFLAG_STATE_DB")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "PROMPTFLAG_STATE_DB"
+    )]
     pub state_db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LowCommand,

@@ -28,6 +28,18 @@ impl ExitCode {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// Its stable name, the `code` of a `--json` error.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "ok",
+            ExitCode::Problems => "problems",
+            ExitCode::Usage => "usage",
+            ExitCode::Conflict => "conflict",
+            ExitCode::Refused => "refused",
+            ExitCode::Remote => "remote",
+        }
+    }
 }
 
 /// The exit code of a failed command and the diagnostics it carries, from the first stage

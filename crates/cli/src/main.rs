@@ -63,7 +63,10 @@ pub(crate) struct Output {
 }
 
 fn main() {
-    let low = LowArgs::parse();
+    let low = match LowArgs::try_parse() {
+        Ok(low) => low,
+        Err(error) => usage_error(error),
+    };
     let json_mode = low.json;
     let code = match HiArgs::from_low(low).and_then(run) {
         Ok(output) => {
@@ -78,10 +81,19 @@ fn main() {
 fn emit(json_mode: bool, output: &Output) {
     let mut stdout = std::io::stdout().lock();
     let written = if json_mode {
+        let mut json = output.json.clone();
+        // A command that ran but found problems is a failure too: it carries the same
+        // `exit_code` and stable `code` as an error does.
+        if output.code != ExitCode::Ok
+            && let Some(object) = json.as_object_mut()
+        {
+            object.insert(String::from("exit_code"), json!(output.code.code()));
+            object.insert(String::from("code"), json!(output.code.name()));
+        }
         writeln!(
             stdout,
             "{}",
-            serde_json::to_string_pretty(&output.json).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         )
     } else {
         write!(stdout, "{}", output.text)
@@ -90,19 +102,48 @@ fn emit(json_mode: bool, output: &Output) {
     let _ = written;
 }
 
+/// Arguments clap refused. With `--json` anywhere on the line the refusal is a JSON error on
+/// stdout like every other failure; help and version print as clap prints them.
+fn usage_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args_os().any(|arg| arg == "--json");
+    let informational = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || informational {
+        error.exit();
+    }
+    print_json_error(ExitCode::Usage, &error.render().to_string(), &[]);
+    std::process::exit(ExitCode::Usage.code());
+}
+
+/// A failure as JSON on stdout: `{ok: false, exit_code, code, error, diagnostics}`, where `code`
+/// is the stable name of the exit code (`docs/companion.md`).
+fn print_json_error(
+    code: ExitCode,
+    message: &str,
+    diagnostics: &[promptflag_authoring::Diagnostic],
+) {
+    let value = json!({
+        "ok": false,
+        "exit_code": code.code(),
+        "code": code.name(),
+        "error": message.trim_end(),
+        "diagnostics": diagnostics,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
 fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
     let (code, diagnostics) = exit::classify(error);
     if json_mode {
-        let value = json!({
-            "ok": false,
-            "exit_code": code.code(),
-            "error": format!("{error:#}"),
-            "diagnostics": diagnostics,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        print_json_error(code, &format!("{error:#}"), &diagnostics);
     } else {
         for diagnostic in &diagnostics {
             eprintln!("{diagnostic}");

@@ -176,7 +176,6 @@ fn eval_explains_rules_slots_and_lanes() {
             r#"{"targetingKey": "user-1001", "beta_opt_in": true, "plan": "pro", "app_version": "3.4.1"}"#,
         ),
         ("summary_prompt", "dev", r#"{"plan": "pro"}"#),
-        ("no_such_flag", "dev", r#"{"targetingKey": "u"}"#),
     ] {
         let output = promptflag(&[
             "--repo",
@@ -227,4 +226,28 @@ fn eval_explains_rules_slots_and_lanes() {
         "[1]",
     ]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn eval_of_a_flag_that_does_not_exist_is_an_error_not_the_baseline() {
+    let repo = support::example_repo();
+    let repo = repo.to_str().unwrap();
+    let output = promptflag(&[
+        "--repo",
+        repo,
+        "eval",
+        "no_such_flag",
+        "--env",
+        "prod",
+        "--context",
+        r#"{"targetingKey": "u"}"#,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains(r#"no flag "no_such_flag" in the prod ruleset"#),
+        "{message}"
+    );
+    assert!(message.contains("support_prompt"), "{message}");
+    assert!(stdout(&output).is_empty());
 }
