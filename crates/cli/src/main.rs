@@ -38,6 +38,28 @@ impl Bar {
     }
 }
 
+impl Bar {
+    /// A spinner for waits whose end is not known.
+    pub(crate) fn spinner(hidden: bool) -> Bar {
+        let bar = Bar::new(hidden);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+            bar.bar.set_style(style);
+        }
+        bar
+    }
+
+    /// Shows a new message and advances the spinner.
+    pub(crate) fn tick(&self, message: &str) {
+        self.bar.set_message(message.to_string());
+        self.bar.tick();
+    }
+
+    /// Clears the bar or spinner.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 impl Progress for Bar {
     fn begin(&self, total: u64, message: &str) {
         self.bar.set_length(total);

@@ -161,15 +161,30 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
     })
 }
 
-fn wait_for(connection: &rusqlite::Connection, id: i64, seconds: u64) -> Result<Option<Value>> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+/// Polls for the loop's answer to a queued command, with a spinner on a terminal (hidden with
+/// `--json`).
+fn wait_for(
+    connection: &rusqlite::Connection,
+    id: i64,
+    seconds: u64,
+    quiet: bool,
+) -> Result<Option<Value>> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let spinner = crate::Bar::spinner(quiet);
     loop {
         if let Some(result) = promptflag_controller::command_result(connection, id)? {
+            spinner.finish();
             return Ok(Some(result));
         }
         if Instant::now() >= deadline {
+            spinner.finish();
             return Ok(None);
         }
+        spinner.tick(&format!(
+            "waiting for the control loop to run command {id} ({} s of {seconds} s)",
+            started.elapsed().as_secs()
+        ));
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -222,11 +237,17 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
         reason,
         now,
     )?;
-    let result = if wait > 0 {
-        wait_for(&connection, id, wait)?
-    } else {
-        None
-    };
+    if wait == 0 {
+        return Ok(Output {
+            text: format!(
+                "{flag}: command {id} queued in {}; `promptflag serve --control` runs it on its next pass\n",
+                hi.state_db.display()
+            ),
+            json: json!({"ok": true, "command": id, "queued": true}),
+            code: ExitCode::Ok,
+        });
+    }
+    let result = wait_for(&connection, id, wait, hi.json)?;
     match result {
         Some(result) if result["ok"] == true => Ok(Output {
             text: format!(
@@ -247,11 +268,16 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
         }),
         None => Ok(Output {
             text: format!(
-                "{flag}: command {id} queued in {}; `promptflag serve --control` runs it on its next pass\n",
-                hi.db.display()
+                "{flag}: no control loop ran command {id} within {wait} s. It stays queued in {}; \
+                 start `promptflag --repo {} serve --control …` (the loop reads the state of the \
+                 same --repo, or the same --state-db), or check that it is running\n",
+                hi.state_db.display(),
+                hi.repo.display()
             ),
-            json: json!({"ok": true, "command": id, "queued": true}),
-            code: ExitCode::Ok,
+            json: json!({"ok": false, "command": id, "queued": true,
+                         "error": format!("no control loop ran command {id} within {wait} s"),
+                         "state_db": hi.state_db}),
+            code: ExitCode::Remote,
         }),
     }
 }

@@ -78,3 +78,30 @@ fn audit_list_prints_revisions_as_numbers_not_debug_values() {
     assert!(text.contains("r2 (from 3)"), "{text}");
     assert!(!text.contains("Some("), "{text}");
 }
+
+#[test]
+fn rollout_start_with_no_loop_running_exits_non_zero_with_the_reason() {
+    let (_dir, repo) = scratch_repo();
+    let output = promptflag(&[
+        "--json",
+        "--repo",
+        repo.to_str().unwrap(),
+        "rollout",
+        "start",
+        "support_prompt",
+        "--wait",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["code"], "remote");
+    assert_eq!(value["queued"], true);
+    assert!(
+        value["state_db"]
+            .as_str()
+            .unwrap()
+            .ends_with(".promptflag/rollouts.sqlite3"),
+        "{value}"
+    );
+}
