@@ -80,6 +80,10 @@ fn test(args: &[String]) -> Result<()> {
     npm::build(&tools)?;
     step("native tests");
     tools.cargo(&["test", "--workspace"]).run()?;
+    step(
+        "install the CLI as the README says (cargo install --locked --path crates/cli) and run it",
+    );
+    install_check(&tools)?;
     step("wasm32 tests (core under wasm-bindgen-test-runner in Node)");
     tools
         .cargo(&[
@@ -105,6 +109,45 @@ fn test(args: &[String]) -> Result<()> {
         command.run()?;
     }
     step("all checks passed");
+    Ok(())
+}
+
+/// Installs `promptflag` with the README's command into a scratch `--root` and runs the installed
+/// binary on the example repository. `--debug` and the workspace's target folder let it reuse
+/// the test build instead of compiling everything again in release mode; the command is
+/// otherwise the documented one.
+fn install_check(tools: &Toolchain) -> Result<()> {
+    let install_root = tools.root.join("target").join("install-check");
+    if install_root.exists() {
+        std::fs::remove_dir_all(&install_root)
+            .with_context(|| format!("removing {}", install_root.display()))?;
+    }
+    tools
+        .cargo(&[
+            "install",
+            "--locked",
+            "--debug",
+            "--quiet",
+            "--path",
+            "crates/cli",
+            "--root",
+        ])
+        .arg(&install_root)
+        .env("CARGO_TARGET_DIR", tools.root.join("target"))
+        .run()?;
+    let installed = install_root.join("bin").join("promptflag");
+    let status = std::process::Command::new(&installed)
+        .args(["--repo", "examples/prompts-repo", "lint"])
+        .current_dir(&tools.root)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", installed.display()))?;
+    if !status.success() {
+        bail!(
+            "the installed {} failed to lint the example repository ({status})",
+            installed.display()
+        );
+    }
     Ok(())
 }
 
