@@ -1015,6 +1015,7 @@ pub fn run_through_worker(
     promptflag_release::ops::wait_until_served(
         &http,
         worker.url,
+        ENVIRONMENT,
         revision,
         Instant::now(),
         Duration::from_secs(60),

@@ -92,6 +92,7 @@ fn served_revision(worker: &Worker, revision: u64) {
     ops::wait_until_served(
         &http(),
         &worker.url,
+        "dev",
         revision,
         Instant::now(),
         Duration::from_secs(60),
@@ -231,4 +232,36 @@ fn e2e_prod_needs_staging_first() {
     let state = cli(&repo, &worker, &["--json", "history", "--env", "prod"]);
     let value: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
     assert_eq!(value["history"]["state"]["live"], 1);
+}
+
+#[test]
+fn e2e_kill_in_prod_is_not_reported_served_by_a_worker_serving_dev() {
+    // The Worker serves dev. Both environments reach revision 2, so a wait that compared
+    // revision numbers alone would report prod's kill as served by dev's Worker.
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    for env in ["dev", "staging", "prod"] {
+        let published = cli(&repo, &worker, &["publish", "--env", env]);
+        assert_eq!(published.status.code(), Some(0), "{}", stderr(&published));
+    }
+    let dev_kill = cli(&repo, &worker, &["kill", "support_prompt", "--env", "dev"]);
+    assert_eq!(dev_kill.status.code(), Some(0), "{}", stderr(&dev_kill));
+    served_revision(&worker, 2);
+
+    let prod_kill = cli(
+        &repo,
+        &worker,
+        &["--json", "kill", "support_prompt", "--env", "prod"],
+    );
+    assert_eq!(prod_kill.status.code(), Some(5), "{}", stdout(&prod_kill));
+    let value: serde_json::Value = serde_json::from_slice(&prod_kill.stdout).unwrap();
+    let message = value["error"].as_str().unwrap();
+    assert!(message.contains("serves dev, not prod"), "{message}");
+    assert!(message.contains("revision 2 is live"), "{message}");
+    let history = cli(&repo, &worker, &["--json", "history", "--env", "prod"]);
+    let value: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        value["history"]["state"]["live"], 2,
+        "the kill itself landed"
+    );
 }

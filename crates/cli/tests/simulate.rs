@@ -203,6 +203,7 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     promptflag_release::ops::wait_until_served(
         &http,
         &worker.url,
+        "dev",
         1,
         Instant::now(),
         Duration::from_secs(60),

@@ -1268,6 +1268,7 @@ impl Controller {
             Some(url) => ops::wait_until_served(
                 &self.http,
                 url,
+                &state.environment,
                 intent.target_revision,
                 started,
                 self.config.wait_timeout,

@@ -37,8 +37,12 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// The Worker did not serve the expected revision before the deadline.
-    #[error("the Worker did not serve revision {revision} within {waited_ms} ms")]
+    /// The Worker did not serve the expected revision before the deadline. The write itself
+    /// was acknowledged: the revision is live in KV.
+    #[error(
+        "the pointer write was acknowledged (revision {revision} is live in KV), but the Worker \
+         did not serve it within {waited_ms} ms"
+    )]
     NotServed {
         /// The revision waited for.
         revision: u64,

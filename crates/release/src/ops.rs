@@ -183,11 +183,17 @@ pub fn rollback(
     })
 }
 
-/// Polls `GET <serve>/v1/ruleset` until `X-Promptflag-Revision` names `revision`. Returns the
-/// milliseconds since `started` at the first answer that did.
+/// Polls `GET <serve>/v1/ruleset` until the Worker serves `revision` of `environment`. Returns
+/// the milliseconds since `started` at the first answer that did.
+///
+/// A Worker serves one environment, and revision numbers repeat across environments, so the
+/// served ruleset's `environment` is checked as well as its revision: a Worker that serves
+/// another environment is an error at once (it will never serve this change), not a match on
+/// a number that happens to be equal.
 pub fn wait_until_served(
     http: &Http,
     serve_url: &str,
+    environment: &str,
     revision: u64,
     started: Instant,
     timeout: Duration,
@@ -199,9 +205,25 @@ pub fn wait_until_served(
     loop {
         // A failed poll is not fatal: the Worker may be restarting; the deadline decides.
         if let Ok(reply) = http.send("GET", &url, &[], None, false)
-            && reply.revision_header.as_deref() == Some(wanted.as_str())
+            && reply.status == 200
         {
-            return Ok(started.elapsed().as_millis());
+            let served = reply.json();
+            if let Some(other) = served["environment"]
+                .as_str()
+                .filter(|served| *served != environment)
+            {
+                return Err(Error::Remote {
+                    context: format!("GET {url}"),
+                    message: format!(
+                        "this Worker serves {other}, not {environment}: the change to \
+                         {environment} was written (revision {revision} is live in its KV) but \
+                         cannot be seen here; pass --serve-url of a Worker serving {environment}"
+                    ),
+                });
+            }
+            if reply.revision_header.as_deref() == Some(wanted.as_str()) {
+                return Ok(started.elapsed().as_millis());
+            }
         }
         if Instant::now() >= deadline {
             return Err(Error::NotServed {

@@ -118,6 +118,7 @@ fn finish_revert(
         let served = ops::wait_until_served(
             http,
             url,
+            &revert.environment,
             revert.revision,
             started,
             wait.timeout,
