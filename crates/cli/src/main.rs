@@ -156,7 +156,9 @@ fn print_json_error(
         "error": message.trim_end(),
         "diagnostics": diagnostics,
     });
-    println!(
+    // A closed pipe is not worth a panic, as in `emit`.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "{}",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     );

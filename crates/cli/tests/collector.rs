@@ -521,3 +521,29 @@ fn kill_9_during_ingestion_loses_no_acknowledged_event() {
     );
     assert!(acknowledged.len() >= 20_000);
 }
+
+#[test]
+fn a_method_a_route_does_not_take_is_a_json_405_with_allow() {
+    let running = start(64, 1 << 20);
+    let reply = http()
+        .send("GET", &format!("{}/v1/events", running.url), &[], None, false)
+        .unwrap();
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
+    let reply = http()
+        .send("PUT", &format!("{}/metrics", running.url), &[], Some(b"x"), false)
+        .unwrap();
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
+}
+
+#[test]
+fn a_body_that_is_not_json_is_read_as_ndjson_and_refused_per_line() {
+    let running = start(64, 1 << 20);
+    let reply = post(&running.url, "text/plain", b"hello\nworld");
+    assert_eq!(reply.status, 422);
+    let value = reply.json();
+    assert_eq!(value["error"]["code"], "no_valid_events", "{value}");
+    assert_eq!(value["errors"][0]["code"], "invalid_json", "{value}");
+    assert_eq!(value["errors"].as_array().unwrap().len(), 2, "{value}");
+}

@@ -7,7 +7,8 @@
 //! cargo run -p promptflag-client --example prompt_service -- \
 //!     --edge http://127.0.0.1:8787 --flag support_prompt --users ann,bob,carol
 //! ```
-//! Add `--collector http://127.0.0.1:7878` to send telemetry to `promptflag serve`.
+//! Add `--collector http://127.0.0.1:8788` to send telemetry to `promptflag serve` (the port
+//! `cargo xtask dev` starts it on); the example exits 1 when any event was not delivered.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +129,14 @@ fn main() {
     }
     println!("exposures recorded: {}", exposures.load(Ordering::Relaxed));
     if let Some(telemetry) = telemetry {
-        println!("telemetry: {:?}", telemetry.shutdown());
+        let stats = telemetry.shutdown();
+        println!(
+            "telemetry: {} sent, {} dropped (queue full), {} dropped (send failed)",
+            stats.sent, stats.dropped_queue_full, stats.dropped_send_failed
+        );
+        if stats.dropped_queue_full + stats.dropped_send_failed > 0 {
+            eprintln!("prompt_service: some telemetry was not delivered to the collector");
+            std::process::exit(1);
+        }
     }
 }

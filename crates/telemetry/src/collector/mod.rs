@@ -201,6 +201,21 @@ fn error_body(code: &str, message: impl Into<String>) -> Value {
     json!({ "error": { "code": code, "message": message.into() } })
 }
 
+/// A method the route does not take: a JSON 405 naming the one it does, like every other answer.
+async fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &error_body(
+            "method_not_allowed",
+            format!("this route takes {allow} only"),
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (
@@ -291,11 +306,18 @@ impl Collector {
     /// The HTTP routes: `POST /v1/events`, `GET /metrics`, `GET /healthz`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/v1/events", post(post_events))
-            .route("/metrics", get(get_metrics))
+            .route(
+                "/v1/events",
+                post(post_events).fallback(|| method_not_allowed("POST")),
+            )
+            .route(
+                "/metrics",
+                get(get_metrics).fallback(|| method_not_allowed("GET")),
+            )
             .route(
                 "/healthz",
-                get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) }),
+                get(|| async { json_response(StatusCode::OK, &json!({"ok": true})) })
+                    .fallback(|| method_not_allowed("GET")),
             )
             .fallback(|| async {
                 json_response(
