@@ -30,6 +30,11 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("help");
     let rest = &args[args.len().min(1)..];
+    // `cargo xtask <command> --help` prints the usage rather than running the command.
+    if rest.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match command {
         "setup" => Toolchain::setup().map(|_| ()),
         "test" => test(rest),
