@@ -830,7 +830,8 @@ pub fn spawn_worker_with_sink(token: &str, exposure_sink: Option<&str>) -> Resul
     };
     let process = WorkerProcess::start(&locations, &options).map_err(|e| {
         anyhow!(format!(
-            "{e} (set PROMPTFLAG_NODE to Node 22 and PROMPTFLAG_ROOT to the repository, or run `cargo xtask setup`)"
+            "{e} (set PROMPTFLAG_NODE to Node 22 and PROMPTFLAG_ROOT to the repository, or run \
+             `cargo xtask setup` and `cargo xtask build-worker`)"
         ))
     })?;
     let url = process.url().to_string();

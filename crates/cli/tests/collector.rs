@@ -526,12 +526,24 @@ fn kill_9_during_ingestion_loses_no_acknowledged_event() {
 fn a_method_a_route_does_not_take_is_a_json_405_with_allow() {
     let running = start(64, 1 << 20);
     let reply = http()
-        .send("GET", &format!("{}/v1/events", running.url), &[], None, false)
+        .send(
+            "GET",
+            &format!("{}/v1/events", running.url),
+            &[],
+            None,
+            false,
+        )
         .unwrap();
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["error"]["code"], "method_not_allowed");
     let reply = http()
-        .send("PUT", &format!("{}/metrics", running.url), &[], Some(b"x"), false)
+        .send(
+            "PUT",
+            &format!("{}/metrics", running.url),
+            &[],
+            Some(b"x"),
+            false,
+        )
         .unwrap();
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()["error"]["code"], "method_not_allowed");

@@ -2,9 +2,9 @@
 //! `tests/support/worker-server.mjs`): publish, two concurrent publishers, kill and rollback with
 //! the revert cycle time, and staging before prod.
 //!
-//! These tests need Node 22 and the built Worker; `cargo xtask test` provides both and sets
-//! `PROMPTFLAG_NODE`, `PROMPTFLAG_WORKER_DIR` and `PROMPTFLAG_ROOT`. Without them the tests fail
-//! (they never pass silently).
+//! These tests need Node 22 and the built Worker; `cargo xtask test` provides both; run alone,
+//! the harness finds them in the workspace after `cargo xtask setup` and `cargo xtask
+//! build-worker`, and fails naming the command when they are missing (never silently).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

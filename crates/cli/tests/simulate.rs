@@ -2,8 +2,9 @@
 //! from `tests/support/worker-server.mjs`) and the collector, and in-process runs of the same
 //! controller on fresh seeds.
 //!
-//! The Worker run needs Node 22 and the built Worker: `cargo xtask test` provides both and sets
-//! `PROMPTFLAG_NODE`, `PROMPTFLAG_WORKER_DIR` and `PROMPTFLAG_ROOT`. Without them it fails.
+//! The Worker run needs Node 22 and the built Worker: `cargo xtask test` provides both; run
+//! alone, the harness finds them in the workspace after `cargo xtask setup` and
+//! `cargo xtask build-worker`, and fails naming the command when they are missing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,13 +34,8 @@ fn simulate(args: &[&str], csv: &std::path::Path) -> Value {
 
 #[test]
 fn a_regression_is_rolled_back_through_the_real_worker() {
-    if std::env::var_os("PROMPTFLAG_NODE").is_none() {
-        panic!(
-            "PROMPTFLAG_NODE is not set: this test runs the built Worker under Node 22. Run it with \
-             `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, \
-             PROMPTFLAG_WORKER_DIR and PROMPTFLAG_ROOT."
-        );
-    }
+    // Fails with the command to run when Node 22 is not installed; never passes silently.
+    promptflag_harness::Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("checks.csv");
     let out = simulate(
@@ -158,13 +154,8 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     use promptflag_telemetry::collector::{Collector, CollectorConfig};
     use std::time::{Duration, Instant};
 
-    if std::env::var_os("PROMPTFLAG_NODE").is_none() {
-        panic!(
-            "PROMPTFLAG_NODE is not set: this test runs the built Worker under Node 22. Run it with \
-             `cargo xtask test`, which builds the Worker and sets PROMPTFLAG_NODE, \
-             PROMPTFLAG_WORKER_DIR and PROMPTFLAG_ROOT."
-        );
-    }
+    // Fails with the command to run when Node 22 is not installed; never passes silently.
+    promptflag_harness::Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("telemetry.sqlite3");
     let (collector, writer) = Collector::start(CollectorConfig {

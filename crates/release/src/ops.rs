@@ -188,8 +188,9 @@ pub fn rollback(
 ///
 /// A Worker serves one environment, and revision numbers repeat across environments, so the
 /// served ruleset's `environment` is checked as well as its revision: a Worker that serves
-/// another environment is an error at once (it will never serve this change), not a match on
-/// a number that happens to be equal.
+/// another environment from KV is an error at once (it will never serve this change), not a
+/// match on a number that happens to be equal. Its compiled-in fallback (served before KV
+/// holds anything for it) names no environment of KV, so it only means "not yet".
 pub fn wait_until_served(
     http: &Http,
     serve_url: &str,
@@ -207,10 +208,11 @@ pub fn wait_until_served(
         if let Ok(reply) = http.send("GET", &url, &[], None, false)
             && reply.status == 200
         {
+            let from_kv = reply.source_header.as_deref() != Some("fallback");
             let served = reply.json();
             if let Some(other) = served["environment"]
                 .as_str()
-                .filter(|served| *served != environment)
+                .filter(|served| from_kv && *served != environment)
             {
                 return Err(Error::Remote {
                     context: format!("GET {url}"),

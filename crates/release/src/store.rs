@@ -142,6 +142,8 @@ pub struct Reply {
     pub status: u16,
     /// `X-Promptflag-Revision`, when present.
     pub revision_header: Option<String>,
+    /// `X-Promptflag-Ruleset-Source` (`kv`, `last-known-good` or `fallback`), when present.
+    pub source_header: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -286,6 +288,7 @@ impl Http {
                 .map(str::to_string)
         };
         let revision_header = header("x-promptflag-revision");
+        let source_header = header("x-promptflag-ruleset-source");
         let retry_after = header("retry-after")
             .and_then(|value| value.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -299,6 +302,7 @@ impl Http {
             Reply {
                 status,
                 revision_header,
+                source_header,
                 body,
             },
             retry_after,
