@@ -104,6 +104,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
         .context("starting the async runtime")?;
     let control = loop_thread.is_some();
     let db = hi.db.clone();
+    let state_db = hi.state_db.clone();
     let served = runtime.block_on(async move {
         let shutdown = async {
             let interrupt = tokio::signal::ctrl_c();
@@ -135,7 +136,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
                 // One line on stdout for scripts and tests, like the Worker harness.
                 println!(
                     "{}",
-                    json!({"url": format!("http://{bound}"), "db": db, "control_loop": control})
+                    json!({"url": format!("http://{bound}"), "db": db, "state_db": state_db, "control_loop": control})
                 );
                 eprintln!(
                     "promptflag serve: collector on http://{bound} (POST /v1/events, GET /metrics), database {}{}",
@@ -195,7 +196,9 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
         .with_context(|| format!("opening the rollout state {}", hi.state_db.display()))?;
     let now = SystemClock.now_ms();
     let (flag, command, payload, reason, wait) = match command {
-        RolloutCommand::Status { flag, checks } => return status(&connection, flag, *checks),
+        RolloutCommand::Status { flag, checks } => {
+            return status(&connection, &hi.state_db, flag, *checks);
+        }
         RolloutCommand::Start { flag, reason, wait } => {
             let (repo, diagnostics) = lint::check(&hi.repo)?;
             let source = repo
@@ -282,10 +285,15 @@ pub fn run_rollout(hi: &HiArgs, command: &RolloutCommand) -> Result<Output> {
     }
 }
 
-fn status(connection: &rusqlite::Connection, flag: &str, checks: usize) -> Result<Output> {
+fn status(
+    connection: &rusqlite::Connection,
+    state_db: &std::path::Path,
+    flag: &str,
+    checks: usize,
+) -> Result<Output> {
     let Some(state) = promptflag_controller::load_state(connection, flag)? else {
         return Ok(Output {
-            text: format!("{flag}: no rollout\n"),
+            text: format!("{flag}: no rollout in {}\n", state_db.display()),
             json: json!({"ok": true, "flag": flag, "rollout": null}),
             code: ExitCode::Ok,
         });
