@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::audit::{Action, AuditLog, Entry, NewEntry};
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
-use crate::store::{EnvState, Http, Store};
+use crate::store::{EnvState, Http, NoProgress, Progress, Store};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_authoring::digest::sha256_hex;
 
@@ -200,10 +200,43 @@ pub fn wait_until_served(
     timeout: Duration,
     poll: Duration,
 ) -> Result<u128> {
+    wait_until_served_with_progress(
+        http,
+        serve_url,
+        environment,
+        revision,
+        started,
+        timeout,
+        poll,
+        &NoProgress,
+    )
+}
+
+/// [`wait_until_served`], reporting the wait to `progress` in milliseconds of the timeout.
+#[allow(clippy::too_many_arguments)]
+pub fn wait_until_served_with_progress(
+    http: &Http,
+    serve_url: &str,
+    environment: &str,
+    revision: u64,
+    started: Instant,
+    timeout: Duration,
+    poll: Duration,
+    progress: &dyn Progress,
+) -> Result<u128> {
     let url = format!("{}/v1/ruleset", serve_url.trim_end_matches('/'));
     let wanted = revision.to_string();
-    let deadline = Instant::now() + timeout;
-    loop {
+    let waiting_since = Instant::now();
+    let deadline = waiting_since + timeout;
+    progress.begin(
+        u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        &format!("waiting for the Worker to serve {environment} revision {revision} (ms)"),
+    );
+    let mut reported_ms = 0u64;
+    let outcome = loop {
+        let waited_ms = u64::try_from(waiting_since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        progress.advance(waited_ms.saturating_sub(reported_ms));
+        reported_ms = waited_ms;
         // A failed poll is not fatal: the Worker may be restarting; the deadline decides.
         if let Ok(reply) = http.send("GET", &url, &[], None, false)
             && reply.status == 200
@@ -214,7 +247,7 @@ pub fn wait_until_served(
                 .as_str()
                 .filter(|served| from_kv && *served != environment)
             {
-                return Err(Error::Remote {
+                break Err(Error::Remote {
                     context: format!("GET {url}"),
                     message: format!(
                         "this Worker serves {other}, not {environment}: the change to \
@@ -224,17 +257,19 @@ pub fn wait_until_served(
                 });
             }
             if reply.revision_header.as_deref() == Some(wanted.as_str()) {
-                return Ok(started.elapsed().as_millis());
+                break Ok(started.elapsed().as_millis());
             }
         }
         if Instant::now() >= deadline {
-            return Err(Error::NotServed {
+            break Err(Error::NotServed {
                 revision,
                 waited_ms: started.elapsed().as_millis(),
             });
         }
         std::thread::sleep(poll);
-    }
+    };
+    progress.end();
+    outcome
 }
 
 /// An environment's revisions, with the audit entries that made them.

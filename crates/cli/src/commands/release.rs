@@ -103,7 +103,7 @@ pub(crate) fn run_revert(args: &HiArgs, revert: &Revert) -> Result<Output> {
             ops::rollback(store.as_ref(), &mut audit, environment, *to, &who, started)?
         }
     };
-    finish_revert(&mut outcome, &revert.http, &revert.wait, started)
+    finish_revert(&mut outcome, &revert.http, &revert.wait, started, args.json)
 }
 
 fn finish_revert(
@@ -111,11 +111,13 @@ fn finish_revert(
     http: &promptflag_release::store::Http,
     wait: &Wait,
     started: Instant,
+    json_mode: bool,
 ) -> Result<Output> {
     if !revert.unchanged
         && let Some(url) = &wait.serve_url
     {
-        let served = ops::wait_until_served(
+        let bar = Bar::new(json_mode);
+        let served = ops::wait_until_served_with_progress(
             http,
             url,
             &revert.environment,
@@ -123,6 +125,7 @@ fn finish_revert(
             started,
             wait.timeout,
             std::time::Duration::from_millis(10),
+            &bar,
         )?;
         revert.served_ms = Some(served);
     }
