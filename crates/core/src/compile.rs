@@ -50,6 +50,11 @@ pub mod limits {
     pub const MAX_VALUE_BYTES: usize = 1_024;
     /// How deeply segments may refer to segments.
     pub const MAX_SEGMENT_DEPTH: usize = 8;
+    /// Condition tests one rule or segment may expand to through `in_segment`, counting each
+    /// reference to a segment as all of that segment's tests, every time it is referred to.
+    /// This bounds the work of evaluating a rule whatever the ruleset's shape: a few short
+    /// segments that each refer to the next several times would otherwise multiply.
+    pub const MAX_EXPANDED_CONDITIONS: u64 = 10_000;
 }
 
 use limits::*;
@@ -331,7 +336,7 @@ impl Compiler {
             self.check_key(&path, "the segment key", key);
             segments.push(self.segment(&path, segment, &segment_index));
         }
-        self.check_segment_cycles(&segment_index, &segments);
+        let segment_costs = self.check_segment_cycles(&segment_index, &segments);
 
         // Flags.
         // Duplicated keys are reported here; the first definition is the one compiled.
@@ -353,10 +358,12 @@ impl Compiler {
         self.check_layer_overlaps(&layer_claims);
         flags.sort_by(|a, b| a.key.cmp(&b.key));
         flags.dedup_by(|a, b| a.key == b.key);
+        self.check_rule_costs(&flags, &segment_costs);
         // Only a valid ruleset is flattened: a cycle of segments would never end.
         if self.problems.is_empty() {
+            let mut flattened = alloc::vec![None; segments.len()];
             for rule in flags.iter_mut().flat_map(|flag| flag.rules.iter_mut()) {
-                rule.conditions = inline_segments(&rule.conditions, &segments);
+                rule.conditions = inline_segments(&rule.conditions, &segments, &mut flattened);
             }
         }
 
@@ -413,7 +420,15 @@ impl Compiler {
         sorted
     }
 
-    fn check_segment_cycles(&mut self, index: &BTreeMap<String, usize>, segments: &[Segment]) {
+    /// Reports cycles and segments nested too deep, and returns how many condition tests each
+    /// segment expands to through `in_segment` (saturating), reporting each one over
+    /// [`MAX_EXPANDED_CONDITIONS`]. The costs are computed once per segment, from those of the
+    /// segments it refers to, so this work is linear in the ruleset's size.
+    fn check_segment_cycles(
+        &mut self,
+        index: &BTreeMap<String, usize>,
+        segments: &[Segment],
+    ) -> Vec<u64> {
         // Depth-first search with colours; a grey node reached again closes a cycle.
         fn references(segment: &Segment) -> Vec<usize> {
             let mut out = Vec::new();
@@ -492,6 +507,48 @@ impl Compiler {
                     "too_deep",
                     format!("segments nest {node_depth} deep; the limit is {MAX_SEGMENT_DEPTH}"),
                 );
+            }
+        }
+        // A segment refers only to segments less deep than itself (a cycle, already reported,
+        // is cut where the search found it), so costs in order of depth are all known when used.
+        let mut order: Vec<usize> = (0..segments.len()).collect();
+        order.sort_by_key(|&position| depth[position]);
+        let mut costs = alloc::vec![0u64; segments.len()];
+        for position in order {
+            costs[position] = expanded_cost(&segments[position].conditions, &costs);
+        }
+        for (key, &position) in index {
+            let cost = costs[position];
+            if cost > MAX_EXPANDED_CONDITIONS {
+                self.problem(
+                    &format!("segments.{key}"),
+                    "too_complex",
+                    format!(
+                        "segment {key:?} expands to {cost} condition tests through in_segment; \
+                         the limit is {MAX_EXPANDED_CONDITIONS}"
+                    ),
+                );
+            }
+        }
+        costs
+    }
+
+    /// Reports each rule whose conditions expand to more than [`MAX_EXPANDED_CONDITIONS`]
+    /// tests through the segments they refer to.
+    fn check_rule_costs(&mut self, flags: &[Flag], segment_costs: &[u64]) {
+        for flag in flags {
+            for (index, rule) in flag.rules.iter().enumerate() {
+                let cost = expanded_cost(&rule.conditions, segment_costs);
+                if cost > MAX_EXPANDED_CONDITIONS {
+                    self.problem(
+                        &format!("flags.{}.rules[{index}].when", flag.key),
+                        "too_complex",
+                        format!(
+                            "the rule expands to {cost} condition tests through in_segment; the \
+                             limit is {MAX_EXPANDED_CONDITIONS}"
+                        ),
+                    );
+                }
             }
         }
     }
@@ -1109,7 +1166,14 @@ fn prompt_value(meta: &PromptMeta) -> Value {
 /// hold, checked in order, and stops at the same condition. Segments with unit lists, empty
 /// segments, negated conditions and lists of several segments stay as they are, and so does
 /// anything that would grow past [`INLINED_CONDITIONS_MAX`] conditions.
-fn inline_segments(conditions: &[Condition], segments: &[Segment]) -> Vec<Condition> {
+///
+/// `flattened` keeps each segment's own flattened conditions once computed, so a segment that is
+/// referred to many times is flattened once: the work is linear in the ruleset's size.
+fn inline_segments(
+    conditions: &[Condition],
+    segments: &[Segment],
+    flattened: &mut Vec<Option<Vec<Condition>>>,
+) -> Vec<Condition> {
     let mut flat = Vec::with_capacity(conditions.len());
     for (index, condition) in conditions.iter().enumerate() {
         let inlinable = match (&condition.test, condition.negate) {
@@ -1126,7 +1190,20 @@ fn inline_segments(conditions: &[Condition], segments: &[Segment]) -> Vec<Condit
             flat.push(condition.clone());
             continue;
         };
-        let inner = inline_segments(&segment.conditions, segments);
+        let target = match &condition.test {
+            Test::InSegment(targets) => targets[0],
+            _ => continue,
+        };
+        let inner = match flattened.get(target).cloned().flatten() {
+            Some(inner) => inner,
+            None => {
+                let inner = inline_segments(&segment.conditions, segments, flattened);
+                if let Some(slot) = flattened.get_mut(target) {
+                    *slot = Some(inner.clone());
+                }
+                inner
+            }
+        };
         let remaining = conditions.len() - index - 1;
         if flat.len() + 1 + inner.len() + remaining > INLINED_CONDITIONS_MAX {
             flat.push(condition.clone());
@@ -1140,6 +1217,20 @@ fn inline_segments(conditions: &[Condition], segments: &[Segment]) -> Vec<Condit
         flat.extend(inner);
     }
     flat
+}
+
+/// How many condition tests these conditions expand to, each `in_segment` counting as one test
+/// plus every test of each segment it names (their costs given), saturating.
+fn expanded_cost(conditions: &[Condition], segment_costs: &[u64]) -> u64 {
+    conditions.iter().fold(0u64, |total, condition| {
+        let referred = match &condition.test {
+            Test::InSegment(targets) => targets.iter().fold(0u64, |sum, &target| {
+                sum.saturating_add(segment_costs.get(target).copied().unwrap_or(0))
+            }),
+            _ => 0,
+        };
+        total.saturating_add(1).saturating_add(referred)
+    })
 }
 
 /// The most conditions [`inline_segments`] leaves in one rule.

@@ -68,3 +68,57 @@ fn a_chain_exactly_at_the_depth_limit_is_valid() {
     assert_eq!(ruleset.flag_keys().count(), 0);
     assert_chain_rejected_as_too_deep(9);
 }
+
+/// Segments `s0` .. `s{depth - 1}`, each but the last naming the next `repeats` times, and a flag
+/// whose one rule names `s0`: the shape that once took seconds to compile and would take
+/// `repeats^depth` tests to evaluate.
+fn repeated_segment_chain(depth: usize, repeats: usize) -> String {
+    let mut segments = Vec::with_capacity(depth);
+    for index in 0..depth {
+        if index + 1 < depth {
+            let reference = format!(r#"{{"op": "in_segment", "values": ["s{}"]}}"#, index + 1);
+            let conditions = vec![reference; repeats].join(", ");
+            segments.push(format!(r#""s{index}": {{"conditions": [{conditions}]}}"#));
+        } else {
+            segments.push(format!(
+                r#""s{index}": {{"conditions": [{{"attribute": "plan", "op": "in", "values": ["pro"]}}]}}"#
+            ));
+        }
+    }
+    format!(
+        r#"{{"schema": 1, "environment": "test", "revision": 1, "segments": {{{}}},
+            "flags": {{"f": {{"kind": "boolean", "variants": {{"off": {{"value": false}}, "on": {{"value": true}}}},
+            "baseline": "off", "rules": [{{"when": [{{"op": "in_segment", "values": ["s0"]}}], "serve": {{"variant": "on"}}}}]}}}}}}"#,
+        segments.join(", ")
+    )
+}
+
+#[test]
+fn chained_segments_repeating_in_segment_are_too_complex_instead_of_stalling_compile() {
+    // Eight segments each naming the next twelve times: 12^7 tests for one rule. Compiling it
+    // once stalled for more than 20 seconds; it is now rejected, with the segments' paths.
+    let error = Ruleset::from_json_str(&repeated_segment_chain(8, 12))
+        .expect_err("a rule that expands past the limit is invalid");
+    let problems = error.problems();
+    assert!(
+        problems.iter().all(|problem| problem.code == "too_complex"),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|problem| problem.path == "segments.s0"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.path == "flags.f.rules[0].when"),
+        "{problems:?}"
+    );
+    // The same shape under the limit (6 991 tests) compiles and evaluates, each segment
+    // flattened once however often it is named.
+    let ruleset = Ruleset::from_json_str(&repeated_segment_chain(4, 15)).unwrap();
+    let context =
+        promptflag_core::Context::from_json_str(r#"{"targetingKey": "u", "plan": "pro"}"#).unwrap();
+    let evaluation = ruleset.evaluate("f", &context);
+    assert_eq!(evaluation.variant, Some("on"));
+}
