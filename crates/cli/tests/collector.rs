@@ -559,3 +559,35 @@ fn a_body_that_is_not_json_is_read_as_ndjson_and_refused_per_line() {
     assert_eq!(value["errors"][0]["code"], "invalid_json", "{value}");
     assert_eq!(value["errors"].as_array().unwrap().len(), 2, "{value}");
 }
+
+#[test]
+fn a_reused_request_id_with_other_content_is_a_conflict_not_a_duplicate() {
+    let running = start(16, 1 << 20);
+    let first = json!([call("r-1")]);
+    let answer = post(
+        &running.url,
+        "application/json",
+        first.to_string().as_bytes(),
+    )
+    .json();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    // The same id for another call (another variant, another status), and a true retry.
+    let mut other = call("r-1");
+    other["variant"] = json!("baseline");
+    other["status"] = json!("error");
+    let batch = json!([other, call("r-1"), call("r-2")]);
+    let answer = post(
+        &running.url,
+        "application/json",
+        batch.to_string().as_bytes(),
+    )
+    .json();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["duplicates"], 1, "{answer}");
+    assert_eq!(answer["duplicate_indices"], json!([1]), "{answer}");
+    assert_eq!(answer["rejected"], 1, "{answer}");
+    assert_eq!(answer["errors"][0]["index"], 0, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "conflict", "{answer}");
+    assert_eq!(answer["errors"][0]["request_id"], "r-1", "{answer}");
+    assert_eq!(count_calls(&running.db), 2);
+}

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
+use sha2::{Digest, Sha256};
 
 use super::event::{CallRecord, ExposureRecord, Record};
 use crate::error::{Error, Result};
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS calls (
     parser_valid INTEGER,
     refused INTEGER,
     hallucinated INTEGER,
-    cost_usd REAL
+    cost_usd REAL,
+    content_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_flag_time ON calls (flag_key, ts_ms);
 CREATE TABLE IF NOT EXISTS exposures (
@@ -98,7 +100,22 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
         synchronous.as_str()
     ))?;
     connection.execute_batch(SCHEMA)?;
+    add_content_hash_column(&connection)?;
     Ok(connection)
+}
+
+/// Files written before calls kept their content hash gain the column; their old rows have
+/// none, so a resend of one of them is a duplicate, never a conflict.
+fn add_content_hash_column(connection: &Connection) -> Result<()> {
+    let mut statement = connection.prepare("PRAGMA table_info(calls)")?;
+    let columns = statement.query_map([], |row| row.get::<_, String>(1))?;
+    for column in columns {
+        if column? == "content_hash" {
+            return Ok(());
+        }
+    }
+    connection.execute_batch("ALTER TABLE calls ADD COLUMN content_hash TEXT")?;
+    Ok(())
 }
 
 /// What happened to one stored event.
@@ -106,18 +123,51 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
 pub enum Stored {
     /// Newly written.
     Accepted,
-    /// Its id was already stored; nothing was written.
+    /// The same event (same id, same content) was already stored; nothing was written.
     Duplicate,
+    /// An event with this id but other content was already stored; nothing was written. A
+    /// retry resends the same content, so this is a caller reusing an id, not a retry.
+    Conflict,
 }
 
-const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+/// The SHA-256 of everything a call says besides its id, in a fixed order, so a resend of the
+/// same call matches and a reused id with other content does not.
+fn call_content_hash(call: &CallRecord) -> String {
+    let fields = serde_json::json!([
+        call.timestamp_ms,
+        call.environment,
+        call.flag_key,
+        call.variant,
+        call.prompt_id,
+        call.prompt_version,
+        call.prompt_hash,
+        call.user_id,
+        call.model,
+        call.temperature,
+        call.input_tokens,
+        call.output_tokens,
+        call.latency_ms,
+        call.ttft_ms,
+        call.status.as_str(),
+        call.parser_valid,
+        call.refused,
+        call.hallucinated,
+        call.cost_usd,
+    ]);
+    format!("{:x}", Sha256::digest(fields.to_string().as_bytes()))
+}
+
+const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+const STORED_CALL_HASH: &str = "SELECT content_hash FROM calls WHERE request_id = ?1";
 const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 fn insert_call(
     statement: &mut rusqlite::CachedStatement<'_>,
+    stored_hash: &mut rusqlite::CachedStatement<'_>,
     call: &CallRecord,
-) -> rusqlite::Result<usize> {
-    statement.execute(params![
+) -> rusqlite::Result<Stored> {
+    let content_hash = call_content_hash(call);
+    let changed = statement.execute(params![
         call.request_id,
         call.timestamp_ms,
         call.environment,
@@ -138,7 +188,17 @@ fn insert_call(
         call.refused,
         call.hallucinated,
         call.cost_usd,
-    ])
+        content_hash,
+    ])?;
+    if changed > 0 {
+        return Ok(Stored::Accepted);
+    }
+    let existing: Option<String> =
+        stored_hash.query_row(params![call.request_id], |row| row.get(0))?;
+    Ok(match existing {
+        Some(existing) if existing != content_hash => Stored::Conflict,
+        _ => Stored::Duplicate,
+    })
 }
 
 fn insert_exposure(
@@ -168,18 +228,21 @@ pub fn insert_batches(
     let mut outcomes = Vec::with_capacity(batches.len());
     {
         let mut calls = transaction.prepare_cached(INSERT_CALL)?;
+        let mut stored_hashes = transaction.prepare_cached(STORED_CALL_HASH)?;
         let mut exposures = transaction.prepare_cached(INSERT_EXPOSURE)?;
         for batch in batches {
             let mut stored = Vec::with_capacity(batch.len());
             for record in *batch {
-                let changed = match record {
-                    Record::Call(call) => insert_call(&mut calls, call)?,
-                    Record::Exposure(exposure) => insert_exposure(&mut exposures, exposure)?,
-                };
-                stored.push(if changed == 0 {
-                    Stored::Duplicate
-                } else {
-                    Stored::Accepted
+                stored.push(match record {
+                    Record::Call(call) => insert_call(&mut calls, &mut stored_hashes, call)?,
+                    // An exposure's key is the hash of its content, so a key stored again is
+                    // always the same exposure.
+                    Record::Exposure(exposure) => {
+                        match insert_exposure(&mut exposures, exposure)? {
+                            0 => Stored::Duplicate,
+                            _ => Stored::Accepted,
+                        }
+                    }
                 });
             }
             outcomes.push(stored);

@@ -143,7 +143,8 @@ pub struct EventError {
     /// The event's `request_id`, when it had a readable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// `invalid_json`, `invalid_event`, `missing_field`, `invalid_value`, `unknown_type`.
+    /// `invalid_json`, `invalid_event`, `missing_field`, `invalid_value`, `unknown_type`, or
+    /// `conflict` (an id already stored with other content).
     pub code: &'static str,
     /// What is wrong, in a sentence.
     pub message: String,

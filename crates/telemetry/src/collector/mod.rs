@@ -171,6 +171,8 @@ fn writer_loop(
                             (Record::Call(_), Stored::Duplicate) => dup_calls += 1,
                             (Record::Exposure(_), Stored::Accepted) => exposures += 1,
                             (Record::Exposure(_), Stored::Duplicate) => dup_exposures += 1,
+                            // Reported to the caller as per-event errors; nothing was written.
+                            (_, Stored::Conflict) => {}
                         }
                     }
                     metrics.stored(calls, exposures, dup_calls, dup_exposures);
@@ -411,13 +413,30 @@ async fn post_events(
             metrics.request("ok");
             let mut duplicate_ids = Vec::new();
             let mut duplicate_indices = Vec::new();
+            let mut errors = errors;
             for ((id, index), outcome) in ids.into_iter().zip(indices).zip(&stored) {
-                if *outcome == Stored::Duplicate {
-                    duplicate_ids.push(id);
-                    duplicate_indices.push(index);
+                match outcome {
+                    Stored::Accepted => {}
+                    Stored::Duplicate => {
+                        duplicate_ids.push(id);
+                        duplicate_indices.push(index);
+                    }
+                    Stored::Conflict => errors.push(EventError {
+                        index,
+                        message: format!(
+                            "request_id {id:?} is already stored with other content; a retry \
+                             resends the same event, so give a new call a new id"
+                        ),
+                        request_id: Some(id),
+                        code: "conflict",
+                    }),
                 }
             }
-            let accepted = stored.len() - duplicate_ids.len();
+            errors.sort_by_key(|error| error.index);
+            let accepted = stored
+                .iter()
+                .filter(|outcome| **outcome == Stored::Accepted)
+                .count();
             json_response(
                 StatusCode::OK,
                 &json!({
