@@ -306,6 +306,22 @@ pub struct ServeArgs {
     /// Seconds in the Retry-After of a 429.
     #[arg(long, default_value_t = 1)]
     pub retry_after: u64,
+    /// A bearer token writers must send (repeat it, or separate with commas, to accept several
+    /// while one is rotated); at least 32 bytes. Without one the collector listens on loopback
+    /// only.
+    #[arg(
+        long = "token",
+        env = "PROMPTFLAG_COLLECTOR_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+    /// Refuse events older than this many seconds (0: no limit).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    pub max_event_age: u64,
+    /// Refuse events more than this many seconds in the future (clock skew).
+    #[arg(long, default_value_t = 300)]
+    pub max_event_ahead: u64,
     /// Run the rollout control loop too (needs --worker/--admin-token or --kv).
     #[arg(long)]
     pub control: bool,

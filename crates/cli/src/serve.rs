@@ -14,7 +14,7 @@ use promptflag_controller::{
 };
 use promptflag_release::audit::AuditLog;
 use promptflag_telemetry::collector::db::Synchronous;
-use promptflag_telemetry::collector::{Collector, CollectorConfig};
+use promptflag_telemetry::collector::{Collector, CollectorConfig, TimestampWindow};
 use serde_json::{Value, json};
 
 use crate::Output;
@@ -30,6 +30,12 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr> {
 /// Runs the collector (and the control loop) until SIGINT or SIGTERM.
 pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>) -> Result<Output> {
     let addr = resolve_listen(&args.listen)?;
+    if !addr.ip().is_loopback() && args.tokens.is_empty() {
+        bail!(
+            "refusing to listen on {addr} without a writer token: anyone who can reach it could \
+             write events; pass --token (or PROMPTFLAG_COLLECTOR_TOKENS), or listen on 127.0.0.1"
+        );
+    }
     let config = CollectorConfig {
         db_path: hi.db.clone(),
         synchronous: if args.synchronous == "normal" {
@@ -42,6 +48,11 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
         max_body_bytes: args.max_body_bytes.max(1024),
         max_events_per_request: 100_000,
         retry_after_seconds: args.retry_after.max(1),
+        tokens: args.tokens.clone(),
+        timestamp_window: (args.max_event_age > 0).then(|| TimestampWindow {
+            max_age: Duration::from_secs(args.max_event_age),
+            max_ahead: Duration::from_secs(args.max_event_ahead),
+        }),
     };
     let (collector, writer) = Collector::start(config)
         .with_context(|| format!("opening the telemetry database {}", hi.db.display()))?;

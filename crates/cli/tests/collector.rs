@@ -77,15 +77,22 @@ impl Drop for Running {
 }
 
 fn start(queue_capacity: usize, max_body_bytes: usize) -> Running {
+    start_with(CollectorConfig {
+        queue_capacity,
+        max_body_bytes,
+        ..CollectorConfig::default()
+    })
+}
+
+/// A collector with this configuration (its database in a fresh temporary folder).
+fn start_with(config: CollectorConfig) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("telemetry.sqlite3");
     let (collector, writer) = Collector::start(CollectorConfig {
         db_path: db.clone(),
         synchronous: Synchronous::Full,
-        queue_capacity,
-        max_body_bytes,
         max_events_per_request: 1000,
-        ..CollectorConfig::default()
+        ..config
     })
     .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -416,6 +423,9 @@ fn spawn_serve(db: &std::path::Path) -> Server {
             "127.0.0.1:0",
             "--synchronous",
             "normal",
+            // The events are the documented example's, from 2025: no age limit here.
+            "--max-event-age",
+            "0",
             "--db",
         ])
         .arg(db)
@@ -590,4 +600,110 @@ fn a_reused_request_id_with_other_content_is_a_conflict_not_a_duplicate() {
     assert_eq!(answer["errors"][0]["code"], "conflict", "{answer}");
     assert_eq!(answer["errors"][0]["request_id"], "r-1", "{answer}");
     assert_eq!(count_calls(&running.db), 2);
+}
+
+const TOKEN_A: &str = "collector-token-a-0123456789abcdef";
+const TOKEN_B: &str = "collector-token-b-0123456789abcdef";
+
+fn post_with_token(url: &str, token: Option<&str>, body: &[u8]) -> Reply {
+    let mut headers = vec![("Content-Type", String::from("application/json"))];
+    if let Some(token) = token {
+        headers.push(("Authorization", format!("Bearer {token}")));
+    }
+    http()
+        .send(
+            "POST",
+            &format!("{url}/v1/events"),
+            &headers,
+            Some(body),
+            false,
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_collector_with_tokens_refuses_writers_without_one_and_takes_each_valid_one() {
+    let running = start_with(CollectorConfig {
+        tokens: vec![TOKEN_A.to_string(), TOKEN_B.to_string()],
+        ..CollectorConfig::default()
+    });
+    let body = json!([call("t-1")]).to_string();
+    for token in [None, Some("wrong"), Some(&TOKEN_A[..TOKEN_A.len() - 1])] {
+        let reply = post_with_token(&running.url, token, body.as_bytes());
+        assert_eq!(reply.status, 401, "{token:?}");
+        assert_eq!(reply.json()["error"]["code"], "unauthorized");
+    }
+    assert_eq!(count_calls(&running.db), 0);
+    // Both tokens are valid at once, so one can be rotated in before the other goes.
+    let reply = post_with_token(&running.url, Some(TOKEN_B), body.as_bytes());
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let again = json!([call("t-2")]).to_string();
+    let reply = post_with_token(&running.url, Some(TOKEN_A), again.as_bytes());
+    assert_eq!(reply.status, 200);
+    assert_eq!(count_calls(&running.db), 2);
+}
+
+#[test]
+fn a_collector_token_under_32_bytes_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = Collector::start(CollectorConfig {
+        db_path: dir.path().join("t.sqlite3"),
+        tokens: vec![String::from("short")],
+        ..CollectorConfig::default()
+    })
+    .err()
+    .unwrap();
+    assert!(error.to_string().contains("at least 32 bytes"), "{error}");
+}
+
+#[test]
+fn events_outside_the_timestamp_window_are_refused_per_event() {
+    use promptflag_telemetry::collector::TimestampWindow;
+    let running = start_with(CollectorConfig {
+        timestamp_window: Some(TimestampWindow {
+            max_age: Duration::from_secs(3600),
+            max_ahead: Duration::from_secs(300),
+        }),
+        ..CollectorConfig::default()
+    });
+    let now = promptflag_release::audit::now_rfc3339();
+    let mut fresh = call("w-now");
+    fresh["timestamp"] = json!(now);
+    let mut ancient = call("w-0001");
+    ancient["timestamp"] = json!("0001-01-01T00:00:00Z");
+    let mut future = call("w-9999");
+    future["timestamp"] = json!("9999-12-31T23:59:59Z");
+    let body = json!([ancient, fresh, future]).to_string();
+    let answer = post(&running.url, "application/json", body.as_bytes()).json();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["rejected"], 2, "{answer}");
+    assert_eq!(answer["errors"][0]["index"], 0, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "timestamp_out_of_window");
+    assert_eq!(answer["errors"][1]["index"], 2, "{answer}");
+    assert_eq!(answer["errors"][1]["code"], "timestamp_out_of_window");
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_promptflag"))
+        .args(["--json", "serve", "--listen", "0.0.0.0:0", "--db"])
+        .arg(dir.path().join("t.sqlite3"))
+        .env_remove("PROMPTFLAG_COLLECTOR_TOKENS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        value["error"]
+            .as_str()
+            .unwrap()
+            .contains("without a writer token"),
+        "{value}"
+    );
 }

@@ -51,6 +51,51 @@ pub struct CollectorConfig {
     pub max_events_per_request: usize,
     /// Seconds in the `Retry-After` of a `429`.
     pub retry_after_seconds: u64,
+    /// Bearer tokens a writer must present on `POST /v1/events` (several at once, so one can
+    /// be rotated in before the old one goes). Empty: no authentication, for loopback only.
+    pub tokens: Vec<String>,
+    /// Events whose time is outside this window around the collector's clock are refused.
+    pub timestamp_window: Option<TimestampWindow>,
+}
+
+/// How far from the collector's clock an event's time may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampWindow {
+    /// The oldest accepted event, this far in the past.
+    pub max_age: Duration,
+    /// The newest accepted event, this far in the future (clock skew).
+    pub max_ahead: Duration,
+}
+
+/// The shortest writer token the collector takes: a token is a secret, not a password.
+pub const MIN_TOKEN_BYTES: usize = 32;
+
+impl CollectorConfig {
+    /// Checks the configuration before the collector starts: tokens long enough.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(short) = self.tokens.iter().find(|t| t.len() < MIN_TOKEN_BYTES) {
+            return Err(Error::Invalid(format!(
+                "a collector token must be at least {MIN_TOKEN_BYTES} bytes (one is {})",
+                short.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// True when `presented` equals one of `tokens`. Every token is compared in full, and each
+/// comparison takes the same time whatever the bytes, so the timing reveals neither which token
+/// matched nor how much of one did.
+fn token_matches(tokens: &[String], presented: &[u8]) -> bool {
+    tokens.iter().fold(false, |found, token| {
+        let token = token.as_bytes();
+        let same_length = token.len() == presented.len();
+        let difference = token
+            .iter()
+            .zip(presented.iter().chain(std::iter::repeat(&0u8)))
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        found | (same_length & (difference == 0))
+    })
 }
 
 impl Default for CollectorConfig {
@@ -63,6 +108,8 @@ impl Default for CollectorConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_events_per_request: 50_000,
             retry_after_seconds: 1,
+            tokens: Vec::new(),
+            timestamp_window: None,
         }
     }
 }
@@ -234,6 +281,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 impl Collector {
     /// Opens the database and starts the writer thread.
     pub fn start(config: CollectorConfig) -> Result<(Collector, Writer)> {
+        config.validate()?;
         let connection = db::open(&config.db_path, config.synchronous)?;
         let (sender, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let metrics = Arc::new(CollectorMetrics::new(config.queue_capacity.max(1)));
@@ -310,7 +358,12 @@ impl Collector {
         Router::new()
             .route(
                 "/v1/events",
-                post(post_events).fallback(|| method_not_allowed("POST")),
+                post(post_events)
+                    .fallback(|| method_not_allowed("POST"))
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        self.clone(),
+                        require_token,
+                    )),
             )
             .route(
                 "/metrics",
@@ -351,9 +404,94 @@ impl Collector {
                         &error_body(error.code, error.message),
                     ))
                 })?;
-        let (indices, records): (Vec<usize>, Vec<Record>) = decoded.records.into_iter().unzip();
-        Ok((records, indices, decoded.errors))
+        let mut errors = decoded.errors;
+        let mut records = Vec::with_capacity(decoded.records.len());
+        let mut indices = Vec::with_capacity(decoded.records.len());
+        let now_ms = now_millis();
+        for (index, record) in decoded.records {
+            match self.outside_window(&record, now_ms) {
+                Some(message) => errors.push(EventError {
+                    index,
+                    request_id: Some(record.id().to_string()),
+                    code: "timestamp_out_of_window",
+                    message,
+                }),
+                None => {
+                    indices.push(index);
+                    records.push(record);
+                }
+            }
+        }
+        errors.sort_by_key(|error| error.index);
+        Ok((records, indices, errors))
     }
+
+    /// Why an event's time is refused, when the collector has a window and the time is outside.
+    fn outside_window(&self, record: &Record, now_ms: i64) -> Option<String> {
+        let window = self.inner.config.timestamp_window?;
+        let timestamp_ms = match record {
+            Record::Call(call) => call.timestamp_ms,
+            Record::Exposure(exposure) => exposure.timestamp_ms,
+        };
+        let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let oldest = now_ms.saturating_sub(millis(window.max_age));
+        let newest = now_ms.saturating_add(millis(window.max_ahead));
+        if timestamp_ms < oldest {
+            Some(format!(
+                "the event's time is more than {} s in the past",
+                window.max_age.as_secs()
+            ))
+        } else if timestamp_ms > newest {
+            Some(format!(
+                "the event's time is more than {} s in the future",
+                window.max_ahead.as_secs()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Refuses a write without a configured token before its body is read: `401` with a JSON error.
+async fn require_token(
+    State(collector): State<Collector>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let tokens = &collector.inner.config.tokens;
+    if tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if token_matches(tokens, presented.as_bytes()) {
+        return next.run(request).await;
+    }
+    collector.inner.metrics.request("bad");
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        &error_body(
+            "unauthorized",
+            "POST /v1/events needs `Authorization: Bearer <token>` with a token this collector \
+             was started with",
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 async fn get_metrics(State(collector): State<Collector>) -> Response {
