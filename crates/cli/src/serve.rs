@@ -53,6 +53,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
             max_age: Duration::from_secs(args.max_event_age),
             max_ahead: Duration::from_secs(args.max_event_ahead),
         }),
+        ..CollectorConfig::default()
     };
     let (collector, writer) = Collector::start(config)
         .with_context(|| format!("opening the telemetry database {}", hi.db.display()))?;

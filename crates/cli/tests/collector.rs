@@ -707,3 +707,139 @@ fn serve_refuses_a_non_loopback_address_without_a_token() {
         "{value}"
     );
 }
+
+/// Reads whatever the server sends; true when the server closed the connection, false when
+/// 30 s passed with it still open (a guard against a hang, not a timing check).
+fn closed_by_server(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) => {
+                return !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+fn connect(url: &str) -> std::net::TcpStream {
+    std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap()
+}
+
+#[test]
+fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use std::io::Write;
+    let running = start_with(CollectorConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..CollectorConfig::default()
+    });
+    let mut stream = connect(&running.url);
+    stream
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // The server closes the connection itself; without a header timeout it would still be
+    // open when the read's 30 s guard runs out.
+    assert!(closed_by_server(&mut stream));
+    let reply = http()
+        .send("GET", &format!("{}/healthz", running.url), &[], None, false)
+        .unwrap();
+    assert_eq!(reply.status, 200, "the server still serves others");
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_answered_408() {
+    use std::io::Write;
+    let running = start_with(CollectorConfig {
+        body_read_timeout: Duration::from_millis(300),
+        ..CollectorConfig::default()
+    });
+    let mut stream = connect(&running.url);
+    stream
+        .write_all(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"request_id\"",
+        )
+        .unwrap();
+    let answer = read_until_closed_or_answered(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert_eq!(count_calls(&running.db), 0);
+}
+
+/// Reads until the server answers a whole response head and body (or closes).
+fn read_until_closed_or_answered(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+        if String::from_utf8_lossy(&answer).contains("\"error\"") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn only_two_large_bodies_are_read_at_once_and_the_next_is_told_to_retry() {
+    use std::io::Write;
+    let running = start(16, 16 << 20);
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n[",
+        4 << 20
+    );
+    // Two uploads of 4 MiB that have sent only their first byte hold the two permits.
+    let mut slow: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = connect(&running.url);
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // The permits are taken once the server has read the heads; a small request in between
+    // shows both were read (connections are served concurrently, but this one is answered
+    // only after the server has accepted the earlier ones).
+    let reply = http()
+        .send("GET", &format!("{}/healthz", running.url), &[], None, false)
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let mut third = None;
+    for _ in 0..50 {
+        let mut stream = connect(&running.url);
+        stream.write_all(head.as_bytes()).unwrap();
+        let answer = read_until_closed_or_answered(&mut stream);
+        if answer.starts_with("HTTP/1.1 503") {
+            third = Some(answer);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let third = third.expect("a third large body is refused while two are read");
+    assert!(third.contains("\"busy\""), "{third}");
+    assert!(
+        third.to_ascii_lowercase().contains("retry-after"),
+        "{third}"
+    );
+    // Small bodies are not held back by the large ones.
+    let small = json!([call("small-1")]).to_string();
+    assert_eq!(
+        post(&running.url, "application/json", small.as_bytes()).status,
+        200
+    );
+    for stream in &mut slow {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+}

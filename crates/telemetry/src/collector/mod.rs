@@ -20,8 +20,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +54,10 @@ pub struct CollectorConfig {
     pub tokens: Vec<String>,
     /// Events whose time is outside this window around the collector's clock are refused.
     pub timestamp_window: Option<TimestampWindow>,
+    /// How long a client may take to send a request's headers before its connection closes.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body (`408` after).
+    pub body_read_timeout: Duration,
 }
 
 /// How far from the collector's clock an event's time may be.
@@ -110,6 +112,8 @@ impl Default for CollectorConfig {
             retry_after_seconds: 1,
             tokens: Vec::new(),
             timestamp_window: None,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
@@ -158,6 +162,8 @@ struct Inner {
     metrics: Arc<CollectorMetrics>,
     config: CollectorConfig,
     gate: Arc<Gate>,
+    /// Permits to read a large body: at most [`MAX_LARGE_BODIES`] are in memory at once.
+    large_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running collector: the queue, the writer thread, and the HTTP routes over them.
@@ -250,6 +256,16 @@ fn error_body(code: &str, message: impl Into<String>) -> Value {
     json!({ "error": { "code": code, "message": message.into() } })
 }
 
+fn too_large(max_body_bytes: usize) -> Response {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &error_body(
+            "too_large",
+            format!("the body is larger than {max_body_bytes} bytes"),
+        ),
+    )
+}
+
 /// A method the route does not take: a JSON 405 naming the one it does, like every other answer.
 async fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = json_response(
@@ -302,6 +318,7 @@ impl Collector {
                     metrics,
                     config,
                     gate,
+                    large_bodies: Arc::new(tokio::sync::Semaphore::new(MAX_LARGE_BODIES)),
                 }),
             },
             Writer { handle },
@@ -509,25 +526,77 @@ async fn get_metrics(State(collector): State<Collector>) -> Response {
 async fn post_events(
     State(collector): State<Collector>,
     headers: HeaderMap,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let metrics = &collector.inner.metrics;
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
+    let max_body_bytes = collector.inner.config.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max_body_bytes) {
+        metrics.request("bad");
+        return too_large(max_body_bytes);
+    }
+    // A large body (or one of unknown length) waits for nothing: without a permit it is
+    // refused at once, so memory holds at most MAX_LARGE_BODIES of them.
+    let _large_permit = if declared.is_none_or(|length| length > LARGE_BODY_BYTES) {
+        match collector.inner.large_bodies.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                metrics.request("throttled");
+                let mut response = json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &error_body(
+                        "busy",
+                        format!(
+                            "{MAX_LARGE_BODIES} bodies over {LARGE_BODY_BYTES} bytes are being \
+                             read; nothing of this batch was stored; retry shortly"
+                        ),
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        }
+    } else {
+        None
+    };
+    let body_read_timeout = collector.inner.config.body_read_timeout;
+    let body = match tokio::time::timeout(
+        body_read_timeout,
+        axum::body::to_bytes(body, max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
             metrics.request("bad");
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "bad_body"
-            };
-            let status = if status.is_client_error() {
-                status
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return json_response(status, &error_body(code, rejection.body_text()));
+            // to_bytes fails for a body over the limit or one the client broke off.
+            let over_limit = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                return too_large(max_body_bytes);
+            }
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &error_body("bad_body", format!("the body could not be read: {error}")),
+            );
+        }
+        Err(_) => {
+            metrics.request("bad");
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &error_body(
+                    "body_timeout",
+                    format!(
+                        "the body took more than {} ms to arrive",
+                        body_read_timeout.as_millis()
+                    ),
+                ),
+            );
         }
     };
     let (records, indices, errors) = match collector.handle_body(&headers, &body) {
@@ -637,11 +706,72 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::Invalid(format!("cannot read the bound address: {e}")))?;
     ready(bound);
-    axum::serve(listener, collector.router())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Invalid(format!("the collector server failed: {e}")))
+    let router = collector.router();
+    let header_read_timeout = collector.inner.config.header_read_timeout;
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Dropped when the server stops: every connection then finishes its request and closes.
+    let (stop_connections, stopping) = tokio::sync::watch::channel(());
+    let mut open = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // At most MAX_CONNECTIONS at once: the next accept waits for one to close.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A failed accept (the peer left, descriptors ran out) ends that connection,
+                // not the server; a short pause keeps a persistent failure from spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut stopping = stopping.clone();
+        open.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow with the server's lifetime.
+        while open.try_join_next().is_some() {}
+    }
+    drop(stop_connections);
+    while open.join_next().await.is_some() {}
+    Ok(())
 }
+
+/// The default time a client may take to send a request's headers before its connection closes.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a client may take to send a request's body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; the next one waits to be accepted.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Bodies above this size (or of unknown size) are large: only [`MAX_LARGE_BODIES`] are read at
+/// once.
+pub const LARGE_BODY_BYTES: usize = 1024 * 1024;
+/// Large bodies read at once; another is answered `503 busy` with `Retry-After`.
+pub const MAX_LARGE_BODIES: usize = 2;
 
 /// How long the writer may take to drain on shutdown before the process gives up waiting.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
