@@ -57,6 +57,11 @@ pub enum Error {
         /// The text found.
         text: String,
     },
+    /// An admin API request that is not of the documented shape.
+    InvalidRequest {
+        /// What the request must look like.
+        reason: &'static str,
+    },
     /// An event is not valid JSON.
     InvalidJson {
         /// The parser's message.
@@ -100,6 +105,7 @@ impl Error {
             Error::RevisionNotKept { .. } => "revision_not_kept",
             Error::InvalidMeta { .. } => "invalid_meta",
             Error::InvalidPointer { .. } => "invalid_pointer",
+            Error::InvalidRequest { .. } => "bad_request",
             Error::InvalidJson { .. } => "invalid_json",
             Error::InvalidEvent { .. } => "invalid_event",
             Error::MissingField { .. } => "missing_field",
@@ -180,6 +186,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidMeta { reason } => write!(f, "not a revision history: {reason}"),
             Error::InvalidPointer { text } => write!(f, "{text:?} is not a revision"),
+            Error::InvalidRequest { reason } => f.write_str(reason),
             Error::InvalidJson { reason } => write!(f, "not JSON: {reason}"),
             Error::InvalidEvent { reason } => f.write_str(reason),
             Error::MissingField { field } => write!(f, "`{field}` is required"),

@@ -4,6 +4,7 @@
 //! - [`keys`]: the Workers KV key layout and environment names.
 //! - [`revision`]: the revision rules (bounds, the next revision, the stale check, rollback).
 //! - [`meta`]: the publish metadata `meta:<env>` and how many revisions are kept.
+//! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`error`]: why a rule refused.
 //!
@@ -16,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod admin;
 pub mod error;
 pub mod events;
 pub mod keys;

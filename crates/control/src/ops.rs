@@ -15,7 +15,7 @@ use crate::build::{content_hash, ruleset_publish_bytes};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
-use crate::store::{EnvState, Http, Store};
+use crate::store::{EnvState, Http, Store, contract_error};
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,8 @@ pub fn kill(
             audit_seq: None,
         });
     }
-    let revision = state.latest.unwrap_or(live) + 1;
+    let revision =
+        promptflag_contracts::revision::next(state.latest, Some(live)).map_err(contract_error)?;
     ruleset.revision = revision;
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
     let bytes = ruleset_publish_bytes(&ruleset)?;
