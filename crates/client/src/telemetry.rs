@@ -177,7 +177,9 @@ impl Telemetry {
             return false;
         };
         if event.check().is_err() {
-            self.counters.dropped_invalid.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .dropped_invalid
+                .fetch_add(1, Ordering::Relaxed);
             return false;
         }
         match queue.try_send(event) {

@@ -778,7 +778,10 @@ impl Store for KvRest {
     }
 
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
-        self.get(&keys::revision_key(environment_name(environment)?, revision))
+        self.get(&keys::revision_key(
+            environment_name(environment)?,
+            revision,
+        ))
     }
 }
 

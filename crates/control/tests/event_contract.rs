@@ -56,7 +56,10 @@ fn native_client_exposure_is_accepted_by_the_collector() {
 #[test]
 fn a_client_evaluation_that_served_no_variant_is_not_an_exposure_for_the_collector() {
     let (client, seen) = client();
-    client.evaluate("missing_flag", &Context::new().with_targeting_key("user-42"));
+    client.evaluate(
+        "missing_flag",
+        &Context::new().with_targeting_key("user-42"),
+    );
     let body = format!("[{}]", seen.lock().unwrap().join(","));
     let decoded = decode_body(body.as_bytes(), None, 10).unwrap();
     assert!(decoded.records.is_empty());

@@ -37,7 +37,6 @@ impl Status {
             Status::Timeout => "timeout",
         }
     }
-
 }
 
 impl From<CallStatus> for Status {

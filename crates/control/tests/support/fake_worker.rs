@@ -164,11 +164,11 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 );
             }
             let data = state.envs.get(*env);
-            if let Err(e) = data.map(|d| &d.meta).unwrap_or(&Meta::default()).check_publish(
-                data.and_then(|d| d.live),
-                raw.revision,
-                expected_live,
-            ) {
+            if let Err(e) = data
+                .map(|d| &d.meta)
+                .unwrap_or(&Meta::default())
+                .check_publish(data.and_then(|d| d.live), raw.revision, expected_live)
+            {
                 return refusal(&e);
             }
             let missing: Vec<String> = raw
