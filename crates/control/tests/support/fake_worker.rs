@@ -49,7 +49,13 @@ fn refusal(error: &promptflag_contracts::Error) -> Response {
     let status = match error {
         Contract::StaleRevision { .. } | Contract::LiveMoved { .. } => 409,
         Contract::RevisionNotKept { .. } => 404,
-        Contract::RevisionOutOfRange { .. } | Contract::RevisionsExhausted { .. } => 422,
+        Contract::RevisionOutOfRange { .. } | Contract::RevisionsExhausted { .. } => {
+            return Response::json(
+                422,
+                json!({ "error": { "code": "invalid_ruleset", "message": "the ruleset does not validate" },
+                        "problems": [{"path": "revision", "code": error.code(), "message": error.to_string()}] }),
+            );
+        }
         _ => 400,
     };
     let mut body = json!({ "error": { "code": error.code(), "message": error.to_string() } });
