@@ -255,7 +255,7 @@ impl Serialize for Measure {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let value = self.0;
         // 2^53: every integer below it is exact in an f64, so the cast is too.
-        if value >= 0.0 && value < 9_007_199_254_740_992.0 && value == (value as u64) as f64 {
+        if (0.0..9_007_199_254_740_992.0).contains(&value) && value == (value as u64) as f64 {
             serializer.serialize_u64(value as u64)
         } else {
             serializer.serialize_f64(value)

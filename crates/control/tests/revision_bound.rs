@@ -73,7 +73,10 @@ fn a_latest_revision_at_the_bound_refuses_the_next_publish_instead_of_wrapping()
         };
         match publish::plan(&store, &audit, &build, &options) {
             Err(Error::Invalid(message)) => {
-                assert!(message.contains("revisions_exhausted"), "{latest}: {message}")
+                assert!(
+                    message.contains("revisions_exhausted"),
+                    "{latest}: {message}"
+                )
             }
             Err(other) => panic!("{latest}: {other}"),
             Ok(plan) => panic!("{latest}: planned revision {}", plan.revision),

@@ -80,7 +80,9 @@ fn real_worker() -> &'static (Mutex<WorkerProcess>, String) {
 /// Held by each real-Worker case while it runs.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn worker() -> Subject {
@@ -184,10 +186,7 @@ store_contract_suite!(real_worker, worker);
 /// rollback reach one the Worker had dropped from its kept list.
 #[test]
 fn memory_store_refuses_a_rollback_the_worker_refuses() {
-    store_contract::a_rollback_to_a_revision_no_longer_kept_is_refused(
-        &MemoryStore::new(),
-        "dev",
-    );
+    store_contract::a_rollback_to_a_revision_no_longer_kept_is_refused(&MemoryStore::new(), "dev");
 }
 
 /// The admin API itself (not only `WorkerAdmin`, which checks first) refuses a revision past

@@ -51,30 +51,48 @@ fn state(store: &dyn Store, environment: &str) -> EnvState {
 }
 
 #[track_caller]
-fn assert_conflict(store: &dyn Store, result: promptflag_control::error::Result<impl std::fmt::Debug>, code: &str) {
+fn assert_conflict(
+    store: &dyn Store,
+    result: promptflag_control::error::Result<impl std::fmt::Debug>,
+    code: &str,
+) {
     match result {
         Err(Error::Conflict { message }) => {
             assert!(message.contains(code), "{}: {message}", store.describe())
         }
-        other => panic!("{}: expected a {code} conflict, got {other:?}", store.describe()),
+        other => panic!(
+            "{}: expected a {code} conflict, got {other:?}",
+            store.describe()
+        ),
     }
 }
 
 #[track_caller]
-fn assert_not_kept(store: &dyn Store, result: promptflag_control::error::Result<impl std::fmt::Debug>) {
+fn assert_not_kept(
+    store: &dyn Store,
+    result: promptflag_control::error::Result<impl std::fmt::Debug>,
+) {
     match result {
         Err(Error::Invalid(message)) => assert!(
             message.contains("revision_not_kept"),
             "{}: {message}",
             store.describe()
         ),
-        other => panic!("{}: expected revision_not_kept, got {other:?}", store.describe()),
+        other => panic!(
+            "{}: expected revision_not_kept, got {other:?}",
+            store.describe()
+        ),
     }
 }
 
 /// Nothing published: no live, no latest, nothing kept.
 pub fn a_fresh_environment_has_no_revisions(store: &dyn Store, environment: &str) {
-    assert_eq!(state(store, environment), EnvState::default(), "{}", store.describe());
+    assert_eq!(
+        state(store, environment),
+        EnvState::default(),
+        "{}",
+        store.describe()
+    );
 }
 
 /// Each publish moves the pointer, raises `latest` and joins the kept list; the answer names
@@ -128,7 +146,12 @@ pub fn a_moved_live_revision_is_a_conflict(store: &dyn Store, environment: &str)
         store.put_ruleset(environment, 2, &ruleset(environment, 2), Some(5)),
         "conflict",
     );
-    assert_eq!(state(store, environment).latest, Some(1), "{}", store.describe());
+    assert_eq!(
+        state(store, environment).latest,
+        Some(1),
+        "{}",
+        store.describe()
+    );
     publish(store, environment, 2, Some(1));
 }
 
@@ -157,7 +180,12 @@ pub fn a_rollback_to_a_revision_no_longer_kept_is_refused(store: &dyn Store, env
         assert_not_kept(store, store.rollback(environment, Some(gone)));
     }
     assert_not_kept(store, store.rollback(environment, Some(last + 1)));
-    assert_eq!(state(store, environment).live, Some(last), "{}", store.describe());
+    assert_eq!(
+        state(store, environment).live,
+        Some(last),
+        "{}",
+        store.describe()
+    );
 }
 
 /// Without a target, a rollback goes to the highest kept revision below the live one, until
@@ -168,9 +196,19 @@ pub fn a_rollback_without_a_target_steps_back_through_the_kept_revisions(
 ) {
     publish_many(store, environment, 1..=3);
     let back = store.rollback(environment, None).unwrap();
-    assert_eq!((back.revision, back.previous), (2, Some(3)), "{}", store.describe());
+    assert_eq!(
+        (back.revision, back.previous),
+        (2, Some(3)),
+        "{}",
+        store.describe()
+    );
     let back = store.rollback(environment, None).unwrap();
-    assert_eq!((back.revision, back.previous), (1, Some(2)), "{}", store.describe());
+    assert_eq!(
+        (back.revision, back.previous),
+        (1, Some(2)),
+        "{}",
+        store.describe()
+    );
     assert_not_kept(store, store.rollback(environment, None));
     assert_eq!(
         state(store, environment),
@@ -188,9 +226,19 @@ pub fn a_rollback_without_a_target_steps_back_through_the_kept_revisions(
 pub fn a_rollback_goes_to_any_named_kept_revision(store: &dyn Store, environment: &str) {
     publish_many(store, environment, 1..=3);
     let moved = store.rollback(environment, Some(1)).unwrap();
-    assert_eq!((moved.revision, moved.previous), (1, Some(3)), "{}", store.describe());
+    assert_eq!(
+        (moved.revision, moved.previous),
+        (1, Some(3)),
+        "{}",
+        store.describe()
+    );
     let moved = store.rollback(environment, Some(3)).unwrap();
-    assert_eq!((moved.revision, moved.previous), (3, Some(1)), "{}", store.describe());
+    assert_eq!(
+        (moved.revision, moved.previous),
+        (3, Some(1)),
+        "{}",
+        store.describe()
+    );
 }
 
 /// After a rollback, the next publish still goes above `latest` (not above the live revision):
@@ -209,14 +257,24 @@ pub fn a_publish_after_a_rollback_goes_above_the_latest(store: &dyn Store, envir
     let moved = store
         .put_ruleset(environment, next, &ruleset(environment, next), now.live)
         .unwrap();
-    assert_eq!((moved.revision, moved.previous), (4, Some(1)), "{}", store.describe());
+    assert_eq!(
+        (moved.revision, moved.previous),
+        (4, Some(1)),
+        "{}",
+        store.describe()
+    );
 }
 
 /// Rolling back an environment with nothing published is refused.
 pub fn a_rollback_with_nothing_published_is_refused(store: &dyn Store, environment: &str) {
     assert_not_kept(store, store.rollback(environment, None));
     assert_not_kept(store, store.rollback(environment, Some(1)));
-    assert_eq!(state(store, environment), EnvState::default(), "{}", store.describe());
+    assert_eq!(
+        state(store, environment),
+        EnvState::default(),
+        "{}",
+        store.describe()
+    );
 }
 
 /// A name outside `[A-Za-z0-9_.-]{1,64}` is refused before anything is read or written.
@@ -239,7 +297,12 @@ pub fn an_invalid_environment_name_is_refused(store: &dyn Store, environment: &s
             store.describe()
         );
     }
-    assert_eq!(state(store, environment), EnvState::default(), "{}", store.describe());
+    assert_eq!(
+        state(store, environment),
+        EnvState::default(),
+        "{}",
+        store.describe()
+    );
 }
 
 /// A revision above 2^53 − 1 is refused and changes nothing; the bound itself is publishable.
@@ -256,7 +319,12 @@ pub fn revisions_past_the_bound_are_refused(store: &dyn Store, environment: &str
         "{}: {result:?}",
         store.describe()
     );
-    assert_eq!(state(store, environment).latest, Some(1), "{}", store.describe());
+    assert_eq!(
+        state(store, environment).latest,
+        Some(1),
+        "{}",
+        store.describe()
+    );
     publish(store, environment, MAX_REVISION, Some(1));
     assert_eq!(
         revision::next(Some(MAX_REVISION), Some(MAX_REVISION))
