@@ -1,7 +1,8 @@
 //! The Store contract: the same behaviour tests (`support/store_contract.rs`) against every
 //! `Store` implementation — the in-memory store, the test fake of the Worker through
-//! `WorkerAdmin`, and the real Worker on workerd through `WorkerAdmin` — so the stores the
-//! control-loop tests run against behave as the Worker does.
+//! `WorkerAdmin`, the real Worker on workerd through `WorkerAdmin`, and `KvRest` over the fake
+//! of the Cloudflare KV REST API — so the stores the control-loop tests run against behave as
+//! the Worker does.
 //!
 //! The real-Worker cases need Node 22 and the built Worker; `cargo xtask test` provides both and
 //! sets `PROMPTFLAG_NODE`, `PROMPTFLAG_WORKER_DIR` and `PROMPTFLAG_ROOT`. Without them they fail
@@ -18,8 +19,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use promptflag_control::memstore::MemoryStore;
-use promptflag_control::store::{Http, RetryPolicy, Store, WorkerAdmin};
+use promptflag_control::store::{Http, KvRest, RetryPolicy, Store, WorkerAdmin};
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use support::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
 use support::fake_worker::FakeWorker;
 use support::store_contract;
 
@@ -39,7 +41,7 @@ fn http() -> Http {
 /// A store under test, with whatever keeps it running.
 struct Subject {
     store: Box<dyn Store>,
-    _running: Option<FakeWorker>,
+    _running: Option<Box<dyn std::any::Any>>,
     _one_at_a_time: Option<MutexGuard<'static, ()>>,
 }
 
@@ -55,7 +57,20 @@ fn fake() -> Subject {
     let fake = FakeWorker::start(TOKEN, "dev");
     Subject {
         store: Box::new(WorkerAdmin::new(fake.url(), TOKEN, http())),
-        _running: Some(fake),
+        _running: Some(Box::new(fake)),
+        _one_at_a_time: None,
+    }
+}
+
+fn kv_rest_over(kv: &FakeKv) -> KvRest {
+    KvRest::new(&kv.server.url, ACCOUNT, NAMESPACE, "cf-token", http())
+}
+
+fn kv_rest() -> Subject {
+    let kv = FakeKv::start();
+    Subject {
+        store: Box::new(kv_rest_over(&kv)),
+        _running: Some(Box::new(kv)),
         _one_at_a_time: None,
     }
 }
@@ -181,6 +196,7 @@ macro_rules! store_contract_suite {
 store_contract_suite!(memory_store, memory);
 store_contract_suite!(fake_worker, fake);
 store_contract_suite!(real_worker, worker);
+store_contract_suite!(kv_rest, kv_rest);
 
 /// The regression the suite was written for: the in-memory store kept every revision and let a
 /// rollback reach one the Worker had dropped from its kept list.
@@ -221,4 +237,62 @@ fn the_fake_admin_api_refuses_a_revision_past_the_bound() {
 fn the_workers_admin_api_refuses_a_revision_past_the_bound() {
     let _serial = one_at_a_time();
     admin_api_refuses_a_revision_past_the_bound(&real_worker().1);
+}
+
+/// Writes a value into the fake KV namespace by hand (as an operator with the dashboard could).
+fn write_by_hand(kv: &FakeKv, key: &str, value: &str) {
+    kv.state
+        .lock()
+        .unwrap()
+        .values
+        .insert(key.to_string(), value.as_bytes().to_vec());
+}
+
+/// The KV REST store checked a publish against `latest` only, while the Worker also counts a
+/// live pointer above it (written by hand): such a publish would have gone live below the
+/// revision serving.
+#[test]
+fn kv_rest_store_counts_a_live_pointer_above_latest_as_stale() {
+    let kv = FakeKv::start();
+    let store = kv_rest_over(&kv);
+    store
+        .put_ruleset("dev", 1, &store_contract::ruleset("dev", 1), None)
+        .unwrap();
+    write_by_hand(
+        &kv,
+        "ruleset:dev:5",
+        &String::from_utf8(store_contract::ruleset("dev", 5)).unwrap(),
+    );
+    write_by_hand(&kv, "ruleset:dev", "5");
+    match store.put_ruleset("dev", 2, &store_contract::ruleset("dev", 2), Some(5)) {
+        Err(promptflag_control::error::Error::Conflict { message }) => {
+            assert!(message.contains("stale_revision"), "{message}")
+        }
+        other => panic!("expected stale_revision, got {other:?}"),
+    }
+    store
+        .put_ruleset("dev", 6, &store_contract::ruleset("dev", 6), Some(5))
+        .unwrap();
+}
+
+/// The KV REST store (and the Worker fake) took the default rollback target from the live
+/// revision's position in `kept`, so a live pointer that is not kept (written by hand) had no
+/// rollback; the Worker goes to the highest kept revision below it.
+#[test]
+fn kv_rest_store_rolls_back_from_a_pointer_that_is_not_kept_as_the_worker_does() {
+    let kv = FakeKv::start();
+    let store = kv_rest_over(&kv);
+    for revision in 1..=3 {
+        store
+            .put_ruleset(
+                "dev",
+                revision,
+                &store_contract::ruleset("dev", revision),
+                None,
+            )
+            .unwrap();
+    }
+    write_by_hand(&kv, "ruleset:dev", "7");
+    let moved = store.rollback("dev", None).unwrap();
+    assert_eq!((moved.revision, moved.previous), (3, Some(7)));
 }
