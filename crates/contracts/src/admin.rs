@@ -31,22 +31,22 @@ pub fn parse_rollback_request(body: &[u8]) -> Result<Option<u64>, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let bad = Error::InvalidRequest {
+    let bad = || Error::InvalidRequest {
         reason: "the body must be {\"revision\": N} or {}",
     };
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
-        return Err(bad);
+        return Err(bad());
     };
     if object.keys().any(|key| key != "revision") {
-        return Err(bad);
+        return Err(bad());
     }
     match object.get("revision") {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
             .as_u64()
-            .filter(|revision| revision::check(*revision).is_ok())
+            .filter(|revision| *revision <= revision::MAX_REVISION)
             .map(Some)
-            .ok_or(bad),
+            .ok_or_else(bad),
     }
 }
 

@@ -63,11 +63,13 @@ impl Meta {
     }
 
     /// The stored JSON: `{"kept":[8,9],"latest":9}` (keys sorted, no spaces).
+    #[allow(clippy::single_char_add_str)]
     pub fn to_json(&self) -> String {
+        // `push_str` only: `push` of a char would link its UTF-8 encoder into the Worker.
         let mut out = String::from("{\"kept\":[");
         for (index, revision) in self.kept.iter().enumerate() {
             if index > 0 {
-                out.push(',');
+                out.push_str(",");
             }
             // Writing into a String cannot fail.
             let _ = write!(out, "{revision}");
@@ -79,7 +81,7 @@ impl Meta {
             }
             None => out.push_str("null"),
         }
-        out.push('}');
+        out.push_str("}");
         out
     }
 
