@@ -7,6 +7,10 @@
 //!   (body, then `ruleset:<env>:<rev>`, then `meta:<env>`, then the pointer).
 //! - `POST /admin/v1/rulesets/{env}/rollback`: points `ruleset:<env>` at a kept revision.
 //!
+//! The KV keys, the metadata `meta:<env>`, the revision rules (bounds, stale revisions,
+//! `expected_live`, rollback targets) and the request shapes are `promptflag_contracts`'; this
+//! module applies them to KV and answers in the admin API's shapes.
+//!
 //! KV offers no transactions. Within one isolate, ruleset writes (publish and rollback) take
 //! [`WriteLock`] around their read, check and write, so two publishers racing through the same
 //! isolate get one `201` and one `409`, never two `201`s for one revision. Across isolates
@@ -14,60 +18,39 @@
 //! are expected to come from one publisher at a time (the companion's control loop), and
 //! `expected_live` guards the rest.
 
+use promptflag_contracts::keys::{meta_key, pointer_key, pointer_value, prompt_key, revision_key};
+use promptflag_contracts::{Meta, admin, keys};
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
 
-use crate::cache::{pointer_key, revision_key};
-use crate::http::{bearer_token, constant_time_eq, is_sha256_hex, is_valid_name, query_param};
+use crate::http::{bearer_token, constant_time_eq, query_param};
 use crate::input::limits;
 use crate::js::{BodyError, Incoming, Kv, Method, read_body, sha256_hex};
-use crate::prompts::{body_key, remember_written};
+use crate::prompts::remember_written;
 use crate::reply::{Failure, Outcome, Reply};
 
-/// Revisions kept for rollback.
-pub const KEPT_REVISIONS: usize = 10;
-
-/// `meta:<env>`: `{"latest": 9, "kept": [5, 6, 7, 8, 9]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Meta {
-    /// The highest revision ever published; a new publish must exceed it.
-    pub latest: Option<u64>,
-    /// The revisions kept for rollback, ascending.
-    pub kept: Vec<u64>,
-}
-
-impl Meta {
-    /// Reads the stored JSON (through `Value`: a derived deserializer would add its own code to
-    /// the Wasm). `None` when it is not a history.
-    pub fn from_json(text: &str) -> Option<Meta> {
-        // From bytes, as every other JSON the Worker reads: `from_str` would link a second copy
-        // of the `Value` parser.
-        let Value::Object(object) = serde_json::from_slice(text.as_bytes()).ok()? else {
-            return None;
-        };
-        let latest = match object.get("latest") {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(value.as_u64()?),
-        };
-        let kept = match object.get("kept") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().map(Value::as_u64).collect::<Option<_>>()?,
-            Some(_) => return None,
-        };
-        Some(Meta { latest, kept })
+/// A contract rule's refusal as the admin API answers it (`docs/interfaces.md`).
+pub fn refusal(error: promptflag_contracts::Error) -> Failure {
+    use promptflag_contracts::Error as Contract;
+    let message = error.to_string();
+    match error {
+        Contract::StaleRevision { highest, .. } => {
+            Failure::api(409, "stale_revision", message).with_field("latest", Value::from(highest))
+        }
+        Contract::LiveMoved { live, .. } => {
+            Failure::api(409, "conflict", message).with_field("live", json!(live))
+        }
+        Contract::RevisionNotKept { kept, .. } => {
+            Failure::api(404, "revision_not_kept", message).with_field("kept", json!(kept))
+        }
+        Contract::RevisionOutOfRange { .. } | Contract::RevisionsExhausted { .. } => {
+            Failure::api(422, "invalid_ruleset", "the ruleset does not validate").with_field(
+                "problems",
+                json!([{"path": "revision", "code": error.code(), "message": message}]),
+            )
+        }
+        _ => Failure::bad_request(message),
     }
-
-    pub fn to_json(&self) -> String {
-        // Through `to_string`, which writes into bytes as every response body is written, not
-        // `Value`'s `Display`, which would link a second serializer (and a pretty printer).
-        // Writing a `Value` with string keys cannot fail.
-        serde_json::to_string(&json!({"latest": self.latest, "kept": self.kept}))
-            .unwrap_or_default()
-    }
-}
-
-pub fn meta_key(environment: &str) -> String {
-    format!("meta:{environment}")
 }
 
 /// Who may call: `Ok(())` for the right token; `404 admin_disabled` without a configured token;
@@ -142,13 +125,7 @@ fn store(kv: Option<&Kv>) -> Result<&Kv, Failure> {
 }
 
 fn environment_name(name: &str) -> Result<&str, Failure> {
-    if is_valid_name(name) {
-        Ok(name)
-    } else {
-        Err(Failure::bad_request(format!(
-            "{name:?} is not an environment name (letters, digits, `_`, `-`, `.`)"
-        )))
-    }
+    keys::environment(name).map_err(refusal)
 }
 
 fn body_failure(error: BodyError) -> Failure {
@@ -163,7 +140,7 @@ fn kv_failure(what: &str, error: impl core::fmt::Display) -> Failure {
 }
 
 async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
-    if !is_sha256_hex(hash) {
+    if !keys::is_prompt_hash(hash) {
         return Err(Failure::api(
             400,
             "bad_hash",
@@ -191,7 +168,7 @@ async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
             "a prompt body must be UTF-8 text",
         ));
     };
-    let key = body_key(hash);
+    let key = prompt_key(hash);
     let existing = kv
         .text(&key)
         .await
@@ -214,12 +191,10 @@ async fn read_state(environment: &str, kv: &Kv) -> Result<(Option<u64>, Meta), F
         .map_err(|e| kv_failure("reading the live revision", e))?;
     let live = match pointer {
         None => None,
-        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
-            Failure::unavailable(format!(
-                "{} holds {text:?}, not a revision",
-                pointer_key(environment)
-            ))
-        })?),
+        Some(text) => Some(
+            keys::parse_pointer(&text)
+                .map_err(|e| Failure::unavailable(format!("{}: {e}", pointer_key(environment))))?,
+        ),
     };
     let meta = match kv
         .text(&meta_key(environment))
@@ -227,11 +202,8 @@ async fn read_state(environment: &str, kv: &Kv) -> Result<(Option<u64>, Meta), F
         .map_err(|e| kv_failure("reading the revision history", e))?
     {
         None => Meta::default(),
-        Some(text) => Meta::from_json(&text).ok_or_else(|| {
-            Failure::unavailable(format!(
-                "{} is not a revision history: {text:?}",
-                meta_key(environment)
-            ))
+        Some(text) => Meta::parse(text.as_bytes()).map_err(|e| {
+            Failure::unavailable(format!("{} is {e}: {text:?}", meta_key(environment)))
         })?,
     };
     Ok((live, meta))
@@ -257,72 +229,22 @@ fn expected_live(request: &Incoming) -> Result<Option<Option<u64>>, Failure> {
 }
 
 pub fn parse_expected_live(value: &str) -> Result<Option<u64>, Failure> {
-    match value {
-        "none" | "null" => Ok(None),
-        number => number.parse::<u64>().map(Some).map_err(|_| {
-            Failure::bad_request(format!(
-                "expected_live must be a revision number or `none`, not {number:?}"
-            ))
-        }),
-    }
+    admin::parse_expected_live(value).map_err(|_| {
+        Failure::bad_request(format!(
+            "expected_live must be a revision number or `none`, not {value:?}"
+        ))
+    })
 }
 
-/// The checks a publish must pass against the stored state.
+/// The checks a publish must pass against the stored state ([`Meta::check_publish`]).
 pub fn check_publish(
     meta: &Meta,
     live: Option<u64>,
     revision: u64,
     expected_live: Option<Option<u64>>,
 ) -> Result<(), Failure> {
-    let highest = meta.latest.max(live);
-    if let Some(highest) = highest.filter(|highest| revision <= *highest) {
-        return Err(Failure::api(
-            409,
-            "stale_revision",
-            format!("revision {revision} is not above the latest published revision {highest}"),
-        )
-        .with_field("latest", Value::from(highest)));
-    }
-    if let Some(expected) = expected_live.filter(|expected| *expected != live) {
-        return Err(Failure::api(
-            409,
-            "conflict",
-            format!(
-                "the live revision is {}, not {} as expected",
-                describe(live),
-                describe(expected)
-            ),
-        )
-        .with_field("live", json!(live)));
-    }
-    Ok(())
-}
-
-fn describe(revision: Option<u64>) -> String {
-    revision.map_or_else(|| String::from("none"), |revision| revision.to_string())
-}
-
-/// Revisions as `{:?}` writes them (`[5, 6]`), without linking `Debug` for lists.
-fn list(revisions: &[u64]) -> String {
-    let items: Vec<String> = revisions.iter().map(u64::to_string).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// The history after publishing `revision`, and the revisions that fall out of it.
-pub fn next_meta(meta: &Meta, revision: u64) -> (Meta, Vec<u64>) {
-    let mut kept = meta.kept.clone();
-    kept.push(revision);
-    kept.sort_unstable();
-    kept.dedup();
-    let excess = kept.len().saturating_sub(KEPT_REVISIONS);
-    let dropped: Vec<u64> = kept.drain(..excess).collect();
-    (
-        Meta {
-            latest: Some(meta.latest.map_or(revision, |latest| latest.max(revision))),
-            kept,
-        },
-        dropped,
-    )
+    meta.check_publish(live, revision, expected_live)
+        .map_err(refusal)
 }
 
 async fn publish(
@@ -366,7 +288,7 @@ async fn publish(
     let mut missing = Vec::new();
     for prompts in ruleset.prompts().chunks(LOOKUPS_AT_ONCE) {
         let lookups = prompts.iter().map(|prompt| async move {
-            let stored = kv.text(&body_key(&prompt.hash)).await;
+            let stored = kv.text(&prompt_key(&prompt.hash)).await;
             (prompt.hash.as_str(), stored)
         });
         for (hash, stored) in join_all(lookups).await {
@@ -391,11 +313,10 @@ async fn publish(
         .with_field("hashes", json!(missing)));
     }
 
-    let (next, dropped) = next_meta(&meta, revision);
-    let meta_json = next.to_json();
+    let (next, dropped) = meta.after_publish(revision).map_err(refusal)?;
     put(kv, &revision_key(environment, revision), &raw).await?;
-    put(kv, &meta_key(environment), &meta_json).await?;
-    put(kv, &pointer_key(environment), &revision.to_string()).await?;
+    put(kv, &meta_key(environment), &next.to_json()).await?;
+    put(kv, &pointer_key(environment), &pointer_value(revision)).await?;
     for old in dropped {
         // Best effort: a revision that stays behind is unreachable, not harmful.
         let _ = kv.delete(&revision_key(environment, old)).await;
@@ -414,51 +335,17 @@ async fn put(kv: &Kv, key: &str, value: &str) -> Result<(), Failure> {
 
 /// The revision a rollback asks for: `{"revision": N}`, or `{}` (or nothing) for the default.
 pub fn rollback_request(body: &[u8]) -> Result<Option<u64>, Failure> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let bad = || Failure::bad_request("the body must be {\"revision\": N} or {}");
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
-        return Err(bad());
-    };
-    if object.keys().any(|key| key != "revision") {
-        return Err(bad());
-    }
-    match object.get("revision") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(bad),
-    }
+    admin::parse_rollback_request(body).map_err(refusal)
 }
 
-/// The revision a rollback goes to: the one asked for, or the kept revision before the live one.
+/// The revision a rollback goes to: the one asked for, or the kept revision before the live one
+/// ([`Meta::rollback_target`]).
 pub fn rollback_target(
     meta: &Meta,
     live: Option<u64>,
     requested: Option<u64>,
 ) -> Result<u64, Failure> {
-    let target = match requested {
-        Some(revision) => Some(revision).filter(|revision| meta.kept.contains(revision)),
-        None => meta
-            .kept
-            .iter()
-            .copied()
-            .filter(|revision| live.is_none_or(|live| *revision < live))
-            .max(),
-    };
-    target.ok_or_else(|| {
-        let message = match requested {
-            Some(revision) => format!(
-                "revision {revision} is not kept; kept: {}",
-                list(&meta.kept)
-            ),
-            None => format!(
-                "no kept revision precedes the live one ({}); kept: {}",
-                describe(live),
-                list(&meta.kept)
-            ),
-        };
-        Failure::api(404, "revision_not_kept", message).with_field("kept", json!(meta.kept))
-    })
+    meta.rollback_target(live, requested).map_err(refusal)
 }
 
 async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
@@ -481,7 +368,7 @@ async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
         )
         .with_field("kept", json!(meta.kept)));
     }
-    put(kv, &pointer_key(environment), &target.to_string()).await?;
+    put(kv, &pointer_key(environment), &pointer_value(target)).await?;
     Ok(Reply::json(
         200,
         &json!({"environment": environment, "revision": target, "previous": live}),
@@ -576,13 +463,6 @@ impl Drop for WriteLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn revision_lists_are_written_as_debug_writes_them() {
-        for revisions in [&[][..], &[7], &[5, 6, 18_446_744_073_709_551_615]] {
-            assert_eq!(list(revisions), format!("{revisions:?}"));
-        }
-    }
 
     #[test]
     fn join_all_gives_every_output_in_order() {
@@ -769,32 +649,28 @@ mod tests {
     }
 
     #[test]
-    fn history_keeps_the_last_ten_revisions() {
-        let mut meta = Meta::default();
-        let mut all_dropped = Vec::new();
-        for revision in 1..=12 {
-            let (next, dropped) = next_meta(&meta, revision);
-            meta = next;
-            all_dropped.extend(dropped);
-        }
-        assert_eq!(meta.latest, Some(12));
-        assert_eq!(meta.kept, (3..=12).collect::<Vec<_>>());
-        assert_eq!(all_dropped, vec![1, 2]);
-    }
-
-    #[test]
-    fn history_round_trips_and_garbage_is_refused() {
+    fn revisions_past_the_bound_are_invalid_rulesets() {
         let meta = Meta {
-            latest: Some(9),
-            kept: vec![8, 9],
+            latest: Some(promptflag_contracts::revision::MAX_REVISION),
+            kept: vec![promptflag_contracts::revision::MAX_REVISION],
         };
-        assert_eq!(meta.to_json(), r#"{"kept":[8,9],"latest":9}"#);
-        assert_eq!(Meta::from_json(&meta.to_json()), Some(meta));
-        assert_eq!(Meta::default().to_json(), r#"{"kept":[],"latest":null}"#);
-        assert_eq!(Meta::from_json("{}"), Some(Meta::default()));
-        assert_eq!(Meta::from_json(r#"{"latest": "9"}"#), None);
-        assert_eq!(Meta::from_json(r#"{"kept": [1, -2]}"#), None);
-        assert_eq!(Meta::from_json("nope"), None);
+        let too_high = promptflag_contracts::revision::MAX_REVISION + 1;
+        assert_eq!(
+            code(check_publish(&Meta::default(), None, too_high, None).unwrap_err()),
+            (422, "invalid_ruleset".into())
+        );
+        assert_eq!(
+            code(check_publish(&meta, None, too_high, None).unwrap_err()),
+            (422, "invalid_ruleset".into())
+        );
+        assert_eq!(
+            code(refusal(meta.next_revision(None).unwrap_err())),
+            (422, "invalid_ruleset".into())
+        );
+        assert_eq!(
+            code(parse_expected_live("9007199254740992").unwrap_err()).0,
+            400
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use wasm_bindgen::JsValue;
 
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::{self, ExposureLog};
-use crate::http::{if_none_match, is_sha256_hex, percent_decode};
+use crate::http::{if_none_match, percent_decode};
 use crate::input::limits;
 use crate::js::{
     self, BodyError, ExecutionContext, Incoming, Kv, Method, OutgoingResponse, read_body,
@@ -246,7 +246,7 @@ fn ofrep_body_failure(error: BodyError, key: Option<&str>) -> Failure {
 }
 
 async fn prompt_body(request: &Incoming, hash: &str, kv: Option<&Kv>) -> Outcome {
-    if !is_sha256_hex(hash) {
+    if !promptflag_contracts::keys::is_prompt_hash(hash) {
         return Err(Failure::api(
             400,
             "bad_hash",

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::js::Kv;
+use promptflag_contracts::keys::{self, pointer_key, revision_key};
 use promptflag_core::Ruleset;
 
 use crate::fallback;
@@ -95,16 +96,6 @@ thread_local! {
         .map(Rc::new);
 }
 
-/// The KV key of the live revision pointer.
-pub fn pointer_key(environment: &str) -> String {
-    format!("ruleset:{environment}")
-}
-
-/// The KV key of one published revision.
-pub fn revision_key(environment: &str, revision: u64) -> String {
-    format!("ruleset:{environment}:{revision}")
-}
-
 fn served_from(state: &State) -> Served {
     match &state.from_kv {
         Some(loaded) => Served {
@@ -181,7 +172,7 @@ async fn refresh(kv: Option<&Kv>, environment: &str, known: Option<u64>) -> Refr
         Ok(None) => return Refresh::Failed(format!("{} is not set", pointer_key(environment))),
         Err(error) => return Refresh::Failed(format!("reading the pointer: {error}")),
     };
-    let Ok(revision) = pointer.trim().parse::<u64>() else {
+    let Ok(revision) = keys::parse_pointer(&pointer) else {
         return Refresh::Failed(format!("the pointer holds {pointer:?}, not a revision"));
     };
     if known == Some(revision) {

@@ -1,26 +1,12 @@
-//! Exposures: one event per evaluation served, in the format of `docs/interfaces.md`, collected
+//! Exposures: one event per evaluation served, in the exposure schema of
+//! `promptflag_contracts::events` (`docs/interfaces.md`), collected
 //! while a request is handled and POSTed as one JSON array to `EXPOSURE_SINK_URL` after the
 //! response has gone (through `wait_until`). A sink that fails or hangs never touches a response.
 
+use std::borrow::Cow;
+
+use promptflag_contracts::events::Exposure;
 use promptflag_core::Evaluation;
-use serde::Serialize;
-
-use crate::http::rfc3339_millis;
-
-/// One exposure event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Exposure {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub timestamp: String,
-    pub environment: String,
-    pub flag_key: String,
-    pub variant: String,
-    pub prompt_hash: Option<String>,
-    pub revision: u64,
-    pub unit: Option<String>,
-    pub reason: &'static str,
-}
 
 /// The exposures of one request. When no sink is configured it records nothing, so the hot path
 /// allocates nothing for it.
@@ -29,9 +15,9 @@ pub struct ExposureLog {
     enabled: bool,
     environment: String,
     revision: u64,
-    timestamp: String,
+    timestamp_millis: i64,
     unit: Option<String>,
-    events: Vec<Exposure>,
+    events: Vec<Exposure<'static>>,
 }
 
 impl ExposureLog {
@@ -41,7 +27,7 @@ impl ExposureLog {
             enabled: false,
             environment: String::new(),
             revision: 0,
-            timestamp: String::new(),
+            timestamp_millis: 0,
             unit: None,
             events: Vec::new(),
         }
@@ -53,7 +39,7 @@ impl ExposureLog {
             enabled: true,
             environment: String::from(environment),
             revision,
-            timestamp: rfc3339_millis(now_millis),
+            timestamp_millis: i64::try_from(now_millis).unwrap_or(i64::MAX),
             unit: None,
             events: Vec::new(),
         }
@@ -77,15 +63,17 @@ impl ExposureLog {
             return;
         };
         self.events.push(Exposure {
-            kind: "exposure",
-            timestamp: self.timestamp.clone(),
-            environment: self.environment.clone(),
-            flag_key: evaluation.key.to_string(),
-            variant: String::from(variant),
-            prompt_hash: evaluation.prompt.map(|prompt| prompt.hash.clone()),
-            revision: self.revision,
-            unit: self.unit.clone(),
-            reason: evaluation.reason.as_str(),
+            id: None,
+            timestamp_millis: self.timestamp_millis,
+            environment: Some(Cow::Owned(self.environment.clone())),
+            flag_key: Cow::Owned(evaluation.key.to_string()),
+            variant: Some(Cow::Owned(String::from(variant))),
+            prompt_hash: evaluation
+                .prompt
+                .map(|prompt| Cow::Owned(prompt.hash.clone())),
+            revision: Some(self.revision),
+            unit: self.unit.clone().map(Cow::Owned),
+            reason: Some(Cow::Borrowed(evaluation.reason.as_str())),
         });
     }
 

@@ -58,20 +58,6 @@ pub fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
     core::hint::black_box(difference | lengths_differ) == 0
 }
 
-/// 64 lowercase hex digits: a SHA-256 as prompt bodies are named.
-pub fn is_sha256_hex(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// An environment name: the characters core allows in keys (safe in URLs and KV keys).
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 /// The raw value of a query parameter of a URL (the first one of that name; no percent-decoding,
 /// which the numeric parameters read here never need).
 pub fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
@@ -175,23 +161,6 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b""));
         // A presented value that is the expected one plus NUL padding is not equal either.
         assert!(!constant_time_eq(b"ab", b"ab\0"));
-    }
-
-    #[test]
-    fn sha256_names_are_64_lowercase_hex_digits() {
-        assert!(is_sha256_hex(&"a".repeat(64)));
-        assert!(!is_sha256_hex(&"A".repeat(64)));
-        assert!(!is_sha256_hex(&"a".repeat(63)));
-        assert!(!is_sha256_hex("../etc/passwd"));
-    }
-
-    #[test]
-    fn names_are_path_and_key_safe() {
-        assert!(is_valid_name("prod-eu.1"));
-        assert!(!is_valid_name(""));
-        assert!(!is_valid_name("a/b"));
-        assert!(!is_valid_name("a:b"));
-        assert!(!is_valid_name(&"a".repeat(65)));
     }
 
     #[test]

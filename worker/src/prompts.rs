@@ -29,11 +29,6 @@ thread_local! {
     static FALLBACK: serde_json::Map<String, serde_json::Value> = fallback::prompts();
 }
 
-/// The KV key of a body.
-pub fn body_key(hash: &str) -> String {
-    format!("prompt:{hash}")
-}
-
 /// The body named `hash`: `Ok(None)` when no source has it, `Err` when KV failed.
 pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String> {
     if let Some(body) = BODIES.with(|bodies| {
@@ -44,7 +39,10 @@ pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String
         return Ok(Some(body));
     }
     let from_kv = match kv {
-        Some(kv) => kv.text(&body_key(hash)).await.map_err(|e| e.to_string()),
+        Some(kv) => kv
+            .text(&promptflag_contracts::keys::prompt_key(hash))
+            .await
+            .map_err(|e| e.to_string()),
         None => Ok(None),
     };
     let found = match from_kv {

@@ -1007,7 +1007,8 @@ pub fn run_through_worker(
     admin.put_prompts(&bodies, &NoProgress)?;
     let state = admin.state(ENVIRONMENT)?;
     // A Worker reused across runs keeps its revisions: publish the initial ruleset on top.
-    let revision = state.latest.unwrap_or(0) + 1;
+    let revision = promptflag_contracts::revision::next(state.latest, state.live)
+        .map_err(|e| anyhow!("the simulation cannot publish: {e}"))?;
     let mut raw: promptflag_core::RawRuleset =
         serde_json::from_slice(&bytes).map_err(|e| anyhow!(e.to_string()))?;
     raw.revision = revision;

@@ -133,7 +133,10 @@ fn two_concurrent_publishers_one_wins_the_other_gets_a_conflict() {
     assert_eq!((wins, conflicts), (1, 1), "{results:?}");
     let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
     assert!(loser.to_string().contains("conflict"), "{loser}");
-    assert_eq!(worker.state.lock().unwrap().envs["dev"].latest, Some(1));
+    assert_eq!(
+        worker.state.lock().unwrap().envs["dev"].meta.latest,
+        Some(1)
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The client: the current ruleset behind an atomic pointer, a refresher thread, the body cache
 //! and the evaluation entry points.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -367,18 +368,19 @@ fn exposure<'a>(
         _ => None,
     };
     Exposure {
-        kind: "exposure",
+        id: None,
         timestamp_millis: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
             .unwrap_or(0),
-        environment: ruleset.environment(),
-        flag_key: &evaluation.key,
-        variant: evaluation.variant,
-        prompt_hash: evaluation.prompt.map(|p| p.hash.as_str()),
+        environment: Some(Cow::Borrowed(ruleset.environment())),
+        flag_key: Cow::Borrowed(&evaluation.key),
+        variant: evaluation.variant.map(Cow::Borrowed),
+        prompt_hash: evaluation.prompt.map(|p| Cow::Borrowed(p.hash.as_str())),
         revision: Some(ruleset.revision()),
-        unit,
-        reason: evaluation.reason.as_str(),
+        unit: unit.map(Cow::Borrowed),
+        reason: Some(Cow::Borrowed(evaluation.reason.as_str())),
     }
 }
 

@@ -1,5 +1,5 @@
-//! LLM-call telemetry: turn a call's outcome into the event of SPEC §6 and send events to the
-//! collector in batches, on a background thread, with bounded memory. When the queue is full or
+//! LLM-call telemetry: turn a call's outcome into the LLM-call event of
+//! `promptflag_contracts::events` and send events to the collector in batches, on a background thread, with bounded memory. When the queue is full or
 //! the collector is down, events are dropped and counted: recording never blocks the caller.
 
 use std::sync::Arc;
@@ -8,51 +8,28 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use promptflag_contracts::events::{CallStatus, LlmCall};
+use serde::Serialize;
 
 use crate::client::{Resolution, edge_for_telemetry};
 
-/// One LLM call, as the collector takes it (SPEC §6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LlmCallEvent {
-    /// RFC 3339, UTC.
-    pub timestamp: String,
-    /// Makes a retry idempotent at the collector.
-    pub request_id: String,
-    /// The prompt family.
-    pub prompt_id: Option<String>,
-    /// The prompt version.
-    pub prompt_version: Option<String>,
-    /// The body's SHA-256.
-    pub prompt_hash: Option<String>,
-    /// The flag that chose the prompt.
-    pub flag_key: String,
-    /// The variant served.
-    pub variant: Option<String>,
-    /// The unit (user id).
-    pub user_id: Option<String>,
-    /// The model called.
-    pub model: Option<String>,
-    /// The temperature used.
-    pub temperature: Option<f64>,
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Completion tokens.
-    pub output_tokens: u64,
-    /// Whole-call latency.
-    pub latency_ms: u64,
-    /// Time to first token.
-    pub ttft_ms: Option<u64>,
-    /// `success` or `error`.
-    pub status: String,
-    /// Whether the output parsed as the prompt's schema expects.
-    pub parser_valid: Option<bool>,
-    /// Whether the model refused.
-    pub refused: Option<bool>,
-    /// Whether a grader flagged a hallucination.
-    pub hallucinated: Option<bool>,
-    /// The call's cost.
-    pub cost_usd: Option<f64>,
+/// One LLM call, in the schema the collector decodes (`promptflag_contracts::events::LlmCall`,
+/// which it dereferences to; it serializes to the collector's JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct LlmCallEvent(pub LlmCall);
+
+impl std::ops::Deref for LlmCallEvent {
+    type Target = LlmCall;
+    fn deref(&self) -> &LlmCall {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for LlmCallEvent {
+    fn deref_mut(&mut self) -> &mut LlmCall {
+        &mut self.0
+    }
 }
 
 /// What the service measured about one LLM call.
@@ -83,32 +60,39 @@ pub struct CallOutcome {
 }
 
 impl LlmCallEvent {
-    /// The event for a call made with the prompt `resolution` chose.
+    /// The event for a call made with the prompt `resolution` chose. A resolution that served no
+    /// variant gives an event the collector refuses; [`Telemetry::record`] drops it.
     pub fn from_outcome(resolution: &Resolution, outcome: &CallOutcome) -> LlmCallEvent {
         let prompt = resolution.prompt.as_ref();
-        LlmCallEvent {
-            timestamp: rfc3339_now(),
+        let millis = |duration: Duration| duration.as_millis() as f64;
+        LlmCallEvent(LlmCall {
+            timestamp_millis: now_millis(),
             request_id: outcome.request_id.clone(),
+            environment: None,
+            flag_key: resolution.flag_key.clone(),
+            variant: resolution.variant.clone().unwrap_or_default(),
             prompt_id: prompt.map(|p| p.id.clone()),
             prompt_version: prompt.map(|p| p.version.clone()),
             prompt_hash: prompt.map(|p| p.hash.clone()),
-            flag_key: resolution.flag_key.clone(),
-            variant: resolution.variant.clone(),
             user_id: outcome.user_id.clone(),
             model: prompt.map(|p| p.model.clone()).filter(|m| !m.is_empty()),
             temperature: prompt
                 .and_then(|p| p.parameters.get("temperature"))
                 .and_then(|t| t.as_f64()),
-            input_tokens: outcome.input_tokens,
-            output_tokens: outcome.output_tokens,
-            latency_ms: outcome.latency.as_millis() as u64,
-            ttft_ms: outcome.time_to_first_token.map(|d| d.as_millis() as u64),
-            status: if outcome.success { "success" } else { "error" }.to_string(),
+            input_tokens: Some(outcome.input_tokens),
+            output_tokens: Some(outcome.output_tokens),
+            latency_ms: Some(millis(outcome.latency)),
+            ttft_ms: outcome.time_to_first_token.map(millis),
+            status: if outcome.success {
+                CallStatus::Success
+            } else {
+                CallStatus::Error
+            },
             parser_valid: outcome.parser_valid,
             refused: outcome.refused,
             hallucinated: outcome.hallucinated,
             cost_usd: outcome.cost_usd,
-        }
+        })
     }
 }
 
@@ -149,6 +133,9 @@ pub struct TelemetryStats {
     pub dropped_queue_full: u64,
     /// Events dropped because their batch could not be delivered.
     pub dropped_send_failed: u64,
+    /// Events dropped because the collector would refuse them (no variant, an empty request id,
+    /// a negative latency: `LlmCall::check`).
+    pub dropped_invalid: u64,
 }
 
 #[derive(Default)]
@@ -156,6 +143,7 @@ struct Counters {
     sent: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_send_failed: AtomicU64,
+    dropped_invalid: AtomicU64,
 }
 
 /// The sender. Dropping it flushes what is queued (one attempt) and stops the thread.
@@ -182,11 +170,18 @@ impl Telemetry {
         }
     }
 
-    /// Queues an event; never blocks. Returns false when it was dropped (queue full).
+    /// Queues an event; never blocks. Returns false when it was dropped (queue full, or an event
+    /// the collector would refuse).
     pub fn record(&self, event: LlmCallEvent) -> bool {
         let Some(queue) = &self.queue else {
             return false;
         };
+        if event.check().is_err() {
+            self.counters
+                .dropped_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         match queue.try_send(event) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -204,6 +199,7 @@ impl Telemetry {
             sent: self.counters.sent.load(Ordering::Relaxed),
             dropped_queue_full: self.counters.dropped_queue_full.load(Ordering::Relaxed),
             dropped_send_failed: self.counters.dropped_send_failed.load(Ordering::Relaxed),
+            dropped_invalid: self.counters.dropped_invalid.load(Ordering::Relaxed),
         }
     }
 
@@ -273,12 +269,12 @@ fn run_sender(
     }
 }
 
-fn rfc3339_now() -> String {
-    let millis = SystemTime::now()
+fn now_millis() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    rfc3339_from_millis(millis)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (core's formatter, shared with the

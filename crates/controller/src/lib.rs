@@ -1178,7 +1178,8 @@ impl Controller {
                 ))
             })?;
         apply_change(&mut ruleset, &state.flag, &change)?;
-        let target = env.latest.unwrap_or(live).max(live) + 1;
+        let target = promptflag_contracts::revision::next(env.latest, Some(live))
+            .map_err(promptflag_release::store::contract_error)?;
         ruleset.revision = target;
         promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
         let bytes = ruleset_publish_bytes(&ruleset)?;

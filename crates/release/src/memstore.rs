@@ -1,18 +1,24 @@
-//! An in-memory [`Store`] with the Worker's semantics (stale revisions and moved pointers are
-//! conflicts, rollback only to kept revisions). The control-loop tests and the in-process
+//! An in-memory [`Store`] with the Worker's semantics, from the same contract rules
+//! (`promptflag_contracts`: stale revisions and moved pointers are conflicts, the last 10
+//! revisions are kept, rollback only to kept revisions). The control-loop tests and the in-process
 //! `simulate` runs publish into it; it counts every write so a test can prove that an action
 //! was not repeated.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use promptflag_contracts::{Meta, keys};
+
 use crate::error::{Error, Result};
-use crate::store::{EnvState, PointerMove, Progress, Store};
+use crate::store::{EnvState, PointerMove, Progress, Store, contract_error};
 
 #[derive(Default)]
 struct Environment {
     live: Option<u64>,
-    latest: Option<u64>,
+    /// `meta:<env>`: the latest revision and the kept ones.
+    meta: Meta,
+    /// The stored revisions: the kept ones (those that fall out of `kept` are deleted, as the
+    /// Worker deletes them).
     revisions: BTreeMap<u64, Vec<u8>>,
 }
 
@@ -22,9 +28,6 @@ pub struct MemoryStore {
     environments: Mutex<BTreeMap<String, Environment>>,
     writes: Mutex<Vec<(String, u64)>>,
 }
-
-/// How many revisions stay for rollback, as the Worker keeps.
-const KEEP: usize = 10;
 
 impl MemoryStore {
     /// An empty store.
@@ -55,16 +58,14 @@ impl Store for MemoryStore {
     }
 
     fn state(&self, environment: &str) -> Result<EnvState> {
+        let environment = keys::environment(environment).map_err(contract_error)?;
         let environments = self.environments.lock().map_err(|_| poisoned())?;
         Ok(match environments.get(environment) {
-            Some(env) => {
-                let kept: Vec<u64> = env.revisions.keys().copied().collect();
-                EnvState {
-                    live: env.live,
-                    latest: env.latest,
-                    kept: kept[kept.len().saturating_sub(KEEP)..].to_vec(),
-                }
-            }
+            Some(env) => EnvState {
+                live: env.live,
+                latest: env.meta.latest,
+                kept: env.meta.kept.clone(),
+            },
             None => EnvState::default(),
         })
     }
@@ -80,21 +81,19 @@ impl Store for MemoryStore {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<PointerMove> {
+        let environment = keys::environment(environment).map_err(contract_error)?;
         let mut environments = self.environments.lock().map_err(|_| poisoned())?;
         let env = environments.entry(environment.to_string()).or_default();
-        if env.latest.is_some_and(|latest| revision <= latest) {
-            return Err(Error::Conflict {
-                message: format!("stale_revision: {revision} is not above {:?}", env.latest),
-            });
-        }
-        if expected_live.is_some() && expected_live != env.live {
-            return Err(Error::Conflict {
-                message: format!("conflict: live is {:?}, not {expected_live:?}", env.live),
-            });
-        }
+        env.meta
+            .check_publish(env.live, revision, expected_live.map(Some))
+            .map_err(contract_error)?;
+        let (meta, dropped) = env.meta.after_publish(revision).map_err(contract_error)?;
         let previous = env.live;
         env.revisions.insert(revision, bytes.to_vec());
-        env.latest = Some(revision);
+        for old in dropped {
+            env.revisions.remove(&old);
+        }
+        env.meta = meta;
         env.live = Some(revision);
         if let Ok(mut writes) = self.writes.lock() {
             writes.push((environment.to_string(), revision));
@@ -103,22 +102,17 @@ impl Store for MemoryStore {
     }
 
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        let environment = keys::environment(environment).map_err(contract_error)?;
         let mut environments = self.environments.lock().map_err(|_| poisoned())?;
         let env = environments.entry(environment.to_string()).or_default();
-        let kept: Vec<u64> = env.revisions.keys().copied().collect();
-        let target = match to {
-            Some(target) => target,
-            None => {
-                let live = env.live.unwrap_or(0);
-                *kept.iter().rev().find(|r| **r < live).ok_or_else(|| {
-                    Error::Invalid(String::from(
-                        "revision_not_kept: nothing before the live revision",
-                    ))
-                })?
-            }
-        };
+        let target = env
+            .meta
+            .rollback_target(env.live, to)
+            .map_err(contract_error)?;
         if !env.revisions.contains_key(&target) {
-            return Err(Error::Invalid(format!("revision_not_kept: {target}")));
+            return Err(Error::Invalid(format!(
+                "revision_not_kept: revision {target} is no longer stored"
+            )));
         }
         let previous = env.live;
         env.live = Some(target);

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::audit::{Action, AuditLog, Entry, NewEntry};
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
-use crate::store::{EnvState, Http, NoProgress, Progress, Store};
+use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_authoring::digest::sha256_hex;
 
@@ -103,7 +103,8 @@ pub fn kill(
             audit_seq: None,
         });
     }
-    let revision = state.latest.unwrap_or(live) + 1;
+    let revision =
+        promptflag_contracts::revision::next(state.latest, Some(live)).map_err(contract_error)?;
     ruleset.revision = revision;
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
     let bytes = ruleset_publish_bytes(&ruleset)?;

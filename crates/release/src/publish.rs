@@ -2,7 +2,8 @@
 //! audit entry.
 //!
 //! Publishing is split into [`plan`] (check the gates, read the store's state, fix the revision
-//! as `latest + 1` and the expected live revision) and [`execute`] (write). Two publishers that
+//! as the contracts' next revision, one above the latest or live one, and the expected live
+//! revision) and [`execute`] (write). Two publishers that
 //! plan against the same state both aim at the same revision; the store lets one through and
 //! answers the other with a conflict, so nothing is ever silently overwritten.
 
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
 use crate::error::{Error, Result};
-use crate::store::{Progress, Store};
+use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, ruleset_publish_bytes};
 use promptflag_authoring::diff;
 use promptflag_authoring::digest::sha256_hex;
@@ -176,7 +177,8 @@ pub fn plan(
     let overridden = check_gates(build, audit, options)?;
     let env = &build.environments[&options.environment];
     let state = store.state(&options.environment)?;
-    let revision = state.latest.unwrap_or(0) + 1;
+    let revision =
+        promptflag_contracts::revision::next(state.latest, state.live).map_err(contract_error)?;
     let mut ruleset = env.ruleset.clone();
     ruleset.revision = revision;
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;

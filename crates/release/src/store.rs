@@ -9,9 +9,27 @@
 
 use std::time::Duration;
 
+use promptflag_contracts::{Meta, keys};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+
+/// A contract rule's refusal as the companion's error: stale revisions and moved pointers are
+/// conflicts (another publisher went first), everything else is a refusal to act.
+pub fn contract_error(error: promptflag_contracts::Error) -> Error {
+    use promptflag_contracts::Error as Contract;
+    match &error {
+        Contract::StaleRevision { .. } | Contract::LiveMoved { .. } => Error::Conflict {
+            message: format!("{}: {error}", error.code()),
+        },
+        _ => Error::Invalid(format!("{}: {error}", error.code())),
+    }
+}
+
+/// The environment name, checked by the contracts before it goes into a URL or a key.
+fn environment_name(environment: &str) -> Result<&str> {
+    keys::environment(environment).map_err(contract_error)
+}
 
 /// The revisions of one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -372,6 +390,7 @@ impl Store for WorkerAdmin {
     }
 
     fn state(&self, environment: &str) -> Result<EnvState> {
+        let environment = environment_name(environment)?;
         let url = format!("{}/admin/v1/rulesets/{environment}", self.base);
         let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
         self.check_auth(&url, &reply)?;
@@ -417,6 +436,8 @@ impl Store for WorkerAdmin {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<PointerMove> {
+        let environment = environment_name(environment)?;
+        promptflag_contracts::revision::check(revision).map_err(contract_error)?;
         let mut url = format!("{}/admin/v1/rulesets/{environment}", self.base);
         if let Some(live) = expected_live {
             url.push_str(&format!("?expected_live={live}"));
@@ -472,6 +493,7 @@ impl Store for WorkerAdmin {
     }
 
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        let environment = environment_name(environment)?;
         let url = format!("{}/admin/v1/rulesets/{environment}/rollback", self.base);
         let body = match to {
             Some(revision) => json!({ "revision": revision }),
@@ -531,12 +553,10 @@ pub struct KvRest {
     namespace_id: String,
     token: String,
     http: Http,
-    /// How many revisions `meta:<env>` keeps for rollback.
-    pub keep: usize,
 }
 
-/// `meta:<env>` as (latest, kept, the raw bytes for change detection).
-type MetaRecord = (Option<u64>, Vec<u64>, Option<Vec<u8>>);
+/// `meta:<env>`, and its raw bytes for change detection.
+type MetaRecord = (Meta, Option<Vec<u8>>);
 
 /// The public Cloudflare API.
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
@@ -573,7 +593,6 @@ impl KvRest {
             namespace_id: namespace_id.to_string(),
             token: token.to_string(),
             http,
-            keep: 10,
         }
     }
 
@@ -635,28 +654,30 @@ impl KvRest {
         Ok(())
     }
 
-    /// `meta:<env>` as (latest, kept, raw bytes).
+    /// `meta:<env>` and its raw bytes.
     fn meta(&self, environment: &str) -> Result<MetaRecord> {
-        let raw = self.get(&format!("meta:{environment}"))?;
-        let Some(bytes) = raw else {
-            return Ok((None, Vec::new(), None));
+        let key = keys::meta_key(environment_name(environment)?);
+        let Some(bytes) = self.get(&key)? else {
+            return Ok((Meta::default(), None));
         };
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Remote {
-            context: format!("meta:{environment}"),
-            message: format!("not JSON: {e}"),
+        let meta = Meta::parse(&bytes).map_err(|e| Error::Remote {
+            context: key,
+            message: e.to_string(),
         })?;
-        let kept = value["kept"]
-            .as_array()
-            .map(|k| k.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
-        Ok((value["latest"].as_u64(), kept, Some(bytes)))
+        Ok((meta, Some(bytes)))
     }
 
     fn live(&self, environment: &str) -> Result<Option<u64>> {
-        Ok(self
-            .get(&format!("ruleset:{environment}"))?
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.trim().parse().ok()))
+        let key = keys::pointer_key(environment_name(environment)?);
+        let Some(bytes) = self.get(&key)? else {
+            return Ok(None);
+        };
+        keys::parse_pointer(&String::from_utf8_lossy(&bytes))
+            .map(Some)
+            .map_err(|e| Error::Remote {
+                context: key,
+                message: e.to_string(),
+            })
     }
 }
 
@@ -690,11 +711,11 @@ impl Store for KvRest {
     }
 
     fn state(&self, environment: &str) -> Result<EnvState> {
-        let (latest, kept, _) = self.meta(environment)?;
+        let (meta, _) = self.meta(environment)?;
         Ok(EnvState {
             live: self.live(environment)?,
-            latest,
-            kept,
+            latest: meta.latest,
+            kept: meta.kept,
         })
     }
 
@@ -712,7 +733,7 @@ impl Store for KvRest {
                 batch_bytes = 0;
             }
             batch_bytes += body.len();
-            batch.push((format!("prompt:{hash}"), body.clone()));
+            batch.push((keys::prompt_key(hash), body.clone()));
         }
         if !batch.is_empty() {
             self.put_bulk(&batch)?;
@@ -730,24 +751,12 @@ impl Store for KvRest {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<PointerMove> {
-        let (latest, kept, meta_before) = self.meta(environment)?;
+        let (meta, meta_before) = self.meta(environment)?;
         let live = self.live(environment)?;
-        if latest.is_some_and(|latest| revision <= latest) {
-            return Err(Error::Conflict {
-                message: format!(
-                    "stale_revision: revision {revision} of {environment} is not above the latest ({}); another publisher went first",
-                    latest.unwrap_or(0)
-                ),
-            });
-        }
-        if expected_live.is_some() && expected_live != live {
-            return Err(Error::Conflict {
-                message: format!(
-                    "conflict: {environment} went live at {live:?}, not {expected_live:?}, since this publish was planned"
-                ),
-            });
-        }
-        let revision_key = format!("ruleset:{environment}:{revision}");
+        meta.check_publish(live, revision, expected_live.map(Some))
+            .map_err(contract_error)?;
+        let (next, _dropped) = meta.after_publish(revision).map_err(contract_error)?;
+        let revision_key = keys::revision_key(environment, revision);
         if self.get(&revision_key)?.is_some() {
             return Err(Error::Conflict {
                 message: format!(
@@ -758,7 +767,7 @@ impl Store for KvRest {
         self.put_bulk(&[(revision_key.clone(), bytes.to_vec())])?;
         // KV has no compare-and-swap: re-read meta right before claiming the revision, so a
         // publisher that raced through the same window is caught instead of overwritten.
-        let (_, _, meta_now) = self.meta(environment)?;
+        let (_, meta_now) = self.meta(environment)?;
         if meta_now != meta_before {
             return Err(Error::Conflict {
                 message: format!(
@@ -766,17 +775,11 @@ impl Store for KvRest {
                 ),
             });
         }
-        let mut kept = kept;
-        kept.push(revision);
-        if kept.len() > self.keep {
-            kept.drain(..kept.len() - self.keep);
-        }
-        let meta = serde_json::to_vec(&json!({ "latest": revision, "kept": kept }))
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        self.put_bulk(&[(format!("meta:{environment}"), meta)])?;
+        // The revisions that fell out of `kept` stay behind: unreachable, not harmful.
+        self.put_bulk(&[(keys::meta_key(environment), next.to_json().into_bytes())])?;
         self.put_bulk(&[(
-            format!("ruleset:{environment}"),
-            revision.to_string().into_bytes(),
+            keys::pointer_key(environment),
+            keys::pointer_value(revision).into_bytes(),
         )])?;
         Ok(PointerMove {
             revision,
@@ -785,34 +788,21 @@ impl Store for KvRest {
     }
 
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
-        let (_, kept, _) = self.meta(environment)?;
+        let (meta, _) = self.meta(environment)?;
         let live = self.live(environment)?;
-        let target = match to {
-            Some(target) => target,
-            None => {
-                let position = live.and_then(|live| kept.iter().position(|k| *k == live));
-                match position {
-                    Some(position) if position > 0 => kept[position - 1],
-                    _ => {
-                        return Err(Error::Invalid(format!(
-                            "revision_not_kept: {environment} has no kept revision before the live one ({live:?}); kept: {kept:?}"
-                        )));
-                    }
-                }
-            }
-        };
-        if !kept.contains(&target)
-            || self
-                .get(&format!("ruleset:{environment}:{target}"))?
-                .is_none()
+        let target = meta.rollback_target(live, to).map_err(contract_error)?;
+        if self
+            .get(&keys::revision_key(environment, target))?
+            .is_none()
         {
             return Err(Error::Invalid(format!(
-                "revision_not_kept: revision {target} of {environment} is not kept (kept: {kept:?})"
+                "revision_not_kept: revision {target} of {environment} is no longer stored (kept: {:?})",
+                meta.kept
             )));
         }
         self.put_bulk(&[(
-            format!("ruleset:{environment}"),
-            target.to_string().into_bytes(),
+            keys::pointer_key(environment),
+            keys::pointer_value(target).into_bytes(),
         )])?;
         Ok(PointerMove {
             revision: target,
@@ -821,7 +811,10 @@ impl Store for KvRest {
     }
 
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
-        self.get(&format!("ruleset:{environment}:{revision}"))
+        self.get(&keys::revision_key(
+            environment_name(environment)?,
+            revision,
+        ))
     }
 }
 

@@ -1,22 +1,26 @@
 //! An in-memory fake of the Worker's admin API and `GET /v1/ruleset`, following
-//! `docs/interfaces.md`: it checks body hashes, validates rulesets with core, refuses stale
-//! revisions and moved live revisions with `409`, keeps the last 10 revisions, and answers with
-//! `X-Promptflag-Revision`. It serves one environment publicly, like the real Worker.
+//! `docs/interfaces.md`: it checks body hashes, validates rulesets with core, and takes every
+//! revision rule from `promptflag_contracts` as the Worker does (stale revisions and moved live
+//! revisions are `409`, the last 10 revisions are kept, rollback only to kept revisions,
+//! environment names checked). It answers with `X-Promptflag-Revision` and serves one
+//! environment publicly, like the real Worker.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use promptflag_authoring::digest::sha256_hex;
+use promptflag_contracts::{Meta, admin, keys};
 use serde_json::{Value, json};
 
 use super::http::{Request, Response, Server};
 
 #[derive(Default)]
 pub struct EnvData {
+    /// The stored revisions (those that fall out of `meta.kept` are deleted, as the Worker does).
     pub revisions: BTreeMap<u64, Vec<u8>>,
     pub live: Option<u64>,
-    pub latest: Option<u64>,
-    pub kept: Vec<u64>,
+    /// `meta:<env>`.
+    pub meta: Meta,
 }
 
 #[derive(Default)]
@@ -37,6 +41,31 @@ fn error(status: u16, code: &str, message: &str) -> Response {
         status,
         json!({ "error": { "code": code, "message": message } }),
     )
+}
+
+/// A contract refusal as the Worker answers it.
+fn refusal(error: &promptflag_contracts::Error) -> Response {
+    use promptflag_contracts::Error as Contract;
+    let status = match error {
+        Contract::StaleRevision { .. } | Contract::LiveMoved { .. } => 409,
+        Contract::RevisionNotKept { .. } => 404,
+        Contract::RevisionOutOfRange { .. } | Contract::RevisionsExhausted { .. } => {
+            return Response::json(
+                422,
+                json!({ "error": { "code": "invalid_ruleset", "message": "the ruleset does not validate" },
+                        "problems": [{"path": "revision", "code": error.code(), "message": error.to_string()}] }),
+            );
+        }
+        _ => 400,
+    };
+    let mut body = json!({ "error": { "code": error.code(), "message": error.to_string() } });
+    match error {
+        Contract::StaleRevision { highest, .. } => body["latest"] = json!(highest),
+        Contract::LiveMoved { live, .. } => body["live"] = json!(live),
+        Contract::RevisionNotKept { kept, .. } => body["kept"] = json!(kept),
+        _ => {}
+    }
+    Response::json(status, body)
 }
 
 impl FakeWorker {
@@ -93,18 +122,31 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
             )
         }
         ("GET", ["admin", "v1", "rulesets", env]) => {
+            if let Err(e) = keys::environment(env) {
+                return refusal(&e);
+            }
             let data = state.envs.get(*env);
             Response::json(
                 200,
                 json!({
                     "environment": env,
                     "live": data.and_then(|d| d.live),
-                    "latest": data.and_then(|d| d.latest),
-                    "kept": data.map(|d| d.kept.clone()).unwrap_or_default(),
+                    "latest": data.and_then(|d| d.meta.latest),
+                    "kept": data.map(|d| d.meta.kept.clone()).unwrap_or_default(),
                 }),
             )
         }
         ("PUT", ["admin", "v1", "rulesets", env]) => {
+            if let Err(e) = keys::environment(env) {
+                return refusal(&e);
+            }
+            let expected_live = match request.query.get("expected_live") {
+                Some(text) => match admin::parse_expected_live(text) {
+                    Ok(expected) => Some(expected),
+                    Err(e) => return refusal(&e),
+                },
+                None => None,
+            };
             let raw: promptflag_core::RawRuleset = match serde_json::from_slice(&request.body) {
                 Ok(raw) => raw,
                 Err(e) => return error(422, "invalid_ruleset", &e.to_string()),
@@ -121,7 +163,19 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 );
             }
             if raw.environment != *env {
-                return error(400, "bad_request", "environment mismatch");
+                return Response::json(
+                    422,
+                    json!({ "error": { "code": "invalid_ruleset", "message": "the ruleset is for another environment" },
+                            "problems": [{"path": "environment", "code": "environment_mismatch", "message": "environment mismatch"}] }),
+                );
+            }
+            let data = state.envs.get(*env);
+            if let Err(e) = data
+                .map(|d| &d.meta)
+                .unwrap_or(&Meta::default())
+                .check_publish(data.and_then(|d| d.live), raw.revision, expected_live)
+            {
+                return refusal(&e);
             }
             let missing: Vec<String> = raw
                 .prompts
@@ -136,29 +190,16 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 );
             }
             let data = state.envs.entry(env.to_string()).or_default();
-            if data.latest.is_some_and(|latest| raw.revision <= latest) {
-                return error(
-                    409,
-                    "stale_revision",
-                    &format!(
-                        "revision {} is not above the latest {}",
-                        raw.revision,
-                        data.latest.unwrap_or(0)
-                    ),
-                );
-            }
-            if let Some(expected) = request.query.get("expected_live")
-                && data.live.map(|l| l.to_string()).as_deref() != Some(expected.as_str())
-            {
-                return error(409, "conflict", "the live revision moved");
-            }
+            let (meta, dropped) = match data.meta.after_publish(raw.revision) {
+                Ok(next) => next,
+                Err(e) => return refusal(&e),
+            };
             let previous = data.live;
             data.revisions.insert(raw.revision, request.body.clone());
-            data.latest = Some(raw.revision);
-            data.kept.push(raw.revision);
-            if data.kept.len() > 10 {
-                data.kept.remove(0);
+            for old in dropped {
+                data.revisions.remove(&old);
             }
+            data.meta = meta;
             data.live = Some(raw.revision);
             state.pointer_writes.push((env.to_string(), raw.revision));
             Response::json(
@@ -167,29 +208,28 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
             )
         }
         ("POST", ["admin", "v1", "rulesets", env, "rollback"]) => {
-            let body: Value = serde_json::from_slice(&request.body).unwrap_or(json!({}));
-            let Some(data) = state.envs.get_mut(*env) else {
-                return error(404, "revision_not_kept", "nothing published");
-            };
-            let target = match body["revision"].as_u64() {
-                Some(target) => Some(target),
-                None => data.live.and_then(|live| {
-                    let position = data.kept.iter().position(|k| *k == live)?;
-                    position.checked_sub(1).map(|p| data.kept[p])
-                }),
-            };
-            match target {
-                Some(target) if data.kept.contains(&target) => {
-                    let previous = data.live;
-                    data.live = Some(target);
-                    state.pointer_writes.push((env.to_string(), target));
-                    Response::json(
-                        200,
-                        json!({ "environment": env, "revision": target, "previous": previous }),
-                    )
-                }
-                _ => error(404, "revision_not_kept", "not kept"),
+            if let Err(e) = keys::environment(env) {
+                return refusal(&e);
             }
+            let requested = match admin::parse_rollback_request(&request.body) {
+                Ok(requested) => requested,
+                Err(e) => return refusal(&e),
+            };
+            let data = state.envs.entry(env.to_string()).or_default();
+            let target = match data.meta.rollback_target(data.live, requested) {
+                Ok(target) => target,
+                Err(e) => return refusal(&e),
+            };
+            if !data.revisions.contains_key(&target) {
+                return error(404, "revision_not_kept", "no longer stored");
+            }
+            let previous = data.live;
+            data.live = Some(target);
+            state.pointer_writes.push((env.to_string(), target));
+            Response::json(
+                200,
+                json!({ "environment": env, "revision": target, "previous": previous }),
+            )
         }
         _ => error(404, "not_found", "no such route"),
     }

@@ -7,6 +7,7 @@
 pub mod fake_kv;
 pub mod fake_worker;
 pub mod http;
+pub mod store_contract;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,13 +1,14 @@
-//! The events the collector takes: LLM-call events (`docs/collector.md`) and the Worker's exposures
-//! (`docs/interfaces.md`), decoded from a request body one event at a time so that each bad event
-//! gets its own error while the good ones in the batch are kept.
+//! The events the collector takes: LLM-call events and exposures, in the schemas the contracts
+//! own (`promptflag_contracts::events`, described in `docs/interfaces.md`), decoded from a
+//! request body one event at a time so that each bad event gets its own error while the good
+//! ones in the batch are kept.
 //!
 //! A body is a JSON array of events or NDJSON (one event per line). The format is chosen by the
 //! content type (`application/x-ndjson`, `application/jsonl`, `application/ndjson`) or, for any
 //! other type, by sniffing: a body whose first non-blank byte is `[` is an array; a body that is
 //! one JSON object is one event; anything else is read as NDJSON.
 
-use serde::Deserialize;
+use promptflag_contracts::events::{self, CallStatus, Event, Exposure, LlmCall};
 use serde_json::value::RawValue;
 
 use sha2::{Digest, Sha256};
@@ -36,14 +37,15 @@ impl Status {
             Status::Timeout => "timeout",
         }
     }
+}
 
-    fn parse(text: &str) -> Option<Status> {
-        match text {
-            "success" | "ok" => Some(Status::Success),
-            "failure" | "failed" => Some(Status::Failure),
-            "error" => Some(Status::Error),
-            "timeout" => Some(Status::Timeout),
-            _ => None,
+impl From<CallStatus> for Status {
+    fn from(status: CallStatus) -> Status {
+        match status {
+            CallStatus::Success => Status::Success,
+            CallStatus::Failure => Status::Failure,
+            CallStatus::Error => Status::Error,
+            CallStatus::Timeout => Status::Timeout,
         }
     }
 }
@@ -168,61 +170,89 @@ pub struct BodyError {
     pub message: String,
 }
 
-/// The longest id, name or label accepted.
-const MAX_TEXT: usize = 512;
+/// The collector's record of a decoded LLM call.
+fn call(call: LlmCall) -> CallRecord {
+    CallRecord {
+        request_id: call.request_id,
+        timestamp_ms: call.timestamp_millis,
+        environment: call.environment,
+        flag_key: call.flag_key,
+        variant: call.variant,
+        prompt_id: call.prompt_id,
+        prompt_version: call.prompt_version,
+        prompt_hash: call.prompt_hash,
+        user_id: call.user_id,
+        model: call.model,
+        temperature: call.temperature,
+        input_tokens: call.input_tokens,
+        output_tokens: call.output_tokens,
+        latency_ms: call.latency_ms,
+        ttft_ms: call.ttft_ms,
+        status: Status::from(call.status),
+        parser_valid: call.parser_valid,
+        refused: call.refused,
+        hallucinated: call.hallucinated,
+        cost_usd: call.cost_usd,
+    }
+}
 
-#[derive(Deserialize)]
-struct Wire<'a> {
-    #[serde(rename = "type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
-    #[serde(default)]
-    environment: Option<String>,
-    #[serde(default)]
-    prompt_id: Option<String>,
-    #[serde(default)]
-    prompt_version: Option<String>,
-    #[serde(default)]
-    prompt_hash: Option<String>,
-    #[serde(default)]
-    flag_key: Option<String>,
-    #[serde(default)]
-    variant: Option<String>,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    temperature: Option<f64>,
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    latency_ms: Option<f64>,
-    #[serde(default)]
-    ttft_ms: Option<f64>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    parser_valid: Option<bool>,
-    #[serde(default)]
-    refused: Option<bool>,
-    #[serde(default, alias = "hallucination")]
-    hallucinated: Option<bool>,
-    #[serde(default)]
-    cost_usd: Option<f64>,
-    #[serde(default)]
-    revision: Option<u64>,
-    #[serde(default)]
-    unit: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
+/// The collector's record of a decoded exposure, keyed by its `id` or else by its fields.
+fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
+    let text = |value: Option<std::borrow::Cow<'static, str>>| value.map(|text| text.into_owned());
+    let environment = text(exposure.environment);
+    let flag_key = exposure.flag_key.into_owned();
+    let variant = text(exposure.variant).unwrap_or_default();
+    let prompt_hash = text(exposure.prompt_hash);
+    let unit = text(exposure.unit);
+    let reason = text(exposure.reason);
+    let key = match exposure.id {
+        Some(id) => id.into_owned(),
+        None => {
+            // The Worker sends no id; its fields identify a resent batch. Two evaluations of one
+            // unit in the same millisecond collapse into one exposure, which changes no unit count.
+            let identity = serde_json::json!([
+                exposure.timestamp_millis,
+                environment,
+                flag_key,
+                variant,
+                prompt_hash,
+                exposure.revision,
+                unit,
+                reason
+            ]);
+            format!("x-{:.32x}", Sha256::digest(identity.to_string().as_bytes()))
+        }
+    };
+    ExposureRecord {
+        key,
+        timestamp_ms: exposure.timestamp_millis,
+        environment,
+        flag_key,
+        variant,
+        prompt_hash,
+        revision: exposure.revision,
+        unit,
+        reason,
+    }
+}
+
+/// Decodes one event from its JSON text with the contracts' schema.
+fn decode_one(index: usize, json: &str, decoded: &mut Decoded) {
+    match events::decode(json) {
+        Ok(Event::Call(record)) => decoded.records.push((index, Record::Call(call(record)))),
+        Ok(Event::Exposure(record)) => decoded
+            .records
+            .push((index, Record::Exposure(exposure(record)))),
+        Err(error) => {
+            // Salvage the request id for the error report when the event is an object at all.
+            let request_id = serde_json::from_str::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| v["request_id"].as_str().map(str::to_string));
+            decoded
+                .errors
+                .push(refuse(index, request_id, error.code(), error.to_string()));
+        }
+    }
 }
 
 fn refuse(
@@ -236,160 +266,6 @@ fn refuse(
         request_id,
         code,
         message,
-    }
-}
-
-fn text(
-    value: Option<String>,
-    field: &str,
-    required: bool,
-) -> Result<Option<String>, (&'static str, String)> {
-    match value {
-        None if required => Err(("missing_field", format!("`{field}` is required"))),
-        None => Ok(None),
-        Some(text) if text.is_empty() && required => {
-            Err(("invalid_value", format!("`{field}` must not be empty")))
-        }
-        Some(text) if text.len() > MAX_TEXT => Err((
-            "invalid_value",
-            format!("`{field}` is longer than {MAX_TEXT} bytes"),
-        )),
-        Some(text) => Ok(Some(text)),
-    }
-}
-
-fn measure(value: Option<f64>, field: &str) -> Result<Option<f64>, (&'static str, String)> {
-    match value {
-        Some(number) if !number.is_finite() || number < 0.0 => Err((
-            "invalid_value",
-            format!("`{field}` must be a finite number >= 0"),
-        )),
-        other => Ok(other),
-    }
-}
-
-fn timestamp(value: Option<String>) -> Result<i64, (&'static str, String)> {
-    let Some(text) = value else {
-        return Err(("missing_field", String::from("`timestamp` is required")));
-    };
-    promptflag_core::literal::parse_rfc3339_millis(&text).ok_or_else(|| {
-        (
-            "invalid_value",
-            format!("`timestamp` {text:?} is not an RFC 3339 time such as 2025-05-15T10:23:45Z"),
-        )
-    })
-}
-
-fn required(value: Option<String>, field: &str) -> Result<String, (&'static str, String)> {
-    text(value, field, true)?.ok_or_else(|| ("missing_field", format!("`{field}` is required")))
-}
-
-fn call(wire: Wire<'_>) -> Result<CallRecord, (&'static str, String)> {
-    let request_id = required(wire.request_id, "request_id")?;
-    let status_text = required(wire.status, "status")?;
-    let status = Status::parse(&status_text).ok_or_else(|| {
-        (
-            "invalid_value",
-            format!("`status` {status_text:?} is not one of success, failure, error, timeout"),
-        )
-    })?;
-    Ok(CallRecord {
-        timestamp_ms: timestamp(wire.timestamp)?,
-        flag_key: required(wire.flag_key, "flag_key")?,
-        variant: required(wire.variant, "variant")?,
-        environment: text(wire.environment, "environment", false)?,
-        prompt_id: text(wire.prompt_id, "prompt_id", false)?,
-        prompt_version: text(wire.prompt_version, "prompt_version", false)?,
-        prompt_hash: text(wire.prompt_hash, "prompt_hash", false)?,
-        user_id: text(wire.user_id, "user_id", false)?,
-        model: text(wire.model, "model", false)?,
-        temperature: measure(wire.temperature, "temperature")?,
-        input_tokens: wire.input_tokens,
-        output_tokens: wire.output_tokens,
-        latency_ms: measure(wire.latency_ms, "latency_ms")?,
-        ttft_ms: measure(wire.ttft_ms, "ttft_ms")?,
-        status,
-        parser_valid: wire.parser_valid,
-        refused: wire.refused,
-        hallucinated: wire.hallucinated,
-        cost_usd: measure(wire.cost_usd, "cost_usd")?,
-        request_id,
-    })
-}
-
-fn exposure(wire: Wire<'_>) -> Result<ExposureRecord, (&'static str, String)> {
-    let timestamp_ms = timestamp(wire.timestamp.clone())?;
-    let flag_key = required(wire.flag_key, "flag_key")?;
-    let variant = required(wire.variant, "variant")?;
-    let environment = text(wire.environment, "environment", false)?;
-    let prompt_hash = text(wire.prompt_hash, "prompt_hash", false)?;
-    let unit = text(wire.unit, "unit", false)?;
-    let reason = text(wire.reason, "reason", false)?;
-    let key = match text(wire.id, "id", false)? {
-        Some(id) => id,
-        None => {
-            // The Worker sends no id; its fields identify a resent batch. Two evaluations of one
-            // unit in the same millisecond collapse into one exposure, which changes no unit count.
-            let identity = serde_json::json!([
-                timestamp_ms,
-                environment,
-                flag_key,
-                variant,
-                prompt_hash,
-                wire.revision,
-                unit,
-                reason
-            ]);
-            format!("x-{:.32x}", Sha256::digest(identity.to_string().as_bytes()))
-        }
-    };
-    Ok(ExposureRecord {
-        key,
-        timestamp_ms,
-        environment,
-        flag_key,
-        variant,
-        prompt_hash,
-        revision: wire.revision,
-        unit,
-        reason,
-    })
-}
-
-/// Decodes one event from its JSON text.
-fn decode_one(index: usize, json: &str, decoded: &mut Decoded) {
-    let wire: Wire<'_> = match serde_json::from_str(json) {
-        Ok(wire) => wire,
-        Err(error) => {
-            // Salvage the request id for the error report when the event is an object at all.
-            let request_id = serde_json::from_str::<serde_json::Value>(json)
-                .ok()
-                .and_then(|v| v["request_id"].as_str().map(str::to_string));
-            let code = if error.is_data() {
-                "invalid_event"
-            } else {
-                "invalid_json"
-            };
-            decoded
-                .errors
-                .push(refuse(index, request_id, code, error.to_string()));
-            return;
-        }
-    };
-    let request_id = wire.request_id.clone();
-    let result = match wire.kind.as_deref() {
-        None | Some("llm_call") | Some("call") => call(wire).map(Record::Call),
-        Some("exposure") => exposure(wire).map(Record::Exposure),
-        Some(other) => Err((
-            "unknown_type",
-            format!("`type` {other:?} is not `llm_call` (the default) or `exposure`"),
-        )),
-    };
-    match result {
-        Ok(record) => decoded.records.push((index, record)),
-        Err((code, message)) => decoded
-            .errors
-            .push(refuse(index, request_id, code, message)),
     }
 }
 
