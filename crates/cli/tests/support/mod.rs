@@ -1,13 +1,12 @@
-//! Shared test support: a scratch copy of the example repository, golden files, the binary, a
-//! minimal HTTP/1.1 server on 127.0.0.1, and fakes of the Worker admin API and the Cloudflare
-//! KV REST API built on it.
+//! Shared test support: a scratch copy of the example repository, golden files and the binary;
+//! the fakes of the Worker admin API and the Cloudflare KV REST API come from
+//! `promptflag-testkit`.
 
 #![allow(dead_code)]
 
-pub mod fake_kv;
-pub mod fake_worker;
-pub mod http;
-pub mod store_contract;
+// Not every test binary uses the fakes.
+#[allow(unused_imports)]
+pub use promptflag_testkit::{fake_kv, fake_worker, http};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

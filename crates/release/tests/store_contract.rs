@@ -1,19 +1,20 @@
-//! The Store contract: the same behaviour tests (`support/store_contract.rs`) against every
+//! The Store contract: the same behaviour tests (`store_contract/cases.rs`) against every
 //! `Store` implementation — the in-memory store, the test fake of the Worker through
 //! `WorkerAdmin`, the real Worker on workerd through `WorkerAdmin`, and `KvRest` over the fake
 //! of the Cloudflare KV REST API — so the stores the control-loop tests run against behave as
 //! the Worker does.
 //!
-//! The real-Worker cases need Node 22 and the built Worker; `cargo xtask test` provides both and
-//! sets `PROMPTFLAG_NODE`, `PROMPTFLAG_WORKER_DIR` and `PROMPTFLAG_ROOT`. Without them they fail
-//! (they never pass silently). One Worker serves every case, each in an environment of its own,
+//! The real-Worker cases need Node 22 and the built Worker; `cargo xtask test` provides both, and
+//! run alone the harness finds them in the workspace after `cargo xtask setup` and
+//! `cargo xtask build-worker`. Without them they fail naming the command (never silently). One Worker serves every case, each in an environment of its own,
 //! one case at a time: admin writes that overlap in one isolate can hang there (a waiter on the
 //! Worker's write lock woken from another request is cancelled by workerd as hung, with a 500),
 //! which is the Worker's own problem and not the contract's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+#[path = "store_contract/cases.rs"]
+mod store_contract;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -21,9 +22,8 @@ use std::time::Duration;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use promptflag_release::memstore::MemoryStore;
 use promptflag_release::store::{Http, KvRest, RetryPolicy, Store, WorkerAdmin};
-use support::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
-use support::fake_worker::FakeWorker;
-use support::store_contract;
+use promptflag_testkit::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
+use promptflag_testkit::fake_worker::FakeWorker;
 
 const TOKEN: &str = "contract-token";
 

@@ -12,7 +12,7 @@ use promptflag_authoring::digest::sha256_hex;
 use promptflag_contracts::{Meta, admin, keys};
 use serde_json::{Value, json};
 
-use super::http::{Request, Response, Server};
+use crate::http::{Request, Response, Server};
 
 #[derive(Default)]
 pub struct EnvData {

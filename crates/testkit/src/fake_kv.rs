@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::http::{Response, Server};
+use crate::http::{Response, Server};
 
 #[derive(Default)]
 pub struct KvState {
