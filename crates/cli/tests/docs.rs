@@ -1,0 +1,396 @@
+//! The documentation, run: every console session of `README.md`, `docs/` and `npm/README.md`
+//! runs with the real `promptflag` binary and its output is compared with the documented one;
+//! every JavaScript block runs under Node 22 against the built npm package; every Rust block is
+//! compiled into `promptflag-docs` and run here. A doc that drifts from the code fails.
+//!
+//! Each file runs in a scratch folder holding a copy of `examples/prompts-repo`, so relative
+//! paths read as in a clone and nothing is written to the source tree. Where a file talks to a
+//! Worker, this test starts the built one (through `promptflag-harness`) on a free port, and the
+//! documented URL `http://127.0.0.1:8787` is replaced by the real one in commands and back in
+//! their output, so runs in parallel never collide. `cargo run -q -p promptflag-cli --` in a
+//! documented command is the binary under test (`promptflag` on `PATH` is too).
+//!
+//! Needs Node 22, the built Worker and the built npm package: `cargo xtask test` provides them;
+//! run alone, after `cargo xtask setup`, `cargo xtask build-worker` and `cargo xtask build-npm`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use promptflag_docs::{Fence, markdown};
+use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+
+/// The admin token the docs use (`cargo xtask dev` starts the Worker with it).
+const ADMIN_TOKEN: &str = "dev-admin-token";
+/// The Worker's URL as the docs write it.
+const DOC_WORKER: &str = "http://127.0.0.1:8787";
+/// The edge URL of the npm package's examples.
+const DOC_EDGE: &str = "https://flags.example.com";
+/// A guard against a hung command (never a timing check): a session that has not finished by then
+/// is killed and fails.
+const SESSION_LIMIT: Duration = Duration::from_secs(180);
+
+/// How a file is set up before its blocks run.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Start a Worker.
+    worker: bool,
+    /// Publish the example repository to its `dev` environment first, as `cargo xtask dev`
+    /// does (the pages that say "with `cargo xtask dev` running").
+    seeded: bool,
+}
+
+/// What each file's blocks need; a file missing here fails the test.
+fn setup(file: &str) -> Setup {
+    match file {
+        "README.md" | "npm/README.md" => Setup {
+            worker: true,
+            seeded: true,
+        },
+        "docs/companion.md" => Setup {
+            worker: true,
+            seeded: false,
+        },
+        "ARCHITECTURE.md" | "docs/collector.md" | "docs/interfaces.md" | "docs/ruleset.md"
+        | "docs/statistics.md" => Setup {
+            worker: false,
+            seeded: false,
+        },
+        other => panic!("{other}: say in setup() what its blocks need"),
+    }
+}
+
+/// A scratch folder for one file, and what runs for it.
+struct Page {
+    file: &'static str,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    worker: Option<(WorkerProcess, String)>,
+    /// How many commands and snippets ran.
+    ran: Counts,
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    commands: usize,
+    js: usize,
+    rust: usize,
+    shell_checked: usize,
+}
+
+impl Page {
+    fn new(file: &'static str) -> Page {
+        let dir = tempfile::tempdir().unwrap();
+        support::copy_dir(
+            &support::example_repo(),
+            &dir.path().join("examples/prompts-repo"),
+        );
+        // `promptflag` on PATH is the binary under test, as `cargo install` would put it.
+        let bin = dir.path().join(".bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_promptflag"), bin.join("promptflag"))
+            .unwrap();
+        // `import … from "promptflag"` resolves to the built package, and its peers to the
+        // workspace's dev dependencies.
+        let modules = dir.path().join("node_modules");
+        std::fs::create_dir_all(&modules).unwrap();
+        let root = support::workspace_root();
+        std::os::unix::fs::symlink(root.join("npm"), modules.join("promptflag")).unwrap();
+        std::os::unix::fs::symlink(
+            root.join("node_modules/@openfeature"),
+            modules.join("@openfeature"),
+        )
+        .unwrap();
+        let setup = setup(file);
+        let mut page = Page {
+            file,
+            dir,
+            bin,
+            worker: None,
+            ran: Counts::default(),
+        };
+        if setup.worker {
+            let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+            let options = WorkerOptions {
+                admin_token: Some(ADMIN_TOKEN.to_string()),
+                quiet: true,
+                ..WorkerOptions::default()
+            };
+            let process =
+                WorkerProcess::start(&locations, &options).unwrap_or_else(|e| panic!("{e}"));
+            let url = process.url().to_string();
+            page.worker = Some((process, url));
+        }
+        if setup.seeded {
+            let (status, output) = page.shell(&format!(
+                "promptflag --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3 \
+                 publish --env dev --worker {DOC_WORKER} --admin-token {ADMIN_TOKEN} \
+                 --reason 'cargo xtask dev'"
+            ));
+            assert_eq!(status, 0, "seeding the Worker failed:\n{output}");
+        }
+        page
+    }
+
+    fn worker_url(&self) -> Option<&str> {
+        self.worker.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// The documented text with the real URLs and the binary in.
+    fn to_real(&self, text: &str) -> String {
+        let mut text = text
+            .replace("cargo run -q -p promptflag-cli --", "promptflag")
+            .replace("cargo run -p promptflag-cli --", "promptflag");
+        if let Some(url) = self.worker_url() {
+            text = text.replace(DOC_WORKER, url).replace(DOC_EDGE, url);
+        }
+        text
+    }
+
+    /// Real output with the documented URLs and paths back in.
+    fn to_doc(&self, text: &str) -> String {
+        let mut text = text.replace(&self.dir.path().display().to_string(), "[CWD]");
+        if let Some(url) = self.worker_url() {
+            text = text.replace(url, DOC_WORKER);
+        }
+        text
+    }
+
+    /// Runs a bash script in the page's folder with standard error merged into standard output;
+    /// the status and the output.
+    fn shell(&self, script: &str) -> (i32, String) {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec 2>&1\n{}", self.to_real(script)))
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env("PROMPTFLAG_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PROMPTFLAG_ACTOR", "docs@example.com")
+            .env_remove("PROMPTFLAG_REPO")
+            .env_remove("PROMPTFLAG_AUDIT_DB")
+            .env_remove("PROMPTFLAG_DB")
+            .env_remove("PROMPTFLAG_WORKER_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).unwrap();
+            text
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > SESSION_LIMIT {
+                child.kill().unwrap();
+                panic!(
+                    "{}: a session ran past {SESSION_LIMIT:?}:\n{script}",
+                    self.file
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = reader.join().unwrap();
+        (status.code().unwrap_or(-1), self.to_doc(&output))
+    }
+
+    /// Runs one console block: its commands in one shell (so a variable set by one is seen by
+    /// the next), each followed by a marker with its status.
+    fn console(&mut self, line: usize, text: &str) {
+        let steps = markdown::session(text);
+        assert!(
+            !steps.is_empty(),
+            "{}:{line}: a console block with no `$ ` command",
+            self.file
+        );
+        let mut script = String::new();
+        for step in &steps {
+            script.push_str(&step.command);
+            script.push_str("\nprintf '\\n\\001status %d\\n' $?\n");
+        }
+        let (_, output) = self.shell(&script);
+        let mut outputs = Vec::new();
+        let mut current = String::new();
+        for out in output.lines() {
+            if let Some(status) = out.strip_prefix("\u{1}status ") {
+                outputs.push((status.parse::<i32>().unwrap(), std::mem::take(&mut current)));
+            } else {
+                current.push_str(out);
+                current.push('\n');
+            }
+        }
+        assert_eq!(
+            outputs.len(),
+            steps.len(),
+            "{}:{line}: the session stopped early; its output:\n{output}",
+            self.file
+        );
+        for (step, (status, actual)) in steps.iter().zip(outputs) {
+            let at = line + step.line;
+            assert!(
+                promptflag_docs::matches(&step.expected, &actual) && status == step.status,
+                "{}:{at}: `{}` does not do what the doc says.\n--- documented (status {}):\n{}\n--- actual (status {status}):\n{actual}",
+                self.file,
+                step.command,
+                step.status,
+                step.expected.join("\n"),
+            );
+            self.ran.commands += 1;
+        }
+    }
+
+    /// Runs the page's JavaScript blocks as one ES module, in order (a later block uses what an
+    /// earlier one defined, as a reader would), after a prelude that defines the names the
+    /// snippets take as given.
+    fn javascript(&mut self, blocks: &[&markdown::Block]) {
+        if blocks.is_empty() {
+            return;
+        }
+        let (status, output) =
+            self.shell("promptflag --repo examples/prompts-repo build --out .ruleset-build");
+        assert_eq!(
+            status, 0,
+            "building the example repository failed:\n{output}"
+        );
+        let edge = self.worker_url().unwrap_or(DOC_EDGE);
+        let mut module = format!(
+            "// The names the documentation's snippets take as given.\n\
+             import {{ readFileSync as readFileSync__ }} from \"node:fs\";\n\
+             const edge = {edge:?};\n\
+             const rulesetJson = readFileSync__(\".ruleset-build/rulesets/prod.json\", \"utf8\");\n\
+             const fallbackRuleset = rulesetJson;\n\
+             const userIds = [\"user-1\", \"user-2\", \"user-3\"];\n\
+             const userId = \"user-42\";\n\
+             const queue = [];\n"
+        );
+        for block in blocks {
+            module.push_str(&format!("// {}:{}\n", self.file, block.line));
+            module.push_str(&self.to_real(&block.text));
+        }
+        // A client's refresh timer would keep Node running.
+        module.push_str("process.exit(0);\n");
+        let script = self.dir.path().join("snippets.mjs");
+        std::fs::write(&script, &module).unwrap();
+        let node = Locations::from_env().unwrap_or_else(|e| panic!("{e}")).node;
+        let (status, output) = self.shell(&format!("'{}' snippets.mjs", node.display()));
+        assert_eq!(
+            status, 0,
+            "{}: the JavaScript blocks failed:\n{output}\n--- the module:\n{module}",
+            self.file
+        );
+        self.ran.js += blocks.len();
+    }
+
+    /// Runs the Rust blocks that `promptflag-docs` compiled from this file.
+    fn rust(&mut self) {
+        for (file, line, snippet) in promptflag_docs::snippets::ALL {
+            if *file != self.file {
+                continue;
+            }
+            let edge = self.worker_url().unwrap_or(DOC_WORKER).to_string();
+            if let Err(error) = snippet(&edge) {
+                panic!("{file}:{line}: the Rust block failed: {error}");
+            }
+            self.ran.rust += 1;
+        }
+    }
+
+    fn shell_syntax(&mut self, line: usize, text: &str) {
+        let mut child = Command::new("bash")
+            .arg("-n")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}:{line}: the shell block does not parse: {}",
+            self.file,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self.ran.shell_checked += 1;
+    }
+}
+
+/// Runs every block of one file; what ran, for the summary.
+fn run(file: &'static str) -> Counts {
+    let text = std::fs::read_to_string(support::workspace_root().join(file)).unwrap();
+    let blocks = markdown::blocks(&text);
+    let mut page = Page::new(file);
+    let mut js = Vec::new();
+    for block in &blocks {
+        let fence = promptflag_docs::fence(&block.lang).unwrap_or_else(|| {
+            panic!(
+                "{file}:{}: the fence language {:?} is not one of {:?}: name it, so the block is \
+                 run or declared not to be",
+                block.line,
+                block.lang,
+                promptflag_docs::FENCES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+            )
+        });
+        match fence {
+            Fence::Console => page.console(block.line, &block.text),
+            Fence::JavaScript => js.push(block),
+            Fence::Shell => page.shell_syntax(block.line, &block.text),
+            Fence::Rust | Fence::Text => {}
+        }
+    }
+    page.javascript(&js);
+    page.rust();
+    eprintln!("{file}: {:?}", page.ran);
+    page.ran
+}
+
+macro_rules! doc_tests {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run($file);
+            }
+        )*
+
+        /// Every tested file has a test here, and the build script compiled the same list.
+        #[test]
+        fn every_listed_file_is_tested() {
+            let here: Vec<&str> = vec![$($file),*];
+            assert_eq!(here, promptflag_docs::FILES);
+        }
+    };
+}
+
+doc_tests! {
+    readme => "README.md",
+    architecture => "ARCHITECTURE.md",
+    companion => "docs/companion.md",
+    collector => "docs/collector.md",
+    interfaces => "docs/interfaces.md",
+    ruleset => "docs/ruleset.md",
+    statistics => "docs/statistics.md",
+    npm_readme => "npm/README.md",
+}
