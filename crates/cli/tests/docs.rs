@@ -18,6 +18,7 @@
 mod support;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,29 +39,45 @@ const SESSION_LIMIT: Duration = Duration::from_secs(180);
 /// How a file is set up before its blocks run.
 #[derive(Clone, Copy)]
 struct Setup {
-    /// Start a Worker.
-    worker: bool,
-    /// Publish the example repository to its `dev` environment first, as `cargo xtask dev`
-    /// does (the pages that say "with `cargo xtask dev` running").
-    seeded: bool,
+    /// The environment of the Worker to start, if the file needs one.
+    worker: Option<&'static str>,
+    /// Commands run first, as the page assumes has happened (`cargo xtask dev` publishes the
+    /// example repository to dev with its own audit log).
+    seed: &'static [&'static str],
 }
+
+/// `cargo xtask dev`'s publish.
+const SEED_DEV: &str = "promptflag --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3 \
+     publish --env dev --worker http://127.0.0.1:8787 --admin-token dev-admin-token \
+     --reason 'cargo xtask dev'";
+/// The example repository in prod, through staging as its gate wants.
+const SEED_PROD: &[&str] = &[
+    "promptflag --repo examples/prompts-repo publish --env staging --worker http://127.0.0.1:8787",
+    "promptflag --repo examples/prompts-repo publish --env prod --worker http://127.0.0.1:8787",
+];
 
 /// What each file's blocks need; a file missing here fails the test.
 fn setup(file: &str) -> Setup {
     match file {
         "README.md" | "npm/README.md" => Setup {
-            worker: true,
-            seeded: true,
+            worker: Some("dev"),
+            seed: &[SEED_DEV],
         },
+        // The rollout section publishes prod itself.
         "docs/companion.md" => Setup {
-            worker: true,
-            seeded: false,
+            worker: Some("prod"),
+            seed: &[],
         },
-        "ARCHITECTURE.md" | "docs/collector.md" | "docs/interfaces.md" | "docs/ruleset.md"
-        | "docs/statistics.md" => Setup {
-            worker: false,
-            seeded: false,
+        "docs/collector.md" => Setup {
+            worker: Some("prod"),
+            seed: SEED_PROD,
         },
+        "ARCHITECTURE.md" | "docs/interfaces.md" | "docs/ruleset.md" | "docs/statistics.md" => {
+            Setup {
+                worker: None,
+                seed: &[],
+            }
+        }
         other => panic!("{other}: say in setup() what its blocks need"),
     }
 }
@@ -114,10 +131,11 @@ impl Page {
             worker: None,
             ran: Counts::default(),
         };
-        if setup.worker {
+        if let Some(environment) = setup.worker {
             let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
             let options = WorkerOptions {
                 admin_token: Some(ADMIN_TOKEN.to_string()),
+                environment: environment.to_string(),
                 quiet: true,
                 ..WorkerOptions::default()
             };
@@ -126,13 +144,12 @@ impl Page {
             let url = process.url().to_string();
             page.worker = Some((process, url));
         }
-        if setup.seeded {
-            let (status, output) = page.shell(&format!(
-                "promptflag --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3 \
-                 publish --env dev --worker {DOC_WORKER} --admin-token {ADMIN_TOKEN} \
-                 --reason 'cargo xtask dev'"
-            ));
-            assert_eq!(status, 0, "seeding the Worker failed:\n{output}");
+        for command in setup.seed {
+            let (status, output) = page.shell(command);
+            assert_eq!(
+                status, 0,
+                "{file}: setting up with `{command}` failed:\n{output}"
+            );
         }
         page
     }
@@ -180,8 +197,12 @@ impl Page {
             .env_remove("PROMPTFLAG_AUDIT_DB")
             .env_remove("PROMPTFLAG_DB")
             .env_remove("PROMPTFLAG_WORKER_URL")
+            .env_remove("PROMPTFLAG_ALERT_WEBHOOK")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            // Its own process group, so a session that hangs is stopped with whatever it started
+            // in the background.
+            .process_group(0)
             .spawn()
             .unwrap();
         let mut stdout = child.stdout.take().unwrap();
@@ -196,7 +217,9 @@ impl Page {
                 break status;
             }
             if start.elapsed() > SESSION_LIMIT {
-                child.kill().unwrap();
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
                 panic!(
                     "{}: a session ran past {SESSION_LIMIT:?}:\n{script}",
                     self.file
