@@ -94,18 +94,21 @@ struct Page {
 
 #[derive(Default, Debug)]
 struct Counts {
+    sessions: usize,
     commands: usize,
     js: usize,
     rust: usize,
     shell_checked: usize,
+    /// JSON blocks parsed and YAML blocks linted as repository files.
+    formats: usize,
 }
 
 impl Page {
     fn new(file: &'static str) -> Page {
         let dir = tempfile::tempdir().unwrap();
         support::copy_dir(
-            &support::example_repo(),
-            &dir.path().join("examples/prompts-repo"),
+            &support::workspace_root().join("examples"),
+            &dir.path().join("examples"),
         );
         // `promptflag` on PATH is the binary under test, as `cargo install` would put it.
         let bin = dir.path().join(".bin");
@@ -246,6 +249,7 @@ impl Page {
             script.push_str("\nprintf '\\n\\001status %d\\n' $?\n");
         }
         let (_, output) = self.shell(&script);
+        self.ran.sessions += 1;
         let mut outputs = Vec::new();
         let mut current = String::new();
         for out in output.lines() {
@@ -332,6 +336,27 @@ impl Page {
         }
     }
 
+    /// Writes the page's repository files over a copy of the example repository and lints it.
+    fn file_formats(&mut self, files: &[(usize, &str, &str)]) {
+        if files.is_empty() {
+            return;
+        }
+        let repo = self.dir.path().join("documented-repo");
+        support::copy_dir(&support::example_repo(), &repo);
+        for (_, path, text) in files {
+            std::fs::write(repo.join(path), text).unwrap();
+        }
+        let (status, output) = self.shell("promptflag --repo documented-repo lint");
+        let lines: Vec<usize> = files.iter().map(|(line, _, _)| *line).collect();
+        assert!(
+            status == 0 && output.trim_end() == "0 error(s), 0 warning(s)",
+            "{}: the repository files of the blocks at lines {lines:?}, written over the example \
+             repository, do not lint clean:\n{output}",
+            self.file
+        );
+        self.ran.formats += files.len();
+    }
+
     fn shell_syntax(&mut self, line: usize, text: &str) {
         let mut child = Command::new("bash")
             .arg("-n")
@@ -363,6 +388,7 @@ fn run(file: &'static str) -> Counts {
     let blocks = markdown::blocks(&text);
     let mut page = Page::new(file);
     let mut js = Vec::new();
+    let mut yaml = Vec::new();
     for block in &blocks {
         let fence = promptflag_docs::fence(&block.lang).unwrap_or_else(|| {
             panic!(
@@ -380,12 +406,32 @@ fn run(file: &'static str) -> Counts {
             Fence::Console => page.console(block.line, &block.text),
             Fence::JavaScript => js.push(block),
             Fence::Shell => page.shell_syntax(block.line, &block.text),
-            Fence::Rust | Fence::Text => {}
+            Fence::Text if block.lang == "json" => {
+                if let Err(error) = serde_json::from_str::<serde_json::Value>(&block.text) {
+                    panic!(
+                        "{file}:{}: the JSON block does not parse: {error}",
+                        block.line
+                    );
+                }
+                page.ran.formats += 1;
+            }
+            Fence::Text => {
+                if let Some(path) = block.attribute("file") {
+                    yaml.push((block.line, path, block.text.as_str()));
+                }
+            }
+            Fence::Rust => {}
         }
     }
+    page.file_formats(&yaml);
     page.javascript(&js);
     page.rust();
-    eprintln!("{file}: {:?}", page.ran);
+    let ran = &page.ran;
+    eprintln!(
+        "{file}: {} command(s) in {} console session(s), {} JavaScript and {} Rust snippet(s) run; \
+         {} shell block(s) only parsed; {} file-format block(s) checked",
+        ran.commands, ran.sessions, ran.js, ran.rust, ran.shell_checked, ran.formats
+    );
     page.ran
 }
 
@@ -400,20 +446,22 @@ macro_rules! doc_tests {
 
         /// Every tested file has a test here, and the build script compiled the same list.
         #[test]
-        fn every_listed_file_is_tested() {
+        fn doc_page_list_is_complete() {
             let here: Vec<&str> = vec![$($file),*];
             assert_eq!(here, promptflag_docs::FILES);
         }
     };
 }
 
+// The tests' names start with `doc_page_`, so `cargo xtask test` can run them as a step of their
+// own (which prints what each file ran) and skip them in the workspace's run.
 doc_tests! {
-    readme => "README.md",
-    architecture => "ARCHITECTURE.md",
-    companion => "docs/companion.md",
-    collector => "docs/collector.md",
-    interfaces => "docs/interfaces.md",
-    ruleset => "docs/ruleset.md",
-    statistics => "docs/statistics.md",
-    npm_readme => "npm/README.md",
+    doc_page_readme => "README.md",
+    doc_page_architecture => "ARCHITECTURE.md",
+    doc_page_companion => "docs/companion.md",
+    doc_page_collector => "docs/collector.md",
+    doc_page_interfaces => "docs/interfaces.md",
+    doc_page_ruleset => "docs/ruleset.md",
+    doc_page_statistics => "docs/statistics.md",
+    doc_page_npm_readme => "npm/README.md",
 }

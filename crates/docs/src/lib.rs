@@ -31,7 +31,9 @@ pub enum Fence {
     /// Shell commands shown but not run (a long-running server, the test suite itself, a
     /// download): only checked to parse (`bash -n`).
     Shell,
-    /// A file format, a directory tree or an output excerpt: not run.
+    /// A file format, a directory tree or an output excerpt: not run. A `json` block must
+    /// parse; a `yaml` block with `file=PATH` (```` ```yaml file=flags/x.yaml ````) is written
+    /// over that file of a copy of the example repository, which must then lint clean.
     Text,
 }
 
@@ -142,5 +144,8 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!((found[0].lang.as_str(), found[0].line), ("rust", 2));
         assert_eq!(found[1].text, "$ ls\n");
+        let yaml = &markdown::blocks("```yaml file=flags/a.yaml\nx: 1\n```\n")[0];
+        assert_eq!(yaml.lang, "yaml");
+        assert_eq!(yaml.attribute("file"), Some("flags/a.yaml"));
     }
 }

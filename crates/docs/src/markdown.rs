@@ -9,6 +9,8 @@ pub struct Block {
     /// The fence's info string up to the first space or comma (`console`, `rust`, `yaml`…);
     /// empty when the fence names no language.
     pub lang: String,
+    /// The whole info string (`yaml file=flags/x.yaml`).
+    pub info: String,
     /// The 1-based line of the opening fence.
     pub line: usize,
     /// The lines between the fences, each ending in a newline.
@@ -19,7 +21,7 @@ pub struct Block {
 /// a line; an unterminated block runs to the end of the file, as CommonMark reads it.
 pub fn blocks(markdown: &str) -> Vec<Block> {
     let mut found = Vec::new();
-    let mut open: Option<(usize, usize, String, String)> = None;
+    let mut open: Option<(usize, usize, String, String, String)> = None;
     for (index, line) in markdown.lines().enumerate() {
         let ticks = line.chars().take_while(|c| *c == '`').count();
         match &mut open {
@@ -30,13 +32,14 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                open = Some((index + 1, ticks, lang, String::new()));
+                open = Some((index + 1, ticks, lang, info.to_string(), String::new()));
             }
             None => {}
-            Some((start, width, lang, text)) => {
+            Some((start, width, lang, info, text)) => {
                 if ticks >= *width && line[ticks..].trim().is_empty() {
                     found.push(Block {
                         lang: std::mem::take(lang),
+                        info: std::mem::take(info),
                         line: *start,
                         text: std::mem::take(text),
                     });
@@ -48,8 +51,13 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
             }
         }
     }
-    if let Some((line, _, lang, text)) = open {
-        found.push(Block { lang, line, text });
+    if let Some((line, _, lang, info, text)) = open {
+        found.push(Block {
+            lang,
+            info,
+            line,
+            text,
+        });
     }
     found
 }
@@ -110,4 +118,14 @@ pub fn session(text: &str) -> Vec<Step> {
         }
     }
     steps
+}
+
+impl Block {
+    /// The value of an attribute `name=value` of the info string, as in ```` ```yaml file=x.yaml ````.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.info
+            .split_whitespace()
+            .skip(1)
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+    }
 }
