@@ -1,14 +1,31 @@
 //! The documentation, run: every console session of `README.md`, `docs/` and `npm/README.md`
 //! runs with the real `promptflag` binary and its output is compared with the documented one;
 //! every JavaScript block runs under Node 22 against the built npm package; every Rust block is
-//! compiled into `promptflag-docs` and run here. A doc that drifts from the code fails.
+//! compiled into `promptflag-docs` and run here; JSON blocks must parse, and YAML blocks marked
+//! `file=PATH` must lint clean as that file of the example repository. A doc that drifts from the
+//! code fails.
 //!
-//! Each file runs in a scratch folder holding a copy of `examples/prompts-repo`, so relative
-//! paths read as in a clone and nothing is written to the source tree. Where a file talks to a
-//! Worker, this test starts the built one (through `promptflag-harness`) on a free port, and the
-//! documented URL `http://127.0.0.1:8787` is replaced by the real one in commands and back in
-//! their output, so runs in parallel never collide. `cargo run -q -p promptflag-cli --` in a
-//! documented command is the binary under test (`promptflag` on `PATH` is too).
+//! How a page is written for it (`promptflag_docs` has the details):
+//!
+//! - ```` ```console ````: `$ command` lines (continued by `> ` lines), each followed by its
+//!   output, standard error included; `[..]` stands for any text within a line and a line `...`
+//!   for any lines, for what truly varies (times, a git commit); a last line `? N` is an exit
+//!   status other than 0. A session's commands run in one shell, in a scratch folder holding a
+//!   copy of `examples/`, so relative paths read as in a clone and nothing is written to the
+//!   source tree; `PROMPTFLAG_ADMIN_TOKEN` is set as the pages assume.
+//! - ```` ```js ````: a page's blocks run in order as one ES module; `edge`, `rulesetJson` (the
+//!   example repository's prod ruleset), `fallbackRuleset`, `userIds`, `userId` and `queue` are
+//!   given, as the snippets take them to be.
+//! - ```` ```rust ````: the body of a function given `edge`, returning any error with `?`.
+//! - ```` ```sh ````: shown, not run (a command that serves until stopped, the test suite itself,
+//!   a download); it must parse. ```` ```text ````, ```` ```yaml ````, ```` ```json ````: not run.
+//!
+//! Where a page talks to a Worker, this test starts the built one (through `promptflag-harness`)
+//! on a free port, serving the environment the page's examples use, seeded as the page assumes
+//! (`setup()`); the documented URL `http://127.0.0.1:8787` is replaced by the real one in
+//! commands and back in their output, so parallel runs never collide. `cargo run -q -p
+//! promptflag-cli --` in a documented command is the binary under test, as is `promptflag` on
+//! `PATH`.
 //!
 //! Needs Node 22, the built Worker and the built npm package: `cargo xtask test` provides them;
 //! run alone, after `cargo xtask setup`, `cargo xtask build-worker` and `cargo xtask build-npm`.

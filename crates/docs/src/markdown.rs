@@ -28,7 +28,7 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
             None if ticks >= 3 => {
                 let info = line[ticks..].trim();
                 let lang = info
-                    .split(|c: char| c == ' ' || c == ',')
+                    .split([' ', ','])
                     .next()
                     .unwrap_or_default()
                     .to_string();
