@@ -84,7 +84,24 @@ fn test(args: &[String]) -> Result<()> {
     step("build the npm package");
     npm::build(&tools)?;
     step("native tests");
-    tools.cargo(&["test", "--workspace"]).run()?;
+    // The documentation's pages run in the next step, where their counts are printed.
+    tools
+        .cargo(&["test", "--workspace", "--", "--skip", "doc_page_"])
+        .run()?;
+    step(
+        "the documentation's commands and snippets (README.md, docs/, npm/README.md; crates/cli/tests/docs.rs)",
+    );
+    tools
+        .cargo(&[
+            "test",
+            "-p",
+            "promptflag-cli",
+            "--test",
+            "docs",
+            "--",
+            "--nocapture",
+        ])
+        .run()?;
     step(
         "install the CLI as the README says (cargo install --locked --path crates/cli) and run it",
     );
