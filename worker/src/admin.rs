@@ -313,7 +313,7 @@ async fn publish(
         .with_field("hashes", json!(missing)));
     }
 
-    let (next, dropped) = meta.after_publish(revision).map_err(refusal)?;
+    let (next, dropped) = meta.after_publish(revision, live).map_err(refusal)?;
     put(kv, &revision_key(environment, revision), &raw).await?;
     put(kv, &meta_key(environment), &next.to_json()).await?;
     put(kv, &pointer_key(environment), &pointer_value(revision)).await?;
@@ -338,8 +338,8 @@ pub fn rollback_request(body: &[u8]) -> Result<Option<u64>, Failure> {
     admin::parse_rollback_request(body).map_err(refusal)
 }
 
-/// The revision a rollback goes to: the one asked for, or the kept revision before the live one
-/// ([`Meta::rollback_target`]).
+/// The revision a rollback goes to: the one asked for, or the revision live before the current
+/// one ([`Meta::rollback_target`]).
 pub fn rollback_target(
     meta: &Meta,
     live: Option<u64>,
@@ -368,6 +368,8 @@ async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
         )
         .with_field("kept", json!(meta.kept)));
     }
+    let next = meta.after_rollback(live, requested, target);
+    put(kv, &meta_key(environment), &next.to_json()).await?;
     put(kv, &pointer_key(environment), &pointer_value(target)).await?;
     Ok(Reply::json(
         200,
@@ -609,6 +611,7 @@ mod tests {
         let meta = Meta {
             latest: Some(9),
             kept: vec![8, 9],
+            undo: Vec::new(),
         };
         assert_eq!(
             code(check_publish(&meta, Some(9), 9, None).unwrap_err()).1,
@@ -632,6 +635,7 @@ mod tests {
         let meta = Meta {
             latest: Some(9),
             kept: vec![9],
+            undo: Vec::new(),
         };
         assert_eq!(
             code(check_publish(&meta, Some(9), 10, Some(Some(8))).unwrap_err()),
@@ -653,6 +657,7 @@ mod tests {
         let meta = Meta {
             latest: Some(promptflag_contracts::revision::MAX_REVISION),
             kept: vec![promptflag_contracts::revision::MAX_REVISION],
+            undo: Vec::new(),
         };
         let too_high = promptflag_contracts::revision::MAX_REVISION + 1;
         assert_eq!(
@@ -696,6 +701,7 @@ mod tests {
         let meta = Meta {
             latest: Some(9),
             kept: vec![5, 7, 9],
+            undo: Vec::new(),
         };
         assert_eq!(rollback_target(&meta, Some(9), None).unwrap(), 7);
         assert_eq!(rollback_target(&meta, Some(7), None).unwrap(), 5);

@@ -137,6 +137,10 @@ impl Page {
         let modules = dir.path().join("node_modules");
         std::fs::create_dir_all(&modules).unwrap();
         let root = support::workspace_root();
+        assert!(
+            root.join("npm/dist/node.js").is_file(),
+            "the npm package is not built: run `cargo xtask build-npm` (cargo xtask test does)"
+        );
         std::os::unix::fs::symlink(root.join("npm"), modules.join("promptflag")).unwrap();
         std::os::unix::fs::symlink(
             root.join("node_modules/@openfeature"),

@@ -459,7 +459,10 @@ fn kv_rest_publish_keeps_the_order_and_retries_429() {
     );
     assert_eq!(state.values["ruleset:dev"], b"1");
     let meta: serde_json::Value = serde_json::from_slice(&state.values["meta:dev"]).unwrap();
-    assert_eq!(meta, serde_json::json!({"latest": 1, "kept": [1]}));
+    assert_eq!(
+        meta,
+        serde_json::json!({"latest": 1, "kept": [1], "undo": []})
+    );
     drop(state);
 
     // A second publish, a kill and rollbacks through the same REST store.

@@ -87,7 +87,10 @@ impl Store for MemoryStore {
         env.meta
             .check_publish(env.live, revision, expected_live.map(Some))
             .map_err(contract_error)?;
-        let (meta, dropped) = env.meta.after_publish(revision).map_err(contract_error)?;
+        let (meta, dropped) = env
+            .meta
+            .after_publish(revision, env.live)
+            .map_err(contract_error)?;
         let previous = env.live;
         env.revisions.insert(revision, bytes.to_vec());
         for old in dropped {
@@ -115,6 +118,7 @@ impl Store for MemoryStore {
             )));
         }
         let previous = env.live;
+        env.meta = env.meta.after_rollback(previous, to, target);
         env.live = Some(target);
         Ok(PointerMove {
             revision: target,

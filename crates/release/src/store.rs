@@ -755,7 +755,7 @@ impl Store for KvRest {
         let live = self.live(environment)?;
         meta.check_publish(live, revision, expected_live.map(Some))
             .map_err(contract_error)?;
-        let (next, _dropped) = meta.after_publish(revision).map_err(contract_error)?;
+        let (next, _dropped) = meta.after_publish(revision, live).map_err(contract_error)?;
         let revision_key = keys::revision_key(environment, revision);
         if self.get(&revision_key)?.is_some() {
             return Err(Error::Conflict {
@@ -800,6 +800,8 @@ impl Store for KvRest {
                 meta.kept
             )));
         }
+        let next = meta.after_rollback(live, to, target);
+        self.put_bulk(&[(keys::meta_key(environment), next.to_json().into_bytes())])?;
         self.put_bulk(&[(
             keys::pointer_key(environment),
             keys::pointer_value(target).into_bytes(),

@@ -163,6 +163,14 @@ macro_rules! store_contract_suite {
             }
 
             #[test]
+            fn a_plain_rollback_never_returns_to_a_kill_it_undid() {
+                run(
+                    store_contract::a_plain_rollback_never_returns_to_a_kill_it_undid,
+                    "undo",
+                );
+            }
+
+            #[test]
             fn a_rollback_goes_to_any_named_kept_revision() {
                 run(store_contract::a_rollback_goes_to_any_named_kept_revision, "named");
             }

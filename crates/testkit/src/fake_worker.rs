@@ -190,7 +190,7 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 );
             }
             let data = state.envs.entry(env.to_string()).or_default();
-            let (meta, dropped) = match data.meta.after_publish(raw.revision) {
+            let (meta, dropped) = match data.meta.after_publish(raw.revision, data.live) {
                 Ok(next) => next,
                 Err(e) => return refusal(&e),
             };
@@ -224,6 +224,7 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 return error(404, "revision_not_kept", "no longer stored");
             }
             let previous = data.live;
+            data.meta = data.meta.after_rollback(previous, requested, target);
             data.live = Some(target);
             state.pointer_writes.push((env.to_string(), target));
             Response::json(

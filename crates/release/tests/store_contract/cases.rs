@@ -220,6 +220,24 @@ pub fn a_rollback_without_a_target_steps_back_through_the_kept_revisions(
 }
 
 /// A rollback to a named kept revision goes there, forwards as well as back.
+/// After a kill (r4), a rollback (to r3) and a publish (r5), a plain rollback returns to r3,
+/// the revision live before r5, and never to the kill it undid.
+pub fn a_plain_rollback_never_returns_to_a_kill_it_undid(store: &dyn Store, environment: &str) {
+    publish_many(store, environment, 1..=4);
+    let back = store.rollback(environment, None).unwrap();
+    assert_eq!(back.revision, 3, "{}", store.describe());
+    publish(store, environment, 5, Some(3));
+    let back = store.rollback(environment, None).unwrap();
+    assert_eq!(
+        (back.revision, back.previous),
+        (3, Some(5)),
+        "{}",
+        store.describe()
+    );
+    let back = store.rollback(environment, None).unwrap();
+    assert_eq!(back.revision, 2, "{}", store.describe());
+}
+
 pub fn a_rollback_goes_to_any_named_kept_revision(store: &dyn Store, environment: &str) {
     publish_many(store, environment, 1..=3);
     let moved = store.rollback(environment, Some(1)).unwrap();
