@@ -150,6 +150,16 @@ pub struct HardLimit {
     /// calls is noise); default 100.
     #[serde(default = "default_hard_limit_samples")]
     pub min_samples: u64,
+    /// The chance of the limit ever firing, over the whole rollout, on a treatment whose true
+    /// value is within it: the limit fires when an always-valid bound of the treatment's value
+    /// (the lower bound for a limit it must stay under) crosses the threshold; default 0.01.
+    #[serde(default = "default_hard_limit_alpha")]
+    pub alpha: f64,
+}
+
+/// The default error rate of a hard limit.
+pub fn default_hard_limit_alpha() -> f64 {
+    0.01
 }
 
 fn default_hard_limit_samples() -> u64 {
@@ -508,7 +518,11 @@ pub fn decode(
                         limits_ok = false;
                         continue;
                     };
-                    reader.unknown_keys(entry, &["metric", "threshold", "min_samples"], &what);
+                    reader.unknown_keys(
+                        entry,
+                        &["metric", "threshold", "min_samples", "alpha"],
+                        &what,
+                    );
                     let metric = metric(reader, entry, item.line, &what);
                     let threshold = get(entry, "threshold").and_then(|t| number(&t.value));
                     let min_samples = match get(entry, "min_samples").map(|s| &s.value) {
@@ -516,6 +530,18 @@ pub fn decode(
                         Some(Node::Int(n)) => u64::try_from(*n).ok(),
                         Some(_) => None,
                     };
+                    let alpha = match get(entry, "alpha") {
+                        None => Some(default_hard_limit_alpha()),
+                        Some(node) => number(&node.value).filter(|a| *a > 0.0 && *a < 1.0),
+                    };
+                    if alpha.is_none() {
+                        reader.error(
+                            item.line,
+                            "invalid_value",
+                            format!("{what}.alpha must be a number between 0 and 1"),
+                        );
+                        limits_ok = false;
+                    }
                     if min_samples.is_none() {
                         reader.error(
                             item.line,
@@ -536,6 +562,7 @@ pub fn decode(
                             metric,
                             threshold,
                             min_samples: min_samples.unwrap_or(0),
+                            alpha: alpha.unwrap_or_else(default_hard_limit_alpha),
                         }),
                         _ => limits_ok = false,
                     }

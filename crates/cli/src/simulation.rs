@@ -247,6 +247,7 @@ pub fn preset_policy(preset: &str) -> RolloutPolicy {
             metric: Metric::ErrorRate,
             threshold: 0.02,
             min_samples: 100,
+            alpha: promptflag_authoring::policy::default_hard_limit_alpha(),
         }],
         primary_metric: PrimaryMetric {
             metric: Metric::SuccessRate,

@@ -6,12 +6,145 @@
 //! `baseline` and `treatment` summaries, or `variants` (an object of name → summary) with
 //! `baseline` naming one of them (every other variant is compared with it). A summary is
 //! `{"n", "sum", "sum_squares"}` for a mean or `{"n", "successes"}` for a proportion.
+//!
+//! The input is checked before anything is computed: a key it does not know, or a value of
+//! the wrong type, is refused with a message naming the key and the keys accepted there, since
+//! a misspelt setting that was silently ignored would run a different test than the one asked
+//! for (`"tuning": 1000` would run with the default tuning parameter).
 
 use serde_json::{Value, json};
 
 use promptflag_stats::{Summary, TestConfig, compare};
 
 use crate::error::{Error, Result};
+
+/// The top-level keys of the input.
+const INPUT_KEYS: [&str; 7] = [
+    "alpha",
+    "alternative",
+    "baseline",
+    "test",
+    "treatment",
+    "tuning_parameter",
+    "variants",
+];
+
+/// The keys of a summary: a mean's, then a proportion's.
+const MEAN_KEYS: [&str; 3] = ["n", "sum", "sum_squares"];
+const PROPORTION_KEYS: [&str; 2] = ["n", "successes"];
+
+/// What JSON type a key must have.
+#[derive(Clone, Copy)]
+enum Kind {
+    Number,
+    Count,
+    Text,
+    Object,
+    ObjectOrText,
+}
+
+impl Kind {
+    fn accepts(self, value: &Value) -> bool {
+        match self {
+            Kind::Number => value.as_f64().is_some_and(f64::is_finite),
+            Kind::Count => value.as_u64().is_some(),
+            Kind::Text => value.is_string(),
+            Kind::Object => value.is_object(),
+            Kind::ObjectOrText => value.is_object() || value.is_string(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Number => "a finite number",
+            Kind::Count => "a non-negative integer",
+            Kind::Text => "a string",
+            Kind::Object => "an object",
+            Kind::ObjectOrText => "an object (a summary) or a string (naming a variant)",
+        }
+    }
+}
+
+fn input_kind(key: &str) -> Kind {
+    match key {
+        "alpha" | "tuning_parameter" => Kind::Number,
+        "test" | "alternative" => Kind::Text,
+        "baseline" => Kind::ObjectOrText,
+        _ => Kind::Object,
+    }
+}
+
+fn summary_kind(key: &str) -> Kind {
+    match key {
+        "n" | "successes" => Kind::Count,
+        _ => Kind::Number,
+    }
+}
+
+/// Refuses a key of `object` that is not in `accepted`, and a value of the wrong type.
+fn check_keys(
+    object: &serde_json::Map<String, Value>,
+    accepted: &[&str],
+    kind: impl Fn(&str) -> Kind,
+    what: &str,
+) -> Result<()> {
+    for (key, value) in object {
+        if !accepted.contains(&key.as_str()) {
+            return Err(Error::Invalid(format!(
+                "unknown key `{key}` in {what}; the keys accepted there are {}",
+                accepted.join(", ")
+            )));
+        }
+        let kind = kind(key);
+        if !kind.accepts(value) {
+            return Err(Error::Invalid(format!(
+                "`{key}` in {what} must be {}, got {value}",
+                kind.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one summary's keys: a mean's or a proportion's, never a mixture of the two.
+fn check_summary(value: &Value, what: &str) -> Result<()> {
+    let Some(object) = value.as_object() else {
+        return Err(Error::Invalid(format!(
+            "{what} must be an object: {{\"n\", \"sum\", \"sum_squares\"}} (a mean) or {{\"n\", \"successes\"}} (a proportion), got {value}"
+        )));
+    };
+    let accepted: &[&str] = if object.contains_key("successes") {
+        &PROPORTION_KEYS
+    } else {
+        &MEAN_KEYS
+    };
+    check_keys(object, accepted, summary_kind, what)
+}
+
+/// Checks the whole input's keys and types before anything is computed.
+fn check_input(input: &serde_json::Map<String, Value>) -> Result<()> {
+    check_keys(input, &INPUT_KEYS, input_kind, "the input")?;
+    match input.get("variants").and_then(Value::as_object) {
+        Some(variants) => {
+            if let Some(treatment) = input.get("treatment") {
+                return Err(Error::Invalid(format!(
+                    "`treatment` cannot be given with `variants` (every variant other than `baseline` is a treatment), got {treatment}"
+                )));
+            }
+            for (name, value) in variants {
+                check_summary(value, &format!("variant {name:?}"))?;
+            }
+        }
+        None => {
+            for key in ["baseline", "treatment"] {
+                if let Some(value) = input.get(key) {
+                    check_summary(value, &format!("`{key}`"))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 fn summary(value: &Value, what: &str) -> Result<Summary> {
     serde_json::from_value(value.clone()).map_err(|_| {
@@ -24,11 +157,12 @@ fn summary(value: &Value, what: &str) -> Result<Summary> {
 /// Runs the comparison(s) described by `input`; `overrides` (from the command line) replace the
 /// file's test settings field by field.
 pub fn analyze(input: &Value, overrides: &Value) -> Result<Value> {
-    if !input.is_object() {
+    let Some(object) = input.as_object() else {
         return Err(Error::Invalid(String::from(
             "the input must be a JSON object with `baseline` and `treatment` (or `variants`)",
         )));
-    }
+    };
+    check_input(object)?;
     let mut settings = serde_json::Map::new();
     for key in ["test", "alpha", "tuning_parameter", "alternative"] {
         if let Some(value) = overrides.get(key).filter(|v| !v.is_null()) {
@@ -129,5 +263,51 @@ mod tests {
         assert_eq!(out["results"][0]["treatment"], "b");
         assert!(analyze(&json!({"baseline": {"n": 3}}), &json!({})).is_err());
         assert!(analyze(&input, &json!({"alpha": 2.0})).is_err());
+    }
+
+    fn refusal(input: Value) -> String {
+        match analyze(&input, &json!({})) {
+            Err(Error::Invalid(message)) => message,
+            Ok(out) => panic!("accepted {input}: {out}"),
+        }
+    }
+
+    #[test]
+    fn analyze_refuses_an_unknown_key() {
+        let message = refusal(json!({"test": "sequential", "tuning": 1000,
+            "baseline": {"n": 1000, "successes": 100}, "treatment": {"n": 1000, "successes": 120}}));
+        assert!(message.contains("`tuning`"), "{message}");
+        assert!(message.contains("tuning_parameter"), "{message}");
+        let message = refusal(
+            json!({"baseline": {"n": 1000, "successes": 100, "sum": 3.0},
+            "treatment": {"n": 1000, "successes": 120}}),
+        );
+        assert!(
+            message.contains("`sum`") && message.contains("n, successes"),
+            "{message}"
+        );
+        let message = refusal(json!({"baseline": "a", "variants": {
+            "a": {"n": 10, "sum": 5.0, "sum_squares": 9.0},
+            "b": {"n": 10, "sum": 6.0, "sum_sq": 9.0}}}));
+        assert!(
+            message.contains("`sum_sq`") && message.contains("\"b\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn analyze_refuses_a_value_of_the_wrong_type() {
+        let message = refusal(json!({"alpha": "0.1",
+            "baseline": {"n": 1000, "successes": 100}, "treatment": {"n": 1000, "successes": 120}}));
+        assert!(
+            message.contains("`alpha`") && message.contains("number"),
+            "{message}"
+        );
+        let message = refusal(json!({"baseline": {"n": 10.5, "successes": 1},
+            "treatment": {"n": 1000, "successes": 120}}));
+        assert!(
+            message.contains("`n`") && message.contains("integer"),
+            "{message}"
+        );
     }
 }

@@ -6,7 +6,11 @@
 //! Order of the checks, first match wins:
 //! 1. sample-ratio mismatch on this stage's units (`p < sample_ratio_alpha`) → pause: no effect
 //!    estimate can be trusted while assignment or logging is broken;
-//! 2. hard limits on the treatment's own value (once it has `min_samples` calls) → roll back;
+//! 2. hard limits on the treatment's own value (once it has `min_samples` calls) → roll back
+//!    when an always-valid bound of that value crosses the limit (the lower bound for a limit
+//!    the value must stay under), so a few unlucky calls on a small sample never fire one while
+//!    a real breach does at once; each limit fires on a good treatment with chance at most its
+//!    `alpha` over the whole rollout (`promptflag_stats::limit`);
 //! 3. guardrails, each an always-valid one-sided sequential test against the baseline at
 //!    `alpha / number of guardrails` (so the chance of ever rolling back a treatment that is no
 //!    worse than allowed stays under `alpha` over the whole rollout) → roll back on a violation;
@@ -17,14 +21,16 @@
 
 use promptflag_stats::{
     AllowedChange, Alternative, DifferenceType, Guardrail as StatsGuardrail, GuardrailDecision,
-    GuardrailOutcome, GuardrailSides, MeanSummary, MetricDirection, RandomSource, SrmResult,
-    TestConfig, TestKind, ThompsonConfig, difference_test, sample_ratio_mismatch, thompson_means,
-    thompson_proportions,
+    GuardrailOutcome, GuardrailSides, LimitEvidence, LimitSide, MeanSummary, MetricDirection,
+    RandomSource, SrmResult, TestConfig, TestKind, ThompsonConfig, difference_test, mean_limit,
+    proportion_limit, sample_ratio_mismatch, thompson_means, thompson_proportions,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{MetricSample, VariantMetrics};
-use promptflag_authoring::policy::{Change, Metric, PromotionAction, Requirement, RolloutPolicy};
+use promptflag_authoring::policy::{
+    Change, HardLimit, Metric, PromotionAction, Requirement, RolloutPolicy,
+};
 
 /// Slots of the 100 000 a split has.
 pub const SLOTS: u32 = 100_000;
@@ -117,6 +123,9 @@ pub struct HardLimitReport {
     pub arm: String,
     /// The arm's value.
     pub value: f64,
+    /// The always-valid bound of the arm's value that is compared with the limit (the lower
+    /// bound for a limit the value must stay under); `null` while the data cannot bound it.
+    pub bound: Option<f64>,
     /// The limit.
     pub threshold: f64,
     /// Whether the arm had enough calls for the limit to apply.
@@ -198,6 +207,28 @@ fn naive_worse(metric: Metric, change: Change, baseline: f64, treatment: f64) ->
     match change {
         Change::Absolute(m) => delta > m,
         Change::Relative(m) => baseline != 0.0 && delta / baseline.abs() > m,
+    }
+}
+
+/// The evidence on one hard limit: the beta-binomial bound for a rate, the normal-mixture one
+/// for a mean, quantile or ratio. `None` when the limit cannot be judged (a rate's threshold
+/// outside `[0, 1]`, a non-finite threshold or alpha), which never fires it: the policy
+/// reader refuses such limits, so this is only reached by a policy built in code.
+fn hard_limit_evidence(
+    sample: &MetricSample,
+    limit: &HardLimit,
+    tuning_parameter: f64,
+) -> Option<LimitEvidence> {
+    let side = if limit.metric.higher_is_better() {
+        LimitSide::Below
+    } else {
+        LimitSide::Above
+    };
+    match sample {
+        MetricSample::Proportion(summary) => {
+            proportion_limit(summary, limit.threshold, side, limit.alpha).ok()
+        }
+        other => mean_limit(other, limit.threshold, side, limit.alpha, tuning_parameter).ok(),
     }
 }
 
@@ -306,18 +337,22 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         for limit in &policy.hard_limits {
             let value = arm.value(limit.metric);
             let applied = arm.requests >= limit.min_samples;
-            let beyond = if limit.metric.higher_is_better() {
-                value < limit.threshold
-            } else {
-                value > limit.threshold
-            };
-            let crossed = applied && beyond;
+            let evidence =
+                hard_limit_evidence(&arm.sample(limit.metric), limit, policy.tuning_parameter);
+            let bound = evidence.and_then(|e| e.bound);
+            let crossed = applied && evidence.is_some_and(|e| e.crossed);
             if crossed {
                 failing.push((
                     index,
                     format!(
-                        "{} of {} is {value:.4}, past the hard limit {} ({} calls)",
-                        limit.metric, arm.variant, limit.threshold, arm.requests
+                        "{} of {} is {value:.4} and its always-valid {} bound {:.4} is past the hard limit {} ({} calls, alpha {})",
+                        limit.metric,
+                        arm.variant,
+                        if limit.metric.higher_is_better() { "upper" } else { "lower" },
+                        bound.unwrap_or(f64::NAN),
+                        limit.threshold,
+                        arm.requests,
+                        limit.alpha
                     ),
                 ));
             }
@@ -325,6 +360,7 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 metric: limit.metric,
                 arm: arm.variant.clone(),
                 value,
+                bound,
                 threshold: limit.threshold,
                 applied,
                 crossed,
@@ -560,5 +596,107 @@ struct Rng<'a>(&'a mut dyn RandomSource);
 impl RandomSource for Rng<'_> {
     fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptflag_authoring::policy::{PrimaryMetric, Promotion, Stage, default_hard_limit_alpha};
+    use promptflag_stats::Xoshiro256StarStar;
+    use promptflag_telemetry::read::{Aggregate, Observation};
+
+    /// A policy with only the 2 % error-rate hard limit, so nothing else can roll back.
+    fn policy() -> RolloutPolicy {
+        RolloutPolicy {
+            flag: String::from("f"),
+            environment: String::from("dev"),
+            treatment: String::from("t"),
+            check_interval_seconds: 300,
+            stages: vec![Stage {
+                percent: 1.0,
+                weight: 1000,
+                min_hold_seconds: 3600,
+                min_samples: 100_000,
+            }],
+            guardrails: Vec::new(),
+            hard_limits: vec![HardLimit {
+                metric: Metric::ErrorRate,
+                threshold: 0.02,
+                min_samples: 100,
+                alpha: default_hard_limit_alpha(),
+            }],
+            primary_metric: PrimaryMetric {
+                metric: Metric::SuccessRate,
+                minimum_effect: Change::Absolute(0.01),
+            },
+            promotion: Promotion {
+                require: Requirement::Better,
+                confidence: 0.95,
+                action: PromotionAction::Promote,
+            },
+            sample_ratio_alpha: 0.001,
+            alpha: 0.05,
+            tuning_parameter: 5000.0,
+            bandit: None,
+        }
+    }
+
+    fn variant(name: &str, calls: u64, errors: u64) -> VariantMetrics {
+        let mut aggregate = Aggregate::default();
+        for i in 0..calls {
+            aggregate.push(&Observation {
+                success: i >= errors,
+                error: i < errors,
+                latency_ms: 900.0,
+                cost_usd: 0.002,
+                ..Observation::default()
+            });
+        }
+        VariantMetrics::from_aggregate(name, aggregate)
+    }
+
+    fn check(treatment_calls: u64, treatment_errors: u64) -> CheckOutcome {
+        let policy = policy();
+        let baseline = variant("b", 15_000, 60);
+        let arms = [variant("t", treatment_calls, treatment_errors)];
+        decide(
+            &CheckInput {
+                policy: &policy,
+                stage: 0,
+                held_ms: 0,
+                baseline: &baseline,
+                arms: &arms,
+                stage_requests: &[treatment_calls],
+                stage_units: &[],
+                weights: &[1000],
+            },
+            &mut Xoshiro256StarStar::seed_from_u64(1),
+        )
+    }
+
+    #[test]
+    fn a_handful_of_errors_on_a_small_sample_does_not_fire_a_hard_limit() {
+        // Four errors in 150 calls is 2.7 %, over the 2 % limit as a raw ratio.
+        let outcome = check(150, 4);
+        assert_eq!(outcome.decision, Decision::Hold, "{}", outcome.reason);
+        let report = &outcome.hard_limits[0];
+        assert!(report.value > 0.02 && report.applied && !report.crossed);
+        assert!(report.bound.is_some_and(|b| b < 0.02), "{report:?}");
+    }
+
+    #[test]
+    fn a_real_breach_rolls_back_at_the_first_check() {
+        let outcome = check(100, 25);
+        assert_eq!(outcome.decision, Decision::Rollback);
+        assert!(outcome.reason.contains("hard limit"), "{}", outcome.reason);
+        assert!(outcome.hard_limits[0].bound.is_some_and(|b| b > 0.02));
+    }
+
+    #[test]
+    fn a_hard_limit_waits_for_its_minimum_samples() {
+        let outcome = check(40, 30);
+        assert_eq!(outcome.decision, Decision::Hold);
+        assert!(!outcome.hard_limits[0].applied);
     }
 }

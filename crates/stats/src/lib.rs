@@ -12,6 +12,7 @@
 //! - [`srm`]: the sample-ratio-mismatch chi-square test (gbstats' `check_srm`).
 //! - [`bandit`]: Thompson sampling over Beta and Normal posteriors.
 //! - [`guardrail`]: the control loop's `Ok | Violated | Inconclusive` decision.
+//! - [`limit`]: hard limits decided on an always-valid bound of one variant's own value.
 //! - [`distributions`], [`special`]: normal, Student-t and chi-square functions, written here
 //!   rather than borrowed so their accuracy is under our control.
 //!
@@ -38,6 +39,7 @@ pub mod distributions;
 mod error;
 pub mod frequentist;
 pub mod guardrail;
+pub mod limit;
 pub mod random;
 pub mod sequential;
 pub mod special;
@@ -55,6 +57,7 @@ pub use guardrail::{
     AllowedChange, Guardrail, GuardrailDecision, GuardrailOutcome, GuardrailSides, MetricDirection,
     evaluate_guardrail,
 };
+pub use limit::{LimitEvidence, LimitSide, mean_limit, proportion_limit};
 pub use random::{RandomSource, SplitMix64, Xoshiro256StarStar};
 pub use srm::{SrmResult, sample_ratio_mismatch};
 pub use summary::{MeanSummary, MetricKind, Moments, ProportionSummary, Summary};
