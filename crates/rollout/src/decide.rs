@@ -22,12 +22,12 @@
 use promptflag_stats::{
     AllowedChange, Alternative, DifferenceType, Guardrail as StatsGuardrail, GuardrailDecision,
     GuardrailOutcome, GuardrailSides, LimitEvidence, LimitSide, MeanSummary, MetricDirection,
-    RandomSource, SrmResult, TestConfig, TestKind, ThompsonConfig, difference_test, mean_limit,
-    proportion_limit, sample_ratio_mismatch, thompson_means, thompson_proportions,
+    Moments, RandomSource, SrmResult, TestConfig, TestKind, ThompsonConfig, difference_test,
+    mean_limit, proportion_limit, sample_ratio_mismatch, thompson_means, thompson_proportions,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{MetricSample, VariantMetrics};
+use crate::metrics::{MetricSample, VariantMetrics, adjusted_pair};
 use promptflag_authoring::policy::{
     Change, HardLimit, Metric, PromotionAction, Requirement, RolloutPolicy,
 };
@@ -95,6 +95,11 @@ pub struct CheckInput<'a> {
     pub stage_units: &'a [u64],
     /// Each arm's current weight in slots.
     pub weights: &'a [u32],
+    /// Record a rollback the check would take in [`CheckOutcome::shadow_rollback`] and go on
+    /// deciding as if nothing had fired, so one simulated rollout measures when each rule
+    /// (the sequential one and the naive one) would first fire on the same traffic. Off in
+    /// the control loop.
+    pub shadow: bool,
 }
 
 /// One guardrail's verdict for one arm.
@@ -110,6 +115,8 @@ pub struct GuardrailReport {
     pub treatment: f64,
     /// The sequential test.
     pub outcome: GuardrailOutcome,
+    /// Whether the test ran on CUPED-adjusted summaries (the pre-exposure covariate was there).
+    pub cuped: bool,
     /// Whether the naive rule (the observed change is worse than allowed) would fire.
     pub naive_violation: bool,
 }
@@ -177,6 +184,13 @@ pub struct CheckOutcome {
     /// Whether the naive rule (roll back when an observed change passes a guardrail's
     /// allowance, at any check, once the arm has 100 calls) would roll back here.
     pub naive_rollback: bool,
+    /// The naive rule's score: the largest observed worsening as a multiple of its guardrail's
+    /// allowance (0 before both variants have 100 calls). The naive rule with its allowances
+    /// scaled by `c` fires when this exceeds `c`; `c = 1` is `naive_rollback`.
+    pub naive_score: f64,
+    /// In shadow mode, the reason the check would have rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_rollback: Option<String>,
 }
 
 /// Minimum treatment calls before the naive rule looks (it has no notion of noise).
@@ -232,16 +246,38 @@ fn hard_limit_evidence(
     }
 }
 
+/// The observed worsening as a multiple of the allowance (infinite for a worsening under a
+/// zero allowance); what the naive rule, scaled, compares with its threshold.
+fn naive_score(metric: Metric, change: Change, baseline: f64, treatment: f64) -> f64 {
+    let delta = if metric.higher_is_better() {
+        baseline - treatment
+    } else {
+        treatment - baseline
+    };
+    let (worsening, allowance) = match change {
+        Change::Absolute(m) => (delta, m),
+        Change::Relative(m) if baseline != 0.0 => (delta / baseline.abs(), m),
+        Change::Relative(_) => return 0.0,
+    };
+    if worsening <= 0.0 {
+        0.0
+    } else if allowance > 0.0 {
+        worsening / allowance
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The lane width for `arms` treatments.
 pub fn lane_width(arms: usize) -> u32 {
     SLOTS / (arms.max(1) as u32)
 }
 
-/// The promotion test of the primary metric for one arm.
-pub fn primary_test(
+/// The promotion test of the primary metric for one arm, on raw or CUPED-adjusted summaries.
+pub fn primary_test<M: Moments + ?Sized>(
     policy: &RolloutPolicy,
-    baseline: &MetricSample,
-    arm: &MetricSample,
+    baseline: &M,
+    arm: &M,
 ) -> PrimaryReport {
     let metric = policy.primary_metric.metric;
     let higher = metric.higher_is_better();
@@ -302,6 +338,8 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         primary: None,
         probability_best: None,
         naive_rollback: false,
+        naive_score: 0.0,
+        shadow_rollback: None,
     };
 
     // Sample-ratio mismatch over the arms in play.
@@ -377,9 +415,15 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
             };
             let baseline_sample = input.baseline.sample(metric);
             let arm_sample = arm.sample(metric);
-            let Ok(result) =
-                promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test)
-            else {
+            let adjusted = adjusted_pair(input.baseline, arm, metric);
+            let cuped = adjusted.is_some();
+            let evaluated = match &adjusted {
+                Some((baseline, treatment)) => {
+                    promptflag_stats::evaluate_guardrail(baseline, treatment, &test)
+                }
+                None => promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test),
+            };
+            let Ok(result) = evaluated else {
                 continue;
             };
             let baseline_value = input.baseline.value(metric);
@@ -388,6 +432,11 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 && input.baseline.requests >= NAIVE_MIN_CALLS
                 && naive_worse(metric, guardrail.max_regression, baseline_value, arm_value);
             outcome.naive_rollback |= naive_violation;
+            if arm.requests >= NAIVE_MIN_CALLS && input.baseline.requests >= NAIVE_MIN_CALLS {
+                let score =
+                    naive_score(metric, guardrail.max_regression, baseline_value, arm_value);
+                outcome.naive_score = outcome.naive_score.max(score);
+            }
             if result.decision == GuardrailDecision::Violated {
                 failing.push((
                     index,
@@ -403,11 +452,20 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 baseline: baseline_value,
                 treatment: arm_value,
                 outcome: result,
+                cuped,
                 naive_violation,
             });
         }
     }
-    if !failing.is_empty() {
+    if !failing.is_empty() && input.shadow {
+        outcome.shadow_rollback = Some(
+            failing
+                .iter()
+                .map(|(_, why)| why.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    } else if !failing.is_empty() {
         let mut new_weights = input.weights.to_vec();
         for (index, _) in &failing {
             if let Some(weight) = new_weights.get_mut(*index) {
@@ -478,7 +536,10 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         outcome.reason = String::from("no treatment arm");
         return outcome;
     };
-    let primary = primary_test(policy, &input.baseline.sample(metric), &arm.sample(metric));
+    let primary = match adjusted_pair(input.baseline, arm, metric) {
+        Some((baseline, treatment)) => primary_test(policy, &baseline, &treatment),
+        None => primary_test(policy, &input.baseline.sample(metric), &arm.sample(metric)),
+    };
     let met = primary.met;
     outcome.reason = if met {
         format!(
@@ -670,6 +731,7 @@ mod tests {
                 stage_requests: &[treatment_calls],
                 stage_units: &[],
                 weights: &[1000],
+                shadow: false,
             },
             &mut Xoshiro256StarStar::seed_from_u64(1),
         )
