@@ -720,9 +720,7 @@ fn controller_for(
     clock: Arc<ManualClock>,
     state_db: rusqlite::Connection,
     audit: AuditLog,
-    serve_url: Option<String>,
-    seed: u64,
-    shadow: bool,
+    (serve_url, seed, shadow): (Option<String>, u64, bool),
 ) -> Result<Controller> {
     Ok(Controller::new(
         state_db,
@@ -776,9 +774,7 @@ pub fn run_in_process(
         clock.clone(),
         status_db,
         AuditLog::open(std::path::Path::new(":memory:"))?,
-        None,
-        seed,
-        config.shadow,
+        (None, seed, config.shadow),
     )?;
     let mut rng = Xoshiro256StarStar::seed_from_u64(seed);
     let (base, treated) = profiles(config.scenario);
@@ -1098,9 +1094,7 @@ pub fn run_through_worker(
         clock.clone(),
         state_db,
         AuditLog::open(&scratch.0.join("audit.sqlite3"))?,
-        Some(worker.url.to_string()),
-        seed,
-        false,
+        (Some(worker.url.to_string()), seed, false),
     )?;
     let mut rng = Xoshiro256StarStar::seed_from_u64(seed);
     let (base, treated) = profiles(config.scenario);

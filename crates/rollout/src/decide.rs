@@ -664,7 +664,7 @@ impl RandomSource for Rng<'_> {
 mod tests {
     use super::*;
     use promptflag_authoring::policy::{PrimaryMetric, Promotion, Stage, default_hard_limit_alpha};
-    use promptflag_stats::Xoshiro256StarStar;
+    use promptflag_stats::{RandomSource, Xoshiro256StarStar};
     use promptflag_telemetry::read::{Aggregate, Observation};
 
     /// A policy with only the 2 % error-rate hard limit, so nothing else can roll back.
@@ -753,6 +753,75 @@ mod tests {
         assert_eq!(outcome.decision, Decision::Rollback);
         assert!(outcome.reason.contains("hard limit"), "{}", outcome.reason);
         assert!(outcome.hard_limits[0].bound.is_some_and(|b| b > 0.02));
+    }
+
+    /// Calls whose unit propensity `p` (Beta, mean 0.8) is their covariate, so it correlates
+    /// 0.5 with success; `with_history: false` drops the covariate from the aggregate.
+    fn units(
+        rng: &mut Xoshiro256StarStar,
+        calls: u64,
+        shift: f64,
+        with_history: bool,
+    ) -> VariantMetrics {
+        let mut aggregate = Aggregate::default();
+        for _ in 0..calls {
+            let p = promptflag_stats::random::beta(rng, 2.4, 0.6);
+            aggregate.push(&Observation {
+                success: rng.next_f64() < p * (1.0 + shift),
+                latency_ms: 900.0,
+                cost_usd: 0.002,
+                pre_success: with_history.then_some(p),
+                ..Observation::default()
+            });
+        }
+        VariantMetrics::from_aggregate("v", aggregate)
+    }
+
+    fn success_guardrail(baseline: &VariantMetrics, arm: &VariantMetrics) -> GuardrailReport {
+        let mut policy = policy();
+        policy.hard_limits.clear();
+        policy.guardrails = vec![promptflag_authoring::policy::Guardrail {
+            metric: Metric::SuccessRate,
+            max_regression: Change::Absolute(0.02),
+        }];
+        let arms = [arm.clone()];
+        let outcome = decide(
+            &CheckInput {
+                policy: &policy,
+                stage: 0,
+                held_ms: 0,
+                baseline,
+                arms: &arms,
+                stage_requests: &[arm.requests],
+                stage_units: &[],
+                weights: &[1000],
+                shadow: false,
+            },
+            &mut Xoshiro256StarStar::seed_from_u64(1),
+        );
+        outcome.guardrails[0].clone()
+    }
+
+    #[test]
+    fn cuped_narrows_the_guardrail_when_the_covariate_is_there() {
+        let draw = |with_history| {
+            let mut rng = Xoshiro256StarStar::seed_from_u64(11);
+            (
+                units(&mut rng, 20_000, 0.0, with_history),
+                units(&mut rng, 2_000, -0.1, with_history),
+            )
+        };
+        let (base, arm) = draw(true);
+        let adjusted = success_guardrail(&base, &arm);
+        let (base, arm) = draw(false);
+        let raw = success_guardrail(&base, &arm);
+        assert!(adjusted.cuped && !raw.cuped);
+        // A covariate correlated 0.5 leaves 75 % of the variance: the standard error shrinks
+        // to about 87 % of the raw one (sampling noise aside).
+        let ratio = adjusted.outcome.standard_error / raw.outcome.standard_error;
+        assert!(ratio > 0.8 && ratio < 0.93, "{ratio}");
+        let width = |r: &GuardrailReport| r.outcome.ci_upper - r.outcome.ci_lower;
+        assert!(width(&adjusted) < width(&raw));
     }
 
     #[test]
