@@ -245,7 +245,7 @@ pub fn analyze(input: &Value, overrides: &Value) -> Result<Value> {
                     pairs.push((
                         baseline_name.to_string(),
                         name.clone(),
-                        baseline.clone(),
+                        baseline,
                         summary(value, name)?,
                     ));
                 }
