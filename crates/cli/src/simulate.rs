@@ -161,6 +161,7 @@ fn power(hi: &HiArgs, args: &SimulateArgs, base: &SimConfig) -> Result<Output> {
             .count() as f64
             / runs;
         settings.push(json!({
+            "aa_sequential_causes": simulation::cause_counts(&aa),
             "cuped": cuped,
             "aa_sequential_rollback_rate": sequential_rate,
             "naive_scale": threshold,
@@ -231,6 +232,21 @@ fn power(hi: &HiArgs, args: &SimulateArgs, base: &SimConfig) -> Result<Output> {
                     .unwrap_or(0.0)
             ),
         );
+        let causes: Vec<String> = setting["aa_sequential_causes"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|c| format!("{} {}", c[0].as_str().unwrap_or(""), c[1]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !causes.is_empty() {
+            let _ = writeln!(
+                text,
+                "    sequential A/A rollback causes: {}",
+                causes.join(", ")
+            );
+        }
     }
     let _ = writeln!(
         text,
@@ -392,6 +408,14 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
             config.policy.alpha,
             rates.naive_rollback_rate * 100.0
         );
+        if !rates.rollback_causes.is_empty() {
+            let causes: Vec<String> = rates
+                .rollback_causes
+                .iter()
+                .map(|(cause, n)| format!("{cause} {n}"))
+                .collect();
+            let _ = writeln!(text, "  rollback causes: {}", causes.join(", "));
+        }
         if let (Some(minutes), Some(treatment), Some(total)) = (
             rates.median_detection_minutes,
             rates.median_detection_treatment_calls,

@@ -433,6 +433,9 @@ pub struct RunResult {
     pub revert_cycle_ms: Option<u128>,
     /// After a rollback, whether treatment users were served the baseline by the Worker.
     pub baseline_served_after_rollback: Option<bool>,
+    /// What fired at the sequential rule's first rollback (or shadow rollback): `hard limit
+    /// <metric>` and `guardrail <metric>` entries; empty when nothing fired.
+    pub rollback_causes: Vec<String>,
     /// Whether the naive rule would have rolled back at some check.
     pub naive_rollback: bool,
     /// Simulated minute of the naive rule's first rollback.
@@ -641,12 +644,38 @@ struct Tally {
     decisions: Vec<(f64, String)>,
     naive_minute: Option<f64>,
     decisive: Option<(CheckRecord, u128)>,
+    causes: Option<Vec<String>>,
+}
+
+/// What fired in a check that rolled back (or would have, in shadow mode).
+fn causes(record: &CheckRecord) -> Option<Vec<String>> {
+    let outcome = record.outcome.as_ref()?;
+    if record.decision != Decision::Rollback && outcome.shadow_rollback.is_none() {
+        return None;
+    }
+    let mut found: Vec<String> = outcome
+        .hard_limits
+        .iter()
+        .filter(|l| l.crossed)
+        .map(|l| format!("hard limit {}", l.metric))
+        .collect();
+    found.extend(
+        outcome
+            .guardrails
+            .iter()
+            .filter(|g| g.outcome.decision == promptflag_stats::GuardrailDecision::Violated)
+            .map(|g| format!("guardrail {}", g.metric)),
+    );
+    Some(found)
 }
 
 impl Tally {
     fn take(&mut self, records: Vec<CheckRecord>, wall: &Instant) {
         for record in records {
             let minute = (record.time_ms - START_MS) as f64 / 60_000.0;
+            if self.causes.is_none() {
+                self.causes = causes(&record);
+            }
             if record.baseline.is_some() {
                 let row = row(&record, START_MS);
                 if row.naive_rollback && self.naive_minute.is_none() {
@@ -705,6 +734,7 @@ fn finish(
         detection_wall_ms: decisive.map(|(_, wall)| *wall),
         revert_cycle_ms: decisive.and_then(|(r, _)| r.served_ms),
         baseline_served_after_rollback: baseline_served,
+        rollback_causes: tally.causes.clone().unwrap_or_default(),
         naive_rollback: tally.naive_minute.is_some(),
         naive_minute: tally.naive_minute,
         checks: tally.rows.len(),
@@ -1216,6 +1246,8 @@ pub struct Rates {
     pub median_detection_treatment_calls: Option<u64>,
     /// Median calls (both arms) at the decisive check.
     pub median_detection_total_calls: Option<u64>,
+    /// How many runs' first rollback each cause took part in (a rollback can have several).
+    pub rollback_causes: Vec<(String, usize)>,
 }
 
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
@@ -1256,8 +1288,22 @@ pub fn rates(results: &[RunResult]) -> Rates {
                 .filter_map(|r| r.detection_total_calls)
                 .collect(),
         ),
+        rollback_causes: cause_counts(results),
         outcomes,
     }
+}
+
+/// How many runs' first rollback each cause took part in, most frequent first.
+pub fn cause_counts(results: &[RunResult]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for cause in results.iter().flat_map(|r| r.rollback_causes.iter()) {
+        match counts.iter_mut().find(|(c, _)| c == cause) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((cause.clone(), 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
 }
 
 /// When a rule first fired in a run.

@@ -213,6 +213,12 @@ mod tests {
     }
 
     #[test]
+    fn twelve_errors_in_150_calls_are_the_least_that_fire_a_two_percent_limit() {
+        assert!(!above(150, 11).crossed);
+        assert!(above(150, 12).crossed);
+    }
+
+    #[test]
     fn a_real_breach_fires_a_hard_limit_on_a_small_sample() {
         // 30 errors in 100 calls: a 30 % error rate is not luck under a 2 % limit.
         let evidence = above(100, 30);
