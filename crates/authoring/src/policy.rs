@@ -150,6 +150,16 @@ pub struct HardLimit {
     /// calls is noise); default 100.
     #[serde(default = "default_hard_limit_samples")]
     pub min_samples: u64,
+    /// The chance of the limit ever firing, over the whole rollout, on a treatment whose true
+    /// value is within it: the limit fires when an always-valid bound of the treatment's value
+    /// (the lower bound for a limit it must stay under) crosses the threshold; default 0.01.
+    #[serde(default = "default_hard_limit_alpha")]
+    pub alpha: f64,
+}
+
+/// The default error rate of a hard limit.
+pub fn default_hard_limit_alpha() -> f64 {
+    0.01
 }
 
 fn default_hard_limit_samples() -> u64 {
@@ -508,7 +518,11 @@ pub fn decode(
                         limits_ok = false;
                         continue;
                     };
-                    reader.unknown_keys(entry, &["metric", "threshold", "min_samples"], &what);
+                    reader.unknown_keys(
+                        entry,
+                        &["metric", "threshold", "min_samples", "alpha"],
+                        &what,
+                    );
                     let metric = metric(reader, entry, item.line, &what);
                     let threshold = get(entry, "threshold").and_then(|t| number(&t.value));
                     let min_samples = match get(entry, "min_samples").map(|s| &s.value) {
@@ -516,6 +530,18 @@ pub fn decode(
                         Some(Node::Int(n)) => u64::try_from(*n).ok(),
                         Some(_) => None,
                     };
+                    let alpha = match get(entry, "alpha") {
+                        None => Some(default_hard_limit_alpha()),
+                        Some(node) => number(&node.value).filter(|a| *a > 0.0 && *a < 1.0),
+                    };
+                    if alpha.is_none() {
+                        reader.error(
+                            item.line,
+                            "invalid_value",
+                            format!("{what}.alpha must be a number between 0 and 1"),
+                        );
+                        limits_ok = false;
+                    }
                     if min_samples.is_none() {
                         reader.error(
                             item.line,
@@ -536,6 +562,7 @@ pub fn decode(
                             metric,
                             threshold,
                             min_samples: min_samples.unwrap_or(0),
+                            alpha: alpha.unwrap_or_else(default_hard_limit_alpha),
                         }),
                         _ => limits_ok = false,
                     }
@@ -795,5 +822,37 @@ mod tests {
         assert_eq!(parse_duration(&Node::Int(45)), Some(45));
         assert_eq!(parse_duration(&Node::Str("soon".into())), None);
         assert_eq!(parse_duration(&Node::Str("5w".into())), None);
+    }
+
+    fn policy_with_limit(limit: &str) -> crate::error::Result<RolloutPolicy> {
+        let text = format!(
+            "environment: dev\ntreatment: t\ncheck_interval: 5m\nstages:\n  - {{percent: 5, min_hold: 1h, min_samples: 100}}\n\
+             guardrails:\n  - {{metric: success_rate, max_regression: {{absolute: 0.02}}}}\n\
+             hard_limits:\n  - {limit}\n\
+             primary_metric: {{metric: success_rate, minimum_effect: {{absolute: 0.01}}}}\n\
+             promotion: {{require: better, confidence: 0.95, action: promote}}\n\
+             sample_ratio_mismatch: {{alpha: 0.001}}\n"
+        );
+        let path = std::env::temp_dir().join(format!(
+            "promptflag-policy-{}-{}.yaml",
+            std::process::id(),
+            limit.len()
+        ));
+        std::fs::write(&path, text).map_err(|e| crate::error::Error::io(&path, e))?;
+        let policy = read_policy_file(&path, "f");
+        let _ = std::fs::remove_file(&path);
+        policy
+    }
+
+    #[test]
+    fn a_hard_limit_takes_an_alpha_and_defaults_to_one_percent() {
+        let policy = policy_with_limit("{metric: error_rate, threshold: 0.02}").unwrap();
+        assert_eq!(policy.hard_limits[0].alpha, 0.01);
+        let policy =
+            policy_with_limit("{metric: error_rate, threshold: 0.02, alpha: 0.001}").unwrap();
+        assert_eq!(policy.hard_limits[0].alpha, 0.001);
+        let refused =
+            policy_with_limit("{metric: error_rate, threshold: 0.02, alpha: 1.5}").unwrap_err();
+        assert!(refused.to_string().contains("alpha"), "{refused}");
     }
 }

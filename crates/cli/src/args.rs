@@ -371,6 +371,17 @@ pub struct SimulateArgs {
     /// Statistics only, in process: no Worker, no collector.
     #[arg(long)]
     pub no_worker: bool,
+    /// Leave the calls' pre-exposure covariate out of the metrics (no CUPED); the traffic is
+    /// the same.
+    #[arg(long)]
+    pub no_cuped: bool,
+    /// Power with its false-alarm rate: --runs A/A runs, then --runs runs of each other
+    /// scenario, with and without CUPED, in process and in shadow mode (nothing is rolled back;
+    /// each check records what would have fired). Prints, per scenario, each rule's rollback
+    /// rate and time to detection beside its A/A rate, the naive rule tuned to the sequential
+    /// rule's A/A rate. Ignores --scenario.
+    #[arg(long)]
+    pub power: bool,
     /// Use a running Worker (its admin token in --admin-token) instead of starting the harness.
     #[arg(long, env = "PROMPTFLAG_SIM_WORKER_URL")]
     pub worker_url: Option<String>,

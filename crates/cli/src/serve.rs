@@ -81,6 +81,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
                     alert_webhook: args.alert_webhook.clone(),
                     wait_timeout: wait.timeout,
                     seed: SystemClock.now_ms() as u64,
+                    shadow_rollbacks: false,
                 },
                 http.clone(),
             )?;

@@ -89,6 +89,203 @@ fn write_csv(path: &PathBuf, rows: &[CsvRow]) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Runs `runs` in-process shadow runs of `config` on seeds `seed…`.
+fn shadow_runs(
+    config: &SimConfig,
+    seed: u64,
+    runs: u32,
+    progress: &ProgressBar,
+) -> Result<Vec<RunResult>> {
+    let mut out = Vec::with_capacity(runs as usize);
+    for index in 0..runs {
+        out.push(simulation::run_in_process(
+            config,
+            seed + u64::from(index),
+            &mut |_, _, _| {},
+        )?);
+        progress.inc(1);
+    }
+    Ok(out)
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.1} %", share * 100.0)
+}
+
+fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| String::from("—"), |v| v.to_string())
+}
+
+/// `promptflag simulate --power`: the item-by-item power table (see `--help`).
+fn power(hi: &HiArgs, args: &SimulateArgs, base: &SimConfig) -> Result<Output> {
+    let started = std::time::Instant::now();
+    let scenarios = [
+        Scenario::Regression,
+        Scenario::Verbose,
+        Scenario::Improvement,
+    ];
+    let total = u64::from(args.runs) * 8;
+    let progress = bar(hi.json, total, "power {bar:30} {pos}/{len} runs {msg}");
+    let mut rows = Vec::new();
+    let mut settings = Vec::new();
+    for cuped in [false, true] {
+        let setting = |scenario, stop| SimConfig {
+            scenario,
+            cuped,
+            shadow: true,
+            stop_after_naive: stop,
+            ..base.clone()
+        };
+        progress.set_message(format!("aa, CUPED {}", if cuped { "on" } else { "off" }));
+        let aa = shadow_runs(
+            &setting(Scenario::Aa, None),
+            args.seed,
+            args.runs,
+            &progress,
+        )?;
+        let runs = aa.len().max(1) as f64;
+        let sequential_rate = aa
+            .iter()
+            .filter(|r| simulation::sequential_detection(r).is_some())
+            .count() as f64
+            / runs;
+        let threshold = simulation::naive_threshold(&aa, sequential_rate);
+        let naive_rate = aa
+            .iter()
+            .filter(|r| simulation::naive_detection(r, threshold).is_some())
+            .count() as f64
+            / runs;
+        let untuned_rate = aa
+            .iter()
+            .filter(|r| simulation::naive_detection(r, 1.0).is_some())
+            .count() as f64
+            / runs;
+        settings.push(json!({
+            "aa_sequential_causes": simulation::cause_counts(&aa),
+            "cuped": cuped,
+            "aa_sequential_rollback_rate": sequential_rate,
+            "naive_scale": threshold,
+            "aa_naive_rollback_rate": naive_rate,
+            "aa_untuned_naive_rollback_rate": untuned_rate,
+        }));
+        rows.extend(simulation::power_rows(
+            Scenario::Aa,
+            cuped,
+            &aa,
+            (sequential_rate, naive_rate),
+            threshold,
+        ));
+        for scenario in scenarios {
+            progress.set_message(format!(
+                "{}, CUPED {}",
+                scenario.as_str(),
+                if cuped { "on" } else { "off" }
+            ));
+            let found = shadow_runs(
+                &setting(scenario, Some(threshold)),
+                args.seed,
+                args.runs,
+                &progress,
+            )?;
+            rows.extend(simulation::power_rows(
+                scenario,
+                cuped,
+                &found,
+                (sequential_rate, naive_rate),
+                threshold,
+            ));
+        }
+    }
+    progress.finish_and_clear();
+    let mut text = format!(
+        "power, {} runs per scenario and setting on seeds {}..{}, policy {}, {} calls/min, {} users, {} h horizon; in process, shadow mode ({} s wall)\n",
+        args.runs,
+        args.seed,
+        args.seed + u64::from(args.runs) - 1,
+        args.policy
+            .as_ref()
+            .map_or_else(|| args.preset.clone(), |p| p.display().to_string()),
+        args.rate,
+        args.users,
+        args.max_hours,
+        started.elapsed().as_secs()
+    );
+    for setting in &settings {
+        let _ = writeln!(
+            text,
+            "  CUPED {}: A/A rollbacks, sequential {}; naive rule tuned to it with allowances x{:.2} ({} of A/A runs; untuned x1: {})",
+            if setting["cuped"] == true {
+                "on "
+            } else {
+                "off"
+            },
+            percent(
+                setting["aa_sequential_rollback_rate"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            ),
+            setting["naive_scale"].as_f64().unwrap_or(0.0),
+            percent(setting["aa_naive_rollback_rate"].as_f64().unwrap_or(0.0)),
+            percent(
+                setting["aa_untuned_naive_rollback_rate"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            ),
+        );
+        let causes: Vec<String> = setting["aa_sequential_causes"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|c| format!("{} {}", c[0].as_str().unwrap_or(""), c[1]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !causes.is_empty() {
+            let _ = writeln!(
+                text,
+                "    sequential A/A rollback causes: {}",
+                causes.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        text,
+        "| scenario | CUPED | rule | A/A rollbacks | rolled back | median treatment calls | median calls | median minutes | promoted | paused |"
+    );
+    let _ = writeln!(text, "|---|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.scenario.as_str(),
+            if row.cuped { "on" } else { "off" },
+            row.rule,
+            percent(row.aa_rollback_rate),
+            percent(row.rollback_rate),
+            or_dash(row.median_treatment_calls),
+            or_dash(row.median_total_calls),
+            or_dash(row.median_minutes.map(|m| format!("{m:.0}"))),
+            or_dash(row.promote_rate.map(percent)),
+            if row.rule == "sequential" {
+                percent(row.pause_rate)
+            } else {
+                String::from("—")
+            },
+        );
+    }
+    Ok(Output {
+        text,
+        json: json!({
+            "ok": true,
+            "runs": args.runs,
+            "first_seed": args.seed,
+            "settings": settings,
+            "rows": rows,
+        }),
+        code: ExitCode::Ok,
+    })
+}
+
 /// Runs `promptflag simulate`.
 pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
     let scenario = Scenario::parse(&args.scenario).context("unknown scenario")?;
@@ -102,7 +299,13 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         rate_per_minute: args.rate,
         users: args.users,
         max_hours: args.max_hours,
+        cuped: !args.no_cuped,
+        shadow: false,
+        stop_after_naive: None,
     };
+    if args.power {
+        return power(hi, args, &config);
+    }
     let hidden = hi.json;
     let mut text = format!(
         "simulate {} (expected: {}), {} calls/min, {} users, policy {}\n",
@@ -205,6 +408,14 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
             config.policy.alpha,
             rates.naive_rollback_rate * 100.0
         );
+        if !rates.rollback_causes.is_empty() {
+            let causes: Vec<String> = rates
+                .rollback_causes
+                .iter()
+                .map(|(cause, n)| format!("{cause} {n}"))
+                .collect();
+            let _ = writeln!(text, "  rollback causes: {}", causes.join(", "));
+        }
         if let (Some(minutes), Some(treatment), Some(total)) = (
             rates.median_detection_minutes,
             rates.median_detection_treatment_calls,

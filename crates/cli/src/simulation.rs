@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use promptflag_core::Context;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
-use promptflag_stats::random::standard_normal;
+use promptflag_stats::random::{beta, standard_normal};
 use promptflag_stats::{RandomSource, Xoshiro256StarStar};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -160,11 +160,40 @@ pub fn profiles(scenario: Scenario) -> (Profile, Profile) {
     (BASE, treatment)
 }
 
+/// Correlation between a call's pre-exposure covariate and its success.
+pub const COVARIATE_CORRELATION: f64 = 0.5;
+
+/// The success probability of a call from a unit whose baseline propensity is `propensity`,
+/// under `profile`: the propensity scaled so the profile's mean success rate is exact (a drop
+/// scales success, a rise scales failure), so no unit's probability leaves `[0, 1]`.
+fn success_probability(propensity: f64, profile: &Profile) -> f64 {
+    if profile.success <= BASE.success {
+        propensity * profile.success / BASE.success
+    } else {
+        1.0 - (1.0 - propensity) * (1.0 - profile.success) / (1.0 - BASE.success)
+    }
+}
+
 /// Draws calls of a profile.
+///
+/// Each call comes from a unit with its own success propensity `p`, drawn from a Beta
+/// distribution with the baseline's mean and variance `ρ² s (1 − s)`, so that `p`, which is
+/// the unit's long-run success rate before the rollout (its pre-exposure covariate, carried
+/// in `pre_success`), correlates `ρ` = [`COVARIATE_CORRELATION`] with the call's success. A
+/// call succeeds with the profile's transform of `p`. Every call is drawn independently, as
+/// if each came from a fresh unit: repeated calls of one unit would be correlated through `p`,
+/// which the call-level tests do not model. The marginal success rate is the profile's, as
+/// before the covariate existed.
 pub fn observe(rng: &mut Xoshiro256StarStar, profile: &Profile) -> Observation {
-    let u = rng.next_f64();
-    let success = u < profile.success;
-    let error = !success && u < profile.success + profile.error;
+    let concentration = 1.0 / (COVARIATE_CORRELATION * COVARIATE_CORRELATION) - 1.0;
+    let propensity = beta(
+        rng,
+        BASE.success * concentration,
+        (1.0 - BASE.success) * concentration,
+    );
+    let success = rng.next_f64() < success_probability(propensity, profile);
+    // Errors are a share of the failures, so the error rate stays the profile's.
+    let error = !success && rng.next_f64() < profile.error / (1.0 - profile.success);
     let latency = profile.latency_median_ms * (profile.latency_sigma * standard_normal(rng)).exp();
     let ttft = latency * 0.25 * (0.2 * standard_normal(rng)).exp();
     let input = (300.0 + 30.0 * standard_normal(rng)).max(1.0).round();
@@ -186,6 +215,7 @@ pub fn observe(rng: &mut Xoshiro256StarStar, profile: &Profile) -> Observation {
         cost_usd: cost,
         input_tokens: input,
         output_tokens: output,
+        pre_success: Some(propensity),
     }
 }
 
@@ -247,6 +277,7 @@ pub fn preset_policy(preset: &str) -> RolloutPolicy {
             metric: Metric::ErrorRate,
             threshold: 0.02,
             min_samples: 100,
+            alpha: promptflag_authoring::policy::default_hard_limit_alpha(),
         }],
         primary_metric: PrimaryMetric {
             metric: Metric::SuccessRate,
@@ -277,6 +308,14 @@ pub struct SimConfig {
     pub users: u64,
     /// Simulated hours before a run stops undecided.
     pub max_hours: f64,
+    /// Feed the calls' pre-exposure covariate to the metrics (CUPED); the traffic is the same
+    /// either way.
+    pub cuped: bool,
+    /// Never roll back: record what would have fired and go on (see [`power`]).
+    pub shadow: bool,
+    /// In shadow mode, stop a run once the sequential rule has fired and the naive score has
+    /// passed this threshold (both detections are then known).
+    pub stop_after_naive: Option<f64>,
 }
 
 /// One row of the per-check CSV.
@@ -324,6 +363,10 @@ pub struct CsvRow {
     pub srm_p: f64,
     /// Whether the naive rule would roll back here.
     pub naive_rollback: bool,
+    /// The naive rule's score (largest worsening as a multiple of its allowance).
+    pub naive_score: f64,
+    /// In shadow mode, whether the sequential rule (hard limits and guardrails) would roll back.
+    pub would_roll_back: bool,
     /// Revision published by this check.
     pub revision: String,
     /// Milliseconds until the Worker served it.
@@ -332,12 +375,12 @@ pub struct CsvRow {
 
 impl CsvRow {
     /// The header line.
-    pub const HEADER: &'static str = "check,minute,stage,percent,decision,baseline_calls,treatment_calls,baseline_success,treatment_success,success_ci_lower,success_ci_upper,baseline_cost,treatment_cost,cost_ci_lower,cost_ci_upper,baseline_p95_ms,treatment_p95_ms,baseline_error_rate,treatment_error_rate,srm_p,naive_rollback,revision,served_ms";
+    pub const HEADER: &'static str = "check,minute,stage,percent,decision,baseline_calls,treatment_calls,baseline_success,treatment_success,success_ci_lower,success_ci_upper,baseline_cost,treatment_cost,cost_ci_lower,cost_ci_upper,baseline_p95_ms,treatment_p95_ms,baseline_error_rate,treatment_error_rate,srm_p,naive_rollback,revision,served_ms,naive_score,would_roll_back";
 
     /// The row as CSV.
     pub fn line(&self) -> String {
         format!(
-            "{},{:.1},{},{},{},{},{},{:.5},{:.5},{:.5},{:.5},{:.7},{:.7},{:.5},{:.5},{},{},{:.5},{:.5},{:.3e},{},{},{}",
+            "{},{:.1},{},{},{},{},{},{:.5},{:.5},{:.5},{:.5},{:.7},{:.7},{:.5},{:.5},{},{},{:.5},{:.5},{:.3e},{},{},{},{:.4},{}",
             self.check,
             self.minute,
             self.stage,
@@ -360,7 +403,9 @@ impl CsvRow {
             self.srm_p,
             self.naive_rollback,
             self.revision,
-            self.served_ms
+            self.served_ms,
+            self.naive_score,
+            self.would_roll_back
         )
     }
 }
@@ -388,6 +433,9 @@ pub struct RunResult {
     pub revert_cycle_ms: Option<u128>,
     /// After a rollback, whether treatment users were served the baseline by the Worker.
     pub baseline_served_after_rollback: Option<bool>,
+    /// What fired at the sequential rule's first rollback (or shadow rollback): `hard limit
+    /// <metric>` and `guardrail <metric>` entries; empty when nothing fired.
+    pub rollback_causes: Vec<String>,
     /// Whether the naive rule would have rolled back at some check.
     pub naive_rollback: bool,
     /// Simulated minute of the naive rule's first rollback.
@@ -448,6 +496,11 @@ fn row(record: &CheckRecord, start_ms: i64) -> CsvRow {
             .and_then(|o| o.srm)
             .map_or(f64::NAN, |s| s.p_value),
         naive_rollback: record.outcome.as_ref().is_some_and(|o| o.naive_rollback),
+        naive_score: record.outcome.as_ref().map_or(0.0, |o| o.naive_score),
+        would_roll_back: record
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.shadow_rollback.is_some()),
         revision: record.revision.map_or_else(String::new, |r| r.to_string()),
         served_ms: record.served_ms.map_or_else(String::new, |s| s.to_string()),
     }
@@ -495,8 +548,15 @@ impl SimData {
         self.stage_seen = vec![false; users];
     }
 
-    fn record(&mut self, user: usize, arm: usize, call: &Observation) {
-        self.cumulative[arm].push(call);
+    fn record(&mut self, user: usize, arm: usize, call: &Observation, cuped: bool) {
+        if cuped {
+            self.cumulative[arm].push(call);
+        } else {
+            self.cumulative[arm].push(&Observation {
+                pre_success: None,
+                ..*call
+            });
+        }
         self.stage_requests[arm] += 1;
         if let Some(seen) = self.stage_seen.get_mut(user)
             && !*seen
@@ -584,12 +644,38 @@ struct Tally {
     decisions: Vec<(f64, String)>,
     naive_minute: Option<f64>,
     decisive: Option<(CheckRecord, u128)>,
+    causes: Option<Vec<String>>,
+}
+
+/// What fired in a check that rolled back (or would have, in shadow mode).
+fn causes(record: &CheckRecord) -> Option<Vec<String>> {
+    let outcome = record.outcome.as_ref()?;
+    if record.decision != Decision::Rollback && outcome.shadow_rollback.is_none() {
+        return None;
+    }
+    let mut found: Vec<String> = outcome
+        .hard_limits
+        .iter()
+        .filter(|l| l.crossed)
+        .map(|l| format!("hard limit {}", l.metric))
+        .collect();
+    found.extend(
+        outcome
+            .guardrails
+            .iter()
+            .filter(|g| g.outcome.decision == promptflag_stats::GuardrailDecision::Violated)
+            .map(|g| format!("guardrail {}", g.metric)),
+    );
+    Some(found)
 }
 
 impl Tally {
     fn take(&mut self, records: Vec<CheckRecord>, wall: &Instant) {
         for record in records {
             let minute = (record.time_ms - START_MS) as f64 / 60_000.0;
+            if self.causes.is_none() {
+                self.causes = causes(&record);
+            }
             if record.baseline.is_some() {
                 let row = row(&record, START_MS);
                 if row.naive_rollback && self.naive_minute.is_none() {
@@ -648,6 +734,7 @@ fn finish(
         detection_wall_ms: decisive.map(|(_, wall)| *wall),
         revert_cycle_ms: decisive.and_then(|(r, _)| r.served_ms),
         baseline_served_after_rollback: baseline_served,
+        rollback_causes: tally.causes.clone().unwrap_or_default(),
         naive_rollback: tally.naive_minute.is_some(),
         naive_minute: tally.naive_minute,
         checks: tally.rows.len(),
@@ -663,8 +750,7 @@ fn controller_for(
     clock: Arc<ManualClock>,
     state_db: rusqlite::Connection,
     audit: AuditLog,
-    serve_url: Option<String>,
-    seed: u64,
+    (serve_url, seed, shadow): (Option<String>, u64, bool),
 ) -> Result<Controller> {
     Ok(Controller::new(
         state_db,
@@ -678,6 +764,7 @@ fn controller_for(
             alert_webhook: None,
             wait_timeout: Duration::from_secs(60),
             seed,
+            shadow_rollbacks: shadow,
         },
         Http::new(
             Duration::from_secs(30),
@@ -717,8 +804,7 @@ pub fn run_in_process(
         clock.clone(),
         status_db,
         AuditLog::open(std::path::Path::new(":memory:"))?,
-        None,
-        seed,
+        (None, seed, config.shadow),
     )?;
     let mut rng = Xoshiro256StarStar::seed_from_u64(seed);
     let (base, treated) = profiles(config.scenario);
@@ -735,6 +821,12 @@ pub fn run_in_process(
         let minute = (clock.now_ms() - START_MS) as f64 / 60_000.0;
         progress(minute, horizon, "");
         if minute >= horizon || !running(controller.state_db())? {
+            break;
+        }
+        if let Some(threshold) = config.stop_after_naive
+            && tally.rows.iter().any(|r| r.would_roll_back)
+            && tally.rows.iter().any(|r| r.naive_score > threshold)
+        {
             break;
         }
         let live = store.state(ENVIRONMENT)?.live;
@@ -767,7 +859,7 @@ pub fn run_in_process(
                 }
                 let arm = usize::from(assignment[user] == 2);
                 let call = observe(&mut rng, if arm == 1 { &treated } else { &base });
-                data.record(user, arm, &call);
+                data.record(user, arm, &call, config.cuped);
                 calls += 1;
             }
             data.settle();
@@ -1035,8 +1127,7 @@ pub fn run_through_worker(
         clock.clone(),
         state_db,
         AuditLog::open(&scratch.0.join("audit.sqlite3"))?,
-        Some(worker.url.to_string()),
-        seed,
+        (Some(worker.url.to_string()), seed, false),
     )?;
     let mut rng = Xoshiro256StarStar::seed_from_u64(seed);
     let (base, treated) = profiles(config.scenario);
@@ -1158,6 +1249,8 @@ pub struct Rates {
     pub median_detection_treatment_calls: Option<u64>,
     /// Median calls (both arms) at the decisive check.
     pub median_detection_total_calls: Option<u64>,
+    /// How many runs' first rollback each cause took part in (a rollback can have several).
+    pub rollback_causes: Vec<(String, usize)>,
 }
 
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
@@ -1198,6 +1291,150 @@ pub fn rates(results: &[RunResult]) -> Rates {
                 .filter_map(|r| r.detection_total_calls)
                 .collect(),
         ),
+        rollback_causes: cause_counts(results),
         outcomes,
     }
+}
+
+/// How many runs' first rollback each cause took part in, most frequent first.
+pub fn cause_counts(results: &[RunResult]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for cause in results.iter().flat_map(|r| r.rollback_causes.iter()) {
+        match counts.iter_mut().find(|(c, _)| c == cause) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((cause.clone(), 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
+}
+
+/// When a rule first fired in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Detection {
+    /// Simulated minutes from the start.
+    pub minute: f64,
+    /// Treatment calls by then.
+    pub treatment_calls: u64,
+    /// Calls of both variants by then.
+    pub total_calls: u64,
+}
+
+fn detection(row: &CsvRow) -> Detection {
+    Detection {
+        minute: row.minute,
+        treatment_calls: row.treatment_calls,
+        total_calls: row.treatment_calls + row.baseline_calls,
+    }
+}
+
+/// The sequential rule's first rollback in a run: the decision itself, or in shadow mode the
+/// first check that would have rolled back (the same check, since the traffic up to it is the
+/// same).
+pub fn sequential_detection(run: &RunResult) -> Option<Detection> {
+    run.rows
+        .iter()
+        .find(|r| r.would_roll_back || r.decision == "rollback")
+        .map(detection)
+}
+
+/// The naive rule's first rollback in a run with its allowances scaled by `threshold`.
+pub fn naive_detection(run: &RunResult, threshold: f64) -> Option<Detection> {
+    run.rows
+        .iter()
+        .find(|r| r.naive_score > threshold)
+        .map(detection)
+}
+
+/// The smallest scale `c` of the naive rule's allowances at which at most `rate` of the A/A
+/// runs would be rolled back: the naive rule "tuned to the same false-alarm rate". Runs are
+/// ranked by their largest naive score; `c` is the score of the first run past the allowed
+/// count, so exactly the runs above it fire (fewer when scores tie).
+pub fn naive_threshold(aa: &[RunResult], rate: f64) -> f64 {
+    let mut maxima: Vec<f64> = aa
+        .iter()
+        .map(|run| run.rows.iter().map(|r| r.naive_score).fold(0.0, f64::max))
+        .collect();
+    maxima.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (rate * aa.len() as f64 + 1e-9).floor() as usize;
+    maxima.get(allowed).copied().unwrap_or(0.0)
+}
+
+/// One rule on one scenario: how often and how fast it rolled back, beside its A/A rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PowerRow {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Whether the metrics used the pre-exposure covariate.
+    pub cuped: bool,
+    /// `sequential` or `naive`.
+    pub rule: &'static str,
+    /// The rule's A/A rollback rate, from all causes, on the A/A runs of the same setting.
+    pub aa_rollback_rate: f64,
+    /// Runs.
+    pub runs: usize,
+    /// Share of runs the rule rolled back.
+    pub rollback_rate: f64,
+    /// Median treatment calls at the rollback (runs it rolled back).
+    pub median_treatment_calls: Option<u64>,
+    /// Median calls of both variants at the rollback.
+    pub median_total_calls: Option<u64>,
+    /// Median simulated minutes to the rollback.
+    pub median_minutes: Option<f64>,
+    /// Share of runs promoted before any rollback (the sequential rule's promotion test).
+    pub promote_rate: Option<f64>,
+    /// Share of runs paused by a sample-ratio mismatch before any rollback.
+    pub pause_rate: f64,
+}
+
+/// The sequential and the naive row of a scenario's shadow runs; `naive` is the tuned scale
+/// of the naive rule and the A/A rates are the two rules' on the same setting.
+pub fn power_rows(
+    scenario: Scenario,
+    cuped: bool,
+    runs: &[RunResult],
+    aa_rates: (f64, f64),
+    naive: f64,
+) -> [PowerRow; 2] {
+    let total = runs.len().max(1) as f64;
+    let row = |rule: &'static str, aa_rollback_rate: f64, found: Vec<Detection>| PowerRow {
+        scenario,
+        cuped,
+        rule,
+        aa_rollback_rate,
+        runs: runs.len(),
+        rollback_rate: found.len() as f64 / total,
+        median_treatment_calls: median(found.iter().map(|d| d.treatment_calls).collect()),
+        median_total_calls: median(found.iter().map(|d| d.total_calls).collect()),
+        median_minutes: median(found.iter().map(|d| d.minute).collect()),
+        promote_rate: None,
+        pause_rate: 0.0,
+    };
+    let mut sequential = row(
+        "sequential",
+        aa_rates.0,
+        runs.iter().filter_map(sequential_detection).collect(),
+    );
+    let quiet = |r: &&RunResult| sequential_detection(r).is_none();
+    sequential.promote_rate = Some(
+        runs.iter()
+            .filter(quiet)
+            .filter(|r| r.outcome == "promote")
+            .count() as f64
+            / total,
+    );
+    sequential.pause_rate = runs
+        .iter()
+        .filter(quiet)
+        .filter(|r| r.outcome == "pause")
+        .count() as f64
+        / total;
+    let naive_row = row(
+        "naive",
+        aa_rates.1,
+        runs.iter()
+            .filter_map(|r| naive_detection(r, naive))
+            .collect(),
+    );
+    [sequential, naive_row]
 }

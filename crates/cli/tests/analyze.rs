@@ -71,3 +71,15 @@ fn bad_input_is_a_usage_error() {
     let (code, _) = analyze(&[], "not json");
     assert_eq!(code, 2);
 }
+
+#[test]
+fn analyze_refuses_an_unknown_key() {
+    // A misspelt setting used to be ignored: "tuning" ran with the default 5 000.
+    let input = r#"{"test": "sequential", "tuning": 1000,
+        "baseline": {"n": 1000, "successes": 100}, "treatment": {"n": 1000, "successes": 120}}"#;
+    let (code, out) = analyze(&[], input);
+    assert_eq!(code, 2, "{out}");
+    let message = out.to_string();
+    assert!(message.contains("tuning"), "{message}");
+    assert!(message.contains("tuning_parameter"), "{message}");
+}

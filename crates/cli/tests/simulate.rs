@@ -244,3 +244,48 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     let _ = stop.send(());
     server.join().unwrap();
 }
+
+#[test]
+fn power_reports_each_rule_beside_its_aa_rate() {
+    // A few short runs of the quick preset: the table's shape and its invariants, not its
+    // figures (those are in docs/statistics.md, from long runs).
+    let dir = tempfile::tempdir().unwrap();
+    let out = simulate(
+        &[
+            "--power",
+            "--preset",
+            "quick",
+            "--no-worker",
+            "--runs",
+            "4",
+            "--rate",
+            "200",
+            "--users",
+            "1000",
+            "--max-hours",
+            "1",
+        ],
+        &dir.path().join("power.csv"),
+    );
+    let rows = out["rows"].as_array().unwrap();
+    // Four scenarios, two rules, with and without CUPED.
+    assert_eq!(rows.len(), 16, "{out}");
+    for setting in out["settings"].as_array().unwrap() {
+        // The naive rule is tuned to at most the sequential rule's A/A rate.
+        let sequential = setting["aa_sequential_rollback_rate"].as_f64().unwrap();
+        let naive = setting["aa_naive_rollback_rate"].as_f64().unwrap();
+        assert!(naive <= sequential, "{setting}");
+    }
+    let find = |scenario: &str, cuped: bool, rule: &str| {
+        rows.iter()
+            .find(|r| r["scenario"] == scenario && r["cuped"] == cuped && r["rule"] == rule)
+            .unwrap()
+    };
+    for cuped in [false, true] {
+        let regression = find("regression", cuped, "sequential");
+        assert_eq!(regression["rollback_rate"], 1.0, "{regression}");
+        assert!(regression["median_treatment_calls"].as_u64().unwrap() > 0);
+        let aa = find("aa", cuped, "sequential");
+        assert_eq!(aa["rollback_rate"], aa["aa_rollback_rate"]);
+    }
+}

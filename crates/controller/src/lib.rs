@@ -236,6 +236,9 @@ pub trait MetricsSource: Send {
     fn snapshot(&mut self, query: &SnapshotQuery) -> Result<Snapshot>;
 }
 
+/// How far before a rollout's start a unit's calls count as its pre-exposure history.
+pub const COVARIATE_LOOKBACK_MS: i64 = 14 * 24 * 3600 * 1000;
+
 /// Metrics from the collector's SQLite database.
 pub struct SqlMetrics {
     connection: Connection,
@@ -263,10 +266,13 @@ impl MetricsSource for SqlMetrics {
             from_ms: query.since_ms,
             to_ms: query.until_ms,
         };
-        let all: Vec<VariantMetrics> = read::aggregates(&self.connection, &window)?
-            .into_iter()
-            .map(|(variant, aggregate)| VariantMetrics::from_aggregate(&variant, aggregate))
-            .collect();
+        // The success rate's pre-exposure covariate (CUPED) comes from each unit's calls in the
+        // 14 days before the rollout started, GrowthBook's default lookback.
+        let all: Vec<VariantMetrics> =
+            read::aggregates_with_history(&self.connection, &window, COVARIATE_LOOKBACK_MS)?
+                .into_iter()
+                .map(|(variant, aggregate)| VariantMetrics::from_aggregate(&variant, aggregate))
+                .collect();
         let stage_window = Window {
             from_ms: query.stage_since_ms,
             ..window
@@ -317,6 +323,9 @@ pub struct ControllerConfig {
     pub wait_timeout: Duration,
     /// Seed of the bandit's random numbers.
     pub seed: u64,
+    /// Never roll back: record in each check what would have fired and go on (the power
+    /// measurement of `promptflag simulate --power`). Off in production.
+    pub shadow_rollbacks: bool,
 }
 
 const STATE_SCHEMA: &str = "
@@ -1030,6 +1039,7 @@ impl Controller {
                 stage_requests: &snapshot.stage_requests,
                 stage_units: &snapshot.stage_units,
                 weights: &state.weights,
+                shadow: self.config.shadow_rollbacks,
             },
             &mut self.rng,
         );

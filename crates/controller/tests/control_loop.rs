@@ -129,6 +129,7 @@ fn policy() -> RolloutPolicy {
             metric: Metric::ErrorRate,
             threshold: 0.05,
             min_samples: 50,
+            alpha: 0.01,
         }],
         primary_metric: PrimaryMetric {
             metric: Metric::SuccessRate,
@@ -423,7 +424,7 @@ fn a_hard_limit_rolls_back_before_the_stage_has_held() {
     rig.clock.advance(5 * MINUTE);
     rig.script.set(snapshot(
         arm("stable", 6_000, 0.8, 0.005, 0.01),
-        vec![arm("concise", 60, 0.8, 0.10, 0.01)],
+        vec![arm("concise", 60, 0.7, 0.30, 0.01)],
         vec![60],
         vec![5_940, 60],
     ));

@@ -6,7 +6,11 @@
 //! Order of the checks, first match wins:
 //! 1. sample-ratio mismatch on this stage's units (`p < sample_ratio_alpha`) → pause: no effect
 //!    estimate can be trusted while assignment or logging is broken;
-//! 2. hard limits on the treatment's own value (once it has `min_samples` calls) → roll back;
+//! 2. hard limits on the treatment's own value (once it has `min_samples` calls) → roll back
+//!    when an always-valid bound of that value crosses the limit (the lower bound for a limit
+//!    the value must stay under), so a few unlucky calls on a small sample never fire one while
+//!    a real breach does at once; each limit fires on a good treatment with chance at most its
+//!    `alpha` over the whole rollout (`promptflag_stats::limit`);
 //! 3. guardrails, each an always-valid one-sided sequential test against the baseline at
 //!    `alpha / number of guardrails` (so the chance of ever rolling back a treatment that is no
 //!    worse than allowed stays under `alpha` over the whole rollout) → roll back on a violation;
@@ -17,14 +21,16 @@
 
 use promptflag_stats::{
     AllowedChange, Alternative, DifferenceType, Guardrail as StatsGuardrail, GuardrailDecision,
-    GuardrailOutcome, GuardrailSides, MeanSummary, MetricDirection, RandomSource, SrmResult,
-    TestConfig, TestKind, ThompsonConfig, difference_test, sample_ratio_mismatch, thompson_means,
-    thompson_proportions,
+    GuardrailOutcome, GuardrailSides, LimitEvidence, LimitSide, MeanSummary, MetricDirection,
+    Moments, RandomSource, SrmResult, TestConfig, TestKind, ThompsonConfig, difference_test,
+    mean_limit, proportion_limit, sample_ratio_mismatch, thompson_means, thompson_proportions,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{MetricSample, VariantMetrics};
-use promptflag_authoring::policy::{Change, Metric, PromotionAction, Requirement, RolloutPolicy};
+use crate::metrics::{MetricSample, VariantMetrics, adjusted_pair};
+use promptflag_authoring::policy::{
+    Change, HardLimit, Metric, PromotionAction, Requirement, RolloutPolicy,
+};
 
 /// Slots of the 100 000 a split has.
 pub const SLOTS: u32 = 100_000;
@@ -89,6 +95,11 @@ pub struct CheckInput<'a> {
     pub stage_units: &'a [u64],
     /// Each arm's current weight in slots.
     pub weights: &'a [u32],
+    /// Record a rollback the check would take in [`CheckOutcome::shadow_rollback`] and go on
+    /// deciding as if nothing had fired, so one simulated rollout measures when each rule
+    /// (the sequential one and the naive one) would first fire on the same traffic. Off in
+    /// the control loop.
+    pub shadow: bool,
 }
 
 /// One guardrail's verdict for one arm.
@@ -104,6 +115,8 @@ pub struct GuardrailReport {
     pub treatment: f64,
     /// The sequential test.
     pub outcome: GuardrailOutcome,
+    /// Whether the test ran on CUPED-adjusted summaries (the pre-exposure covariate was there).
+    pub cuped: bool,
     /// Whether the naive rule (the observed change is worse than allowed) would fire.
     pub naive_violation: bool,
 }
@@ -117,6 +130,9 @@ pub struct HardLimitReport {
     pub arm: String,
     /// The arm's value.
     pub value: f64,
+    /// The always-valid bound of the arm's value that is compared with the limit (the lower
+    /// bound for a limit the value must stay under); `null` while the data cannot bound it.
+    pub bound: Option<f64>,
     /// The limit.
     pub threshold: f64,
     /// Whether the arm had enough calls for the limit to apply.
@@ -168,6 +184,13 @@ pub struct CheckOutcome {
     /// Whether the naive rule (roll back when an observed change passes a guardrail's
     /// allowance, at any check, once the arm has 100 calls) would roll back here.
     pub naive_rollback: bool,
+    /// The naive rule's score: the largest observed worsening as a multiple of its guardrail's
+    /// allowance (0 before both variants have 100 calls). The naive rule with its allowances
+    /// scaled by `c` fires when this exceeds `c`; `c = 1` is `naive_rollback`.
+    pub naive_score: f64,
+    /// In shadow mode, the reason the check would have rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_rollback: Option<String>,
 }
 
 /// Minimum treatment calls before the naive rule looks (it has no notion of noise).
@@ -201,16 +224,60 @@ fn naive_worse(metric: Metric, change: Change, baseline: f64, treatment: f64) ->
     }
 }
 
+/// The evidence on one hard limit: the beta-binomial bound for a rate, the normal-mixture one
+/// for a mean, quantile or ratio. `None` when the limit cannot be judged (a rate's threshold
+/// outside `[0, 1]`, a non-finite threshold or alpha), which never fires it: the policy
+/// reader refuses such limits, so this is only reached by a policy built in code.
+fn hard_limit_evidence(
+    sample: &MetricSample,
+    limit: &HardLimit,
+    tuning_parameter: f64,
+) -> Option<LimitEvidence> {
+    let side = if limit.metric.higher_is_better() {
+        LimitSide::Below
+    } else {
+        LimitSide::Above
+    };
+    match sample {
+        MetricSample::Proportion(summary) => {
+            proportion_limit(summary, limit.threshold, side, limit.alpha).ok()
+        }
+        other => mean_limit(other, limit.threshold, side, limit.alpha, tuning_parameter).ok(),
+    }
+}
+
+/// The observed worsening as a multiple of the allowance (infinite for a worsening under a
+/// zero allowance); what the naive rule, scaled, compares with its threshold.
+fn naive_score(metric: Metric, change: Change, baseline: f64, treatment: f64) -> f64 {
+    let delta = if metric.higher_is_better() {
+        baseline - treatment
+    } else {
+        treatment - baseline
+    };
+    let (worsening, allowance) = match change {
+        Change::Absolute(m) => (delta, m),
+        Change::Relative(m) if baseline != 0.0 => (delta / baseline.abs(), m),
+        Change::Relative(_) => return 0.0,
+    };
+    if worsening <= 0.0 {
+        0.0
+    } else if allowance > 0.0 {
+        worsening / allowance
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The lane width for `arms` treatments.
 pub fn lane_width(arms: usize) -> u32 {
     SLOTS / (arms.max(1) as u32)
 }
 
-/// The promotion test of the primary metric for one arm.
-pub fn primary_test(
+/// The promotion test of the primary metric for one arm, on raw or CUPED-adjusted summaries.
+pub fn primary_test<M: Moments + ?Sized>(
     policy: &RolloutPolicy,
-    baseline: &MetricSample,
-    arm: &MetricSample,
+    baseline: &M,
+    arm: &M,
 ) -> PrimaryReport {
     let metric = policy.primary_metric.metric;
     let higher = metric.higher_is_better();
@@ -271,6 +338,8 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         primary: None,
         probability_best: None,
         naive_rollback: false,
+        naive_score: 0.0,
+        shadow_rollback: None,
     };
 
     // Sample-ratio mismatch over the arms in play.
@@ -306,18 +375,22 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         for limit in &policy.hard_limits {
             let value = arm.value(limit.metric);
             let applied = arm.requests >= limit.min_samples;
-            let beyond = if limit.metric.higher_is_better() {
-                value < limit.threshold
-            } else {
-                value > limit.threshold
-            };
-            let crossed = applied && beyond;
+            let evidence =
+                hard_limit_evidence(&arm.sample(limit.metric), limit, policy.tuning_parameter);
+            let bound = evidence.and_then(|e| e.bound);
+            let crossed = applied && evidence.is_some_and(|e| e.crossed);
             if crossed {
                 failing.push((
                     index,
                     format!(
-                        "{} of {} is {value:.4}, past the hard limit {} ({} calls)",
-                        limit.metric, arm.variant, limit.threshold, arm.requests
+                        "{} of {} is {value:.4} and its always-valid {} bound {:.4} is past the hard limit {} ({} calls, alpha {})",
+                        limit.metric,
+                        arm.variant,
+                        if limit.metric.higher_is_better() { "upper" } else { "lower" },
+                        bound.unwrap_or(f64::NAN),
+                        limit.threshold,
+                        arm.requests,
+                        limit.alpha
                     ),
                 ));
             }
@@ -325,6 +398,7 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 metric: limit.metric,
                 arm: arm.variant.clone(),
                 value,
+                bound,
                 threshold: limit.threshold,
                 applied,
                 crossed,
@@ -341,9 +415,15 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
             };
             let baseline_sample = input.baseline.sample(metric);
             let arm_sample = arm.sample(metric);
-            let Ok(result) =
-                promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test)
-            else {
+            let adjusted = adjusted_pair(input.baseline, arm, metric);
+            let cuped = adjusted.is_some();
+            let evaluated = match &adjusted {
+                Some((baseline, treatment)) => {
+                    promptflag_stats::evaluate_guardrail(baseline, treatment, &test)
+                }
+                None => promptflag_stats::evaluate_guardrail(&baseline_sample, &arm_sample, &test),
+            };
+            let Ok(result) = evaluated else {
                 continue;
             };
             let baseline_value = input.baseline.value(metric);
@@ -352,6 +432,11 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 && input.baseline.requests >= NAIVE_MIN_CALLS
                 && naive_worse(metric, guardrail.max_regression, baseline_value, arm_value);
             outcome.naive_rollback |= naive_violation;
+            if arm.requests >= NAIVE_MIN_CALLS && input.baseline.requests >= NAIVE_MIN_CALLS {
+                let score =
+                    naive_score(metric, guardrail.max_regression, baseline_value, arm_value);
+                outcome.naive_score = outcome.naive_score.max(score);
+            }
             if result.decision == GuardrailDecision::Violated {
                 failing.push((
                     index,
@@ -367,11 +452,20 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
                 baseline: baseline_value,
                 treatment: arm_value,
                 outcome: result,
+                cuped,
                 naive_violation,
             });
         }
     }
-    if !failing.is_empty() {
+    if !failing.is_empty() && input.shadow {
+        outcome.shadow_rollback = Some(
+            failing
+                .iter()
+                .map(|(_, why)| why.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    } else if !failing.is_empty() {
         let mut new_weights = input.weights.to_vec();
         for (index, _) in &failing {
             if let Some(weight) = new_weights.get_mut(*index) {
@@ -442,7 +536,10 @@ pub fn decide(input: &CheckInput<'_>, rng: &mut dyn RandomSource) -> CheckOutcom
         outcome.reason = String::from("no treatment arm");
         return outcome;
     };
-    let primary = primary_test(policy, &input.baseline.sample(metric), &arm.sample(metric));
+    let primary = match adjusted_pair(input.baseline, arm, metric) {
+        Some((baseline, treatment)) => primary_test(policy, &baseline, &treatment),
+        None => primary_test(policy, &input.baseline.sample(metric), &arm.sample(metric)),
+    };
     let met = primary.met;
     outcome.reason = if met {
         format!(
@@ -560,5 +657,177 @@ struct Rng<'a>(&'a mut dyn RandomSource);
 impl RandomSource for Rng<'_> {
     fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptflag_authoring::policy::{PrimaryMetric, Promotion, Stage, default_hard_limit_alpha};
+    use promptflag_stats::{RandomSource, Xoshiro256StarStar};
+    use promptflag_telemetry::read::{Aggregate, Observation};
+
+    /// A policy with only the 2 % error-rate hard limit, so nothing else can roll back.
+    fn policy() -> RolloutPolicy {
+        RolloutPolicy {
+            flag: String::from("f"),
+            environment: String::from("dev"),
+            treatment: String::from("t"),
+            check_interval_seconds: 300,
+            stages: vec![Stage {
+                percent: 1.0,
+                weight: 1000,
+                min_hold_seconds: 3600,
+                min_samples: 100_000,
+            }],
+            guardrails: Vec::new(),
+            hard_limits: vec![HardLimit {
+                metric: Metric::ErrorRate,
+                threshold: 0.02,
+                min_samples: 100,
+                alpha: default_hard_limit_alpha(),
+            }],
+            primary_metric: PrimaryMetric {
+                metric: Metric::SuccessRate,
+                minimum_effect: Change::Absolute(0.01),
+            },
+            promotion: Promotion {
+                require: Requirement::Better,
+                confidence: 0.95,
+                action: PromotionAction::Promote,
+            },
+            sample_ratio_alpha: 0.001,
+            alpha: 0.05,
+            tuning_parameter: 5000.0,
+            bandit: None,
+        }
+    }
+
+    fn variant(name: &str, calls: u64, errors: u64) -> VariantMetrics {
+        let mut aggregate = Aggregate::default();
+        for i in 0..calls {
+            aggregate.push(&Observation {
+                success: i >= errors,
+                error: i < errors,
+                latency_ms: 900.0,
+                cost_usd: 0.002,
+                ..Observation::default()
+            });
+        }
+        VariantMetrics::from_aggregate(name, aggregate)
+    }
+
+    fn check(treatment_calls: u64, treatment_errors: u64) -> CheckOutcome {
+        let policy = policy();
+        let baseline = variant("b", 15_000, 60);
+        let arms = [variant("t", treatment_calls, treatment_errors)];
+        decide(
+            &CheckInput {
+                policy: &policy,
+                stage: 0,
+                held_ms: 0,
+                baseline: &baseline,
+                arms: &arms,
+                stage_requests: &[treatment_calls],
+                stage_units: &[],
+                weights: &[1000],
+                shadow: false,
+            },
+            &mut Xoshiro256StarStar::seed_from_u64(1),
+        )
+    }
+
+    #[test]
+    fn a_handful_of_errors_on_a_small_sample_does_not_fire_a_hard_limit() {
+        // Four errors in 150 calls is 2.7 %, over the 2 % limit as a raw ratio.
+        let outcome = check(150, 4);
+        assert_eq!(outcome.decision, Decision::Hold, "{}", outcome.reason);
+        let report = &outcome.hard_limits[0];
+        assert!(report.value > 0.02 && report.applied && !report.crossed);
+        assert!(report.bound.is_some_and(|b| b < 0.02), "{report:?}");
+    }
+
+    #[test]
+    fn a_real_breach_rolls_back_at_the_first_check() {
+        let outcome = check(100, 25);
+        assert_eq!(outcome.decision, Decision::Rollback);
+        assert!(outcome.reason.contains("hard limit"), "{}", outcome.reason);
+        assert!(outcome.hard_limits[0].bound.is_some_and(|b| b > 0.02));
+    }
+
+    /// Calls whose unit propensity `p` (Beta, mean 0.8) is their covariate, so it correlates
+    /// 0.5 with success; `with_history: false` drops the covariate from the aggregate.
+    fn units(
+        rng: &mut Xoshiro256StarStar,
+        calls: u64,
+        shift: f64,
+        with_history: bool,
+    ) -> VariantMetrics {
+        let mut aggregate = Aggregate::default();
+        for _ in 0..calls {
+            let p = promptflag_stats::random::beta(rng, 2.4, 0.6);
+            aggregate.push(&Observation {
+                success: rng.next_f64() < p * (1.0 + shift),
+                latency_ms: 900.0,
+                cost_usd: 0.002,
+                pre_success: with_history.then_some(p),
+                ..Observation::default()
+            });
+        }
+        VariantMetrics::from_aggregate("v", aggregate)
+    }
+
+    fn success_guardrail(baseline: &VariantMetrics, arm: &VariantMetrics) -> GuardrailReport {
+        let mut policy = policy();
+        policy.hard_limits.clear();
+        policy.guardrails = vec![promptflag_authoring::policy::Guardrail {
+            metric: Metric::SuccessRate,
+            max_regression: Change::Absolute(0.02),
+        }];
+        let arms = [arm.clone()];
+        let outcome = decide(
+            &CheckInput {
+                policy: &policy,
+                stage: 0,
+                held_ms: 0,
+                baseline,
+                arms: &arms,
+                stage_requests: &[arm.requests],
+                stage_units: &[],
+                weights: &[1000],
+                shadow: false,
+            },
+            &mut Xoshiro256StarStar::seed_from_u64(1),
+        );
+        outcome.guardrails[0].clone()
+    }
+
+    #[test]
+    fn cuped_narrows_the_guardrail_when_the_covariate_is_there() {
+        let draw = |with_history| {
+            let mut rng = Xoshiro256StarStar::seed_from_u64(11);
+            (
+                units(&mut rng, 20_000, 0.0, with_history),
+                units(&mut rng, 2_000, -0.1, with_history),
+            )
+        };
+        let (base, arm) = draw(true);
+        let adjusted = success_guardrail(&base, &arm);
+        let (base, arm) = draw(false);
+        let raw = success_guardrail(&base, &arm);
+        assert!(adjusted.cuped && !raw.cuped);
+        // A covariate correlated 0.5 leaves 75 % of the variance: the standard error shrinks
+        // to about 87 % of the raw one (sampling noise aside).
+        let ratio = adjusted.outcome.standard_error / raw.outcome.standard_error;
+        assert!(ratio > 0.8 && ratio < 0.93, "{ratio}");
+        let width = |r: &GuardrailReport| r.outcome.ci_upper - r.outcome.ci_lower;
+        assert!(width(&adjusted) < width(&raw));
+    }
+
+    #[test]
+    fn a_hard_limit_waits_for_its_minimum_samples() {
+        let outcome = check(40, 30);
+        assert_eq!(outcome.decision, Decision::Hold);
+        assert!(!outcome.hard_limits[0].applied);
     }
 }

@@ -5,6 +5,11 @@
 //!
 //! Percentiles are ranked here (nearest rank). Rates are over all requests of the variant.
 //!
+//! CUPED: when telemetry supplies the success rate's pre-exposure covariate (each call's unit's
+//! success rate before its first exposure), [`adjusted_pair`] gives the baseline and an arm as
+//! regression-adjusted summaries with a pooled `θ`, and the guardrails and the promotion test
+//! use them instead of the raw proportions. The other metrics have no covariate yet.
+//!
 //! Percentiles are compared with the asymptotic variance of a sample quantile,
 //! `p (1 − p) · s(p)²` per unit, where the sparsity `s(p)` (the reciprocal of the density at the
 //! quantile) is estimated from order statistics with the Hall–Sheather bandwidth. Cost per
@@ -13,7 +18,10 @@
 use serde::Serialize;
 
 use promptflag_stats::distributions::{normal_pdf, normal_quantile};
-use promptflag_stats::{MeanSummary, MetricKind, Moments, ProportionSummary, StatsError};
+use promptflag_stats::{
+    AdjustedSummary, Covariate, MeanSummary, MetricKind, Moments, ProportionSummary, StatsError,
+    Summary, regression_adjust,
+};
 
 use promptflag_authoring::policy::Metric;
 use promptflag_telemetry::read::Aggregate;
@@ -184,9 +192,34 @@ pub struct VariantMetrics {
     pub refusal_rate: f64,
     /// Share of calls flagged as hallucinated.
     pub hallucination_rate: f64,
+    /// The success rate's pre-exposure covariate, when telemetry had unit history (CUPED).
+    pub success_covariate: Option<Covariate>,
     /// The summaries behind the statistics, per metric.
     #[serde(skip)]
     samples: Vec<(Metric, MetricSample)>,
+}
+
+/// The baseline and an arm as regression-adjusted (CUPED) summaries of `metric`, with one
+/// pooled `θ`; `None` when the metric has no covariate or either variant lacks one, so the
+/// caller falls back to the raw summaries.
+pub fn adjusted_pair(
+    baseline: &VariantMetrics,
+    arm: &VariantMetrics,
+    metric: Metric,
+) -> Option<(AdjustedSummary, AdjustedSummary)> {
+    let (Some(base_x), Some(arm_x)) = (baseline.covariate(metric), arm.covariate(metric)) else {
+        return None;
+    };
+    let (MetricSample::Proportion(base_y), MetricSample::Proportion(arm_y)) =
+        (baseline.sample(metric), arm.sample(metric))
+    else {
+        return None;
+    };
+    regression_adjust(
+        (&Summary::Proportion(base_y), &base_x),
+        (&Summary::Proportion(arm_y), &arm_x),
+    )
+    .ok()
 }
 
 fn share(part: u64, whole: u64) -> f64 {
@@ -306,6 +339,13 @@ impl VariantMetrics {
             parser_failure_rate: share(aggregate.parser_failures, requests),
             refusal_rate: share(aggregate.refusals, requests),
             hallucination_rate: share(aggregate.hallucinations, requests),
+            success_covariate: (aggregate.success_covariate.calls_with_history > 0).then_some(
+                Covariate {
+                    sum: aggregate.success_covariate.sum,
+                    sum_squares: aggregate.success_covariate.sum_squares,
+                    sum_products: aggregate.success_covariate.sum_products,
+                },
+            ),
             samples,
         }
     }
@@ -325,6 +365,14 @@ impl VariantMetrics {
             Metric::ParserFailureRate => self.parser_failure_rate,
             Metric::RefusalRate => self.refusal_rate,
             Metric::HallucinationRate => self.hallucination_rate,
+        }
+    }
+
+    /// The pre-exposure covariate of a metric, when there is one (only the success rate's).
+    pub fn covariate(&self, metric: Metric) -> Option<Covariate> {
+        match metric {
+            Metric::SuccessRate => self.success_covariate,
+            _ => None,
         }
     }
 

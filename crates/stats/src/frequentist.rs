@@ -191,7 +191,11 @@ impl EffectMoments {
         treatment.validate()?;
         let mean_a = baseline.mean();
         let mean_b = treatment.mean();
-        if mean_a == 0.0 {
+        // A regression-adjusted (CUPED) summary's relative effect divides by the unadjusted
+        // baseline mean, and the delta method uses the unadjusted means (gbstats' `TTest`).
+        let raw_a = baseline.unadjusted_mean();
+        let raw_b = treatment.unadjusted_mean();
+        if mean_a == 0.0 || raw_a == 0.0 {
             return Err(StatsError::ZeroBaselineMean);
         }
         let var_a = baseline.variance();
@@ -204,8 +208,8 @@ impl EffectMoments {
         let (effect, variance) = match difference {
             DifferenceType::Absolute => (mean_b - mean_a, var_b / n_b + var_a / n_a),
             DifferenceType::Relative => (
-                (mean_b - mean_a) / mean_a,
-                var_b / (mean_a.powi(2) * n_b) + var_a * mean_b.powi(2) / (mean_a.powi(4) * n_a),
+                (mean_b - mean_a) / raw_a,
+                var_b / (raw_a.powi(2) * n_b) + var_a * raw_b.powi(2) / (raw_a.powi(4) * n_a),
             ),
         };
         let degrees_of_freedom = (var_b / n_b + var_a / n_a).powi(2)

@@ -12,6 +12,9 @@
 //! - [`srm`]: the sample-ratio-mismatch chi-square test (gbstats' `check_srm`).
 //! - [`bandit`]: Thompson sampling over Beta and Normal posteriors.
 //! - [`guardrail`]: the control loop's `Ok | Violated | Inconclusive` decision.
+//! - [`cuped`]: regression adjustment on a pre-exposure covariate (gbstats'
+//!   `RegressionAdjustedStatistic`).
+//! - [`limit`]: hard limits decided on an always-valid bound of one variant's own value.
 //! - [`distributions`], [`special`]: normal, Student-t and chi-square functions, written here
 //!   rather than borrowed so their accuracy is under our control.
 //!
@@ -34,10 +37,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bandit;
+pub mod cuped;
 pub mod distributions;
 mod error;
 pub mod frequentist;
 pub mod guardrail;
+pub mod limit;
 pub mod random;
 pub mod sequential;
 pub mod special;
@@ -45,6 +50,7 @@ pub mod srm;
 pub mod summary;
 
 pub use bandit::{BanditAllocation, ThompsonConfig, thompson_means, thompson_proportions};
+pub use cuped::{AdjustedSummary, Covariate, regression_adjust};
 pub use error::StatsError;
 pub use frequentist::{
     Alternative, Comparison, DEFAULT_ALPHA, DEFAULT_TUNING_PARAMETER, DifferenceType, PooledZTest,
@@ -55,6 +61,7 @@ pub use guardrail::{
     AllowedChange, Guardrail, GuardrailDecision, GuardrailOutcome, GuardrailSides, MetricDirection,
     evaluate_guardrail,
 };
+pub use limit::{LimitEvidence, LimitSide, mean_limit, proportion_limit};
 pub use random::{RandomSource, SplitMix64, Xoshiro256StarStar};
 pub use srm::{SrmResult, sample_ratio_mismatch};
 pub use summary::{MeanSummary, MetricKind, Moments, ProportionSummary, Summary};

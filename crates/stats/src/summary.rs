@@ -19,6 +19,11 @@ pub trait Moments {
     fn count(&self) -> u64;
     /// Sample mean (or proportion); 0 when `count` is 0.
     fn mean(&self) -> f64;
+    /// The mean before any regression adjustment (CUPED): what a relative effect divides by.
+    /// The same as [`Moments::mean`] for an unadjusted summary.
+    fn unadjusted_mean(&self) -> f64 {
+        self.mean()
+    }
     /// Per-unit variance, as gbstats defines it for this kind of metric.
     fn variance(&self) -> f64;
     /// Rejects summaries that no sample could have.

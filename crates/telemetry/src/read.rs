@@ -3,7 +3,9 @@
 //! telemetry read through here; only this crate knows the tables.
 //!
 //! Sums and counts come from one SQL aggregate per window; percentiles need the values, so
-//! latencies are returned unsorted for the caller to rank. An event without `parser_valid`,
+//! latencies are returned unsorted for the caller to rank. [`aggregates_with_history`] adds each
+//! call's pre-exposure covariate for CUPED (see [`SuccessCovariate`]). An event without
+//! `parser_valid`,
 //! `refused` or `hallucinated` counts as "no"; a call without `cost_usd` or token counts counts
 //! as 0, so send them on every call.
 
@@ -44,6 +46,25 @@ pub struct Aggregate {
     pub latencies: Vec<f64>,
     /// Times to first token (ms), any order.
     pub ttfts: Vec<f64>,
+    /// The pre-exposure covariate of the success rate, for CUPED.
+    pub success_covariate: SuccessCovariate,
+}
+
+/// The pre-exposure covariate of the success rate over a variant's calls: for each call, `x` is
+/// the success rate of the call's unit (`user_id`) over its calls of the same flag in a window
+/// before the rollout started, that is before the unit's first exposure in the rollout (every
+/// call of the flag is itself an exposure, so later calls are not pre-exposure). A call whose
+/// unit has no such calls counts with `x = 0`, as GrowthBook does.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SuccessCovariate {
+    /// Calls whose unit had pre-exposure calls; 0 means there is no covariate to adjust by.
+    pub calls_with_history: u64,
+    /// `Σx`.
+    pub sum: f64,
+    /// `Σx²`.
+    pub sum_squares: f64,
+    /// `Σxy`, with `y` 1 for a successful call.
+    pub sum_products: f64,
 }
 
 /// One call, for building an [`Aggregate`] without the database (simulation, tests).
@@ -69,6 +90,8 @@ pub struct Observation {
     pub input_tokens: f64,
     /// Output tokens.
     pub output_tokens: f64,
+    /// The success rate of the call's unit before its first exposure, when it had calls then.
+    pub pre_success: Option<f64>,
 }
 
 impl Aggregate {
@@ -91,6 +114,15 @@ impl Aggregate {
         self.output_squares += call.output_tokens * call.output_tokens;
         self.latencies.push(call.latency_ms);
         self.ttfts.push(call.ttft_ms);
+        if let Some(x) = call.pre_success {
+            let covariate = &mut self.success_covariate;
+            covariate.calls_with_history += 1;
+            covariate.sum += x;
+            covariate.sum_squares += x * x;
+            if call.success {
+                covariate.sum_products += x;
+            }
+        }
     }
 
     /// Adds another aggregate.
@@ -110,6 +142,11 @@ impl Aggregate {
         self.output_squares += other.output_squares;
         self.latencies.extend_from_slice(&other.latencies);
         self.ttfts.extend_from_slice(&other.ttfts);
+        let (mine, theirs) = (&mut self.success_covariate, &other.success_covariate);
+        mine.calls_with_history += theirs.calls_with_history;
+        mine.sum += theirs.sum;
+        mine.sum_squares += theirs.sum_squares;
+        mine.sum_products += theirs.sum_products;
     }
 }
 
@@ -170,6 +207,7 @@ pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(Strin
                 output_squares: row.get(13)?,
                 latencies: Vec::new(),
                 ttfts: Vec::new(),
+                success_covariate: SuccessCovariate::default(),
             },
         ))
     })?;
@@ -187,6 +225,50 @@ pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(Strin
             if let Some(ttft) = row.get::<_, Option<f64>>(2)? {
                 aggregate.ttfts.push(ttft);
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Each call's unit's success rate over its calls of the flag in `[?5, ?2)` (before the
+/// window, hence before the unit's first exposure in it), summed per variant over the window's
+/// calls; a call without such history contributes `x = 0` (the `LEFT JOIN` gives `NULL`, which
+/// `TOTAL` skips).
+const COVARIATE_SQL: &str = "WITH pre AS (SELECT user_id, AVG(status = 'success') AS x FROM calls \
+    WHERE flag_key = ?1 AND ts_ms >= ?5 AND ts_ms < ?2 AND user_id IS NOT NULL \
+    AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY user_id) \
+    SELECT c.variant, COUNT(pre.x), TOTAL(pre.x), TOTAL(pre.x * pre.x), \
+    TOTAL(CASE WHEN c.status = 'success' THEN pre.x END) \
+    FROM calls c LEFT JOIN pre ON pre.user_id = c.user_id \
+    WHERE c.flag_key = ?1 AND c.ts_ms >= ?2 AND c.ts_ms < ?3 \
+    AND (?4 IS NULL OR c.environment IS NULL OR c.environment = ?4) \
+    GROUP BY c.variant ORDER BY c.variant";
+
+/// [`aggregates`] with each variant's [`SuccessCovariate`] from the `lookback_ms` before the
+/// window's start (GrowthBook's default lookback is 14 days).
+pub fn aggregates_with_history(
+    connection: &Connection,
+    window: &Window,
+    lookback_ms: i64,
+) -> Result<Vec<(String, Aggregate)>> {
+    let mut out = aggregates(connection, window)?;
+    let mut statement = connection.prepare_cached(COVARIATE_SQL)?;
+    let mut rows = statement.query(params![
+        window.flag_key,
+        window.from_ms,
+        window.to_ms,
+        window.environment,
+        window.from_ms.saturating_sub(lookback_ms.max(0))
+    ])?;
+    while let Some(row) = rows.next()? {
+        let variant: String = row.get(0)?;
+        if let Some((_, aggregate)) = out.iter_mut().find(|(v, _)| *v == variant) {
+            aggregate.success_covariate = SuccessCovariate {
+                calls_with_history: row.get::<_, i64>(1)?.max(0) as u64,
+                sum: row.get(2)?,
+                sum_squares: row.get(3)?,
+                sum_products: row.get(4)?,
+            };
         }
     }
     Ok(out)
@@ -250,4 +332,80 @@ fn counts_per_variant(
         out.push(row?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with the collector's schema and a few calls: `(ts_ms, variant, user, status)`.
+    fn database(calls: &[(i64, &str, &str, &str)]) -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = crate::collector::db::open(
+            &dir.path().join("t.sqlite3"),
+            crate::collector::db::Synchronous::Normal,
+        )
+        .unwrap();
+        for (index, (ts, variant, user, status)) in calls.iter().enumerate() {
+            connection
+                .execute(
+                    "INSERT INTO calls (request_id, ts_ms, environment, flag_key, variant, user_id, status) \
+                     VALUES (?1, ?2, 'dev', 'f', ?3, ?4, ?5)",
+                    params![format!("r{index}"), ts, variant, user, status],
+                )
+                .unwrap();
+        }
+        (dir, connection)
+    }
+
+    #[test]
+    fn the_covariate_is_each_units_success_rate_before_the_window() {
+        let (_dir, connection) = database(&[
+            // Before the rollout: u1 succeeded 1 of 2, u2 2 of 2, u3 never called.
+            (10, "a", "u1", "success"),
+            (20, "a", "u1", "failure"),
+            (30, "a", "u2", "success"),
+            (40, "a", "u2", "success"),
+            // The rollout's window starts at 100.
+            (110, "a", "u1", "success"),
+            (120, "b", "u2", "failure"),
+            (130, "b", "u2", "success"),
+            (140, "b", "u3", "success"),
+        ]);
+        let window = Window {
+            flag_key: String::from("f"),
+            environment: Some(String::from("dev")),
+            from_ms: 100,
+            to_ms: 200,
+        };
+        let all = aggregates_with_history(&connection, &window, 1000).unwrap();
+        let a = &all.iter().find(|(v, _)| v == "a").unwrap().1;
+        let b = &all.iter().find(|(v, _)| v == "b").unwrap().1;
+        assert_eq!(a.requests, 1);
+        assert_eq!(
+            a.success_covariate,
+            SuccessCovariate {
+                calls_with_history: 1,
+                sum: 0.5,
+                sum_squares: 0.25,
+                sum_products: 0.5,
+            }
+        );
+        // u2's two calls carry x = 1; u3 has no history and counts with x = 0.
+        assert_eq!(
+            b.success_covariate,
+            SuccessCovariate {
+                calls_with_history: 2,
+                sum: 2.0,
+                sum_squares: 2.0,
+                sum_products: 1.0,
+            }
+        );
+        // A lookback that ends before the history sees none of it.
+        let none = aggregates_with_history(&connection, &window, 50).unwrap();
+        assert!(
+            none.iter()
+                .all(|(_, a)| a.success_covariate.calls_with_history == 0)
+        );
+    }
 }

@@ -27,7 +27,11 @@ from gbstats.frequentist.tests import (
     SequentialTwoSidedTTest,
     TwoSidedTTest,
 )
-from gbstats.models.statistics import ProportionStatistic, SampleMeanStatistic
+from gbstats.models.statistics import (
+    ProportionStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+)
 from gbstats.utils import check_srm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -272,6 +276,117 @@ def run_one_sided_sequential():
     return records
 
 
+# CUPED (regression adjustment). Each case draws units with numpy's seeded generator: a
+# pre-exposure covariate x and an outcome y correlated with it, then keeps only the per-variant
+# sums gbstats takes (n, the outcome's sums, Σx, Σx², Σxy). The sums are written to the JSON, so
+# the Rust test never depends on numpy's generator.
+# name, metric, (n_a, n_b), correlation, treatment shift of the outcome's mean, alpha, tuning
+CUPED_INPUTS = [
+    ("cuped_mean_rho_05", "mean", (2000, 2000), 0.5, 0.05, 0.05, 5000),
+    ("cuped_mean_rho_09_small", "mean", (60, 55), 0.9, 0.3, 0.05, 5000),
+    ("cuped_mean_unequal_n", "mean", (5000, 1200), 0.3, -0.02, 0.01, 2000),
+    ("cuped_mean_null_effect", "mean", (3000, 3000), 0.7, 0.0, 0.05, 5000),
+    ("cuped_proportion_rho_05", "proportion", (4000, 4000), 0.5, -0.08, 0.05, 5000),
+    ("cuped_proportion_small", "proportion", (150, 140), 0.5, -0.1, 0.05, 1000),
+    ("cuped_proportion_improvement", "proportion", (20000, 19500), 0.5, 0.05, 0.01, 20000),
+    ("cuped_proportion_no_history_units", "proportion", (3000, 3100), 0.4, 0.02, 0.05, 5000),
+]
+
+
+def cuped_units(rng, metric, n, rho, shift, missing):
+    """Units of one variant: (x, y) with corr(x, y) close to rho."""
+    if metric == "mean":
+        x = rng.normal(10.0, 2.0, n)
+        noise = rng.normal(0.0, 2.0, n)
+        y = 10.0 + shift + rho * (x - 10.0) + np.sqrt(1 - rho * rho) * noise
+    else:
+        # A unit's propensity p ~ Beta with mean 0.8; x is p (its long-run pre-exposure success
+        # rate), y ~ Bernoulli(p + shift). corr(x, y) = sd(p) / sd(y).
+        var_p = (rho * rho) * 0.16
+        k = 0.8 * 0.2 / var_p - 1.0
+        p = rng.beta(0.8 * k, 0.2 * k, n)
+        x = p
+        y = (rng.random(n) < np.clip(p + shift, 0.0, 1.0)).astype(float)
+    if missing:
+        # Units without pre-exposure data count with x = 0, as GrowthBook does.
+        x = np.where(rng.random(n) < missing, 0.0, x)
+    return x, y
+
+
+def cuped_variant(metric, x, y):
+    n = int(len(y))
+    if metric == "mean":
+        post = {"n": n, "sum": float(y.sum()), "sum_squares": float((y * y).sum())}
+    else:
+        post = {"n": n, "successes": int(y.sum())}
+    covariate = {"sum": float(x.sum()), "sum_squares": float((x * x).sum()), "sum_products": float((x * y).sum())}
+    return post, covariate
+
+
+def to_adjusted(metric, post, covariate):
+    pre = SampleMeanStatistic(n=post["n"], sum=covariate["sum"], sum_squares=covariate["sum_squares"])
+    return RegressionAdjustedStatistic(
+        n=post["n"],
+        post_statistic=to_statistic(metric, post),
+        pre_statistic=pre,
+        post_pre_sum_of_products=covariate["sum_products"],
+        theta=0,
+    )
+
+
+def run_cuped():
+    records = []
+    for index, (name, metric, (n_a, n_b), rho, shift, alpha, tuning) in enumerate(CUPED_INPUTS):
+        rng = np.random.default_rng(1000 + index)
+        missing = 0.3 if "no_history" in name else 0.0
+        a = cuped_variant(metric, *cuped_units(rng, metric, n_a, rho, 0.0, missing))
+        b = cuped_variant(metric, *cuped_units(rng, metric, n_b, rho, shift, missing))
+        for difference in ("absolute", "relative"):
+            for test, alternative in (
+                ("fixed", "two_sided"),
+                ("sequential", "two_sided"),
+                ("fixed", "greater"),
+                ("fixed", "less"),
+            ):
+                stat_a = to_adjusted(metric, *a)
+                stat_b = to_adjusted(metric, *b)
+                if test == "sequential":
+                    config = SequentialConfig(
+                        alpha=alpha, difference_type=difference, sequential_tuning_parameter=tuning
+                    )
+                    cls = SequentialTwoSidedTTest
+                else:
+                    config = FrequentistConfig(alpha=alpha, difference_type=difference)
+                    cls = {
+                        "two_sided": TwoSidedTTest,
+                        "greater": OneSidedTreatmentGreaterTTest,
+                        "less": OneSidedTreatmentLesserTTest,
+                    }[alternative]
+                model = cls(stat_a, stat_b, config)
+                result = model.compute_result()
+                theta = stat_a.theta if isinstance(model.stat_a, RegressionAdjustedStatistic) else 0.0
+                unadjusted = cls(to_statistic(metric, a[0]), to_statistic(metric, b[0]), config).compute_result()
+                record = {
+                    "name": f"{name}/{test}/{alternative}/{difference}",
+                    "metric": metric,
+                    "baseline": a[0],
+                    "baseline_covariate": a[1],
+                    "treatment": b[0],
+                    "treatment_covariate": b[1],
+                    "test": test,
+                    "alternative": alternative,
+                    "difference": difference,
+                    "alpha": alpha,
+                    "theta": float(theta),
+                    "expected": result_dict(result),
+                    "unadjusted_standard_error": float(unadjusted.uplift.stddev),
+                }
+                if test == "sequential":
+                    record["tuning_parameter"] = tuning
+                records.append(record)
+    return records
+
+
 def main():
     out = {
         "about": "Reference numbers from gbstats (GrowthBook's stats engine). Regenerate with "
@@ -279,8 +394,10 @@ def main():
         "never edit by hand.",
         "gbstats_version": version("gbstats"),
         "scipy_version": scipy.__version__,
+        "numpy_version": np.__version__,
         "tests": run_tests(),
         "one_sided_sequential_transcribed": run_one_sided_sequential(),
+        "cuped": run_cuped(),
         "srm": run_srm(),
         "distributions": run_distributions(),
     }
@@ -290,7 +407,10 @@ def main():
     with open(path, "w") as f:
         json.dump(out, f, indent=1, allow_nan=False)
         f.write("\n")
-    print(f"wrote {len(out['tests'])} test records and {len(out['srm'])} SRM records to {path}")
+    print(
+        f"wrote {len(out['tests'])} test records, {len(out['cuped'])} CUPED records and "
+        f"{len(out['srm'])} SRM records to {path}"
+    )
 
 
 if __name__ == "__main__":
