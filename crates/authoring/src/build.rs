@@ -22,9 +22,9 @@ use promptflag_core::{FlagKind, SCHEMA_VERSION};
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::digest::{canonical_json, sha256_hex};
 use crate::error::{Error, Result};
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
+use promptflag_contracts::digest::{canonical_json, sha256_hex};
 
 /// What went into a build besides the repository files.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,6 @@
 pub mod build;
 pub mod diagnostic;
 pub mod diff;
-pub mod digest;
 pub mod error;
 pub mod explain;
 pub mod git;

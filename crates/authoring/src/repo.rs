@@ -23,10 +23,10 @@ use promptflag_core::model::{
 use serde_json::Value;
 
 use crate::diagnostic::Diagnostics;
-use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::policy::{self, RolloutPolicy};
 use crate::yaml::{self, Located, Node, Reader, get};
+use promptflag_contracts::digest::sha256_hex;
 
 /// The repo config file at the repository root.
 pub const CONFIG_FILE: &str = "promptflag.yaml";
@@ -901,18 +901,7 @@ fn decode_flag(
         ],
         "a flag",
     );
-    if let Some(written) = reader.optional_str(entries, "key", "flag")
-        && written.value != key
-    {
-        reader.error(
-            written.line,
-            "key_mismatch",
-            format!(
-                "the flag key {:?} differs from the file name {key:?}",
-                written.value
-            ),
-        );
-    }
+    reader.name_matches_file(entries, ("flag", "key", "flag key"), key);
     if let Some(kind) = reader.required_str(entries, "kind", node.line, "the flag") {
         let parsed = match kind.value.as_str() {
             "prompt" => Some(FlagKind::Prompt),
@@ -1447,18 +1436,7 @@ fn decode_segment(
         ],
         "a segment",
     );
-    if let Some(written) = reader.optional_str(fields, "key", "segment")
-        && written.value != key
-    {
-        reader.error(
-            written.line,
-            "key_mismatch",
-            format!(
-                "the segment key {:?} differs from the file name {key:?}",
-                written.value
-            ),
-        );
-    }
+    reader.name_matches_file(fields, ("segment", "key", "segment key"), key);
     segment.raw.description = reader
         .optional_str(fields, "description", "segment")
         .map(|d| d.value)

@@ -11,16 +11,3 @@ pub fn estimate(text: &str) -> u64 {
     let chars = text.chars().count() as u64;
     chars.div_ceil(4)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn four_characters_make_a_token() {
-        assert_eq!(estimate(""), 0);
-        assert_eq!(estimate("abcd"), 1);
-        assert_eq!(estimate("abcde"), 2);
-        assert_eq!(estimate("éééé"), 1);
-    }
-}

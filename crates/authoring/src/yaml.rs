@@ -321,6 +321,29 @@ impl<'d> Reader<'d> {
         }
     }
 
+    /// Checks that an optional `field` of `owner` (`flag`, `segment`, `rollout`) naming the
+    /// file's subject, when written, is the name the file name gives it (`key_mismatch`
+    /// otherwise); `noun` names it in the message.
+    pub fn name_matches_file(
+        &mut self,
+        entries: &[(Located<String>, Located<Node>)],
+        (owner, field, noun): (&str, &str, &str),
+        expected: &str,
+    ) {
+        if let Some(written) = self.optional_str(entries, field, owner)
+            && written.value != expected
+        {
+            self.error(
+                written.line,
+                "key_mismatch",
+                format!(
+                    "the {noun} {:?} differs from the file name {expected:?}",
+                    written.value
+                ),
+            );
+        }
+    }
+
     /// The node as a non-empty string. Numbers are refused: `1.10` would silently become `1.1`.
     pub fn string(&mut self, node: &Located<Node>, what: &str) -> Option<Located<String>> {
         match &node.value {
@@ -408,42 +431,4 @@ pub fn get<'n>(
         .iter()
         .find(|(k, _)| k.value == key)
         .map(|(_, value)| value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nodes_carry_their_lines() {
-        let node = parse("a: 1\nb:\n  - x\n  - y: true\n").unwrap();
-        let Node::Map(entries) = &node.value else {
-            panic!("not a map")
-        };
-        assert_eq!(entries[1].0.line, 2);
-        let Node::Seq(items) = &entries[1].1.value else {
-            panic!("not a seq")
-        };
-        assert_eq!(items[1].line, 4);
-    }
-
-    #[test]
-    fn syntax_errors_have_a_line_and_a_short_message() {
-        let error = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
-        assert_eq!(error.line, 3);
-        assert!(!error.message.contains('\n'));
-        assert!(!error.message.starts_with("error"));
-    }
-
-    #[test]
-    fn duplicate_keys_are_errors() {
-        let error = parse("a: 1\na: 2\n").unwrap_err();
-        assert_eq!(error.line, 2);
-        assert!(error.message.contains("duplicate"), "{}", error.message);
-    }
-
-    #[test]
-    fn empty_documents_are_null() {
-        assert_eq!(parse("  \n").unwrap().value, Node::Null);
-    }
 }

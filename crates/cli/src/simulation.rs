@@ -29,11 +29,11 @@ use serde_json::{Value, json};
 
 use anyhow::{Context as _, Result, anyhow};
 use promptflag_authoring::build::ruleset_publish_bytes;
-use promptflag_authoring::digest::sha256_hex;
 use promptflag_authoring::policy::{
     Change, Guardrail, HardLimit, Metric, PrimaryMetric, Promotion, PromotionAction, Requirement,
     RolloutPolicy, Stage,
 };
+use promptflag_contracts::digest::sha256_hex;
 use promptflag_controller::{
     self as controller, CheckRecord, Clock, Command as LoopCommand, Controller, ControllerConfig,
     Decision, ManualClock, MetricsSource, Snapshot, SnapshotQuery, SqlMetrics, Status,

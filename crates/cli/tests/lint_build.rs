@@ -9,8 +9,8 @@ mod support;
 use std::path::Path;
 
 use promptflag_authoring::diagnostic::Diagnostic;
-use promptflag_authoring::digest::sha256_hex;
 use promptflag_authoring::lint;
+use promptflag_contracts::digest::sha256_hex;
 use support::*;
 
 /// The commit builds record.

@@ -4,22 +4,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
+use promptflag_contracts::digest::is_sha256_hex;
+pub(crate) use promptflag_contracts::digest::sha256_hex;
 
 use crate::error::ClientError;
 
-/// The hex SHA-256 of `bytes`.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest.iter() {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
-}
-
 pub(crate) fn check_hash(hash: &str) -> Result<(), ClientError> {
-    if hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if is_sha256_hex(hash) {
         Ok(())
     } else {
         Err(ClientError::BadHash(hash.to_string()))

@@ -6,6 +6,7 @@
 //! - [`meta`]: the publish metadata `meta:<env>` and how many revisions are kept.
 //! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
+//! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
 //! - [`error`]: why a rule refused.
 //!
 //! `docs/interfaces.md` is the human contract; this crate is its executable form. The crate is
@@ -18,6 +19,7 @@
 extern crate alloc;
 
 pub mod admin;
+pub mod digest;
 pub mod error;
 pub mod events;
 pub mod keys;

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
-use promptflag_authoring::digest::sha256_hex;
 use promptflag_authoring::policy::RolloutPolicy;
+use promptflag_contracts::digest::sha256_hex;
 use promptflag_release::audit::{Action, AuditLog, NewEntry};
 use promptflag_release::ops;
 use promptflag_release::publish::live_ruleset;

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use promptflag_authoring::digest::{canonical_json, sha256_hex};
+use promptflag_contracts::digest::{canonical_json, sha256_hex};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

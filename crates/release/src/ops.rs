@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
 use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
-use promptflag_authoring::digest::sha256_hex;
+use promptflag_contracts::digest::sha256_hex;
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, ruleset_publish_bytes};
 use promptflag_authoring::diff;
-use promptflag_authoring::digest::sha256_hex;
+use promptflag_contracts::digest::sha256_hex;
 
 /// Who publishes, and on what authority.
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use promptflag_authoring::digest::sha256_hex;
+use promptflag_contracts::digest::sha256_hex;
 use promptflag_contracts::{Meta, admin, keys};
 use serde_json::{Value, json};
 

@@ -10,18 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+pub use promptflag_contracts::digest::sha256_hex;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// The built Worker, running in Miniflare on 127.0.0.1 until dropped.
 pub struct Worker {

@@ -11,8 +11,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use promptflag_contracts::digest::sha256_hex;
 use rusqlite::{Connection, params};
-use sha2::{Digest, Sha256};
 
 use super::event::{CallRecord, ExposureRecord, Record};
 use crate::error::{Error, Result};
@@ -154,7 +154,7 @@ fn call_content_hash(call: &CallRecord) -> String {
         call.hallucinated,
         call.cost_usd,
     ]);
-    format!("{:x}", Sha256::digest(fields.to_string().as_bytes()))
+    sha256_hex(fields.to_string().as_bytes())
 }
 
 const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";

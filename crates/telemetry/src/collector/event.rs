@@ -11,7 +11,7 @@
 use promptflag_contracts::events::{self, CallStatus, Event, Exposure, LlmCall};
 use serde_json::value::RawValue;
 
-use sha2::{Digest, Sha256};
+use promptflag_contracts::digest::sha256_hex;
 
 /// The outcome class of an LLM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -220,7 +220,7 @@ fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
                 unit,
                 reason
             ]);
-            format!("x-{:.32x}", Sha256::digest(identity.to_string().as_bytes()))
+            format!("x-{}", &sha256_hex(identity.to_string().as_bytes())[..32])
         }
     };
     ExposureRecord {

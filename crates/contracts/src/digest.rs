@@ -1,5 +1,9 @@
-//! Hashing and canonical JSON: the identities the companion computes (prompt body hashes,
-//! ruleset hashes, content hashes, audit-chain hashes) all come from here.
+//! The content address and canonical JSON: a prompt body is stored under the SHA-256 of its
+//! bytes (`prompt:<sha256>`), and every identity the companion computes (ruleset hashes, content
+//! hashes, audit-chain hashes) and the native client's body check come from here.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
