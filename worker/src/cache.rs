@@ -122,6 +122,15 @@ fn served_from(state: &State) -> Served {
     }
 }
 
+/// The ruleset to serve now if it needs no KV read: a check has been made and its TTL has not
+/// passed. The synchronous path serves with this; `None` sends the request to [`current`].
+pub fn fresh(now: u64) -> Option<Served> {
+    STATE.with(|state| {
+        let state = state.borrow();
+        (now < state.next_check).then(|| served_from(&state))
+    })
+}
+
 /// The ruleset to serve now, refreshing from KV when the TTL has passed.
 pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u64) -> Served {
     let (due, generation, known) = STATE.with(|state| {
