@@ -26,7 +26,8 @@
 //    request: HTTP, the isolate's entry, the body).
 //
 // Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 5).
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 5);
+// BENCH_ALONE_ONLY=1 skips the sizes and the shared run (for quick comparisons while working).
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -349,9 +350,14 @@ async function main() {
   const bundle = join(OUT, "growthbook-worker.js");
   await build({ entryPoints: [growthbookSource], bundle: true, format: "esm", platform: "browser", conditions: ["worker", "browser"], define: { "process.env.NODE_ENV": "\"production\"" }, minify: true, outfile: bundle, logLevel: "error" });
 
+  const options = workerOptions(bundle);
+  if (process.env.BENCH_ALONE_ONLY) {
+    const single = await alone(options);
+    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(13)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
+    return;
+  }
   process.stderr.write("sizes (wrangler deploy --dry-run)...\n");
   const size = sizes(growthbookSource);
-  const options = workerOptions(bundle);
 
   process.stderr.write("starting the Workers on one workerd...\n");
   const direct = [{ host: "127.0.0.1", port: 0 }];

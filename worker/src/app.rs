@@ -268,17 +268,18 @@ fn route(
             let body = request.body.map_err(api_body_failure)?;
             let flag = percent_decode(flag);
             let decision = resolve::decide(&loaded.ruleset, &flag, body, now, exposures)?;
-            let text = match prompt_text(&decision.prompt.hash, known)? {
-                Some(text) => text,
-                None => {
-                    return Err(Stop::Failure(Failure::api(
-                        503,
-                        "prompt_unavailable",
-                        format!("the body of prompt {} is not stored", decision.prompt.hash),
-                    )));
-                }
-            };
-            Ok(resolve::reply(&loaded.ruleset, &decision, &text))
+            let resolution =
+                loaded.resolution(&resolve::key(&decision), || {
+                    match prompt_text(&decision.prompt.hash, known)? {
+                        Some(text) => Ok(resolve::body(&loaded.ruleset, &decision, &text)),
+                        None => Err(Stop::Failure(Failure::api(
+                            503,
+                            "prompt_unavailable",
+                            format!("the body of prompt {} is not stored", decision.prompt.hash),
+                        ))),
+                    }
+                })?;
+            Ok(resolve::reply(resolution.to_vec()))
         }
         ["ofrep", "v1", "evaluate", "flags"] => {
             only(&method, Method::Post, "POST")?;

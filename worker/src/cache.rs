@@ -10,6 +10,7 @@
 //! held across one, and a refresh that finishes after a newer one is discarded.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::js::Kv;
@@ -47,13 +48,59 @@ pub struct Loaded {
     pub raw: String,
     /// The entity tag of `raw`.
     pub etag: String,
+    /// `/v1/resolve` bodies already written for this ruleset (see [`Loaded::resolution`]).
+    resolutions: RefCell<Resolutions>,
 }
+
+/// `/v1/resolve` bodies by flag, variant and reason. A hash maps to a position in `bodies`
+/// (as the prompt body cache does: core links `BTreeMap<String, usize>` already).
+#[derive(Debug, Default)]
+struct Resolutions {
+    by_key: BTreeMap<String, usize>,
+    bodies: Vec<Rc<[u8]>>,
+}
+
+/// Resolution bodies kept per ruleset; a ruleset has few prompt flags, variants and reasons,
+/// so this bounds only a pathological one (past it, bodies are written every time).
+const RESOLUTIONS_KEPT: usize = 4096;
 
 impl Loaded {
     pub fn compile(raw: String) -> Result<Loaded, String> {
         let ruleset = Ruleset::from_json_str(&raw).map_err(|error| error.to_string())?;
         let etag = etag_of(&[raw.as_bytes()]);
-        Ok(Loaded { ruleset, raw, etag })
+        Ok(Loaded {
+            ruleset,
+            raw,
+            etag,
+            resolutions: RefCell::new(Resolutions::default()),
+        })
+    }
+
+    /// The `/v1/resolve` body for `key` (the flag, variant and reason: with the ruleset, they
+    /// decide the whole body, prompt body included, since a prompt body is named by its hash),
+    /// written by `write` the first time and kept.
+    pub fn resolution<E>(
+        &self,
+        key: &str,
+        write: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Rc<[u8]>, E> {
+        if let Some(body) = self.resolutions.borrow().find(key) {
+            return Ok(body);
+        }
+        let body: Rc<[u8]> = Rc::from(write()?);
+        let mut resolutions = self.resolutions.borrow_mut();
+        if resolutions.bodies.len() < RESOLUTIONS_KEPT && resolutions.find(key).is_none() {
+            let index = resolutions.bodies.len();
+            resolutions.by_key.insert(String::from(key), index);
+            resolutions.bodies.push(Rc::clone(&body));
+        }
+        Ok(body)
+    }
+}
+
+impl Resolutions {
+    fn find(&self, key: &str) -> Option<Rc<[u8]>> {
+        self.bodies.get(*self.by_key.get(key)?).cloned()
     }
 }
 
