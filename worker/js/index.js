@@ -57,17 +57,24 @@ function respond(packed, ctx) {
   const status = view.getUint16(0, true);
   const hasBody = packed[2] === 1;
   const headerBytes = view.getUint32(4, true);
-  const exposureBytes = view.getUint32(8, true);
-  let at = 12;
+  const tagBytes = view.getUint32(8, true);
+  const exposureBytes = view.getUint32(12, true);
+  let at = 16;
   const headers = headersOf(decoder.decode(packed.subarray(at, at + headerBytes)));
   at += headerBytes;
+  const tag = tagBytes > 0 ? decoder.decode(packed.subarray(at, at + tagBytes)) : null;
+  at += tagBytes;
   if (exposureBytes > 0) {
     const text = decoder.decode(packed.subarray(at, at + exposureBytes));
     const newline = text.indexOf("\n");
     ctx.waitUntil(sendExposures(text.slice(0, newline), text.slice(newline + 1)));
     at += exposureBytes;
   }
-  return new Response(hasBody ? packed.subarray(at) : null, { status, headers });
+  const response = new Response(hasBody ? packed.subarray(at) : null, { status, headers });
+  // The entity tag changes with the context on the OFREP bulk route, so it is not part of the
+  // header sets kept below: it is set on the response's own copy.
+  if (tag !== null) response.headers.set("ETag", tag);
+  return response;
 }
 
 // Most responses repeat one of a few header sets (the content type, the revision and the

@@ -268,17 +268,16 @@ fn route(
             let body = request.body.map_err(api_body_failure)?;
             let flag = percent_decode(flag);
             let decision = resolve::decide(&loaded.ruleset, &flag, body, now, exposures)?;
-            let resolution =
-                loaded.resolution(&resolve::key(&decision), || {
-                    match prompt_text(&decision.prompt.hash, known)? {
-                        Some(text) => Ok(resolve::body(&loaded.ruleset, &decision, &text)),
-                        None => Err(Stop::Failure(Failure::api(
-                            503,
-                            "prompt_unavailable",
-                            format!("the body of prompt {} is not stored", decision.prompt.hash),
-                        ))),
-                    }
-                })?;
+            let resolution = loaded.written(&resolve::key(&decision), || {
+                match prompt_text(&decision.prompt.hash, known)? {
+                    Some(text) => Ok(resolve::body(&loaded.ruleset, &decision, &text)),
+                    None => Err(Stop::Failure(Failure::api(
+                        503,
+                        "prompt_unavailable",
+                        format!("the body of prompt {} is not stored", decision.prompt.hash),
+                    ))),
+                }
+            })?;
             Ok(resolve::reply(resolution.to_vec()))
         }
         ["ofrep", "v1", "evaluate", "flags"] => {
@@ -288,8 +287,7 @@ fn route(
                 .body
                 .map_err(|error| ofrep_body_failure(error, None))?;
             Ok(ofrep::evaluate_all(
-                &loaded.ruleset,
-                &loaded.etag,
+                loaded,
                 body,
                 request.if_none_match,
                 now,

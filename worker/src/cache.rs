@@ -48,21 +48,21 @@ pub struct Loaded {
     pub raw: String,
     /// The entity tag of `raw`.
     pub etag: String,
-    /// `/v1/resolve` bodies already written for this ruleset (see [`Loaded::resolution`]).
-    resolutions: RefCell<Resolutions>,
+    /// JSON already written for this ruleset (see [`Loaded::written`]).
+    written: RefCell<Written>,
 }
 
-/// `/v1/resolve` bodies by flag, variant and reason. A hash maps to a position in `bodies`
-/// (as the prompt body cache does: core links `BTreeMap<String, usize>` already).
+/// JSON by what decides it. A key maps to a position in `texts` (as the prompt body cache
+/// does: core links `BTreeMap<String, usize>` already).
 #[derive(Debug, Default)]
-struct Resolutions {
+struct Written {
     by_key: BTreeMap<String, usize>,
-    bodies: Vec<Rc<[u8]>>,
+    texts: Vec<Rc<[u8]>>,
 }
 
-/// Resolution bodies kept per ruleset; a ruleset has few prompt flags, variants and reasons,
-/// so this bounds only a pathological one (past it, bodies are written every time).
-const RESOLUTIONS_KEPT: usize = 4096;
+/// Texts kept per ruleset. A ruleset has few flags, variants, reasons and rules, so this bounds
+/// only a pathological one (past it, the texts are written every time).
+const WRITTEN_KEPT: usize = 4096;
 
 impl Loaded {
     pub fn compile(raw: String) -> Result<Loaded, String> {
@@ -72,35 +72,35 @@ impl Loaded {
             ruleset,
             raw,
             etag,
-            resolutions: RefCell::new(Resolutions::default()),
+            written: RefCell::new(Written::default()),
         })
     }
 
-    /// The `/v1/resolve` body for `key` (the flag, variant and reason: with the ruleset, they
-    /// decide the whole body, prompt body included, since a prompt body is named by its hash),
-    /// written by `write` the first time and kept.
-    pub fn resolution<E>(
+    /// The JSON that `key` names for this ruleset (a key says everything the text depends on
+    /// besides the ruleset: a `/v1/resolve` body's flag, variant and reason, say), written by
+    /// `write` the first time and kept.
+    pub fn written<E>(
         &self,
         key: &str,
         write: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<Rc<[u8]>, E> {
-        if let Some(body) = self.resolutions.borrow().find(key) {
-            return Ok(body);
+        if let Some(text) = self.written.borrow().find(key) {
+            return Ok(text);
         }
-        let body: Rc<[u8]> = Rc::from(write()?);
-        let mut resolutions = self.resolutions.borrow_mut();
-        if resolutions.bodies.len() < RESOLUTIONS_KEPT && resolutions.find(key).is_none() {
-            let index = resolutions.bodies.len();
-            resolutions.by_key.insert(String::from(key), index);
-            resolutions.bodies.push(Rc::clone(&body));
+        let text: Rc<[u8]> = Rc::from(write()?);
+        let mut written = self.written.borrow_mut();
+        if written.texts.len() < WRITTEN_KEPT && written.find(key).is_none() {
+            let index = written.texts.len();
+            written.by_key.insert(String::from(key), index);
+            written.texts.push(Rc::clone(&text));
         }
-        Ok(body)
+        Ok(text)
     }
 }
 
-impl Resolutions {
+impl Written {
     fn find(&self, key: &str) -> Option<Rc<[u8]>> {
-        self.bodies.get(*self.by_key.get(key)?).cloned()
+        self.texts.get(*self.by_key.get(key)?).cloned()
     }
 }
 

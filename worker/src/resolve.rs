@@ -88,7 +88,8 @@ pub fn key(decision: &Decision<'_>) -> String {
     let evaluation = &decision.evaluation;
     let variant = evaluation.variant.unwrap_or_default();
     let reason = evaluation.reason.as_str();
-    let mut key = String::with_capacity(evaluation.key.len() + variant.len() + reason.len() + 2);
+    let mut key = String::with_capacity(evaluation.key.len() + variant.len() + reason.len() + 10);
+    key.push_str("resolve\n");
     key.push_str(&evaluation.key);
     key.push('\n');
     key.push_str(variant);
@@ -141,7 +142,10 @@ mod tests {
         .unwrap();
         let reply = reply(body(&ruleset, &decision, "BODY"));
         assert_eq!(reply.header("Cache-Control"), Some("private, no-store"));
-        assert_eq!(key(&decision), "support_prompt\nconcise\nTARGETING_MATCH");
+        assert_eq!(
+            key(&decision),
+            "resolve\nsupport_prompt\nconcise\nTARGETING_MATCH"
+        );
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["flag"], "support_prompt");
         assert_eq!(body["variant"], "concise");

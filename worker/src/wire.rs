@@ -16,11 +16,17 @@
 //! path could not answer from memory, and the entry calls the asynchronous one):
 //!
 //! ```text
-//! status: u16 | has body: u8 | 0: u8 | headers length H: u32 | exposures length E: u32
+//! status: u16 | has body: u8 | 0: u8 | headers length H: u32 | entity tag length T: u32 |
+//! exposures length E: u32
 //! headers: H bytes, "name\nvalue\nname\nvalue…"
+//! entity tag: T bytes, the `ETag` header's value (T = 0: none)
 //! exposures: E bytes, "sink URL\nJSON array" (E = 0: none to send)
 //! body: the rest
 //! ```
+//!
+//! The headers are the ones that repeat from response to response (the content type, the
+//! revision, the ruleset's source), which the entry builds into a `Headers` object once per set
+//! and keeps; the entity tag is apart because the OFREP bulk one is new with every context.
 //!
 //! Nothing here calls into JavaScript, so the format is unit-tested natively.
 
@@ -29,7 +35,7 @@ use crate::js::{BodyError, Method};
 use crate::reply::Reply;
 
 /// The bytes before the headers in a packed response.
-pub const PREFIX_BYTES: usize = 12;
+pub const PREFIX_BYTES: usize = 16;
 
 /// A request as the routes read it: the parts that decide the answer.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +99,13 @@ pub fn pack(
     if let Some(content_type) = reply.content_type {
         add("Content-Type", content_type);
     }
+    let mut entity_tag: &str = "";
     for (name, value) in &reply.headers {
-        add(name, value);
+        if name.eq_ignore_ascii_case("ETag") {
+            entity_tag = value;
+        } else {
+            add(name, value);
+        }
     }
     add("X-Promptflag-Revision", &served.revision_header());
     add("X-Promptflag-Ruleset-Source", served.source.as_str());
@@ -107,14 +118,19 @@ pub fn pack(
     }
     let has_body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
     let exposure_bytes = exposures.map_or(0, |(sink, batch)| sink.len() + 1 + batch.len());
-    let mut packed =
-        Vec::with_capacity(PREFIX_BYTES + headers.len() + exposure_bytes + reply.body.len());
+    // Like the other values, an entity tag never holds a line break; it is cut there if it did.
+    let entity_tag = entity_tag.split(['\n', '\r']).next().unwrap_or("");
+    let mut packed = Vec::with_capacity(
+        PREFIX_BYTES + headers.len() + entity_tag.len() + exposure_bytes + reply.body.len(),
+    );
     packed.extend_from_slice(&reply.status.to_le_bytes());
     packed.push(u8::from(has_body));
     packed.push(0);
     packed.extend_from_slice(&length_u32(headers.len()).to_le_bytes());
+    packed.extend_from_slice(&length_u32(entity_tag.len()).to_le_bytes());
     packed.extend_from_slice(&length_u32(exposure_bytes).to_le_bytes());
     packed.extend_from_slice(headers.as_bytes());
+    packed.extend_from_slice(entity_tag.as_bytes());
     if let Some((sink, batch)) = exposures {
         packed.extend_from_slice(sink.as_bytes());
         packed.push(b'\n');
@@ -144,23 +160,31 @@ mod tests {
         }
     }
 
-    /// A packed response read back: status, whether it has a body, headers, exposures, body.
+    /// A packed response read back: status, whether it has a body, headers (the entity tag
+    /// last, as the entry sets it), exposures, body.
     type Unpacked = (u16, bool, Vec<(String, String)>, Vec<u8>, Vec<u8>);
 
     /// Reads a packed response back as the entry does.
     fn unpack(packed: &[u8]) -> Unpacked {
+        let length_at = |at: usize| u32::from_le_bytes(packed[at..at + 4].try_into().unwrap());
         let status = u16::from_le_bytes([packed[0], packed[1]]);
         let has_body = packed[2] == 1;
-        let header_length = u32::from_le_bytes(packed[4..8].try_into().unwrap()) as usize;
-        let exposure_length = u32::from_le_bytes(packed[8..12].try_into().unwrap()) as usize;
+        let header_length = length_at(4) as usize;
+        let tag_length = length_at(8) as usize;
+        let exposure_length = length_at(12) as usize;
         let headers_text =
             std::str::from_utf8(&packed[PREFIX_BYTES..PREFIX_BYTES + header_length]).unwrap();
         let fields: Vec<&str> = headers_text.split('\n').collect();
-        let headers = fields
+        let mut headers: Vec<(String, String)> = fields
             .chunks(2)
             .map(|pair| (pair[0].to_string(), pair[1].to_string()))
             .collect();
-        let at = PREFIX_BYTES + header_length;
+        let mut at = PREFIX_BYTES + header_length;
+        if tag_length > 0 {
+            let tag = std::str::from_utf8(&packed[at..at + tag_length]).unwrap();
+            headers.push(("ETag".to_string(), tag.to_string()));
+            at += tag_length;
+        }
         let exposures = packed[at..at + exposure_length].to_vec();
         (
             status,
@@ -189,16 +213,16 @@ mod tests {
             names,
             [
                 "Content-Type",
-                "ETag",
                 "X-Promptflag-Revision",
                 "X-Promptflag-Ruleset-Source",
                 "Access-Control-Allow-Origin",
-                "Access-Control-Expose-Headers"
+                "Access-Control-Expose-Headers",
+                "ETag"
             ]
         );
-        assert_eq!(headers[1].1, "\"abc\"");
-        assert_eq!(headers[2].1, "none");
-        assert_eq!(headers[3].1, "fallback");
+        assert_eq!(headers[1].1, "none");
+        assert_eq!(headers[2].1, "fallback");
+        assert_eq!(headers[5].1, "\"abc\"");
         assert_eq!(exposures, b"http://sink.test/v1/events\n[{}]");
         assert_eq!(body, b"{\"a\":1}");
     }
@@ -231,10 +255,22 @@ mod tests {
 
     #[test]
     fn a_header_value_with_a_line_break_cannot_shift_the_headers_after_it() {
-        let reply = Reply::empty(204).with_header("ETag", "\"a\"\nX-Evil\nyes");
+        let reply = Reply::empty(204)
+            .with_header("Cache-Control", "no-store\nX-Evil\nyes")
+            .with_header("ETag", "\"a\"\nX-Evil\nyes");
         let (_, _, headers, _, _) = unpack(&pack(&reply, &served_without_ruleset(), false, None));
-        assert_eq!(headers[0], ("ETag".to_string(), "\"a\"".to_string()));
-        assert_eq!(headers[1].0, "X-Promptflag-Revision");
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Cache-Control",
+                "X-Promptflag-Revision",
+                "X-Promptflag-Ruleset-Source",
+                "ETag"
+            ]
+        );
+        assert_eq!(headers[0].1, "no-store");
+        assert_eq!(headers[3].1, "\"a\"");
     }
 
     #[test]
