@@ -26,7 +26,7 @@
 //    request: HTTP, the isolate's entry, the body).
 //
 // Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 5);
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7);
 // BENCH_ALONE_ONLY=1 skips the sizes and the shared run (for quick comparisons while working).
 
 import { execFileSync } from "node:child_process";
@@ -48,7 +48,7 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 5);
+const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 7);
 const PATHS = [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]];
 const FLOOR_WORKER = `export default {
   async fetch(request) {
