@@ -276,8 +276,18 @@ function encodeAttributes(context: Record<string, unknown>, only?: ReadonlySet<s
   return offset;
 }
 
-/** For {@link encodeAttributes}: send no attribute, only check the context can be sent. */
-const NOTHING: ReadonlySet<string> = new Set();
+/**
+ * Whether no attribute of a plain object needs JSON's own rules ({@link needsJson}), checked
+ * without encoding any. (`for…in` also visits inherited enumerable properties, which a plain
+ * object has only when `Object.prototype` was extended; one of those can only send the context
+ * the JSON way, which answers the same.)
+ */
+function sendableAsIs(context: ContextAttributes): boolean {
+  for (const name in context) {
+    if (needsJson(context[name])) return false;
+  }
+  return true;
+}
 
 /** Whether {@link encodeAttributes} leaves an object holding `value` to JSON's own rules. */
 function needsJson(value: unknown): boolean {
@@ -884,8 +894,17 @@ export class Evaluator {
     // A flag that reads the targeting key alone (a split on it) sets just that in the engine's
     // context when it is a string: what else the context there holds, the flag does not read.
     const keyOnly = this.#readsTargetingKeyOnly[index] === true && typeof key === "string";
-    const length = context === undefined ? 0 : encodeAttributes(context, keyOnly ? NOTHING : reads);
-    if (length < 0) return null;
+    let length = 0;
+    if (context !== undefined) {
+      // Nothing to encode when the flag reads nothing or only the targeting key (set below);
+      // the context is still checked, so one JSON cannot carry is refused as before.
+      if (keyOnly || reads.size === 0) {
+        if (!sendableAsIs(context)) return null;
+      } else {
+        length = encodeAttributes(context, reads);
+        if (length < 0) return null;
+      }
+    }
     const given = options?.now;
     // The clock is read only by `currentTime` conditions; a given `now` is checked either way.
     const now = given !== undefined ? clock(given) : this.#readsClock[index] ? Date.now() : Number.NaN;
