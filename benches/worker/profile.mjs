@@ -83,7 +83,8 @@ function kind(node) {
   if (functionName === "(program)") return "runtime (native, outside JavaScript)";
   if (url.includes("glue.js")) return "wasm-bindgen glue";
   if (url.includes("index.js")) return "JavaScript entry";
-  if (url.startsWith("wasm://") || /^\$?[\w:<>$.]*\[?\d*\]?$/.test(functionName) && url === "") return url.startsWith("wasm://") ? "Wasm" : "runtime built-ins";
+  if (url.startsWith("wasm://")) return "Wasm";
+  // The rest have no script of their own: workerd's and V8's built-ins (`Response`, `decode`…).
   return "runtime built-ins";
 }
 

@@ -637,6 +637,8 @@ export class Evaluator {
   /** Per flag index that reads no attribute, its one evaluation, once made. */
   readonly #constant: (Evaluation | undefined)[];
   #scratch: WasmContext | null;
+  /** The engine context of flags that read only the targeting key: it holds only that. */
+  #keyContext: WasmContext | null;
   #prompts: readonly PromptRef[] | undefined;
 
   private constructor(ruleset: WasmRuleset) {
@@ -650,6 +652,7 @@ export class Evaluator {
     this.#readsTargetingKeyOnly = reads.map((names) => names.length === 1 && names[0] === "targetingKey");
     this.#constant = reads.map(() => undefined);
     this.#scratch = new WasmContext();
+    this.#keyContext = new WasmContext();
   }
 
   /**
@@ -799,6 +802,8 @@ export class Evaluator {
     this.#ruleset = null;
     this.#scratch?.free();
     this.#scratch = null;
+    this.#keyContext?.free();
+    this.#keyContext = null;
     this.#cache.clear();
   }
 
@@ -891,8 +896,7 @@ export class Evaluator {
   ): Evaluation | null {
     const reads = this.#reads[index] as ReadonlySet<string>;
     const key = context?.targetingKey;
-    // A flag that reads the targeting key alone (a split on it) sets just that in the engine's
-    // context when it is a string: what else the context there holds, the flag does not read.
+    // A flag that reads the targeting key alone (a split on it), given one as a string.
     const keyOnly = this.#readsTargetingKeyOnly[index] === true && typeof key === "string";
     let length = 0;
     if (context !== undefined) {
@@ -910,12 +914,14 @@ export class Evaluator {
     const now = given !== undefined ? clock(given) : this.#readsClock[index] ? Date.now() : Number.NaN;
     const constant = this.#constant[index];
     if (constant !== undefined) return constant;
-    const scratchContext = this.#scratch as WasmContext;
+    // A flag that reads only the targeting key is evaluated in a context holding only that, so
+    // setting it is all the engine does before evaluating.
+    const handle = (keyOnly ? this.#keyContext : this.#scratch) as WasmContext;
     const code = keyOnly
-        ? ruleset.evaluate_code_with_targeting_key(index, scratchContext, writeScratch(key as string, 0))
-        : ruleset.evaluate_code_from_scratch(index, scratchContext, length, now);
+      ? ruleset.evaluate_code_with_targeting_key(index, handle, writeScratch(key as string, 0))
+      : ruleset.evaluate_code_from_scratch(index, handle, length, now);
     if (code === 0xffffffff) return null;
-    const evaluation = this.#decode(ruleset, 0, index, flagKey, code, scratchContext, 0);
+    const evaluation = this.#decode(ruleset, 0, index, flagKey, code, handle, 0);
     if (reads.size === 0) this.#constant[index] = evaluation;
     return evaluation;
   }
