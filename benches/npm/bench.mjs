@@ -5,14 +5,16 @@
 //   (b) targeted: one rule of three conditions (in, starts-with, semver greater-than), matched;
 //   (c) split:    two treatments of 25 % each, the baseline for the other 50 %, on the user id.
 //
-// Every call gets a fresh user id ("user-<n>"), built the same way for every engine. Before
+// Every call gets a fresh plain-object context of four attributes: a fresh user id ("user-<n>")
+// and one of eight distinct attribute sets, cycled (all match the rule), built the same way for
+// every engine; no context object is reused. Before
 // timing, each engine is checked to return the expected variants: the static variant; the rule's
 // variant for matching contexts and the default for a non-matching one; for the split, the exact
 // variant for promptflag (from its published bucketing) and, for the others, a stable answer per
 // user with the 50/25/25 shares.
 //
-// Engines: promptflag (`evaluate` with a PreparedContext, the documented hot-loop path, and with
-// a plain object), @growthbook/growthbook (GrowthBookClient.evalFeature), @openfeature/flagd-core
+// Engines: promptflag (`evaluate` with a plain object, the headline that the ratios are of, and
+// with a PreparedContext per attribute set whose targeting key is set per call), @growthbook/growthbook (GrowthBookClient.evalFeature), @openfeature/flagd-core
 // (FlagdCore.resolveStringEvaluation) and unleash-client (Unleash.getVariant; `isEnabled`, the
 // cheapest call, is also timed for the static shape).
 //
@@ -44,6 +46,17 @@ const SECONDS = Number(args.seconds);
 const ROUNDS = Number.parseInt(args.rounds, 10);
 
 const ATTRIBUTES = { country: "IE", email: "admin@example.com", appVersion: "2.3.0" };
+// The attribute sets cycled while timing: distinct values, every one matching the rule.
+const ATTRIBUTE_SETS = [
+  ATTRIBUTES,
+  { country: "GB", email: "admin@acme.test", appVersion: "2.10.1" },
+  { country: "FR", email: "admin@shop.test", appVersion: "3.0.0" },
+  { country: "IE", email: "admin@a.test", appVersion: "2.0.1" },
+  { country: "GB", email: "admin@b.test", appVersion: "4.2.0" },
+  { country: "FR", email: "admin@c.test", appVersion: "2.4.0" },
+  { country: "IE", email: "admin@d.test", appVersion: "10.0.0" },
+  { country: "GB", email: "admin@e.test", appVersion: "2.0.10" },
+];
 const NON_MATCHING = { country: "US", email: "admin@example.com", appVersion: "2.3.0" };
 
 // --- The three flags, once per engine --------------------------------------------------------
@@ -158,7 +171,9 @@ const unleashFeatures = [
 // --- Engines: set up, and one call each -------------------------------------------------------
 
 const evaluator = Evaluator.fromRuleset(promptflagRuleset);
-const prepared = new PreparedContext(ATTRIBUTES);
+// One prepared context per attribute set (the prepared path keeps one per kind of caller and
+// sets the targeting key per call).
+const preparedFor = new Map(ATTRIBUTE_SETS.map((attributes) => [attributes, new PreparedContext(attributes)]));
 
 const growthbook = new GrowthBookClient({}).initSync({ payload: { features: growthbookFeatures } });
 
@@ -187,8 +202,8 @@ const UNLEASH_FALLBACK = { name: "plain", enabled: false };
 
 /** One evaluation per engine: (flag, userId, attributes) → variant name. */
 const engines = {
-  "promptflag (PreparedContext)": (flag, id) => evaluator.evaluate(flag, prepared.setTargetingKey(id)).variant,
   "promptflag (plain object)": (flag, id, attributes) => evaluator.evaluate(flag, { targetingKey: id, ...attributes }).variant,
+  "promptflag (PreparedContext)": (flag, id, attributes) => evaluator.evaluate(flag, preparedFor.get(attributes).setTargetingKey(id)).variant,
   "@growthbook/growthbook": (flag, id, attributes) => growthbook.evalFeature(flag, { attributes: { id, ...attributes } }).value,
   "@openfeature/flagd-core": (flag, id, attributes) =>
     flagd.resolveStringEvaluation(flag, "default", { targetingKey: id, ...attributes }, quietLogger).variant,
@@ -217,13 +232,14 @@ function check() {
     const users = 20_000;
     for (let i = 0; i < users; i++) {
       const id = `check-${i}`;
-      const staticVariant = evaluate("static", id, ATTRIBUTES);
+      const attributes = ATTRIBUTE_SETS[i % ATTRIBUTE_SETS.length];
+      const staticVariant = evaluate("static", id, attributes);
       if (staticVariant !== "on") fail(`static served ${staticVariant}`);
-      const targeted = evaluate("targeted", id, ATTRIBUTES);
+      const targeted = evaluate("targeted", id, attributes);
       if (targeted !== "gold") fail(`targeted served ${targeted}`);
-      const variant = evaluate("split", id, ATTRIBUTES);
+      const variant = evaluate("split", id, attributes);
       if (!(variant in counts)) fail(`split served ${variant}`);
-      if (evaluate("split", id, ATTRIBUTES) !== variant) fail(`split is not sticky for ${id}`);
+      if (evaluate("split", id, attributes) !== variant) fail(`split is not sticky for ${id}`);
       if (name.startsWith("promptflag") && variant !== expectedSplit(id)) fail(`split served ${variant} to ${id}, not ${expectedSplit(id)}`);
       counts[variant]++;
     }
@@ -261,10 +277,10 @@ function time(run) {
   return calls / ((used.user + used.system) / 1e6);
 }
 
-function loop(evaluate, flag, attributes) {
+function loop(evaluate, flag) {
   return (iterations) => {
     for (let i = 0; i < iterations; i++) {
-      const variant = evaluate(flag, `user-${counter++}`, attributes);
+      const variant = evaluate(flag, `user-${counter}`, ATTRIBUTE_SETS[counter++ % ATTRIBUTE_SETS.length]);
       sink += variant.length;
     }
   };
@@ -274,7 +290,7 @@ const shapes = { static: "(a) static flag", targeted: "(b) three-condition rule"
 const cases = [];
 for (const flag of Object.keys(shapes)) {
   for (const [name, evaluate] of Object.entries(engines)) {
-    cases.push({ flag, name, run: loop(evaluate, flag, ATTRIBUTES) });
+    cases.push({ flag, name, run: loop(evaluate, flag) });
   }
   if (flag === "static") {
     cases.push({
@@ -282,7 +298,7 @@ for (const flag of Object.keys(shapes)) {
       name: "unleash-client (isEnabled)",
       run: (iterations) => {
         for (let i = 0; i < iterations; i++) {
-          sink += unleash.isEnabled("static", { userId: `user-${counter++}`, properties: ATTRIBUTES }) ? 1 : 0;
+          sink += unleash.isEnabled("static", { userId: `user-${counter}`, properties: ATTRIBUTE_SETS[counter++ % ATTRIBUTE_SETS.length] }) ? 1 : 0;
         }
       },
     });
@@ -303,7 +319,7 @@ const best = (list) => Math.max(...list);
 const table = [];
 for (const [flag, title] of Object.entries(shapes)) {
   const rows = cases.filter((c) => c.flag === flag).map((c) => ({ name: c.name, rate: best(results.get(`${c.flag}\u0000${c.name}`)) }));
-  const ours = rows.find((row) => row.name === "promptflag (PreparedContext)").rate;
+  const ours = rows.find((row) => row.name === "promptflag (plain object)").rate;
   for (const row of rows) table.push({ shape: title, engine: row.name, evalsPerSecond: Math.round(row.rate), promptflagRatio: ours / row.rate });
 }
 
@@ -319,14 +335,14 @@ const size = {
 if (args.json) {
   console.log(JSON.stringify({ node: process.version, seconds: SECONDS, rounds: ROUNDS, results: table, size }, null, 2));
 } else {
-  console.log(`Node ${process.version}; evaluations per CPU-second, best of ${ROUNDS} rounds of ${SECONDS} s; fresh user id per call; all engines checked first.\n`);
+  console.log(`Node ${process.version}; evaluations per CPU-second, best of ${ROUNDS} rounds of ${SECONDS} s; a fresh plain-object context per call (fresh user id, ${ATTRIBUTE_SETS.length} attribute sets cycled); all engines checked first; ratios are promptflag (plain object) over each.\n`);
   let shape = "";
   for (const row of table) {
     if (row.shape !== shape) {
       shape = row.shape;
       console.log(shape);
     }
-    const ratio = row.engine.startsWith("promptflag (PreparedContext)") ? "" : `  promptflag x${row.promptflagRatio.toFixed(2)}`;
+    const ratio = row.engine === "promptflag (plain object)" ? "" : `  promptflag x${row.promptflagRatio.toFixed(2)}`;
     console.log(`  ${row.engine.padEnd(30)} ${String(row.evalsPerSecond.toLocaleString("en-US")).padStart(12)} evals/s${ratio}`);
   }
   console.log(

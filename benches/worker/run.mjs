@@ -16,8 +16,18 @@
 //    only parses the body and answers `{}` shows workerd's own ceiling on this machine. JSON in
 //    target/bench/worker.json.
 //
+// 3. Each Worker alone: a fresh Miniflare holding only that Worker (KV seeded beforehand in a
+//    persisted store), BENCH_COLD_STARTS times: the time from starting it to the first response
+//    of /v1/resolve (workerd's start, the isolate, the module's compile and evaluation, the
+//    first KV reads), reported as the median and less the floor Worker's (the Worker's own
+//    cold start). Then, in the last of those, a load run per endpoint with workerd's CPU time
+//    (user + system, from /proc) divided by the requests served: the CPU time per request, and
+//    that less the floor Worker's (the Worker's own cost, without what workerd spends on any
+//    request: HTTP, the isolate's entry, the body).
+//
 // Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3).
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7);
+// BENCH_ALONE_ONLY=1 skips the sizes and the shared run (for quick comparisons while working).
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -38,6 +48,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 7);
+const PATHS = [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]];
 const FLOOR_WORKER = `export default {
   async fetch(request) {
     await request.json();
@@ -129,7 +141,7 @@ function dryRun(name, args) {
 
 function sizes(growthbookSource) {
   const wasm = readFileSync(join(WORKER_DIR, "index_bg.wasm"));
-  const shim = readFileSync(join(WORKER_DIR, "index.js"));
+  const shim = Buffer.concat(["index.js", "glue.js"].map((name) => readFileSync(join(WORKER_DIR, name))));
   const tomlPath = join(OUT, "growthbook.wrangler.toml");
   writeFileSync(tomlPath, `name = "growthbook-bench"\nmain = "${growthbookSource}"\ncompatibility_date = "2026-07-01"\n`);
   return {
@@ -203,11 +215,147 @@ async function load(urls, path) {
   );
 }
 
+/** The Miniflare options of each Worker (without sockets), by name. */
+function workerOptions(bundle) {
+  return {
+    promptflag: {
+      modules: true,
+      scriptPath: join(WORKER_DIR, "index.js"),
+      modulesRoot: WORKER_DIR,
+      modulesRules: [
+        { type: "ESModule", include: ["**/*.js"] },
+        { type: "CompiledWasm", include: ["**/*.wasm"] },
+      ],
+      compatibilityDate: "2026-07-01",
+      kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
+      bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: TTL },
+    },
+    growthbook: {
+      modules: true,
+      scriptPath: bundle,
+      compatibilityDate: "2026-07-01",
+      kvNamespaces: { KV: "growthbook" },
+      bindings: { CACHE_TTL_MS: TTL },
+    },
+    "growthbook-kv": {
+      modules: true,
+      scriptPath: bundle,
+      compatibilityDate: "2026-07-01",
+      kvNamespaces: { KV: "growthbook-kv" },
+      bindings: { CACHE_TTL_MS: "0" },
+    },
+    floor: { modules: true, script: FLOOR_WORKER, compatibilityDate: "2026-07-01" },
+  };
+}
+
+/** Puts each Worker's ruleset or payload and the prompt bodies into its KV namespace. */
+async function seed(mf, names) {
+  if (names.includes("promptflag")) {
+    const pf = await mf.getKVNamespace("PROMPTFLAG_KV", "promptflag");
+    for (const [hash, body] of bodies) await pf.put(`prompt:${hash}`, body);
+    await pf.put(`ruleset:dev:${ruleset.revision}`, JSON.stringify(ruleset));
+    await pf.put("ruleset:dev", String(ruleset.revision));
+  }
+  for (const worker of ["growthbook", "growthbook-kv"]) {
+    if (!names.includes(worker)) continue;
+    const gb = await mf.getKVNamespace("KV", worker);
+    for (const [hash, body] of bodies) await gb.put(`prompt:${hash}`, body);
+    await gb.put("growthbook:payload", JSON.stringify(growthbookPayload()));
+  }
+}
+
+/** The workerd process Miniflare started (a child of this process). */
+function workerdPid() {
+  const children = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const close = stat.lastIndexOf(")");
+        const name = stat.slice(stat.indexOf("(") + 1, close);
+        const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+        return { pid: Number(pid), name, ppid };
+      } catch {
+        return null;
+      }
+    })
+    .filter((p) => p && p.ppid === process.pid && p.name.startsWith("workerd"));
+  if (children.length === 0) throw new Error("no workerd process found among this process's children");
+  return children.sort((a, b) => b.pid - a.pid)[0].pid;
+}
+
+/** A process's CPU time so far (user + system), in microseconds. */
+function cpuMicros(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * Each Worker alone in a fresh Miniflare: its cold start (COLD_STARTS times), then workerd's CPU
+ * time per request on each endpoint.
+ */
+async function alone(options) {
+  const persist = join(OUT, "kv-state");
+  const seeding = new Miniflare({ cf: false, kvPersist: persist, workers: Object.entries(options).map(([name, o]) => ({ name, ...o })) });
+  await seeding.ready;
+  await seed(seeding, Object.keys(options));
+  await seeding.dispose();
+
+  const requestBodies = contexts();
+  const results = {};
+  for (const [name, workerOptions] of Object.entries(options)) {
+    const coldStarts = [];
+    let mf = null;
+    for (let run = 0; run < COLD_STARTS; run++) {
+      if (mf) await mf.dispose();
+      const started = performance.now();
+      mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
+      await mf.ready;
+      const origin = (await mf.unsafeGetDirectURL(name)).origin;
+      const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`${name}: the first request answered ${response.status}`);
+      coldStarts.push(+(performance.now() - started).toFixed(1));
+    }
+    const origin = (await mf.unsafeGetDirectURL(name)).origin;
+    const pid = workerdPid();
+    const cpu = {};
+    for (const [endpoint, path] of PATHS) {
+      process.stderr.write(`  ${name} alone: ${path}\n`);
+      await runOnce(`${origin}${path}`, requestBodies, WARMUP);
+      const before = cpuMicros(pid);
+      const result = await runOnce(`${origin}${path}`, requestBodies, DURATION);
+      const used = cpuMicros(pid) - before;
+      const served = Math.max(1, result.requests.total - result.non2xx);
+      cpu[endpoint] = { cpuMicrosPerRequest: +(used / served).toFixed(1), requests: served };
+    }
+    await mf.dispose();
+    results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu };
+  }
+  for (const result of Object.values(results)) {
+    result.coldStartAboveFloorMs = +(result.coldStartMs - results.floor.coldStartMs).toFixed(1);
+    for (const [endpoint] of PATHS) {
+      result.cpu[endpoint].aboveFloorMicros = +(result.cpu[endpoint].cpuMicrosPerRequest - results.floor.cpu[endpoint].cpuMicrosPerRequest).toFixed(1);
+    }
+  }
+  return results;
+}
+
 async function main() {
   const growthbookSource = join(ROOT, "benches", "worker", "growthbook-worker.mjs");
   const bundle = join(OUT, "growthbook-worker.js");
   await build({ entryPoints: [growthbookSource], bundle: true, format: "esm", platform: "browser", conditions: ["worker", "browser"], define: { "process.env.NODE_ENV": "\"production\"" }, minify: true, outfile: bundle, logLevel: "error" });
 
+  const options = workerOptions(bundle);
+  if (process.env.BENCH_ALONE_ONLY) {
+    const single = await alone(options);
+    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(13)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
+    return;
+  }
   process.stderr.write("sizes (wrangler deploy --dry-run)...\n");
   const size = sizes(growthbookSource);
 
@@ -215,95 +363,78 @@ async function main() {
   const direct = [{ host: "127.0.0.1", port: 0 }];
   const mf = new Miniflare({
     cf: false,
-    workers: [
-      {
-        name: "promptflag",
-        modules: true,
-        scriptPath: join(WORKER_DIR, "index.js"),
-        modulesRoot: WORKER_DIR,
-        modulesRules: [
-          { type: "ESModule", include: ["**/*.js"] },
-          { type: "CompiledWasm", include: ["**/*.wasm"] },
-        ],
-        compatibilityDate: "2026-07-01",
-        kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
-        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: TTL },
-        unsafeDirectSockets: direct,
-      },
-      {
-        name: "growthbook",
-        modules: true,
-        scriptPath: bundle,
-        compatibilityDate: "2026-07-01",
-        kvNamespaces: { KV: "growthbook" },
-        bindings: { CACHE_TTL_MS: TTL },
-        unsafeDirectSockets: direct,
-      },
-      {
-        name: "growthbook-kv",
-        modules: true,
-        scriptPath: bundle,
-        compatibilityDate: "2026-07-01",
-        kvNamespaces: { KV: "growthbook-kv" },
-        bindings: { CACHE_TTL_MS: "0" },
-        unsafeDirectSockets: direct,
-      },
-      { name: "floor", modules: true, script: FLOOR_WORKER, compatibilityDate: "2026-07-01", unsafeDirectSockets: direct },
-    ],
+    workers: Object.entries(options).map(([name, o]) => ({ name, ...o, unsafeDirectSockets: direct })),
   });
+  const results = {};
   try {
     await mf.ready;
     const urls = {};
-    for (const name of ["promptflag", "growthbook", "growthbook-kv", "floor"]) urls[name] = (await mf.unsafeGetDirectURL(name)).origin;
-    const pf = await mf.getKVNamespace("PROMPTFLAG_KV", "promptflag");
-    for (const [hash, body] of bodies) await pf.put(`prompt:${hash}`, body);
-    await pf.put(`ruleset:dev:${ruleset.revision}`, JSON.stringify(ruleset));
-    await pf.put("ruleset:dev", String(ruleset.revision));
-    for (const worker of ["growthbook", "growthbook-kv"]) {
-      const gb = await mf.getKVNamespace("KV", worker);
-      for (const [hash, body] of bodies) await gb.put(`prompt:${hash}`, body);
-      await gb.put("growthbook:payload", JSON.stringify(growthbookPayload()));
-    }
-
-    const results = {};
-    for (const [name, path] of [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]]) {
+    for (const name of Object.keys(options)) urls[name] = (await mf.unsafeGetDirectURL(name)).origin;
+    await seed(mf, Object.keys(options));
+    for (const [name, path] of PATHS) {
       process.stderr.write(`load: ${path} (${CONNECTIONS} connections, ${DURATION} s x ${ROUNDS} rounds)\n`);
       for (const [worker, result] of Object.entries(await load(urls, path))) results[`${worker}.${name}`] = result;
     }
-    const report = {
-      machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-      settings: { durationSeconds: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP, rounds: ROUNDS },
-      size,
-      load: results,
-      ratio: ratios(results, "growthbook"),
-      ratioPerRequestKv: ratios(results, "growthbook-kv"),
-    };
-    writeFileSync(join(OUT, "worker.json"), `${JSON.stringify(report, null, 2)}\n`);
-    print(report);
   } finally {
     await mf.dispose();
   }
+  process.stderr.write(`each Worker alone: cold start (${COLD_STARTS} runs) and CPU time per request\n`);
+  const single = await alone(options);
+  const report = {
+    machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+    settings: { durationSeconds: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP, rounds: ROUNDS, coldStarts: COLD_STARTS },
+    size,
+    load: results,
+    alone: single,
+    ratio: ratios(results, single, "growthbook"),
+    ratioPerRequestKv: ratios(results, single, "growthbook-kv"),
+  };
+  writeFileSync(join(OUT, "worker.json"), `${JSON.stringify(report, null, 2)}\n`);
+  print(report);
 }
 
-/** promptflag's requests/s over a baseline's, per endpoint. */
-function ratios(results, baseline) {
-  const ratio = (name) => +(results[`promptflag.${name}`].requestsPerSecond / results[`${baseline}.${name}`].requestsPerSecond).toFixed(2);
-  return { resolve: ratio("resolve"), ofrepBulk: ratio("ofrepBulk") };
+/** promptflag's figures over a baseline's, per endpoint (from the same run). */
+function ratios(results, single, baseline) {
+  const ratio = (a, b) => +(a / b).toFixed(2);
+  const out = {};
+  for (const [name] of PATHS) {
+    const own = results[`promptflag.${name}`];
+    const other = results[`${baseline}.${name}`];
+    out[name] = {
+      requestsPerSecond: ratio(own.requestsPerSecond, other.requestsPerSecond),
+      cpuAboveFloor: ratio(single.promptflag.cpu[name].aboveFloorMicros, single[baseline].cpu[name].aboveFloorMicros),
+    };
+  }
+  out.coldStart = ratio(single.promptflag.coldStartMs, single[baseline].coldStartMs);
+  out.coldStartAboveFloor = ratio(single.promptflag.coldStartAboveFloorMs, single[baseline].coldStartAboveFloorMs);
+  return out;
 }
 
 function print(report) {
   const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
   const s = report.size;
-  console.log(`\nWasm: ${kb(s.promptflag.wasmBytes)} raw, ${kb(s.promptflag.wasmGzipBytes)} gzipped (gzip -9); JS shim ${kb(s.promptflag.shimBytes)}`);
+  console.log(`\nWasm: ${kb(s.promptflag.wasmBytes)} raw, ${kb(s.promptflag.wasmGzipBytes)} gzipped (gzip -9); JavaScript (entry and glue) ${kb(s.promptflag.shimBytes)}`);
   console.log(`wrangler --dry-run upload: promptflag ${s.promptflag.wrangler.uploadKiB} KiB / gzip ${s.promptflag.wrangler.gzipKiB} KiB; growthbook ${s.growthbook.wrangler.uploadKiB} KiB / gzip ${s.growthbook.wrangler.gzipKiB} KiB`);
-  console.log("\nendpoint     worker         req/s (median)  p50 ms  p99 ms  rounds");
+  console.log("\nAll four Workers on one workerd, taking turns:");
+  console.log("endpoint     worker         req/s (median)  p50 ms  p99 ms  rounds");
   for (const [key, r] of Object.entries(report.load)) {
     const [worker, name] = key.split(".");
     console.log(`${name.padEnd(12)} ${worker.padEnd(13)} ${String(r.requestsPerSecond).padStart(15)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p99Ms).padStart(6)}  ${r.rounds.join(" ")}${r.failedRequests ? `  (${r.failedRequests} failed)` : ""}`);
   }
-  console.log(`\nratio promptflag / growthbook (payload cached per isolate) req/s: resolve ${report.ratio.resolve}x, OFREP bulk ${report.ratio.ofrepBulk}x`);
-  console.log(`ratio promptflag / growthbook-kv (payload read from KV per request) req/s: resolve ${report.ratioPerRequestKv.resolve}x, OFREP bulk ${report.ratioPerRequestKv.ofrepBulk}x`);
-  console.log(`("floor" parses the body and answers {}: workerd's ceiling here. ${report.machine.cpus} CPUs, ${report.settings.connections} connections, ${report.settings.durationSeconds} s x ${report.settings.rounds} rounds; JSON in target/bench/worker.json)`);
+  console.log("\nEach Worker alone: workerd CPU time per request (and less the floor Worker's), cold start (start to first /v1/resolve response; median, and less the floor's):");
+  console.log("worker         resolve µs (own)   OFREP bulk µs (own)   cold start ms (own)   cold start runs");
+  for (const [worker, r] of Object.entries(report.alone)) {
+    const cell = (c) => `${c.cpuMicrosPerRequest} (${c.aboveFloorMicros})`.padStart(17);
+    console.log(`${worker.padEnd(13)} ${cell(r.cpu.resolve)}   ${cell(r.cpu.ofrepBulk).padStart(19)}   ${`${r.coldStartMs} (${r.coldStartAboveFloorMs})`.padStart(19)}   ${r.coldStartRuns.join(" ")}`);
+  }
+  for (const [label, key] of [["growthbook (payload cached per isolate)", "ratio"], ["growthbook-kv (payload read from KV per request)", "ratioPerRequestKv"]]) {
+    const r = report[key];
+    console.log(`\npromptflag / ${label}:`);
+    console.log(`  req/s: resolve ${r.resolve.requestsPerSecond}x, OFREP bulk ${r.ofrepBulk.requestsPerSecond}x`);
+    console.log(`  own CPU time per request: resolve ${r.resolve.cpuAboveFloor}x, OFREP bulk ${r.ofrepBulk.cpuAboveFloor}x`);
+    console.log(`  cold start: ${r.coldStart}x (own, less the floor's: ${r.coldStartAboveFloor}x)`);
+  }
+  console.log(`\n("floor" parses the body and answers {}. ${report.machine.cpus} CPUs, ${report.settings.connections} connections, ${report.settings.durationSeconds} s x ${report.settings.rounds} rounds; JSON in target/bench/worker.json)`);
 }
 
 main().catch((error) => {

@@ -205,10 +205,16 @@ const TAG_UNSUPPORTED = 4;
  * Returns the bytes written, or -1 when the object needs JSON's own rules (a `toJSON`, a boxed
  * primitive, a bigint), which the caller then uses instead.
  */
-function encodeAttributes(context: Record<string, unknown>): number {
+function encodeAttributes(context: Record<string, unknown>, only?: ReadonlySet<string>): number {
   let offset = 0;
   for (const name of Object.keys(context)) {
     const value = context[name];
+    if (only !== undefined && !only.has(name)) {
+      // Not read by the flag, so not sent; but a value JSON would encode by its own rules still
+      // sends the whole context the JSON way, so the outcome (an error included) is the same.
+      if (needsJson(value)) return -1;
+      continue;
+    }
     let tag: number;
     let text = "";
     let number = 0;
@@ -270,6 +276,29 @@ function encodeAttributes(context: Record<string, unknown>): number {
   return offset;
 }
 
+/**
+ * Whether no attribute of a plain object needs JSON's own rules ({@link needsJson}), checked
+ * without encoding any. (`for…in` also visits inherited enumerable properties, which a plain
+ * object has only when `Object.prototype` was extended; one of those can only send the context
+ * the JSON way, which answers the same.)
+ */
+function sendableAsIs(context: ContextAttributes): boolean {
+  for (const name in context) {
+    if (needsJson(context[name])) return false;
+  }
+  return true;
+}
+
+/** Whether {@link encodeAttributes} leaves an object holding `value` to JSON's own rules. */
+function needsJson(value: unknown): boolean {
+  if (typeof value === "bigint") return true;
+  if (typeof value !== "object" || value === null || value instanceof Date) return false;
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return true;
+  if (Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype !== Object.prototype && prototype !== null;
+}
+
 /** Writes `text` as UTF-8 at `offset` of the scratch area; returns the bytes written. */
 function writeScratch(text: string, offset: number): number {
   const length = text.length;
@@ -324,6 +353,17 @@ function checkFlagKey(flagKey: unknown): asserts flagKey is string {
   if (typeof flagKey !== "string") {
     throw new InvalidArgumentError(`flagKey must be a string, got ${describeValue(flagKey)}`);
   }
+}
+
+/** Whether a context is a plain object of attributes, encoded without JSON (see {@link encodeAttributes}). */
+function isPlainAttributes(context: ContextInput): context is ContextAttributes {
+  return (
+    typeof context === "object" &&
+    context !== null &&
+    !(context instanceof PreparedContext) &&
+    !Array.isArray(context) &&
+    typeof (context as { toJSON?: unknown }).toJSON !== "function"
+  );
 }
 
 /** JSON text of a context given as attributes or text. */
@@ -588,7 +628,17 @@ export class Evaluator {
   readonly #description: Description;
   readonly #flagIndex: Map<string, number>;
   readonly #cache = new Map<number, Evaluation>();
+  /** Per flag index, the attributes evaluating it can read (`attributes_read_json`). */
+  readonly #reads: readonly ReadonlySet<string>[];
+  /** Per flag index, whether the targeting key is the one attribute it can read. */
+  readonly #readsTargetingKeyOnly: readonly boolean[];
+  /** Per flag index, whether it can read `currentTime` (and so the clock). */
+  readonly #readsClock: readonly boolean[];
+  /** Per flag index that reads no attribute, its one evaluation, once made. */
+  readonly #constant: (Evaluation | undefined)[];
   #scratch: WasmContext | null;
+  /** The engine context of flags that read only the targeting key: it holds only that. */
+  #keyContext: WasmContext | null;
   #prompts: readonly PromptRef[] | undefined;
 
   private constructor(ruleset: WasmRuleset) {
@@ -596,7 +646,13 @@ export class Evaluator {
     this.#description = JSON.parse(ruleset.describe()) as Description;
     deepFreeze(this.#description);
     this.#flagIndex = new Map(this.#description.flags.map((flag, index) => [flag.key, index]));
+    const reads = JSON.parse(ruleset.attributes_read_json()) as string[][];
+    this.#reads = reads.map((names) => new Set(names));
+    this.#readsClock = reads.map((names) => names.includes("currentTime"));
+    this.#readsTargetingKeyOnly = reads.map((names) => names.length === 1 && names[0] === "targetingKey");
+    this.#constant = reads.map(() => undefined);
     this.#scratch = new WasmContext();
+    this.#keyContext = new WasmContext();
   }
 
   /**
@@ -746,6 +802,8 @@ export class Evaluator {
     this.#ruleset = null;
     this.#scratch?.free();
     this.#scratch = null;
+    this.#keyContext?.free();
+    this.#keyContext = null;
     this.#cache.clear();
   }
 
@@ -801,6 +859,14 @@ export class Evaluator {
       }
       return this.#decode(ruleset, 0, index, flagKey, ruleset.evaluate_code(index, handle), handle, 0);
     }
+    if (method === 0 && index !== undefined && (context === undefined || isPlainAttributes(context))) {
+      // A plain object (or none): only the attributes the flag reads cross, in the one call
+      // that also evaluates, and a flag that reads none does not cross at all once its one
+      // evaluation is known. The answer is the engine's for the whole context (core holds the
+      // list of attributes read to that; a test compares the two over every vector).
+      const evaluation = this.#plain(ruleset, index, flagKey, context, options);
+      if (evaluation !== null) return evaluation;
+    }
     const handle = this.#load(context, options);
     if (handle === null) {
       // Text that is not a JSON object: the engine's PARSE_ERROR / INVALID_CONTEXT evaluation.
@@ -818,6 +884,46 @@ export class Evaluator {
       code = ruleset.resolve_prompt_code(index, handle);
     }
     return this.#decode(ruleset, method, index, flagKey, code, handle, expected);
+  }
+
+  /** {@link Evaluator.evaluate} of a plain-object context; `null` when it needs the JSON way. */
+  #plain(
+    ruleset: WasmRuleset,
+    index: number,
+    flagKey: string,
+    context: ContextAttributes | undefined,
+    options: EvaluateOptions | undefined,
+  ): Evaluation | null {
+    const reads = this.#reads[index] as ReadonlySet<string>;
+    const key = context?.targetingKey;
+    // A flag that reads the targeting key alone (a split on it), given one as a string.
+    const keyOnly = this.#readsTargetingKeyOnly[index] === true && typeof key === "string";
+    let length = 0;
+    if (context !== undefined) {
+      // Nothing to encode when the flag reads nothing or only the targeting key (set below);
+      // the context is still checked, so one JSON cannot carry is refused as before.
+      if (keyOnly || reads.size === 0) {
+        if (!sendableAsIs(context)) return null;
+      } else {
+        length = encodeAttributes(context, reads);
+        if (length < 0) return null;
+      }
+    }
+    const given = options?.now;
+    // The clock is read only by `currentTime` conditions; a given `now` is checked either way.
+    const now = given !== undefined ? clock(given) : this.#readsClock[index] ? Date.now() : Number.NaN;
+    const constant = this.#constant[index];
+    if (constant !== undefined) return constant;
+    // A flag that reads only the targeting key is evaluated in a context holding only that, so
+    // setting it is all the engine does before evaluating.
+    const handle = (keyOnly ? this.#keyContext : this.#scratch) as WasmContext;
+    const code = keyOnly
+      ? ruleset.evaluate_code_with_targeting_key(index, handle, writeScratch(key as string, 0))
+      : ruleset.evaluate_code_from_scratch(index, handle, length, now);
+    if (code === 0xffffffff) return null;
+    const evaluation = this.#decode(ruleset, 0, index, flagKey, code, handle, 0);
+    if (reads.size === 0) this.#constant[index] = evaluation;
+    return evaluation;
   }
 
   #decode(

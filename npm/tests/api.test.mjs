@@ -152,6 +152,28 @@ describe("evaluate", () => {
     }, TypeError);
   });
 
+  test("a plain object's unread attributes neither change the answer nor excuse a context JSON cannot carry", () => {
+    // "dark-mode" reads no attribute, "tiers" five, "launch" the clock through currentTime, and
+    // "support-prompt" the targeting key (its split) and the segment's unit (the same key).
+    const matching = { plan: "pro", seats: 12, appVersion: "2.1.0", beta: "true", signup: "2025-03-01T00:00:00Z" };
+    const extras = { country: "IE", nested: { a: [1, 2] }, list: [1], flag: true, when: new Date(0) };
+    for (const context of [{}, { targetingKey: "u1", ...matching }, { targetingKey: 42, ...extras }, { targetingKey: "u2", ...matching, ...extras }]) {
+      for (const flag of ["dark-mode", "tiers", "launch", "support-prompt", "limits", "missing"]) {
+        const json = evaluator.evaluate(flag, JSON.stringify(context), { now: Date.UTC(2025, 0, 1) });
+        assert.deepEqual(evaluator.evaluate(flag, context, { now: Date.UTC(2025, 0, 1) }), json, `${flag} ${JSON.stringify(context)}`);
+      }
+    }
+    assert.equal(evaluator.evaluate("launch", {}, { now: Date.UTC(2025, 0, 1) }).variant, "off");
+    assert.equal(evaluator.evaluate("launch", {}, { now: Date.UTC(2026, 0, 1) }).variant, "on");
+    // The same frozen object every time for a flag that reads nothing, with or without a context.
+    assert.equal(evaluator.evaluate("dark-mode", { targetingKey: "a" }), evaluator.evaluate("dark-mode"));
+    // A value JSON cannot carry is refused for every flag, read or not, as before.
+    for (const flag of ["dark-mode", "tiers", "support-prompt"]) {
+      assert.throws(() => evaluator.evaluate(flag, { targetingKey: "u", unread: 10n }), /cannot be encoded as JSON/);
+      assert.throws(() => evaluator.evaluate(flag, { targetingKey: "u" }, { now: "yesterday" }), /now must be/);
+    }
+  });
+
   test("throws typed errors for arguments of the wrong type", () => {
     assert.throws(() => evaluator.evaluate(42, {}), (e) => e instanceof InvalidArgumentError && /flagKey must be a string/.test(e.message));
     assert.throws(() => evaluator.evaluate("tiers", [1, 2]), /context must be an object/);

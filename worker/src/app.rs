@@ -1,21 +1,26 @@
 //! The request pipeline: read the configuration, get the serving ruleset from the cache, route,
-//! turn the outcome into a response (the one place a [`Reply`] becomes the runtime's `Response`,
-//! adding the revision and source headers every response carries), and hand the exposures to
-//! `wait_until`.
+//! and pack the reply for the JavaScript entry (`wire::pack`, the one place a [`Reply`] gets the
+//! revision and source headers every response carries), with the request's exposures beside it
+//! for the entry to send after the response.
+//!
+//! A request takes one of two ways. [`answer_from_memory`] is synchronous and answers from what
+//! the isolate holds (the usual case: the ruleset within its TTL, the prompt body read before).
+//! [`handle`] is the same routing behind the KV reads that a cache miss or the admin API needs.
+//! Both go through [`respond`], so they answer alike.
+
+use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 
 use crate::cache::{self, Loaded, Served};
-use crate::exposure::{self, ExposureLog};
+use crate::exposure::ExposureLog;
 use crate::http::{if_none_match, percent_decode};
 use crate::input::limits;
-use crate::js::{
-    self, BodyError, ExecutionContext, Incoming, Kv, Method, OutgoingResponse, read_body,
-};
-use crate::reply::{Failure, Outcome, Reply};
-use crate::{admin, ofrep, prompts, resolve};
+use crate::js::{self, BodyError, Incoming, Kv, Method, read_body};
+use crate::reply::{Failure, Reply};
+use crate::{admin, ofrep, prompts, resolve, wire};
 
-/// The KV namespace binding (SPEC §4's layout).
+/// The KV namespace binding (the layout of `docs/interfaces.md`).
 pub const KV_BINDING: &str = "PROMPTFLAG_KV";
 /// The ruleset cache TTL when `CACHE_TTL_MS` is unset or unreadable.
 pub const DEFAULT_CACHE_TTL_MS: u64 = 10_000;
@@ -34,16 +39,19 @@ pub struct Config {
 }
 
 thread_local! {
-    static CONFIG: std::cell::OnceCell<std::rc::Rc<Config>> = const { std::cell::OnceCell::new() };
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
 }
 
 impl Config {
     /// The configuration, read from `env` once per isolate: vars and secrets are fixed for an
     /// isolate's life (a change deploys new isolates).
-    fn cached(env: &JsValue) -> std::rc::Rc<Config> {
-        CONFIG.with(|config| {
-            std::rc::Rc::clone(config.get_or_init(|| std::rc::Rc::new(Config::from_env(env))))
-        })
+    fn cached(env: &JsValue) -> Rc<Config> {
+        CONFIG.with(|config| Rc::clone(config.get_or_init(|| Rc::new(Config::from_env(env)))))
+    }
+
+    /// The configuration if a request has read it already (the synchronous path has no `env`).
+    fn known() -> Option<Rc<Config>> {
+        CONFIG.with(|config| config.get().cloned())
     }
 
     fn from_env(env: &JsValue) -> Config {
@@ -63,14 +71,29 @@ impl Config {
     }
 }
 
-/// Handles one request; never fails and never panics on any input (`Err` only if the runtime
-/// refuses to build the response; see [`into_response`]).
-pub async fn handle(
-    request: Incoming,
-    env: JsValue,
-    context: ExecutionContext,
-) -> Result<OutgoingResponse, JsValue> {
-    let now = js::now_millis();
+/// Answers a request from what the isolate already holds, synchronously: the configuration, a
+/// ruleset still within its TTL and, for `/v1/resolve` and `/v1/prompts`, a prompt body kept in
+/// memory. `None` when any of them is missing, or for the admin API (which always reads KV): the
+/// request then takes [`handle`]. This is the Worker's hot path, one call from the JavaScript
+/// entry with the request's parts already read (see [`wire`]).
+pub fn answer_from_memory(request: &wire::RequestParts<'_>, now: u64) -> Option<Vec<u8>> {
+    let config = Config::known()?;
+    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
+    if segments.first() == Some(&"admin") {
+        return None;
+    }
+    let served = cache::fresh(now)?;
+    match respond(request, &segments, &config, &served, now, None) {
+        Step::Answered(packed) => Some(packed),
+        Step::NeedsPrompt(_) => None,
+    }
+}
+
+/// Handles any request, reading KV where needed: refreshes the ruleset when its TTL has passed,
+/// reads a prompt body not yet in memory, and serves the admin API. Never fails and never
+/// panics on any input. `body` is the request body when the entry has read it already (the
+/// runtime's body can be read once); `None` reads it here, with the limits of [`read_body`].
+pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now: u64) -> Vec<u8> {
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
     let served = cache::current(
@@ -80,45 +103,141 @@ pub async fn handle(
         now,
     )
     .await;
+    let segments: Vec<&str> = request.path().split('/').skip(1).collect();
+    if let ["admin", rest @ ..] = segments.as_slice() {
+        let reply = admin::handle(&request, rest, config.admin_token.as_deref(), kv.as_ref())
+            .await
+            .unwrap_or_else(Reply::from);
+        // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
+        return wire::pack(&reply, &served, false, None);
+    }
+    // Only POST routes read a body; the others answer the same whatever was sent.
+    let body = match body {
+        Some(body) => Ok(body),
+        None if request.method() == Method::Post => {
+            read_body(&request, limits::EVALUATION_BYTES).await
+        }
+        None => Ok(Vec::new()),
+    };
+    let if_none_match = request.header("If-None-Match");
+    let parts = wire::RequestParts {
+        method: request.method(),
+        path: request.path(),
+        if_none_match: if_none_match.as_deref(),
+        origin: request.has_header("Origin"),
+        body: body.as_deref().map_err(|error| *error),
+    };
+    let hash = match respond(&parts, &segments, &config, &served, now, None) {
+        Step::Answered(packed) => return packed,
+        Step::NeedsPrompt(hash) => hash,
+    };
+    let known = KnownPrompt {
+        result: prompts::body(kv.as_ref(), &hash).await,
+        hash,
+    };
+    match respond(&parts, &segments, &config, &served, now, Some(&known)) {
+        Step::Answered(packed) => packed,
+        // A route reads at most one prompt body, and it is now known; this is not reached.
+        Step::NeedsPrompt(hash) => wire::pack(
+            &Reply::from(Failure::unavailable(format!(
+                "the body of prompt {hash} could not be read"
+            ))),
+            &served,
+            parts.origin,
+            None,
+        ),
+    }
+}
+
+/// A prompt body read from KV (or found missing, or failed) for a request's second pass.
+struct KnownPrompt {
+    hash: String,
+    result: Result<Option<Rc<str>>, String>,
+}
+
+/// What one pass over a request came to.
+enum Step {
+    /// The packed response (see [`wire::pack`]).
+    Answered(Vec<u8>),
+    /// The route needs the prompt body with this hash, which is not in memory.
+    NeedsPrompt(String),
+}
+
+/// Why a route stopped: an error to answer with, or a prompt body to fetch first.
+enum Stop {
+    Failure(Failure),
+    NeedsPrompt(String),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Stop {
+        Stop::Failure(failure)
+    }
+}
+
+/// One pass: routes the request, records its exposures, and packs the response.
+fn respond(
+    request: &wire::RequestParts<'_>,
+    segments: &[&str],
+    config: &Config,
+    served: &Served,
+    now: u64,
+    known: Option<&KnownPrompt>,
+) -> Step {
     let mut exposures = match (&config.exposure_sink, &served.loaded) {
         (Some(_), Some(loaded)) => {
             ExposureLog::new(&config.environment, loaded.ruleset.revision(), now)
         }
         _ => ExposureLog::disabled(),
     };
-    let segments: Vec<&str> = request.path().split('/').skip(1).collect();
-    // CORS headers matter to browsers only, which always send `Origin`; the admin API gets none.
-    let cors = segments.first() != Some(&"admin") && request.has_header("Origin");
-    let outcome = route(
-        &request,
-        &segments,
-        &config,
-        kv.as_ref(),
-        &served,
+    let reply = match route(
+        request,
+        segments,
+        config,
+        served,
         now,
         &mut exposures,
-    )
-    .await;
-    let reply = outcome.unwrap_or_else(Reply::from);
-    if let (Some(sink), Some(batch)) = (&config.exposure_sink, exposures.into_batch()) {
-        context.wait_until(exposure::send(sink.clone(), batch));
-    }
-    into_response(reply, &served, cors)
+        known,
+    ) {
+        Ok(reply) => reply,
+        Err(Stop::Failure(failure)) => Reply::from(failure),
+        Err(Stop::NeedsPrompt(hash)) => return Step::NeedsPrompt(hash),
+    };
+    let batch = exposures.into_batch();
+    let exposures = match (&config.exposure_sink, &batch) {
+        (Some(sink), Some(batch)) => Some((sink.as_str(), batch.as_slice())),
+        _ => None,
+    };
+    // CORS headers matter to browsers only, which always send `Origin`.
+    Step::Answered(wire::pack(&reply, served, request.origin, exposures))
 }
 
-async fn route(
-    request: &Incoming,
+/// A prompt body from memory, or from the second pass's KV read; `Stop::NeedsPrompt` when
+/// neither has it yet.
+fn prompt_text(hash: &str, known: Option<&KnownPrompt>) -> Result<Option<Rc<str>>, Stop> {
+    if let Some(text) = prompts::remembered(hash) {
+        return Ok(Some(text));
+    }
+    match known {
+        Some(known) if known.hash == hash => known.result.clone().map_err(|error| {
+            Stop::Failure(Failure::unavailable(format!(
+                "KV failed while reading the prompt body: {error}"
+            )))
+        }),
+        _ => Err(Stop::NeedsPrompt(String::from(hash))),
+    }
+}
+
+fn route(
+    request: &wire::RequestParts<'_>,
     segments: &[&str],
     config: &Config,
-    kv: Option<&Kv>,
     served: &Served,
     now: u64,
     exposures: &mut ExposureLog,
-) -> Outcome {
-    let method = request.method();
-    if let ["admin", rest @ ..] = segments {
-        return admin::handle(request, rest, config.admin_token.as_deref(), kv).await;
-    }
+    known: Option<&KnownPrompt>,
+) -> Result<Reply, Stop> {
+    let method = request.method;
     if method == Method::Options {
         return Ok(preflight());
     }
@@ -130,8 +249,7 @@ async fn route(
         ["v1", "ruleset"] => {
             only(&method, Method::Get, "GET")?;
             let loaded = loaded(served, false)?;
-            let inm = request.header("If-None-Match");
-            if if_none_match(inm.as_deref(), &loaded.etag) {
+            if if_none_match(request.if_none_match, &loaded.etag) {
                 return Ok(Reply::empty(304).with_header("ETag", loaded.etag.as_str()));
             }
             Ok(
@@ -142,63 +260,60 @@ async fn route(
         }
         ["v1", "prompts", hash] => {
             only(&method, Method::Get, "GET")?;
-            prompt_body(request, hash, kv).await
+            prompt_body(request, hash, known)
         }
         ["v1", "resolve", flag] => {
             only(&method, Method::Post, "POST")?;
             let loaded = loaded(served, false)?;
-            let body = read_body(request, limits::EVALUATION_BYTES)
-                .await
-                .map_err(api_body_failure)?;
+            let body = request.body.map_err(api_body_failure)?;
             let flag = percent_decode(flag);
-            let decision = resolve::decide(&loaded.ruleset, &flag, &body, now, exposures)?;
-            let text = match prompts::body(kv, &decision.prompt.hash).await {
-                Ok(Some(text)) => text,
-                Ok(None) => {
-                    return Err(Failure::api(
+            let decision = resolve::decide(&loaded.ruleset, &flag, body, now, exposures)?;
+            let resolution = loaded.written(&resolve::key(&decision), || {
+                match prompt_text(&decision.prompt.hash, known)? {
+                    Some(text) => Ok(resolve::body(&loaded.ruleset, &decision, &text)),
+                    None => Err(Stop::Failure(Failure::api(
                         503,
                         "prompt_unavailable",
                         format!("the body of prompt {} is not stored", decision.prompt.hash),
-                    ));
+                    ))),
                 }
-                Err(error) => {
-                    return Err(Failure::unavailable(format!(
-                        "KV failed while reading the prompt body: {error}"
-                    )));
-                }
-            };
-            Ok(resolve::reply(&loaded.ruleset, &decision, &text))
+            })?;
+            Ok(resolve::reply(resolution.to_vec()))
         }
         ["ofrep", "v1", "evaluate", "flags"] => {
             only(&method, Method::Post, "POST")?;
             let loaded = loaded(served, true)?;
-            let body = read_body(request, limits::EVALUATION_BYTES)
-                .await
+            let body = request
+                .body
                 .map_err(|error| ofrep_body_failure(error, None))?;
-            let inm = request.header("If-None-Match");
-            ofrep::evaluate_all(
-                &loaded.ruleset,
-                &loaded.etag,
-                &body,
-                inm.as_deref(),
+            Ok(ofrep::evaluate_all(
+                loaded,
+                body,
+                request.if_none_match,
                 now,
                 exposures,
-            )
+            )?)
         }
         ["ofrep", "v1", "evaluate", "flags", key] => {
             only(&method, Method::Post, "POST")?;
             let loaded = loaded(served, true)?;
             let key = percent_decode(key);
-            let body = read_body(request, limits::EVALUATION_BYTES)
-                .await
+            let body = request
+                .body
                 .map_err(|error| ofrep_body_failure(error, Some(&key)))?;
-            ofrep::evaluate_one(&loaded.ruleset, &key, &body, now, exposures)
+            Ok(ofrep::evaluate_one(
+                &loaded.ruleset,
+                &key,
+                body,
+                now,
+                exposures,
+            )?)
         }
         ["ofrep", "v1", "configuration"] => {
             only(&method, Method::Get, "GET")?;
             Ok(ofrep::configuration(config.cache_ttl_millis))
         }
-        _ => Err(Failure::not_found()),
+        _ => Err(Stop::Failure(Failure::not_found())),
     }
 }
 
@@ -245,36 +360,37 @@ fn ofrep_body_failure(error: BodyError, key: Option<&str>) -> Failure {
     }
 }
 
-async fn prompt_body(request: &Incoming, hash: &str, kv: Option<&Kv>) -> Outcome {
+fn prompt_body(
+    request: &wire::RequestParts<'_>,
+    hash: &str,
+    known: Option<&KnownPrompt>,
+) -> Result<Reply, Stop> {
     if !promptflag_contracts::keys::is_prompt_hash(hash) {
-        return Err(Failure::api(
+        return Err(Stop::Failure(Failure::api(
             400,
             "bad_hash",
             "a prompt is named by the SHA-256 of its body: 64 lowercase hex digits",
-        ));
+        )));
     }
     let etag = format!("\"{hash}\"");
     let immutable = "public, max-age=31536000, immutable";
-    if if_none_match(request.header("If-None-Match").as_deref(), &etag) {
+    if if_none_match(request.if_none_match, &etag) {
         return Ok(Reply::empty(304)
             .with_header("ETag", etag)
             .with_header("Cache-Control", immutable));
     }
-    match prompts::body(kv, hash).await {
-        Ok(Some(body)) => Ok(Reply::bytes(
+    match prompt_text(hash, known)? {
+        Some(body) => Ok(Reply::bytes(
             200,
             "text/markdown; charset=utf-8",
             body.as_bytes().to_vec(),
         )
         .with_header("ETag", etag)
         .with_header("Cache-Control", immutable)),
-        Ok(None) => Err(Failure::api(
+        None => Err(Stop::Failure(Failure::api(
             404,
             "prompt_not_found",
             format!("no prompt body has the hash {hash}"),
-        )),
-        Err(error) => Err(Failure::unavailable(format!(
-            "KV failed while reading the prompt body: {error}"
         ))),
     }
 }
@@ -303,33 +419,4 @@ fn preflight() -> Reply {
             "Content-Type, If-None-Match, Authorization",
         )
         .with_header("Access-Control-Max-Age", "86400")
-}
-
-/// The one conversion from [`Reply`] to the runtime's `Response` (built through `js`, not
-/// workers-rs' `Response` and `Headers`, which wrap the same calls in their own error types).
-/// `Err` only if the runtime refuses the response, which these never are; the fetch export then
-/// rejects and the runtime answers 500.
-fn into_response(reply: Reply, served: &Served, cors: bool) -> Result<OutgoingResponse, JsValue> {
-    let headers = js::ResponseHeaders::new()?;
-    if let Some(content_type) = reply.content_type {
-        headers.set("Content-Type", content_type);
-    }
-    for (name, value) in &reply.headers {
-        headers.set(name, value);
-    }
-    headers.set("X-Promptflag-Revision", &served.revision_header());
-    headers.set("X-Promptflag-Ruleset-Source", served.source.as_str());
-    if cors {
-        headers.set("Access-Control-Allow-Origin", "*");
-        headers.set(
-            "Access-Control-Expose-Headers",
-            "ETag, X-Promptflag-Revision, X-Promptflag-Ruleset-Source",
-        );
-    }
-    let body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
-    js::response(
-        reply.status,
-        &headers,
-        body.then_some(reply.body.as_slice()),
-    )
 }

@@ -10,6 +10,7 @@
 //! held across one, and a refresh that finishes after a newer one is discarded.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::js::Kv;
@@ -48,13 +49,59 @@ pub struct Loaded {
     pub raw: String,
     /// The entity tag of `raw`.
     pub etag: String,
+    /// JSON already written for this ruleset (see [`Loaded::written`]).
+    written: RefCell<Written>,
 }
+
+/// JSON by what decides it. A key maps to a position in `texts` (as the prompt body cache
+/// does: core links `BTreeMap<String, usize>` already).
+#[derive(Debug, Default)]
+struct Written {
+    by_key: BTreeMap<String, usize>,
+    texts: Vec<Rc<[u8]>>,
+}
+
+/// Texts kept per ruleset. A ruleset has few flags, variants, reasons and rules, so this bounds
+/// only a pathological one (past it, the texts are written every time).
+const WRITTEN_KEPT: usize = 4096;
 
 impl Loaded {
     pub fn compile(raw: String) -> Result<Loaded, String> {
         let ruleset = Ruleset::from_json_str(&raw).map_err(|error| error.to_string())?;
         let etag = etag_of(&[raw.as_bytes()]);
-        Ok(Loaded { ruleset, raw, etag })
+        Ok(Loaded {
+            ruleset,
+            raw,
+            etag,
+            written: RefCell::new(Written::default()),
+        })
+    }
+
+    /// The JSON that `key` names for this ruleset (a key says everything the text depends on
+    /// besides the ruleset: a `/v1/resolve` body's flag, variant and reason, say), written by
+    /// `write` the first time and kept.
+    pub fn written<E>(
+        &self,
+        key: &str,
+        write: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Rc<[u8]>, E> {
+        if let Some(text) = self.written.borrow().find(key) {
+            return Ok(text);
+        }
+        let text: Rc<[u8]> = Rc::from(write()?);
+        let mut written = self.written.borrow_mut();
+        if written.texts.len() < WRITTEN_KEPT && written.find(key).is_none() {
+            let index = written.texts.len();
+            written.by_key.insert(String::from(key), index);
+            written.texts.push(Rc::clone(&text));
+        }
+        Ok(text)
+    }
+}
+
+impl Written {
+    fn find(&self, key: &str) -> Option<Rc<[u8]>> {
+        self.texts.get(*self.by_key.get(key)?).cloned()
     }
 }
 
@@ -111,6 +158,15 @@ fn served_from(state: &State) -> Served {
             source: Source::Fallback,
         },
     }
+}
+
+/// The ruleset to serve now if it needs no KV read: a check has been made and its TTL has not
+/// passed. The synchronous path serves with this; `None` sends the request to [`current`].
+pub fn fresh(now: u64) -> Option<Served> {
+    STATE.with(|state| {
+        let state = state.borrow();
+        (now < state.next_check).then(|| served_from(&state))
+    })
 }
 
 /// The ruleset to serve now, refreshing from KV when the TTL has passed.

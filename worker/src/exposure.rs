@@ -1,7 +1,8 @@
 //! Exposures: one event per evaluation served, in the exposure schema of
 //! `promptflag_contracts::events` (`docs/interfaces.md`), collected
-//! while a request is handled and POSTed as one JSON array to `EXPOSURE_SINK_URL` after the
-//! response has gone (through `wait_until`). A sink that fails or hangs never touches a response.
+//! while a request is handled and handed to the JavaScript entry beside the response (`wire`),
+//! which POSTs them as one JSON array to `EXPOSURE_SINK_URL` after the response has gone
+//! (through `waitUntil`). A sink that fails or hangs never touches a response.
 
 use std::borrow::Cow;
 
@@ -83,23 +84,6 @@ impl ExposureLog {
             return None;
         }
         serde_json::to_vec(&self.events).ok()
-    }
-}
-
-/// POSTs one batch to the sink. Runs inside `wait_until`, after the response; failures are
-/// logged and dropped. It goes through `js::post_json` (the runtime's `fetch`, bound directly)
-/// rather than workers-rs' `Fetch`, whose request builders add their own code to the Wasm.
-pub async fn send(sink: String, batch: Vec<u8>) {
-    match crate::js::post_json(&sink, &batch).await {
-        Ok(status) if (200..300).contains(&status) => {}
-        Ok(status) => crate::js::warn(&format!(
-            "promptflag: the exposure sink answered {status}; {} bytes of exposures dropped",
-            batch.len()
-        )),
-        Err(error) => crate::js::warn(&format!(
-            "promptflag: the exposure sink {sink:?} failed ({error}); {} bytes of exposures dropped",
-            batch.len()
-        )),
     }
 }
 

@@ -1,17 +1,15 @@
-//! The few runtime APIs the Worker calls, bound directly with wasm-bindgen: Workers KV (`get` as
-//! text, `put`, `delete`), the incoming request (method, URL, headers, body), the outgoing
-//! `Response` and its `Headers`, the fetch handler's `ctx.waitUntil`, `fetch` for the exposure
-//! sink, Web Crypto's SHA-256 and `console.warn`; and, in [`shim`], what worker-build's entry
-//! shim expects of the Wasm.
+//! The few runtime APIs the Worker's asynchronous path calls, bound directly with wasm-bindgen:
+//! Workers KV (`get` as text, `put`, `delete`), the incoming request (method, URL, headers,
+//! body), Web Crypto's SHA-256 and `console.warn`. The hot path calls none of them: the
+//! JavaScript entry hands it the request's parts and builds the `Response` itself (`wire`).
 //!
-//! None of workers-rs (the `worker` crate) is linked, although worker-build requires it as a
-//! dependency: its wrappers add their own error types, option serializers (serde-wasm-bindgen)
-//! and streams (wasm-streams), and it exports classes (streams, containers, R2 ranges) and a
-//! panic hook that the Wasm would carry whether used or not, about 10 KB gzipped of the upload
-//! (SPEC's size budget). These bindings give every failure as a plain message.
+//! workers-rs (the `worker` crate) is not used: its wrappers add their own error types, option
+//! serializers and streams, and it exports classes (streams, containers, R2 ranges) and a panic
+//! hook that the Wasm would carry whether used or not. These bindings give every failure as a
+//! plain message.
 
 use js_sys::futures::JsFuture;
-use js_sys::{Object, Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -70,35 +68,8 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     fn cancel(this: &BodyReader) -> Result<Promise, JsValue>;
 
-    #[wasm_bindgen(catch, js_name = fetch)]
-    fn global_fetch(url: &str, init: &Object) -> Result<Promise, JsValue>;
-
     #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = digest, catch)]
     fn subtle_digest(algorithm: &str, data: &[u8]) -> Result<Promise, JsValue>;
-
-    /// The fetch handler's `ctx`.
-    #[derive(Debug)]
-    pub type ExecutionContext;
-
-    #[wasm_bindgen(method, js_name = waitUntil)]
-    fn wait_until_promise(this: &ExecutionContext, promise: &Promise);
-
-    #[wasm_bindgen(js_name = Headers)]
-    #[derive(Debug)]
-    type OutgoingHeaders;
-
-    #[wasm_bindgen(constructor, js_class = Headers, catch)]
-    fn new() -> Result<OutgoingHeaders, JsValue>;
-
-    #[wasm_bindgen(method, js_class = Headers, js_name = set, catch)]
-    fn set_header(this: &OutgoingHeaders, name: &str, value: &str) -> Result<(), JsValue>;
-
-    /// The runtime's `Response`.
-    #[wasm_bindgen(js_name = Response)]
-    pub type OutgoingResponse;
-
-    #[wasm_bindgen(constructor, js_class = Response, catch)]
-    fn new(body: Option<&Uint8Array>, init: &Object) -> Result<OutgoingResponse, JsValue>;
 
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
@@ -122,7 +93,8 @@ pub enum Method {
 }
 
 impl Method {
-    fn from_name(name: &str) -> Method {
+    /// The method named `name`, read case-insensitively.
+    pub fn from_name(name: &str) -> Method {
         match name.to_ascii_uppercase().as_str() {
             "HEAD" => Method::Head,
             "POST" => Method::Post,
@@ -136,16 +108,6 @@ impl Method {
             "GET" => Method::Get,
             _ => Method::Other,
         }
-    }
-}
-
-impl ExecutionContext {
-    /// Keeps the isolate alive until `future` finishes, after the response has gone.
-    pub fn wait_until(&self, future: impl std::future::Future<Output = ()> + 'static) {
-        self.wait_until_promise(&js_sys::futures::future_to_promise(async move {
-            future.await;
-            Ok(JsValue::UNDEFINED)
-        }));
     }
 }
 
@@ -228,7 +190,7 @@ impl Incoming {
 }
 
 /// The path of a request URL, as workers-rs' `Request::path` gives it.
-fn path_of(url: &str) -> String {
+pub fn path_of(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return if url.starts_with('/') {
             String::from(url)
@@ -330,119 +292,10 @@ pub async fn read_body(request: &Incoming, limit: usize) -> Result<Vec<u8>, Body
     }
 }
 
-/// The headers of a response being built.
-#[derive(Debug)]
-pub struct ResponseHeaders(OutgoingHeaders);
-
-impl ResponseHeaders {
-    pub fn new() -> Result<ResponseHeaders, JsValue> {
-        OutgoingHeaders::new().map(ResponseHeaders)
-    }
-
-    /// Sets a header. Setting one fails only for an invalid name or value, which the Worker's
-    /// never are, so a failure is ignored.
-    pub fn set(&self, name: &str, value: &str) {
-        let _ = self.0.set_header(name, value);
-    }
-}
-
-/// A `Response` for the runtime; `body` `None` for none at all (`204`, `304`).
-pub fn response(
-    status: u16,
-    headers: &ResponseHeaders,
-    body: Option<&[u8]>,
-) -> Result<OutgoingResponse, JsValue> {
-    let init = Object::new();
-    Reflect::set(&init, &JsValue::from_str("status"), &JsValue::from(status))?;
-    Reflect::set(&init, &JsValue::from_str("headers"), &headers.0)?;
-    let body = body.map(Uint8Array::from);
-    OutgoingResponse::new(body.as_ref(), &init)
-}
-
-/// POSTs a JSON body; the status on an answer, a message on a failure.
-pub async fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
-    let headers = Object::new();
-    let init = Object::new();
-    let set = |object: &Object, name: &str, value: &JsValue| {
-        Reflect::set(object, &JsValue::from_str(name), value).map(drop)
-    };
-    set(
-        &headers,
-        "content-type",
-        &JsValue::from_str("application/json"),
-    )
-    .and_then(|()| set(&init, "method", &JsValue::from_str("POST")))
-    .and_then(|()| set(&init, "headers", &headers))
-    .and_then(|()| set(&init, "body", &Uint8Array::from(body)))
-    .map_err(describe)?;
-    let response = settle(global_fetch(url, &init)).await?;
-    let status = property(&response, "status")
-        .and_then(|status| status.as_f64())
-        .unwrap_or(0.0);
-    // The sink's answer body is not read; cancel it so the runtime can release the connection.
-    if let Some(body) = property(&response, "body") {
-        let stream: BodyStream = body.unchecked_into();
-        if let Ok(reader) = stream.get_reader() {
-            let _ = reader.cancel();
-        }
-    }
-    Ok(status as u16)
-}
-
 /// SHA-256 through the runtime's Web Crypto (no hashing code in the Wasm), as lowercase hex.
 pub async fn sha256_hex(data: &[u8]) -> Result<String, String> {
     let digest = settle(subtle_digest("SHA-256", data)).await?;
     Ok(crate::http::hex(&Uint8Array::new(&digest).to_vec()))
-}
-
-/// Milliseconds since the epoch, from the runtime's clock.
-pub fn now_millis() -> u64 {
-    js_sys::Date::now() as u64
-}
-
-/// What worker-build's shim (`shim.js` of worker-build 0.8.7) expects of the Wasm besides the
-/// handlers, as workers-rs' `init` module provides it: the object
-/// `globalThis.__worker_init_state` (`{criticalError, instanceId}`), returned by the export
-/// `__worker_init_state`, and a start function that counts instances and asks wasm-bindgen to
-/// reset the instance after a trap. The shim sets `criticalError` when a call ends in a
-/// `WebAssembly.RuntimeError` and then resets the instance before the next request.
-/// workers-rs also installs a panic hook that logs the message. The Worker is built with
-/// immediate-abort panics, which run no hook, so it installs none (a build against the
-/// prebuilt std, where hooks would run, does not log the message either; the trap is logged
-/// and recovered from all the same).
-pub mod shim {
-    use wasm_bindgen::prelude::*;
-
-    #[wasm_bindgen(inline_js = "
-export const state = globalThis.__worker_init_state = { criticalError: false, instanceId: 0 };
-")]
-    extern "C" {
-        type InitState;
-
-        #[wasm_bindgen(thread_local_v2, js_name = state)]
-        static INIT_STATE: InitState;
-
-        #[wasm_bindgen(method, getter, js_name = instanceId)]
-        fn instance_id(this: &InitState) -> u32;
-
-        #[wasm_bindgen(method, setter, js_name = instanceId)]
-        fn set_instance_id(this: &InitState, value: u32);
-    }
-
-    fn on_abort() {
-        wasm_bindgen::handler::schedule_reinit();
-    }
-
-    #[wasm_bindgen(start, private)]
-    fn init() {
-        INIT_STATE.with(|state| state.set_instance_id(state.instance_id().wrapping_add(1)));
-        wasm_bindgen::handler::set_on_abort(on_abort);
-    }
-
-    #[wasm_bindgen(js_name = "__worker_init_state")]
-    pub fn worker_init_state() -> JsValue {
-        INIT_STATE.with(|state| JsValue::from(state))
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
-//! promptflag-worker: the edge. A Cloudflare Worker (Rust through wasm-bindgen, built by
-//! worker-build; `js` binds the runtime) that serves SPEC §5 over the KV layout of SPEC §4 (see
-//! `docs/interfaces.md`): OFREP evaluation, prompt resolution with the body inline, immutable
-//! prompt bodies, the live ruleset, and the admin API that publishes to KV.
+//! promptflag-worker: the edge. A Cloudflare Worker (Rust through wasm-bindgen, behind the
+//! JavaScript entry `worker/js/index.js`; `js` binds the runtime) that serves the Worker API over
+//! the KV layout of `docs/interfaces.md`: OFREP evaluation, prompt resolution with the body
+//! inline, immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
 //!
 //! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
-//! (`reply`, `http`, `input`, `ofrep`, `resolve`, the checks in `admin`, `exposure`) hold no
-//! JavaScript and are unit-tested natively; `app`, `cache`, `prompts`, `body` and the KV parts of
+//! (`reply`, `http`, `input`, `ofrep`, `resolve`, `wire`, the checks in `admin`, `exposure`) hold
+//! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
 //! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
+//!
+//! The entry calls two exports. [`serve`] is the hot path: synchronous, one call per request,
+//! answering from what the isolate holds. [`handle`] is the asynchronous path for everything
+//! that reads KV (a cache miss, the admin API). Both return the response packed as `wire`
+//! describes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Tests may unwrap: a panic there is a failed assertion.
@@ -24,19 +29,51 @@ pub mod ofrep;
 pub mod prompts;
 pub mod reply;
 pub mod resolve;
+pub mod wire;
 
 use wasm_bindgen::prelude::*;
 
-/// The fetch handler. worker-build's shim calls `fetch(request, env, ctx)` for each request.
-/// It never fails: every failure is already a JSON response (`Err` only if the runtime refused
-/// to build the response). It takes the runtime's `Request` as it is and reads it through
-/// `js::Incoming`.
+/// The synchronous hot path: answers the request whose head (`wire`'s format) and body the entry
+/// read, at `now` (milliseconds since the epoch), from the isolate's memory. Returns the packed
+/// response, or an empty buffer when it needs KV (the entry then calls [`handle`]).
 #[wasm_bindgen]
-pub async fn fetch(
+pub fn serve(head: &str, body: &[u8], now: f64) -> Vec<u8> {
+    let Some(url) = wire::url_of(head) else {
+        return Vec::new();
+    };
+    let path = js::path_of(url);
+    let Some(parts) = wire::RequestParts::from_head(head, &path, body) else {
+        return Vec::new();
+    };
+    app::answer_from_memory(&parts, clock(now)).unwrap_or_default()
+}
+
+/// The asynchronous path: the runtime's `Request` as it is, `env`, the body if the entry has
+/// read it already, and the clock. Resolves to the packed response; never rejects for any input
+/// (every failure is a JSON response).
+#[wasm_bindgen]
+pub async fn handle(
     request: js::IncomingRequest,
     env: JsValue,
-    context: js::ExecutionContext,
+    body: Option<Vec<u8>>,
+    now: f64,
 ) -> Result<JsValue, JsValue> {
-    let response = app::handle(js::Incoming::new(request), env, context).await?;
-    Ok(response.into())
+    let packed = app::handle(js::Incoming::new(request), env, body, clock(now)).await;
+    Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+}
+
+/// The largest evaluation body the entry reads before calling [`serve`] (a larger one goes to
+/// [`handle`], which refuses it without reading it).
+#[wasm_bindgen]
+pub fn evaluation_body_limit() -> u32 {
+    u32::try_from(input::limits::EVALUATION_BYTES).unwrap_or(u32::MAX)
+}
+
+/// `Date.now()` as whole milliseconds (a clock before 1970 reads as 0).
+fn clock(now: f64) -> u64 {
+    if now.is_finite() && now > 0.0 {
+        now as u64
+    } else {
+        0
+    }
 }

@@ -16,6 +16,7 @@ use promptflag_core::{ContextError, ErrorCode, Evaluation, Ruleset, context_erro
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cache::Loaded;
 use crate::exposure::ExposureLog;
 use crate::http::{etag_of, if_none_match};
 use crate::input::{EvaluationInput, InputError, evaluation_input};
@@ -71,6 +72,9 @@ enum Item<'a> {
     Failure(FlagFailure<'a>),
 }
 
+/// The bulk response's shape. `evaluate_all` writes it out item by item (keeping the items that
+/// repeat); a test holds the two to the same bytes.
+#[cfg(test)]
 #[derive(Serialize)]
 struct Bulk<'a> {
     flags: Vec<Item<'a>>,
@@ -181,24 +185,38 @@ fn failure(key: &str, evaluation: &Evaluation<'_>, details: String) -> Failure {
 
 /// `POST /ofrep/v1/evaluate/flags`.
 pub fn evaluate_all(
-    ruleset: &Ruleset,
-    ruleset_etag: &str,
+    loaded: &Loaded,
     body: &[u8],
     if_none_match_header: Option<&str>,
     now: u64,
     exposures: &mut ExposureLog,
 ) -> Outcome {
+    let ruleset = &loaded.ruleset;
     let input = read_input(body, now)?;
     let evaluations = ruleset.evaluate_all(&input.context);
-    let bulk = Bulk {
-        flags: evaluations
-            .iter()
-            .map(|evaluation| item(ruleset, evaluation))
-            .collect(),
-    };
-    let reply = Reply::json(200, &bulk);
+    // `{"flags":[item,item…]}`, as serde_json writes `Bulk`. An item that no split decided is
+    // the same for every context that gets the same variant for the same reason and rule, so
+    // it is written once per ruleset and kept; the others are written each time.
+    let mut json = Vec::with_capacity(64 * evaluations.len() + 16);
+    json.extend_from_slice(b"{\"flags\":[");
+    for (index, evaluation) in evaluations.iter().enumerate() {
+        if index > 0 {
+            json.push(b',');
+        }
+        let item = item(ruleset, evaluation);
+        match item_key(evaluation) {
+            Some(key) => {
+                let text =
+                    loaded.written(&key, || serde_json::to_vec(&item).map_err(unencodable))?;
+                json.extend_from_slice(&text);
+            }
+            None => json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?),
+        }
+    }
+    json.extend_from_slice(b"]}");
+    let reply = Reply::bytes(200, crate::reply::JSON, json);
     let context_json = serde_json::to_vec(&input.context_json).unwrap_or_default();
-    let etag = etag_of(&[ruleset_etag.as_bytes(), &context_json, &reply.body]);
+    let etag = etag_of(&[loaded.etag.as_bytes(), &context_json, &reply.body]);
     exposures.set_unit(input.targeting_key());
     for evaluation in &evaluations {
         exposures.record(evaluation);
@@ -211,6 +229,32 @@ pub fn evaluate_all(
     Ok(reply
         .with_header("ETag", etag)
         .with_header("Cache-Control", "private, no-cache"))
+}
+
+/// Writing the Worker's own types as JSON cannot fail (string keys only); if it ever did, the
+/// client gets an OFREP error rather than a panic, as `Reply::json` answers.
+fn unencodable(_: serde_json::Error) -> Failure {
+    Failure::ofrep(500, None, "GENERAL", "the response could not be encoded")
+}
+
+/// What decides a bulk item besides the ruleset, when that is all: the flag, the variant, the
+/// reason and the rule, for a success that no split decided. `None` for the others.
+fn item_key(evaluation: &Evaluation<'_>) -> Option<String> {
+    if evaluation.bucket.is_some() || evaluation.error_code.is_some() {
+        return None;
+    }
+    let variant = evaluation.variant?;
+    let rule = evaluation.rule_id.unwrap_or("");
+    let mut key = String::with_capacity(evaluation.key.len() + variant.len() + rule.len() + 32);
+    key.push_str("ofrep\n");
+    key.push_str(&evaluation.key);
+    key.push('\n');
+    key.push_str(variant);
+    key.push('\n');
+    key.push_str(evaluation.reason.as_str());
+    key.push('\n');
+    key.push_str(rule);
+    Some(key)
 }
 
 /// `GET /ofrep/v1/configuration`.
@@ -237,6 +281,13 @@ mod tests {
 
     fn ruleset() -> Ruleset {
         Ruleset::from_json_str(RULESET).unwrap()
+    }
+
+    /// The fixture ruleset as the cache holds it, with the entity tag `tag`.
+    fn loaded(tag: &str) -> Loaded {
+        let mut loaded = Loaded::compile(String::from(RULESET)).unwrap();
+        loaded.etag = String::from(tag);
+        loaded
     }
 
     fn json(reply: &Reply) -> Value {
@@ -298,8 +349,7 @@ mod tests {
     #[test]
     fn bulk_lists_every_flag_with_per_flag_failures() {
         let reply = evaluate_all(
-            &ruleset(),
-            "\"r\"",
+            &loaded("\"r\""),
             br#"{"context": {}}"#,
             None,
             0,
@@ -322,10 +372,9 @@ mod tests {
 
     #[test]
     fn bulk_etag_changes_with_context_and_ruleset_and_matches_for_304() {
-        let ruleset = ruleset();
         let mut log = ExposureLog::disabled();
         let run = |tag: &str, body: &[u8], inm: Option<&str>, log: &mut ExposureLog| {
-            evaluate_all(&ruleset, tag, body, inm, 0, log).unwrap()
+            evaluate_all(&loaded(tag), body, inm, 0, log).unwrap()
         };
         let first = run(
             "\"r1\"",
@@ -364,10 +413,8 @@ mod tests {
 
     #[test]
     fn bulk_request_errors_have_no_key() {
-        let ruleset = ruleset();
         let failure = evaluate_all(
-            &ruleset,
-            "\"r\"",
+            &loaded("\"r\""),
             b"nope",
             None,
             0,
@@ -382,9 +429,8 @@ mod tests {
 
     #[test]
     fn successes_are_exposed_and_errors_are_not() {
-        let ruleset = ruleset();
         let mut log = ExposureLog::new("dev", 1, 0);
-        evaluate_all(&ruleset, "\"r\"", br#"{"context": {}}"#, None, 0, &mut log).unwrap();
+        evaluate_all(&loaded("\"r\""), br#"{"context": {}}"#, None, 0, &mut log).unwrap();
         let batch: Value = serde_json::from_slice(&log.into_batch().unwrap()).unwrap();
         let keys: Vec<&str> = batch
             .as_array()
@@ -394,5 +440,33 @@ mod tests {
             .collect();
         assert!(!keys.contains(&"canary_banner"));
         assert!(keys.contains(&"greeting"));
+    }
+
+    #[test]
+    fn bulk_bodies_are_the_same_bytes_whether_items_are_written_or_kept() {
+        let loaded = loaded("\"r\"");
+        let contexts: [&[u8]; 6] = [
+            br#"{"context": {}}"#,
+            br#"{"context": {"targetingKey": "user-1", "plan": "pro"}}"#,
+            br#"{"context": {"targetingKey": "user-2", "country": "IE"}}"#,
+            br#"{"context": {"targetingKey": "user-1", "plan": "pro"}}"#,
+            br#"{"context": {"targetingKey": "user-3", "email": "a@acme.test"}}"#,
+            br#"{"context": {"targetingKey": "user-2", "country": "IE"}}"#,
+        ];
+        for body in contexts {
+            let reply = evaluate_all(&loaded, body, None, 0, &mut ExposureLog::disabled()).unwrap();
+            let input = evaluation_input(body, 0).unwrap();
+            let evaluations = loaded.ruleset.evaluate_all(&input.context);
+            let bulk = Bulk {
+                flags: evaluations
+                    .iter()
+                    .map(|evaluation| item(&loaded.ruleset, evaluation))
+                    .collect(),
+            };
+            assert_eq!(
+                String::from_utf8(reply.body).unwrap(),
+                serde_json::to_string(&bulk).unwrap()
+            );
+        }
     }
 }

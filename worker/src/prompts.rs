@@ -29,13 +29,18 @@ thread_local! {
     static FALLBACK: serde_json::Map<String, serde_json::Value> = fallback::prompts();
 }
 
-/// The body named `hash`: `Ok(None)` when no source has it, `Err` when KV failed.
-pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String> {
-    if let Some(body) = BODIES.with(|bodies| {
+/// The body named `hash` if this isolate has read it before (no KV read).
+pub fn remembered(hash: &str) -> Option<Rc<str>> {
+    BODIES.with(|bodies| {
         let bodies = bodies.borrow();
         let index = *bodies.by_hash.get(hash)?;
         bodies.bodies.get(index).cloned()
-    }) {
+    })
+}
+
+/// The body named `hash`: `Ok(None)` when no source has it, `Err` when KV failed.
+pub async fn body(kv: Option<&Kv>, hash: &str) -> Result<Option<Rc<str>>, String> {
+    if let Some(body) = remembered(hash) {
         return Ok(Some(body));
     }
     let from_kv = match kv {

@@ -82,8 +82,24 @@ struct Prompt<'a> {
     body: &'a str,
 }
 
-/// The `200` reply, once the body is at hand.
-pub fn reply(ruleset: &Ruleset, decision: &Decision<'_>, body: &str) -> Reply {
+/// What decides a resolution's body besides the ruleset: the flag, the variant and the reason
+/// (the variant decides the prompt, whose body its hash names).
+pub fn key(decision: &Decision<'_>) -> String {
+    let evaluation = &decision.evaluation;
+    let variant = evaluation.variant.unwrap_or_default();
+    let reason = evaluation.reason.as_str();
+    let mut key = String::with_capacity(evaluation.key.len() + variant.len() + reason.len() + 10);
+    key.push_str("resolve\n");
+    key.push_str(&evaluation.key);
+    key.push('\n');
+    key.push_str(variant);
+    key.push('\n');
+    key.push_str(reason);
+    key
+}
+
+/// The `200` body, once the prompt body is at hand.
+pub fn body(ruleset: &Ruleset, decision: &Decision<'_>, body: &str) -> Vec<u8> {
     let resolution = Resolution {
         flag: &decision.evaluation.key,
         variant: decision.evaluation.variant.unwrap_or_default(),
@@ -99,7 +115,12 @@ pub fn reply(ruleset: &Ruleset, decision: &Decision<'_>, body: &str) -> Reply {
             body,
         },
     };
-    Reply::json(200, &resolution).with_header("Cache-Control", "private, no-store")
+    Reply::json(200, &resolution).body
+}
+
+/// The `200` reply with its body.
+pub fn reply(body: Vec<u8>) -> Reply {
+    Reply::bytes(200, crate::reply::JSON, body).with_header("Cache-Control", "private, no-store")
 }
 
 #[cfg(test)]
@@ -119,7 +140,12 @@ mod tests {
             &mut ExposureLog::disabled(),
         )
         .unwrap();
-        let reply = reply(&ruleset, &decision, "BODY");
+        let reply = reply(body(&ruleset, &decision, "BODY"));
+        assert_eq!(reply.header("Cache-Control"), Some("private, no-store"));
+        assert_eq!(
+            key(&decision),
+            "resolve\nsupport_prompt\nconcise\nTARGETING_MATCH"
+        );
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["flag"], "support_prompt");
         assert_eq!(body["variant"], "concise");

@@ -54,7 +54,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   setup          install the pinned toolchain under target/tools (cached)
   test           run every check and test suite (what .ci/run runs)
   dev            build the Worker and run it on local workerd with seeded local KV
-  build-worker   build the Worker with worker-build
+  build-worker   build the Worker (cargo, wasm-bindgen, wasm-opt, its JavaScript entry)
   build-npm      build the npm package from the Wasm bindings
   bench [WHICH]  run the benchmarks: core, client, npm, worker, collector or all";
 

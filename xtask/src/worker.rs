@@ -1,10 +1,12 @@
-//! Building and running the Worker (`worker/`): worker-build with the pinned tools, and the dev
-//! loop on local workerd with seeded local KV.
+//! Building and running the Worker (`worker/`): cargo, wasm-bindgen and wasm-opt with the pinned
+//! tools, and the dev loop on local workerd with seeded local KV.
 //!
-//! - `build`: `worker-build --profile worker-release` in `worker/` (the root manifest's small,
-//!   abort-on-panic Wasm profile at opt-level "z"), with `std` compiled alongside and
-//!   immediate-abort panics (`BUILD_STD_ENV`), then wasm-opt (`optimize`); skipped when
-//!   `worker/build/` was built the same way and is newer than every input.
+//! - `build`: `cargo build --profile worker-release` of `promptflag-worker` for wasm32 (the root
+//!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
+//!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
+//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript entry (`worker/js/index.js`)
+//!   beside them. Skipped when `worker/build/` was built the same way and is newer than every
+//!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
 //!   collector (`promptflag serve --control`) as its exposure sink, publish the example prompt
@@ -31,7 +33,7 @@ const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
 const STAMP: &str = ".xtask-build";
 
 /// How the Worker's Rust is compiled, on top of the `worker-release` profile. Set for the
-/// worker-build command only, so no other build sees them. ARCHITECTURE.md ("The Worker's
+/// Worker's cargo build only, so no other build sees them. ARCHITECTURE.md ("The Worker's
 /// build") gives the reasons; in short:
 ///
 /// - The standard library is compiled with the Worker (cargo's `build-std`, from rustup's
@@ -39,9 +41,9 @@ const STAMP: &str = ".xtask-build";
 ///   opt-level 3, with `std`'s `optimize_for_size` feature (smaller formatting and sorting).
 /// - `-Cpanic=immediate-abort`: a panic is a trap (`unreachable`) at once, so the panic
 ///   machinery and every panic message leave the Wasm. What changes: a panic's message is not
-///   logged (no panic hook runs); the trap still reaches worker-build's shim and wasm-bindgen's
-///   glue as a `WebAssembly.RuntimeError`, which is logged with the Wasm stack, fails that
-///   request and gets the next one a fresh instance. The Worker does not panic on
+///   logged (no panic hook runs); the trap still reaches the Worker's entry as a
+///   `WebAssembly.RuntimeError`, which logs it with the Wasm stack, fails that request and gets
+///   the next one a fresh instance. The Worker does not panic on
 ///   any input (every failure is a JSON response), so this only changes what a bug would log.
 /// - `-Zlocation-detail=none`: no source file names and lines for `#[track_caller]` code
 ///   (`RefCell` borrows, wasm-bindgen's `unwrap_throw`); with immediate aborts nothing would
@@ -62,7 +64,8 @@ const BUILD_STD_ENV: [(&str, &str); 4] = [
     ),
 ];
 
-/// Builds `worker/build/` with worker-build, unless it is already newer than its inputs.
+/// Builds `worker/build/`, unless it is already newer than its inputs: the Wasm (cargo, then
+/// wasm-bindgen's glue for `--target web`, then wasm-opt) and the JavaScript entry beside it.
 pub fn build(tools: &Toolchain) -> Result<()> {
     let worker_dir = tools.root.join("worker");
     if !worker_dir.join("Cargo.toml").exists() {
@@ -82,7 +85,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
-    let own_std = match worker_build(tools, &worker_dir, tools.rust_src) {
+    let own_std = match compile(tools, tools.rust_src) {
         Ok(()) => tools.rust_src,
         // The options are unstable: a later rustc may rename one. The Worker still builds, and
         // behaves the same, against the prebuilt std; only its size suffers.
@@ -91,36 +94,82 @@ pub fn build(tools: &Toolchain) -> Result<()> {
                 "xtask: warning: building the Worker with its own std failed ({error:#}); \
                  building it against the prebuilt std instead (about 22 KB larger gzipped)"
             );
-            worker_build(tools, &worker_dir, false)?;
+            compile(tools, false)?;
             false
         }
         Err(error) => return Err(error),
     };
-    if !output.exists() || !wasm.exists() {
-        bail!(
-            "worker-build finished but {} or {} is missing",
-            output.display(),
-            wasm.display()
-        );
+    // Start from an empty directory, so nothing of an earlier layout is left to be uploaded.
+    if build_dir.exists() {
+        std::fs::remove_dir_all(&build_dir)
+            .with_context(|| format!("removing {}", build_dir.display()))?;
     }
-    optimize(tools, &wasm)?;
+    bindgen(tools, &build_dir)?;
+    let glue_wasm = build_dir.join(format!("{GLUE}_bg.wasm"));
+    optimize(tools, &glue_wasm, &wasm)?;
+    std::fs::remove_file(&glue_wasm)
+        .with_context(|| format!("removing {}", glue_wasm.display()))?;
+    let entry = worker_dir.join("js").join("index.js");
+    std::fs::copy(&entry, &output)
+        .with_context(|| format!("copying {} to {}", entry.display(), output.display()))?;
     let settings = build_settings(own_std);
     std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
 }
 
-/// Runs worker-build, with the standard library compiled alongside when `own_std`.
-fn worker_build(tools: &Toolchain, worker_dir: &Path, own_std: bool) -> Result<()> {
-    let mut command = tools.command(tools.bin("worker-build"), &["--profile", PROFILE]);
+/// The name wasm-bindgen gives its glue (`glue.js`) and, before wasm-opt, the Wasm.
+const GLUE: &str = "glue";
+
+/// `cargo build` of the Worker's crate for wasm32, with the standard library compiled alongside
+/// when `own_std`.
+fn compile(tools: &Toolchain, own_std: bool) -> Result<()> {
+    let mut command = tools.cargo(&[
+        "build",
+        "--lib",
+        "-p",
+        "promptflag-worker",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        PROFILE,
+    ]);
     if own_std {
         eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
         for (name, value) in BUILD_STD_ENV {
             command = command.env(name, value);
         }
     }
-    command
-        .current_dir(worker_dir)
+    command.run().context("building the Worker's Wasm (cargo)")
+}
+
+/// wasm-bindgen's glue for `--target web`: `initSync({module})` instantiates the module the
+/// entry imports (workerd gives a `.wasm` import as a compiled `WebAssembly.Module`), and
+/// `__wbg_reset_state` (`--experimental-reset-state-function`) gives the entry a fresh instance
+/// after a trap.
+fn bindgen(tools: &Toolchain, build_dir: &Path) -> Result<()> {
+    let wasm = tools
+        .root
+        .join("target/wasm32-unknown-unknown")
+        .join(PROFILE)
+        .join("promptflag_worker.wasm");
+    let wasm_text = wasm.to_string_lossy().into_owned();
+    let out_dir = build_dir.to_string_lossy().into_owned();
+    tools
+        .command(
+            tools.wasm_bindgen(),
+            &[
+                &wasm_text,
+                "--out-dir",
+                &out_dir,
+                "--out-name",
+                GLUE,
+                "--target",
+                "web",
+                "--no-typescript",
+                "--experimental-reset-state-function",
+            ],
+        )
         .run()
-        .context("building the Worker (worker-build)")
+        .context("generating the Worker's bindings (wasm-bindgen)")
 }
 
 /// What the build depends on besides its input files: the compiler and the settings above.
@@ -159,11 +208,12 @@ const WASM_OPT: [&str; 2] = ["-Os", "--low-memory-unused"];
 /// assumes holds nothing. rustc's wasm32 layout puts the stack first, growing down from 1 MiB
 /// towards 0, and the data above it, so the first KiB is only the bottom of a nearly exhausted
 /// stack; reaching it through a wrapped pointer would take both (1.6 KB smaller).
-fn optimize(tools: &Toolchain, wasm: &Path) -> Result<()> {
-    let wasm_text = wasm.to_string_lossy().into_owned();
+fn optimize(tools: &Toolchain, input: &Path, output: &Path) -> Result<()> {
+    let input_text = input.to_string_lossy().into_owned();
+    let output_text = output.to_string_lossy().into_owned();
     let mut command = tools.command(
         tools.node_modules_bin("wasm-opt"),
-        &[&wasm_text, "-o", &wasm_text],
+        &[&input_text, "-o", &output_text],
     );
     for arg in WASM_OPT {
         command = command.arg(arg);
@@ -204,7 +254,12 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
     ] {
         newest = newest.max(modified(&root.join(file)));
     }
-    for dir in ["worker/src", "worker/fallback", "crates/core/src"] {
+    for dir in [
+        "worker/src",
+        "worker/js",
+        "worker/fallback",
+        "crates/core/src",
+    ] {
         newest = newest.max(newest_in(&root.join(dir))?);
     }
     Ok(built > newest)

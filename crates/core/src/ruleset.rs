@@ -90,6 +90,60 @@ impl Ruleset {
     pub(crate) fn flag(&self, key: &str) -> Option<&Flag> {
         self.flag_index.find(&self.flags, key)
     }
+
+    /// The names of the context attributes that evaluating the flag `key` can read, sorted and
+    /// without repeats; `None` when no flag has that key. An evaluation reads nothing else of a
+    /// context, so a context holding only these attributes gets the same answer as the whole
+    /// one, and a flag that reads none (no rules and a fixed default, or disabled) gets the
+    /// same answer for every context. Date conditions on `currentTime` read the caller's clock
+    /// when the context lacks it; the clock is not an attribute and is not listed.
+    pub fn attributes_read(&self, key: &str) -> Option<Vec<&str>> {
+        let flag = self.flag(key)?;
+        let mut names: Vec<&str> = Vec::new();
+        if flag.enabled {
+            let mut segments_seen: Vec<usize> = Vec::new();
+            for rule in &flag.rules {
+                self.conditions_read(&rule.conditions, &mut names, &mut segments_seen);
+                serve_reads(&rule.serve, &mut names);
+            }
+            serve_reads(&flag.default, &mut names);
+        }
+        names.sort_unstable();
+        names.dedup();
+        Some(names)
+    }
+
+    fn conditions_read<'r>(
+        &'r self,
+        conditions: &'r [Condition],
+        names: &mut Vec<&'r str>,
+        segments_seen: &mut Vec<usize>,
+    ) {
+        for condition in conditions {
+            // `in_segment` names no attribute of its own: it reads the segments' attributes.
+            let Test::InSegment(targets) = &condition.test else {
+                names.push(&condition.attribute.text);
+                continue;
+            };
+            for &index in targets {
+                if segments_seen.contains(&index) {
+                    continue;
+                }
+                segments_seen.push(index);
+                if let Some(segment) = self.segments.get(index) {
+                    names.push(&segment.match_by.text);
+                    self.conditions_read(&segment.conditions, names, segments_seen);
+                }
+            }
+        }
+    }
+}
+
+/// The attribute a serve reads: a split's unit.
+fn serve_reads<'r>(serve: &'r Serve, names: &mut Vec<&'r str>) {
+    if let Serve::Split(split) = serve {
+        names.push(&split.bucket_by.text);
+    }
 }
 
 /// An open-addressing hash table from flag key to position in `Ruleset::flags`. A lookup hashes

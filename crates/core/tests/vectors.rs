@@ -606,3 +606,87 @@ fn golden_buckets_match_the_engine_and_an_independent_xxh3() {
         }
     }
 }
+
+/// `Ruleset::attributes_read` names every attribute an evaluation reads: for every case of
+/// every file, a context cut down to those attributes gets exactly the evaluation the whole
+/// context gets (the npm package passes only those attributes, and none for a flag that reads
+/// none).
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn contexts_cut_down_to_the_attributes_read_get_the_same_evaluations() {
+    let mut compared = 0;
+    for (name, text) in evaluation_files() {
+        let file: CaseFile =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: not a case file: {e}"));
+        let ruleset = compile(&file.ruleset)
+            .unwrap_or_else(|e| panic!("{name}: the ruleset is invalid: {e}"));
+        for (index, case) in file.cases.iter().enumerate() {
+            let (Some(flag), Some(Value::Object(attributes))) = (
+                case.get("flag").and_then(Value::as_str),
+                case.get("context"),
+            ) else {
+                continue;
+            };
+            let Some(read) = ruleset.attributes_read(flag) else {
+                continue;
+            };
+            let now = case
+                .get("now")
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339_millis);
+            let cut: Map<String, Value> = attributes
+                .iter()
+                .filter(|(attribute, _)| read.contains(&attribute.as_str()))
+                .map(|(attribute, value)| (attribute.clone(), value.clone()))
+                .collect();
+            let evaluate = |object: &Map<String, Value>| {
+                let mut context = Context::from_json_value(&Value::Object(object.clone()))
+                    .unwrap_or_else(|e| panic!("{name} case {index}: {e}"));
+                context.set_now_millis(now);
+                serde_json::to_value(ruleset.evaluate(flag, &context)).unwrap()
+            };
+            assert_eq!(
+                evaluate(&cut),
+                evaluate(attributes),
+                "{name} case {index}: flag {flag} reads {read:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= MINIMUM_CASES / 2,
+        "only {compared} cases compared"
+    );
+}
+
+#[test]
+fn attributes_read_lists_conditions_segments_and_split_units() {
+    let ruleset = Ruleset::from_json_str(
+        r#"{"schema": 1, "environment": "dev", "revision": 1,
+            "segments": {"beta": {"match_by": "accountId", "included": ["a1"],
+                "conditions": [{"attribute": "seats", "op": "num_gte", "values": [10]}]}},
+            "flags": {
+              "static": {"kind": "string", "baseline": "a",
+                "variants": {"a": {"value": "A"}, "b": {"value": "B"}}, "default": {"variant": "b"}},
+              "off": {"kind": "string", "baseline": "a", "enabled": false,
+                "variants": {"a": {"value": "A"}, "b": {"value": "B"}},
+                "rules": [{"when": [{"attribute": "plan", "op": "in", "values": ["pro"]}],
+                  "serve": {"variant": "b"}}],
+                "default": {"variant": "a"}},
+              "rule": {"kind": "string", "baseline": "a",
+                "variants": {"a": {"value": "A"}, "b": {"value": "B"}},
+                "rules": [{"when": [{"attribute": "plan", "op": "in", "values": ["pro"]},
+                                    {"op": "in_segment", "values": ["beta"]}],
+                  "serve": {"variant": "b"}}],
+                "default": {"split": {"bucket_by": "userId",
+                  "treatments": [{"variant": "b", "weight": 50000}]}}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(ruleset.attributes_read("static"), Some(vec![]));
+    assert_eq!(ruleset.attributes_read("off"), Some(vec![]));
+    assert_eq!(
+        ruleset.attributes_read("rule"),
+        Some(vec!["accountId", "plan", "seats", "userId"])
+    );
+    assert_eq!(ruleset.attributes_read("missing"), None);
+}

@@ -299,6 +299,35 @@ impl WasmRuleset {
         self.evaluate_code(flag_index, context)
     }
 
+    /// Loads the context from the attributes at `[0, byte_len)` of the scratch area (as
+    /// [`WasmContext::load_from_scratch`]), then [`WasmRuleset::evaluate_code`]: a plain-object
+    /// context's one call. Returns [`u32::MAX`], leaving the context as it was, when the bytes
+    /// are malformed.
+    pub fn evaluate_code_from_scratch(
+        &self,
+        flag_index: u32,
+        context: &mut WasmContext,
+        byte_len: usize,
+        now_millis: f64,
+    ) -> u32 {
+        if !context.load_from_scratch(byte_len, now_millis) {
+            return u32::MAX;
+        }
+        self.evaluate_code(flag_index, context)
+    }
+
+    /// For each flag, in index order, the names of the attributes evaluating it can read
+    /// (`Ruleset::attributes_read`), as a JSON array of arrays: JS passes only those, and
+    /// nothing for a flag that reads none.
+    pub fn attributes_read_json(&self) -> String {
+        let reads: Vec<Vec<&str>> = self
+            .flag_keys
+            .iter()
+            .map(|key| self.ruleset.attributes_read(key).unwrap_or_default())
+            .collect();
+        to_json(&reads)
+    }
+
     /// [`WasmRuleset::evaluate_code`] with the caller's expected type (as in
     /// [`WasmRuleset::evaluate_typed_json`]).
     pub fn evaluate_typed_code(

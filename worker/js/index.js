@@ -1,0 +1,139 @@
+// The Worker's entry: the module workerd loads (`cargo xtask build-worker` copies it to
+// worker/build/index.js, beside wasm-bindgen's glue `glue.js` and the Wasm `index_bg.wasm`).
+//
+// A request costs one synchronous call into the Wasm on the hot path: the entry reads the body
+// and the few headers that matter, hands them over with the method, the URL and the clock
+// (`serve`), and gets back the status, headers, body and the exposures to send, packed in one
+// buffer (worker/src/wire.rs describes the format). When the answer needs KV (the ruleset's TTL
+// has passed, a prompt body not yet read, the admin API), `serve` returns an empty buffer and the
+// request takes the asynchronous path, `handle`, which reads KV and answers in the same format.
+// Exposures are POSTed after the response, through `ctx.waitUntil`.
+//
+// Other handlers (a Durable Object class, a scheduled handler) are added here as further
+// exports beside the default one; they can call into the same Wasm instance through `wasm`.
+
+import wasmModule from "./index_bg.wasm";
+import * as wasm from "./glue.js";
+
+wasm.initSync({ module: wasmModule });
+
+const BODY_LIMIT = wasm.evaluation_body_limit();
+const NO_BODY = new Uint8Array(0);
+const decoder = new TextDecoder();
+
+export default {
+  async fetch(request, env, ctx) {
+    const now = Date.now();
+    const url = request.url;
+    const headers = request.headers;
+    const length = headers.get("content-length");
+    // The admin API always reads KV, and a body of unknown or excessive length is read (or
+    // refused) by the asynchronous path under its own limits: those go there untouched.
+    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    const admin = url.startsWith("/admin", pathStart);
+    if (admin || (length === null ? request.body !== null : !(Number(length) <= BODY_LIMIT))) {
+      return respond(await settle(wasm.handle(request, env, undefined, now)), ctx);
+    }
+    let body = NO_BODY;
+    let flags = headers.has("origin") ? "o" : "";
+    if (length !== null) {
+      try {
+        body = new Uint8Array(await request.arrayBuffer());
+      } catch {
+        flags += "u";
+      }
+    }
+    const ifNoneMatch = headers.get("if-none-match");
+    const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
+    const packed = call(() => wasm.serve(head, body, now));
+    if (packed.length > 0) return respond(packed, ctx);
+    return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx);
+  },
+};
+
+/** The `Response` (and the exposures to send) from a packed answer. */
+function respond(packed, ctx) {
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const status = view.getUint16(0, true);
+  const hasBody = packed[2] === 1;
+  const headerBytes = view.getUint32(4, true);
+  const tagBytes = view.getUint32(8, true);
+  const exposureBytes = view.getUint32(12, true);
+  let at = 16;
+  const headers = headersOf(decoder.decode(packed.subarray(at, at + headerBytes)));
+  at += headerBytes;
+  const tag = tagBytes > 0 ? decoder.decode(packed.subarray(at, at + tagBytes)) : null;
+  at += tagBytes;
+  if (exposureBytes > 0) {
+    const text = decoder.decode(packed.subarray(at, at + exposureBytes));
+    const newline = text.indexOf("\n");
+    ctx.waitUntil(sendExposures(text.slice(0, newline), text.slice(newline + 1)));
+    at += exposureBytes;
+  }
+  const response = new Response(hasBody ? packed.subarray(at) : null, { status, headers });
+  // The entity tag changes with the context on the OFREP bulk route, so it is not part of the
+  // header sets kept below: it is set on the response's own copy.
+  if (tag !== null) response.headers.set("ETag", tag);
+  return response;
+}
+
+// Most responses repeat one of a few header sets (the content type, the revision and the
+// ruleset's source, an entity tag per revision), and the runtime copies a `Headers` object it
+// is given far faster than it builds one from JavaScript pairs. So each set is built once and
+// kept, up to a bound past which the cache starts over.
+const HEADER_SETS_KEPT = 256;
+const headerSets = new Map();
+
+function headersOf(text) {
+  let headers = headerSets.get(text);
+  if (headers === undefined) {
+    const fields = text.split("\n");
+    headers = new Headers();
+    for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
+    if (headerSets.size >= HEADER_SETS_KEPT) headerSets.clear();
+    headerSets.set(text, headers);
+  }
+  return headers;
+}
+
+/** POSTs one batch of exposures to the sink; a failure is logged and the batch dropped. */
+async function sendExposures(sink, batch) {
+  try {
+    const response = await fetch(sink, { method: "POST", headers: { "content-type": "application/json" }, body: batch });
+    // The sink's answer is not read; cancelling it lets the runtime release the connection.
+    await response.body?.cancel();
+    if (response.status < 200 || response.status >= 300) {
+      console.warn(`promptflag: the exposure sink answered ${response.status}; ${batch.length} bytes of exposures dropped`);
+    }
+  } catch (error) {
+    console.warn(`promptflag: the exposure sink ${JSON.stringify(sink)} failed (${error?.message ?? error}); ${batch.length} bytes of exposures dropped`);
+  }
+}
+
+/** Calls into the Wasm; after a trap, asks for a fresh instance before the next request. */
+function call(work) {
+  try {
+    return work();
+  } catch (error) {
+    throw recover(error);
+  }
+}
+
+async function settle(promise) {
+  try {
+    return await promise;
+  } catch (error) {
+    throw recover(error);
+  }
+}
+
+// A trap (`unreachable`: the Worker is built with immediate-abort panics, so a bug that panics
+// ends here) leaves the instance's memory mid-operation. The request fails (the runtime answers
+// 500) and wasm-bindgen's reset gives the next request a fresh instance of the same module.
+function recover(error) {
+  if (error instanceof WebAssembly.RuntimeError) {
+    console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
+    wasm.__wbg_reset_state();
+  }
+  return error;
+}

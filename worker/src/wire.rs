@@ -1,0 +1,301 @@
+//! What crosses between the Worker's JavaScript entry (`worker/js/index.js`) and the Wasm: the
+//! request's parts going in, as one line-separated text and the body bytes, and the whole
+//! response coming back as one buffer. One call each way, instead of a call per header, per
+//! property and per response part.
+//!
+//! The request head the entry writes (`\n` can appear in none of these, so it separates them):
+//!
+//! ```text
+//! METHOD \n URL \n FLAGS [\n IF-NONE-MATCH]
+//! ```
+//!
+//! `FLAGS` holds `o` when the request has an `Origin` header and `u` when its body could not be
+//! read; the last line is there only when the request has an `If-None-Match` header.
+//!
+//! The packed response, integers little-endian (an empty buffer instead means the synchronous
+//! path could not answer from memory, and the entry calls the asynchronous one):
+//!
+//! ```text
+//! status: u16 | has body: u8 | 0: u8 | headers length H: u32 | entity tag length T: u32 |
+//! exposures length E: u32
+//! headers: H bytes, "name\nvalue\nname\nvalue…"
+//! entity tag: T bytes, the `ETag` header's value (T = 0: none)
+//! exposures: E bytes, "sink URL\nJSON array" (E = 0: none to send)
+//! body: the rest
+//! ```
+//!
+//! The headers are the ones that repeat from response to response (the content type, the
+//! revision, the ruleset's source), which the entry builds into a `Headers` object once per set
+//! and keeps; the entity tag is apart because the OFREP bulk one is new with every context.
+//!
+//! Nothing here calls into JavaScript, so the format is unit-tested natively.
+
+use crate::cache::Served;
+use crate::js::{BodyError, Method};
+use crate::reply::Reply;
+
+/// The bytes before the headers in a packed response.
+pub const PREFIX_BYTES: usize = 16;
+
+/// A request as the routes read it: the parts that decide the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    pub method: Method,
+    /// The URL's path, without query or fragment.
+    pub path: &'a str,
+    pub if_none_match: Option<&'a str>,
+    /// Whether the request has an `Origin` header (a browser's; it gets CORS headers).
+    pub origin: bool,
+    /// The body, or why it could not be read.
+    pub body: Result<&'a [u8], BodyError>,
+}
+
+impl<'a> RequestParts<'a> {
+    /// Reads the head the entry wrote; `None` when it is not of that form.
+    pub fn from_head(head: &'a str, path: &'a str, body: &'a [u8]) -> Option<RequestParts<'a>> {
+        let mut lines = head.split('\n');
+        let method = Method::from_name(lines.next()?);
+        let _url = lines.next()?;
+        let flags = lines.next()?;
+        let if_none_match = lines.next();
+        Some(RequestParts {
+            method,
+            path,
+            if_none_match,
+            origin: flags.contains('o'),
+            body: if flags.contains('u') {
+                Err(BodyError::Unreadable)
+            } else {
+                Ok(body)
+            },
+        })
+    }
+}
+
+/// The URL line of a request head (the second line), for its path.
+pub fn url_of(head: &str) -> Option<&str> {
+    head.split('\n').nth(1)
+}
+
+/// Packs a reply with the headers every response carries (the revision and the ruleset's
+/// source, and the CORS headers when `cors`) and the exposures to send after it.
+pub fn pack(
+    reply: &Reply,
+    served: &Served,
+    cors: bool,
+    exposures: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let mut headers = String::new();
+    let mut add = |name: &str, value: &str| {
+        if !headers.is_empty() {
+            headers.push('\n');
+        }
+        headers.push_str(name);
+        headers.push('\n');
+        // A value never holds a line break (the Worker writes them all); one that did would
+        // shift every later header, so it is cut there instead.
+        headers.push_str(value.split(['\n', '\r']).next().unwrap_or(""));
+    };
+    if let Some(content_type) = reply.content_type {
+        add("Content-Type", content_type);
+    }
+    let mut entity_tag: &str = "";
+    for (name, value) in &reply.headers {
+        if name.eq_ignore_ascii_case("ETag") {
+            entity_tag = value;
+        } else {
+            add(name, value);
+        }
+    }
+    add("X-Promptflag-Revision", &served.revision_header());
+    add("X-Promptflag-Ruleset-Source", served.source.as_str());
+    if cors {
+        add("Access-Control-Allow-Origin", "*");
+        add(
+            "Access-Control-Expose-Headers",
+            "ETag, X-Promptflag-Revision, X-Promptflag-Ruleset-Source",
+        );
+    }
+    let has_body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
+    let exposure_bytes = exposures.map_or(0, |(sink, batch)| sink.len() + 1 + batch.len());
+    // Like the other values, an entity tag never holds a line break; it is cut there if it did.
+    let entity_tag = entity_tag.split(['\n', '\r']).next().unwrap_or("");
+    let mut packed = Vec::with_capacity(
+        PREFIX_BYTES + headers.len() + entity_tag.len() + exposure_bytes + reply.body.len(),
+    );
+    packed.extend_from_slice(&reply.status.to_le_bytes());
+    packed.push(u8::from(has_body));
+    packed.push(0);
+    packed.extend_from_slice(&length_u32(headers.len()).to_le_bytes());
+    packed.extend_from_slice(&length_u32(entity_tag.len()).to_le_bytes());
+    packed.extend_from_slice(&length_u32(exposure_bytes).to_le_bytes());
+    packed.extend_from_slice(headers.as_bytes());
+    packed.extend_from_slice(entity_tag.as_bytes());
+    if let Some((sink, batch)) = exposures {
+        packed.extend_from_slice(sink.as_bytes());
+        packed.push(b'\n');
+        packed.extend_from_slice(batch);
+    }
+    if has_body {
+        packed.extend_from_slice(&reply.body);
+    }
+    packed
+}
+
+/// A length as the format's `u32`. The Worker's responses are far smaller than 4 GiB (bodies
+/// are bounded by the ruleset's and the prompts' limits), so this saturates only in theory.
+fn length_u32(length: usize) -> u32 {
+    u32::try_from(length).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Source;
+
+    fn served_without_ruleset() -> Served {
+        Served {
+            loaded: None,
+            source: Source::Fallback,
+        }
+    }
+
+    /// A packed response read back: status, whether it has a body, headers (the entity tag
+    /// last, as the entry sets it), exposures, body.
+    type Unpacked = (u16, bool, Vec<(String, String)>, Vec<u8>, Vec<u8>);
+
+    /// Reads a packed response back as the entry does.
+    fn unpack(packed: &[u8]) -> Unpacked {
+        let length_at = |at: usize| u32::from_le_bytes(packed[at..at + 4].try_into().unwrap());
+        let status = u16::from_le_bytes([packed[0], packed[1]]);
+        let has_body = packed[2] == 1;
+        let header_length = length_at(4) as usize;
+        let tag_length = length_at(8) as usize;
+        let exposure_length = length_at(12) as usize;
+        let headers_text =
+            std::str::from_utf8(&packed[PREFIX_BYTES..PREFIX_BYTES + header_length]).unwrap();
+        let fields: Vec<&str> = headers_text.split('\n').collect();
+        let mut headers: Vec<(String, String)> = fields
+            .chunks(2)
+            .map(|pair| (pair[0].to_string(), pair[1].to_string()))
+            .collect();
+        let mut at = PREFIX_BYTES + header_length;
+        if tag_length > 0 {
+            let tag = std::str::from_utf8(&packed[at..at + tag_length]).unwrap();
+            headers.push(("ETag".to_string(), tag.to_string()));
+            at += tag_length;
+        }
+        let exposures = packed[at..at + exposure_length].to_vec();
+        (
+            status,
+            has_body,
+            headers,
+            exposures,
+            packed[at + exposure_length..].to_vec(),
+        )
+    }
+
+    #[test]
+    fn packed_responses_carry_status_headers_exposures_and_body_in_order() {
+        let reply = Reply::bytes(200, "application/json", b"{\"a\":1}".to_vec())
+            .with_header("ETag", "\"abc\"");
+        let packed = pack(
+            &reply,
+            &served_without_ruleset(),
+            true,
+            Some(("http://sink.test/v1/events", b"[{}]")),
+        );
+        let (status, has_body, headers, exposures, body) = unpack(&packed);
+        assert_eq!(status, 200);
+        assert!(has_body);
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Content-Type",
+                "X-Promptflag-Revision",
+                "X-Promptflag-Ruleset-Source",
+                "Access-Control-Allow-Origin",
+                "Access-Control-Expose-Headers",
+                "ETag"
+            ]
+        );
+        assert_eq!(headers[1].1, "none");
+        assert_eq!(headers[2].1, "fallback");
+        assert_eq!(headers[5].1, "\"abc\"");
+        assert_eq!(exposures, b"http://sink.test/v1/events\n[{}]");
+        assert_eq!(body, b"{\"a\":1}");
+    }
+
+    #[test]
+    fn not_modified_and_no_content_replies_have_no_body() {
+        for status in [204, 304] {
+            let packed = pack(
+                &Reply::empty(status),
+                &served_without_ruleset(),
+                false,
+                None,
+            );
+            let (read_status, has_body, headers, exposures, body) = unpack(&packed);
+            assert_eq!(read_status, status);
+            assert!(!has_body);
+            assert_eq!(headers.len(), 2, "only the revision and source headers");
+            assert!(exposures.is_empty());
+            assert!(body.is_empty());
+        }
+        // An empty 200 still has a (zero-length) body.
+        let packed = pack(
+            &Reply::bytes(200, "text/plain", Vec::new()),
+            &served_without_ruleset(),
+            false,
+            None,
+        );
+        assert!(unpack(&packed).1);
+    }
+
+    #[test]
+    fn a_header_value_with_a_line_break_cannot_shift_the_headers_after_it() {
+        let reply = Reply::empty(204)
+            .with_header("Cache-Control", "no-store\nX-Evil\nyes")
+            .with_header("ETag", "\"a\"\nX-Evil\nyes");
+        let (_, _, headers, _, _) = unpack(&pack(&reply, &served_without_ruleset(), false, None));
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Cache-Control",
+                "X-Promptflag-Revision",
+                "X-Promptflag-Ruleset-Source",
+                "ETag"
+            ]
+        );
+        assert_eq!(headers[0].1, "no-store");
+        assert_eq!(headers[3].1, "\"a\"");
+    }
+
+    #[test]
+    fn request_heads_are_read_with_their_flags_and_optional_if_none_match() {
+        let parts = RequestParts::from_head(
+            "post\nhttps://x.test/v1/ruleset?a=1\no\n\"etag\"",
+            "/v1/ruleset",
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(parts.method, Method::Post);
+        assert!(parts.origin);
+        assert_eq!(parts.if_none_match, Some("\"etag\""));
+        assert_eq!(parts.body, Ok(&b"{}"[..]));
+
+        let parts = RequestParts::from_head("GET\nhttps://x.test/\nu", "/", b"").unwrap();
+        assert!(!parts.origin);
+        assert_eq!(parts.if_none_match, None);
+        assert_eq!(parts.body, Err(BodyError::Unreadable));
+
+        let parts = RequestParts::from_head("BREW\nhttps://x.test/\n\n", "/", b"").unwrap();
+        assert_eq!(parts.method, Method::Other);
+        assert_eq!(parts.if_none_match, Some(""));
+
+        assert!(RequestParts::from_head("GET", "/", b"").is_none());
+        assert!(RequestParts::from_head("GET\nhttps://x.test/", "/", b"").is_none());
+    }
+}
