@@ -24,7 +24,9 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
+use promptflag_contracts::admin::Problem;
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
+use promptflag_core::RulesetError;
 
 /// What went into a build besides the repository files.
 #[derive(Debug, Clone, Default)]
@@ -576,14 +578,18 @@ impl Build {
 /// Reads a ruleset JSON file and validates it with core.
 pub fn read_ruleset_file(path: &Path) -> Result<RawRuleset> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_ruleset(&bytes)
-        .map_err(|message| Error::Invalid(format!("{}: {message}", path.display())))
+    parse_ruleset(&bytes).map_err(|error| Error::Ruleset {
+        source_name: path.display().to_string(),
+        summary: error.to_string(),
+        problems: error.problems().iter().map(Problem::from).collect(),
+    })
 }
 
-/// Parses and validates ruleset JSON; the error is a readable list of core's problems.
-pub fn parse_ruleset(bytes: &[u8]) -> std::result::Result<RawRuleset, String> {
-    let raw: RawRuleset =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a ruleset: {e}"))?;
-    promptflag_core::compile(&raw).map_err(|e| e.to_string())?;
+/// Parses and validates ruleset JSON; the error lists every one of core's problems.
+pub fn parse_ruleset(bytes: &[u8]) -> std::result::Result<RawRuleset, RulesetError> {
+    let raw: RawRuleset = serde_json::from_slice(bytes).map_err(|e| RulesetError::Syntax {
+        message: format!("not a ruleset: {e}"),
+    })?;
+    promptflag_core::compile(&raw)?;
     Ok(raw)
 }

@@ -25,6 +25,16 @@ pub enum Error {
     /// Input given on the command line or in a file is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// A ruleset file does not validate: every problem with its path.
+    #[error("{source_name}: {summary}")]
+    Ruleset {
+        /// The file.
+        source_name: String,
+        /// Core's summary with every problem, for people.
+        summary: String,
+        /// Every problem, for machines.
+        problems: Vec<promptflag_contracts::admin::Problem>,
+    },
     /// A git command failed.
     #[error("git: {0}")]
     Git(String),

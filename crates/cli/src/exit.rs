@@ -4,6 +4,7 @@
 //! `docs/companion.md`; the library crates know nothing of them.
 
 use promptflag_authoring::Diagnostic;
+use promptflag_contracts::admin::Problem;
 
 /// Process exit codes of `promptflag`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +43,35 @@ impl ExitCode {
     }
 }
 
-/// The exit code of a failed command and the diagnostics it carries, from the first stage
-/// error found in the chain of causes; anything else (argument and local errors) is usage.
-pub fn classify(error: &anyhow::Error) -> (ExitCode, Vec<Diagnostic>) {
+/// What a failed command reports besides its message: the exit code, the repository's
+/// diagnostics (file and line) and a rejected ruleset's problems (path and code).
+#[derive(Debug, Default)]
+pub struct Failure {
+    /// The exit code.
+    pub code: Option<ExitCode>,
+    /// Lint and build diagnostics.
+    pub diagnostics: Vec<Diagnostic>,
+    /// A rejected ruleset's problems.
+    pub problems: Vec<Problem>,
+}
+
+impl Failure {
+    fn of(code: ExitCode) -> Failure {
+        Failure {
+            code: Some(code),
+            ..Failure::default()
+        }
+    }
+
+    /// The exit code (usage when nothing more specific is known).
+    pub fn exit_code(&self) -> ExitCode {
+        self.code.unwrap_or(ExitCode::Usage)
+    }
+}
+
+/// What a failed command reports, from the first stage error found in the chain of causes;
+/// anything else (argument and local errors) is usage.
+pub fn classify(error: &anyhow::Error) -> Failure {
     for cause in error.chain() {
         if let Some(found) = cause
             .downcast_ref::<promptflag_authoring::Error>()
@@ -62,47 +89,59 @@ pub fn classify(error: &anyhow::Error) -> (ExitCode, Vec<Diagnostic>) {
             .or_else(|| {
                 cause
                     .downcast_ref::<promptflag_telemetry::Error>()
-                    .map(|_| (ExitCode::Usage, Vec::new()))
+                    .map(|_| Failure::of(ExitCode::Usage))
             })
             .or_else(|| {
                 cause
                     .downcast_ref::<promptflag_rollout::Error>()
-                    .map(|_| (ExitCode::Usage, Vec::new()))
+                    .map(|_| Failure::of(ExitCode::Usage))
             })
         {
             return found;
         }
     }
-    (ExitCode::Usage, Vec::new())
+    Failure::of(ExitCode::Usage)
 }
 
-fn authoring(error: &promptflag_authoring::Error) -> (ExitCode, Vec<Diagnostic>) {
+fn authoring(error: &promptflag_authoring::Error) -> Failure {
+    use promptflag_authoring::Error;
     match error {
-        promptflag_authoring::Error::Problems { diagnostics } => {
-            (ExitCode::Problems, diagnostics.clone())
-        }
-        _ => (ExitCode::Usage, Vec::new()),
+        Error::Problems { diagnostics } => Failure {
+            code: Some(ExitCode::Problems),
+            diagnostics: diagnostics.clone(),
+            problems: Vec::new(),
+        },
+        Error::Ruleset { problems, .. } => Failure {
+            code: Some(ExitCode::Usage),
+            diagnostics: Vec::new(),
+            problems: problems.clone(),
+        },
+        _ => Failure::of(ExitCode::Usage),
     }
 }
 
-fn release(error: &promptflag_release::Error) -> (ExitCode, Vec<Diagnostic>) {
+fn release(error: &promptflag_release::Error) -> Failure {
     use promptflag_release::Error;
-    let code = match error {
-        Error::Authoring(inner) => return authoring(inner),
-        Error::Conflict { .. } => ExitCode::Conflict,
-        Error::Refused(_) => ExitCode::Refused,
-        Error::Remote { .. } | Error::NotServed { .. } => ExitCode::Remote,
-        _ => ExitCode::Usage,
-    };
-    (code, Vec::new())
+    match error {
+        Error::Authoring(inner) => authoring(inner),
+        Error::Rejected(rejection) => Failure {
+            code: Some(ExitCode::Problems),
+            diagnostics: Vec::new(),
+            problems: rejection.problems.clone(),
+        },
+        Error::Conflict { .. } => Failure::of(ExitCode::Conflict),
+        Error::Refused(_) => Failure::of(ExitCode::Refused),
+        Error::Remote { .. } | Error::NotServed { .. } => Failure::of(ExitCode::Remote),
+        _ => Failure::of(ExitCode::Usage),
+    }
 }
 
-fn controller(error: &promptflag_controller::Error) -> (ExitCode, Vec<Diagnostic>) {
+fn controller(error: &promptflag_controller::Error) -> Failure {
     use promptflag_controller::Error;
     match error {
         Error::Authoring(inner) => authoring(inner),
         Error::Release(inner) => release(inner),
-        _ => (ExitCode::Usage, Vec::new()),
+        _ => Failure::of(ExitCode::Usage),
     }
 }
 
@@ -115,23 +154,35 @@ mod tests {
         let conflict = promptflag_release::Error::Conflict {
             message: String::from("revision 2 is not above 2"),
         };
-        assert_eq!(classify(&anyhow::Error::new(conflict)).0.code(), 3);
+        assert_eq!(
+            classify(&anyhow::Error::new(conflict)).exit_code().code(),
+            3
+        );
         let refused = promptflag_controller::Error::Release(promptflag_release::Error::Refused(
             String::from("prod before staging"),
         ));
-        assert_eq!(classify(&anyhow::Error::new(refused)).0, ExitCode::Refused);
+        assert_eq!(
+            classify(&anyhow::Error::new(refused)).exit_code(),
+            ExitCode::Refused
+        );
         let problems =
             promptflag_release::Error::Authoring(promptflag_authoring::Error::Problems {
                 diagnostics: Vec::new(),
             });
         let wrapped = anyhow::Error::new(problems).context("publishing dev");
-        assert_eq!(classify(&wrapped).0, ExitCode::Problems);
+        assert_eq!(classify(&wrapped).exit_code(), ExitCode::Problems);
         let database = promptflag_telemetry::Error::Invalid(String::from("bad address"));
-        assert_eq!(classify(&anyhow::Error::new(database)).0, ExitCode::Usage);
+        assert_eq!(
+            classify(&anyhow::Error::new(database)).exit_code(),
+            ExitCode::Usage
+        );
         let remote = promptflag_release::Error::NotServed {
             revision: 4,
             waited_ms: 100,
         };
-        assert_eq!(classify(&anyhow::Error::new(remote)).0, ExitCode::Remote);
+        assert_eq!(
+            classify(&anyhow::Error::new(remote)).exit_code(),
+            ExitCode::Remote
+        );
     }
 }

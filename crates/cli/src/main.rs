@@ -138,23 +138,22 @@ fn usage_error(error: clap::Error) -> ! {
     if !wants_json || informational {
         error.exit();
     }
-    print_json_error(ExitCode::Usage, &error.render().to_string(), &[]);
+    print_json_error(&error.render().to_string(), &exit::Failure::default());
     std::process::exit(ExitCode::Usage.code());
 }
 
-/// A failure as JSON on stdout: `{ok: false, exit_code, code, error, diagnostics}`, where `code`
-/// is the stable name of the exit code (`docs/companion.md`).
-fn print_json_error(
-    code: ExitCode,
-    message: &str,
-    diagnostics: &[promptflag_authoring::Diagnostic],
-) {
+/// A failure as JSON on stdout: `{ok: false, exit_code, code, error, diagnostics, problems}`,
+/// where `code` is the stable name of the exit code (`docs/companion.md`), `diagnostics` the
+/// repository's (file and line) and `problems` a rejected ruleset's (`{path, code, message}`).
+fn print_json_error(message: &str, failure: &exit::Failure) {
+    let code = failure.exit_code();
     let value = json!({
         "ok": false,
         "exit_code": code.code(),
         "code": code.name(),
         "error": message.trim_end(),
-        "diagnostics": diagnostics,
+        "diagnostics": failure.diagnostics,
+        "problems": failure.problems,
     });
     // A closed pipe is not worth a panic, as in `emit`.
     let _ = writeln!(
@@ -165,11 +164,13 @@ fn print_json_error(
 }
 
 fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
-    let (code, diagnostics) = exit::classify(error);
+    let failure = exit::classify(error);
+    let code = failure.exit_code();
+    let diagnostics = &failure.diagnostics;
     if json_mode {
-        print_json_error(code, &format!("{error:#}"), &diagnostics);
+        print_json_error(&format!("{error:#}"), &failure);
     } else {
-        for diagnostic in &diagnostics {
+        for diagnostic in diagnostics {
             eprintln!("{diagnostic}");
         }
         eprintln!("error: {error:#}");

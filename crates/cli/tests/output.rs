@@ -105,3 +105,34 @@ fn rollout_start_with_no_loop_running_exits_non_zero_with_the_reason() {
         "{value}"
     );
 }
+
+#[test]
+fn a_rejected_ruleset_with_json_lists_each_problem_with_path_and_code() {
+    let root = workspace_root();
+    let output = promptflag(&[
+        "--json",
+        "eval",
+        "support",
+        "--ruleset",
+        root.join("examples/rejected-ruleset.json")
+            .to_str()
+            .unwrap(),
+        "--context",
+        "{}",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["code"], "usage");
+    let problems = value["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{value}");
+    assert_eq!(
+        problems[0]["path"],
+        "flags.support.rules[0].serve.split.treatments[0].weight"
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["code"].as_str().is_some_and(|c| !c.is_empty()))
+    );
+    assert!(problems.iter().all(|p| p["message"].is_string()));
+}

@@ -1,11 +1,47 @@
 //! The request shapes of the Worker's admin API that carry revisions, parsed the same way by the
 //! Worker and by the test fake of it: the `expected_live` query parameter of a publish and the
-//! body of a rollback.
+//! body of a rollback; and the shape of a ruleset problem (`422 invalid_ruleset`'s `problems`,
+//! and every tool that reports a rejected ruleset).
+
+use alloc::string::{String, ToString};
 
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::revision;
+
+/// One problem of a ruleset, as the admin API reports it and `promptflag --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Where, as a dotted path (`flags.support.rules[0].serve.variant`), `$` for the document.
+    pub path: String,
+    /// A stable code (`unknown_variant`, `environment_mismatch`, …).
+    pub code: String,
+    /// What is wrong, in a sentence.
+    pub message: String,
+}
+
+impl Problem {
+    /// Reads one entry of `problems`, with `$` and empty text for what is missing.
+    pub fn from_json(value: &Value) -> Problem {
+        let text = |key: &str| value[key].as_str().unwrap_or("").to_string();
+        Problem {
+            path: value["path"].as_str().unwrap_or("$").to_string(),
+            code: text("code"),
+            message: text("message"),
+        }
+    }
+}
+
+impl From<&promptflag_core::Problem> for Problem {
+    fn from(problem: &promptflag_core::Problem) -> Problem {
+        Problem {
+            path: problem.path.clone(),
+            code: problem.code.to_string(),
+            message: problem.message.clone(),
+        }
+    }
+}
 
 /// `expected_live=N|none` of `PUT /admin/v1/rulesets/{env}`: `Some(n)`, or `None` for `none`
 /// (or `null`: no live revision expected). Anything else, or a revision above the bound, is

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub use promptflag_contracts::admin::Problem;
+
 /// Everything that can go wrong in the release stage.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,9 +51,57 @@ pub enum Error {
         /// How long the command waited.
         waited_ms: u128,
     },
+    /// The Worker refused the ruleset's content (`422`): every problem with its path, or the
+    /// prompt bodies it names but does not hold. Nothing was written.
+    #[error("{0}")]
+    Rejected(Box<Rejection>),
     /// The audit log's database failed.
     #[error("audit log: {0}")]
     Audit(#[from] rusqlite::Error),
+}
+
+/// What the Worker said when it refused a ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Which request.
+    pub context: String,
+    /// The Worker's error code (`invalid_ruleset`, `missing_prompt`).
+    pub code: String,
+    /// The Worker's message.
+    pub message: String,
+    /// Each problem of the ruleset.
+    pub problems: Vec<Problem>,
+    /// The prompt bodies the ruleset names that the store does not hold.
+    pub missing: Vec<String>,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}{}{}",
+            self.context,
+            self.code,
+            self.message,
+            problem_lines(&self.problems),
+            missing_line(&self.missing)
+        )
+    }
+}
+
+fn problem_lines(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|problem| format!("\n  {}: {}", problem.path, problem.message))
+        .collect()
+}
+
+fn missing_line(missing: &[String]) -> String {
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (missing bodies: {})", missing.join(", "))
+    }
 }
 
 impl Error {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use promptflag_contracts::{Meta, keys};
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Rejection, Result};
 
 /// A contract rule's refusal as the companion's error: stale revisions and moved pointers are
 /// conflicts (another publisher went first), everything else is a refusal to act.
@@ -463,30 +463,33 @@ impl Store for WorkerAdmin {
             }),
             422 => {
                 let value = reply.json();
-                let mut message = reply.error_text();
-                if let Some(problems) = value["problems"].as_array() {
-                    for problem in problems {
-                        message.push_str(&format!(
-                            "\n  {}: {}",
-                            problem["path"].as_str().unwrap_or("$"),
-                            problem["message"].as_str().unwrap_or("")
-                        ));
-                    }
-                }
-                if let Some(hashes) = value["hashes"].as_array() {
-                    message.push_str(&format!(
-                        " (missing bodies: {})",
+                let problems: Vec<Problem> = value["problems"]
+                    .as_array()
+                    .map(|problems| problems.iter().map(Problem::from_json).collect())
+                    .unwrap_or_default();
+                let missing: Vec<String> = value["hashes"]
+                    .as_array()
+                    .map(|hashes| {
                         hashes
                             .iter()
                             .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                Err(Error::Remote {
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Err(Error::Rejected(Box::new(Rejection {
                     context: format!("PUT {url}"),
-                    message,
-                })
+                    code: value["error"]["code"]
+                        .as_str()
+                        .unwrap_or("invalid_ruleset")
+                        .to_string(),
+                    message: value["error"]["message"]
+                        .as_str()
+                        .unwrap_or("the Worker refused the ruleset")
+                        .to_string(),
+                    problems,
+                    missing,
+                })))
             }
             _ => Err(remote(format!("PUT {url}"), &reply)),
         }

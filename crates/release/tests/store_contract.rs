@@ -304,3 +304,44 @@ fn kv_rest_store_rolls_back_from_a_pointer_that_is_not_kept_as_the_worker_does()
     let moved = store.rollback("dev", None).unwrap();
     assert_eq!((moved.revision, moved.previous), (3, Some(7)));
 }
+
+/// A ruleset the Worker refuses comes back as `Rejected` with every problem's path and code,
+/// not one string: `promptflag --json` prints them as a list.
+fn a_refused_ruleset_is_rejected_with_every_problem(subject: Subject) {
+    let environment = "refused";
+    let mut ruleset: serde_json::Value =
+        serde_json::from_slice(&store_contract::ruleset(environment, 1)).unwrap();
+    ruleset["flags"]["f"]["baseline"] = serde_json::json!("nope");
+    ruleset["flags"]["f"]["default"]["split"]["treatments"][0]["variant"] =
+        serde_json::json!("missing");
+    let bytes = serde_json::to_vec(&ruleset).unwrap();
+    match subject.store.put_ruleset(environment, 1, &bytes, None) {
+        Err(promptflag_release::Error::Rejected(rejection)) => {
+            let problems = &rejection.problems;
+            assert_eq!(rejection.code, "invalid_ruleset");
+            assert!(problems.len() >= 2, "{problems:?}");
+            assert!(
+                problems
+                    .iter()
+                    .all(|p| !p.path.is_empty() && !p.code.is_empty()),
+                "{problems:?}"
+            );
+            assert!(
+                problems.iter().any(|p| p.path.starts_with("flags.f.")),
+                "{problems:?}"
+            );
+        }
+        other => panic!("{}: {other:?}", subject.store.describe()),
+    }
+    assert_eq!(subject.store.state(environment).unwrap().live, None);
+}
+
+#[test]
+fn the_fake_rejects_a_refused_ruleset_with_every_problem() {
+    a_refused_ruleset_is_rejected_with_every_problem(fake());
+}
+
+#[test]
+fn the_worker_rejects_a_refused_ruleset_with_every_problem() {
+    a_refused_ruleset_is_rejected_with_every_problem(worker());
+}
