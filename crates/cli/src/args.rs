@@ -549,11 +549,23 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn target(args: &TargetArgs) -> Result<(Target, Http)> {
-    let http = Http::new(
+/// Where to write and the HTTP client to write with. On a terminal, and not with `--json`, each
+/// retry of a request is shown on stderr as it waits.
+fn target(args: &TargetArgs, quiet: bool) -> Result<(Target, Http)> {
+    let mut http = Http::new(
         Duration::from_secs(args.http_timeout.max(1)),
         retry_policy()?,
     );
+    if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        http = http.with_retry_observer(std::sync::Arc::new(
+            |request: &str, attempt: u32, attempts: u32, wait: Duration, why: &str| {
+                eprintln!(
+                    "retrying {request} in {} ms (attempt {attempt} of {attempts}): {why}",
+                    wait.as_millis()
+                );
+            },
+        ));
+    }
     if args.kv {
         let need = |name: &str| {
             env_var(name).with_context(|| format!("--kv needs the environment variable {name}"))
@@ -640,6 +652,7 @@ fn parse_now(now: Option<&str>) -> Result<i64> {
 }
 
 fn revert(
+    quiet: bool,
     action: RevertAction,
     environment: String,
     reason: String,
@@ -647,7 +660,7 @@ fn revert(
     wait_args: &WaitArgs,
 ) -> Result<HiCommand> {
     check_environment_name(&environment)?;
-    let (target, http) = target(target_args)?;
+    let (target, http) = target(target_args, quiet)?;
     let wait = wait(wait_args, &target);
     Ok(HiCommand::Revert(Revert {
         action,
@@ -662,6 +675,7 @@ fn revert(
 impl HiArgs {
     /// Validates the raw arguments.
     pub fn from_low(low: LowArgs) -> Result<HiArgs> {
+        let quiet = low.json;
         let repo = low.repo;
         let audit_db = low
             .audit_db
@@ -710,7 +724,7 @@ impl HiArgs {
                         "--force needs --reason \"why\": the override is recorded in the audit log"
                     );
                 }
-                let (target, http) = target(&target_args)?;
+                let (target, http) = target(&target_args, quiet)?;
                 HiCommand::Publish(PublishCommand {
                     environment,
                     build,
@@ -728,6 +742,7 @@ impl HiArgs {
                 target: target_args,
                 wait: wait_args,
             } => revert(
+                quiet,
                 RevertAction::Kill { flag },
                 environment,
                 reason,
@@ -741,6 +756,7 @@ impl HiArgs {
                 target: target_args,
                 wait: wait_args,
             } => revert(
+                quiet,
                 RevertAction::Rollback { to },
                 environment,
                 reason,
@@ -752,7 +768,7 @@ impl HiArgs {
                 target: target_args,
             } => {
                 check_environment_name(&environment)?;
-                let (target, http) = target(&target_args)?;
+                let (target, http) = target(&target_args, quiet)?;
                 HiCommand::History {
                     environment,
                     target,
@@ -806,7 +822,7 @@ impl HiArgs {
                             "--control needs where to publish: --worker URL --admin-token T, or --kv"
                         );
                     }
-                    Some(target(&serve.target)?)
+                    Some(target(&serve.target, quiet)?)
                 } else {
                     None
                 };

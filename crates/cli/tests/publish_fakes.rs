@@ -656,3 +656,23 @@ fn publish_from_a_build_folder_and_dry_run() {
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("does not hash to its name"));
 }
+
+#[test]
+fn each_retry_is_told_to_the_observer_with_its_reason() {
+    let kv = FakeKv::start();
+    kv.state.lock().unwrap().throttle_next = 2;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u32, String)>::new()));
+    let observed = seen.clone();
+    let http = http().with_retry_observer(std::sync::Arc::new(
+        move |request: &str, attempt: u32, _attempts: u32, _wait: Duration, why: &str| {
+            assert!(request.starts_with("GET "), "{request}");
+            observed.lock().unwrap().push((attempt, why.to_string()));
+        },
+    ));
+    let store = KvRest::new(&kv.server.url, ACCOUNT, NAMESPACE, "cf-token", http);
+    assert_eq!(store.state("dev").unwrap().live, None);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(2, String::from("HTTP 429")), (3, String::from("HTTP 429"))]
+    );
+}

@@ -213,11 +213,16 @@ impl Reply {
     }
 }
 
+/// Told of each retry: the request (`PUT https://…`), the attempt about to be made (2 for the
+/// first retry), how many there may be, the wait before it and why.
+pub type RetryObserver = std::sync::Arc<dyn Fn(&str, u32, u32, Duration, &str) + Send + Sync>;
+
 /// A small synchronous HTTP client with retries.
 #[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
     retry: RetryPolicy,
+    on_retry: Option<RetryObserver>,
 }
 
 /// The largest body read from a server: a ruleset may be 16 MiB.
@@ -232,7 +237,18 @@ impl Http {
             .user_agent(concat!("promptflag/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Http { agent, retry }
+        Http {
+            agent,
+            retry,
+            on_retry: None,
+        }
+    }
+
+    /// The same client, telling `observer` of every retry (the command shows them on a
+    /// terminal; a library stays quiet).
+    pub fn with_retry_observer(mut self, observer: RetryObserver) -> Http {
+        self.on_retry = Some(observer);
+        self
     }
 
     /// One request. `retry` allows retries (only for idempotent requests).
@@ -259,7 +275,21 @@ impl Http {
                 .as_ref()
                 .ok()
                 .and_then(|(_, retry_after)| *retry_after);
-            std::thread::sleep(self.retry.delay(attempt, retry_after));
+            let delay = self.retry.delay(attempt, retry_after);
+            if let Some(observer) = &self.on_retry {
+                let why = match &outcome {
+                    Ok((reply, _)) => format!("HTTP {}", reply.status),
+                    Err(error) => error.to_string(),
+                };
+                observer(
+                    &format!("{method} {url}"),
+                    attempt + 2,
+                    attempts,
+                    delay,
+                    &why,
+                );
+            }
+            std::thread::sleep(delay);
             attempt += 1;
         }
     }
