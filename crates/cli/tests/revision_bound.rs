@@ -10,47 +10,33 @@ mod support;
 use promptflag_authoring::build::BuildOptions;
 use promptflag_contracts::revision::MAX_REVISION;
 use promptflag_release::audit::AuditLog;
-use promptflag_release::memstore::MemoryStore;
+use std::time::Duration;
+
+use promptflag_release::Error;
 use promptflag_release::publish::{self, PublishOptions};
-use promptflag_release::store::{EnvState, PointerMove, Progress, Store};
-use promptflag_release::{Error, Result};
+use promptflag_release::store::{Http, RetryPolicy, WorkerAdmin};
+use support::fake_worker::FakeWorker;
 use support::*;
 
-/// A store that reports `latest` as given and otherwise is a [`MemoryStore`].
-struct ReportsLatest {
-    inner: MemoryStore,
-    latest: u64,
-}
-
-impl Store for ReportsLatest {
-    fn describe(&self) -> String {
-        format!("memory reporting latest = {}", self.latest)
-    }
-    fn state(&self, environment: &str) -> Result<EnvState> {
-        Ok(EnvState {
-            latest: Some(self.latest),
-            ..self.inner.state(environment)?
-        })
-    }
-    fn put_prompts(&self, bodies: &[(String, Vec<u8>)], progress: &dyn Progress) -> Result<usize> {
-        self.inner.put_prompts(bodies, progress)
-    }
-    fn put_ruleset(
-        &self,
-        environment: &str,
-        revision: u64,
-        bytes: &[u8],
-        expected_live: Option<u64>,
-    ) -> Result<PointerMove> {
-        self.inner
-            .put_ruleset(environment, revision, bytes, expected_live)
-    }
-    fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
-        self.inner.rollback(environment, to)
-    }
-    fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
-        self.inner.fetch_ruleset(environment, revision)
-    }
+/// The Worker's fake with `meta:dev` saying `latest` is as given: the state a store can report
+/// after a hand edit or a foreign writer.
+fn worker_reporting_latest(latest: u64) -> (FakeWorker, WorkerAdmin) {
+    let worker = FakeWorker::start("t", "dev");
+    worker
+        .state
+        .lock()
+        .unwrap()
+        .envs
+        .entry(String::from("dev"))
+        .or_default()
+        .meta
+        .latest = Some(latest);
+    let store = WorkerAdmin::new(
+        worker.url(),
+        "t",
+        Http::new(Duration::from_secs(10), RetryPolicy::default()),
+    );
+    (worker, store)
 }
 
 #[test]
@@ -67,10 +53,7 @@ fn a_latest_revision_at_the_bound_refuses_the_next_publish_instead_of_wrapping()
         force: false,
     };
     for latest in [u64::MAX, MAX_REVISION + 1, MAX_REVISION] {
-        let store = ReportsLatest {
-            inner: MemoryStore::new(),
-            latest,
-        };
+        let (worker, store) = worker_reporting_latest(latest);
         match publish::plan(&store, &audit, &build, &options) {
             Err(Error::Invalid(message)) => {
                 assert!(
@@ -81,12 +64,9 @@ fn a_latest_revision_at_the_bound_refuses_the_next_publish_instead_of_wrapping()
             Err(other) => panic!("{latest}: {other}"),
             Ok(plan) => panic!("{latest}: planned revision {}", plan.revision),
         }
-        assert!(store.inner.writes().is_empty());
+        assert!(worker.state.lock().unwrap().pointer_writes.is_empty());
     }
-    let below = ReportsLatest {
-        inner: MemoryStore::new(),
-        latest: MAX_REVISION - 1,
-    };
+    let (_worker, below) = worker_reporting_latest(MAX_REVISION - 1);
     let plan = publish::plan(&below, &audit, &build, &options).unwrap();
     assert_eq!(plan.revision, MAX_REVISION);
 }
