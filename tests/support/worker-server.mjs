@@ -3,6 +3,7 @@
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
 //       --admin-token <token> --environment dev --cache-ttl-ms 50 [--exposure-sink <url>]
+//       [--exposure-sink-token <token>]
 //
 // Prints one line of JSON, {"url": "http://127.0.0.1:PORT"}, once it serves, and exits on
 // SIGTERM, SIGINT or when its standard input closes.
@@ -28,6 +29,7 @@ export function workerOptions({
   environment = "dev",
   cacheTtlMs = 50,
   exposureSink,
+  exposureSinkToken,
   workerDir = WORKER_DIR,
   kvBinding = true,
 } = {}) {
@@ -38,6 +40,7 @@ export function workerOptions({
   const bindings = { ENVIRONMENT: environment, CACHE_TTL_MS: String(cacheTtlMs) };
   if (adminToken) bindings.ADMIN_TOKEN = adminToken;
   if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
+  if (exposureSinkToken) bindings.EXPOSURE_SINK_TOKEN = exposureSinkToken;
   return {
     name: "promptflag",
     modules: true,
@@ -92,6 +95,7 @@ async function main() {
       environment: { type: "string", default: "dev" },
       "cache-ttl-ms": { type: "string", default: "50" },
       "exposure-sink": { type: "string" },
+      "exposure-sink-token": { type: "string" },
     },
   });
   const port = Number.parseInt(values.port, 10);
@@ -106,6 +110,7 @@ async function main() {
     environment: values.environment,
     cacheTtlMs,
     exposureSink: values["exposure-sink"],
+    exposureSinkToken: values["exposure-sink-token"],
   });
   let stopping = false;
   const stop = async () => {

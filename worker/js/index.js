@@ -32,7 +32,7 @@ export default {
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const admin = url.startsWith("/admin", pathStart);
     if (admin || (length === null ? request.body !== null : !(Number(length) <= BODY_LIMIT))) {
-      return respond(await settle(wasm.handle(request, env, undefined, now)), ctx);
+      return respond(await settle(wasm.handle(request, env, undefined, now)), ctx, env);
     }
     let body = NO_BODY;
     let flags = headers.has("origin") ? "o" : "";
@@ -46,13 +46,13 @@ export default {
     const ifNoneMatch = headers.get("if-none-match");
     const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
     const packed = call(() => wasm.serve(head, body, now));
-    if (packed.length > 0) return respond(packed, ctx);
-    return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx);
+    if (packed.length > 0) return respond(packed, ctx, env);
+    return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
 };
 
 /** The `Response` (and the exposures to send) from a packed answer. */
-function respond(packed, ctx) {
+function respond(packed, ctx, env) {
   const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
   const status = view.getUint16(0, true);
   const hasBody = packed[2] === 1;
@@ -67,7 +67,7 @@ function respond(packed, ctx) {
   if (exposureBytes > 0) {
     const text = decoder.decode(packed.subarray(at, at + exposureBytes));
     const newline = text.indexOf("\n");
-    ctx.waitUntil(sendExposures(text.slice(0, newline), text.slice(newline + 1)));
+    ctx.waitUntil(sendExposures(text.slice(0, newline), text.slice(newline + 1), env.EXPOSURE_SINK_TOKEN));
     at += exposureBytes;
   }
   const response = new Response(hasBody ? packed.subarray(at) : null, { status, headers });
@@ -96,10 +96,16 @@ function headersOf(text) {
   return headers;
 }
 
-/** POSTs one batch of exposures to the sink; a failure is logged and the batch dropped. */
-async function sendExposures(sink, batch) {
+/**
+ * POSTs one batch of exposures to the sink, with the secret `EXPOSURE_SINK_TOKEN` as a bearer
+ * token when it is set (a collector with writer tokens refuses writes without one); a failure is
+ * logged and the batch dropped.
+ */
+async function sendExposures(sink, batch, token) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
   try {
-    const response = await fetch(sink, { method: "POST", headers: { "content-type": "application/json" }, body: batch });
+    const response = await fetch(sink, { method: "POST", headers, body: batch });
     // The sink's answer is not read; cancelling it lets the runtime release the connection.
     await response.body?.cancel();
     if (response.status < 200 || response.status >= 300) {

@@ -851,3 +851,44 @@ fn only_two_large_bodies_are_read_at_once_and_the_next_is_told_to_retry() {
         let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 }
+
+#[test]
+fn the_native_client_sends_the_collectors_writer_token() {
+    use promptflag_client::telemetry::{CallOutcome, LlmCallEvent, Telemetry, TelemetryConfig};
+    use promptflag_client::{Client, ClientConfig};
+    use promptflag_core::Context;
+
+    let running = start_with(CollectorConfig {
+        tokens: vec![TOKEN_A.to_string()],
+        ..CollectorConfig::default()
+    });
+    let mut config = ClientConfig::new("http://127.0.0.1:9");
+    config.request_timeout = Duration::from_millis(200);
+    config.refresh_interval = Duration::from_secs(3600);
+    config.fallback_json = Some(
+        br#"{"schema": 1, "environment": "dev", "revision": 3, "flags": {"f": {
+            "kind": "string", "baseline": "a", "variants": {"a": {"value": "A"}}}}}"#
+            .to_vec(),
+    );
+    let client = Client::start(config);
+    let resolution = client.evaluate("f", &Context::new().with_targeting_key("user-42"));
+    let event = |id: &str| {
+        LlmCallEvent::from_outcome(
+            &resolution,
+            &CallOutcome {
+                request_id: id.to_string(),
+                success: true,
+                ..CallOutcome::default()
+            },
+        )
+    };
+    let with_token = Telemetry::start(TelemetryConfig::new(&running.url).with_token(TOKEN_A));
+    assert!(with_token.record(event("tok-1")));
+    let stats = with_token.shutdown();
+    assert_eq!((stats.sent, stats.dropped_send_failed), (1, 0), "{stats:?}");
+    let without = Telemetry::start(TelemetryConfig::new(&running.url));
+    assert!(without.record(event("tok-2")));
+    let stats = without.shutdown();
+    assert_eq!((stats.sent, stats.dropped_send_failed), (0, 1), "{stats:?}");
+    assert_eq!(count_calls(&running.db), 1);
+}

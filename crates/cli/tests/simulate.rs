@@ -150,16 +150,28 @@ fn on_a_over_a_the_sequential_rule_stays_under_alpha_and_the_naive_rule_does_not
 
 #[test]
 fn the_workers_exposure_batches_land_in_the_collector() {
+    exposure_batches_land_in_the_collector(None);
+}
+
+#[test]
+fn the_worker_sends_the_collectors_writer_token_with_its_exposures() {
+    exposure_batches_land_in_the_collector(Some("exposure-sink-token-0123456789abcdef"));
+}
+
+/// The Worker posts its exposures to a collector, which requires `token` when there is one.
+fn exposure_batches_land_in_the_collector(token: Option<&str>) {
+    use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
     use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
     use promptflag_telemetry::collector::{Collector, CollectorConfig};
     use std::time::{Duration, Instant};
 
     // Fails with the command to run when Node 22 is not installed; never passes silently.
-    promptflag_harness::Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("telemetry.sqlite3");
     let (collector, writer) = Collector::start(CollectorConfig {
         db_path: db.clone(),
+        tokens: token.map(str::to_string).into_iter().collect(),
         ..CollectorConfig::default()
     })
     .unwrap();
@@ -185,15 +197,26 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     });
     let addr = bound.recv().unwrap();
     let sink = format!("http://{addr}/v1/events");
-    let worker = promptflag_cli::simulation::spawn_worker_with_sink("t", Some(&sink)).unwrap();
+    let process = WorkerProcess::start(
+        &locations,
+        &WorkerOptions {
+            admin_token: Some(String::from("t")),
+            exposure_sink: Some(sink),
+            exposure_sink_token: token.map(str::to_string),
+            quiet: true,
+            ..WorkerOptions::default()
+        },
+    )
+    .unwrap();
+    let worker_url = process.url().to_string();
     let http = Http::new(Duration::from_secs(30), RetryPolicy::default());
-    let admin = WorkerAdmin::new(&worker.url, "t", http.clone());
+    let admin = WorkerAdmin::new(&worker_url, "t", http.clone());
     let (bytes, bodies) = promptflag_cli::simulation::initial_ruleset().unwrap();
     admin.put_prompts(&bodies, &NoProgress).unwrap();
     admin.put_ruleset("dev", 1, &bytes, None).unwrap();
     promptflag_release::ops::wait_until_served(
         &http,
-        &worker.url,
+        &worker_url,
         "dev",
         1,
         Instant::now(),
@@ -205,7 +228,7 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     let reply = http
         .send(
             "POST",
-            &format!("{}/v1/resolve/sim_prompt", worker.url),
+            &format!("{worker_url}/v1/resolve/sim_prompt"),
             &[("Content-Type", String::from("application/json"))],
             Some(body),
             false,
@@ -240,7 +263,7 @@ fn the_workers_exposure_batches_land_in_the_collector() {
     assert_eq!(row.2, Some(1));
     assert_eq!(row.3.as_deref(), Some("user-42"));
     assert!(row.4.is_some());
-    drop(worker);
+    drop(process);
     let _ = stop.send(());
     server.join().unwrap();
 }

@@ -75,13 +75,20 @@ impl Edge {
         }
     }
 
-    pub(crate) fn post_json(&self, url: &str, body: &[u8]) -> Result<u16, ClientError> {
-        let response = self
+    pub(crate) fn post_json(
+        &self,
+        url: &str,
+        body: &[u8],
+        bearer: Option<&str>,
+    ) -> Result<u16, ClientError> {
+        let mut request = self
             .agent
             .post(url)
-            .header("content-type", "application/json")
-            .send(body)
-            .map_err(|e| network(url, e))?;
+            .header("content-type", "application/json");
+        if let Some(token) = bearer {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        let response = request.send(body).map_err(|e| network(url, e))?;
         Ok(response.status().as_u16())
     }
 }

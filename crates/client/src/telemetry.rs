@@ -109,6 +109,9 @@ pub struct TelemetryConfig {
     pub flush_interval: Duration,
     /// The timeout of one POST.
     pub request_timeout: Duration,
+    /// The collector's writer token, sent as `Authorization: Bearer …` (a collector started with
+    /// tokens refuses writes without one).
+    pub token: Option<String>,
 }
 
 impl TelemetryConfig {
@@ -120,7 +123,14 @@ impl TelemetryConfig {
             batch_size: 500,
             flush_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
+            token: None,
         }
+    }
+
+    /// The same configuration, sending `token` with every batch.
+    pub fn with_token(mut self, token: impl Into<String>) -> TelemetryConfig {
+        self.token = Some(token.into());
+        self
     }
 }
 
@@ -249,7 +259,7 @@ fn run_sender(
             let count = batch.len() as u64;
             let delivered = serde_json::to_vec(&batch)
                 .ok()
-                .and_then(|body| edge.post_json(&url, &body).ok())
+                .and_then(|body| edge.post_json(&url, &body, config.token.as_deref()).ok())
                 .is_some_and(|status| (200..300).contains(&status));
             if delivered {
                 counters.sent.fetch_add(count, Ordering::Relaxed);

@@ -125,6 +125,8 @@ pub struct WorkerOptions {
     pub cache_ttl_ms: u64,
     /// Where exposures go.
     pub exposure_sink: Option<String>,
+    /// The bearer token the Worker sends with them (a collector's writer token).
+    pub exposure_sink_token: Option<String>,
     /// Where KV persists; a fresh temporary directory when `None`.
     pub persist: Option<PathBuf>,
     /// Discard the harness's log (Miniflare logs every refresh and fallback) instead of
@@ -139,6 +141,7 @@ impl Default for WorkerOptions {
             environment: "dev".to_string(),
             cache_ttl_ms: 50,
             exposure_sink: None,
+            exposure_sink_token: None,
             persist: None,
             quiet: false,
         }
@@ -196,6 +199,9 @@ impl WorkerProcess {
         }
         if let Some(sink) = &options.exposure_sink {
             command.args(["--exposure-sink", sink]);
+        }
+        if let Some(token) = &options.exposure_sink_token {
+            command.args(["--exposure-sink-token", token]);
         }
         let mut child = command.spawn().map_err(|e| HarnessError::Spawn {
             node: locations.node.clone(),
