@@ -934,9 +934,11 @@ pub fn spawn_worker_with_sink(token: &str, exposure_sink: Option<&str>) -> Resul
     })
 }
 
-/// An in-process collector with its own runtime thread.
-struct LocalCollector {
-    url: String,
+/// An in-process collector on 127.0.0.1 with its own runtime thread, stopped (its writer
+/// drained) when dropped: the simulation's, and tests'.
+pub struct LocalCollector {
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -952,12 +954,23 @@ impl Drop for LocalCollector {
     }
 }
 
+impl LocalCollector {
+    /// Starts a collector with this configuration on a free port.
+    pub fn start(config: CollectorConfig) -> Result<LocalCollector> {
+        start_local_collector(config)
+    }
+}
+
 fn start_collector(db: &std::path::Path) -> Result<LocalCollector> {
-    let (collector, writer) = Collector::start(CollectorConfig {
+    start_local_collector(CollectorConfig {
         db_path: db.to_path_buf(),
         synchronous: Synchronous::Normal,
         ..CollectorConfig::default()
-    })?;
+    })
+}
+
+fn start_local_collector(config: CollectorConfig) -> Result<LocalCollector> {
+    let (collector, writer) = Collector::start(config)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready, bound) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

@@ -162,41 +162,20 @@ fn the_worker_sends_the_collectors_writer_token_with_its_exposures() {
 fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
     use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
-    use promptflag_telemetry::collector::{Collector, CollectorConfig};
+    use promptflag_telemetry::collector::CollectorConfig;
     use std::time::{Duration, Instant};
 
     // Fails with the command to run when Node 22 is not installed; never passes silently.
     let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("telemetry.sqlite3");
-    let (collector, writer) = Collector::start(CollectorConfig {
+    let collector = promptflag_cli::simulation::LocalCollector::start(CollectorConfig {
         db_path: db.clone(),
         tokens: token.map(str::to_string).into_iter().collect(),
         ..CollectorConfig::default()
     })
     .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready, bound) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(promptflag_telemetry::collector::serve(
-                collector,
-                "127.0.0.1:0".parse().unwrap(),
-                move |addr| ready.send(addr).unwrap(),
-                async move {
-                    let _ = stopped.await;
-                },
-            ))
-            .unwrap();
-        writer.join();
-    });
-    let addr = bound.recv().unwrap();
-    let sink = format!("http://{addr}/v1/events");
+    let sink = format!("{}/v1/events", collector.url);
     let process = WorkerProcess::start(
         &locations,
         &WorkerOptions {
@@ -264,8 +243,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     assert_eq!(row.3.as_deref(), Some("user-42"));
     assert!(row.4.is_some());
     drop(process);
-    let _ = stop.send(());
-    server.join().unwrap();
+    drop(collector);
 }
 
 #[test]

@@ -1366,3 +1366,24 @@ pub fn describe_weights(arms: &[String], weights: &[u32]) -> String {
 pub fn ruleset_hash(bytes: &[u8]) -> String {
     sha256_hex(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_prints_under_the_name_it_is_stored_under() {
+        for status in [
+            Status::Running,
+            Status::Paused,
+            Status::RolledBack,
+            Status::Promoted,
+            Status::Aborted,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+    }
+}
