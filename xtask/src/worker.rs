@@ -27,6 +27,8 @@ use crate::tools::Toolchain;
 const PROFILE: &str = "worker-release";
 /// The admin token `cargo xtask dev` gives the local Worker.
 const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+/// The dev collector's writer token, which the dev Worker sends with its exposures.
+const DEV_COLLECTOR_TOKEN: &str = "dev-collector-token-0123456789abcdef";
 /// Written into `worker/build/` last, once the build and wasm-opt have both succeeded: how the
 /// build was made (the compiler and the settings below). The build is skipped only when this
 /// says the same and is newer than every input.
@@ -352,11 +354,13 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .arg("--var")
         .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
         .arg("--var")
+        .arg(format!("EXPOSURE_SINK_TOKEN:{DEV_COLLECTOR_TOKEN}"))
+        .arg("--var")
         .arg("CACHE_TTL_MS:1000")
         .into_inner();
     command.stdin(Stdio::null());
     eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:… --var EXPOSURE_SINK_URL:{collector}/v1/events"
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:…"
     );
     let mut wrangler_child = command
         .spawn()
@@ -385,6 +389,8 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             &base,
             "--admin-token",
             DEV_ADMIN_TOKEN,
+            "--token",
+            DEV_COLLECTOR_TOKEN,
         ])
         .stdin(Stdio::null())
         .spawn()
