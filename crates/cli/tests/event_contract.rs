@@ -99,5 +99,5 @@ fn native_client_llm_call_is_accepted_by_the_collector() {
     assert_eq!(call.ttft_ms, Some(310.0));
     assert_eq!(call.input_tokens, Some(150));
     assert_eq!(call.status, Status::Success);
-    assert_eq!(call.timestamp_ms, event.timestamp_millis);
+    assert_eq!(call.timestamp_millis, event.timestamp_millis);
 }

@@ -134,7 +134,7 @@ pub enum Stored {
 /// same call matches and a reused id with other content does not.
 fn call_content_hash(call: &CallRecord) -> String {
     let fields = serde_json::json!([
-        call.timestamp_ms,
+        call.timestamp_millis,
         call.environment,
         call.flag_key,
         call.variant,
@@ -169,7 +169,7 @@ fn insert_call(
     let content_hash = call_content_hash(call);
     let changed = statement.execute(params![
         call.request_id,
-        call.timestamp_ms,
+        call.timestamp_millis,
         call.environment,
         call.flag_key,
         call.variant,

@@ -8,92 +8,15 @@
 //! other type, by sniffing: a body whose first non-blank byte is `[` is an array; a body that is
 //! one JSON object is one event; anything else is read as NDJSON.
 
-use promptflag_contracts::events::{self, CallStatus, Event, Exposure, LlmCall};
+use promptflag_contracts::events::{self, Event, Exposure};
 use serde_json::value::RawValue;
 
 use promptflag_contracts::digest::sha256_hex;
 
 /// The outcome class of an LLM call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// The call did what it was for.
-    Success,
-    /// The call returned, but the task failed (a wrong answer, an unusable output).
-    Failure,
-    /// The call errored (provider error, exception).
-    Error,
-    /// The call timed out (counted as an error).
-    Timeout,
-}
-
-impl Status {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Success => "success",
-            Status::Failure => "failure",
-            Status::Error => "error",
-            Status::Timeout => "timeout",
-        }
-    }
-}
-
-impl From<CallStatus> for Status {
-    fn from(status: CallStatus) -> Status {
-        match status {
-            CallStatus::Success => Status::Success,
-            CallStatus::Failure => Status::Failure,
-            CallStatus::Error => Status::Error,
-            CallStatus::Timeout => Status::Timeout,
-        }
-    }
-}
-
-/// One LLM call, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallRecord {
-    /// The caller's id of the call; a retry with the same id is a duplicate, not a new call.
-    pub request_id: String,
-    /// When the call happened, milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
-    /// The environment, when the caller says.
-    pub environment: Option<String>,
-    /// The flag that chose the prompt.
-    pub flag_key: String,
-    /// The variant served.
-    pub variant: String,
-    /// Prompt id.
-    pub prompt_id: Option<String>,
-    /// Prompt version.
-    pub prompt_version: Option<String>,
-    /// SHA-256 of the prompt body.
-    pub prompt_hash: Option<String>,
-    /// The unit (user) the variant was assigned to.
-    pub user_id: Option<String>,
-    /// Model name.
-    pub model: Option<String>,
-    /// Sampling temperature.
-    pub temperature: Option<f64>,
-    /// Prompt tokens.
-    pub input_tokens: Option<u64>,
-    /// Completion tokens.
-    pub output_tokens: Option<u64>,
-    /// End-to-end latency.
-    pub latency_ms: Option<f64>,
-    /// Time to the first token.
-    pub ttft_ms: Option<f64>,
-    /// Outcome.
-    pub status: Status,
-    /// Whether the output parsed (false counts as a parser failure).
-    pub parser_valid: Option<bool>,
-    /// Whether the model refused.
-    pub refused: Option<bool>,
-    /// Whether the output was judged a hallucination.
-    pub hallucinated: Option<bool>,
-    /// Cost of the call in US dollars.
-    pub cost_usd: Option<f64>,
-}
+pub use promptflag_contracts::events::CallStatus as Status;
+/// One LLM call, validated: the contracts' schema is the collector's record too.
+pub use promptflag_contracts::events::LlmCall as CallRecord;
 
 /// One exposure (an evaluation that served a variant), validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,32 +93,6 @@ pub struct BodyError {
     pub message: String,
 }
 
-/// The collector's record of a decoded LLM call.
-fn call(call: LlmCall) -> CallRecord {
-    CallRecord {
-        request_id: call.request_id,
-        timestamp_ms: call.timestamp_millis,
-        environment: call.environment,
-        flag_key: call.flag_key,
-        variant: call.variant,
-        prompt_id: call.prompt_id,
-        prompt_version: call.prompt_version,
-        prompt_hash: call.prompt_hash,
-        user_id: call.user_id,
-        model: call.model,
-        temperature: call.temperature,
-        input_tokens: call.input_tokens,
-        output_tokens: call.output_tokens,
-        latency_ms: call.latency_ms,
-        ttft_ms: call.ttft_ms,
-        status: Status::from(call.status),
-        parser_valid: call.parser_valid,
-        refused: call.refused,
-        hallucinated: call.hallucinated,
-        cost_usd: call.cost_usd,
-    }
-}
-
 /// The collector's record of a decoded exposure, keyed by its `id` or else by its fields.
 fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
     let text = |value: Option<std::borrow::Cow<'static, str>>| value.map(|text| text.into_owned());
@@ -239,7 +136,7 @@ fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
 /// Decodes one event from its JSON text with the contracts' schema.
 fn decode_one(index: usize, json: &str, decoded: &mut Decoded) {
     match events::decode(json) {
-        Ok(Event::Call(record)) => decoded.records.push((index, Record::Call(call(record)))),
+        Ok(Event::Call(record)) => decoded.records.push((index, Record::Call(record))),
         Ok(Event::Exposure(record)) => decoded
             .records
             .push((index, Record::Exposure(exposure(record)))),

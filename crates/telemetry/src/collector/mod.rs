@@ -447,7 +447,7 @@ impl Collector {
     fn outside_window(&self, record: &Record, now_ms: i64) -> Option<String> {
         let window = self.inner.config.timestamp_window?;
         let timestamp_ms = match record {
-            Record::Call(call) => call.timestamp_ms,
+            Record::Call(call) => call.timestamp_millis,
             Record::Exposure(exposure) => exposure.timestamp_ms,
         };
         let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
