@@ -78,15 +78,35 @@ impl Config {
 /// entry with the request's parts already read (see [`wire`]).
 pub fn answer_from_memory(request: &wire::RequestParts<'_>, now: u64) -> Option<Vec<u8>> {
     let config = Config::known()?;
-    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
-    if segments.first() == Some(&"admin") {
+    if is_admin(request.path) {
         return None;
     }
     let served = cache::fresh(now)?;
-    match respond(request, &segments, &config, &served, now, None) {
+    answer(request, &config, &served, now)
+}
+
+/// What [`answer_from_memory`] does once it holds the configuration and a fresh ruleset: routes
+/// the request with them and packs the response; `None` for the admin API and for a prompt body
+/// not in memory. Reads no JavaScript state, so it runs natively (the request fuzz target drives
+/// it with arbitrary request parts).
+pub fn answer(
+    request: &wire::RequestParts<'_>,
+    config: &Config,
+    served: &Served,
+    now: u64,
+) -> Option<Vec<u8>> {
+    if is_admin(request.path) {
+        return None;
+    }
+    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
+    match respond(request, &segments, config, served, now, None) {
         Step::Answered(packed) => Some(packed),
         Step::NeedsPrompt(_) => None,
     }
+}
+
+fn is_admin(path: &str) -> bool {
+    path.split('/').nth(1) == Some("admin")
 }
 
 /// Handles any request, reading KV where needed: refreshes the ruleset when its TTL has passed,
@@ -419,4 +439,40 @@ fn preflight() -> Reply {
             "Content-Type, If-None-Match, Authorization",
         )
         .with_header("Access-Control-Max-Age", "86400")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fallback() -> Served {
+        Served {
+            loaded: Some(Rc::new(
+                Loaded::compile(String::from(crate::fallback::RULESET_JSON)).unwrap(),
+            )),
+            source: cache::Source::Fallback,
+        }
+    }
+
+    fn config() -> Config {
+        Config {
+            environment: String::from("dev"),
+            cache_ttl_millis: DEFAULT_CACHE_TTL_MS,
+            exposure_sink: None,
+            admin_token: None,
+        }
+    }
+
+    #[test]
+    fn answer_routes_without_the_isolate_state_and_leaves_the_admin_api_to_handle() {
+        let served = fallback();
+        let health = wire::RequestParts::from_head("GET\n/healthz\n", "/healthz", b"").unwrap();
+        let packed = answer(&health, &config(), &served, 0).unwrap();
+        assert_eq!(u16::from_le_bytes([packed[0], packed[1]]), 200);
+
+        let admin =
+            wire::RequestParts::from_head("PUT\n/admin/ruleset/dev\n", "/admin/ruleset/dev", b"")
+                .unwrap();
+        assert_eq!(answer(&admin, &config(), &served, 0), None);
+    }
 }

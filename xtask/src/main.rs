@@ -2,10 +2,12 @@
 //!
 //! - `setup`: installs the pinned tools under `target/tools` (idempotent, cached).
 //! - `test`: the one test command (what `.ci/run` calls): formatting, lints, native tests,
-//!   wasm32 tests, the Worker and npm suites.
+//!   wasm32 tests, the Worker and npm suites, and a bounded run of each fuzz target.
 //! - `dev`: the main job: the Worker on local workerd with local KV seeded from the example repo.
+//! - `fuzz`: the fuzz targets, each for a while (`test` runs each briefly).
 //! - `build-worker`, `build-npm`, `bench`.
 
+mod fuzz;
 mod npm;
 mod tools;
 mod worker;
@@ -42,6 +44,7 @@ fn run() -> Result<()> {
         "build-worker" => worker::build(&Toolchain::setup()?),
         "build-npm" => npm::build(&Toolchain::setup()?),
         "bench" => bench(rest),
+        "fuzz" => fuzz::command(&Toolchain::unprepared()?, rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -56,7 +59,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   dev            build the Worker and run it on local workerd with seeded local KV
   build-worker   build the Worker (cargo, wasm-bindgen, wasm-opt, its JavaScript entry)
   build-npm      build the npm package from the Wasm bindings
-  bench [WHICH]  run the benchmarks: core, client, npm, worker, collector or all";
+  bench [WHICH]  run the benchmarks: core, client, npm, worker, collector or all
+  fuzz [TARGET] [--seconds N]
+                 run the fuzz targets (ruleset, event, repo_yaml, worker_request; all by
+                 default), each for N seconds (default 300), from the seed corpus in fuzz/corpus";
 
 fn test(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--no-lint");
@@ -130,6 +136,11 @@ fn test(args: &[String]) -> Result<()> {
         }
         command.run()?;
     }
+    step(&format!(
+        "fuzz targets, {} s each (nightly, cargo-fuzz; `cargo xtask fuzz` runs them longer)",
+        fuzz::TEST_SECONDS
+    ));
+    fuzz::run(&tools, &fuzz::TARGETS, fuzz::TEST_SECONDS)?;
     step("all checks passed");
     Ok(())
 }

@@ -45,6 +45,11 @@ impl Cmd {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Cmd {
+        self.command.env_remove(key);
+        self
+    }
+
     pub fn run(mut self) -> Result<()> {
         eprintln!("$ {}", self.display);
         let status = self
@@ -65,28 +70,36 @@ impl Cmd {
 impl Toolchain {
     /// Installs whatever is missing and returns the toolchain.
     pub fn setup() -> Result<Toolchain> {
+        let mut toolchain = Toolchain::unprepared()?;
+        toolchain.ensure_wasm_target()?;
+        toolchain.rust_src = ensure_rust_src();
+        toolchain.node_bin_dir = toolchain.ensure_node()?;
+        // Not --locked: wasm-bindgen-cli's lockfile pins a crate this registry does not serve.
+        toolchain.ensure_cargo_tool(
+            "wasm-bindgen-cli",
+            &toolchain.wasm_bindgen_version.clone(),
+            "wasm-bindgen",
+            false,
+        )?;
+        toolchain.ensure_npm_dependencies()?;
+        Ok(toolchain)
+    }
+
+    /// The toolchain's paths with nothing installed: for commands that need cargo tools only
+    /// (`cargo xtask fuzz`), not Node or the wasm32 target.
+    pub fn unprepared() -> Result<Toolchain> {
         let root = workspace_root()?;
         let tools_dir = root.join("target").join("tools");
         std::fs::create_dir_all(&tools_dir)
             .with_context(|| format!("creating {}", tools_dir.display()))?;
         let wasm_bindgen_version = locked_version(&root, "wasm-bindgen")?;
-        let mut toolchain = Toolchain {
+        Ok(Toolchain {
             root,
             tools_dir,
             node_bin_dir: PathBuf::new(),
             wasm_bindgen_version,
             rust_src: false,
-        };
-        toolchain.ensure_wasm_target()?;
-        toolchain.rust_src = ensure_rust_src();
-        toolchain.node_bin_dir = toolchain.ensure_node()?;
-        toolchain.ensure_cargo_tool(
-            "wasm-bindgen-cli",
-            &toolchain.wasm_bindgen_version.clone(),
-            "wasm-bindgen",
-        )?;
-        toolchain.ensure_npm_dependencies()?;
-        Ok(toolchain)
+        })
     }
 
     pub fn bin(&self, name: &str) -> PathBuf {
@@ -208,17 +221,28 @@ impl Toolchain {
         Ok(bin_dir)
     }
 
-    fn ensure_cargo_tool(&self, krate: &str, version: &str, binary: &str) -> Result<()> {
+    /// `cargo install krate --version version` into `target/tools` unless that version is there.
+    /// `locked` passes `--locked` (the tool's own lockfile).
+    pub fn ensure_cargo_tool(
+        &self,
+        krate: &str,
+        version: &str,
+        binary: &str,
+        locked: bool,
+    ) -> Result<()> {
         let path = self.bin(binary);
         let stamp = self.tools_dir.join(format!("{krate}.version"));
         if path.exists() && std::fs::read_to_string(&stamp).is_ok_and(|v| v.trim() == version) {
             return Ok(());
         }
         eprintln!("xtask: installing {krate} {version} into target/tools (a few minutes, once)");
-        // Not --locked: wasm-bindgen-cli's lockfile pins a crate this registry does not serve.
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["install", krate, "--version", version, "--root"])
-            .arg(&self.tools_dir)
+        let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        command.args(["install", krate, "--version", version, "--root"]);
+        command.arg(&self.tools_dir);
+        if locked {
+            command.arg("--locked");
+        }
+        let status = command
             .status()
             .with_context(|| format!("running cargo install {krate}"))?;
         if !status.success() {

@@ -1,0 +1,122 @@
+//! The fuzz targets (`fuzz/`, cargo-fuzz over libFuzzer; docs/fuzzing.md). They build on a
+//! nightly toolchain with sanitizer flags, so they are their own workspace, built into
+//! `target/fuzz`. Each run starts from the committed seed corpus `fuzz/corpus/<target>` and
+//! writes what it finds to `target/fuzz-corpus/<target>`, so the committed corpus changes only
+//! by hand. A crash stops the run and leaves its input under `fuzz/artifacts/<target>/`.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::tools::Toolchain;
+
+/// cargo-fuzz, installed with `--locked` into `target/tools`.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// The toolchain the fuzz build uses (`-Zsanitizer` is unstable).
+const NIGHTLY: &str = "nightly";
+/// Every target, in the order they run.
+pub const TARGETS: [&str; 4] = ["ruleset", "event", "repo_yaml", "worker_request"];
+/// `cargo xtask fuzz` runs each target this long unless `--seconds` says otherwise.
+pub const DEFAULT_SECONDS: u64 = 300;
+/// `cargo xtask test` runs each target this long.
+pub const TEST_SECONDS: u64 = 15;
+
+/// `cargo xtask fuzz [TARGET] [--seconds N]`.
+pub fn command(tools: &Toolchain, args: &[String]) -> Result<()> {
+    let mut seconds = DEFAULT_SECONDS;
+    let mut only = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                let value = args.next().context("--seconds needs a number")?;
+                seconds = value
+                    .parse()
+                    .with_context(|| format!("--seconds {value:?} is not a number"))?;
+            }
+            target if TARGETS.contains(&target) => only = Some(target),
+            other => bail!(
+                "unknown fuzz argument {other:?}: use a target ({}) or --seconds N",
+                TARGETS.join(", ")
+            ),
+        }
+    }
+    let targets: Vec<&str> = match only {
+        Some(target) => vec![target],
+        None => TARGETS.to_vec(),
+    };
+    run(tools, &targets, seconds)
+}
+
+/// Builds every target once, then runs each of `targets` for `seconds`.
+pub fn run(tools: &Toolchain, targets: &[&str], seconds: u64) -> Result<()> {
+    ensure_nightly()?;
+    tools.ensure_cargo_tool("cargo-fuzz", CARGO_FUZZ_VERSION, "cargo-fuzz", true)?;
+    let target_dir = tools.root.join("target").join("fuzz");
+    let target_dir = target_dir.to_string_lossy().into_owned();
+    cargo_fuzz(
+        tools,
+        &["build", "--fuzz-dir", "fuzz", "--target-dir", &target_dir],
+    )
+    .run()?;
+    for target in targets {
+        let found = tools.root.join("target").join("fuzz-corpus").join(target);
+        std::fs::create_dir_all(&found).with_context(|| format!("creating {}", found.display()))?;
+        let seeds = tools.root.join("fuzz").join("corpus").join(target);
+        cargo_fuzz(
+            tools,
+            &[
+                "run",
+                "--fuzz-dir",
+                "fuzz",
+                "--target-dir",
+                &target_dir,
+                target,
+            ],
+        )
+        .arg(&found)
+        .arg(&seeds)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-print_final_stats=1")
+        .run()
+        .with_context(|| {
+            format!("fuzz target {target} failed: its input is under fuzz/artifacts/{target}/")
+        })?;
+    }
+    Ok(())
+}
+
+/// `cargo fuzz …` on the nightly toolchain, whatever toolchain runs xtask.
+fn cargo_fuzz(tools: &Toolchain, args: &[&str]) -> crate::tools::Cmd {
+    let mut command = tools.command("rustup", &["run", NIGHTLY, "cargo", "fuzz"]);
+    for arg in args {
+        command = command.arg(arg);
+    }
+    // The variables cargo sets for xtask name the stable toolchain's cargo and rustc.
+    command
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+}
+
+/// Installs the nightly toolchain (minimal profile) when rustup does not have it.
+fn ensure_nightly() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["run", NIGHTLY, "rustc", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if installed {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the {NIGHTLY} toolchain (minimal profile) for the fuzz targets");
+    let status = Command::new("rustup")
+        .args(["toolchain", "install", NIGHTLY, "--profile", "minimal"])
+        .status()
+        .context("running rustup")?;
+    if !status.success() {
+        bail!("rustup toolchain install {NIGHTLY} --profile minimal failed");
+    }
+    Ok(())
+}
