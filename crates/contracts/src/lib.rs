@@ -7,6 +7,7 @@
 //! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
+//! - [`prompt`]: a prompt version's content id (body hash + model configuration).
 //! - [`error`]: why a rule refused.
 //!
 //! `docs/interfaces.md` is the human contract; this crate is its executable form. The crate is
@@ -24,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod meta;
+pub mod prompt;
 pub mod revision;
 
 pub use error::Error;
