@@ -53,12 +53,16 @@ export interface PromptRef {
   readonly id: string;
   /** Its semantic version. */
   readonly version: string;
+  /** The version's content id: the SHA-256 over its body hash and model configuration. */
+  readonly content_id: string;
   /** The SHA-256 of the body (fetch it with `PromptflagClient.getPromptBody`). */
   readonly hash: string;
   /** The model it is written for (empty when not set). */
   readonly model: string;
   /** Model parameters (temperature, max_tokens, top_p, …). */
   readonly parameters: { readonly [key: string]: JsonValue };
+  /** The JSON schema the model's output must follow, when the version declares one. */
+  readonly output_schema?: JsonValue;
 }
 
 /** The outcome of evaluating one flag. On any error the flag's baseline is served. */

@@ -1,6 +1,7 @@
 //! `POST /v1/resolve/{flag}`: evaluates a prompt flag and returns everything an edge function
 //! needs to call the model in one round trip: the variant and why, the prompt's id, version,
-//! hash, model and parameters, its body inline, and the revision that decided.
+//! content id, body hash, model, parameters and output schema, its body inline, and the
+//! revision that decided.
 
 use promptflag_core::{ErrorCode, Evaluation, PromptMeta, Ruleset};
 use serde::Serialize;
@@ -76,9 +77,12 @@ struct Resolution<'a> {
 struct Prompt<'a> {
     id: &'a str,
     version: &'a str,
+    content_id: &'a str,
     hash: &'a str,
     model: &'a str,
     parameters: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_schema: Option<&'a Value>,
     body: &'a str,
 }
 
@@ -109,9 +113,11 @@ pub fn body(ruleset: &Ruleset, decision: &Decision<'_>, body: &str) -> Vec<u8> {
         prompt: Prompt {
             id: &decision.prompt.id,
             version: &decision.prompt.version,
+            content_id: &decision.prompt.content_id,
             hash: &decision.prompt.hash,
             model: &decision.prompt.model,
             parameters: &decision.prompt.parameters,
+            output_schema: decision.prompt.output_schema.as_ref(),
             body,
         },
     };

@@ -4,7 +4,8 @@
 //! Output (`<out>/`):
 //!
 //! ```text
-//! manifest.json            source commit, per-environment content hashes, prompt metadata
+//! manifest.json            source commit, per-environment content hashes, prompt metadata by
+//!                          content id
 //! rulesets/<env>.json      the ruleset of each environment (revision 0: publish assigns it)
 //! prompts/<sha256>         each body, byte for byte, named by its SHA-256
 //! ```
@@ -23,9 +24,9 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
-use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
+use crate::repo::{CONFIG_FILE, EnvironmentConfig, PromptVersion, Repo, Targeting};
 use promptflag_contracts::admin::Problem;
-use promptflag_contracts::digest::{canonical_json, sha256_hex};
+use promptflag_contracts::digest::{canonical_json, is_sha256_hex, sha256_hex};
 use promptflag_core::RulesetError;
 
 /// What went into a build besides the repository files.
@@ -44,6 +45,8 @@ pub struct PromptArtifact {
     pub id: String,
     /// The semantic version.
     pub version: String,
+    /// The SHA-256 of the body, which names it under `prompts/` and in KV.
+    pub body_sha256: String,
     /// The body file it came from.
     pub file: String,
     /// `low` | `medium` | `high`.
@@ -77,7 +80,7 @@ pub struct Build {
     pub source: String,
     /// Rulesets by environment.
     pub environments: BTreeMap<String, EnvBuild>,
-    /// Prompt bodies by SHA-256 (those any ruleset of the build names).
+    /// Prompt versions by content id (those any ruleset of the build names), each with its body.
     pub prompts: BTreeMap<String, PromptArtifact>,
 }
 
@@ -90,7 +93,7 @@ pub struct Manifest {
     pub source: String,
     /// Per environment: the content hash, the number of flags and prompts.
     pub environments: BTreeMap<String, ManifestEnvironment>,
-    /// Prompt metadata by SHA-256.
+    /// Prompt version metadata by content id.
     pub prompts: BTreeMap<String, PromptArtifact>,
 }
 
@@ -216,18 +219,9 @@ pub fn assemble(
                         map.add(format!("{vpath}.prompt"), &flag.file, reference.line);
                         match repo.resolve(&reference.value) {
                             Some(version) => {
-                                if let Some(sha) = &version.sha256 {
-                                    raw.prompt = Some(sha.clone());
-                                    let family = &repo.families[&version.family];
-                                    prompts.insert(
-                                        sha.clone(),
-                                        RawPrompt {
-                                            id: family.id.as_ref().map_or_else(|| version.family.clone(), |id| id.value.clone()),
-                                            version: version.version.clone(),
-                                            model: version.model.as_ref().map(|m| m.value.clone()).unwrap_or_default(),
-                                            parameters: Value::Object(version.parameters.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
-                                        },
-                                    );
+                                if let Some(content_id) = version.content_id(&repo.root) {
+                                    raw.prompt = Some(content_id.clone());
+                                    prompts.insert(content_id, raw_prompt(repo, version));
                                 }
                             }
                             None => diagnostics.error(
@@ -307,9 +301,9 @@ pub fn assemble(
         segments.insert(key.clone(), segment.raw.clone());
     }
     for version in repo.versions() {
-        if let Some(sha) = &version.sha256 {
+        if let Some(content_id) = version.content_id(&repo.root) {
             map.add(
-                format!("prompts.{sha}"),
+                format!("prompts.{content_id}"),
                 &repo.families[&version.family].metadata_file,
                 version.line,
             );
@@ -331,6 +325,26 @@ pub fn assemble(
         flags,
     };
     (ruleset, map, diagnostics)
+}
+
+/// A version as the ruleset lists it: its body's hash and its model configuration.
+fn raw_prompt(repo: &Repo, version: &PromptVersion) -> RawPrompt {
+    RawPrompt {
+        body: version.sha256.clone(),
+        id: family_id(repo, version),
+        version: version.version.clone(),
+        model: version.model_name().to_string(),
+        parameters: Value::Object(version.parameter_map()),
+        output_schema: version.output_schema_value(&repo.root),
+    }
+}
+
+/// The prompt id of a version's family (its folder name when the metadata names none).
+fn family_id(repo: &Repo, version: &PromptVersion) -> String {
+    repo.families[&version.family]
+        .id
+        .as_ref()
+        .map_or_else(|| version.family.clone(), |id| id.value.clone())
 }
 
 /// Validates an assembled ruleset with core, each problem located through the source map.
@@ -391,12 +405,14 @@ pub fn build(
         let (ruleset, map, assembly) = assemble(repo, &env, &source);
         diagnostics.extend(assembly);
         diagnostics.extend(validate(&ruleset, &map));
-        for (sha, _) in ruleset.prompts.iter() {
+        for (content_id, _) in ruleset.prompts.iter() {
             if let Some(version) = repo
                 .versions()
-                .find(|v| v.sha256.as_deref() == Some(sha.as_str()))
+                .find(|v| v.content_id(&repo.root).as_deref() == Some(content_id.as_str()))
             {
-                build.prompts.insert(sha.clone(), artifact(repo, version));
+                build
+                    .prompts
+                    .insert(content_id.clone(), artifact(repo, version));
             }
         }
         let content_hash = content_hash(&ruleset)?;
@@ -422,8 +438,7 @@ pub fn build(
     Ok(build)
 }
 
-fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact {
-    let family = &repo.families[&version.family];
+fn artifact(repo: &Repo, version: &PromptVersion) -> PromptArtifact {
     let author = version
         .author
         .as_ref()
@@ -449,11 +464,9 @@ fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact
     approved_by.sort();
     approved_by.dedup();
     PromptArtifact {
-        id: family
-            .id
-            .as_ref()
-            .map_or_else(|| version.family.clone(), |id| id.value.clone()),
+        id: family_id(repo, version),
         version: version.version.clone(),
+        body_sha256: version.sha256.clone().unwrap_or_default(),
         file: version.body_file.clone(),
         risk: version
             .risk
@@ -510,8 +523,8 @@ impl Build {
             std::fs::write(&path, ruleset_file_text(&build.ruleset)?)
                 .map_err(|e| Error::io(&path, e))?;
         }
-        for (sha, prompt) in &self.prompts {
-            let path = out.join("prompts").join(sha);
+        for prompt in self.prompts.values() {
+            let path = out.join("prompts").join(&prompt.body_sha256);
             std::fs::write(&path, &prompt.body).map_err(|e| Error::io(&path, e))?;
         }
         let path = out.join("manifest.json");
@@ -539,16 +552,22 @@ impl Build {
             environments: BTreeMap::new(),
             prompts: BTreeMap::new(),
         };
-        for (sha, mut prompt) in manifest.prompts {
-            let path = dir.join("prompts").join(&sha);
+        for (content_id, mut prompt) in manifest.prompts {
+            if !is_sha256_hex(&prompt.body_sha256) {
+                return Err(Error::Invalid(format!(
+                    "{}: prompt {content_id} names no body hash",
+                    manifest_path.display()
+                )));
+            }
+            let path = dir.join("prompts").join(&prompt.body_sha256);
             prompt.body = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            if sha256_hex(&prompt.body) != sha {
+            if sha256_hex(&prompt.body) != prompt.body_sha256 {
                 return Err(Error::Invalid(format!(
                     "{}: the body does not hash to its name",
                     path.display()
                 )));
             }
-            build.prompts.insert(sha, prompt);
+            build.prompts.insert(content_id, prompt);
         }
         for (env, described) in manifest.environments {
             let path = dir.join("rulesets").join(format!("{env}.json"));

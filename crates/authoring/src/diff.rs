@@ -20,6 +20,9 @@ pub struct PromptRef {
     pub version: String,
     /// The body's SHA-256.
     pub hash: String,
+    /// The model it is served with (empty when none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub model: String,
 }
 
 /// How one variant changed.
@@ -82,15 +85,19 @@ impl RulesetDiff {
     }
 }
 
-/// Looks up body text by hash; `None` when the body is not at hand.
+/// Looks up body text by the content id of its prompt version; `None` when the body is not at
+/// hand.
 pub type Bodies<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-fn prompt_ref(ruleset: &RawRuleset, hash: &str) -> PromptRef {
-    let meta = ruleset.prompts.get(hash);
+fn prompt_ref(ruleset: &RawRuleset, content_id: &str) -> PromptRef {
+    let meta = ruleset.prompts.get(content_id);
     PromptRef {
         id: meta.map(|m| m.id.clone()).unwrap_or_default(),
         version: meta.map(|m| m.version.clone()).unwrap_or_default(),
-        hash: hash.to_string(),
+        hash: meta
+            .map_or(content_id, |m| m.body_hash(content_id))
+            .to_string(),
+        model: meta.map(|m| m.model.clone()).unwrap_or_default(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! valid risk and status, an owner and an author, semantic versions, model parameters, declared
 //! versus used template variables, the same variables across the variants of one flag, forbidden
 //! phrases and maximum length from `promptflag.yaml`, output schemas that parse, approvals that
-//! match the body they approve, rollout policies that name real variants, and finally every
+//! match the body they approve, rollout policies that name real variants, no two versions with
+//! the same content (body and model configuration), and finally every
 //! environment's ruleset through core validation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -188,7 +189,36 @@ pub fn lint(repo: &Repo) -> Diagnostics {
             );
         }
     }
+    lint_duplicate_content(repo, &mut out);
     out
+}
+
+/// Two versions with the same body and the same model configuration are one version under two
+/// names: their content ids collide, and the ruleset could only keep one of them.
+fn lint_duplicate_content(repo: &Repo, out: &mut Diagnostics) {
+    let mut first_with: BTreeMap<String, &PromptVersion> = BTreeMap::new();
+    for version in repo.versions() {
+        let Some(content_id) = version.content_id(&repo.root) else {
+            continue;
+        };
+        match first_with.get(&content_id) {
+            Some(first) => out.error(
+                &repo.families[&version.family].metadata_file,
+                version.line,
+                "duplicate_content",
+                format!(
+                    "{} has the same body and model configuration as {} (content id {}); change the body, the model, its parameters or the output schema, or reuse {}",
+                    version.reference(),
+                    first.reference(),
+                    &content_id[..12],
+                    first.reference()
+                ),
+            ),
+            None => {
+                first_with.insert(content_id, version);
+            }
+        }
+    }
 }
 
 fn lint_version(repo: &Repo, version: &PromptVersion, file: &str, out: &mut Diagnostics) {

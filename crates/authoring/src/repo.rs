@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::policy::{self, RolloutPolicy};
 use crate::yaml::{self, Located, Node, Reader, get};
 use promptflag_contracts::digest::sha256_hex;
+use promptflag_contracts::prompt::PromptIdentity;
 
 /// The repo config file at the repository root.
 pub const CONFIG_FILE: &str = "promptflag.yaml";
@@ -143,6 +144,56 @@ impl PromptVersion {
     /// `family@version`, the way flags refer to it.
     pub fn reference(&self) -> String {
         format!("{}@{}", self.family, self.version)
+    }
+
+    /// The output schema as JSON: inline, or read from its file under the family folder.
+    /// `None` when there is none or it cannot be read or parsed (lint reports those).
+    pub fn output_schema_value(&self, root: &Path) -> Option<Value> {
+        match self.output_schema.as_ref()? {
+            OutputSchema::Inline { schema, .. } => Some(schema.clone()),
+            OutputSchema::File { path, .. } => {
+                let text =
+                    std::fs::read_to_string(root.join("prompts").join(&self.family).join(path))
+                        .ok()?;
+                if path.ends_with(".json") {
+                    serde_json::from_str(&text).ok()
+                } else {
+                    yaml::parse(&text)
+                        .ok()
+                        .map(|node| yaml::to_json(&node.value))
+                }
+            }
+        }
+    }
+
+    /// The model name, empty when none is set.
+    pub fn model_name(&self) -> &str {
+        self.model.as_ref().map_or("", |model| model.value.as_str())
+    }
+
+    /// The model parameters, empty when none are set.
+    pub fn parameter_map(&self) -> serde_json::Map<String, Value> {
+        self.parameters
+            .as_ref()
+            .map(|parameters| parameters.value.clone())
+            .unwrap_or_default()
+    }
+
+    /// The version's content id (the contracts' body hash + model configuration), when its
+    /// body was read.
+    pub fn content_id(&self, root: &Path) -> Option<String> {
+        let body_sha256 = self.sha256.as_deref()?;
+        let parameters = self.parameter_map();
+        let schema = self.output_schema_value(root);
+        Some(
+            PromptIdentity {
+                body_sha256,
+                model: self.model_name(),
+                parameters: &parameters,
+                output_schema: schema.as_ref(),
+            }
+            .content_id(),
+        )
     }
 }
 

@@ -72,11 +72,13 @@ fn resolution() -> Resolution {
         rule_index: None,
         bucket: None,
         prompt: Some(PromptMeta {
+            content_id: "8e".repeat(32),
             hash: "9f".repeat(32),
             id: "support".into(),
             version: "2.1.0".into(),
             model: "gpt-4o".into(),
             parameters: json!({"temperature": 0.7}),
+            output_schema: None,
         }),
         revision: Some(7),
     }

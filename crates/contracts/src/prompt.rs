@@ -33,7 +33,10 @@ impl PromptIdentity<'_> {
             String::from("body"),
             Value::String(String::from(self.body_sha256)),
         );
-        object.insert(String::from("model"), Value::String(String::from(self.model)));
+        object.insert(
+            String::from("model"),
+            Value::String(String::from(self.model)),
+        );
         object.insert(
             String::from("parameters"),
             Value::Object(self.parameters.clone()),

@@ -275,16 +275,25 @@ impl Compiler {
         self.check_count("segments", "segments", raw.segments.len(), MAX_SEGMENTS);
         self.check_count("flags", "flags", raw.flags.len(), MAX_FLAGS);
 
-        // Prompts, sorted by hash so evaluation can binary-search them.
+        // Prompts, sorted by content id so evaluation can binary-search them.
         self.index_entries("prompts", &raw.prompts);
         let mut prompts: Vec<PromptMeta> = Vec::new();
-        for (hash, prompt) in raw.prompts.iter() {
-            let path = format!("prompts.{hash}");
-            if !is_sha256_hex(hash) {
+        for (content_id, prompt) in raw.prompts.iter() {
+            let path = format!("prompts.{content_id}");
+            if !is_sha256_hex(content_id) {
                 self.problem(
                     &path,
                     "bad_hash",
-                    format!("{hash:?} is not a SHA-256 hash (64 lowercase hex digits)"),
+                    format!("{content_id:?} is not a content id (64 lowercase hex digits)"),
+                );
+            }
+            // Without `body`, the key is the body's hash (rulesets written before content ids).
+            let body = prompt.body_hash(content_id);
+            if prompt.body.is_some() && !is_sha256_hex(body) {
+                self.problem(
+                    &format!("{path}.body"),
+                    "bad_hash",
+                    format!("{body:?} is not a SHA-256 hash (64 lowercase hex digits)"),
                 );
             }
             if prompt.id.is_empty() {
@@ -312,15 +321,17 @@ impl Compiler {
                 );
             }
             prompts.push(PromptMeta {
-                hash: hash.clone(),
+                content_id: content_id.clone(),
+                hash: String::from(body),
                 id: prompt.id.clone(),
                 version: prompt.version.clone(),
                 model: prompt.model.clone(),
                 parameters: prompt.parameters.clone(),
+                output_schema: prompt.output_schema.clone(),
             });
         }
-        prompts.sort_by(|a, b| a.hash.cmp(&b.hash));
-        prompts.dedup_by(|a, b| a.hash == b.hash);
+        prompts.sort_by(|a, b| a.content_id.cmp(&b.content_id));
+        prompts.dedup_by(|a, b| a.content_id == b.content_id);
 
         // Layers.
         let layer_index = self.index_entries("layers", &raw.layers);
@@ -780,11 +791,11 @@ impl Compiler {
                     None => self.problem(
                         &format!("{vpath}.prompt"),
                         "missing",
-                        String::from("a prompt variant needs the SHA-256 of its body"),
+                        String::from("a prompt variant needs the content id of its prompt version"),
                     ),
-                    Some(hash) => match context
+                    Some(content_id) => match context
                         .prompts
-                        .binary_search_by(|p| p.hash.as_str().cmp(hash))
+                        .binary_search_by(|p| p.content_id.as_str().cmp(content_id))
                     {
                         Ok(position) => {
                             let meta = &context.prompts[position];
@@ -794,7 +805,9 @@ impl Compiler {
                         Err(_) => self.problem(
                             &format!("{vpath}.prompt"),
                             "unknown_prompt",
-                            format!("no prompt with hash {hash:?} is listed under `prompts`"),
+                            format!(
+                                "no prompt with content id {content_id:?} is listed under `prompts`"
+                            ),
                         ),
                     },
                 }
@@ -1154,8 +1167,15 @@ fn prompt_value(meta: &PromptMeta) -> Value {
     object.insert(String::from("id"), Value::String(meta.id.clone()));
     object.insert(String::from("version"), Value::String(meta.version.clone()));
     object.insert(String::from("hash"), Value::String(meta.hash.clone()));
+    object.insert(
+        String::from("content_id"),
+        Value::String(meta.content_id.clone()),
+    );
     object.insert(String::from("model"), Value::String(meta.model.clone()));
     object.insert(String::from("parameters"), meta.parameters.clone());
+    if let Some(schema) = &meta.output_schema {
+        object.insert(String::from("output_schema"), schema.clone());
+    }
     Value::Object(object)
 }
 

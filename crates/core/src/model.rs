@@ -111,7 +111,8 @@ pub struct RawRuleset {
     /// The git commit the ruleset was built from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
-    /// Prompt versions by the SHA-256 of their body.
+    /// Prompt versions by content id (the SHA-256 of their body and model configuration, see
+    /// `docs/interfaces.md`).
     #[serde(default)]
     pub prompts: Entries<RawPrompt>,
     /// Layers for mutually exclusive experiments.
@@ -125,10 +126,14 @@ pub struct RawRuleset {
     pub flags: Entries<RawFlag>,
 }
 
-/// One prompt version, keyed by the SHA-256 of its body.
+/// One prompt version, keyed by its content id.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrompt {
+    /// The SHA-256 of the body bytes, which names the body in KV (`prompt:<sha256>`). When it is
+    /// absent the key is the body's hash, as in rulesets written before content ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// The prompt family's id.
     pub id: String,
     /// The semantic version of this prompt.
@@ -139,6 +144,17 @@ pub struct RawPrompt {
     /// Model parameters (temperature, max_tokens, top_p, …): a JSON object.
     #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
     pub parameters: Value,
+    /// The JSON schema the model's output must follow, when the version declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+}
+
+impl RawPrompt {
+    /// The SHA-256 of this version's body: `body`, or else the key it is listed under
+    /// (rulesets written before content ids keyed prompts by their body's hash).
+    pub fn body_hash<'a>(&'a self, key: &'a str) -> &'a str {
+        self.body.as_deref().unwrap_or(key)
+    }
 }
 
 fn empty_object() -> Value {
@@ -244,7 +260,7 @@ pub struct RawVariant {
     /// The value, for non-prompt flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
-    /// The SHA-256 of the prompt body, for prompt flags.
+    /// The content id of the prompt version (a key of `prompts`), for prompt flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
 }

@@ -14,7 +14,10 @@ use crate::model::FlagKind;
 /// A prompt version the ruleset can serve.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PromptMeta {
-    /// The SHA-256 of the body (64 lowercase hex digits): the prompt version's identity.
+    /// The content id (64 lowercase hex digits): the prompt version's identity, body and model
+    /// configuration together; the key of the ruleset's `prompts`.
+    pub content_id: String,
+    /// The SHA-256 of the body (64 lowercase hex digits), which names the body in KV.
     pub hash: String,
     /// The prompt family's id.
     pub id: String,
@@ -24,6 +27,9 @@ pub struct PromptMeta {
     pub model: String,
     /// Model parameters, a JSON object.
     pub parameters: Value,
+    /// The output JSON schema, when the version declares one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
 }
 
 /// A validated ruleset, ready to evaluate. Build it with [`Ruleset::from_json`] or
@@ -34,7 +40,7 @@ pub struct Ruleset {
     pub(crate) environment: String,
     pub(crate) revision: u64,
     pub(crate) source: String,
-    /// Sorted by hash.
+    /// Sorted by content id.
     pub(crate) prompts: Vec<PromptMeta>,
     pub(crate) segments: Vec<Segment>,
     /// Sorted by key.
@@ -64,15 +70,15 @@ impl Ruleset {
         &self.source
     }
 
-    /// Every prompt version, sorted by hash.
+    /// Every prompt version, sorted by content id.
     pub fn prompts(&self) -> &[PromptMeta] {
         &self.prompts
     }
 
-    /// The prompt version with this body hash.
-    pub fn prompt(&self, hash: &str) -> Option<&PromptMeta> {
+    /// The prompt version with this content id.
+    pub fn prompt(&self, content_id: &str) -> Option<&PromptMeta> {
         self.prompts
-            .binary_search_by(|prompt| prompt.hash.as_str().cmp(hash))
+            .binary_search_by(|prompt| prompt.content_id.as_str().cmp(content_id))
             .ok()
             .map(|index| &self.prompts[index])
     }

@@ -105,12 +105,13 @@ pub fn check_gates(
             ))
         })?;
     let mut refusals = Vec::new();
-    for (hash, _) in env.ruleset.prompts.iter() {
-        let Some(prompt) = build.prompts.get(hash) else {
+    for (content_id, _) in env.ruleset.prompts.iter() {
+        let Some(prompt) = build.prompts.get(content_id) else {
             return Err(Error::Invalid(format!(
-                "the build has no body for prompt {hash}"
+                "the build has no body for prompt {content_id}"
             )));
         };
+        let hash = &prompt.body_sha256;
         let name = format!("{}@{}", prompt.id, prompt.version);
         if env.config.require_approvals && prompt.risk == "high" && prompt.approved_by.is_empty() {
             refusals.push(format!(
@@ -188,16 +189,18 @@ pub fn plan(
         None => None,
     };
     let summary = diff::summary(previous.as_ref(), &ruleset);
-    let bodies = ruleset
+    // Versions that share a body (the same text on two models) share its one KV entry.
+    let bodies: std::collections::BTreeMap<String, Vec<u8>> = ruleset
         .prompts
         .iter()
-        .filter_map(|(hash, _)| {
+        .filter_map(|(content_id, _)| {
             build
                 .prompts
-                .get(hash)
-                .map(|p| (hash.clone(), p.body.clone()))
+                .get(content_id)
+                .map(|p| (p.body_sha256.clone(), p.body.clone()))
         })
         .collect();
+    let bodies = bodies.into_iter().collect();
     Ok(Plan {
         environment: options.environment.clone(),
         revision,

@@ -180,7 +180,7 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
             let missing: Vec<String> = raw
                 .prompts
                 .iter()
-                .map(|(h, _)| h.clone())
+                .map(|(key, prompt)| prompt.body_hash(key).to_string())
                 .filter(|h| !state.prompts.contains_key(h))
                 .collect();
             if !missing.is_empty() {

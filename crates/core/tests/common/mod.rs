@@ -27,6 +27,7 @@ vector_files!(
     "13-prompts.json",
     "14-bulk.json",
     "15-invalid.json",
+    "16-prompt-identity.json",
 );
 
 pub const INDEX: &str = include_str!("../../../../tests/vectors/index.json");
