@@ -111,9 +111,11 @@ pub struct ManifestEnvironment {
     pub prompts: usize,
 }
 
-/// The content hash of a ruleset: SHA-256 of its canonical JSON with `environment`, `revision`
-/// and `source` removed. Two environments serve the same thing exactly when their content
-/// hashes are equal, which is what the staging-before-prod gate compares.
+/// The content hash of a ruleset: SHA-256 of its canonical JSON with `environment`, `revision`,
+/// `source` and the runtime decisions' records (`runtime`) removed. Two environments serve the
+/// same thing exactly when their content hashes are equal, which is what the staging-before-prod
+/// gate compares, and a build reproduces what is live exactly when its content hash is the live
+/// one's.
 pub fn content_hash(ruleset: &RawRuleset) -> Result<String> {
     let mut value = serde_json::to_value(ruleset)
         .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))?;
@@ -121,6 +123,7 @@ pub fn content_hash(ruleset: &RawRuleset) -> Result<String> {
         map.remove("environment");
         map.remove("revision");
         map.remove("source");
+        map.remove("runtime");
     }
     Ok(sha256_hex(canonical_json(&value).as_bytes()))
 }
@@ -323,6 +326,7 @@ pub fn assemble(
         layers,
         segments,
         flags,
+        runtime: Entries::default(),
     };
     (ruleset, map, diagnostics)
 }

@@ -101,7 +101,8 @@ fn prompt_ref(ruleset: &RawRuleset, content_id: &str) -> PromptRef {
     }
 }
 
-fn percent(weight: u32) -> String {
+/// A weight in slots as a percentage (`5000` → `5%`).
+pub fn percent(weight: u32) -> String {
     let text = format!("{:.3}", f64::from(weight) / 1000.0);
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}%")
@@ -350,6 +351,7 @@ pub fn diff_rulesets(
         layers: Default::default(),
         segments: Default::default(),
         flags: Default::default(),
+        runtime: Default::default(),
     };
     let old = old.unwrap_or(&empty);
     let new = new.unwrap_or(&empty);

@@ -134,6 +134,18 @@ pub enum LowCommand {
         /// Check the gates and show the plan without writing.
         #[arg(long)]
         dry_run: bool,
+        /// Revert the live runtime decisions git does not hold (kills, the loop's rollbacks and
+        /// promotions) instead of keeping them; needs --reason; audited.
+        #[arg(long)]
+        revert_runtime: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Per flag: what git intends, what is live, and why they differ.
+    Status {
+        /// The environment.
+        #[arg(long = "env")]
+        environment: String,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -473,6 +485,7 @@ pub struct PublishCommand {
     pub environment: String,
     pub build: Option<PathBuf>,
     pub force: bool,
+    pub revert_runtime: bool,
     pub reason: String,
     pub dry_run: bool,
     pub target: Target,
@@ -505,6 +518,11 @@ pub enum HiCommand {
     Publish(PublishCommand),
     Revert(Revert),
     History {
+        environment: String,
+        target: Target,
+        http: Http,
+    },
+    Status {
         environment: String,
         target: Target,
         http: Http,
@@ -716,6 +734,7 @@ impl HiArgs {
                 force,
                 reason,
                 dry_run,
+                revert_runtime,
                 target: target_args,
             } => {
                 check_environment_name(&environment)?;
@@ -724,11 +743,17 @@ impl HiArgs {
                         "--force needs --reason \"why\": the override is recorded in the audit log"
                     );
                 }
+                if revert_runtime && reason.trim().is_empty() {
+                    bail!(
+                        "--revert-runtime needs --reason \"why\": the revert is recorded in the audit log"
+                    );
+                }
                 let (target, http) = target(&target_args, quiet)?;
                 HiCommand::Publish(PublishCommand {
                     environment,
                     build,
                     force,
+                    revert_runtime,
                     reason,
                     dry_run,
                     target,
@@ -770,6 +795,18 @@ impl HiArgs {
                 check_environment_name(&environment)?;
                 let (target, http) = target(&target_args, quiet)?;
                 HiCommand::History {
+                    environment,
+                    target,
+                    http,
+                }
+            }
+            LowCommand::Status {
+                environment,
+                target: target_args,
+            } => {
+                check_environment_name(&environment)?;
+                let (target, http) = target(&target_args, quiet)?;
+                HiCommand::Status {
                     environment,
                     target,
                     http,

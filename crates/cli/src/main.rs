@@ -213,6 +213,11 @@ fn run(args: HiArgs) -> Result<Output> {
             target,
             http,
         } => release::run_history(&args, environment, target, http),
+        HiCommand::Status {
+            environment,
+            target,
+            http,
+        } => release::run_status(&args, environment, target, http),
         HiCommand::AuditList { environment } => release::run_audit_list(&args, environment),
         HiCommand::AuditVerify { expect_head } => release::run_audit_verify(&args, expect_head),
     }

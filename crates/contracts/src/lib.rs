@@ -8,6 +8,7 @@
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
 //! - [`prompt`]: a prompt version's content id (body hash + model configuration).
+//! - [`runtime`]: decisions taken on a live environment, and how a publish from git keeps them.
 //! - [`error`]: why a rule refused.
 //!
 //! `docs/interfaces.md` is the human contract; this crate is its executable form. The crate is
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod meta;
 pub mod prompt;
 pub mod revision;
+pub mod runtime;
 
 pub use error::Error;
 pub use meta::Meta;

@@ -27,7 +27,8 @@ pub mod error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use promptflag_core::model::{RawRuleset, RawServe, RawSplit, RawTreatment};
+use promptflag_contracts::runtime;
+use promptflag_core::model::{RawRuleset, RawRuntimeDecision, RawTreatment};
 use promptflag_stats::Xoshiro256StarStar;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -495,35 +496,56 @@ pub fn apply_change(ruleset: &mut RawRuleset, flag: &str, change: &RulesetChange
         )));
     };
     match change {
-        RulesetChange::SetWeights(weights) => {
-            let needs_split = raw
-                .default
-                .as_ref()
-                .is_none_or(|serve| serve.split.is_none());
-            if needs_split {
-                raw.default = Some(RawServe {
-                    variant: None,
-                    split: Some(RawSplit::default()),
-                });
-            }
-            if let Some(split) = raw.default.as_mut().and_then(|s| s.split.as_mut()) {
-                for (variant, weight) in weights {
-                    match split.treatments.iter_mut().find(|t| t.variant == *variant) {
-                        Some(treatment) => treatment.weight = *weight,
-                        None => split.treatments.push(RawTreatment {
-                            variant: variant.clone(),
-                            weight: *weight,
-                        }),
-                    }
-                }
-            }
-        }
-        RulesetChange::Promote(variant) => {
-            raw.baseline = variant.clone();
-            raw.default = None;
-        }
+        RulesetChange::SetWeights(weights) => runtime::set_weights(raw, &treatments(weights)),
+        RulesetChange::Promote(variant) => runtime::promote(raw, variant),
     }
     Ok(())
+}
+
+fn treatments(weights: &[(String, u32)]) -> Vec<RawTreatment> {
+    weights
+        .iter()
+        .map(|(variant, weight)| RawTreatment {
+            variant: variant.clone(),
+            weight: *weight,
+        })
+        .collect()
+}
+
+/// The runtime record of a decision that ends or steers a rollout (rollback, abort, promotion,
+/// a bandit's reallocation): what the next publish from git must keep. `None` for the steps of
+/// a running rollout (start, advance), which the rollout itself owns.
+pub fn runtime_decision(
+    decision: Decision,
+    change: &RulesetChange,
+    by: &str,
+    at_ms: i64,
+    revision: u64,
+    reason: &str,
+    details: &Value,
+) -> Option<RawRuntimeDecision> {
+    let action = match decision {
+        Decision::Rollback => runtime::ROLLBACK,
+        Decision::Abort => runtime::ABORT,
+        Decision::Promote => runtime::PROMOTE,
+        Decision::Reallocate => runtime::REALLOCATE,
+        _ => return None,
+    };
+    let (baseline, weights) = match change {
+        RulesetChange::Promote(variant) => (Some(variant.clone()), Vec::new()),
+        RulesetChange::SetWeights(weights) => (None, treatments(weights)),
+    };
+    Some(RawRuntimeDecision {
+        action: String::from(action),
+        by: String::from(by),
+        at: promptflag_core::literal::format_rfc3339_millis(at_ms),
+        reason: String::from(reason),
+        revision,
+        disabled: false,
+        baseline,
+        weights,
+        details: details.clone(),
+    })
 }
 
 /// The weights a live flag gives the arms (0 for an arm not in its default split), and whether
@@ -1191,6 +1213,17 @@ impl Controller {
         let target = promptflag_contracts::revision::next(env.latest, Some(live))
             .map_err(promptflag_release::store::contract_error)?;
         ruleset.revision = target;
+        if let Some(recorded) = runtime_decision(
+            decision,
+            &change,
+            &self.config.actor,
+            now,
+            target,
+            &after.reason,
+            &summary,
+        ) {
+            runtime::record(&mut ruleset, &state.flag, recorded);
+        }
         promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
         let bytes = ruleset_publish_bytes(&ruleset)?;
         let ruleset_hash = self.audit.store_ruleset(&bytes)?;

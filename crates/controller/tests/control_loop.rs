@@ -1,7 +1,9 @@
 //! The rollout control loop on scripted metric streams, against an in-memory store with the
 //! Worker's semantics and a manual clock: advance, rollback (with the alert webhook), hard limit,
 //! promote, sample-ratio pause and resume, a flag changed by hand, a bandit, and crashes at each
-//! step of the intent → done protocol without a repeated or lost action.
+//! step of the intent → done protocol without a repeated or lost action. Then runtime state
+//! against git: a promotion, a rollback and a kill survive a publish from the unchanged
+//! repository, and `status` explains the difference.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,8 +23,11 @@ use promptflag_controller::{
     Snapshot, SnapshotQuery, Status,
 };
 use promptflag_release::audit::{Action, AuditLog};
+use promptflag_release::drift::{self, FlagStatus};
 use promptflag_release::memstore::MemoryStore;
-use promptflag_release::store::{Http, RetryPolicy, Store};
+use promptflag_release::ops;
+use promptflag_release::publish::{self, PublishOptions, RuntimeOutcome};
+use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store};
 use promptflag_rollout::metrics::VariantMetrics;
 use promptflag_telemetry::read::{Aggregate, Observation};
 use serde_json::json;
@@ -160,6 +165,8 @@ fn ruleset(revision: u64) -> Vec<u8> {
 }
 
 struct Rig {
+    environment: &'static str,
+    flag: &'static str,
     _dir: tempfile::TempDir,
     state_path: std::path::PathBuf,
     audit_path: std::path::PathBuf,
@@ -175,6 +182,8 @@ impl Rig {
         let store = Arc::new(MemoryStore::new());
         store.put_ruleset("dev", 1, &ruleset(1), None).unwrap();
         Rig {
+            environment: "dev",
+            flag: "support",
             state_path: dir.path().join("telemetry.sqlite3"),
             audit_path: dir.path().join("audit.sqlite3"),
             _dir: dir,
@@ -214,7 +223,7 @@ impl Rig {
         let connection = rusqlite::Connection::open(&self.state_path).unwrap();
         promptflag_controller::enqueue_command(
             &connection,
-            "support",
+            self.flag,
             command,
             &payload,
             "ops@test",
@@ -230,21 +239,21 @@ impl Rig {
 
     fn state(&self) -> promptflag_controller::RolloutState {
         let connection = rusqlite::Connection::open(&self.state_path).unwrap();
-        promptflag_controller::load_state(&connection, "support")
+        promptflag_controller::load_state(&connection, self.flag)
             .unwrap()
             .unwrap()
     }
 
     fn live_flag(&self) -> serde_json::Value {
-        let bytes = self.store.live_bytes("dev").unwrap();
+        let bytes = self.store.live_bytes(self.environment).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        value["flags"]["support"].clone()
+        value["flags"][self.flag].clone()
     }
 
     fn rollout_entries(&self) -> Vec<promptflag_release::audit::Entry> {
         AuditLog::open(&self.audit_path)
             .unwrap()
-            .list(Some("dev"))
+            .list(Some(self.environment))
             .unwrap()
             .into_iter()
             .filter(|e| e.action == Action::Rollout)
@@ -390,13 +399,7 @@ fn a_guardrail_violation_rolls_back_and_alerts() {
     rig.start(&policy());
     controller.tick().unwrap();
     rig.clock.advance(5 * MINUTE);
-    // The treatment's success rate is 12 points lower over 2 000 calls.
-    rig.script.set(snapshot(
-        arm("stable", 40_000, 0.80, 0.005, 0.01),
-        vec![arm("concise", 2_000, 0.68, 0.005, 0.01)],
-        vec![2_000],
-        vec![198_000, 2_000],
-    ));
+    rig.script.set(guardrail_breach());
     let records = controller.tick().unwrap();
     assert_eq!(decisions(&records), vec![Decision::Rollback]);
     assert!(
@@ -437,12 +440,9 @@ fn a_hard_limit_rolls_back_before_the_stage_has_held() {
     );
 }
 
-#[test]
-fn a_better_treatment_is_promoted_after_the_last_stage() {
-    let rig = Rig::new();
-    let mut controller = rig.controller();
-    rig.start(&policy());
-    controller.tick().unwrap();
+/// Ticks the loop on a treatment ten points better on success, with big samples, until it
+/// stops running: every stage passes, then promotion. Returns the decisions that acted.
+fn drive_to_promotion(rig: &Rig, controller: &mut Controller) -> Vec<Decision> {
     let mut seen = Vec::new();
     for _ in 0..60 {
         rig.clock.advance(5 * MINUTE);
@@ -451,7 +451,6 @@ fn a_better_treatment_is_promoted_after_the_last_stage() {
             break;
         }
         let percent = f64::from(state.weights[0]) / 1000.0;
-        // Ten points better on success, big samples: every stage passes, then promotion.
         rig.script.set(snapshot(
             arm("stable", 20_000, 0.80, 0.005, 0.01),
             vec![arm("concise", 5_000, 0.90, 0.005, 0.01)],
@@ -460,7 +459,26 @@ fn a_better_treatment_is_promoted_after_the_last_stage() {
         ));
         seen.extend(decisions(&controller.tick().unwrap()));
     }
-    let acted: Vec<Decision> = seen.into_iter().filter(|d| *d != Decision::Hold).collect();
+    seen.into_iter().filter(|d| *d != Decision::Hold).collect()
+}
+
+/// A guardrail breach: the treatment's success rate 12 points lower over 2 000 calls.
+fn guardrail_breach() -> Snapshot {
+    snapshot(
+        arm("stable", 40_000, 0.80, 0.005, 0.01),
+        vec![arm("concise", 2_000, 0.68, 0.005, 0.01)],
+        vec![2_000],
+        vec![198_000, 2_000],
+    )
+}
+
+#[test]
+fn a_better_treatment_is_promoted_after_the_last_stage() {
+    let rig = Rig::new();
+    let mut controller = rig.controller();
+    rig.start(&policy());
+    controller.tick().unwrap();
+    let acted = drive_to_promotion(&rig, &mut controller);
     assert_eq!(
         acted,
         vec![Decision::Advance, Decision::Advance, Decision::Promote]
@@ -726,4 +744,193 @@ fn status_helpers_read_the_stored_state() {
         .unwrap()
         .unwrap();
     assert_eq!(result["ok"], true);
+}
+
+// Runtime state against git: the example repository's `support_prompt` in prod, published from
+// a build; the loop (or a person) decides on the live environment; a publish from the unchanged
+// repository keeps the decision, and `status` says why git and live differ.
+
+fn example_repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/prompts-repo")
+}
+
+fn example_build(repo: &Path) -> promptflag_authoring::build::Build {
+    let (loaded, diagnostics) = promptflag_authoring::lint::check(repo).unwrap();
+    promptflag_authoring::build::build(
+        &loaded,
+        &diagnostics,
+        &promptflag_authoring::build::BuildOptions {
+            source: Some(String::from("test")),
+            environments: vec![String::from("prod")],
+        },
+    )
+    .unwrap()
+}
+
+fn publish_options(revert_runtime: bool, reason: &str) -> PublishOptions {
+    PublishOptions {
+        environment: String::from("prod"),
+        actor: String::from("ci@test"),
+        reason: String::from(reason),
+        // The staging gate is not what these tests are about.
+        force: true,
+        revert_runtime,
+    }
+}
+
+impl Rig {
+    /// The example repository's prod build published as revision 1.
+    fn from_repo(repo: &Path) -> Rig {
+        let mut rig = Rig::new();
+        rig.environment = "prod";
+        rig.flag = "support_prompt";
+        rig.publish(repo, false, "first publish");
+        rig
+    }
+
+    fn publish(&self, repo: &Path, revert_runtime: bool, reason: &str) -> RuntimeOutcome {
+        let mut audit = AuditLog::open(&self.audit_path).unwrap();
+        publish::publish(
+            self.store.as_ref(),
+            &mut audit,
+            &example_build(repo),
+            &publish_options(revert_runtime, reason),
+            &NoProgress,
+        )
+        .unwrap()
+        .runtime
+    }
+
+    fn status_of_flag(&self, repo: &Path) -> FlagStatus {
+        let audit = AuditLog::open(&self.audit_path).unwrap();
+        let status =
+            drift::status(self.store.as_ref(), &audit, &example_build(repo), "prod").unwrap();
+        status
+            .flags
+            .into_iter()
+            .find(|f| f.flag == self.flag)
+            .unwrap()
+    }
+}
+
+fn prod_policy() -> RolloutPolicy {
+    RolloutPolicy {
+        flag: String::from("support_prompt"),
+        environment: String::from("prod"),
+        ..policy()
+    }
+}
+
+#[test]
+fn a_promotion_by_the_loop_survives_a_publish_from_the_unchanged_repo_and_status_explains_it() {
+    let repo = example_repo();
+    let rig = Rig::from_repo(&repo);
+    let mut controller = rig.controller();
+    rig.start(&prod_policy());
+    controller.tick().unwrap();
+    assert_eq!(
+        drive_to_promotion(&rig, &mut controller).last(),
+        Some(&Decision::Promote)
+    );
+    assert_eq!(rig.live_flag()["baseline"], "concise");
+
+    let outcome = rig.publish(&repo, false, "routine publish");
+    assert_eq!(outcome.kept.len(), 1, "{outcome:?}");
+    assert!(outcome.kept[0].starts_with("support_prompt: promoted concise at "));
+    let flag = rig.live_flag();
+    assert_eq!(flag["baseline"], "concise", "the promotion stays");
+    assert!(flag.get("default").is_none());
+
+    let status = rig.status_of_flag(&repo);
+    assert!(!status.in_sync);
+    assert_eq!(
+        status.intent.as_deref(),
+        Some("on, baseline stable, split concise 5%, 2 rule(s)")
+    );
+    assert_eq!(
+        status.live.as_deref(),
+        Some("on, baseline concise, 2 rule(s)")
+    );
+    assert!(
+        status
+            .why
+            .starts_with("promoted concise at 2027-01-15T10:30:00.000Z by loop@test")
+            && status.why.contains(" because success_rate improvement "),
+        "{}",
+        status.why
+    );
+}
+
+#[test]
+fn a_rollback_by_the_loop_survives_a_publish_and_status_names_the_guardrail() {
+    let repo = example_repo();
+    let rig = Rig::from_repo(&repo);
+    let mut controller = rig.controller();
+    rig.start(&prod_policy());
+    controller.tick().unwrap();
+    rig.clock.advance(5 * MINUTE);
+    rig.script.set(guardrail_breach());
+    assert_eq!(
+        decisions(&controller.tick().unwrap()),
+        vec![Decision::Rollback]
+    );
+
+    rig.publish(&repo, false, "routine publish");
+    assert_eq!(
+        treatment_weight(&rig.live_flag(), "concise"),
+        0,
+        "the rolled-back canary stays closed"
+    );
+    let status = rig.status_of_flag(&repo);
+    assert!(status.why.starts_with("rolled back at "), "{}", status.why);
+    assert!(status.why.contains("success_rate"), "{}", status.why);
+}
+
+#[test]
+fn a_kill_survives_a_publish_until_reverted_with_a_reason_which_is_audited() {
+    let repo = example_repo();
+    let rig = Rig::from_repo(&repo);
+    let mut audit = AuditLog::open(&rig.audit_path).unwrap();
+    ops::kill(
+        rig.store.as_ref(),
+        &mut audit,
+        "prod",
+        "support_prompt",
+        &ops::Actor {
+            actor: String::from("oncall@test"),
+            reason: String::from("bad answers"),
+        },
+        std::time::Instant::now(),
+    )
+    .unwrap();
+    drop(audit);
+
+    rig.publish(&repo, false, "routine publish");
+    assert_eq!(rig.live_flag()["enabled"], false, "the kill stays");
+    let status = rig.status_of_flag(&repo);
+    assert!(
+        status.why.starts_with("killed at ")
+            && status.why.contains(" by oncall@test ")
+            && status.why.ends_with("because bad answers"),
+        "{}",
+        status.why
+    );
+
+    let outcome = rig.publish(&repo, true, "fixed upstream");
+    assert_eq!(outcome.reverted.len(), 1);
+    assert!(
+        rig.live_flag().get("enabled").is_none(),
+        "git's flag is live again"
+    );
+    assert!(rig.status_of_flag(&repo).in_sync);
+    let overrides: Vec<_> = AuditLog::open(&rig.audit_path)
+        .unwrap()
+        .list(Some("prod"))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == Action::Override && e.summary.get("reverted_runtime").is_some())
+        .collect();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(overrides[0].reason, "fixed upstream");
+    assert_eq!(overrides[0].actor, "ci@test");
 }

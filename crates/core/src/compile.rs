@@ -274,6 +274,7 @@ impl Compiler {
         self.check_count("prompts", "prompts", raw.prompts.len(), MAX_PROMPTS);
         self.check_count("segments", "segments", raw.segments.len(), MAX_SEGMENTS);
         self.check_count("flags", "flags", raw.flags.len(), MAX_FLAGS);
+        self.check_count("runtime", "runtime decisions", raw.runtime.len(), MAX_FLAGS);
 
         // Prompts, sorted by content id so evaluation can binary-search them.
         self.index_entries("prompts", &raw.prompts);

@@ -16,6 +16,8 @@ use crate::publish::live_ruleset;
 use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_contracts::digest::sha256_hex;
+use promptflag_contracts::runtime;
+use promptflag_core::model::RawRuntimeDecision;
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]
@@ -106,6 +108,22 @@ pub fn kill(
     let revision =
         promptflag_contracts::revision::next(state.latest, Some(live)).map_err(contract_error)?;
     ruleset.revision = revision;
+    // The kill is recorded in the revision that serves it, so the next publish from git keeps it.
+    runtime::record(
+        &mut ruleset,
+        flag,
+        RawRuntimeDecision {
+            action: String::from(runtime::KILL),
+            by: who.actor.clone(),
+            at: crate::audit::now_rfc3339(),
+            reason: who.reason.clone(),
+            revision,
+            disabled: true,
+            baseline: None,
+            weights: Vec::new(),
+            details: serde_json::Value::Null,
+        },
+    );
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
     let bytes = ruleset_publish_bytes(&ruleset)?;
     let moved = store.put_ruleset(environment, revision, &bytes, Some(live))?;

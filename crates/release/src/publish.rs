@@ -16,6 +16,8 @@ use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, ruleset_publish_bytes};
 use promptflag_authoring::diff;
 use promptflag_contracts::digest::sha256_hex;
+use promptflag_contracts::runtime;
+use promptflag_core::model::RawRuntimeDecision;
 
 /// Who publishes, and on what authority.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +30,9 @@ pub struct PublishOptions {
     pub reason: String,
     /// Overrides the promotion gate (`promote_from`); recorded as an `override` entry.
     pub force: bool,
+    /// Reverts the runtime decisions git does not hold (kills, the loop's rollbacks and
+    /// promotions) instead of keeping them; needs a reason, recorded as an `override` entry.
+    pub revert_runtime: bool,
 }
 
 /// A publish ready to execute.
@@ -53,8 +58,40 @@ pub struct Plan {
     pub overridden: Vec<String>,
     /// The audit diff summary against the live ruleset.
     pub summary: Value,
+    /// What became of the live runtime decisions.
+    pub runtime: RuntimeOutcome,
     /// Who and why.
     pub options: PublishOptions,
+}
+
+/// What a publish did with the decisions taken on the live environment, one sentence each
+/// (`flag: killed at T by X because …`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RuntimeOutcome {
+    /// Kept over git's flag: git does not hold them yet (`promptflag sync` writes them back).
+    pub kept: Vec<String>,
+    /// Ended: git now holds them.
+    pub converged: Vec<String>,
+    /// Reverted with `--revert-runtime`.
+    pub reverted: Vec<String>,
+    /// Ended with their flag, which git removed.
+    pub orphaned: Vec<String>,
+}
+
+impl RuntimeOutcome {
+    fn of(carried: &runtime::Carried) -> RuntimeOutcome {
+        let lines = |list: &[(String, RawRuntimeDecision)]| -> Vec<String> {
+            list.iter()
+                .map(|(flag, decision)| format!("{flag}: {}", runtime::describe(decision)))
+                .collect()
+        };
+        RuntimeOutcome {
+            kept: lines(&carried.kept),
+            converged: lines(&carried.converged),
+            reverted: lines(&carried.reverted),
+            orphaned: lines(&carried.orphaned),
+        }
+    }
 }
 
 /// What a publish did.
@@ -80,6 +117,8 @@ pub struct PublishReport {
     pub audit_seq: u64,
     /// The diff summary.
     pub summary: Value,
+    /// What became of the live runtime decisions.
+    pub runtime: RuntimeOutcome,
 }
 
 /// Checks the governance gates of an environment for a build. Returns the gates that `force`
@@ -180,14 +219,33 @@ pub fn plan(
     let state = store.state(&options.environment)?;
     let revision =
         promptflag_contracts::revision::next(state.latest, state.live).map_err(contract_error)?;
+    if options.revert_runtime && options.reason.trim().is_empty() {
+        return Err(Error::Invalid(String::from(
+            "--revert-runtime needs --reason \"why\"; the revert is recorded in the audit log",
+        )));
+    }
     let mut ruleset = env.ruleset.clone();
     ruleset.revision = revision;
-    promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
-    let bytes = ruleset_publish_bytes(&ruleset)?;
     let previous = match state.live {
         Some(live) => live_ruleset(store, audit, &options.environment, live)?,
         None => None,
     };
+    // A publish from git never silently undoes a decision taken on the live environment.
+    let carried = match &previous {
+        Some(live) => runtime::carry(live, &mut ruleset, options.revert_runtime),
+        None => runtime::Carried::default(),
+    };
+    promptflag_core::compile(&ruleset).map_err(|e| {
+        Error::Invalid(format!(
+            "{e}{}",
+            if carried.kept.is_empty() {
+                ""
+            } else {
+                " (after keeping the live runtime decisions: run `promptflag sync` to write them into the repository, or publish with --revert-runtime --reason \"…\")"
+            }
+        ))
+    })?;
+    let bytes = ruleset_publish_bytes(&ruleset)?;
     let summary = diff::summary(previous.as_ref(), &ruleset);
     // Versions that share a body (the same text on two models) share its one KV entry.
     let bodies: std::collections::BTreeMap<String, Vec<u8>> = ruleset
@@ -212,6 +270,7 @@ pub fn plan(
         bodies,
         overridden,
         summary,
+        runtime: RuntimeOutcome::of(&carried),
         options: options.clone(),
     })
 }
@@ -244,6 +303,25 @@ pub fn execute(
             summary: json!({ "overridden": plan.overridden }),
         })?;
     }
+    if !plan.runtime.reverted.is_empty() {
+        audit.append(NewEntry {
+            actor: plan.options.actor.clone(),
+            action: Action::Override,
+            environment: plan.environment.clone(),
+            revision: Some(moved.revision),
+            previous_revision: moved.previous,
+            reason: plan.options.reason.clone(),
+            content_hash: Some(plan.content_hash.clone()),
+            ruleset_hash: Some(plan.ruleset_hash.clone()),
+            summary: json!({ "reverted_runtime": plan.runtime.reverted }),
+        })?;
+    }
+    let mut summary = plan.summary.clone();
+    if let Value::Object(map) = &mut summary
+        && !plan.runtime.kept.is_empty()
+    {
+        map.insert(String::from("runtime_kept"), json!(plan.runtime.kept));
+    }
     let entry = audit.append(NewEntry {
         actor: plan.options.actor.clone(),
         action: Action::Publish,
@@ -253,7 +331,7 @@ pub fn execute(
         reason: plan.options.reason.clone(),
         content_hash: Some(plan.content_hash.clone()),
         ruleset_hash: Some(plan.ruleset_hash.clone()),
-        summary: plan.summary.clone(),
+        summary,
     })?;
     Ok(PublishReport {
         environment: plan.environment,
@@ -266,6 +344,7 @@ pub fn execute(
         overridden: plan.overridden,
         audit_seq: entry.seq,
         summary: plan.summary,
+        runtime: plan.runtime,
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use promptflag_authoring::build::Build;
 use promptflag_release::audit::AuditLog;
-use promptflag_release::{ops, publish};
+use promptflag_release::{drift, ops, publish};
 use serde_json::json;
 
 use super::{revision_text, revisions_text};
@@ -20,6 +20,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
         environment,
         build,
         force,
+        revert_runtime,
         reason,
         dry_run,
         target,
@@ -37,6 +38,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
         actor: args.actor.clone(),
         reason: reason.clone(),
         force,
+        revert_runtime: *revert_runtime,
     };
     let plan = publish::plan(store.as_ref(), &audit, &build, &options)?;
     if dry_run {
@@ -53,8 +55,10 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
                 format!("; overriding: {}", plan.overridden.join("; "))
             }
         );
+        let text = text + &runtime_text(&plan.runtime);
         let json = json!({ "ok": true, "dry_run": true, "environment": environment, "revision": plan.revision,
-            "expected_live": plan.expected_live, "content_hash": plan.content_hash, "overridden": plan.overridden, "summary": plan.summary });
+            "expected_live": plan.expected_live, "content_hash": plan.content_hash, "overridden": plan.overridden, "summary": plan.summary,
+            "runtime": plan.runtime });
         return Ok(Output {
             text,
             json,
@@ -78,6 +82,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
     for message in &report.overridden {
         text.push_str(&format!("  OVERRIDDEN: {message}\n"));
     }
+    text.push_str(&runtime_text(&report.runtime));
     Ok(Output {
         text,
         json: json!({ "ok": true, "publish": report }),
@@ -204,6 +209,61 @@ pub(crate) fn run_history(
     Ok(Output {
         text,
         json: json!({ "ok": true, "history": history }),
+        code: ExitCode::Ok,
+    })
+}
+
+/// What a publish does with the live runtime decisions, one line each.
+fn runtime_text(outcome: &publish::RuntimeOutcome) -> String {
+    let mut text = String::new();
+    for (label, lines) in [
+        (
+            "KEPT (git does not hold it; `promptflag sync` writes it back)",
+            &outcome.kept,
+        ),
+        ("REVERTED", &outcome.reverted),
+        ("now held by git", &outcome.converged),
+        ("ended with its flag", &outcome.orphaned),
+    ] {
+        for line in lines {
+            text.push_str(&format!("  runtime {label}: {line}\n"));
+        }
+    }
+    text
+}
+
+/// `promptflag status --env ENV`: per flag, git's intent, what is live, and why they differ.
+pub(crate) fn run_status(
+    args: &HiArgs,
+    environment: &str,
+    target: &Target,
+    http: &promptflag_release::store::Http,
+) -> Result<Output> {
+    let build = super::authoring::build_repo(&args.repo, vec![environment.to_string()], None)?;
+    let store = target.open(http.clone());
+    let audit = AuditLog::open(&args.audit_db)?;
+    let status = drift::status(store.as_ref(), &audit, &build, environment)?;
+    let mut text = format!(
+        "{environment} on {}: live revision {}\n",
+        store.describe(),
+        revision_text(status.revision)
+    );
+    for flag in &status.flags {
+        let intent = flag.intent.as_deref().unwrap_or("(not in git)");
+        if flag.in_sync {
+            text.push_str(&format!("  {}: in sync: {intent}\n", flag.flag));
+        } else {
+            text.push_str(&format!(
+                "  {}: DIFFERS\n    git:  {intent}\n    live: {}\n    why:  {}\n",
+                flag.flag,
+                flag.live.as_deref().unwrap_or("(not live)"),
+                flag.why
+            ));
+        }
+    }
+    Ok(Output {
+        text,
+        json: json!({ "ok": true, "status": status }),
         code: ExitCode::Ok,
     })
 }

@@ -1,0 +1,134 @@
+//! `promptflag status`: per flag, what git intends, what is live, and why they differ. Git's
+//! intent is the ruleset built from the repository; what is live is the revision the store
+//! serves; the why is the live revision's runtime record of the flag (a kill, the control loop's
+//! rollback or promotion), or, when there is none, a change made outside git and the loop.
+
+use promptflag_authoring::build::Build;
+use promptflag_authoring::diff::percent;
+use promptflag_contracts::runtime;
+use promptflag_core::model::{RawFlag, RawRuleset, RawServe};
+
+use crate::audit::AuditLog;
+use crate::error::{Error, Result};
+use crate::publish::live_ruleset;
+use crate::store::Store;
+
+/// One flag's standing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FlagStatus {
+    /// The flag key.
+    pub flag: String,
+    /// What git's build serves (`None`: the flag is not in git).
+    pub intent: Option<String>,
+    /// What is live (`None`: not published).
+    pub live: Option<String>,
+    /// True when git and live serve the same.
+    pub in_sync: bool,
+    /// Why they differ (empty when in sync).
+    pub why: String,
+}
+
+/// An environment's standing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Status {
+    /// The environment.
+    pub environment: String,
+    /// The live revision.
+    pub revision: Option<u64>,
+    /// Per flag, sorted by key.
+    pub flags: Vec<FlagStatus>,
+}
+
+/// Compares git's ruleset with the live one, flag by flag.
+pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>) -> Status {
+    let mut keys: Vec<&String> = built.flags.iter().map(|(k, _)| k).collect();
+    if let Some(live) = live {
+        keys.extend(live.flags.iter().map(|(k, _)| k));
+    }
+    keys.sort();
+    keys.dedup();
+    let flags = keys
+        .into_iter()
+        .map(|key| {
+            let intent = built.flags.get(key);
+            let served = live.and_then(|l| l.flags.get(key));
+            let decision = live.and_then(|l| l.runtime.get(key));
+            let in_sync = match (intent, served) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            let why = if in_sync {
+                String::new()
+            } else {
+                match (intent, served, decision) {
+                    (_, None, _) if live.is_none() => String::from("nothing is published"),
+                    (_, None, _) => String::from("not published yet"),
+                    (None, Some(_), _) => String::from("removed in git, still live"),
+                    (Some(_), Some(_), Some(decision)) => runtime::describe(decision),
+                    (Some(_), Some(_), None) => String::from(
+                        "git changed since the last publish, or the live flag was changed outside git and the loop",
+                    ),
+                }
+            };
+            FlagStatus {
+                flag: key.clone(),
+                intent: intent.map(describe_flag),
+                live: served.map(describe_flag),
+                in_sync,
+                why,
+            }
+        })
+        .collect();
+    Status {
+        environment: String::from(environment),
+        revision: live.map(|l| l.revision),
+        flags,
+    }
+}
+
+/// Reads the live ruleset and compares it with the build's.
+pub fn status(
+    store: &dyn Store,
+    audit: &AuditLog,
+    build: &Build,
+    environment: &str,
+) -> Result<Status> {
+    let built = build
+        .environments
+        .get(environment)
+        .ok_or_else(|| Error::Invalid(format!("the build has no ruleset for {environment:?}")))?;
+    let state = store.state(environment)?;
+    let live = match state.live {
+        Some(revision) => live_ruleset(store, audit, environment, revision)?,
+        None => None,
+    };
+    Ok(compare(environment, &built.ruleset, live.as_ref()))
+}
+
+/// A flag in a few words: on or killed, its baseline, and what the default serves.
+pub fn describe_flag(flag: &RawFlag) -> String {
+    let mut text = String::from(if flag.enabled { "on" } else { "killed" });
+    text.push_str(&format!(", baseline {}", flag.baseline));
+    match &flag.default {
+        None => {}
+        Some(RawServe {
+            variant: Some(variant),
+            ..
+        }) => text.push_str(&format!(", default {variant}")),
+        Some(RawServe {
+            split: Some(split), ..
+        }) => {
+            let lanes: Vec<String> = split
+                .treatments
+                .iter()
+                .map(|t| format!("{} {}", t.variant, percent(t.weight)))
+                .collect();
+            text.push_str(&format!(", split {}", lanes.join(" + ")));
+        }
+        Some(_) => {}
+    }
+    if !flag.rules.is_empty() {
+        text.push_str(&format!(", {} rule(s)", flag.rules.len()));
+    }
+    text
+}
