@@ -72,6 +72,11 @@ pub fn validate_environments(repo: &Repo, known: &[Diagnostic]) -> Diagnostics {
     out
 }
 
+/// Where `promptflag sync` writes the outcome of a flag's rollout, beside its policy.
+pub fn results_file(flag: &str) -> String {
+    format!("rollouts/{flag}.results.json")
+}
+
 /// The semantic checks on a loaded repository.
 pub fn lint(repo: &Repo) -> Diagnostics {
     let mut out = Diagnostics::new();
@@ -169,6 +174,8 @@ pub fn lint(repo: &Repo) -> Diagnostics {
             .baseline
             .as_ref()
             .is_some_and(|b| b.value == policy.treatment)
+            // A promoted rollout's results file closes it: the treatment is the baseline now.
+            && !repo.root.join(results_file(&rollout.flag)).is_file()
         {
             out.error(
                 &rollout.file,
@@ -591,6 +598,28 @@ fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out:
     }
 }
 
+/// True when some environment of the flag can serve `variant`: the baseline, or a rule or a
+/// default at the top level or in an environment's settings. An archived version may stay
+/// listed as a variant no one is served (the loser of a closed experiment, kept for the record).
+fn serves_anywhere(flag: &repo::FlagSource, variant: &str) -> bool {
+    let targeting_serves = |targeting: &repo::Targeting| {
+        targeting
+            .rules
+            .as_ref()
+            .is_some_and(|rules| rules.value.iter().any(|rule| rule.serve.serves(variant)))
+            || targeting
+                .default
+                .as_ref()
+                .is_some_and(|serve| serve.value.serves(variant))
+    };
+    flag.baseline.as_ref().is_some_and(|b| b.value == variant)
+        || targeting_serves(&flag.targeting)
+        || flag
+            .environments
+            .values()
+            .any(|(_, targeting)| targeting_serves(targeting))
+}
+
 fn lint_flag(repo: &Repo, flag: &repo::FlagSource, out: &mut Diagnostics) {
     let Some(kind) = &flag.kind else {
         return;
@@ -611,6 +640,7 @@ fn lint_flag(repo: &Repo, flag: &repo::FlagSource, out: &mut Diagnostics) {
             .status
             .as_ref()
             .is_some_and(|s| s.value == "archived")
+            && serves_anywhere(flag, &variant.name.value)
         {
             out.error(
                 &flag.file,

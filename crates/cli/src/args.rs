@@ -141,6 +141,15 @@ pub enum LowCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Write the decisions taken on the live environment (kills, the loop's rollbacks and
+    /// promotions) back into the repository files, for review; nothing is committed.
+    Sync {
+        /// Only this environment (default: every declared environment with a live ruleset).
+        #[arg(long = "env")]
+        environment: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Per flag: what git intends, what is live, and why they differ.
     Status {
         /// The environment.
@@ -527,6 +536,11 @@ pub enum HiCommand {
         target: Target,
         http: Http,
     },
+    Sync {
+        environment: Option<String>,
+        target: Target,
+        http: Http,
+    },
     AuditList {
         environment: Option<String>,
     },
@@ -795,6 +809,20 @@ impl HiArgs {
                 check_environment_name(&environment)?;
                 let (target, http) = target(&target_args, quiet)?;
                 HiCommand::History {
+                    environment,
+                    target,
+                    http,
+                }
+            }
+            LowCommand::Sync {
+                environment,
+                target: target_args,
+            } => {
+                if let Some(environment) = &environment {
+                    check_environment_name(environment)?;
+                }
+                let (target, http) = target(&target_args, quiet)?;
+                HiCommand::Sync {
                     environment,
                     target,
                     http,

@@ -218,6 +218,11 @@ fn run(args: HiArgs) -> Result<Output> {
             target,
             http,
         } => release::run_status(&args, environment, target, http),
+        HiCommand::Sync {
+            environment,
+            target,
+            http,
+        } => release::run_sync(&args, environment.as_deref(), target, http),
         HiCommand::AuditList { environment } => release::run_audit_list(&args, environment),
         HiCommand::AuditVerify { expect_head } => release::run_audit_verify(&args, expect_head),
     }

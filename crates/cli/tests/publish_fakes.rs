@@ -677,3 +677,79 @@ fn each_retry_is_told_to_the_observer_with_its_reason() {
         vec![(2, String::from("HTTP 429")), (3, String::from("HTTP 429"))]
     );
 }
+
+#[test]
+fn a_kill_is_kept_by_publish_explained_by_status_and_written_back_by_sync() {
+    let (_dir, repo) = scratch_repo();
+    let worker = FakeWorker::start(TOKEN, "dev");
+    let run = |args: &[&str]| {
+        let output = cli(&repo, worker.url(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    };
+    run(&["publish", "--env", "dev"]);
+    run(&[
+        "kill",
+        "support_prompt",
+        "--env",
+        "dev",
+        "--reason",
+        "bad answers",
+    ]);
+    let published = run(&["publish", "--env", "dev"]);
+    assert!(
+        published.contains("  runtime KEPT (git does not hold it; `promptflag sync` writes it back): support_prompt: killed at "),
+        "{published}"
+    );
+    let status = run(&["status", "--env", "dev"]);
+    assert!(
+        status.contains("  support_prompt: DIFFERS\n    git:  on, baseline stable, default concise\n    live: killed, baseline stable, default concise\n    why:  killed at "),
+        "{status}"
+    );
+    assert!(status.contains("because bad answers\n"), "{status}");
+    assert!(status.contains("  summary_prompt: in sync: "), "{status}");
+
+    let synced = run(&["sync", "--env", "dev"]);
+    assert!(synced.starts_with("wrote back into the repository (review with `git diff`, then commit):\n  support_prompt in dev: killed at "), "{synced}");
+    assert!(
+        synced.ends_with("  M flags/support_prompt.yaml\n"),
+        "{synced}"
+    );
+    let status = run(&["status", "--env", "dev"]);
+    assert!(
+        status.contains("  support_prompt: in sync: killed, "),
+        "{status}"
+    );
+    assert_eq!(
+        run(&["sync", "--env", "dev"]),
+        "git already holds every live decision; nothing to write\n"
+    );
+    // A publish refuses nothing now: git holds the kill, and its record ends.
+    let published = run(&["publish", "--env", "dev"]);
+    assert!(
+        published.contains("  runtime now held by git: support_prompt: killed at "),
+        "{published}"
+    );
+}
+
+#[test]
+fn revert_runtime_needs_a_reason() {
+    let (_dir, repo) = scratch_repo();
+    let worker = FakeWorker::start(TOKEN, "dev");
+    let output = cli(
+        &repo,
+        worker.url(),
+        &["publish", "--env", "dev", "--revert-runtime"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--revert-runtime needs --reason"),
+        "{}",
+        stderr(&output)
+    );
+}

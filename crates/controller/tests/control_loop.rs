@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use promptflag_authoring::build::content_hash;
 use promptflag_authoring::policy::{
     BanditPolicy, Change, Guardrail, HardLimit, Metric, PrimaryMetric, Promotion, PromotionAction,
     Requirement, RolloutPolicy, Stage,
@@ -750,8 +751,72 @@ fn status_helpers_read_the_stored_state() {
 // a build; the loop (or a person) decides on the live environment; a publish from the unchanged
 // repository keeps the decision, and `status` says why git and live differ.
 
-fn example_repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/prompts-repo")
+/// A writable copy of the example repository (sync edits it).
+fn example_repo() -> (tempfile::TempDir, std::path::PathBuf) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/prompts-repo"),
+        &repo,
+    );
+    (dir, repo)
+}
+
+/// `promptflag sync --env prod`, then a build: it must reproduce what is live exactly, and the
+/// next publish ends the runtime record (git holds the decision now).
+fn sync_then_build_equals_live(rig: &Rig, repo: &Path) -> promptflag_authoring::sync::SyncPlan {
+    let audit = AuditLog::open(&rig.audit_path).unwrap();
+    let live = drift::live_of(rig.store.as_ref(), &audit, "prod")
+        .unwrap()
+        .unwrap();
+    let (loaded, _) = promptflag_authoring::lint::check(repo).unwrap();
+    let built = example_build(repo);
+    let plan = promptflag_authoring::sync::plan(
+        &loaded,
+        "prod",
+        &live,
+        &built.environments["prod"].ruleset,
+    )
+    .unwrap();
+    plan.write(&loaded).unwrap();
+    let (_, diagnostics) = promptflag_authoring::lint::check(repo).unwrap();
+    let errors: Vec<_> = diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let rebuilt = example_build(repo);
+    assert_eq!(
+        rebuilt.environments["prod"].ruleset.flags, live.flags,
+        "the build reproduces the live flags"
+    );
+    assert_eq!(
+        rebuilt.environments["prod"].content_hash,
+        content_hash(&live).unwrap(),
+        "the build reproduces what is live"
+    );
+    assert!(rig.status_of_flag(repo).in_sync);
+    drop(audit);
+    let outcome = rig.publish(repo, false, "after sync");
+    assert_eq!((outcome.kept.len(), outcome.converged.len()), (0, 1));
+    let audit = AuditLog::open(&rig.audit_path).unwrap();
+    let live = drift::live_of(rig.store.as_ref(), &audit, "prod")
+        .unwrap()
+        .unwrap();
+    assert!(
+        live.runtime.is_empty(),
+        "git holds the decision, so its record ends"
+    );
+    plan
 }
 
 fn example_build(repo: &Path) -> promptflag_authoring::build::Build {
@@ -801,6 +866,21 @@ impl Rig {
         .runtime
     }
 
+    fn kill(&self) {
+        ops::kill(
+            self.store.as_ref(),
+            &mut AuditLog::open(&self.audit_path).unwrap(),
+            "prod",
+            self.flag,
+            &ops::Actor {
+                actor: String::from("oncall@test"),
+                reason: String::from("bad answers"),
+            },
+            std::time::Instant::now(),
+        )
+        .unwrap();
+    }
+
     fn status_of_flag(&self, repo: &Path) -> FlagStatus {
         let audit = AuditLog::open(&self.audit_path).unwrap();
         let status =
@@ -823,7 +903,17 @@ fn prod_policy() -> RolloutPolicy {
 
 #[test]
 fn a_promotion_by_the_loop_survives_a_publish_from_the_unchanged_repo_and_status_explains_it() {
-    let repo = example_repo();
+    let (_dir, repo) = example_repo();
+    // Without the EU holdout rule, the loser is served to no one once the winner is promoted.
+    let flag_file = repo.join("flags/support_prompt.yaml");
+    let text = std::fs::read_to_string(&flag_file).unwrap();
+    let holdout = text.find("  - id: eu-enterprise-holdout").unwrap();
+    let default = text.find("default:\n").unwrap();
+    std::fs::write(
+        &flag_file,
+        format!("{}{}", &text[..holdout], &text[default..]),
+    )
+    .unwrap();
     let rig = Rig::from_repo(&repo);
     let mut controller = rig.controller();
     rig.start(&prod_policy());
@@ -845,11 +935,11 @@ fn a_promotion_by_the_loop_survives_a_publish_from_the_unchanged_repo_and_status
     assert!(!status.in_sync);
     assert_eq!(
         status.intent.as_deref(),
-        Some("on, baseline stable, split concise 5%, 2 rule(s)")
+        Some("on, baseline stable, split concise 5%, 1 rule(s)")
     );
     assert_eq!(
         status.live.as_deref(),
-        Some("on, baseline concise, 2 rule(s)")
+        Some("on, baseline concise, 1 rule(s)")
     );
     assert!(
         status
@@ -859,11 +949,34 @@ fn a_promotion_by_the_loop_survives_a_publish_from_the_unchanged_repo_and_status
         "{}",
         status.why
     );
+
+    let plan = sync_then_build_equals_live(&rig, &repo);
+    let metadata =
+        std::fs::read_to_string(repo.join("prompts/support_reply/metadata.yaml")).unwrap();
+    assert!(metadata.contains("  \"1.1.0\":\n    author: alice@acme.example\n    reviewers: [bob@acme.example, dana@acme.example]\n    risk: medium\n    status: archived\n"), "{metadata}");
+    let flag = std::fs::read_to_string(repo.join("flags/support_prompt.yaml")).unwrap();
+    assert!(
+        flag.contains("\nbaseline: concise\n") && !flag.contains("\ndefault:"),
+        "{flag}"
+    );
+    assert!(
+        flag.contains("\nenabled: true\n"),
+        "the flag stays as a kill switch"
+    );
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.join("rollouts/support_prompt.results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["decision"], "promote");
+    assert_eq!(results["winner"], "concise");
+    assert_eq!(results["baseline_before"], "stable");
+    assert!(results["details"]["statistics"].is_object(), "{results}");
+    assert_eq!(plan.summary.len(), 1);
 }
 
 #[test]
 fn a_rollback_by_the_loop_survives_a_publish_and_status_names_the_guardrail() {
-    let repo = example_repo();
+    let (_dir, repo) = example_repo();
     let rig = Rig::from_repo(&repo);
     let mut controller = rig.controller();
     rig.start(&prod_policy());
@@ -884,27 +997,20 @@ fn a_rollback_by_the_loop_survives_a_publish_and_status_names_the_guardrail() {
     let status = rig.status_of_flag(&repo);
     assert!(status.why.starts_with("rolled back at "), "{}", status.why);
     assert!(status.why.contains("success_rate"), "{}", status.why);
+
+    sync_then_build_equals_live(&rig, &repo);
+    let flag = std::fs::read_to_string(repo.join("flags/support_prompt.yaml")).unwrap();
+    assert!(
+        flag.contains("  prod:\n    default: {split: {bucket_by: targetingKey, treatments: [{variant: concise, weight: 0}]}}\n"),
+        "{flag}"
+    );
 }
 
 #[test]
 fn a_kill_survives_a_publish_until_reverted_with_a_reason_which_is_audited() {
-    let repo = example_repo();
+    let (_dir, repo) = example_repo();
     let rig = Rig::from_repo(&repo);
-    let mut audit = AuditLog::open(&rig.audit_path).unwrap();
-    ops::kill(
-        rig.store.as_ref(),
-        &mut audit,
-        "prod",
-        "support_prompt",
-        &ops::Actor {
-            actor: String::from("oncall@test"),
-            reason: String::from("bad answers"),
-        },
-        std::time::Instant::now(),
-    )
-    .unwrap();
-    drop(audit);
-
+    rig.kill();
     rig.publish(&repo, false, "routine publish");
     assert_eq!(rig.live_flag()["enabled"], false, "the kill stays");
     let status = rig.status_of_flag(&repo);
@@ -933,4 +1039,15 @@ fn a_kill_survives_a_publish_until_reverted_with_a_reason_which_is_audited() {
     assert_eq!(overrides.len(), 1);
     assert_eq!(overrides[0].reason, "fixed upstream");
     assert_eq!(overrides[0].actor, "ci@test");
+}
+
+#[test]
+fn a_kill_synced_into_the_repo_builds_to_what_is_live() {
+    let (_dir, repo) = example_repo();
+    let rig = Rig::from_repo(&repo);
+    rig.kill();
+    sync_then_build_equals_live(&rig, &repo);
+    let flag = std::fs::read_to_string(repo.join("flags/support_prompt.yaml")).unwrap();
+    assert!(flag.ends_with("  prod:\n    enabled: false\n"), "{flag}");
+    assert!(!repo.join("rollouts/support_prompt.results.json").exists());
 }

@@ -287,6 +287,33 @@ pub struct RawFlag {
     pub default: Option<RawServe>,
 }
 
+impl RawServe {
+    /// True when this serve can give `variant` to someone: it names it, or a split gives it a
+    /// lane wider than 0.
+    pub fn serves(&self, variant: &str) -> bool {
+        self.variant.as_deref() == Some(variant)
+            || self.split.as_ref().is_some_and(|split| {
+                split
+                    .treatments
+                    .iter()
+                    .any(|t| t.variant == variant && t.weight > 0)
+            })
+    }
+}
+
+impl RawFlag {
+    /// True when the flag can serve `variant` to someone: it is the baseline, or a rule or the
+    /// default serves it.
+    pub fn serves(&self, variant: &str) -> bool {
+        self.baseline == variant
+            || self.rules.iter().any(|rule| rule.serve.serves(variant))
+            || self
+                .default
+                .as_ref()
+                .is_some_and(|serve| serve.serves(variant))
+    }
+}
+
 /// One variant of a flag.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -97,12 +97,20 @@ pub fn status(
         .environments
         .get(environment)
         .ok_or_else(|| Error::Invalid(format!("the build has no ruleset for {environment:?}")))?;
-    let state = store.state(environment)?;
-    let live = match state.live {
-        Some(revision) => live_ruleset(store, audit, environment, revision)?,
-        None => None,
-    };
+    let live = live_of(store, audit, environment)?;
     Ok(compare(environment, &built.ruleset, live.as_ref()))
+}
+
+/// The ruleset live in an environment (`None` when nothing is published).
+pub fn live_of(
+    store: &dyn Store,
+    audit: &AuditLog,
+    environment: &str,
+) -> Result<Option<RawRuleset>> {
+    match store.state(environment)?.live {
+        Some(revision) => live_ruleset(store, audit, environment, revision),
+        None => Ok(None),
+    }
 }
 
 /// A flag in a few words: on or killed, its baseline, and what the default serves.

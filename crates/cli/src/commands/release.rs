@@ -268,6 +268,71 @@ pub(crate) fn run_status(
     })
 }
 
+/// `promptflag sync [--env ENV]`: the live decisions written back into the repository files.
+pub(crate) fn run_sync(
+    args: &HiArgs,
+    environment: Option<&str>,
+    target: &Target,
+    http: &promptflag_release::store::Http,
+) -> Result<Output> {
+    let environments: Vec<String> = match environment {
+        Some(environment) => vec![environment.to_string()],
+        None => promptflag_authoring::lint::check(&args.repo)?
+            .0
+            .config
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect(),
+    };
+    let store = target.open(http.clone());
+    let audit = AuditLog::open(&args.audit_db)?;
+    let mut files = Vec::new();
+    let mut summary = Vec::new();
+    for environment in &environments {
+        let Some(live) = drift::live_of(store.as_ref(), &audit, environment)? else {
+            continue;
+        };
+        // Load and build afresh: an earlier environment's edits are on disk now.
+        let (repo, diagnostics) = promptflag_authoring::lint::check(&args.repo)?;
+        let build = promptflag_authoring::build::build(
+            &repo,
+            &diagnostics,
+            &promptflag_authoring::build::BuildOptions {
+                source: Some(String::from("sync")),
+                environments: vec![environment.clone()],
+            },
+        )?;
+        let plan = promptflag_authoring::sync::plan(
+            &repo,
+            environment,
+            &live,
+            &build.environments[environment].ruleset,
+        )?;
+        plan.write(&repo)?;
+        files.extend(plan.files.keys().cloned());
+        summary.extend(plan.summary);
+    }
+    files.sort();
+    files.dedup();
+    let mut text = if summary.is_empty() {
+        String::from("git already holds every live decision; nothing to write\n")
+    } else {
+        String::from("wrote back into the repository (review with `git diff`, then commit):\n")
+    };
+    for line in &summary {
+        text.push_str(&format!("  {line}\n"));
+    }
+    for file in &files {
+        text.push_str(&format!("  M {file}\n"));
+    }
+    Ok(Output {
+        text,
+        json: json!({ "ok": true, "files": files, "summary": summary }),
+        code: ExitCode::Ok,
+    })
+}
+
 /// `promptflag audit list`.
 pub(crate) fn run_audit_list(args: &HiArgs, environment: &Option<String>) -> Result<Output> {
     let audit = AuditLog::open(&args.audit_db)?;
