@@ -8,6 +8,8 @@
 //!                          content id
 //! rulesets/<env>.json      the ruleset of each environment (revision 0: publish assigns it)
 //! prompts/<sha256>         each body, byte for byte, named by its SHA-256
+//! fallback/<env>.json      each environment's fallback bundle: its ruleset text, that text's
+//!                          SHA-256 and every body it names (the contracts' `bundle`)
 //! ```
 //!
 //! Builds are reproducible: maps are sorted, JSON is written the same way every time, and
@@ -26,6 +28,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, PromptVersion, Repo, Targeting};
 use promptflag_contracts::admin::Problem;
+use promptflag_contracts::bundle::Bundle;
 use promptflag_contracts::digest::{canonical_json, is_sha256_hex, sha256_hex};
 use promptflag_core::RulesetError;
 
@@ -513,9 +516,34 @@ impl Build {
         }
     }
 
+    /// The fallback bundle of an environment: its ruleset exactly as `rulesets/<env>.json`
+    /// holds it, and every body it names.
+    pub fn bundle(&self, environment: &str) -> Result<Bundle> {
+        let env = self.environments.get(environment).ok_or_else(|| {
+            Error::Invalid(format!("the build has no ruleset for {environment:?}"))
+        })?;
+        let mut bodies = BTreeMap::new();
+        for (content_id, _) in env.ruleset.prompts.iter() {
+            if let Some(prompt) = self.prompts.get(content_id) {
+                bodies.insert(
+                    prompt.body_sha256.clone(),
+                    String::from_utf8_lossy(&prompt.body).into_owned(),
+                );
+            }
+        }
+        let bundle = Bundle::new(
+            environment,
+            &self.source,
+            ruleset_file_text(&env.ruleset)?,
+            bodies,
+        );
+        bundle.verify().map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(bundle)
+    }
+
     /// Writes the build to `out`, replacing an earlier build there.
     pub fn write(&self, out: &Path) -> Result<()> {
-        for sub in ["rulesets", "prompts"] {
+        for sub in ["rulesets", "prompts", "fallback"] {
             let dir = out.join(sub);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -530,6 +558,13 @@ impl Build {
         for prompt in self.prompts.values() {
             let path = out.join("prompts").join(&prompt.body_sha256);
             std::fs::write(&path, &prompt.body).map_err(|e| Error::io(&path, e))?;
+        }
+        for env in self.environments.keys() {
+            let path = out.join("fallback").join(format!("{env}.json"));
+            let mut text = serde_json::to_string_pretty(&self.bundle(env)?)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            text.push('\n');
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         }
         let path = out.join("manifest.json");
         let mut text = serde_json::to_string_pretty(&self.manifest())

@@ -2,6 +2,7 @@
 //! and the evaluation entry points.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -10,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
+use promptflag_contracts::bundle::Bundle;
 use promptflag_core::{
     Bucket, Context, ErrorCode, Evaluation, ExpectedType, PromptMeta, Reason, Ruleset,
 };
@@ -29,6 +31,11 @@ pub struct ClientConfig {
     pub refresh_interval: Duration,
     /// The timeout of each request to the edge.
     pub request_timeout: Duration,
+    /// A fallback bundle (`promptflag build`'s `fallback/<env>.json`) to start from when the
+    /// edge cannot be reached at start-up: its ruleset serves and its bodies answer
+    /// [`Client::prompt_body`] while the edge is down. It is verified by hash first; a bundle
+    /// that does not verify is refused whole. Tried before `fallback_json` and `fallback_path`.
+    pub fallback_bundle: Option<Vec<u8>>,
     /// A ruleset to start from when the edge cannot be reached at start-up: JSON bytes.
     pub fallback_json: Option<Vec<u8>>,
     /// A ruleset file to start from when the edge cannot be reached (read only if needed).
@@ -50,6 +57,7 @@ impl ClientConfig {
             base_url: base_url.into(),
             refresh_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
+            fallback_bundle: None,
             fallback_json: None,
             fallback_path: None,
             environment: None,
@@ -171,6 +179,8 @@ struct Shared {
     edge: Edge,
     current: ArcSwapOption<Snapshot>,
     bodies: Mutex<BodyCache>,
+    /// The fallback bundle's bodies, verified: served when the cache and the edge cannot.
+    fallback_bodies: Mutex<BTreeMap<String, Arc<str>>>,
     consecutive_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -190,6 +200,7 @@ impl Client {
         let edge = Edge::new(&config.base_url, config.request_timeout);
         let shared = Arc::new(Shared {
             bodies: Mutex::new(BodyCache::new(config.body_cache_capacity)),
+            fallback_bodies: Mutex::new(BTreeMap::new()),
             edge,
             current: ArcSwapOption::empty(),
             consecutive_failures: AtomicU64::new(0),
@@ -324,7 +335,21 @@ impl Client {
         {
             return Ok(body);
         }
-        let body = verified_body(hash, self.shared.edge.prompt_body(hash)?)?;
+        let fetched = self.shared.edge.prompt_body(hash);
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                // The edge is down: the fallback bundle's body, verified when it was loaded.
+                return self
+                    .shared
+                    .fallback_bodies
+                    .lock()
+                    .ok()
+                    .and_then(|bodies| bodies.get(hash).cloned())
+                    .ok_or(error);
+            }
+        };
+        let body = verified_body(hash, bytes)?;
         if let Ok(mut cache) = self.shared.bodies.lock() {
             cache.insert(hash, Arc::clone(&body));
         }
@@ -454,6 +479,18 @@ impl Shared {
     }
 
     fn load_fallback(&self) -> Result<(), ClientError> {
+        if let Some(bytes) = &self.config.fallback_bundle {
+            let bundle = Bundle::from_json(bytes).map_err(ClientError::InvalidBundle)?;
+            self.install(bundle.ruleset.as_bytes(), None, RulesetSource::Fallback)?;
+            if let Ok(mut bodies) = self.fallback_bodies.lock() {
+                *bodies = bundle
+                    .prompts
+                    .into_iter()
+                    .map(|(hash, body)| (hash, Arc::from(body)))
+                    .collect();
+            }
+            return Ok(());
+        }
         if let Some(json) = &self.config.fallback_json {
             return self
                 .install(json, None, RulesetSource::Fallback)

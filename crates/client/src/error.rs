@@ -54,4 +54,8 @@ pub enum ClientError {
         /// Why.
         message: String,
     },
+    /// The fallback bundle does not verify (a hash that does not match, a missing body, a
+    /// ruleset that does not validate); nothing of it serves.
+    #[error("{0}")]
+    InvalidBundle(promptflag_contracts::Error),
 }

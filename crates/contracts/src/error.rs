@@ -89,6 +89,12 @@ pub enum Error {
         /// The type given.
         kind: String,
     },
+    /// A fallback bundle that does not verify: a hash that does not match, a missing body, a
+    /// ruleset that does not validate.
+    InvalidBundle {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -111,6 +117,7 @@ impl Error {
             Error::MissingField { .. } => "missing_field",
             Error::InvalidValue { .. } => "invalid_value",
             Error::UnknownType { .. } => "unknown_type",
+            Error::InvalidBundle { .. } => "invalid_bundle",
         }
     }
 }
@@ -195,6 +202,9 @@ impl fmt::Display for Error {
                 f,
                 "`type` {kind:?} is not `llm_call` (the default) or `exposure`"
             ),
+            Error::InvalidBundle { reason } => {
+                write!(f, "the fallback bundle is refused: {reason}")
+            }
         }
     }
 }

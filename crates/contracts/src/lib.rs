@@ -7,6 +7,7 @@
 //! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
+//! - [`bundle`]: the fallback bundle a build writes per environment, and its verification.
 //! - [`prompt`]: a prompt version's content id (body hash + model configuration).
 //! - [`runtime`]: decisions taken on a live environment, and how a publish from git keeps them.
 //! - [`error`]: why a rule refused.
@@ -21,6 +22,7 @@
 extern crate alloc;
 
 pub mod admin;
+pub mod bundle;
 pub mod digest;
 pub mod error;
 pub mod events;

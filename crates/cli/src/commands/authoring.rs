@@ -53,7 +53,16 @@ pub(crate) fn run_build(
             described.content_hash, described.flags, described.prompts
         ));
     }
-    text.push_str(&format!("  prompts/  {} body(ies)\n", build.prompts.len()));
+    let bodies: std::collections::BTreeSet<&str> = build
+        .prompts
+        .values()
+        .map(|prompt| prompt.body_sha256.as_str())
+        .collect();
+    text.push_str(&format!("  prompts/  {} body(ies)\n", bodies.len()));
+    text.push_str(&format!(
+        "  fallback/  {} bundle(s), one per environment\n",
+        manifest.environments.len()
+    ));
     Ok(Output {
         text,
         json: json!({ "ok": true, "out": out, "manifest": manifest }),
