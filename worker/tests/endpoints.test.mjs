@@ -101,6 +101,9 @@ describe("read API", () => {
       prompt: {
         id: "support",
         version: "1.1.0",
+        // The fixture keys its prompts by body hash (rulesets before content ids), so the
+        // version's content id is its body's hash.
+        content_id: CONCISE_HASH,
         hash: CONCISE_HASH,
         model: "gpt-4o-mini",
         parameters: { temperature: 0.1, max_tokens: 200 },
