@@ -133,6 +133,75 @@ async function sha256Hex(bytes: BufferSource): Promise<string> {
   return hex(await subtle.digest("SHA-256", bytes));
 }
 
+/** A fallback bundle, as `promptflag build` writes it to `fallback/<env>.json`. */
+export interface FallbackBundle {
+  readonly schema: number;
+  readonly environment: string;
+  readonly source: string;
+  /** The ruleset, as the exact JSON text that was built. */
+  readonly ruleset: string;
+  /** The SHA-256 of `ruleset`'s UTF-8 bytes. */
+  readonly ruleset_sha256: string;
+  /** Every body the ruleset names, by the SHA-256 of its bytes. */
+  readonly prompts: Readonly<Record<string, string>>;
+}
+
+/**
+ * Verifies a fallback bundle (`promptflag build`'s `fallback/<env>.json`) by hash and returns
+ * the client options that serve it: `fallbackRuleset` (the last built baseline, until the edge
+ * answers) and `fallbackPrompts` (its bodies). A bundle whose ruleset or any body does not hash
+ * to its name, or that lacks a body its ruleset names, is refused whole with
+ * `PromptIntegrityError` (or `InvalidArgumentError` when it is not a bundle at all).
+ *
+ * ```ts
+ * const client = new PromptflagClient({ baseUrl, ...(await verifyBundle(bundle)) });
+ * ```
+ */
+export async function verifyBundle(
+  bundle: FallbackBundle | string | Uint8Array,
+): Promise<Pick<PromptflagClientOptions, "fallbackRuleset" | "fallbackPrompts">> {
+  let parsed: unknown = bundle;
+  try {
+    if (typeof bundle === "string") parsed = JSON.parse(bundle);
+    else if (bundle instanceof Uint8Array) parsed = JSON.parse(new TextDecoder().decode(bundle));
+  } catch (error) {
+    throw new InvalidArgumentError(`not a fallback bundle: ${(error as Error).message}`);
+  }
+  const candidate = parsed as Partial<FallbackBundle> | null;
+  if (
+    candidate === null ||
+    typeof candidate !== "object" ||
+    candidate.schema !== 1 ||
+    typeof candidate.ruleset !== "string" ||
+    typeof candidate.ruleset_sha256 !== "string" ||
+    typeof candidate.prompts !== "object" ||
+    candidate.prompts === null
+  ) {
+    throw new InvalidArgumentError("not a fallback bundle: schema 1 with ruleset, ruleset_sha256 and prompts");
+  }
+  const encoder = new TextEncoder();
+  const actual = await sha256Hex(encoder.encode(candidate.ruleset));
+  if (actual !== candidate.ruleset_sha256) {
+    throw new PromptIntegrityError(candidate.ruleset_sha256, actual, "the fallback bundle's ruleset");
+  }
+  const prompts: Record<string, string> = {};
+  for (const [hash, body] of Object.entries(candidate.prompts)) {
+    const bodyHash = typeof body === "string" ? await sha256Hex(encoder.encode(body)) : "";
+    if (bodyHash !== hash) {
+      throw new PromptIntegrityError(hash, bodyHash, "the fallback bundle's prompts");
+    }
+    prompts[hash] = body as string;
+  }
+  const ruleset = JSON.parse(candidate.ruleset) as { prompts?: Record<string, { body?: string }> };
+  for (const [key, prompt] of Object.entries(ruleset.prompts ?? {})) {
+    const hash = prompt.body ?? key;
+    if (!(hash in prompts)) {
+      throw new PromptIntegrityError(hash, "", "the fallback bundle (the body is missing)");
+    }
+  }
+  return { fallbackRuleset: candidate.ruleset, fallbackPrompts: prompts };
+}
+
 function positiveInteger(name: string, value: number | undefined, fallback: number, allowZero: boolean): number {
   if (value === undefined) {
     return fallback;

@@ -34,6 +34,8 @@ export {
 } from "./engine.js";
 export {
   PromptflagClient,
+  verifyBundle,
+  type FallbackBundle,
   type ClientStatus,
   type ExposureEvent,
   type PromptflagClientOptions,

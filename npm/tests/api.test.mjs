@@ -201,7 +201,7 @@ describe("evaluate", () => {
     const staff = evaluator.resolvePrompt("support-prompt", { targetingKey: "alice" });
     assert.equal(staff.variant, "candidate");
     assert.equal(staff.reason, "TARGETING_MATCH");
-    assert.deepEqual(staff.prompt, { id: "support", version: "2.0.0", hash: CANDIDATE, model: "gpt-4o", parameters: { temperature: 0.2 } });
+    assert.deepEqual(staff.prompt, { id: "support", version: "2.0.0", content_id: CANDIDATE, hash: CANDIDATE, model: "gpt-4o", parameters: { temperature: 0.2 } });
     const notPrompt = evaluator.resolvePrompt("tiers", {});
     assert.equal(notPrompt.errorCode, "TYPE_MISMATCH");
     assert.equal(notPrompt.prompt, null);

@@ -448,7 +448,7 @@ mod tests {
     fn fallback() -> Served {
         Served {
             loaded: Some(Rc::new(
-                Loaded::compile(String::from(crate::fallback::RULESET_JSON)).unwrap(),
+                Loaded::compile(crate::fallback::ruleset_json()).unwrap(),
             )),
             source: cache::Source::Fallback,
         }

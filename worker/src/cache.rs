@@ -138,7 +138,7 @@ thread_local! {
     static STATE: RefCell<State> = const {
         RefCell::new(State { from_kv: None, kv_ok: false, next_check: 0, generation: 0 })
     };
-    static FALLBACK: Option<Rc<Loaded>> = Loaded::compile(String::from(fallback::RULESET_JSON))
+    static FALLBACK: Option<Rc<Loaded>> = Loaded::compile(fallback::ruleset_json())
         .ok()
         .map(Rc::new);
 }

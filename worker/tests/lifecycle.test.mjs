@@ -5,12 +5,15 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { Miniflare } from "miniflare";
 
 import {
   KV_BINDING,
   TOKEN,
+  ROOT,
   apiError,
   eventually,
   fixtureBodies,
@@ -28,6 +31,12 @@ import {
 const KV_ONLY_BODY = "# system\nA body only KV holds.\n";
 const KV_ONLY_HASH = sha256(KV_ONLY_BODY);
 const V1_HASH = [...fixtureBodies()].find(([, body]) => body.includes("politely"))[0];
+// The compiled-in fallback: the example repository's prod bundle, as `cargo xtask build-worker`
+// writes it. Its baseline for EU enterprise customers (the holdout rule) is `stable`.
+const FALLBACK = JSON.parse(readFileSync(join(ROOT, "worker", "fallback", "bundle.json"), "utf8"));
+const FALLBACK_RULESET = JSON.parse(FALLBACK.ruleset);
+const FALLBACK_STABLE = FALLBACK_RULESET.prompts[FALLBACK_RULESET.flags.support_prompt.variants.stable.prompt];
+const holdout = { targetingKey: "u", plan: "enterprise", region: "eu-west" };
 
 const irishUser = { targetingKey: "user-42", country: "IE" };
 const checkout = (url, context = irishUser) => post(url, "/ofrep/v1/evaluate/flags/new_checkout", { context });
@@ -241,10 +250,14 @@ describe("KV read failures", () => {
     try {
       const state = await served(coldWorker.url);
       assert.deepEqual([state.revision, state.source], [0, "fallback"]);
-      // The fallback's prompt body is compiled in, so a resolve works without KV.
-      const resolved = await json(await post(coldWorker.url, "/v1/resolve/support_prompt", { context: { targetingKey: "u" } }), 200);
+      // The fallback's prompt bodies are compiled in, so a resolve works without KV, with the
+      // last built baseline's model.
+      const resolved = await json(await post(coldWorker.url, "/v1/resolve/support_prompt", { context: holdout }), 200);
       assert.equal(resolved.revision, 0);
-      assert.equal(resolved.prompt.hash, V1_HASH);
+      assert.equal(resolved.variant, "stable");
+      assert.equal(resolved.prompt.hash, FALLBACK_STABLE.body);
+      assert.equal(resolved.prompt.model, FALLBACK_STABLE.model);
+      assert.equal(resolved.prompt.body, FALLBACK.prompts[FALLBACK_STABLE.body]);
     } finally {
       await coldWorker.dispose();
     }
@@ -259,11 +272,11 @@ describe("fallback", () => {
       assert.deepEqual(health, { revision: 0, source: "fallback", header: "0" });
       const ruleset = await fetch(`${worker.url}/v1/ruleset`);
       assert.equal(ruleset.headers.get("x-promptflag-ruleset-source"), "fallback");
-      assert.equal((await json(ruleset, 200)).environment, "fallback");
-      const flag = await json(await post(worker.url, "/ofrep/v1/evaluate/flags/support_prompt", { context: {} }), 200);
-      assert.equal(flag.variant, "v1");
-      const body = await fetch(`${worker.url}/v1/prompts/${V1_HASH}`);
-      assert.equal(body.status, 200);
+      assert.equal(await ruleset.text(), FALLBACK.ruleset, "the bundle's ruleset, byte for byte");
+      const flag = await json(await post(worker.url, "/ofrep/v1/evaluate/flags/support_prompt", { context: holdout }), 200);
+      assert.equal(flag.variant, "stable");
+      const body = await fetch(`${worker.url}/v1/prompts/${FALLBACK_STABLE.body}`);
+      assert.equal(await body.text(), FALLBACK.prompts[FALLBACK_STABLE.body]);
       // Once KV holds a valid ruleset, it replaces the fallback.
       await seedKv(worker.kv);
       await eventually(async () => assert.deepEqual(await served(worker.url), { revision: 1, source: "kv", header: "1" }));

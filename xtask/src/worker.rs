@@ -5,7 +5,8 @@
 //!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
 //!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
 //!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript entry (`worker/js/index.js`)
-//!   beside them. Skipped when `worker/build/` was built the same way and is newer than every
+//!   beside them. First it writes the compiled-in fallback (`worker/fallback/bundle.json`) from
+//!   a build of the example prompt repository (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
@@ -73,6 +74,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     if !worker_dir.join("Cargo.toml").exists() {
         return Ok(());
     }
+    fallback_bundle(tools)?;
     let build_dir = worker_dir.join("build");
     let output = build_dir.join("index.js");
     let wasm = build_dir.join("index_bg.wasm");
@@ -116,6 +118,51 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         .with_context(|| format!("copying {} to {}", entry.display(), output.display()))?;
     let settings = build_settings(own_std);
     std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+}
+
+/// Writes the Worker's compiled-in fallback, `worker/fallback/bundle.json`, from a build of a
+/// prompt repository: `PROMPTFLAG_FALLBACK_REPO` (default `examples/prompts-repo`), environment
+/// `PROMPTFLAG_FALLBACK_ENV` (default `prod`). The file is rewritten only when the bundle
+/// changed, so an unchanged repository does not rebuild the Worker. The source stamp is the
+/// repository path, not the commit, for the same reason.
+fn fallback_bundle(tools: &Toolchain) -> Result<()> {
+    let repo = std::env::var("PROMPTFLAG_FALLBACK_REPO")
+        .unwrap_or_else(|_| String::from("examples/prompts-repo"));
+    let environment =
+        std::env::var("PROMPTFLAG_FALLBACK_ENV").unwrap_or_else(|_| String::from("prod"));
+    let out = tools.root.join("target").join("worker-fallback");
+    let out_text = out.to_string_lossy().into_owned();
+    let repo_path = tools.root.join(&repo);
+    let repo_text = repo_path.to_string_lossy().into_owned();
+    tools
+        .cargo(&[
+            "run",
+            "-q",
+            "-p",
+            "promptflag-cli",
+            "--bin",
+            "promptflag",
+            "--",
+            "--repo",
+            &repo_text,
+            "build",
+            "--env",
+            &environment,
+            "--source",
+            &repo,
+            "--out",
+            &out_text,
+        ])
+        .run()
+        .context("building the Worker's fallback bundle (promptflag build)")?;
+    let built = out.join("fallback").join(format!("{environment}.json"));
+    let bundle = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    let target = tools.root.join("worker").join("fallback").join("bundle.json");
+    if std::fs::read(&target).ok().as_deref() != Some(bundle.as_slice()) {
+        eprintln!("xtask: worker/fallback/bundle.json from {repo} ({environment})");
+        std::fs::write(&target, bundle).with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
 }
 
 /// The name wasm-bindgen gives its glue (`glue.js`) and, before wasm-opt, the Wasm.

@@ -215,7 +215,8 @@ impl WasmRuleset {
         })
     }
 
-    /// Every prompt version (`[{hash, id, version, model, parameters}]`) as JSON, sorted by hash.
+    /// Every prompt version (`[{content_id, hash, id, version, model, parameters, output_schema?}]`)
+    /// as JSON, sorted by content id.
     pub fn prompts_json(&self) -> String {
         to_json(&self.ruleset.prompts())
     }
