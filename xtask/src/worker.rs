@@ -157,7 +157,11 @@ fn fallback_bundle(tools: &Toolchain) -> Result<()> {
         .context("building the Worker's fallback bundle (promptflag build)")?;
     let built = out.join("fallback").join(format!("{environment}.json"));
     let bundle = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-    let target = tools.root.join("worker").join("fallback").join("bundle.json");
+    let target = tools
+        .root
+        .join("worker")
+        .join("fallback")
+        .join("bundle.json");
     if std::fs::read(&target).ok().as_deref() != Some(bundle.as_slice()) {
         eprintln!("xtask: worker/fallback/bundle.json from {repo} ({environment})");
         std::fs::write(&target, bundle).with_context(|| format!("writing {}", target.display()))?;

@@ -17,8 +17,8 @@
 
 use std::collections::BTreeMap;
 
-use promptflag_contracts::runtime;
-use promptflag_core::model::{RawFlag, RawRuleset, RawRuntimeDecision, RawServe};
+use promptflag_contracts::runtime::{self, RawRuntimeDecision};
+use promptflag_core::model::{RawFlag, RawRuleset, RawServe};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -54,7 +54,8 @@ pub fn plan(
     built: &RawRuleset,
 ) -> Result<SyncPlan> {
     let mut plan = SyncPlan::default();
-    for (key, decision) in live.runtime.iter() {
+    let decisions = runtime::decisions(live).map_err(|e| Error::Invalid(e.to_string()))?;
+    for (key, decision) in &decisions {
         let (Some(intent), Some(served), Some(source)) = (
             built.flags.get(key),
             live.flags.get(key),

@@ -89,6 +89,11 @@ pub enum Error {
         /// The type given.
         kind: String,
     },
+    /// A ruleset's runtime record that is not of the contracts' shape.
+    InvalidRuntime {
+        /// What is wrong.
+        reason: String,
+    },
     /// A fallback bundle that does not verify: a hash that does not match, a missing body, a
     /// ruleset that does not validate.
     InvalidBundle {
@@ -117,6 +122,7 @@ impl Error {
             Error::MissingField { .. } => "missing_field",
             Error::InvalidValue { .. } => "invalid_value",
             Error::UnknownType { .. } => "unknown_type",
+            Error::InvalidRuntime { .. } => "invalid_runtime",
             Error::InvalidBundle { .. } => "invalid_bundle",
         }
     }
@@ -202,6 +208,9 @@ impl fmt::Display for Error {
                 f,
                 "`type` {kind:?} is not `llm_call` (the default) or `exposure`"
             ),
+            Error::InvalidRuntime { reason } => {
+                write!(f, "a runtime decision does not read: {reason}")
+            }
             Error::InvalidBundle { reason } => {
                 write!(f, "the fallback bundle is refused: {reason}")
             }

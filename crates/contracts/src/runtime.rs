@@ -9,9 +9,70 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use promptflag_core::model::{
-    RawFlag, RawRuleset, RawRuntimeDecision, RawServe, RawSplit, RawTreatment,
-};
+use promptflag_core::model::{RawFlag, RawRuleset, RawServe, RawSplit, RawTreatment};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// A runtime decision on one flag: what it changed, who took it, when and why. Stored as JSON
+/// in the ruleset's `runtime` map (core keeps it opaque, so evaluation and the Worker's Wasm
+/// carry no code for it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntimeDecision {
+    /// `kill`, `rollback`, `abort`, `promote` or `reallocate`.
+    pub action: String,
+    /// Who took it (a person, or the control loop's actor).
+    pub by: String,
+    /// When, RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// Why (the operator's reason, or the loop's: the guardrail that fired, the test that won).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The revision that first served it.
+    pub revision: u64,
+    /// `kill`: the flag serves its baseline to everyone (`enabled: false`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// `promote`: the variant that became the baseline (the default split removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// `rollback`, `abort`, `reallocate`: the weights set in the default split, by variant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<RawTreatment>,
+    /// Free-form details: the metrics and statistics behind a loop decision.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The decisions a ruleset records, by flag, in its order. A record that is not of the shape
+/// above is an error: dropping it would silently undo the decision.
+pub fn decisions(ruleset: &RawRuleset) -> Result<Vec<(String, RawRuntimeDecision)>, Error> {
+    ruleset
+        .runtime
+        .iter()
+        .map(|(flag, value)| {
+            serde_json::from_value(value.clone())
+                .map(|decision| (flag.clone(), decision))
+                .map_err(|e| Error::InvalidRuntime {
+                    reason: format!("runtime.{flag}: {e}"),
+                })
+        })
+        .collect()
+}
+
+/// The decision a ruleset records for one flag, if any (and if it reads).
+pub fn decision_of(ruleset: &RawRuleset, flag: &str) -> Option<RawRuntimeDecision> {
+    serde_json::from_value(ruleset.runtime.get(flag)?.clone()).ok()
+}
+
+fn to_value(decision: &RawRuntimeDecision) -> Value {
+    serde_json::to_value(decision).unwrap_or(Value::Null)
+}
 
 /// A flag's kill.
 pub const KILL: &str = "kill";
@@ -132,43 +193,43 @@ pub struct Carried {
 /// Carries the live ruleset's decisions into a ruleset built from git: each decision git does
 /// not hold is applied to git's flag and its record kept, unless `revert` is set, in which case
 /// git's flag stands and the decision is listed as reverted.
-pub fn carry(live: &RawRuleset, built: &mut RawRuleset, revert: bool) -> Carried {
+pub fn carry(live: &RawRuleset, built: &mut RawRuleset, revert: bool) -> Result<Carried, Error> {
     let mut carried = Carried::default();
-    for (key, decision) in live.runtime.iter() {
+    for (key, decision) in decisions(live)? {
         let entry = (key.clone(), decision.clone());
-        let Some((_, flag)) = built.flags.0.iter_mut().find(|(k, _)| k == key) else {
+        let Some((_, flag)) = built.flags.0.iter_mut().find(|(k, _)| *k == key) else {
             carried.orphaned.push(entry);
             continue;
         };
-        if holds(flag, decision) {
+        if holds(flag, &decision) {
             carried.converged.push(entry);
         } else if revert {
             carried.reverted.push(entry);
         } else {
-            apply(flag, decision);
+            apply(flag, &decision);
             carried.kept.push(entry);
         }
     }
     built.runtime.0.retain(|_| false);
     for (key, decision) in &carried.kept {
-        built.runtime.insert(key.clone(), decision.clone());
+        built.runtime.insert(key.clone(), to_value(decision));
     }
-    carried
+    Ok(carried)
 }
 
 /// Records a decision on a flag in a ruleset about to be published, replacing an earlier one
 /// on that flag (the later decision wins: a promotion after an advance, a kill after a rollback
 /// keeps both effects in the flag, and the record names the latest).
 pub fn record(ruleset: &mut RawRuleset, flag: &str, decision: RawRuntimeDecision) {
-    match ruleset.runtime.0.iter_mut().find(|(k, _)| k == flag) {
-        Some(slot) => {
-            // Both effects stay in the flag; the record keeps the earlier one's too, so that a
-            // publish re-applies everything the flag went through.
-            let earlier = core::mem::replace(&mut slot.1, decision);
-            merge_effects(&mut slot.1, &earlier);
-        }
-        None => ruleset.runtime.insert(String::from(flag), decision),
+    let mut decision = decision;
+    // Both effects stay in the flag; the record keeps the earlier one's too, so that a publish
+    // re-applies everything the flag went through.
+    if let Some(earlier) = decision_of(ruleset, flag) {
+        merge_effects(&mut decision, &earlier);
     }
+    ruleset
+        .runtime
+        .insert(String::from(flag), to_value(&decision));
 }
 
 fn merge_effects(later: &mut RawRuntimeDecision, earlier: &RawRuntimeDecision) {
@@ -227,7 +288,7 @@ mod tests {
             let mut live = ruleset(GIT);
             record(&mut live, "f", decision(action));
             let mut built = ruleset(GIT);
-            let carried = carry(&live, &mut built, false);
+            let carried = carry(&live, &mut built, false).unwrap();
             assert_eq!(carried.kept.len(), 1, "{action}");
             let mut expected = ruleset(GIT);
             apply(&mut expected.flags.0[0].1, &decision(action));
@@ -243,12 +304,12 @@ mod tests {
         // Git removed the lane: the rollback is held.
         let mut built = ruleset(GIT);
         built.flags.0[0].1.default = None;
-        let carried = carry(&live, &mut built, false);
+        let carried = carry(&live, &mut built, false).unwrap();
         assert_eq!((carried.kept.len(), carried.converged.len()), (0, 1));
         assert!(built.runtime.is_empty());
         // Reverted on request: git's flag stands.
         let mut built = ruleset(GIT);
-        let carried = carry(&live, &mut built, true);
+        let carried = carry(&live, &mut built, true).unwrap();
         assert_eq!(carried.reverted.len(), 1);
         assert_eq!(built.flags, ruleset(GIT).flags);
     }
@@ -258,10 +319,20 @@ mod tests {
         let mut live = ruleset(GIT);
         record(&mut live, "f", decision(ROLLBACK));
         record(&mut live, "f", decision(KILL));
-        let kept = live.runtime.get("f").unwrap();
+        let kept = decision_of(&live, "f").unwrap();
         assert!(kept.disabled);
         assert_eq!(kept.weights.len(), 1);
         assert_eq!(kept.action, KILL);
-        assert!(describe(kept).starts_with("killed at 2026-01-02T03:04:05.000Z by loop"));
+        assert!(describe(&kept).starts_with("killed at 2026-01-02T03:04:05.000Z by loop"));
+    }
+
+    #[test]
+    fn a_record_of_another_shape_is_an_error_not_a_silent_revert() {
+        let mut live = ruleset(GIT);
+        live.runtime
+            .insert(String::from("f"), serde_json::json!({"action": "kill"}));
+        let mut built = ruleset(GIT);
+        let error = carry(&live, &mut built, false).unwrap_err();
+        assert_eq!(error.code(), "invalid_runtime");
     }
 }

@@ -27,8 +27,8 @@ pub mod error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use promptflag_contracts::runtime;
-use promptflag_core::model::{RawRuleset, RawRuntimeDecision, RawTreatment};
+use promptflag_contracts::runtime::{self, RawRuntimeDecision};
+use promptflag_core::model::{RawRuleset, RawTreatment};
 use promptflag_stats::Xoshiro256StarStar;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};

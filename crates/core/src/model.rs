@@ -126,38 +126,10 @@ pub struct RawRuleset {
     pub flags: Entries<RawFlag>,
     /// Decisions taken on the live environment that git does not hold yet (a kill, the control
     /// loop's rollback, abort, promotion or bandit weights), by flag: the state the next
-    /// publish keeps. Evaluation does not read it; its rules are the contracts' `runtime`.
+    /// publish keeps. Evaluation does not read it, so it is kept as JSON here; its shape and
+    /// rules are the contracts' `runtime`.
     #[serde(default, skip_serializing_if = "Entries::is_empty")]
-    pub runtime: Entries<RawRuntimeDecision>,
-}
-
-/// A runtime decision on one flag: what it changed, who took it, when and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRuntimeDecision {
-    /// `kill`, `rollback`, `abort`, `promote` or `reallocate`.
-    pub action: String,
-    /// Who took it (a person, or the control loop's actor).
-    pub by: String,
-    /// When, RFC 3339 UTC with milliseconds.
-    pub at: String,
-    /// Why (the operator's reason, or the loop's: the guardrail that fired, the test that won).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    /// The revision that first served it.
-    pub revision: u64,
-    /// `kill`: the flag serves its baseline to everyone (`enabled: false`).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub disabled: bool,
-    /// `promote`: the variant that became the baseline (the default split removed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<String>,
-    /// `rollback`, `abort`, `reallocate`: the weights set in the default split, by variant.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub weights: Vec<RawTreatment>,
-    /// Free-form details: the metrics and statistics behind a loop decision.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub details: Value,
+    pub runtime: Entries<Value>,
 }
 
 /// One prompt version, keyed by its content id.

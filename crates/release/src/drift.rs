@@ -52,7 +52,7 @@ pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>)
         .map(|key| {
             let intent = built.flags.get(key);
             let served = live.and_then(|l| l.flags.get(key));
-            let decision = live.and_then(|l| l.runtime.get(key));
+            let decision = live.and_then(|l| runtime::decision_of(l, key));
             let in_sync = match (intent, served) {
                 (Some(a), Some(b)) => a == b,
                 _ => false,
@@ -64,7 +64,7 @@ pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>)
                     (_, None, _) if live.is_none() => String::from("nothing is published"),
                     (_, None, _) => String::from("not published yet"),
                     (None, Some(_), _) => String::from("removed in git, still live"),
-                    (Some(_), Some(_), Some(decision)) => runtime::describe(decision),
+                    (Some(_), Some(_), Some(decision)) => runtime::describe(&decision),
                     (Some(_), Some(_), None) => String::from(
                         "git changed since the last publish, or the live flag was changed outside git and the loop",
                     ),

@@ -16,8 +16,7 @@ use crate::publish::live_ruleset;
 use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_contracts::digest::sha256_hex;
-use promptflag_contracts::runtime;
-use promptflag_core::model::RawRuntimeDecision;
+use promptflag_contracts::runtime::{self, RawRuntimeDecision};
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]

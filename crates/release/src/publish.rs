@@ -16,8 +16,7 @@ use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, ruleset_publish_bytes};
 use promptflag_authoring::diff;
 use promptflag_contracts::digest::sha256_hex;
-use promptflag_contracts::runtime;
-use promptflag_core::model::RawRuntimeDecision;
+use promptflag_contracts::runtime::{self, RawRuntimeDecision};
 
 /// Who publishes, and on what authority.
 #[derive(Debug, Clone, Default)]
@@ -232,7 +231,9 @@ pub fn plan(
     };
     // A publish from git never silently undoes a decision taken on the live environment.
     let carried = match &previous {
-        Some(live) => runtime::carry(live, &mut ruleset, options.revert_runtime),
+        Some(live) => {
+            runtime::carry(live, &mut ruleset, options.revert_runtime).map_err(contract_error)?
+        }
         None => runtime::Carried::default(),
     };
     promptflag_core::compile(&ruleset).map_err(|e| {
