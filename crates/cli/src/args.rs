@@ -352,6 +352,10 @@ pub struct ServeArgs {
     /// POSTed (JSON) on every automatic rollback.
     #[arg(long, env = "PROMPTFLAG_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
+    /// On a promotion by the loop, write it back into the repository (--repo) as `promptflag
+    /// sync` does: files written for review, not committed.
+    #[arg(long)]
+    pub sync_on_promote: bool,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]

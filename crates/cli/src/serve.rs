@@ -82,6 +82,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
                     wait_timeout: wait.timeout,
                     seed: SystemClock.now_ms() as u64,
                     shadow_rollbacks: false,
+                    sync_repo: args.sync_on_promote.then(|| hi.repo.clone()),
                 },
                 http.clone(),
             )?;

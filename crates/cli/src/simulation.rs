@@ -765,6 +765,7 @@ fn controller_for(
             wait_timeout: Duration::from_secs(60),
             seed,
             shadow_rollbacks: shadow,
+            sync_repo: None,
         },
         Http::new(
             Duration::from_secs(30),

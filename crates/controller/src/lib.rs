@@ -327,6 +327,9 @@ pub struct ControllerConfig {
     /// Never roll back: record in each check what would have fired and go on (the power
     /// measurement of `promptflag simulate --power`). Off in production.
     pub shadow_rollbacks: bool,
+    /// On a promotion, write it back into this prompt repository's files as `promptflag sync`
+    /// does (files written, not committed), so the close-out is a reviewable change at once.
+    pub sync_repo: Option<std::path::PathBuf>,
 }
 
 const STATE_SCHEMA: &str = "
@@ -1337,6 +1340,19 @@ impl Controller {
         } else {
             None
         };
+        if matches!(intent.decision, Decision::Promote)
+            && let Some(repo) = self.config.sync_repo.clone()
+            && let Err(error) = self.sync_repo(&repo, &state.environment)
+        {
+            // The promotion stands either way; a failed write-back is told, and `promptflag
+            // sync` can do it later.
+            state.reason = format!(
+                "{}; writing it back to {} failed: {error}",
+                state.reason,
+                repo.display()
+            );
+            save_state(&self.state_db, state, now)?;
+        }
         Ok(CheckRecord {
             seq: intent.check_seq,
             flag: state.flag.clone(),
@@ -1352,6 +1368,37 @@ impl Controller {
             served_ms,
             alert,
         })
+    }
+
+    /// `promptflag sync` of one environment into a repository, after a promotion.
+    fn sync_repo(&self, repo: &std::path::Path, environment: &str) -> Result<()> {
+        let invalid = |e: promptflag_authoring::error::Error| Error::Invalid(e.to_string());
+        let (loaded, diagnostics) = promptflag_authoring::lint::check(repo).map_err(invalid)?;
+        let build = promptflag_authoring::build::build(
+            &loaded,
+            &diagnostics,
+            &promptflag_authoring::build::BuildOptions {
+                source: Some(String::from("sync")),
+                environments: vec![environment.to_string()],
+            },
+        )
+        .map_err(invalid)?;
+        let live = self
+            .store
+            .state(environment)?
+            .live
+            .ok_or_else(|| Error::Invalid(format!("{environment} has no live ruleset")))?;
+        let live = live_ruleset(self.store.as_ref(), &self.audit, environment, live)?.ok_or_else(
+            || Error::Invalid(format!("cannot read the live ruleset of {environment}")),
+        )?;
+        let plan = promptflag_authoring::sync::plan(
+            &loaded,
+            environment,
+            &live,
+            &build.environments[environment].ruleset,
+        )
+        .map_err(invalid)?;
+        plan.write(&loaded).map_err(invalid)
     }
 
     fn alert(

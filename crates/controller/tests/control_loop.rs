@@ -195,20 +195,28 @@ impl Rig {
         }
     }
 
+    fn config(&self) -> ControllerConfig {
+        ControllerConfig {
+            actor: String::from("loop@test"),
+            alert_webhook: self.webhook.clone(),
+            wait_timeout: Duration::from_secs(5),
+            seed: 7,
+            ..ControllerConfig::default()
+        }
+    }
+
     fn controller(&self) -> Controller {
+        self.controller_with(self.config())
+    }
+
+    fn controller_with(&self, config: ControllerConfig) -> Controller {
         Controller::new(
             rusqlite::Connection::open(&self.state_path).unwrap(),
             AuditLog::open(&self.audit_path).unwrap(),
             Box::new(self.store.clone()),
             Box::new(self.script.clone()),
             self.clock.clone(),
-            ControllerConfig {
-                actor: String::from("loop@test"),
-                alert_webhook: self.webhook.clone(),
-                wait_timeout: Duration::from_secs(5),
-                seed: 7,
-                ..ControllerConfig::default()
-            },
+            config,
             Http::new(
                 Duration::from_secs(5),
                 RetryPolicy {
@@ -972,6 +980,34 @@ fn a_promotion_by_the_loop_survives_a_publish_from_the_unchanged_repo_and_status
     assert_eq!(results["baseline_before"], "stable");
     assert!(results["details"]["statistics"].is_object(), "{results}");
     assert_eq!(plan.summary.len(), 1);
+}
+
+#[test]
+fn the_loop_writes_a_promotion_back_into_the_repo_when_configured_to() {
+    let (_dir, repo) = example_repo();
+    let rig = Rig::from_repo(&repo);
+    let mut controller = rig.controller_with(ControllerConfig {
+        sync_repo: Some(repo.clone()),
+        ..rig.config()
+    });
+    rig.start(&prod_policy());
+    controller.tick().unwrap();
+    assert_eq!(
+        drive_to_promotion(&rig, &mut controller).last(),
+        Some(&Decision::Promote)
+    );
+    let flag = std::fs::read_to_string(repo.join("flags/support_prompt.yaml")).unwrap();
+    assert!(flag.contains("\nbaseline: concise\n"), "{flag}");
+    assert!(repo.join("rollouts/support_prompt.results.json").is_file());
+    // The holdout rule still serves the loser, so it is not archived; the build equals live.
+    let audit = AuditLog::open(&rig.audit_path).unwrap();
+    let live = drift::live_of(rig.store.as_ref(), &audit, "prod")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        example_build(&repo).environments["prod"].content_hash,
+        content_hash(&live).unwrap()
+    );
 }
 
 #[test]
