@@ -20,7 +20,11 @@ pub const BUNDLE_JSON: &str = include_str!("../fallback/bundle.json");
 /// links anyway, rather than through the contracts' `Bundle` type, whose own deserializer would
 /// add to the Wasm; the native tests hold this file to `Bundle::from_json` as well.
 fn verified() -> Option<(String, Map<String, Value>)> {
-    let Value::Object(mut bundle) = serde_json::from_str(BUNDLE_JSON).ok()? else {
+    verify(BUNDLE_JSON)
+}
+
+fn verify(text: &str) -> Option<(String, Map<String, Value>)> {
+    let Value::Object(mut bundle) = serde_json::from_str(text).ok()? else {
         return None;
     };
     let Some(Value::String(ruleset)) = bundle.remove("ruleset") else {
@@ -72,12 +76,17 @@ mod tests {
 
     #[test]
     fn a_bundle_with_a_wrong_hash_gives_no_fallback() {
-        let mut value: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
-        value["ruleset_sha256"] = Value::String("0".repeat(64));
-        let tampered = serde_json::to_vec(&value).unwrap();
-        assert!(Bundle::from_json(&tampered).is_err());
-        let mut value: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
-        value["ruleset_sha256"] = Value::String("0".repeat(64));
-        assert_ne!(serde_json::to_string(&value).unwrap(), BUNDLE_JSON);
+        assert!(verify(BUNDLE_JSON).is_some());
+        let mut wrong_ruleset: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
+        wrong_ruleset["ruleset_sha256"] = Value::String("0".repeat(64));
+        let mut wrong_body: Value = serde_json::from_str(BUNDLE_JSON).unwrap();
+        for body in wrong_body["prompts"].as_object_mut().unwrap().values_mut() {
+            *body = Value::String(format!("{}!", body.as_str().unwrap()));
+        }
+        for tampered in [wrong_ruleset, wrong_body] {
+            let text = serde_json::to_string(&tampered).unwrap();
+            assert!(verify(&text).is_none());
+            assert!(Bundle::from_json(text.as_bytes()).is_err());
+        }
     }
 }
