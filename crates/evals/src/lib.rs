@@ -6,20 +6,28 @@
 //! - [`signals`]: the hallucination signals of one LLM call (citation mismatch, tool-call
 //!   mismatch, unsupported numeric claims).
 //! - [`judge`]: the LLM-as-judge prompt for a rubric and the parsing of its score.
-//! - [`openai`]: a blocking client for any OpenAI-compatible chat-completions endpoint, used by
-//!   the companion's eval runner and the native client's sampled judge.
+//! - [`suite`]: the eval suite of a prompt family (`evals/<family>/eval.yaml`) as values, and
+//!   the content address of its criteria.
+//! - [`result`]: the recorded result of a suite run for one content id, its self-hash and the
+//!   publish gate's check of it.
+//! - `openai` (feature `client`): a blocking client for any OpenAI-compatible chat-completions
+//!   endpoint, used by the companion's eval runner and the native client's sampled judge.
 //!
-//! Everything except [`openai`] is a pure function of its inputs (no clock, files or network),
-//! so each check is unit-tested on values.
+//! Everything except `openai` is a pure function of its inputs (no clock, files or network),
+//! so each check is unit-tested on values, and crates that must not reach the network (the
+//! repository's authoring) use it without the feature.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod criteria;
 pub mod judge;
+#[cfg(feature = "client")]
 pub mod openai;
+pub mod result;
 pub mod schema;
 pub mod signals;
+pub mod suite;
 
 /// A path into a JSON value: `a.b[0].c`, or a JSON pointer `/a/b/0/c`.
 pub fn lookup<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
