@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
+use crate::evals::LoadedSuite;
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
 use promptflag_contracts::admin::Problem;
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
@@ -54,6 +55,12 @@ pub struct PromptArtifact {
     pub author: String,
     /// Reviewers whose approval of this exact body is valid (listed as reviewers, not the author).
     pub approved_by: Vec<String>,
+    /// The content id (body and model configuration) eval results are keyed by.
+    #[serde(default)]
+    pub content_id: String,
+    /// The hash of the family's eval suite (`evals/<family>/eval.yaml`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_suite: Option<String>,
     /// The body bytes.
     #[serde(skip)]
     pub body: Vec<u8>,
@@ -381,6 +388,12 @@ pub fn build(
         }
         wanted.retain(|env| options.environments.contains(env));
     }
+    let mut suites = BTreeMap::new();
+    for family in repo.families.keys() {
+        if let Some(suite) = crate::evals::load_suite(&repo.root, family)? {
+            suites.insert(family.clone(), suite);
+        }
+    }
     let mut diagnostics = Diagnostics::new();
     let mut build = Build {
         source: source.clone(),
@@ -396,7 +409,9 @@ pub fn build(
                 .versions()
                 .find(|v| v.sha256.as_deref() == Some(sha.as_str()))
             {
-                build.prompts.insert(sha.clone(), artifact(repo, version));
+                build
+                    .prompts
+                    .insert(sha.clone(), artifact(repo, &suites, version));
             }
         }
         let content_hash = content_hash(&ruleset)?;
@@ -422,7 +437,11 @@ pub fn build(
     Ok(build)
 }
 
-fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact {
+fn artifact(
+    repo: &Repo,
+    suites: &BTreeMap<String, LoadedSuite>,
+    version: &crate::repo::PromptVersion,
+) -> PromptArtifact {
     let family = &repo.families[&version.family];
     let author = version
         .author
@@ -467,6 +486,10 @@ fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact
             .unwrap_or_default(),
         author,
         approved_by,
+        content_id: version.content_id().unwrap_or_default(),
+        eval_suite: suites
+            .get(&version.family)
+            .map(|suite| suite.hash_for(repo, version)),
         body: version.body.clone().unwrap_or_default().into_bytes(),
     }
 }

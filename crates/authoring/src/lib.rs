@@ -4,7 +4,9 @@
 //! `rollouts/`), checks it ([`lint`]), builds it into content-addressed prompt bodies and one
 //! ruleset per environment ([`build`]), compares builds ([`diff`]) and explains an evaluation
 //! ([`explain`], always through `promptflag-core`). Rollout policies are parsed here
-//! ([`policy`]) because they live in the repository beside the flags they govern.
+//! ([`policy`]) because they live in the repository beside the flags they govern, and so are
+//! eval suites and their recorded results ([`evals`]); [`identity`] computes the content id
+//! (body and model configuration) results are keyed by.
 //!
 //! Authoring reads local files and runs `git`; it does no network or database I/O.
 
@@ -15,8 +17,11 @@ pub mod build;
 pub mod diagnostic;
 pub mod diff;
 pub mod error;
+pub mod evals;
 pub mod explain;
 pub mod git;
+pub mod hygiene;
+pub mod identity;
 pub mod lint;
 pub mod policy;
 pub mod repo;

@@ -131,6 +131,8 @@ pub fn lint(repo: &Repo) -> Diagnostics {
     for flag in repo.flags.values() {
         lint_flag(repo, flag, &mut out);
     }
+    lint_evals(repo, &mut out);
+    lint_dates(repo, crate::hygiene::today(), &mut out);
     for rollout in repo.rollouts.values() {
         let Some(policy) = &rollout.policy else {
             continue;
@@ -494,6 +496,127 @@ fn lint_parameters(
     }
 }
 
+/// Review and deletion dates of families and flags: each a `YYYY-MM-DD` date; a passed one is
+/// a warning (`promptflag hygiene` lists them with their owners).
+fn lint_dates(repo: &Repo, today: i64, out: &mut Diagnostics) {
+    let families = repo
+        .families
+        .values()
+        .map(|f| (f.metadata_file.as_str(), &f.review_by, &f.delete_after));
+    let flags = repo
+        .flags
+        .values()
+        .map(|f| (f.file.as_str(), &f.review_by, &f.delete_after));
+    for (file, review_by, delete_after) in families.chain(flags) {
+        for (field, date) in [("review_by", review_by), ("delete_after", delete_after)] {
+            let Some(date) = date else { continue };
+            match crate::hygiene::parse_day(&date.value) {
+                None => out.error(
+                    file,
+                    date.line,
+                    "invalid_value",
+                    format!("`{field}` must be a date YYYY-MM-DD, not {:?}", date.value),
+                ),
+                Some(day) if day < today => out.warning(
+                    file,
+                    date.line,
+                    if field == "review_by" {
+                        "review_overdue"
+                    } else {
+                        "past_delete_after"
+                    },
+                    format!(
+                        "`{field}: {}` has passed (promptflag hygiene lists what is stale)",
+                        date.value
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Eval suites (`evals/<family>/eval.yaml`): each names a family, decodes, sets only the
+/// family's template variables, and checks output schemas with keywords the checker knows.
+fn lint_evals(repo: &Repo, out: &mut Diagnostics) {
+    let folders = match crate::evals::suite_folders(&repo.root) {
+        Ok(folders) => folders,
+        Err(error) => {
+            out.error(crate::evals::EVALS_DIR, 1, "unreadable", error.to_string());
+            return;
+        }
+    };
+    for folder in folders {
+        let file = format!("{}/{folder}/{}", crate::evals::EVALS_DIR, crate::evals::SUITE_FILE);
+        let Some(family) = repo.families.get(&folder) else {
+            out.error(
+                &file,
+                1,
+                "unknown_family",
+                format!("evals/{folder}/ names no prompt family (no prompts/{folder}/)"),
+            );
+            continue;
+        };
+        let suite = match crate::evals::load_suite(&repo.root, &folder) {
+            Ok(Some(suite)) => suite,
+            Ok(None) => {
+                out.error(&file, 1, "missing_file", format!("evals/{folder}/ has no {}", crate::evals::SUITE_FILE));
+                continue;
+            }
+            Err(error) => {
+                out.error(&file, 1, "bad_eval_suite", error.to_string());
+                continue;
+            }
+        };
+        let declared: BTreeSet<&str> = family
+            .versions
+            .iter()
+            .filter_map(|v| v.variables.as_ref())
+            .flat_map(|vars| vars.value.iter().map(|v| v.value.as_str()))
+            .collect();
+        for case in &suite.suite.cases {
+            for name in case.variables.keys() {
+                if !declared.contains(name.as_str()) {
+                    out.warning(
+                        &file,
+                        1,
+                        "unknown_variable",
+                        format!("case {:?} sets {name:?}, which no version of {folder} declares", case.id),
+                    );
+                }
+            }
+        }
+        if suite.suite.output_schema {
+            let mut reported = BTreeSet::new();
+            for version in &family.versions {
+                if let Some(schema) = crate::evals::output_schema(repo, version) {
+                    for keyword in promptflag_evals::schema::unsupported_keywords(&schema) {
+                        if reported.insert(keyword.clone()) {
+                            out.warning(
+                                &file,
+                                1,
+                                "unchecked_schema_keyword",
+                                format!("the output schema of {} uses {keyword}, which evals do not check", version.reference()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An output schema file's value: JSON for `*.json`, YAML otherwise; an error has its line.
+pub(crate) fn parse_schema_text(path: &str, text: &str) -> Result<Value, (u32, String)> {
+    if path.ends_with(".json") {
+        serde_json::from_str::<Value>(text).map_err(|e| (e.line() as u32, e.to_string()))
+    } else {
+        yaml::parse(text)
+            .map(|n| yaml::to_json(&n.value))
+            .map_err(|e| (e.line, e.message))
+    }
+}
+
 fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
     let (value, file, line) = match schema {
         OutputSchema::Inline { schema, line } => (
@@ -519,15 +642,7 @@ fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out:
                     return;
                 }
                 Ok(text) => {
-                    let parsed = if path.ends_with(".json") {
-                        serde_json::from_str::<Value>(&text)
-                            .map_err(|e| (e.line() as u32, e.to_string()))
-                    } else {
-                        yaml::parse(&text)
-                            .map(|n| yaml::to_json(&n.value))
-                            .map_err(|e| (e.line, e.message))
-                    };
-                    match parsed {
+                    match parse_schema_text(path, &text) {
                         Ok(value) => (Some(value), relative, 1),
                         Err((error_line, message)) => {
                             out.error(

@@ -83,6 +83,9 @@ pub struct EnvironmentConfig {
     pub require_approvals: bool,
     /// Prompts with status `draft` may be served.
     pub allow_drafts: bool,
+    /// Every prompt served needs a passing eval result for its content id (`docs/evals.md`).
+    #[serde(default)]
+    pub require_evals: bool,
 }
 
 /// A prompt family: `prompts/<family>/`.
@@ -98,6 +101,10 @@ pub struct Family {
     pub flag: Option<Located<String>>,
     /// Who owns the family (a person or a team address).
     pub owner: Option<Located<String>>,
+    /// The staleness SLA: the date (`YYYY-MM-DD`) by which the family must be reviewed again.
+    pub review_by: Option<Located<String>>,
+    /// The date (`YYYY-MM-DD`) after which the family should be deleted.
+    pub delete_after: Option<Located<String>>,
     /// The versions, sorted by semantic version.
     pub versions: Vec<PromptVersion>,
     /// False when `metadata.yaml` is missing or does not parse.
@@ -189,6 +196,12 @@ pub struct FlagSource {
     pub kind: Option<Located<FlagKind>>,
     /// Free text.
     pub description: String,
+    /// Who owns the flag (for prompt flags, the family's owner when unset).
+    pub owner: Option<Located<String>>,
+    /// The staleness SLA: the date (`YYYY-MM-DD`) by which the flag must be reviewed again.
+    pub review_by: Option<Located<String>>,
+    /// The date (`YYYY-MM-DD`) after which the flag should be removed.
+    pub delete_after: Option<Located<String>>,
     /// The baseline variant.
     pub baseline: Option<Located<String>>,
     /// The variants, in file order.
@@ -281,6 +294,9 @@ pub fn load(root: &Path) -> Result<(Repo, Diagnostics)> {
                 file: file.clone(),
                 kind: None,
                 description: String::new(),
+                owner: None,
+                review_by: None,
+                delete_after: None,
                 baseline: None,
                 variants: Vec::new(),
                 targeting: Targeting::default(),
@@ -465,6 +481,7 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                         promote_from: None,
                         require_approvals: false,
                         allow_drafts: true,
+                        require_evals: false,
                     };
                     let what = format!("environments.{}", name.value);
                     if !matches!(body.value, Node::Null)
@@ -472,7 +489,12 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                     {
                         reader.unknown_keys(
                             fields,
-                            &["promote_from", "require_approvals", "allow_drafts"],
+                            &[
+                                "promote_from",
+                                "require_approvals",
+                                "allow_drafts",
+                                "require_evals",
+                            ],
                             &what,
                         );
                         env.promote_from = reader
@@ -484,6 +506,9 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                         }
                         if let Some(flag) = reader.optional_bool(fields, "allow_drafts", &what) {
                             env.allow_drafts = flag.value;
+                        }
+                        if let Some(flag) = reader.optional_bool(fields, "require_evals", &what) {
+                            env.require_evals = flag.value;
                         }
                     }
                     config.environments.push(env);
@@ -556,6 +581,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
         id: None,
         flag: None,
         owner: None,
+        review_by: None,
+        delete_after: None,
         versions: Vec::new(),
         loaded: false,
     };
@@ -593,6 +620,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
             "id",
             "flag",
             "owner",
+            "review_by",
+            "delete_after",
             "description",
             "model",
             "variables",
@@ -604,6 +633,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
     family.id = reader.optional_str(entries, "id", "metadata");
     family.flag = reader.optional_str(entries, "flag", "metadata");
     family.owner = reader.optional_str(entries, "owner", "metadata");
+    family.review_by = reader.optional_str(entries, "review_by", "metadata");
+    family.delete_after = reader.optional_str(entries, "delete_after", "metadata");
     let (family_model, family_parameters) =
         decode_model(&mut reader, get(entries, "model"), "model");
     let family_variables = get(entries, "variables").map(|node| Located {
@@ -876,6 +907,9 @@ fn decode_flag(
         file: file.to_string(),
         kind: None,
         description: String::new(),
+        owner: None,
+        review_by: None,
+        delete_after: None,
         baseline: None,
         variants: Vec::new(),
         targeting: Targeting::default(),
@@ -892,6 +926,9 @@ fn decode_flag(
             "key",
             "kind",
             "description",
+            "owner",
+            "review_by",
+            "delete_after",
             "baseline",
             "variants",
             "enabled",
@@ -928,6 +965,9 @@ fn decode_flag(
         .optional_str(entries, "description", "flag")
         .map(|d| d.value)
         .unwrap_or_default();
+    flag.owner = reader.optional_str(entries, "owner", "flag");
+    flag.review_by = reader.optional_str(entries, "review_by", "flag");
+    flag.delete_after = reader.optional_str(entries, "delete_after", "flag");
     flag.baseline = reader.required_str(entries, "baseline", node.line, "the flag");
     match get(entries, "variants") {
         None => reader.error(

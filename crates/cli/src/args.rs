@@ -134,6 +134,9 @@ pub enum LowCommand {
         /// Check the gates and show the plan without writing.
         #[arg(long)]
         dry_run: bool,
+        /// The recorded eval results the require_evals gate reads (default: <repo>/evals/results).
+        #[arg(long, env = "PROMPTFLAG_EVAL_RESULTS")]
+        eval_results: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -180,6 +183,22 @@ pub enum LowCommand {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Eval suites: run a family's golden set against a model (or recorded outputs) and record
+    /// the result for the exact content id.
+    Evals {
+        #[command(subcommand)]
+        command: EvalsCommand,
+    },
+    /// Prompts and flags past their review or deletion date, without an owner, or with no
+    /// exposure in the window. Exit 1 when any is found.
+    Hygiene {
+        /// The exposure window: 60d, 12h, or integer seconds.
+        #[arg(long, default_value = "60d")]
+        since: String,
+        /// The date to judge review and deletion dates by (YYYY-MM-DD; default: today, UTC).
+        #[arg(long)]
+        today: Option<String>,
     },
     /// Evaluate a flag for a context and explain the outcome.
     Eval {
@@ -390,6 +409,45 @@ pub struct SimulateArgs {
     pub admin_token: String,
 }
 
+/// `promptflag evals …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalsCommand {
+    /// Run eval suites and record a result per content id. Exit 1 when a suite fails.
+    Run(EvalsRunArgs),
+}
+
+/// `promptflag evals run`.
+#[derive(Debug, Args, Clone)]
+pub struct EvalsRunArgs {
+    /// Only this family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Only this version (with --family, or of every family that has it).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Replay recorded outputs from this folder (<content id>.json) instead of calling a model.
+    #[arg(long, conflicts_with = "record")]
+    pub replay: Option<PathBuf>,
+    /// Call the model and save its outputs into this folder for later --replay.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Where results are written (default: <repo>/evals/results).
+    #[arg(long, env = "PROMPTFLAG_EVAL_RESULTS")]
+    pub results: Option<PathBuf>,
+    /// The OpenAI-compatible API base URL, such as https://api.openai.com/v1.
+    #[arg(long, env = "PROMPTFLAG_EVAL_BASE_URL")]
+    pub base_url: Option<String>,
+    /// The API key, sent as a bearer token.
+    #[arg(long, env = "PROMPTFLAG_EVAL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Seconds before one model call gives up.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Also run archived versions.
+    #[arg(long)]
+    pub include_archived: bool,
+}
+
 /// `promptflag audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -404,6 +462,15 @@ pub enum AuditCommand {
         /// A head hash recorded elsewhere that must still be in the chain.
         #[arg(long)]
         expect_head: Option<String>,
+    },
+    /// Stale prompts and flags (the same as `promptflag hygiene`, with the window in days).
+    Stale {
+        /// The exposure window in days.
+        #[arg(long, default_value_t = 60)]
+        days: u64,
+        /// The date to judge review and deletion dates by (YYYY-MM-DD; default: today, UTC).
+        #[arg(long)]
+        today: Option<String>,
     },
 }
 
@@ -471,6 +538,7 @@ pub enum RevertAction {
 /// A publish: the build (a folder, or the repository built now) to one environment.
 pub struct PublishCommand {
     pub environment: String,
+    pub eval_results: PathBuf,
     pub build: Option<PathBuf>,
     pub force: bool,
     pub reason: String,
@@ -514,6 +582,11 @@ pub enum HiCommand {
     },
     AuditVerify {
         expect_head: Option<String>,
+    },
+    EvalsRun(EvalsRunArgs),
+    Hygiene {
+        window_seconds: u64,
+        today: Option<String>,
     },
     Eval {
         flag: String,
@@ -716,6 +789,7 @@ impl HiArgs {
                 force,
                 reason,
                 dry_run,
+                eval_results,
                 target: target_args,
             } => {
                 check_environment_name(&environment)?;
@@ -727,6 +801,8 @@ impl HiArgs {
                 let (target, http) = target(&target_args, quiet)?;
                 HiCommand::Publish(PublishCommand {
                     environment,
+                    eval_results: eval_results
+                        .unwrap_or_else(|| repo.join(promptflag_authoring::evals::RESULTS_DIR)),
                     build,
                     force,
                     reason,
@@ -781,6 +857,37 @@ impl HiArgs {
             LowCommand::Audit {
                 command: AuditCommand::Verify { expect_head },
             } => HiCommand::AuditVerify { expect_head },
+            LowCommand::Audit {
+                command: AuditCommand::Stale { days, today },
+            } => HiCommand::Hygiene {
+                window_seconds: days.saturating_mul(86_400),
+                today,
+            },
+            LowCommand::Hygiene { since, today } => HiCommand::Hygiene {
+                window_seconds: since
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| {
+                        promptflag_authoring::policy::parse_duration(
+                            &promptflag_authoring::yaml::Node::Str(since.clone()),
+                        )
+                    })
+                    .with_context(|| {
+                        format!("--since {since:?} is not a duration (60d, 12h, 90m or seconds)")
+                    })?,
+                today,
+            },
+            LowCommand::Evals {
+                command: EvalsCommand::Run(run),
+            } => {
+                if run.replay.is_none() && run.base_url.is_none() {
+                    bail!(
+                        "evals run needs a model endpoint (--base-url or PROMPTFLAG_EVAL_BASE_URL) or recorded outputs (--replay DIR)"
+                    );
+                }
+                HiCommand::EvalsRun(run)
+            }
             LowCommand::Eval {
                 flag,
                 context,

@@ -96,6 +96,12 @@ pub fn classify(error: &anyhow::Error) -> Failure {
                     .downcast_ref::<promptflag_rollout::Error>()
                     .map(|_| Failure::of(ExitCode::Usage))
             })
+            .or_else(|| {
+                // A model endpoint that cannot be reached or answers with an error is remote.
+                cause
+                    .downcast_ref::<promptflag_evals::openai::Error>()
+                    .map(|_| Failure::of(ExitCode::Remote))
+            })
         {
             return found;
         }

@@ -215,5 +215,10 @@ fn run(args: HiArgs) -> Result<Output> {
         } => release::run_history(&args, environment, target, http),
         HiCommand::AuditList { environment } => release::run_audit_list(&args, environment),
         HiCommand::AuditVerify { expect_head } => release::run_audit_verify(&args, expect_head),
+        HiCommand::EvalsRun(run) => commands::evals::run_evals(&args, run),
+        HiCommand::Hygiene {
+            window_seconds,
+            today,
+        } => commands::hygiene::run_hygiene(&args, *window_seconds, today.as_deref()),
     }
 }

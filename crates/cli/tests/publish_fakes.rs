@@ -44,6 +44,7 @@ fn options(env: &str) -> PublishOptions {
         actor: "ci@acme.example".into(),
         reason: String::new(),
         force: false,
+        eval_results: None,
     }
 }
 

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::audit::{Action, AuditLog, NewEntry};
 use crate::error::{Error, Result};
 use crate::store::{Progress, Store, contract_error};
-use promptflag_authoring::build::{Build, ruleset_publish_bytes};
+use promptflag_authoring::build::{Build, PromptArtifact, ruleset_publish_bytes};
+use promptflag_authoring::evals;
 use promptflag_authoring::diff;
 use promptflag_contracts::digest::sha256_hex;
 
@@ -28,6 +29,9 @@ pub struct PublishOptions {
     pub reason: String,
     /// Overrides the promotion gate (`promote_from`); recorded as an `override` entry.
     pub force: bool,
+    /// The folder of recorded eval results (`<repo>/evals/results`), read where the
+    /// environment has `require_evals`.
+    pub eval_results: Option<std::path::PathBuf>,
 }
 
 /// A publish ready to execute.
@@ -124,9 +128,17 @@ pub fn check_gates(
                 options.environment
             ));
         }
+        if env.config.require_evals
+            && let Some(refusal) = eval_refusal(prompt, options)?
+        {
+            refusals.push(format!(
+                "{name} (content id {}) {refusal}, and {} requires passing evals",
+                prompt.content_id, options.environment
+            ));
+        }
     }
     if !refusals.is_empty() {
-        // Approvals and drafts are not overridable: --force is for the promotion order only.
+        // Approvals, drafts and evals are not overridable: --force is for the promotion order only.
         return Err(Error::Refused(refusals.join("; ")));
     }
     let mut overridden = Vec::new();
@@ -150,6 +162,26 @@ pub fn check_gates(
         overridden.push(message);
     }
     Ok(overridden)
+}
+
+/// Why a prompt's eval evidence does not let it into an environment that requires evals, or
+/// `None` when it has a sealed, passing result for its content id under its current suite.
+fn eval_refusal(prompt: &PromptArtifact, options: &PublishOptions) -> Result<Option<String>> {
+    let Some(suite) = &prompt.eval_suite else {
+        return Ok(Some(format!(
+            "has no eval suite (evals/{}/eval.yaml)",
+            prompt.id
+        )));
+    };
+    let Some(results) = &options.eval_results else {
+        return Ok(Some(String::from("has no eval results folder to read")));
+    };
+    if prompt.content_id.is_empty() {
+        return Ok(Some(String::from("has no content id (rebuild it)")));
+    }
+    let checked = evals::check_result(results, &prompt.content_id, suite)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(checked.err().map(|refusal| refusal.to_string()))
 }
 
 /// Reads the live ruleset bytes of an environment: from the audit log's copy of what was

@@ -306,6 +306,61 @@ pub fn calls_per_variant(connection: &Connection, window: &Window) -> Result<Vec
     )
 }
 
+/// What was served since a time, for hygiene: exposures plus calls per flag, per prompt id
+/// (calls name it) and per prompt body hash (exposures and calls carry it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// Exposures and calls per flag key.
+    pub flags: std::collections::BTreeMap<String, u64>,
+    /// Calls per prompt id.
+    pub prompt_ids: std::collections::BTreeMap<String, u64>,
+    /// Exposures and calls per prompt body hash.
+    pub prompt_hashes: std::collections::BTreeMap<String, u64>,
+}
+
+/// Exposures and calls at or after `since_ms`, counted per flag, prompt id and body hash. One
+/// grouped scan per table and key; the answer has one row per distinct key, so it is bounded by
+/// the number of flags and prompts, not of events.
+pub fn activity_since(connection: &Connection, since_ms: i64) -> Result<Activity> {
+    let mut activity = Activity::default();
+    let grouped: [(&str, fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>); 5] = [
+        (
+            "SELECT flag_key, COUNT(*) FROM exposures WHERE ts_ms >= ?1 GROUP BY flag_key",
+            |a| &mut a.flags,
+        ),
+        (
+            "SELECT flag_key, COUNT(*) FROM calls WHERE ts_ms >= ?1 GROUP BY flag_key",
+            |a| &mut a.flags,
+        ),
+        (
+            "SELECT prompt_id, COUNT(*) FROM calls WHERE ts_ms >= ?1 AND prompt_id IS NOT NULL GROUP BY prompt_id",
+            |a| &mut a.prompt_ids,
+        ),
+        (
+            "SELECT prompt_hash, COUNT(*) FROM exposures WHERE ts_ms >= ?1 AND prompt_hash IS NOT NULL GROUP BY prompt_hash",
+            |a| &mut a.prompt_hashes,
+        ),
+        (
+            "SELECT prompt_hash, COUNT(*) FROM calls WHERE ts_ms >= ?1 AND prompt_hash IS NOT NULL GROUP BY prompt_hash",
+            |a| &mut a.prompt_hashes,
+        ),
+    ];
+    for (sql, target) in grouped {
+        let mut statement = connection.prepare_cached(sql)?;
+        let rows = statement.query_map(params![since_ms], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
+        for row in rows {
+            let (key, count) = row?;
+            *target(&mut activity).entry(key).or_insert(0) += count;
+        }
+    }
+    Ok(activity)
+}
+
 /// Runs a `SELECT variant, COUNT(…)` over a window (parameters: flag, from, to, environment).
 fn counts_per_variant(
     connection: &Connection,

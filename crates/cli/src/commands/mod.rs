@@ -3,6 +3,8 @@
 //! code) and prints nothing itself.
 
 pub(crate) mod authoring;
+pub(crate) mod evals;
+pub(crate) mod hygiene;
 pub(crate) mod release;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use crate::{Bar, Output};
 pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Output> {
     let PublishCommand {
         environment,
+        eval_results,
         build,
         force,
         reason,
@@ -37,6 +38,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
         actor: args.actor.clone(),
         reason: reason.clone(),
         force,
+        eval_results: Some(eval_results.clone()),
     };
     let plan = publish::plan(store.as_ref(), &audit, &build, &options)?;
     if dry_run {
