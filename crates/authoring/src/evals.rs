@@ -96,10 +96,9 @@ pub fn output_schema(repo: &Repo, version: &PromptVersion) -> Option<Value> {
     match version.output_schema.as_ref()? {
         OutputSchema::Inline { schema, .. } => Some(schema.clone()),
         OutputSchema::File { path, .. } => {
-            let text = std::fs::read_to_string(
-                repo.root.join("prompts").join(&version.family).join(path),
-            )
-            .ok()?;
+            let text =
+                std::fs::read_to_string(repo.root.join("prompts").join(&version.family).join(path))
+                    .ok()?;
             crate::lint::parse_schema_text(path, &text).ok()
         }
     }
@@ -125,7 +124,9 @@ pub fn check_result(
     suite_hash: &str,
 ) -> Result<std::result::Result<EvalResult, Refusal>> {
     if !promptflag_contracts::digest::is_sha256_hex(content_id) {
-        return Err(Error::Invalid(format!("{content_id:?} is not a content id")));
+        return Err(Error::Invalid(format!(
+            "{content_id:?} is not a content id"
+        )));
     }
     let path = result_path(results, content_id);
     let text = match std::fs::read_to_string(&path) {

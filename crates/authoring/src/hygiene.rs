@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn days_parse_strictly() {
         assert_eq!(parse_day("1970-01-02"), Some(1));
-        assert_eq!(parse_day("2030-07-01").map(|d| d - parse_day("2030-06-30").unwrap()), Some(1));
+        assert_eq!(
+            parse_day("2030-07-01").map(|d| d - parse_day("2030-06-30").unwrap()),
+            Some(1)
+        );
         assert_eq!(parse_day("2030-7-1"), None);
         assert_eq!(parse_day("2030-02-30"), None);
         assert_eq!(parse_day("soon"), None);

@@ -39,14 +39,43 @@ mod tests {
     #[test]
     fn the_id_changes_with_body_model_or_parameters_and_not_with_key_order() {
         let parameters = |text: &str| serde_json::from_str::<Map<String, Value>>(text).unwrap();
-        let base = content_id("b1", "m", &parameters(r#"{"temperature": 0.2, "top_p": 1}"#));
+        let base = content_id(
+            "b1",
+            "m",
+            &parameters(r#"{"temperature": 0.2, "top_p": 1}"#),
+        );
         assert_eq!(
             base,
-            content_id("b1", "m", &parameters(r#"{"top_p": 1, "temperature": 0.2}"#))
+            content_id(
+                "b1",
+                "m",
+                &parameters(r#"{"top_p": 1, "temperature": 0.2}"#)
+            )
         );
-        assert_ne!(base, content_id("b2", "m", &parameters(r#"{"temperature": 0.2, "top_p": 1}"#)));
-        assert_ne!(base, content_id("b1", "n", &parameters(r#"{"temperature": 0.2, "top_p": 1}"#)));
-        assert_ne!(base, content_id("b1", "m", &parameters(r#"{"temperature": 0.3, "top_p": 1}"#)));
+        assert_ne!(
+            base,
+            content_id(
+                "b2",
+                "m",
+                &parameters(r#"{"temperature": 0.2, "top_p": 1}"#)
+            )
+        );
+        assert_ne!(
+            base,
+            content_id(
+                "b1",
+                "n",
+                &parameters(r#"{"temperature": 0.2, "top_p": 1}"#)
+            )
+        );
+        assert_ne!(
+            base,
+            content_id(
+                "b1",
+                "m",
+                &parameters(r#"{"temperature": 0.3, "top_p": 1}"#)
+            )
+        );
         assert_eq!(base.len(), 64);
     }
 }

@@ -547,7 +547,11 @@ fn lint_evals(repo: &Repo, out: &mut Diagnostics) {
         }
     };
     for folder in folders {
-        let file = format!("{}/{folder}/{}", crate::evals::EVALS_DIR, crate::evals::SUITE_FILE);
+        let file = format!(
+            "{}/{folder}/{}",
+            crate::evals::EVALS_DIR,
+            crate::evals::SUITE_FILE
+        );
         let Some(family) = repo.families.get(&folder) else {
             out.error(
                 &file,
@@ -560,7 +564,12 @@ fn lint_evals(repo: &Repo, out: &mut Diagnostics) {
         let suite = match crate::evals::load_suite(&repo.root, &folder) {
             Ok(Some(suite)) => suite,
             Ok(None) => {
-                out.error(&file, 1, "missing_file", format!("evals/{folder}/ has no {}", crate::evals::SUITE_FILE));
+                out.error(
+                    &file,
+                    1,
+                    "missing_file",
+                    format!("evals/{folder}/ has no {}", crate::evals::SUITE_FILE),
+                );
                 continue;
             }
             Err(error) => {
@@ -581,7 +590,10 @@ fn lint_evals(repo: &Repo, out: &mut Diagnostics) {
                         &file,
                         1,
                         "unknown_variable",
-                        format!("case {:?} sets {name:?}, which no version of {folder} declares", case.id),
+                        format!(
+                            "case {:?} sets {name:?}, which no version of {folder} declares",
+                            case.id
+                        ),
                     );
                 }
             }
@@ -641,20 +653,18 @@ fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out:
                     );
                     return;
                 }
-                Ok(text) => {
-                    match parse_schema_text(path, &text) {
-                        Ok(value) => (Some(value), relative, 1),
-                        Err((error_line, message)) => {
-                            out.error(
-                                &relative,
-                                error_line,
-                                "bad_schema",
-                                format!("the output schema does not parse: {message}"),
-                            );
-                            return;
-                        }
+                Ok(text) => match parse_schema_text(path, &text) {
+                    Ok(value) => (Some(value), relative, 1),
+                    Err((error_line, message)) => {
+                        out.error(
+                            &relative,
+                            error_line,
+                            "bad_schema",
+                            format!("the output schema does not parse: {message}"),
+                        );
+                        return;
                     }
-                }
+                },
             }
         }
     };

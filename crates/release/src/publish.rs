@@ -14,8 +14,8 @@ use crate::audit::{Action, AuditLog, NewEntry};
 use crate::error::{Error, Result};
 use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, PromptArtifact, ruleset_publish_bytes};
-use promptflag_authoring::evals;
 use promptflag_authoring::diff;
+use promptflag_authoring::evals;
 use promptflag_contracts::digest::sha256_hex;
 
 /// Who publishes, and on what authority.

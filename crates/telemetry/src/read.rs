@@ -323,7 +323,10 @@ pub struct Activity {
 /// the number of flags and prompts, not of events.
 pub fn activity_since(connection: &Connection, since_ms: i64) -> Result<Activity> {
     let mut activity = Activity::default();
-    let grouped: [(&str, fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>); 5] = [
+    let grouped: [(
+        &str,
+        fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>,
+    ); 5] = [
         (
             "SELECT flag_key, COUNT(*) FROM exposures WHERE ts_ms >= ?1 GROUP BY flag_key",
             |a| &mut a.flags,

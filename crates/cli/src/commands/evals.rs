@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::Output;
 use crate::args::{EvalsRunArgs, HiArgs};
 use crate::exit::ExitCode;
-use crate::Output;
 use promptflag_authoring::evals::{self, LoadedSuite, Recording};
 use promptflag_authoring::repo::{PromptVersion, Repo};
 use promptflag_evals::criteria::{self, Answer, Failure};
@@ -134,7 +134,9 @@ fn select<'a>(repo: &'a Repo, run: &EvalsRunArgs) -> Result<Vec<(LoadedSuite, &'
         }
     }
     if selected.is_empty() {
-        bail!("no prompt version matches: check --family and --version (evals/<family>/eval.yaml must exist)");
+        bail!(
+            "no prompt version matches: check --family and --version (evals/<family>/eval.yaml must exist)"
+        );
     }
     Ok(selected)
 }
@@ -169,13 +171,15 @@ fn run_version(
         None
     };
     let replayed = match source {
-        Source::Replay(dir) => Some(evals::read_recording(dir, &content_id)?.with_context(|| {
-            format!(
-                "no recording for {name} (content id {content_id}) in {}: record one with \
+        Source::Replay(dir) => {
+            Some(evals::read_recording(dir, &content_id)?.with_context(|| {
+                format!(
+                    "no recording for {name} (content id {content_id}) in {}: record one with \
                  `promptflag evals run --record DIR` against a live endpoint",
-                dir.display()
-            )
-        })?),
+                    dir.display()
+                )
+            })?)
+        }
         Source::Live { .. } => None,
     };
     let mut recording = Recording::new();
@@ -189,9 +193,9 @@ fn run_version(
                 let completion = client
                     .complete(&model, &messages, &parameters)
                     .with_context(|| format!("{name}, case {}", case.id))?;
-                let output_tokens = completion.output_tokens.unwrap_or_else(|| {
-                    promptflag_authoring::tokens::estimate(&completion.content)
-                });
+                let output_tokens = completion
+                    .output_tokens
+                    .unwrap_or_else(|| promptflag_authoring::tokens::estimate(&completion.content));
                 let judgement = match &suite.suite.judge {
                     Some(config) => {
                         let judge_model = config.model.clone().unwrap_or_else(|| model.clone());

@@ -82,10 +82,7 @@ pub(crate) fn run_hygiene(
             details.join("; ")
         ));
     }
-    text.push_str(&format!(
-        "{} stale prompt(s) and flag(s)\n",
-        findings.len()
-    ));
+    text.push_str(&format!("{} stale prompt(s) and flag(s)\n", findings.len()));
     let json = json!({
         "ok": findings.is_empty(),
         "window_seconds": window_seconds,
