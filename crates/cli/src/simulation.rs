@@ -216,6 +216,7 @@ pub fn observe(rng: &mut Xoshiro256StarStar, profile: &Profile) -> Observation {
         input_tokens: input,
         output_tokens: output,
         pre_success: Some(propensity),
+        ..Observation::default()
     }
 }
 

@@ -57,6 +57,30 @@ pub struct CallOutcome {
     pub hallucinated: Option<bool>,
     /// The call's cost.
     pub cost_usd: Option<f64>,
+    /// The output cited a source that was not provided (see [`CallOutcome::with_signals`]).
+    pub citation_mismatch: Option<bool>,
+    /// A tool call was undeclared or had arguments failing its schema.
+    pub tool_call_mismatch: Option<bool>,
+    /// The output held numbers found nowhere in the input or sources.
+    pub unsupported_numeric_claims: Option<bool>,
+    /// A sampled judge's score (see [`crate::judge::JudgeSampler`]).
+    pub judge_score: Option<f64>,
+}
+
+impl CallOutcome {
+    /// Sets the three hallucination signals from the response, the input, the retrieved
+    /// sources and the tool log (`promptflag_evals::signals`); a signal whose evidence is
+    /// missing stays unset.
+    pub fn with_signals(
+        mut self,
+        evidence: &promptflag_evals::signals::Evidence<'_>,
+    ) -> CallOutcome {
+        let signals = promptflag_evals::signals::compute(evidence);
+        self.citation_mismatch = signals.citation_mismatch;
+        self.tool_call_mismatch = signals.tool_call_mismatch;
+        self.unsupported_numeric_claims = signals.unsupported_numeric_claims;
+        self
+    }
 }
 
 impl LlmCallEvent {
@@ -92,6 +116,10 @@ impl LlmCallEvent {
             refused: outcome.refused,
             hallucinated: outcome.hallucinated,
             cost_usd: outcome.cost_usd,
+            citation_mismatch: outcome.citation_mismatch,
+            tool_call_mismatch: outcome.tool_call_mismatch,
+            unsupported_numeric_claims: outcome.unsupported_numeric_claims,
+            judge_score: outcome.judge_score,
         })
     }
 }

@@ -128,6 +128,25 @@ pub const LLM_CALL_FIELDS: &[Field] = &[
     field("refused", FieldType::Bool, Presence::Nullable, false),
     field("hallucinated", FieldType::Bool, Presence::Nullable, false),
     field("cost_usd", FieldType::Number, Presence::Nullable, false),
+    field(
+        "citation_mismatch",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field(
+        "tool_call_mismatch",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field(
+        "unsupported_numeric_claims",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field("judge_score", FieldType::Number, Presence::Nullable, false),
 ];
 
 /// One exposure. Text borrows or owns (`Exposure<'static>` owns everything).
@@ -233,6 +252,14 @@ pub struct LlmCall {
     pub hallucinated: Option<bool>,
     /// The call's cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// The output cites a source that was not among those provided (null: not computed).
+    pub citation_mismatch: Option<bool>,
+    /// A tool call was undeclared or had arguments failing its schema (null: not computed).
+    pub tool_call_mismatch: Option<bool>,
+    /// The output holds numbers found nowhere in the input or sources (null: not computed).
+    pub unsupported_numeric_claims: Option<bool>,
+    /// A sampled LLM judge's score in `[0, 1]` (null: not judged).
+    pub judge_score: Option<f64>,
 }
 
 /// A decoded event.
@@ -306,6 +333,13 @@ impl Serialize for LlmCall {
         map.serialize_entry("refused", &self.refused)?;
         map.serialize_entry("hallucinated", &self.hallucinated)?;
         map.serialize_entry("cost_usd", &self.cost_usd)?;
+        map.serialize_entry("citation_mismatch", &self.citation_mismatch)?;
+        map.serialize_entry("tool_call_mismatch", &self.tool_call_mismatch)?;
+        map.serialize_entry(
+            "unsupported_numeric_claims",
+            &self.unsupported_numeric_claims,
+        )?;
+        map.serialize_entry("judge_score", &self.judge_score)?;
         map.end()
     }
 }
@@ -423,6 +457,7 @@ impl LlmCall {
         ] {
             measure(value, field)?;
         }
+        judge_score(self.judge_score)?;
         Ok(())
     }
 }
@@ -475,6 +510,14 @@ struct Wire<'a> {
     #[serde(default)]
     cost_usd: Option<f64>,
     #[serde(default)]
+    citation_mismatch: Option<bool>,
+    #[serde(default)]
+    tool_call_mismatch: Option<bool>,
+    #[serde(default)]
+    unsupported_numeric_claims: Option<bool>,
+    #[serde(default)]
+    judge_score: Option<f64>,
+    #[serde(default)]
     revision: Option<u64>,
     #[serde(default, borrow)]
     unit: Option<Cow<'a, str>>,
@@ -516,7 +559,22 @@ fn call(wire: &Wire<'_>) -> Result<LlmCall, Error> {
         refused: wire.refused,
         hallucinated: wire.hallucinated,
         cost_usd: measure(wire.cost_usd, "cost_usd")?,
+        citation_mismatch: wire.citation_mismatch,
+        tool_call_mismatch: wire.tool_call_mismatch,
+        unsupported_numeric_claims: wire.unsupported_numeric_claims,
+        judge_score: judge_score(wire.judge_score)?,
     })
+}
+
+/// A judge's score: finite and within `[0, 1]`.
+fn judge_score(value: Option<f64>) -> Result<Option<f64>, Error> {
+    match value {
+        Some(score) if !(0.0..=1.0).contains(&score) => Err(Error::InvalidValue {
+            field: "judge_score",
+            reason: String::from("must be a number from 0 to 1"),
+        }),
+        other => Ok(other),
+    }
 }
 
 fn exposure(wire: &Wire<'_>) -> Result<Exposure<'static>, Error> {
@@ -621,6 +679,10 @@ pub mod samples {
             refused: Some(false),
             hallucinated: Some(false),
             cost_usd: Some(0.0042),
+            citation_mismatch: Some(false),
+            tool_call_mismatch: Some(true),
+            unsupported_numeric_claims: Some(false),
+            judge_score: Some(0.75),
         }
     }
 }

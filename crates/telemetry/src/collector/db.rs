@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS calls (
     refused INTEGER,
     hallucinated INTEGER,
     cost_usd REAL,
-    content_hash TEXT
+    content_hash TEXT,
+    citation_mismatch INTEGER,
+    tool_call_mismatch INTEGER,
+    unsupported_numeric_claims INTEGER,
+    judge_score REAL
 );
 CREATE INDEX IF NOT EXISTS calls_flag_time ON calls (flag_key, ts_ms);
 CREATE TABLE IF NOT EXISTS exposures (
@@ -100,21 +104,29 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
         synchronous.as_str()
     ))?;
     connection.execute_batch(SCHEMA)?;
-    add_content_hash_column(&connection)?;
+    add_missing_call_columns(&connection)?;
     Ok(connection)
 }
 
-/// Files written before calls kept their content hash gain the column; their old rows have
-/// none, so a resend of one of them is a duplicate, never a conflict.
-fn add_content_hash_column(connection: &Connection) -> Result<()> {
+/// Files written before calls kept their content hash, or their hallucination signals, gain
+/// the columns; their old rows have none, so a resend of one of them is a duplicate, never a
+/// conflict, and its signals count as not computed.
+fn add_missing_call_columns(connection: &Connection) -> Result<()> {
     let mut statement = connection.prepare("PRAGMA table_info(calls)")?;
-    let columns = statement.query_map([], |row| row.get::<_, String>(1))?;
-    for column in columns {
-        if column? == "content_hash" {
-            return Ok(());
+    let columns = statement
+        .query_map([], |row| row.get::<_, String>(1))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    for (column, kind) in [
+        ("content_hash", "TEXT"),
+        ("citation_mismatch", "INTEGER"),
+        ("tool_call_mismatch", "INTEGER"),
+        ("unsupported_numeric_claims", "INTEGER"),
+        ("judge_score", "REAL"),
+    ] {
+        if !columns.iter().any(|existing| existing == column) {
+            connection.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {column} {kind}"))?;
         }
     }
-    connection.execute_batch("ALTER TABLE calls ADD COLUMN content_hash TEXT")?;
     Ok(())
 }
 
@@ -154,10 +166,27 @@ fn call_content_hash(call: &CallRecord) -> String {
         call.hallucinated,
         call.cost_usd,
     ]);
+    // The signals join the hashed fields only when a call carries any, so calls stored before
+    // they existed keep their hash and a resend of one stays a duplicate.
+    let signals = [
+        call.citation_mismatch.map(serde_json::Value::from),
+        call.tool_call_mismatch.map(serde_json::Value::from),
+        call.unsupported_numeric_claims.map(serde_json::Value::from),
+        call.judge_score.map(serde_json::Value::from),
+    ];
+    let fields = if signals.iter().any(Option::is_some) {
+        let mut fields = fields;
+        if let Some(array) = fields.as_array_mut() {
+            array.extend(signals.into_iter().map(Option::unwrap_or_default));
+        }
+        fields
+    } else {
+        fields
+    };
     sha256_hex(fields.to_string().as_bytes())
 }
 
-const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash, citation_mismatch, tool_call_mismatch, unsupported_numeric_claims, judge_score) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 const STORED_CALL_HASH: &str = "SELECT content_hash FROM calls WHERE request_id = ?1";
 const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
@@ -189,6 +218,10 @@ fn insert_call(
         call.hallucinated,
         call.cost_usd,
         content_hash,
+        call.citation_mismatch,
+        call.tool_call_mismatch,
+        call.unsupported_numeric_claims,
+        call.judge_score,
     ])?;
     if changed > 0 {
         return Ok(Stored::Accepted);
