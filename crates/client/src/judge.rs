@@ -87,3 +87,58 @@ impl JudgeSampler {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptflag_testkit::http::{Response, Server};
+    use std::time::Duration;
+
+    fn sampler(url: &str, rate: f64) -> JudgeSampler {
+        let client = ChatClient::new(url, None, Duration::from_secs(5));
+        JudgeSampler::new(client, "judge-model", "Be accurate", 0.7, rate)
+    }
+
+    #[test]
+    fn sampling_follows_the_request_id_and_the_rate() {
+        let half = sampler("http://127.0.0.1:9", 0.5);
+        let sampled = (0..2000)
+            .filter(|i| half.sampled(&format!("request-{i}")))
+            .count();
+        assert!((800..1200).contains(&sampled), "{sampled}");
+        assert_eq!(half.sampled("request-7"), half.sampled("request-7"));
+        assert!((0..200).all(|i| !sampler("http://127.0.0.1:9", 0.0).sampled(&format!("r{i}"))));
+        assert!((0..200).all(|i| sampler("http://127.0.0.1:9", 1.0).sampled(&format!("r{i}"))));
+    }
+
+    #[test]
+    fn a_sampled_call_is_graded_and_compared_with_the_threshold() {
+        let server = Server::start(|request| {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            assert_eq!(body["model"], "judge-model");
+            let user = body["messages"][1]["content"].as_str().unwrap().to_string();
+            let score = if user.contains("wrong") { 0.2 } else { 0.9 };
+            Response::json(
+                200,
+                json!({"choices": [{"message": {"content":
+                format!("{{\"score\": {score}, \"reason\": \"r\"}}")}}]}),
+            )
+        });
+        let judge = sampler(&server.url, 1.0);
+        let good = judge
+            .judge("a", "question", "right answer")
+            .unwrap()
+            .unwrap();
+        assert!(good.passed);
+        assert_eq!(good.judgement.score, 0.9);
+        let bad = judge
+            .judge("b", "question", "wrong answer")
+            .unwrap()
+            .unwrap();
+        assert!(!bad.passed);
+        assert_eq!(
+            sampler(&server.url, 0.0).judge("a", "q", "o").unwrap(),
+            None
+        );
+    }
+}
