@@ -89,12 +89,16 @@ fn setup(file: &str) -> Setup {
             worker: Some("prod"),
             seed: SEED_PROD,
         },
-        "ARCHITECTURE.md" | "docs/interfaces.md" | "docs/ruleset.md" | "docs/statistics.md" => {
-            Setup {
-                worker: None,
-                seed: &[],
-            }
-        }
+        // The eval gate's refusal publishes staging, then prod, itself.
+        "docs/evals.md" => Setup {
+            worker: Some("prod"),
+            seed: &[],
+        },
+        "ARCHITECTURE.md" | "docs/interfaces.md" | "docs/ruleset.md" | "docs/statistics.md"
+        | "docs/ci.md" => Setup {
+            worker: None,
+            seed: &[],
+        },
         other => panic!("{other}: say in setup() what its blocks need"),
     }
 }
@@ -484,5 +488,7 @@ doc_tests! {
     doc_page_interfaces => "docs/interfaces.md",
     doc_page_ruleset => "docs/ruleset.md",
     doc_page_statistics => "docs/statistics.md",
+    doc_page_evals => "docs/evals.md",
+    doc_page_ci => "docs/ci.md",
     doc_page_npm_readme => "npm/README.md",
 }
