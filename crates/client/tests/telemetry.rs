@@ -95,6 +95,7 @@ fn outcome(i: usize) -> CallOutcome {
         refused: Some(false),
         hallucinated: None,
         cost_usd: Some(0.0042),
+        ..CallOutcome::default()
     }
 }
 

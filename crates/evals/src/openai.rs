@@ -192,7 +192,9 @@ mod tests {
 
     #[test]
     fn sends_model_messages_parameters_and_key_and_reads_the_answer() {
-        let seen: Arc<Mutex<Vec<(Value, Option<String>)>>> = Arc::default();
+        // Each request's body and Authorization header.
+        type Seen = Vec<(Value, Option<String>)>;
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let record = seen.clone();
         let server = Server::start(move |request| {
             let body: Value = serde_json::from_slice(&request.body).unwrap();

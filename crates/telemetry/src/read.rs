@@ -361,15 +361,15 @@ pub struct Activity {
     pub prompt_hashes: std::collections::BTreeMap<String, u64>,
 }
 
+/// Which count table of an [`Activity`] a grouped query fills.
+type CountsOf = fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>;
+
 /// Exposures and calls at or after `since_ms`, counted per flag, prompt id and body hash. One
 /// grouped scan per table and key; the answer has one row per distinct key, so it is bounded by
 /// the number of flags and prompts, not of events.
 pub fn activity_since(connection: &Connection, since_ms: i64) -> Result<Activity> {
     let mut activity = Activity::default();
-    let grouped: [(
-        &str,
-        fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>,
-    ); 5] = [
+    let grouped: [(&str, CountsOf); 5] = [
         (
             "SELECT flag_key, COUNT(*) FROM exposures WHERE ts_ms >= ?1 GROUP BY flag_key",
             |a| &mut a.flags,
