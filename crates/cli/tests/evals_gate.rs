@@ -445,3 +445,46 @@ fn hygiene_lists_overdue_reviews_passed_deletion_dates_and_unexposed_flags() {
     assert_eq!(value["stale"][2]["reasons"], json!(["past_delete_after"]));
     assert_eq!(value["stale"][2]["exposures"], 1);
 }
+
+#[test]
+fn lint_checks_eval_suites_and_hygiene_dates() {
+    let (_dir, repo) = scratch_repo();
+    std::fs::create_dir_all(repo.join("evals/ghost")).unwrap();
+    std::fs::write(repo.join("evals/ghost/eval.yaml"), "cases: [{id: a}]\n").unwrap();
+    edit(
+        &repo,
+        "evals/ticket_summary/eval.yaml",
+        "max_output_tokens: 200",
+        "max_output_token: 200",
+    );
+    edit(
+        &repo,
+        "evals/support_reply/eval.yaml",
+        "customer_name: Ana",
+        "customer_name: Ana\n      locale: pt",
+    );
+    edit(
+        &repo,
+        "prompts/support_reply/metadata.yaml",
+        "review_by: \"2030-06-30\"",
+        "review_by: \"2020-01-31\"",
+    );
+    edit(
+        &repo,
+        "flags/summary_prompt.yaml",
+        "delete_after: \"2030-09-30\"",
+        "delete_after: next quarter",
+    );
+    let output = promptflag(&["--repo", repo.to_str().unwrap(), "lint"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    for expected in [
+        "evals/ghost/eval.yaml:1: error[unknown_family]: evals/ghost/ names no prompt family",
+        "evals/ticket_summary/eval.yaml:1: error[bad_eval_suite]: evals/ticket_summary/eval.yaml: unknown field `max_output_token`",
+        "evals/support_reply/eval.yaml:1: warning[unknown_variable]: case \"password-reset\" sets \"locale\"",
+        "prompts/support_reply/metadata.yaml:44: warning[review_overdue]: `review_by: 2020-01-31` has passed",
+        "flags/summary_prompt.yaml:31: error[invalid_value]: `delete_after` must be a date YYYY-MM-DD, not \"next quarter\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
