@@ -137,6 +137,11 @@ fn release(error: &promptflag_release::Error) -> Failure {
         },
         Error::Conflict { .. } => Failure::of(ExitCode::Conflict),
         Error::Refused(_) => Failure::of(ExitCode::Refused),
+        Error::RefusedPrompts { problems } => Failure {
+            code: Some(ExitCode::Refused),
+            diagnostics: Vec::new(),
+            problems: problems.clone(),
+        },
         Error::Remote { .. } | Error::NotServed { .. } => Failure::of(ExitCode::Remote),
         _ => Failure::of(ExitCode::Usage),
     }

@@ -256,6 +256,21 @@ fn the_prod_gate_refuses_a_version_whose_output_breaks_its_schema() {
             .contains("failed its evals (2 of 3 case(s) passed), and prod requires passing evals"),
         "{message}"
     );
+    let problems = error["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["code"], "eval_failed");
+    assert!(
+        problems[0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("prompts.")
+    );
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ticket_summary@1.1.0 (content id ")
+    );
 
     // The committed recordings pass again, and prod takes the content.
     let recordings = repo.join("evals/recordings");

@@ -109,6 +109,21 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// A stable code for machines (`eval_result_missing`, `eval_result_unreadable`,
+    /// `eval_result_edited`, `eval_result_other_content`, `eval_suite_changed`, `eval_failed`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Missing => "eval_result_missing",
+            Refusal::Unreadable(_) => "eval_result_unreadable",
+            Refusal::Edited => "eval_result_edited",
+            Refusal::OtherContent(_) => "eval_result_other_content",
+            Refusal::StaleSuite => "eval_suite_changed",
+            Refusal::Failed { .. } => "eval_failed",
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

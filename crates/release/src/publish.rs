@@ -11,7 +11,7 @@ use promptflag_core::model::RawRuleset;
 use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::store::{Progress, Store, contract_error};
 use promptflag_authoring::build::{Build, PromptArtifact, ruleset_publish_bytes};
 use promptflag_authoring::diff;
@@ -116,30 +116,46 @@ pub fn check_gates(
             )));
         };
         let name = format!("{}@{}", prompt.id, prompt.version);
+        let mut refuse = |code: &str, message: String| {
+            refusals.push(Problem {
+                path: format!("prompts.{hash}"),
+                code: code.to_string(),
+                message,
+            });
+        };
         if env.config.require_approvals && prompt.risk == "high" && prompt.approved_by.is_empty() {
-            refusals.push(format!(
-                "{name} is high risk and has no approval of its body ({hash}) from a reviewer other than its author {}",
-                prompt.author
-            ));
+            refuse(
+                "approval_missing",
+                format!(
+                    "{name} is high risk and has no approval of its body ({hash}) from a reviewer other than its author {}",
+                    prompt.author
+                ),
+            );
         }
         if !env.config.allow_drafts && prompt.status == "draft" {
-            refusals.push(format!(
-                "{name} is a draft and {} does not serve drafts",
-                options.environment
-            ));
+            refuse(
+                "draft",
+                format!(
+                    "{name} is a draft and {} does not serve drafts",
+                    options.environment
+                ),
+            );
         }
         if env.config.require_evals
-            && let Some(refusal) = eval_refusal(prompt, options)?
+            && let Some((code, refusal)) = eval_refusal(prompt, options)?
         {
-            refusals.push(format!(
-                "{name} (content id {}) {refusal}, and {} requires passing evals",
-                prompt.content_id, options.environment
-            ));
+            refuse(
+                code,
+                format!(
+                    "{name} (content id {}) {refusal}, and {} requires passing evals",
+                    prompt.content_id, options.environment
+                ),
+            );
         }
     }
     if !refusals.is_empty() {
         // Approvals, drafts and evals are not overridable: --force is for the promotion order only.
-        return Err(Error::Refused(refusals.join("; ")));
+        return Err(Error::RefusedPrompts { problems: refusals });
     }
     let mut overridden = Vec::new();
     if let Some(from) = &env.config.promote_from
@@ -164,24 +180,36 @@ pub fn check_gates(
     Ok(overridden)
 }
 
-/// Why a prompt's eval evidence does not let it into an environment that requires evals, or
-/// `None` when it has a sealed, passing result for its content id under its current suite.
-fn eval_refusal(prompt: &PromptArtifact, options: &PublishOptions) -> Result<Option<String>> {
+/// Why a prompt's eval evidence does not let it into an environment that requires evals (a
+/// problem code and a phrase), or `None` when it has a sealed, passing result for its content id
+/// under its current suite.
+fn eval_refusal(
+    prompt: &PromptArtifact,
+    options: &PublishOptions,
+) -> Result<Option<(&'static str, String)>> {
     let Some(suite) = &prompt.eval_suite else {
-        return Ok(Some(format!(
-            "has no eval suite (evals/{}/eval.yaml)",
-            prompt.id
+        return Ok(Some((
+            "eval_suite_missing",
+            format!("has no eval suite (evals/{}/eval.yaml)", prompt.id),
         )));
     };
     let Some(results) = &options.eval_results else {
-        return Ok(Some(String::from("has no eval results folder to read")));
+        return Ok(Some((
+            "eval_result_missing",
+            String::from("has no eval results folder to read"),
+        )));
     };
     if prompt.content_id.is_empty() {
-        return Ok(Some(String::from("has no content id (rebuild it)")));
+        return Ok(Some((
+            "eval_result_missing",
+            String::from("has no content id (rebuild it)"),
+        )));
     }
     let checked = evals::check_result(results, &prompt.content_id, suite)
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(checked.err().map(|refusal| refusal.to_string()))
+    Ok(checked
+        .err()
+        .map(|refusal| (refusal.code(), refusal.to_string())))
 }
 
 /// Reads the live ruleset bytes of an environment: from the audit log's copy of what was
