@@ -1,0 +1,594 @@
+//! The publish gate's decision, as a pure function in two steps so that the signature checks
+//! can happen wherever Ed25519 is at hand (workerd's WebCrypto at the edge, a Rust library
+//! natively) and the decision is the same everywhere:
+//!
+//! 1. [`plan`] reads a [`GateInput`] (the accepted registry, registry changes, the content being
+//!    published to one environment, the approvals, the publishing identity) and lists the
+//!    [`Check`]s to make: public key, signed-data bytes, signature.
+//! 2. [`decide`] takes the same input and one result per check, and returns a [`Decision`]:
+//!    allow, or a refusal with its [`Reason`].
+//!
+//! The results are matched to the checks by position; [`decide`] recomputes the plan, so a
+//! caller cannot pair a result with another check than the one it was asked to make.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::approval::ApprovalSubject;
+use crate::encoding::{base64_decode, base64_encode};
+use crate::error::{Error, Result};
+use crate::keys::{PublicKey, parse_key_list};
+use crate::registry::{Registry, Role, accept_change};
+use crate::sshsig::{NAMESPACE, SshSignature};
+
+/// The largest gate input read.
+pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+/// The most registry changes one input may carry.
+pub const MAX_REGISTRY_CHANGES: usize = 64;
+/// The most prompt versions one input may carry.
+pub const MAX_PROMPTS: usize = 256;
+/// The most approvals one input may carry.
+pub const MAX_APPROVALS: usize = 1024;
+
+/// Why the gate refused. Each has its own code (`snake_case` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A high-risk prompt version has no approval for this environment.
+    ApprovalMissing,
+    /// An approval's signature does not verify over this content (a bad signature, another
+    /// namespace, or a signature over other content such as a retyped hash).
+    ApprovalInvalid,
+    /// The approval's key is not in the registry, or its member is not a reviewer.
+    ApproverNotReviewer,
+    /// The version's author signed the approval.
+    SelfApproval,
+    /// A registry change is not signed by an owner of the registry it replaces (or, for the
+    /// first registry, by a root owner key), or is not the next serial.
+    RegistryChangeUnsigned,
+    /// A registry change does not parse or breaks a registry rule.
+    RegistryInvalid,
+    /// The publishing key has no `publisher:<env>` role (nor `override` for an override).
+    PublisherNotAuthorized,
+}
+
+impl Reason {
+    /// The code, as in JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::ApprovalMissing => "approval_missing",
+            Reason::ApprovalInvalid => "approval_invalid",
+            Reason::ApproverNotReviewer => "approver_not_reviewer",
+            Reason::SelfApproval => "self_approval",
+            Reason::RegistryChangeUnsigned => "registry_change_unsigned",
+            Reason::RegistryInvalid => "registry_invalid",
+            Reason::PublisherNotAuthorized => "publisher_not_authorized",
+        }
+    }
+}
+
+/// A registry file and its armored signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedRegistry {
+    /// The file's exact text (the signed message).
+    pub text: String,
+    /// `ssh-keygen -Y sign -n promptflag` output over it.
+    pub signature: String,
+}
+
+/// One approval as submitted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmittedApproval {
+    /// The prompt version it approves (`<id>@<version>`).
+    pub prompt: String,
+    /// The armored signature over the approval message for the input's environment.
+    pub signature: String,
+}
+
+/// Everything the gate decides on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateInput {
+    /// The root owner keys, one `ssh-ed25519` line each (the Worker secret `OWNER_KEYS`).
+    #[serde(default)]
+    pub owner_keys: String,
+    /// The registry already accepted (trusted: the caller's own state), if any.
+    #[serde(default)]
+    pub accepted: Option<String>,
+    /// Registry changes to accept first, in serial order after `accepted`.
+    #[serde(default)]
+    pub registry_changes: Vec<SignedRegistry>,
+    /// The environment published to.
+    pub environment: String,
+    /// Whether the environment requires approvals of high-risk prompt versions.
+    #[serde(default)]
+    pub require_approvals: bool,
+    /// The high-risk prompt versions being published, each as its approval subject.
+    #[serde(default)]
+    pub prompts: Vec<ApprovalSubject>,
+    /// The approvals submitted with the publish.
+    #[serde(default)]
+    pub approvals: Vec<SubmittedApproval>,
+    /// The publishing identity's key, when the publish is made with a key (a caller that
+    /// authenticated the publish with an environment-scoped token leaves it out).
+    #[serde(default)]
+    pub publisher: Option<String>,
+    /// Present to publish past missing approvals; needs a publisher with the `override` role.
+    #[serde(default)]
+    pub override_reason: Option<String>,
+}
+
+impl GateInput {
+    /// Parses the JSON form, within [`MAX_INPUT_BYTES`] and the count limits.
+    pub fn parse(text: &str) -> Result<GateInput> {
+        if text.len() > MAX_INPUT_BYTES {
+            return Err(Error::TooLarge {
+                what: "a gate input",
+                limit: MAX_INPUT_BYTES,
+            });
+        }
+        let input: GateInput = serde_json::from_str(text).map_err(|e| Error::GateInput {
+            reason: format!("{e}"),
+        })?;
+        let counts = [
+            (
+                "registry_changes",
+                input.registry_changes.len(),
+                MAX_REGISTRY_CHANGES,
+            ),
+            ("prompts", input.prompts.len(), MAX_PROMPTS),
+            ("approvals", input.approvals.len(), MAX_APPROVALS),
+        ];
+        for (field, count, limit) in counts {
+            if count > limit {
+                return Err(Error::GateInput {
+                    reason: format!("{field} holds {count} items; at most {limit}"),
+                });
+            }
+        }
+        Ok(input)
+    }
+}
+
+/// One Ed25519 verification to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The key.
+    pub public_key: PublicKey,
+    /// The exact bytes signed (SSHSIG's signed data).
+    pub signed_data: Vec<u8>,
+    /// The raw signature.
+    pub signature: [u8; 64],
+}
+
+impl Check {
+    /// `{"public_key", "signed_data", "signature"}`, each base64 (the key is the raw 32 bytes,
+    /// as WebCrypto imports it).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "public_key": base64_encode(&self.public_key.0),
+            "signed_data": base64_encode(&self.signed_data),
+            "signature": base64_encode(&self.signature),
+        })
+    }
+}
+
+/// What a signature resolved to before its check: the claimed signer and the check's index, or
+/// why no check can be made.
+type Planned = core::result::Result<(PublicKey, usize), String>;
+
+/// The checks of an input, with what each item of the input maps to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The checks to make.
+    pub checks: Vec<Check>,
+    registry: Vec<core::result::Result<(Registry, Planned), String>>,
+    approvals: Vec<(usize, Planned)>,
+}
+
+fn plan_signature(armored: &str, message: &[u8], checks: &mut Vec<Check>) -> Planned {
+    let signature = SshSignature::parse_armored(armored).map_err(|e| format!("{e}"))?;
+    if signature.namespace != NAMESPACE {
+        return Err(format!(
+            "the signature was made in namespace {:?}, not {NAMESPACE:?}",
+            signature.namespace
+        ));
+    }
+    checks.push(Check {
+        public_key: signature.public_key,
+        signed_data: signature.signed_data(message),
+        signature: signature.signature,
+    });
+    Ok((signature.public_key, checks.len() - 1))
+}
+
+/// Step 1: the checks to make for `input`.
+pub fn plan(input: &GateInput) -> Plan {
+    let mut checks = Vec::new();
+    let registry = input
+        .registry_changes
+        .iter()
+        .map(|change| {
+            let registry = Registry::parse(&change.text).map_err(|e| format!("{e}"))?;
+            let planned = plan_signature(&change.signature, change.text.as_bytes(), &mut checks);
+            Ok((registry, planned))
+        })
+        .collect();
+    let mut approvals = Vec::new();
+    for approval in &input.approvals {
+        let Some(index) = input
+            .prompts
+            .iter()
+            .position(|p| p.prompt == approval.prompt)
+        else {
+            continue;
+        };
+        let planned = input.prompts[index]
+            .message(&input.environment)
+            .map_err(|e| format!("{e}"))
+            .and_then(|message| {
+                plan_signature(&approval.signature, message.as_bytes(), &mut checks)
+            });
+        approvals.push((index, planned));
+    }
+    Plan {
+        checks,
+        registry,
+        approvals,
+    }
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Its code.
+    pub reason: Reason,
+    /// The prompt version it concerns, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The registry member (or key fingerprint) that signed, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// For people.
+    pub message: String,
+}
+
+/// The prompt versions approved, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Approved {
+    /// `<id>@<version>`.
+    pub prompt: String,
+    /// The reviewers whose approval holds, sorted.
+    pub by: Vec<String>,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    /// Whether the publish may go ahead.
+    pub allowed: bool,
+    /// The refusal's reason (the first problem's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// For people.
+    pub message: String,
+    /// The serial of the registry the decision was made under (0: none).
+    pub registry_serial: u64,
+    /// The accepted registry's text after the changes, for the caller to keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Every problem found (an allowed override lists what it overrode).
+    pub problems: Vec<Problem>,
+    /// Approvals that hold.
+    pub approved: Vec<Approved>,
+    /// True when an override let the publish past its problems.
+    pub overridden: bool,
+}
+
+fn refusal(problem: Problem, registry_serial: u64) -> Decision {
+    Decision {
+        allowed: false,
+        reason: Some(problem.reason),
+        message: problem.message.clone(),
+        registry_serial,
+        registry: None,
+        problems: alloc::vec![problem],
+        approved: Vec::new(),
+        overridden: false,
+    }
+}
+
+fn problem(
+    reason: Reason,
+    prompt: Option<&str>,
+    signer: Option<String>,
+    message: String,
+) -> Problem {
+    Problem {
+        reason,
+        prompt: prompt.map(String::from),
+        signer,
+        message,
+    }
+}
+
+/// Step 2: the decision, given one result per check of [`plan`] (true: the signature
+/// verified). Errors only when the input itself is unusable (a trusted `accepted` registry or
+/// root key list that does not parse, or a result count that does not match the plan).
+pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
+    let plan = plan(input);
+    if results.len() != plan.checks.len() {
+        return Err(Error::GateInput {
+            reason: format!(
+                "{} check results for {} checks",
+                results.len(),
+                plan.checks.len()
+            ),
+        });
+    }
+    let root_keys = parse_key_list(&input.owner_keys)?;
+    let mut registry: Option<Registry> = match &input.accepted {
+        Some(text) => Some(Registry::parse(text)?),
+        None => None,
+    };
+    let mut registry_text = input.accepted.clone();
+    for (change, planned) in input.registry_changes.iter().zip(&plan.registry) {
+        let serial = registry.as_ref().map_or(0, |r| r.serial);
+        let (proposed, signature) = match planned {
+            Ok(pair) => pair,
+            Err(reason) => {
+                let message = format!("a registry change does not parse: {reason}");
+                return Ok(refusal(
+                    problem(Reason::RegistryInvalid, None, None, message),
+                    serial,
+                ));
+            }
+        };
+        let (signer, valid) = match signature {
+            Ok((key, index)) => (Some(key), results[*index]),
+            Err(_) => (None, false),
+        };
+        if let Err((reason, message)) =
+            accept_change(registry.as_ref(), &root_keys, proposed, signer, valid)
+        {
+            let signer = signer.map(PublicKey::fingerprint);
+            return Ok(refusal(problem(reason, None, signer, message), serial));
+        }
+        registry = Some(proposed.clone());
+        registry_text = Some(change.text.clone());
+    }
+    let serial = registry.as_ref().map_or(0, |r| r.serial);
+    let overriding = input
+        .override_reason
+        .as_ref()
+        .is_some_and(|r| !r.trim().is_empty());
+    if let Some(refused) = check_publisher(input, registry.as_ref(), overriding) {
+        return Ok(refusal(refused, serial));
+    }
+    let (problems, approved) = if input.require_approvals {
+        check_approvals(input, &plan, results, registry.as_ref())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let allowed = problems.is_empty() || overriding;
+    let message = match problems.first() {
+        None => format!("allowed under registry {serial}"),
+        Some(first) if allowed => format!(
+            "overridden by the publisher ({}): {}",
+            input.override_reason.as_deref().unwrap_or_default().trim(),
+            first.message
+        ),
+        Some(first) => first.message.clone(),
+    };
+    Ok(Decision {
+        allowed,
+        reason: if allowed {
+            None
+        } else {
+            problems.first().map(|p| p.reason)
+        },
+        message,
+        registry_serial: serial,
+        registry: registry_text.filter(|_| allowed),
+        overridden: allowed && !problems.is_empty(),
+        problems,
+        approved,
+    })
+}
+
+fn check_publisher(
+    input: &GateInput,
+    registry: Option<&Registry>,
+    overriding: bool,
+) -> Option<Problem> {
+    let Some(line) = &input.publisher else {
+        if overriding {
+            let message = String::from("an override needs a publishing key with the override role");
+            return Some(problem(Reason::PublisherNotAuthorized, None, None, message));
+        }
+        return None;
+    };
+    let key = match PublicKey::parse(line) {
+        Ok(key) => key,
+        Err(e) => {
+            let message = format!("the publishing identity is not a key: {e}");
+            return Some(problem(Reason::PublisherNotAuthorized, None, None, message));
+        }
+    };
+    let member = registry.and_then(|r| r.member_by_key(&key));
+    let name = member.map_or_else(|| key.fingerprint(), |m| m.name.clone());
+    let role = Role::Publisher(input.environment.clone());
+    let publishes = member.is_some_and(|m| m.roles.contains(&role));
+    let overrides = member.is_some_and(|m| m.roles.contains(&Role::Override));
+    let message = if overriding && !overrides {
+        format!("{name} has no override role")
+    } else if !publishes && !overriding {
+        format!("{name} has no {} role", role.name())
+    } else {
+        return None;
+    };
+    Some(problem(
+        Reason::PublisherNotAuthorized,
+        None,
+        Some(name),
+        message,
+    ))
+}
+
+fn check_approvals(
+    input: &GateInput,
+    plan: &Plan,
+    results: &[bool],
+    registry: Option<&Registry>,
+) -> (Vec<Problem>, Vec<Approved>) {
+    let mut problems = Vec::new();
+    let mut approved = Vec::new();
+    for (index, subject) in input.prompts.iter().enumerate() {
+        let mut found = Vec::new();
+        let mut by: Vec<String> = Vec::new();
+        for (_, planned) in plan.approvals.iter().filter(|(i, _)| *i == index) {
+            match judge(subject, planned, results, registry) {
+                Ok(name) => by.push(name),
+                Err(problem) => found.push(problem),
+            }
+        }
+        if by.is_empty() {
+            if found.is_empty() {
+                let message = format!(
+                    "{} is high risk and has no approval for {}; a reviewer who is not its author signs it with `promptflag approve {} --env {}`",
+                    subject.prompt, input.environment, subject.prompt, input.environment
+                );
+                found.push(problem(
+                    Reason::ApprovalMissing,
+                    Some(&subject.prompt),
+                    None,
+                    message,
+                ));
+            }
+            problems.extend(found);
+        } else {
+            by.sort();
+            by.dedup();
+            approved.push(Approved {
+                prompt: subject.prompt.clone(),
+                by,
+            });
+        }
+    }
+    (problems, approved)
+}
+
+/// One approval's verdict: the approving reviewer's name, or the problem.
+fn judge(
+    subject: &ApprovalSubject,
+    planned: &Planned,
+    results: &[bool],
+    registry: Option<&Registry>,
+) -> core::result::Result<String, Problem> {
+    let prompt = Some(subject.prompt.as_str());
+    let (key, check) = planned.as_ref().map_err(|reason| {
+        let message = format!("an approval of {} is unusable: {reason}", subject.prompt);
+        problem(Reason::ApprovalInvalid, prompt, None, message)
+    })?;
+    let member = registry.and_then(|r| r.member_by_key(key));
+    let signer = member.map_or_else(|| key.fingerprint(), |m| m.name.clone());
+    if !results[*check] {
+        let message = format!(
+            "{signer}'s approval of {} does not verify over its current content (body, model, parameters, output schema, author, environment): it was signed over other content or is not a valid signature",
+            subject.prompt
+        );
+        return Err(problem(
+            Reason::ApprovalInvalid,
+            prompt,
+            Some(signer),
+            message,
+        ));
+    }
+    let Some(member) = member else {
+        let message = format!(
+            "{} is approved by key {signer}, which the accepted registry does not hold",
+            subject.prompt
+        );
+        return Err(problem(
+            Reason::ApproverNotReviewer,
+            prompt,
+            Some(signer),
+            message,
+        ));
+    };
+    if member.name == subject.author {
+        let message = format!("{signer} wrote {} and cannot approve it", subject.prompt);
+        return Err(problem(Reason::SelfApproval, prompt, Some(signer), message));
+    }
+    if !member.roles.contains(&Role::Reviewer) {
+        let message = format!(
+            "{signer} approved {} but has no reviewer role in the accepted registry",
+            subject.prompt
+        );
+        return Err(problem(
+            Reason::ApproverNotReviewer,
+            prompt,
+            Some(signer),
+            message,
+        ));
+    }
+    Ok(signer)
+}
+
+/// [`plan`] over the JSON form: the checks as a JSON array (see [`Check::to_json`]).
+pub fn checks_json(input: &str) -> Result<String> {
+    let input = GateInput::parse(input)?;
+    let checks: Vec<serde_json::Value> = plan(&input).checks.iter().map(Check::to_json).collect();
+    serde_json::to_string(&checks).map_err(|e| Error::GateInput {
+        reason: format!("{e}"),
+    })
+}
+
+/// [`decide`] over the JSON forms: `results` is a JSON array of booleans, one per check.
+pub fn decide_json(input: &str, results: &str) -> Result<String> {
+    let input = GateInput::parse(input)?;
+    if results.len() > MAX_INPUT_BYTES {
+        return Err(Error::TooLarge {
+            what: "check results",
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    let results: Vec<bool> = serde_json::from_str(results).map_err(|e| Error::GateInput {
+        reason: format!("the check results are not a JSON array of booleans: {e}"),
+    })?;
+    let decision = decide(&input, &results)?;
+    serde_json::to_string(&decision).map_err(|e| Error::GateInput {
+        reason: format!("{e}"),
+    })
+}
+
+/// Decodes a check from its JSON form (the inverse of [`Check::to_json`]).
+pub fn check_from_json(value: &serde_json::Value) -> Result<Check> {
+    let field = |name: &'static str| -> Result<Vec<u8>> {
+        let text = value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::GateInput {
+                reason: format!("a check has no {name}"),
+            })?;
+        base64_decode(text, name)
+    };
+    let public_key: [u8; 32] = field("public_key")?
+        .try_into()
+        .map_err(|_| Error::GateInput {
+            reason: String::from("a check's public_key is not 32 bytes"),
+        })?;
+    let signature: [u8; 64] = field("signature")?
+        .try_into()
+        .map_err(|_| Error::GateInput {
+            reason: String::from("a check's signature is not 64 bytes"),
+        })?;
+    Ok(Check {
+        public_key: PublicKey(public_key),
+        signed_data: field("signed_data")?,
+        signature,
+    })
+}
