@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
+use crate::signatures;
 use promptflag_contracts::admin::Problem;
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
 use promptflag_core::RulesetError;
@@ -35,6 +36,9 @@ pub struct BuildOptions {
     pub source: Option<String>,
     /// Builds only these environments (all declared ones when empty).
     pub environments: Vec<String>,
+    /// The root owner keys the registry's first change is checked against (`ssh-ed25519`
+    /// lines); without them, registry 1's own owners (see `signatures`).
+    pub owner_keys: Option<String>,
 }
 
 /// A prompt body and the metadata publish gates need.
@@ -52,8 +56,9 @@ pub struct PromptArtifact {
     pub status: String,
     /// Who wrote it.
     pub author: String,
-    /// Reviewers whose approval of this exact body is valid (listed as reviewers, not the author).
-    pub approved_by: Vec<String>,
+    /// Per environment, the registered reviewers (not the author) whose signed approval of this
+    /// exact content holds (`approvals/`, checked against the signed registry).
+    pub approved_by: BTreeMap<String, Vec<String>>,
     /// The body bytes.
     #[serde(skip)]
     pub body: Vec<u8>,
@@ -382,6 +387,12 @@ pub fn build(
         wanted.retain(|env| options.environments.contains(env));
     }
     let mut diagnostics = Diagnostics::new();
+    // The registry's problems are lint's to report; the build only counts the approvals that hold.
+    let registry = signatures::accepted_registry(
+        &repo.root,
+        options.owner_keys.as_deref(),
+        &mut Diagnostics::new(),
+    );
     let mut build = Build {
         source: source.clone(),
         environments: BTreeMap::new(),
@@ -396,7 +407,9 @@ pub fn build(
                 .versions()
                 .find(|v| v.sha256.as_deref() == Some(sha.as_str()))
             {
-                build.prompts.insert(sha.clone(), artifact(repo, version));
+                build
+                    .prompts
+                    .insert(sha.clone(), artifact(repo, version, &registry));
             }
         }
         let content_hash = content_hash(&ruleset)?;
@@ -422,32 +435,17 @@ pub fn build(
     Ok(build)
 }
 
-fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact {
+fn artifact(
+    repo: &Repo,
+    version: &crate::repo::PromptVersion,
+    registry: &signatures::LocalRegistry,
+) -> PromptArtifact {
     let family = &repo.families[&version.family];
     let author = version
         .author
         .as_ref()
         .map(|a| a.value.clone())
         .unwrap_or_default();
-    let reviewers: Vec<&str> = version
-        .reviewers
-        .as_ref()
-        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
-        .unwrap_or_default();
-    let mut approved_by: Vec<String> = version
-        .approvals
-        .iter()
-        .filter_map(|approval| {
-            let by = approval.by.as_ref()?;
-            let sha = approval.sha256.as_ref()?;
-            let valid = by.value != author
-                && reviewers.contains(&by.value.as_str())
-                && Some(&sha.value) == version.sha256.as_ref();
-            valid.then(|| by.value.clone())
-        })
-        .collect();
-    approved_by.sort();
-    approved_by.dedup();
     PromptArtifact {
         id: family
             .id
@@ -466,7 +464,7 @@ fn artifact(repo: &Repo, version: &crate::repo::PromptVersion) -> PromptArtifact
             .map(|s| s.value.clone())
             .unwrap_or_default(),
         author,
-        approved_by,
+        approved_by: signatures::approved_by(repo, version, registry),
         body: version.body.clone().unwrap_or_default().into_bytes(),
     }
 }

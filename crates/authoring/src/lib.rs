@@ -3,7 +3,8 @@
 //! It loads a prompt repository ([`repo`]: `promptflag.yaml`, `prompts/`, `flags/`, `segments/`,
 //! `rollouts/`), checks it ([`lint`]), builds it into content-addressed prompt bodies and one
 //! ruleset per environment ([`build`]), compares builds ([`diff`]) and explains an evaluation
-//! ([`explain`], always through `promptflag-core`). Rollout policies are parsed here
+//! ([`explain`], always through `promptflag-core`). [`signatures`] checks the signed key
+//! registry and approvals the repository holds, through `promptflag-governance`. Rollout policies are parsed here
 //! ([`policy`]) because they live in the repository beside the flags they govern.
 //!
 //! Authoring reads local files and runs `git`; it does no network or database I/O.
@@ -20,6 +21,7 @@ pub mod git;
 pub mod lint;
 pub mod policy;
 pub mod repo;
+pub mod signatures;
 pub mod tokens;
 pub mod yaml;
 

@@ -315,11 +315,21 @@ fn problem(
     }
 }
 
-/// Step 2: the decision, given one result per check of [`plan`] (true: the signature
-/// verified). Errors only when the input itself is unusable (a trusted `accepted` registry or
-/// root key list that does not parse, or a result count that does not match the plan).
-pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
-    let plan = plan(input);
+/// The registry the input's changes lead to.
+#[derive(Debug, Clone)]
+pub struct WalkedRegistry {
+    /// The last accepted registry (`None`: none yet).
+    pub registry: Option<Registry>,
+    /// Its exact text.
+    pub text: Option<String>,
+    /// Why the next change was refused, if one was: the walk stops there.
+    pub refusal: Option<Problem>,
+}
+
+/// Accepts the input's registry changes in order, from its `accepted` registry (or the root
+/// owner keys), until one is refused; `results` are the plan's check results. Errors only when
+/// the trusted parts (`accepted`, `owner_keys`) do not parse or the results do not match.
+pub fn walk_registry(input: &GateInput, plan: &Plan, results: &[bool]) -> Result<WalkedRegistry> {
     if results.len() != plan.checks.len() {
         return Err(Error::GateInput {
             reason: format!(
@@ -330,36 +340,55 @@ pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
         });
     }
     let root_keys = parse_key_list(&input.owner_keys)?;
-    let mut registry: Option<Registry> = match &input.accepted {
-        Some(text) => Some(Registry::parse(text)?),
-        None => None,
+    let mut walked = WalkedRegistry {
+        registry: match &input.accepted {
+            Some(text) => Some(Registry::parse(text)?),
+            None => None,
+        },
+        text: input.accepted.clone(),
+        refusal: None,
     };
-    let mut registry_text = input.accepted.clone();
     for (change, planned) in input.registry_changes.iter().zip(&plan.registry) {
-        let serial = registry.as_ref().map_or(0, |r| r.serial);
         let (proposed, signature) = match planned {
             Ok(pair) => pair,
             Err(reason) => {
                 let message = format!("a registry change does not parse: {reason}");
-                return Ok(refusal(
-                    problem(Reason::RegistryInvalid, None, None, message),
-                    serial,
-                ));
+                walked.refusal = Some(problem(Reason::RegistryInvalid, None, None, message));
+                return Ok(walked);
             }
         };
         let (signer, valid) = match signature {
             Ok((key, index)) => (Some(key), results[*index]),
             Err(_) => (None, false),
         };
-        if let Err((reason, message)) =
-            accept_change(registry.as_ref(), &root_keys, proposed, signer, valid)
-        {
+        if let Err((reason, message)) = accept_change(
+            walked.registry.as_ref(),
+            &root_keys,
+            proposed,
+            signer,
+            valid,
+        ) {
             let signer = signer.map(PublicKey::fingerprint);
-            return Ok(refusal(problem(reason, None, signer, message), serial));
+            walked.refusal = Some(problem(reason, None, signer, message));
+            return Ok(walked);
         }
-        registry = Some(proposed.clone());
-        registry_text = Some(change.text.clone());
+        walked.registry = Some(proposed.clone());
+        walked.text = Some(change.text.clone());
     }
+    Ok(walked)
+}
+
+/// Step 2: the decision, given one result per check of [`plan`] (true: the signature
+/// verified). Errors only when the input itself is unusable (a trusted `accepted` registry or
+/// root key list that does not parse, or a result count that does not match the plan).
+pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
+    let plan = plan(input);
+    let walked = walk_registry(input, &plan, results)?;
+    if let Some(refused) = walked.refusal {
+        let serial = walked.registry.as_ref().map_or(0, |r| r.serial);
+        return Ok(refusal(refused, serial));
+    }
+    let (registry, registry_text) = (walked.registry, walked.text);
     let serial = registry.as_ref().map_or(0, |r| r.serial);
     let overriding = input
         .override_reason
