@@ -147,7 +147,7 @@ pub fn accepted_registry(
         root_pinned: owner_keys.is_some(),
         ..LocalRegistry::default()
     };
-    match gate::walk_registry(&input, &plan, &results) {
+    match gate::walk_registry(&input, plan, &results) {
         Err(error) => out.error(
             "",
             1,
@@ -163,7 +163,7 @@ pub fn accepted_registry(
                     .map_or(String::new(), |f| f.file.clone());
                 let message = format!(
                     "{}; members it adds have no role until an owner signs it (`promptflag keys sign {file} --key <owner key>`)",
-                    problem.message
+                    problem.message()
                 );
                 out.error(&file, 1, problem.reason.code(), message);
             }
@@ -372,12 +372,9 @@ pub fn lint(repo: &Repo, owner_keys: Option<&str>) -> Diagnostics {
                 match decision.problems.first() {
                     None if decision.allowed => holding += 1,
                     None => out.error(&file.file, 1, "approval_invalid", decision.message),
-                    Some(problem) => out.error(
-                        &file.file,
-                        1,
-                        problem.reason.code(),
-                        problem.message.clone(),
-                    ),
+                    Some(problem) => {
+                        out.error(&file.file, 1, problem.reason.code(), problem.message())
+                    }
                 }
             }
             if high_risk && env.require_approvals && holding == 0 {

@@ -12,15 +12,17 @@
 //! caller cannot pair a result with another check than the one it was asked to make.
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::approval::ApprovalSubject;
 use crate::encoding::{base64_decode, base64_encode};
 use crate::error::{Error, Result};
+use crate::json::{self, Fields};
 use crate::keys::{PublicKey, parse_key_list};
 use crate::registry::{Registry, Role, accept_change};
 use crate::sshsig::{NAMESPACE, SshSignature};
+use serde_json::{Map, Value};
 
 /// The largest gate input read.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
@@ -32,8 +34,7 @@ pub const MAX_PROMPTS: usize = 256;
 pub const MAX_APPROVALS: usize = 1024;
 
 /// Why the gate refused. Each has its own code (`snake_case` in JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Reason {
     /// A high-risk prompt version has no approval for this environment.
     ApprovalMissing,
@@ -69,8 +70,7 @@ impl Reason {
 }
 
 /// A registry file and its armored signature.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignedRegistry {
     /// The file's exact text (the signed message).
     pub text: String,
@@ -79,8 +79,7 @@ pub struct SignedRegistry {
 }
 
 /// One approval as submitted.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SubmittedApproval {
     /// The prompt version it approves (`<id>@<version>`).
     pub prompt: String,
@@ -88,36 +87,28 @@ pub struct SubmittedApproval {
     pub signature: String,
 }
 
-/// Everything the gate decides on.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Everything the gate decides on. Its JSON form (what [`GateInput::parse`] reads, and what
+/// serializing it writes) has these field names; absent optional fields are empty.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct GateInput {
     /// The root owner keys, one `ssh-ed25519` line each (the Worker secret `OWNER_KEYS`).
-    #[serde(default)]
     pub owner_keys: String,
     /// The registry already accepted (trusted: the caller's own state), if any.
-    #[serde(default)]
     pub accepted: Option<String>,
     /// Registry changes to accept first, in serial order after `accepted`.
-    #[serde(default)]
     pub registry_changes: Vec<SignedRegistry>,
     /// The environment published to.
     pub environment: String,
     /// Whether the environment requires approvals of high-risk prompt versions.
-    #[serde(default)]
     pub require_approvals: bool,
     /// The high-risk prompt versions being published, each as its approval subject.
-    #[serde(default)]
     pub prompts: Vec<ApprovalSubject>,
     /// The approvals submitted with the publish.
-    #[serde(default)]
     pub approvals: Vec<SubmittedApproval>,
     /// The publishing identity's key, when the publish is made with a key (a caller that
     /// authenticated the publish with an environment-scoped token leaves it out).
-    #[serde(default)]
     pub publisher: Option<String>,
     /// Present to publish past missing approvals; needs a publisher with the `override` role.
-    #[serde(default)]
     pub override_reason: Option<String>,
 }
 
@@ -130,27 +121,76 @@ impl GateInput {
                 limit: MAX_INPUT_BYTES,
             });
         }
-        let input: GateInput = serde_json::from_str(text).map_err(|e| Error::GateInput {
-            reason: format!("{e}"),
-        })?;
-        let counts = [
-            (
+        let value = json::parse(text, input_error)?;
+        let fields = Fields::new(
+            &value,
+            String::from("input"),
+            &[
+                "owner_keys",
+                "accepted",
                 "registry_changes",
-                input.registry_changes.len(),
-                MAX_REGISTRY_CHANGES,
-            ),
-            ("prompts", input.prompts.len(), MAX_PROMPTS),
-            ("approvals", input.approvals.len(), MAX_APPROVALS),
-        ];
-        for (field, count, limit) in counts {
-            if count > limit {
-                return Err(Error::GateInput {
-                    reason: format!("{field} holds {count} items; at most {limit}"),
-                });
-            }
+                "environment",
+                "require_approvals",
+                "prompts",
+                "approvals",
+                "publisher",
+                "override_reason",
+            ],
+            input_error,
+        )?;
+        let mut registry_changes = Vec::new();
+        for (index, item) in fields
+            .array("registry_changes", MAX_REGISTRY_CHANGES)?
+            .iter()
+            .enumerate()
+        {
+            let change = Fields::new(
+                item,
+                fields.item_path("registry_changes", index),
+                &["text", "signature"],
+                input_error,
+            )?;
+            registry_changes.push(SignedRegistry {
+                text: change.required_string("text")?,
+                signature: change.required_string("signature")?,
+            });
         }
-        Ok(input)
+        let mut prompts = Vec::new();
+        for (index, item) in fields.array("prompts", MAX_PROMPTS)?.iter().enumerate() {
+            prompts.push(ApprovalSubject::from_json(
+                item,
+                fields.item_path("prompts", index),
+            )?);
+        }
+        let mut approvals = Vec::new();
+        for (index, item) in fields.array("approvals", MAX_APPROVALS)?.iter().enumerate() {
+            let approval = Fields::new(
+                item,
+                fields.item_path("approvals", index),
+                &["prompt", "signature"],
+                input_error,
+            )?;
+            approvals.push(SubmittedApproval {
+                prompt: approval.required_string("prompt")?,
+                signature: approval.required_string("signature")?,
+            });
+        }
+        Ok(GateInput {
+            owner_keys: fields.string("owner_keys")?.unwrap_or_default(),
+            accepted: fields.string("accepted")?,
+            registry_changes,
+            environment: fields.required_string("environment")?,
+            require_approvals: fields.bool("require_approvals")?,
+            prompts,
+            approvals,
+            publisher: fields.string("publisher")?,
+            override_reason: fields.string("override_reason")?,
+        })
     }
+}
+
+fn input_error(reason: String) -> Error {
+    Error::GateInput { reason }
 }
 
 /// One Ed25519 verification to make.
@@ -167,12 +207,18 @@ pub struct Check {
 impl Check {
     /// `{"public_key", "signed_data", "signature"}`, each base64 (the key is the raw 32 bytes,
     /// as WebCrypto imports it).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "public_key": base64_encode(&self.public_key.0),
-            "signed_data": base64_encode(&self.signed_data),
-            "signature": base64_encode(&self.signature),
-        })
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert(
+            "public_key".into(),
+            base64_encode(&self.public_key.0).into(),
+        );
+        object.insert(
+            "signed_data".into(),
+            base64_encode(&self.signed_data).into(),
+        );
+        object.insert("signature".into(), base64_encode(&self.signature).into());
+        Value::Object(object)
     }
 }
 
@@ -190,11 +236,10 @@ pub struct Plan {
 }
 
 fn plan_signature(armored: &str, message: &[u8], checks: &mut Vec<Check>) -> Planned {
-    let signature = SshSignature::parse_armored(armored).map_err(|e| format!("{e}"))?;
+    let signature = SshSignature::parse_armored(armored).map_err(|e| e.to_string())?;
     if signature.namespace != NAMESPACE {
-        return Err(format!(
-            "the signature was made in namespace {:?}, not {NAMESPACE:?}",
-            signature.namespace
+        return Err(String::from(
+            "the signature was made in another namespace than promptflag",
         ));
     }
     checks.push(Check {
@@ -212,7 +257,7 @@ pub fn plan(input: &GateInput) -> Plan {
         .registry_changes
         .iter()
         .map(|change| {
-            let registry = Registry::parse(&change.text).map_err(|e| format!("{e}"))?;
+            let registry = Registry::parse(&change.text).map_err(|e| e.to_string())?;
             let planned = plan_signature(&change.signature, change.text.as_bytes(), &mut checks);
             Ok((registry, planned))
         })
@@ -228,7 +273,7 @@ pub fn plan(input: &GateInput) -> Plan {
         };
         let planned = input.prompts[index]
             .message(&input.environment)
-            .map_err(|e| format!("{e}"))
+            .map_err(|e| e.to_string())
             .and_then(|message| {
                 plan_signature(&approval.signature, message.as_bytes(), &mut checks)
             });
@@ -242,22 +287,47 @@ pub fn plan(input: &GateInput) -> Plan {
 }
 
 /// One problem found.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Its code.
     pub reason: Reason,
-    /// The prompt version it concerns, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
+    /// What it concerns: a prompt version (`<id>@<version>`) or a registry (`registry <serial>`).
+    pub subject: Option<String>,
     /// The registry member (or key fingerprint) that signed, if known.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
-    /// For people.
-    pub message: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl Problem {
+    /// For people: `<subject>: <signer>: <detail>`, each part when known.
+    pub fn message(&self) -> String {
+        let mut text = String::new();
+        for part in [&self.subject, &self.signer].into_iter().flatten() {
+            text.push_str(part);
+            text.push_str(": ");
+        }
+        text.push_str(&self.detail);
+        text
+    }
+
+    /// `{reason, subject?, signer?, message}`.
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert("reason".into(), self.reason.code().into());
+        if let Some(subject) = &self.subject {
+            object.insert("subject".into(), subject.as_str().into());
+        }
+        if let Some(signer) = &self.signer {
+            object.insert("signer".into(), signer.as_str().into());
+        }
+        object.insert("message".into(), self.message().into());
+        Value::Object(object)
+    }
 }
 
 /// The prompt versions approved, and by whom.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approved {
     /// `<id>@<version>`.
     pub prompt: String,
@@ -266,19 +336,17 @@ pub struct Approved {
 }
 
 /// The gate's answer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// Whether the publish may go ahead.
     pub allowed: bool,
     /// The refusal's reason (the first problem's).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
     /// For people.
     pub message: String,
     /// The serial of the registry the decision was made under (0: none).
     pub registry_serial: u64,
     /// The accepted registry's text after the changes, for the caller to keep.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
     /// Every problem found (an allowed override lists what it overrode).
     pub problems: Vec<Problem>,
@@ -288,11 +356,48 @@ pub struct Decision {
     pub overridden: bool,
 }
 
+impl Decision {
+    /// `{allowed, reason?, message, registry_serial, registry?, problems, approved,
+    /// overridden}` (docs/interfaces.md).
+    pub fn to_json(&self) -> Value {
+        let mut object = Map::new();
+        object.insert("allowed".into(), self.allowed.into());
+        if let Some(reason) = self.reason {
+            object.insert("reason".into(), reason.code().into());
+        }
+        object.insert("message".into(), self.message.as_str().into());
+        object.insert("registry_serial".into(), self.registry_serial.into());
+        if let Some(registry) = &self.registry {
+            object.insert("registry".into(), registry.as_str().into());
+        }
+        let problems = self.problems.iter().map(Problem::to_json).collect();
+        object.insert("problems".into(), Value::Array(problems));
+        let approved = self
+            .approved
+            .iter()
+            .map(|approved| {
+                let by = approved
+                    .by
+                    .iter()
+                    .map(|name| Value::from(name.as_str()))
+                    .collect();
+                let mut entry = Map::new();
+                entry.insert("prompt".into(), approved.prompt.as_str().into());
+                entry.insert("by".into(), Value::Array(by));
+                Value::Object(entry)
+            })
+            .collect();
+        object.insert("approved".into(), Value::Array(approved));
+        object.insert("overridden".into(), self.overridden.into());
+        Value::Object(object)
+    }
+}
+
 fn refusal(problem: Problem, registry_serial: u64) -> Decision {
     Decision {
         allowed: false,
         reason: Some(problem.reason),
-        message: problem.message.clone(),
+        message: problem.message(),
         registry_serial,
         registry: None,
         problems: alloc::vec![problem],
@@ -301,17 +406,12 @@ fn refusal(problem: Problem, registry_serial: u64) -> Decision {
     }
 }
 
-fn problem(
-    reason: Reason,
-    prompt: Option<&str>,
-    signer: Option<String>,
-    message: String,
-) -> Problem {
+fn problem(reason: Reason, subject: Option<&str>, signer: Option<String>, detail: &str) -> Problem {
     Problem {
         reason,
-        prompt: prompt.map(String::from),
+        subject: subject.map(String::from),
         signer,
-        message,
+        detail: String::from(detail),
     }
 }
 
@@ -329,15 +429,11 @@ pub struct WalkedRegistry {
 /// Accepts the input's registry changes in order, from its `accepted` registry (or the root
 /// owner keys), until one is refused; `results` are the plan's check results. Errors only when
 /// the trusted parts (`accepted`, `owner_keys`) do not parse or the results do not match.
-pub fn walk_registry(input: &GateInput, plan: &Plan, results: &[bool]) -> Result<WalkedRegistry> {
+pub fn walk_registry(input: &GateInput, plan: Plan, results: &[bool]) -> Result<WalkedRegistry> {
     if results.len() != plan.checks.len() {
-        return Err(Error::GateInput {
-            reason: format!(
-                "{} check results for {} checks",
-                results.len(),
-                plan.checks.len()
-            ),
-        });
+        return Err(input_error(String::from(
+            "the check results do not match the checks, one boolean per check",
+        )));
     }
     let root_keys = parse_key_list(&input.owner_keys)?;
     let mut walked = WalkedRegistry {
@@ -348,31 +444,42 @@ pub fn walk_registry(input: &GateInput, plan: &Plan, results: &[bool]) -> Result
         text: input.accepted.clone(),
         refusal: None,
     };
-    for (change, planned) in input.registry_changes.iter().zip(&plan.registry) {
+    for (change, planned) in input.registry_changes.iter().zip(plan.registry) {
+        let next = walked
+            .registry
+            .as_ref()
+            .map_or(1, |r| r.serial.saturating_add(1));
+        let subject = alloc::format!("registry {next}");
         let (proposed, signature) = match planned {
             Ok(pair) => pair,
             Err(reason) => {
-                let message = format!("a registry change does not parse: {reason}");
-                walked.refusal = Some(problem(Reason::RegistryInvalid, None, None, message));
+                let problem = problem(Reason::RegistryInvalid, Some(&subject), None, &reason);
+                walked.refusal = Some(problem);
                 return Ok(walked);
             }
         };
         let (signer, valid) = match signature {
-            Ok((key, index)) => (Some(key), results[*index]),
+            Ok((key, index)) => (Some(key), results[index]),
             Err(_) => (None, false),
         };
-        if let Err((reason, message)) = accept_change(
+        if let Err(detail) = accept_change(
             walked.registry.as_ref(),
             &root_keys,
-            proposed,
-            signer,
+            &proposed,
+            signer.as_ref(),
             valid,
         ) {
-            let signer = signer.map(PublicKey::fingerprint);
-            walked.refusal = Some(problem(reason, None, signer, message));
+            let signer = signer.map(|key| key.fingerprint());
+            let problem = problem(
+                Reason::RegistryChangeUnsigned,
+                Some(&subject),
+                signer,
+                detail,
+            );
+            walked.refusal = Some(problem);
             return Ok(walked);
         }
-        walked.registry = Some(proposed.clone());
+        walked.registry = Some(proposed);
         walked.text = Some(change.text.clone());
     }
     Ok(walked)
@@ -382,35 +489,37 @@ pub fn walk_registry(input: &GateInput, plan: &Plan, results: &[bool]) -> Result
 /// verified). Errors only when the input itself is unusable (a trusted `accepted` registry or
 /// root key list that does not parse, or a result count that does not match the plan).
 pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
-    let plan = plan(input);
-    let walked = walk_registry(input, &plan, results)?;
+    let mut plan = plan(input);
+    let approvals = core::mem::take(&mut plan.approvals);
+    let walked = walk_registry(input, plan, results)?;
+    let serial = walked.registry.as_ref().map_or(0, |r| r.serial);
     if let Some(refused) = walked.refusal {
-        let serial = walked.registry.as_ref().map_or(0, |r| r.serial);
         return Ok(refusal(refused, serial));
     }
-    let (registry, registry_text) = (walked.registry, walked.text);
-    let serial = registry.as_ref().map_or(0, |r| r.serial);
+    let registry = walked.registry.as_ref();
     let overriding = input
         .override_reason
         .as_ref()
         .is_some_and(|r| !r.trim().is_empty());
-    if let Some(refused) = check_publisher(input, registry.as_ref(), overriding) {
+    if let Some(refused) = check_publisher(input, registry, overriding) {
         return Ok(refusal(refused, serial));
     }
     let (problems, approved) = if input.require_approvals {
-        check_approvals(input, &plan, results, registry.as_ref())
+        check_approvals(input, &approvals, results, registry)
     } else {
         (Vec::new(), Vec::new())
     };
     let allowed = problems.is_empty() || overriding;
     let message = match problems.first() {
-        None => format!("allowed under registry {serial}"),
-        Some(first) if allowed => format!(
-            "overridden by the publisher ({}): {}",
-            input.override_reason.as_deref().unwrap_or_default().trim(),
-            first.message
-        ),
-        Some(first) => first.message.clone(),
+        None => String::from("allowed"),
+        Some(first) if allowed => {
+            let mut text = String::from("overridden (");
+            text.push_str(input.override_reason.as_deref().unwrap_or_default().trim());
+            text.push_str("): ");
+            text.push_str(&first.message());
+            text
+        }
+        Some(first) => first.message(),
     };
     Ok(Decision {
         allowed,
@@ -421,7 +530,7 @@ pub fn decide(input: &GateInput, results: &[bool]) -> Result<Decision> {
         },
         message,
         registry_serial: serial,
-        registry: registry_text.filter(|_| allowed),
+        registry: walked.text.filter(|_| allowed),
         overridden: allowed && !problems.is_empty(),
         problems,
         approved,
@@ -433,43 +542,46 @@ fn check_publisher(
     registry: Option<&Registry>,
     overriding: bool,
 ) -> Option<Problem> {
+    let refuse = |signer: Option<String>, detail: &str| {
+        Some(problem(
+            Reason::PublisherNotAuthorized,
+            None,
+            signer,
+            detail,
+        ))
+    };
     let Some(line) = &input.publisher else {
         if overriding {
-            let message = String::from("an override needs a publishing key with the override role");
-            return Some(problem(Reason::PublisherNotAuthorized, None, None, message));
+            return refuse(
+                None,
+                "an override needs a publishing key with the override role",
+            );
         }
         return None;
     };
-    let key = match PublicKey::parse(line) {
-        Ok(key) => key,
-        Err(e) => {
-            let message = format!("the publishing identity is not a key: {e}");
-            return Some(problem(Reason::PublisherNotAuthorized, None, None, message));
-        }
+    let Ok(key) = PublicKey::parse(line) else {
+        return refuse(None, "the publishing identity is not an ssh-ed25519 key");
     };
     let member = registry.and_then(|r| r.member_by_key(&key));
     let name = member.map_or_else(|| key.fingerprint(), |m| m.name.clone());
     let role = Role::Publisher(input.environment.clone());
     let publishes = member.is_some_and(|m| m.roles.contains(&role));
     let overrides = member.is_some_and(|m| m.roles.contains(&Role::Override));
-    let message = if overriding && !overrides {
-        format!("{name} has no override role")
+    if overriding && !overrides {
+        refuse(Some(name), "has no override role in the accepted registry")
     } else if !publishes && !overriding {
-        format!("{name} has no {} role", role.name())
+        refuse(
+            Some(name),
+            "has no publisher role for this environment in the accepted registry",
+        )
     } else {
-        return None;
-    };
-    Some(problem(
-        Reason::PublisherNotAuthorized,
-        None,
-        Some(name),
-        message,
-    ))
+        None
+    }
 }
 
 fn check_approvals(
     input: &GateInput,
-    plan: &Plan,
+    approvals: &[(usize, Planned)],
     results: &[bool],
     registry: Option<&Registry>,
 ) -> (Vec<Problem>, Vec<Approved>) {
@@ -478,7 +590,7 @@ fn check_approvals(
     for (index, subject) in input.prompts.iter().enumerate() {
         let mut found = Vec::new();
         let mut by: Vec<String> = Vec::new();
-        for (_, planned) in plan.approvals.iter().filter(|(i, _)| *i == index) {
+        for (_, planned) in approvals.iter().filter(|(i, _)| *i == index) {
             match judge(subject, planned, results, registry) {
                 Ok(name) => by.push(name),
                 Err(problem) => found.push(problem),
@@ -486,15 +598,11 @@ fn check_approvals(
         }
         if by.is_empty() {
             if found.is_empty() {
-                let message = format!(
-                    "{} is high risk and has no approval for {}; a reviewer who is not its author signs it with `promptflag approve {} --env {}`",
-                    subject.prompt, input.environment, subject.prompt, input.environment
-                );
                 found.push(problem(
                     Reason::ApprovalMissing,
                     Some(&subject.prompt),
                     None,
-                    message,
+                    "high risk, and no approval for this environment from a registered reviewer who is not its author (`promptflag approve`)",
                 ));
             }
             problems.extend(found);
@@ -518,62 +626,45 @@ fn judge(
     registry: Option<&Registry>,
 ) -> core::result::Result<String, Problem> {
     let prompt = Some(subject.prompt.as_str());
-    let (key, check) = planned.as_ref().map_err(|reason| {
-        let message = format!("an approval of {} is unusable: {reason}", subject.prompt);
-        problem(Reason::ApprovalInvalid, prompt, None, message)
-    })?;
+    let (key, check) = planned
+        .as_ref()
+        .map_err(|reason| problem(Reason::ApprovalInvalid, prompt, None, reason))?;
     let member = registry.and_then(|r| r.member_by_key(key));
     let signer = member.map_or_else(|| key.fingerprint(), |m| m.name.clone());
-    if !results[*check] {
-        let message = format!(
-            "{signer}'s approval of {} does not verify over its current content (body, model, parameters, output schema, author, environment): it was signed over other content or is not a valid signature",
-            subject.prompt
-        );
-        return Err(problem(
+    let verdict = if !results[*check] {
+        Some((
             Reason::ApprovalInvalid,
-            prompt,
-            Some(signer),
-            message,
-        ));
-    }
-    let Some(member) = member else {
-        let message = format!(
-            "{} is approved by key {signer}, which the accepted registry does not hold",
-            subject.prompt
-        );
-        return Err(problem(
+            "the approval does not verify over the current content (body, model, parameters, output schema, author, environment): it was signed over other content or is not a valid signature",
+        ))
+    } else if member.is_none() {
+        Some((
             Reason::ApproverNotReviewer,
-            prompt,
-            Some(signer),
-            message,
-        ));
+            "the approving key is not in the accepted registry",
+        ))
+    } else if member.is_some_and(|m| m.name == subject.author) {
+        Some((
+            Reason::SelfApproval,
+            "the author cannot approve their own prompt",
+        ))
+    } else if !member.is_some_and(|m| m.roles.contains(&Role::Reviewer)) {
+        Some((
+            Reason::ApproverNotReviewer,
+            "the signer has no reviewer role in the accepted registry",
+        ))
+    } else {
+        None
     };
-    if member.name == subject.author {
-        let message = format!("{signer} wrote {} and cannot approve it", subject.prompt);
-        return Err(problem(Reason::SelfApproval, prompt, Some(signer), message));
+    match verdict {
+        Some((reason, detail)) => Err(problem(reason, prompt, Some(signer), detail)),
+        None => Ok(signer),
     }
-    if !member.roles.contains(&Role::Reviewer) {
-        let message = format!(
-            "{signer} approved {} but has no reviewer role in the accepted registry",
-            subject.prompt
-        );
-        return Err(problem(
-            Reason::ApproverNotReviewer,
-            prompt,
-            Some(signer),
-            message,
-        ));
-    }
-    Ok(signer)
 }
 
 /// [`plan`] over the JSON form: the checks as a JSON array (see [`Check::to_json`]).
 pub fn checks_json(input: &str) -> Result<String> {
     let input = GateInput::parse(input)?;
-    let checks: Vec<serde_json::Value> = plan(&input).checks.iter().map(Check::to_json).collect();
-    serde_json::to_string(&checks).map_err(|e| Error::GateInput {
-        reason: format!("{e}"),
-    })
+    let checks = plan(&input).checks.iter().map(Check::to_json).collect();
+    Ok(json::text(&Value::Array(checks)))
 }
 
 /// [`decide`] over the JSON forms: `results` is a JSON array of booleans, one per check.
@@ -585,13 +676,19 @@ pub fn decide_json(input: &str, results: &str) -> Result<String> {
             limit: MAX_INPUT_BYTES,
         });
     }
-    let results: Vec<bool> = serde_json::from_str(results).map_err(|e| Error::GateInput {
-        reason: format!("the check results are not a JSON array of booleans: {e}"),
-    })?;
-    let decision = decide(&input, &results)?;
-    serde_json::to_string(&decision).map_err(|e| Error::GateInput {
-        reason: format!("{e}"),
-    })
+    let wrong = || {
+        input_error(String::from(
+            "the check results must be a JSON array of booleans",
+        ))
+    };
+    let results: Vec<bool> = match json::parse(results, input_error)? {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_bool().ok_or_else(wrong))
+            .collect::<Result<_>>()?,
+        _ => return Err(wrong()),
+    };
+    Ok(json::text(&decide(&input, &results)?.to_json()))
 }
 
 /// Decodes a check from its JSON form (the inverse of [`Check::to_json`]).

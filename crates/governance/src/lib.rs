@@ -10,7 +10,8 @@
 //! - [`registry`]: the key registry and the rule for accepting a change to it.
 //! - [`gate`]: the gate's decision, in two pure steps around the signature checks.
 //! - `native` (feature `ed25519`): OpenSSH private keys, signing, verification.
-//! - [`encoding`], [`error`]: base64, the SSH wire format, and why an input was refused.
+//! - [`encoding`], [`json`], [`error`]: base64, the SSH wire format, JSON read field by field,
+//!   and why an input was refused.
 //!
 //! The crate is `no_std` + `alloc` and does no I/O. Without the `ed25519` feature it links no
 //! signature library, so the Worker's Wasm verifies through workerd's WebCrypto and stays within
@@ -27,6 +28,7 @@ pub mod approval;
 pub mod encoding;
 pub mod error;
 pub mod gate;
+pub mod json;
 pub mod keys;
 #[cfg(feature = "ed25519")]
 pub mod native;

@@ -8,7 +8,6 @@
 //! `OWNER_KEYS`), and registry `n + 1` only when signed by an `owner` of registry `n`. An edit
 //! pushed to the repository without such a signature changes nothing ([`accept_change`]).
 
-use alloc::collections::BTreeSet;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -16,7 +15,7 @@ use alloc::vec::Vec;
 use promptflag_contracts::keys::is_environment_name;
 
 use crate::error::{Error, Result};
-use crate::gate::Reason;
+use crate::json::{self, Fields};
 use crate::keys::PublicKey;
 
 /// The largest registry file read.
@@ -77,8 +76,9 @@ pub struct Member {
     pub name: String,
     /// The key.
     pub key: PublicKey,
-    /// The roles, sorted.
-    pub roles: BTreeSet<Role>,
+    /// The roles, each once, in the order written. (A vector: a set's code would weigh on the
+    /// Worker's upload for a handful of items.)
+    pub roles: Vec<Role>,
 }
 
 /// An accepted or proposed registry.
@@ -90,16 +90,6 @@ pub struct Registry {
     pub members: Vec<Member>,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRegistry {
-    schema: u32,
-    serial: u64,
-    members: Vec<RawMember>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawMember {
     name: String,
     key: String,
@@ -129,18 +119,35 @@ impl Registry {
                 limit: MAX_REGISTRY_BYTES,
             });
         }
-        let raw: RawRegistry = serde_json::from_str(text).map_err(|e| invalid(format!("{e}")))?;
-        if raw.schema != SCHEMA {
-            return Err(invalid(format!("schema {} is not {SCHEMA}", raw.schema)));
+        let value = json::parse(text, invalid)?;
+        let fields = Fields::new(
+            &value,
+            String::from("registry"),
+            &["schema", "serial", "members"],
+            invalid,
+        )?;
+        let schema = fields.required_u64("schema")?;
+        if schema != u64::from(SCHEMA) {
+            return Err(invalid(format!("schema {schema} is not {SCHEMA}")));
         }
-        if raw.serial == 0 {
+        let serial = fields.required_u64("serial")?;
+        if serial == 0 {
             return Err(invalid(String::from("serial starts at 1")));
         }
-        if raw.members.len() > MAX_MEMBERS {
-            return Err(invalid(format!("more than {MAX_MEMBERS} members")));
-        }
-        let mut members: Vec<Member> = Vec::with_capacity(raw.members.len());
-        for raw_member in raw.members {
+        let raw_members = fields.array("members", MAX_MEMBERS)?;
+        let mut members: Vec<Member> = Vec::with_capacity(raw_members.len());
+        for (index, item) in raw_members.iter().enumerate() {
+            let member_fields = Fields::new(
+                item,
+                fields.item_path("members", index),
+                &["name", "key", "roles"],
+                invalid,
+            )?;
+            let raw_member = RawMember {
+                name: member_fields.required_string("name")?,
+                key: member_fields.required_string("key")?,
+                roles: member_fields.strings("roles", 64)?,
+            };
             if !is_member_name(&raw_member.name) {
                 return Err(invalid(format!(
                     "member name {:?} must be 1 to 128 letters, digits or @._+-",
@@ -149,7 +156,7 @@ impl Registry {
             }
             let key = PublicKey::parse(&raw_member.key)
                 .map_err(|e| invalid(format!("{}: {e}", raw_member.name)))?;
-            let mut roles = BTreeSet::new();
+            let mut roles = Vec::with_capacity(raw_member.roles.len());
             for role in &raw_member.roles {
                 let parsed = Role::parse(role).ok_or_else(|| {
                     invalid(format!(
@@ -157,7 +164,9 @@ impl Registry {
                         raw_member.name
                     ))
                 })?;
-                roles.insert(parsed);
+                if !roles.contains(&parsed) {
+                    roles.push(parsed);
+                }
             }
             if members.iter().any(|m| m.name == raw_member.name) {
                 return Err(invalid(format!("{} is listed twice", raw_member.name)));
@@ -178,10 +187,7 @@ impl Registry {
                 roles,
             });
         }
-        Ok(Registry {
-            serial: raw.serial,
-            members,
-        })
+        Ok(Registry { serial, members })
     }
 
     /// The registry file's text (pretty JSON, one member per block), as `keys init` writes it.
@@ -223,51 +229,30 @@ impl Registry {
 
 /// Decides whether `proposed` (signed by `signer`, whose signature over the file's exact bytes
 /// verified or not) replaces `accepted` (`None`: no registry yet, so a root owner key must
-/// sign). Returns the refusal's reason and message otherwise.
+/// sign). Returns why not otherwise (the refusal is `registry_change_unsigned`).
 pub fn accept_change(
     accepted: Option<&Registry>,
     root_owner_keys: &[PublicKey],
     proposed: &Registry,
     signer: Option<&PublicKey>,
     signature_valid: bool,
-) -> core::result::Result<(), (Reason, String)> {
+) -> core::result::Result<(), &'static str> {
     let expected_serial = accepted.map_or(1, |registry| registry.serial.saturating_add(1));
     if proposed.serial != expected_serial {
-        return Err((
-            Reason::RegistryChangeUnsigned,
-            format!(
-                "registry serial {} cannot follow {}: each change is the next serial, signed anew",
-                proposed.serial,
-                accepted.map_or(0, |r| r.serial)
-            ),
-        ));
+        return Err("not the next serial: each change is the next serial, signed anew");
     }
     let Some(signer) = signer.filter(|_| signature_valid) else {
-        return Err((
-            Reason::RegistryChangeUnsigned,
-            format!(
-                "registry {} has no valid signature over its exact bytes",
-                proposed.serial
-            ),
-        ));
+        return Err("no valid signature over the file's exact bytes");
     };
     let is_owner = match accepted {
         Some(registry) => registry.has_role(signer, &Role::Owner),
         None => root_owner_keys.contains(signer),
     };
     if !is_owner {
-        let by_whom = match accepted {
-            Some(registry) => format!("an owner of registry {}", registry.serial),
-            None => String::from("a root owner key (OWNER_KEYS)"),
-        };
-        return Err((
-            Reason::RegistryChangeUnsigned,
-            format!(
-                "registry {} is signed by {}, which is not {by_whom}",
-                proposed.serial,
-                signer.fingerprint()
-            ),
-        ));
+        return Err(match accepted {
+            Some(_) => "signed by a key that is not an owner of the registry it replaces",
+            None => "registry 1 is signed by a key that is not a root owner key (OWNER_KEYS)",
+        });
     }
     Ok(())
 }

@@ -117,10 +117,9 @@ fn an_author_approving_their_own_prompt_is_self_approval() {
     // carol wrote support_reply@2.0.0; she is a reviewer too, of other people's prompts.
     let decision = run_gate(&input(&p, vec![approval(&subject(), "prod", &p.carol)]));
     assert_eq!(decision.reason.map(|r| r.code()), Some("self_approval"));
-    assert!(
-        decision
-            .message
-            .contains("carol@acme.example wrote support_reply@2.0.0")
+    assert_eq!(
+        decision.message,
+        "support_reply@2.0.0: carol@acme.example: the author cannot approve their own prompt"
     );
 }
 
