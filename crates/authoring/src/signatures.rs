@@ -218,6 +218,11 @@ pub fn approval_subject(repo: &Repo, version: &PromptVersion) -> Result<Approval
     })
 }
 
+/// Whether a version needs approvals where an environment requires them.
+fn is_high_risk(version: &PromptVersion) -> bool {
+    version.risk.as_ref().is_some_and(|r| r.value == "high")
+}
+
 /// `approvals/<family>/<version>/<env>`.
 pub fn approval_dir(version: &PromptVersion, environment: &str) -> String {
     format!(
@@ -359,7 +364,7 @@ pub fn lint(repo: &Repo, owner_keys: Option<&str>) -> Diagnostics {
             // The missing body or schema is reported by the other checks.
             Err(_) => continue,
         };
-        let high_risk = version.risk.as_ref().is_some_and(|r| r.value == "high");
+        let high_risk = is_high_risk(version);
         for env in &repo.config.environments {
             let mut holding = 0;
             for file in read_approvals(&repo.root, version, &env.name) {
@@ -506,4 +511,55 @@ fn write_private(path: &Path, text: &str) -> crate::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(io)?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)
+}
+
+/// The gate input for publishing `environment` of `build`: the repository's registry files as
+/// changes from none (the server passes its own `accepted` registry and root keys instead), the
+/// approval subject of every high-risk prompt version the environment's ruleset names, and
+/// their approval files. This is what the companion sends with a publish so that the server
+/// decides with `gate::decide` on the same facts, and what it checks locally beforehand.
+pub fn gate_input(
+    repo: &Repo,
+    build: &crate::build::Build,
+    environment: &str,
+    owner_keys: Option<&str>,
+) -> crate::Result<GateInput> {
+    let env = build.environments.get(environment).ok_or_else(|| {
+        crate::Error::Invalid(format!("the build has no environment {environment:?}"))
+    })?;
+    let mut prompts = Vec::new();
+    let mut approvals = Vec::new();
+    for (hash, _) in env.ruleset.prompts.iter() {
+        let Some(version) = repo
+            .versions()
+            .find(|v| v.sha256.as_deref() == Some(hash.as_str()))
+        else {
+            continue;
+        };
+        if !is_high_risk(version) {
+            continue;
+        }
+        let subject = approval_subject(repo, version).map_err(crate::Error::Invalid)?;
+        for file in read_approvals(&repo.root, version, environment) {
+            approvals.push(SubmittedApproval {
+                prompt: subject.prompt.clone(),
+                signature: file.signature,
+            });
+        }
+        prompts.push(subject);
+    }
+    Ok(GateInput {
+        owner_keys: owner_keys.unwrap_or_default().to_string(),
+        accepted: None,
+        registry_changes: read_registry_files(&repo.root, &mut Diagnostics::new())
+            .into_iter()
+            .map(|file| file.change)
+            .collect(),
+        environment: environment.to_string(),
+        require_approvals: env.config.require_approvals,
+        prompts,
+        approvals,
+        publisher: None,
+        override_reason: None,
+    })
 }
