@@ -3,6 +3,9 @@
 //! the KV layout of `docs/interfaces.md`: OFREP evaluation, prompt resolution with the body
 //! inline, immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
 //!
+//! [`governance`] exports the publish gate's signature decision (`promptflag-governance`) for
+//! `worker/js/signatures.js`, which verifies the Ed25519 signatures with WebCrypto.
+//!
 //! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
 //! (`reply`, `http`, `input`, `ofrep`, `resolve`, `wire`, the checks in `admin`, `exposure`) hold
 //! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
@@ -22,6 +25,7 @@ pub mod app;
 pub mod cache;
 pub mod exposure;
 pub mod fallback;
+pub mod governance;
 pub mod http;
 pub mod input;
 pub mod js;

@@ -4,8 +4,8 @@
 //! - `build`: `cargo build --profile worker-release` of `promptflag-worker` for wasm32 (the root
 //!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
 //!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
-//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript entry (`worker/js/index.js`)
-//!   beside them. Skipped when `worker/build/` was built the same way and is newer than every
+//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`: the entry
+//!   `index.js` and the modules it imports) beside them. Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
@@ -111,9 +111,22 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     optimize(tools, &glue_wasm, &wasm)?;
     std::fs::remove_file(&glue_wasm)
         .with_context(|| format!("removing {}", glue_wasm.display()))?;
-    let entry = worker_dir.join("js").join("index.js");
-    std::fs::copy(&entry, &output)
-        .with_context(|| format!("copying {} to {}", entry.display(), output.display()))?;
+    // The entry and the modules it (or a Durable Object beside it) imports: every
+    // `worker/js/*.js`, copied as they are.
+    let js_dir = worker_dir.join("js");
+    for entry in
+        std::fs::read_dir(&js_dir).with_context(|| format!("reading {}", js_dir.display()))?
+    {
+        let source = entry?.path();
+        if source.extension().is_some_and(|ext| ext == "js") {
+            let Some(name) = source.file_name() else {
+                continue;
+            };
+            let target = build_dir.join(name);
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
+        }
+    }
     let settings = build_settings(own_std);
     std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
 }
@@ -253,6 +266,8 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "Cargo.lock",
         "worker/Cargo.toml",
         "crates/core/Cargo.toml",
+        "crates/contracts/Cargo.toml",
+        "crates/governance/Cargo.toml",
     ] {
         newest = newest.max(modified(&root.join(file)));
     }
@@ -261,6 +276,8 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "worker/js",
         "worker/fallback",
         "crates/core/src",
+        "crates/contracts/src",
+        "crates/governance/src",
     ] {
         newest = newest.max(newest_in(&root.join(dir))?);
     }

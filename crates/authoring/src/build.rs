@@ -25,6 +25,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
 use crate::evals::LoadedSuite;
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
+use crate::signatures;
 use promptflag_contracts::admin::Problem;
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
 use promptflag_core::RulesetError;
@@ -36,6 +37,9 @@ pub struct BuildOptions {
     pub source: Option<String>,
     /// Builds only these environments (all declared ones when empty).
     pub environments: Vec<String>,
+    /// The root owner keys the registry's first change is checked against (`ssh-ed25519`
+    /// lines); without them, registry 1's own owners (see `signatures`).
+    pub owner_keys: Option<String>,
 }
 
 /// A prompt body and the metadata publish gates need.
@@ -53,8 +57,9 @@ pub struct PromptArtifact {
     pub status: String,
     /// Who wrote it.
     pub author: String,
-    /// Reviewers whose approval of this exact body is valid (listed as reviewers, not the author).
-    pub approved_by: Vec<String>,
+    /// Per environment, the registered reviewers (not the author) whose signed approval of this
+    /// exact content holds (`approvals/`, checked against the signed registry).
+    pub approved_by: BTreeMap<String, Vec<String>>,
     /// The content id (body and model configuration) eval results are keyed by.
     #[serde(default)]
     pub content_id: String,
@@ -395,6 +400,12 @@ pub fn build(
         }
     }
     let mut diagnostics = Diagnostics::new();
+    // The registry's problems are lint's to report; the build only counts the approvals that hold.
+    let registry = signatures::accepted_registry(
+        &repo.root,
+        options.owner_keys.as_deref(),
+        &mut Diagnostics::new(),
+    );
     let mut build = Build {
         source: source.clone(),
         environments: BTreeMap::new(),
@@ -411,7 +422,7 @@ pub fn build(
             {
                 build
                     .prompts
-                    .insert(sha.clone(), artifact(repo, &suites, version));
+                    .insert(sha.clone(), artifact(repo, &suites, version, &registry));
             }
         }
         let content_hash = content_hash(&ruleset)?;
@@ -441,6 +452,7 @@ fn artifact(
     repo: &Repo,
     suites: &BTreeMap<String, LoadedSuite>,
     version: &crate::repo::PromptVersion,
+    registry: &signatures::LocalRegistry,
 ) -> PromptArtifact {
     let family = &repo.families[&version.family];
     let author = version
@@ -448,25 +460,6 @@ fn artifact(
         .as_ref()
         .map(|a| a.value.clone())
         .unwrap_or_default();
-    let reviewers: Vec<&str> = version
-        .reviewers
-        .as_ref()
-        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
-        .unwrap_or_default();
-    let mut approved_by: Vec<String> = version
-        .approvals
-        .iter()
-        .filter_map(|approval| {
-            let by = approval.by.as_ref()?;
-            let sha = approval.sha256.as_ref()?;
-            let valid = by.value != author
-                && reviewers.contains(&by.value.as_str())
-                && Some(&sha.value) == version.sha256.as_ref();
-            valid.then(|| by.value.clone())
-        })
-        .collect();
-    approved_by.sort();
-    approved_by.dedup();
     PromptArtifact {
         id: family
             .id
@@ -485,7 +478,7 @@ fn artifact(
             .map(|s| s.value.clone())
             .unwrap_or_default(),
         author,
-        approved_by,
+        approved_by: signatures::approved_by(repo, version, registry),
         content_id: version.content_id().unwrap_or_default(),
         eval_suite: suites
             .get(&version.family)

@@ -7,6 +7,8 @@
 //! ([`policy`]) because they live in the repository beside the flags they govern, and so are
 //! eval suites and their recorded results ([`evals`]); [`identity`] computes the content id
 //! (body and model configuration) results are keyed by.
+//! [`signatures`] checks the signed key registry and approvals the repository holds, through
+//! `promptflag-governance`.
 //!
 //! Authoring reads local files and runs `git`; it does no network or database I/O.
 
@@ -25,6 +27,7 @@ pub mod identity;
 pub mod lint;
 pub mod policy;
 pub mod repo;
+pub mod signatures;
 pub mod tokens;
 pub mod yaml;
 

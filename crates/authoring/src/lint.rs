@@ -3,8 +3,8 @@
 //! Checks, each reported with file and line: metadata completeness (every field `docs/companion.md` lists),
 //! valid risk and status, an owner and an author, semantic versions, model parameters, declared
 //! versus used template variables, the same variables across the variants of one flag, forbidden
-//! phrases and maximum length from `promptflag.yaml`, output schemas that parse, approvals that
-//! match the body they approve, rollout policies that name real variants, and finally every
+//! phrases and maximum length from `promptflag.yaml`, output schemas that parse, signed approvals
+//! and the key registry (`signatures`), rollout policies that name real variants, and finally every
 //! environment's ruleset through core validation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +18,7 @@ use crate::build;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::Result;
 use crate::repo::{self, OutputSchema, PromptVersion, Repo};
+use crate::signatures;
 use crate::yaml;
 
 /// Valid risk levels.
@@ -27,10 +28,18 @@ pub const STATUSES: [&str; 4] = ["draft", "canary", "production", "archived"];
 /// Model parameters every prompt must set.
 pub const REQUIRED_PARAMETERS: [&str; 3] = ["temperature", "max_tokens", "top_p"];
 
-/// Loads and lints a repository. Returns it with every diagnostic, sorted.
+/// Loads and lints a repository. Returns it with every diagnostic, sorted. Signatures are
+/// checked without root owner keys (see [`check_with`]).
 pub fn check(root: &Path) -> Result<(Repo, Vec<Diagnostic>)> {
+    check_with(root, None)
+}
+
+/// [`check`], with the registry's first change checked against `owner_keys` (the root owner
+/// keys, `ssh-ed25519` lines, as the Worker's `OWNER_KEYS` secret holds them).
+pub fn check_with(root: &Path, owner_keys: Option<&str>) -> Result<(Repo, Vec<Diagnostic>)> {
     let (repo, mut diagnostics) = repo::load(root)?;
     diagnostics.extend(lint(&repo));
+    diagnostics.extend(signatures::lint(&repo, owner_keys));
     let rulesets = validate_environments(&repo, diagnostics.as_slice());
     diagnostics.extend(rulesets);
     Ok((repo, diagnostics.into_sorted()))
@@ -292,63 +301,6 @@ fn lint_version(repo: &Repo, version: &PromptVersion, file: &str, out: &mut Diag
             format!("{name} has no model parameters (`model.parameters`)"),
         ),
         Some(parameters) => lint_parameters(&parameters.value, parameters.line, file, &name, out),
-    }
-
-    // Approvals: by a listed reviewer who is not the author, of exactly this body.
-    let author = version.author.as_ref().map(|a| a.value.as_str());
-    let reviewers: Vec<&str> = version
-        .reviewers
-        .as_ref()
-        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
-        .unwrap_or_default();
-    let mut valid_approvals = 0;
-    for approval in &version.approvals {
-        let (Some(by), Some(sha)) = (&approval.by, &approval.sha256) else {
-            continue;
-        };
-        let mut valid = true;
-        if Some(by.value.as_str()) == author {
-            out.error(
-                file,
-                by.line,
-                "self_approval",
-                format!("{} wrote {name} and cannot approve it", by.value),
-            );
-            valid = false;
-        } else if !reviewers.contains(&by.value.as_str()) {
-            out.error(
-                file,
-                by.line,
-                "unknown_reviewer",
-                format!(
-                    "{} approved {name} but is not one of its reviewers",
-                    by.value
-                ),
-            );
-            valid = false;
-        }
-        if let Some(actual) = &version.sha256
-            && &sha.value != actual
-        {
-            out.error(
-                file,
-                sha.line,
-                "stale_approval",
-                format!("the approval is for body {} but {} now hashes to {actual}; the body changed after review", sha.value, version.body_file),
-            );
-            valid = false;
-        }
-        if valid {
-            valid_approvals += 1;
-        }
-    }
-    if version.risk.as_ref().is_some_and(|r| r.value == "high") && valid_approvals == 0 {
-        out.warning(
-            file,
-            line,
-            "approval_missing",
-            format!("{name} is high risk and has no approval from a reviewer other than its author; environments with require_approvals refuse it"),
-        );
     }
 
     // Template variables.
@@ -629,13 +581,22 @@ pub(crate) fn parse_schema_text(path: &str, text: &str) -> Result<Value, (u32, S
     }
 }
 
-fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
-    let (value, file, line) = match schema {
-        OutputSchema::Inline { schema, line } => (
-            Some(schema.clone()),
+/// Why an output schema could not be read: where, the code and the message.
+pub(crate) type SchemaProblem = (String, u32, &'static str, String);
+
+/// Reads a version's output schema (inline, or the JSON or YAML file it names), with the file
+/// and line it was written at.
+pub(crate) fn load_output_schema(
+    repo: &Repo,
+    version: &PromptVersion,
+    schema: &OutputSchema,
+) -> std::result::Result<(Value, String, u32), SchemaProblem> {
+    match schema {
+        OutputSchema::Inline { schema, line } => Ok((
+            schema.clone(),
             repo.families[&version.family].metadata_file.clone(),
             *line,
-        ),
+        )),
         OutputSchema::File {
             path,
             line,
@@ -643,33 +604,31 @@ fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out:
         } => {
             let relative = format!("prompts/{}/{path}", version.family);
             let full = repo.root.join(&relative);
-            match std::fs::read_to_string(&full) {
-                Err(_) => {
-                    out.error(
-                        declared_in,
-                        *line,
-                        "missing_file",
-                        format!("the output schema {relative} cannot be read"),
-                    );
-                    return;
-                }
-                Ok(text) => match parse_schema_text(path, &text) {
-                    Ok(value) => (Some(value), relative, 1),
-                    Err((error_line, message)) => {
-                        out.error(
-                            &relative,
-                            error_line,
-                            "bad_schema",
-                            format!("the output schema does not parse: {message}"),
-                        );
-                        return;
-                    }
-                },
+            let Ok(text) = std::fs::read_to_string(&full) else {
+                let message = format!("the output schema {relative} cannot be read");
+                return Err((declared_in.clone(), *line, "missing_file", message));
+            };
+            let parsed = parse_schema_text(path, &text);
+            match parsed {
+                Ok(value) => Ok((value, relative, 1)),
+                Err((error_line, message)) => Err((
+                    relative,
+                    error_line,
+                    "bad_schema",
+                    format!("the output schema does not parse: {message}"),
+                )),
             }
         }
-    };
-    let Some(value) = value else {
-        return;
+    }
+}
+
+fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
+    let (value, file, line) = match load_output_schema(repo, version, schema) {
+        Ok(found) => found,
+        Err((file, line, code, message)) => {
+            out.error(&file, line, code, message);
+            return;
+        }
     };
     match value.as_object() {
         Some(object)

@@ -134,8 +134,10 @@ pub struct PromptVersion {
     pub risk: Option<Located<String>>,
     /// `draft` | `canary` | `production` | `archived`, unchecked.
     pub status: Option<Located<String>>,
-    /// Recorded approvals.
-    pub approvals: Vec<Approval>,
+    /// The line of an `approvals:` list written in the metadata: the typed `{by, sha256}`
+    /// approvals of earlier releases, which count for nothing now (approvals are signatures
+    /// under `approvals/`, see `signatures`).
+    pub typed_approvals: Option<u32>,
     /// The model name (version value over family value).
     pub model: Option<Located<String>>,
     /// Model parameters (family parameters with the version's merged over them).
@@ -151,17 +153,6 @@ impl PromptVersion {
     pub fn reference(&self) -> String {
         format!("{}@{}", self.family, self.version)
     }
-}
-
-/// An approval of one exact body by a reviewer.
-#[derive(Debug, Clone)]
-pub struct Approval {
-    /// The reviewer.
-    pub by: Option<Located<String>>,
-    /// The SHA-256 of the body approved; an edited body needs a new approval.
-    pub sha256: Option<Located<String>>,
-    /// Where the approval is written.
-    pub line: u32,
 }
 
 /// Where an output schema comes from.
@@ -705,10 +696,9 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
                         line: node.line,
                         column: node.column,
                     });
-                    let approvals = match get(fields, "approvals") {
-                        Some(node) => decode_approvals(&mut reader, node, &what),
-                        None => Vec::new(),
-                    };
+                    // Typed approvals are no longer read: lint reports them with the way to
+                    // sign them instead.
+                    let typed_approvals = get(fields, "approvals").map(|node| node.line);
                     let variables = match get(fields, "variables") {
                         Some(node) => Some(Located {
                             value: reader.string_list(node, &format!("{what}.variables")),
@@ -733,7 +723,7 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
                         reviewers,
                         risk: reader.optional_str(fields, "risk", &what),
                         status: reader.optional_str(fields, "status", &what),
-                        approvals,
+                        typed_approvals,
                         model: model.or_else(|| family_model.clone()),
                         parameters,
                         variables,
@@ -840,30 +830,6 @@ fn merge_parameters(
             })
         }
     }
-}
-
-fn decode_approvals(reader: &mut Reader<'_>, node: &Located<Node>, what: &str) -> Vec<Approval> {
-    let Node::Seq(items) = &node.value else {
-        reader.error(
-            node.line,
-            "wrong_type",
-            format!("{what}.approvals must be a list of {{by, sha256}}"),
-        );
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let item_what = format!("{what}.approvals[{index}]");
-        if let Some(fields) = reader.map(item, &item_what) {
-            reader.unknown_keys(fields, &["by", "sha256", "date", "note"], &item_what);
-            out.push(Approval {
-                by: reader.required_str(fields, "by", item.line, &item_what),
-                sha256: reader.required_str(fields, "sha256", item.line, &item_what),
-                line: item.line,
-            });
-        }
-    }
-    out
 }
 
 fn decode_schema(

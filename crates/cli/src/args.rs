@@ -54,6 +54,16 @@ pub struct LowArgs {
         env = "PROMPTFLAG_STATE_DB"
     )]
     pub state_db: Option<PathBuf>,
+    /// The root owner keys the key registry's first change must be signed by: a file of
+    /// `ssh-ed25519` lines, as the Worker's OWNER_KEYS secret holds them (without it the local
+    /// checks trust registry 1's own owners).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "PROMPTFLAG_OWNER_KEYS_FILE"
+    )]
+    pub owner_keys: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LowCommand,
 }
@@ -139,6 +149,31 @@ pub enum LowCommand {
         eval_results: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Approve a prompt version for an environment: sign its exact content (body hash, model,
+    /// parameters, output schema, author) with your SSH key into approvals/.
+    Approve {
+        /// `<family>@<version>`.
+        prompt: String,
+        /// The environment the approval is for.
+        #[arg(long = "env")]
+        environment: String,
+        /// Your OpenSSH ed25519 private key, unencrypted (default: $PROMPTFLAG_SIGNING_KEY,
+        /// then ~/.ssh/id_ed25519).
+        #[arg(long, env = "PROMPTFLAG_SIGNING_KEY")]
+        key: Option<PathBuf>,
+        /// Print the message to sign and stop (for `ssh-keygen -Y sign -n promptflag`).
+        #[arg(long, conflicts_with_all = ["key", "signature"])]
+        message_only: bool,
+        /// Store this signature (made by `ssh-keygen -Y sign -n promptflag` over the message)
+        /// instead of signing.
+        #[arg(long, conflicts_with = "key")]
+        signature: Option<PathBuf>,
+    },
+    /// The signed key registry: list it, verify it, sign a change, make throwaway dev keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Turn a flag off in an environment (everyone gets the baseline) and wait until it is served.
     Kill {
@@ -448,6 +483,38 @@ pub struct EvalsRunArgs {
     pub include_archived: bool,
 }
 
+/// `promptflag keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The accepted registry's members, keys and roles, and whether every change is signed.
+    List,
+    /// Check the registry's chain of signatures. Exit 1 when a change is not signed by an owner.
+    Verify,
+    /// Sign a registry file (governance/registry/<serial>.json) with an owner key; writes
+    /// <file>.sig.
+    Sign {
+        /// The registry file.
+        file: PathBuf,
+        /// The owner's OpenSSH ed25519 private key (default: $PROMPTFLAG_SIGNING_KEY, then
+        /// ~/.ssh/id_ed25519).
+        #[arg(long, env = "PROMPTFLAG_SIGNING_KEY")]
+        key: Option<PathBuf>,
+    },
+    /// Generate throwaway keys (an owner, an author, a reviewer) into a folder and register them
+    /// as registry 1, signed by the new owner. For development only.
+    Init {
+        /// Required: these keys are for development and tests, never for production.
+        #[arg(long, required = true)]
+        dev: bool,
+        /// Where the private keys go (default: <repo>/.promptflag/dev-keys).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace an existing registry.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 /// `promptflag audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -588,6 +655,12 @@ pub enum HiCommand {
         window_seconds: u64,
         today: Option<String>,
     },
+    Approve {
+        prompt: String,
+        environment: String,
+        signing: Signing,
+    },
+    Keys(KeysCommand),
     Eval {
         flag: String,
         context: serde_json::Value,
@@ -607,6 +680,26 @@ pub enum HiCommand {
     Simulate(Box<SimulateArgs>),
 }
 
+/// How an approval gets its signature.
+pub enum Signing {
+    /// Print the message only.
+    MessageOnly,
+    /// Sign with this private key file.
+    Key(PathBuf),
+    /// Store this signature file.
+    Signature(PathBuf),
+}
+
+/// The private key file to sign with: the one given, or ~/.ssh/id_ed25519.
+pub fn signing_key(key: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(key) = key {
+        return Ok(key);
+    }
+    let home = std::env::var_os("HOME")
+        .context("give the signing key with --key (or PROMPTFLAG_SIGNING_KEY): $HOME is not set")?;
+    Ok(PathBuf::from(home).join(".ssh").join("id_ed25519"))
+}
+
 /// Validated arguments.
 pub struct HiArgs {
     pub json: bool,
@@ -615,6 +708,8 @@ pub struct HiArgs {
     pub db: PathBuf,
     pub state_db: PathBuf,
     pub actor: String,
+    /// The root owner keys' text (`--owner-keys`), when given.
+    pub owner_keys: Option<String>,
     pub command: HiCommand,
 }
 
@@ -939,6 +1034,26 @@ impl HiArgs {
                 }
             }
             LowCommand::Rollout { command } => HiCommand::Rollout(command),
+            LowCommand::Approve {
+                prompt,
+                environment,
+                key,
+                message_only,
+                signature,
+            } => {
+                check_environment_name(&environment)?;
+                let signing = match (message_only, signature) {
+                    (true, _) => Signing::MessageOnly,
+                    (false, Some(path)) => Signing::Signature(path),
+                    (false, None) => Signing::Key(signing_key(key)?),
+                };
+                HiCommand::Approve {
+                    prompt,
+                    environment,
+                    signing,
+                }
+            }
+            LowCommand::Keys { command } => HiCommand::Keys(command),
             LowCommand::Analyze {
                 input,
                 test,
@@ -961,6 +1076,13 @@ impl HiArgs {
                 HiCommand::Simulate(simulate)
             }
         };
+        let owner_keys = match &low.owner_keys {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the root owner keys {}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(HiArgs {
             json: low.json,
             repo,
@@ -968,6 +1090,7 @@ impl HiArgs {
             db,
             state_db,
             actor,
+            owner_keys,
             command,
         })
     }

@@ -179,7 +179,7 @@ fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
 }
 
 fn run(args: HiArgs) -> Result<Output> {
-    use commands::{authoring, release};
+    use commands::{authoring, governance, release};
     match &args.command {
         HiCommand::Serve {
             args: serve,
@@ -188,12 +188,24 @@ fn run(args: HiArgs) -> Result<Output> {
         HiCommand::Rollout(command) => serve::run_rollout(&args, command),
         HiCommand::Analyze { input, overrides } => commands::run_analyze(input, overrides),
         HiCommand::Simulate(simulate) => simulate::run(&args, simulate),
-        HiCommand::Lint => authoring::run_lint(&args.repo),
+        HiCommand::Lint => authoring::run_lint(&args.repo, args.owner_keys.as_deref()),
+        HiCommand::Approve {
+            prompt,
+            environment,
+            signing,
+        } => governance::run_approve(&args, prompt, environment, signing),
+        HiCommand::Keys(command) => governance::run_keys(&args, command),
         HiCommand::Build {
             out,
             environments,
             source,
-        } => authoring::run_build(&args.repo, out, environments, source),
+        } => authoring::run_build(
+            &args.repo,
+            out,
+            environments,
+            source,
+            args.owner_keys.as_deref(),
+        ),
         HiCommand::Diff {
             old,
             new,

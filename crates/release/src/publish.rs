@@ -123,12 +123,16 @@ pub fn check_gates(
                 message,
             });
         };
-        if env.config.require_approvals && prompt.risk == "high" && prompt.approved_by.is_empty() {
+        let approved = prompt
+            .approved_by
+            .get(&options.environment)
+            .is_some_and(|names| !names.is_empty());
+        if env.config.require_approvals && prompt.risk == "high" && !approved {
             refuse(
                 "approval_missing",
                 format!(
-                    "{name} is high risk and has no approval of its body ({hash}) from a reviewer other than its author {}",
-                    prompt.author
+                    "{name} is high risk and has no signed approval of its content ({hash}) for {} from a registered reviewer other than its author {} (`promptflag approve {name} --env {}`)",
+                    options.environment, prompt.author, options.environment
                 ),
             );
         }

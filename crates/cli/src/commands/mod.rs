@@ -4,6 +4,7 @@
 
 pub(crate) mod authoring;
 pub(crate) mod evals;
+pub(crate) mod governance;
 pub(crate) mod hygiene;
 pub(crate) mod release;
 

@@ -29,7 +29,12 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
     let (force, dry_run) = (*force, *dry_run);
     let build = match build {
         Some(dir) => Build::read(dir)?,
-        None => super::authoring::build_repo(&args.repo, vec![environment.clone()], None)?,
+        None => super::authoring::build_repo(
+            &args.repo,
+            vec![environment.clone()],
+            None,
+            args.owner_keys.as_deref(),
+        )?,
     };
     let store = target.open(http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
