@@ -377,6 +377,8 @@ fn exposure<'a>(
         environment: Some(Cow::Borrowed(ruleset.environment())),
         flag_key: Cow::Borrowed(&evaluation.key),
         variant: evaluation.variant.map(Cow::Borrowed),
+        prompt_id: evaluation.prompt.map(|p| Cow::Borrowed(p.id.as_str())),
+        prompt_version: evaluation.prompt.map(|p| Cow::Borrowed(p.version.as_str())),
         prompt_hash: evaluation.prompt.map(|p| Cow::Borrowed(p.hash.as_str())),
         revision: Some(ruleset.revision()),
         unit: unit.map(Cow::Borrowed),

@@ -57,6 +57,9 @@ pub struct CallOutcome {
     pub hallucinated: Option<bool>,
     /// The call's cost.
     pub cost_usd: Option<f64>,
+    /// A digest of the model's response (its SHA-256 hex, say), kept by the collector so a
+    /// response can be traced to its call without storing the text.
+    pub response_hash: Option<String>,
 }
 
 impl LlmCallEvent {
@@ -92,6 +95,7 @@ impl LlmCallEvent {
             refused: outcome.refused,
             hallucinated: outcome.hallucinated,
             cost_usd: outcome.cost_usd,
+            response_hash: outcome.response_hash.clone(),
         })
     }
 }

@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS calls (
     refused INTEGER,
     hallucinated INTEGER,
     cost_usd REAL,
-    content_hash TEXT
+    content_hash TEXT,
+    response_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_flag_time ON calls (flag_key, ts_ms);
 CREATE TABLE IF NOT EXISTS exposures (
@@ -73,9 +74,10 @@ CREATE TABLE IF NOT EXISTS exposures (
     prompt_hash TEXT,
     revision INTEGER,
     unit TEXT,
-    reason TEXT
+    reason TEXT,
+    prompt_id TEXT,
+    prompt_version TEXT
 );
-CREATE INDEX IF NOT EXISTS exposures_flag_time ON exposures (flag_key, ts_ms);
 ";
 
 /// Opens (creating if needed) the telemetry database with WAL and the chosen sync level.
@@ -100,21 +102,37 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
         synchronous.as_str()
     ))?;
     connection.execute_batch(SCHEMA)?;
-    add_content_hash_column(&connection)?;
+    // Files written by earlier versions gain the later columns; their old rows have none (a
+    // resend of an old call is then a duplicate, never a conflict: see `call_content_hash`).
+    add_column(&connection, "calls", "content_hash")?;
+    add_column(&connection, "calls", "response_hash")?;
+    add_column(&connection, "exposures", "prompt_id")?;
+    add_column(&connection, "exposures", "prompt_version")?;
+    connection.execute_batch(INDEXES)?;
     Ok(connection)
 }
 
-/// Files written before calls kept their content hash gain the column; their old rows have
-/// none, so a resend of one of them is a duplicate, never a conflict.
-fn add_content_hash_column(connection: &Connection) -> Result<()> {
-    let mut statement = connection.prepare("PRAGMA table_info(calls)")?;
+/// The exposure indexes. Every read of exposures filters one flag over a time range and reads
+/// the variant, version, unit, reason and environment, so one index on the flag and time that
+/// also holds those columns answers each read from the index alone, without visiting the rows
+/// (the forensics query over ten million exposures reads the index pages only;
+/// `docs/benchmarks.md`). It replaces the earlier `(flag_key, ts_ms)` index, a prefix of it.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS exposures_flag_time_cover ON exposures
+    (flag_key, ts_ms, variant, prompt_version, unit, reason, environment);
+DROP INDEX IF EXISTS exposures_flag_time;
+";
+
+/// Adds a nullable text column to a table that lacks it.
+fn add_column(connection: &Connection, table: &str, column: &str) -> Result<()> {
+    let mut statement = connection.prepare(&format!("PRAGMA table_info({table})"))?;
     let columns = statement.query_map([], |row| row.get::<_, String>(1))?;
-    for column in columns {
-        if column? == "content_hash" {
+    for existing in columns {
+        if existing? == column {
             return Ok(());
         }
     }
-    connection.execute_batch("ALTER TABLE calls ADD COLUMN content_hash TEXT")?;
+    connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
     Ok(())
 }
 
@@ -154,12 +172,18 @@ fn call_content_hash(call: &CallRecord) -> String {
         call.hallucinated,
         call.cost_usd,
     ]);
-    sha256_hex(fields.to_string().as_bytes())
+    // The response hash joined the schema later: it is hashed only when present, so a call
+    // stored before it (or sent without it) keeps the hash it always had.
+    let mut text = fields.to_string();
+    if let Some(response_hash) = &call.response_hash {
+        text.push_str(response_hash);
+    }
+    sha256_hex(text.as_bytes())
 }
 
-const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash, response_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
 const STORED_CALL_HASH: &str = "SELECT content_hash FROM calls WHERE request_id = ?1";
-const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason, prompt_id, prompt_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 fn insert_call(
     statement: &mut rusqlite::CachedStatement<'_>,
@@ -189,6 +213,7 @@ fn insert_call(
         call.hallucinated,
         call.cost_usd,
         content_hash,
+        call.response_hash,
     ])?;
     if changed > 0 {
         return Ok(Stored::Accepted);
@@ -215,6 +240,8 @@ fn insert_exposure(
         exposure.revision.map(|r| r.min(i64::MAX as u64) as i64),
         exposure.unit,
         exposure.reason,
+        exposure.prompt_id,
+        exposure.prompt_version,
     ])
 }
 
