@@ -188,6 +188,20 @@ fn run(args: HiArgs) -> Result<Output> {
         HiCommand::Rollout(command) => serve::run_rollout(&args, command),
         HiCommand::Analyze { input, overrides } => commands::run_analyze(input, overrides),
         HiCommand::Simulate(simulate) => simulate::run(&args, simulate),
+        HiCommand::Exposures {
+            args: exposures,
+            from_ms,
+            to_ms,
+        } => commands::forensics::run_exposures(&args, exposures, *from_ms, *to_ms),
+        HiCommand::Attribute {
+            args: attribute,
+            metrics,
+            since_ms,
+            until_ms,
+            now_ms,
+        } => commands::forensics::run_attribute(
+            &args, attribute, metrics, *since_ms, *until_ms, *now_ms,
+        ),
         HiCommand::Lint => authoring::run_lint(&args.repo),
         HiCommand::Build {
             out,

@@ -3,6 +3,7 @@
 //! code) and prints nothing itself.
 
 pub(crate) mod authoring;
+pub(crate) mod forensics;
 pub(crate) mod release;
 
 use std::path::Path;
