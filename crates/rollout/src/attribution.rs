@@ -139,46 +139,165 @@ fn measure(metric: Metric, aggregate: &Aggregate) -> (f64, f64, u64) {
     (metrics.value(metric), sample.variance(), aggregate.requests)
 }
 
-/// The baseline of one variant: its value and per-call variance.
+/// One window of one variant's metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowPoint {
+    /// Start, inclusive (ms since the epoch).
+    pub start_ms: i64,
+    /// End, exclusive.
+    pub end_ms: i64,
+    /// The metric over the window's calls (meaningless when `requests` is 0).
+    pub value: f64,
+    /// The window's calls.
+    pub requests: u64,
+}
+
+impl WindowPoint {
+    /// The point of one variant's aggregate over a window.
+    pub fn of(metric: Metric, start_ms: i64, end_ms: i64, aggregate: &Aggregate) -> WindowPoint {
+        let value = if aggregate.requests == 0 {
+            0.0
+        } else {
+            measure(metric, aggregate).0
+        };
+        WindowPoint {
+            start_ms,
+            end_ms,
+            value,
+            requests: aggregate.requests,
+        }
+    }
+}
+
+/// The in-control value a variant is held to, with its per-call variance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    /// The value.
+    pub value: f64,
+    /// The per-call variance (smoothed for rates, so a rate of 0 or 1 still has one).
+    pub variance: f64,
+    /// Where it came from.
+    pub source: BaselineSource,
+}
+
+impl Baseline {
+    /// The baseline of `metric` over a pooled aggregate; `None` without calls.
+    pub fn of(metric: Metric, pooled: &Aggregate, source: BaselineSource) -> Option<Baseline> {
+        if pooled.requests == 0 {
+            return None;
+        }
+        let (value, mut variance, requests) = measure(metric, pooled);
+        if metric.is_rate() {
+            // A baseline rate of exactly 0 or 1 would make every window's standard error 0:
+            // smooth it as (k + 1) / (n + 2) for the variance only.
+            let smoothed = (value * requests as f64 + 1.0) / (requests as f64 + 2.0);
+            variance = smoothed * (1.0 - smoothed);
+        }
+        Some(Baseline {
+            value,
+            variance,
+            source,
+        })
+    }
+}
+
+/// The baseline of one variant: its own history when it has enough, else the other variants.
 fn baseline(
     metric: Metric,
     variant: &str,
     history: &[WindowAggregates],
     series: &[WindowAggregates],
     config: &AttributionConfig,
-) -> Option<(f64, f64, BaselineSource)> {
-    let mut own = Aggregate::default();
-    for window in history {
-        for (name, aggregate) in &window.variants {
-            if name == variant {
-                own.merge(aggregate);
-            }
-        }
-    }
-    let (pooled, source) = if own.requests >= config.min_baseline_calls {
-        (own, BaselineSource::History)
-    } else {
-        let mut others = Aggregate::default();
-        for window in series {
+) -> Option<Baseline> {
+    let pool = |windows: &[WindowAggregates], own: bool| {
+        let mut pooled = Aggregate::default();
+        for window in windows {
             for (name, aggregate) in &window.variants {
-                if name != variant {
-                    others.merge(aggregate);
+                if (name == variant) == own {
+                    pooled.merge(aggregate);
                 }
             }
         }
-        (others, BaselineSource::OtherVariants)
+        pooled
     };
-    if pooled.requests == 0 {
-        return None;
+    let own = pool(history, true);
+    if own.requests >= config.min_baseline_calls {
+        Baseline::of(metric, &own, BaselineSource::History)
+    } else {
+        Baseline::of(metric, &pool(series, false), BaselineSource::OtherVariants)
     }
-    let (value, mut variance, requests) = measure(metric, &pooled);
-    if metric.is_rate() {
-        // A baseline rate of exactly 0 or 1 would make every window's standard error 0: smooth
-        // it as (k + 1) / (n + 2) for the variance only.
-        let smoothed = (value * requests as f64 + 1.0) / (requests as f64 + 2.0);
-        variance = smoothed * (1.0 - smoothed);
+}
+
+/// Runs the CUSUM over one variant's windows (in time order) against its baseline.
+pub fn detect_variant(
+    flag_key: &str,
+    variant: &str,
+    metric: Metric,
+    baseline: &Baseline,
+    points: &[WindowPoint],
+    config: &AttributionConfig,
+) -> Option<Degradation> {
+    // A metric where higher is better degrades downwards: the CUSUM runs on its negation.
+    let sign = if metric.higher_is_better() { -1.0 } else { 1.0 };
+    let floor = if metric.is_rate() {
+        config.rate_shift_floor
+    } else {
+        0.0
+    };
+    // A rate where higher is better degrades through its complement (a success rate of 0.98
+    // going to 0.90 is a failure share going from 0.02 to 0.10), so the relative shift is taken
+    // of that.
+    let scale = if metric.is_rate() && metric.higher_is_better() {
+        1.0 - baseline.value
+    } else {
+        baseline.value.abs()
+    };
+    let shift = (config.relative_shift * scale).max(floor);
+    let cusum_points: Vec<CusumPoint> = points
+        .iter()
+        .map(|point| {
+            if point.requests == 0 {
+                CusumPoint {
+                    value: f64::NAN,
+                    standard_error: 0.0,
+                }
+            } else {
+                CusumPoint {
+                    value: sign * point.value,
+                    standard_error: (baseline.variance / point.requests as f64).sqrt(),
+                }
+            }
+        })
+        .collect();
+    let cusum = CusumConfig {
+        baseline: sign * baseline.value,
+        shift,
+        threshold: config.threshold,
+    };
+    let change = upper_cusum(&cusum_points, &cusum)?;
+    // The degraded value: the windows' values weighted by their calls (exact for rates and
+    // means, a close estimate for percentiles).
+    let (mut weighted, mut calls) = (0.0, 0u64);
+    for point in &points[change.onset..=change.alarm] {
+        if point.requests > 0 {
+            weighted += point.value * point.requests as f64;
+            calls += point.requests;
+        }
     }
-    Some((value, variance, source))
+    Some(Degradation {
+        flag_key: flag_key.to_string(),
+        variant: variant.to_string(),
+        metric,
+        baseline: baseline.value,
+        baseline_source: baseline.source,
+        degraded: if calls == 0 {
+            0.0
+        } else {
+            weighted / calls as f64
+        },
+        onset_ms: points[change.onset].start_ms,
+        detected_ms: points[change.alarm].end_ms,
+    })
 }
 
 /// Finds the first degradation of `metric` for each variant of a flag over `series` (windows in
@@ -196,76 +315,26 @@ pub fn detect(
         .collect();
     variants.sort_unstable();
     variants.dedup();
-    // A metric where higher is better degrades downwards: the CUSUM runs on its negation.
-    let sign = if metric.higher_is_better() { -1.0 } else { 1.0 };
+    let empty = Aggregate::default();
     let mut found = Vec::new();
     for variant in variants {
-        let Some((base, variance, source)) = baseline(metric, variant, history, series, config)
-        else {
+        let Some(baseline) = baseline(metric, variant, history, series, config) else {
             continue;
         };
-        let floor = if metric.is_rate() {
-            config.rate_shift_floor
-        } else {
-            0.0
-        };
-        // A rate where higher is better degrades through its complement (a success rate of
-        // 0.98 going to 0.90 is a failure share going from 0.02 to 0.10), so the relative
-        // shift is taken of that.
-        let scale = if metric.is_rate() && metric.higher_is_better() {
-            1.0 - base
-        } else {
-            base.abs()
-        };
-        let shift = (config.relative_shift * scale).max(floor);
-        let windows: Vec<Option<&Aggregate>> = series
+        let points: Vec<WindowPoint> = series
             .iter()
             .map(|window| {
-                window
+                let aggregate = window
                     .variants
                     .iter()
                     .find(|(name, _)| name == variant)
-                    .map(|(_, aggregate)| aggregate)
+                    .map_or(&empty, |(_, aggregate)| aggregate);
+                WindowPoint::of(metric, window.start_ms, window.end_ms, aggregate)
             })
             .collect();
-        let points: Vec<CusumPoint> = windows
-            .iter()
-            .map(|aggregate| match aggregate {
-                Some(aggregate) if aggregate.requests > 0 => {
-                    let (value, _, requests) = measure(metric, aggregate);
-                    CusumPoint {
-                        value: sign * value,
-                        standard_error: (variance / requests as f64).sqrt(),
-                    }
-                }
-                _ => CusumPoint {
-                    value: f64::NAN,
-                    standard_error: 0.0,
-                },
-            })
-            .collect();
-        let cusum = CusumConfig {
-            baseline: sign * base,
-            shift,
-            threshold: config.threshold,
-        };
-        let Some(change) = upper_cusum(&points, &cusum) else {
-            continue;
-        };
-        let mut degraded = Aggregate::default();
-        for aggregate in windows[change.onset..=change.alarm].iter().flatten() {
-            degraded.merge(aggregate);
-        }
-        found.push(Degradation {
-            flag_key: flag_key.to_string(),
-            variant: variant.to_string(),
-            metric,
-            baseline: base,
-            baseline_source: source,
-            degraded: measure(metric, &degraded).0,
-            onset_ms: series[change.onset].start_ms,
-            detected_ms: series[change.alarm].end_ms,
-        });
+        found.extend(detect_variant(
+            flag_key, variant, metric, &baseline, &points, config,
+        ));
     }
     found
 }

@@ -8,6 +8,8 @@
 //! (`collector::db`) answers from index pages alone; the unit list is bounded by the caller's
 //! `max_units`, and the counts stay exact when it is cut.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, params};
 
 use crate::error::Result;
@@ -74,76 +76,168 @@ pub struct ExposureReport {
     pub units_truncated: bool,
 }
 
-const GROUPS_SQL: &str = "SELECT variant, prompt_version, COUNT(*), COUNT(DISTINCT unit), MIN(ts_ms), MAX(ts_ms) \
+/// The rows of one flag in a window, read from the covering index alone (no table lookups).
+const SCAN_SQL: &str = "SELECT variant, prompt_version, unit, ts_ms \
     FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
-    AND (?4 IS NULL OR prompt_version = ?4) \
-    GROUP BY variant, prompt_version ORDER BY variant, prompt_version";
+    AND (?4 IS NULL OR prompt_version = ?4)";
 
-const UNITS_SQL: &str = "SELECT unit, variant, prompt_version, COUNT(*), MIN(ts_ms), MAX(ts_ms) \
-    FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
-    AND (?4 IS NULL OR prompt_version = ?4) AND unit IS NOT NULL \
-    GROUP BY unit, variant, prompt_version ORDER BY unit, variant, prompt_version LIMIT ?5";
+/// The most distinct (unit, variant, version) triples one report tracks, which bounds its memory
+/// (about 100 bytes a triple); a window with more is refused with a request to narrow it.
+pub const MAX_TRACKED_UNITS: usize = 20_000_000;
+
+/// A column that is not the text the schema says (a file written by something else).
+fn from_sql(error: rusqlite::types::FromSqlError) -> crate::error::Error {
+    crate::error::Error::Store(rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::new(error),
+    ))
+}
 
 fn count(value: i64) -> u64 {
     value.max(0) as u64
 }
 
+/// Running counts of one group or one unit.
+#[derive(Clone, Copy)]
+struct Tally {
+    exposures: u64,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl Tally {
+    fn new(ts_ms: i64) -> Tally {
+        Tally {
+            exposures: 0,
+            first_ms: ts_ms,
+            last_ms: ts_ms,
+        }
+    }
+
+    fn add(&mut self, ts_ms: i64) {
+        self.exposures += 1;
+        self.first_ms = self.first_ms.min(ts_ms);
+        self.last_ms = self.last_ms.max(ts_ms);
+    }
+}
+
+/// The index of a (variant, version) pair in `groups`, added when new (a flag has few).
+fn group_index(
+    groups: &mut Vec<(String, Option<String>, Tally)>,
+    variant: &str,
+    version: Option<&str>,
+    ts_ms: i64,
+) -> usize {
+    if let Some(index) = groups
+        .iter()
+        .position(|(v, p, _)| v == variant && p.as_deref() == version)
+    {
+        return index;
+    }
+    groups.push((
+        variant.to_string(),
+        version.map(str::to_string),
+        Tally::new(ts_ms),
+    ));
+    groups.len() - 1
+}
+
 /// Who saw what: the exposures of one flag in a window, per variant and version, and per unit.
+///
+/// One pass over the covering index, counting in memory: sorting for `GROUP BY` and
+/// `COUNT(DISTINCT)` in SQLite costs several times the scan on millions of rows.
 pub fn exposure_report(connection: &Connection, query: &ExposureQuery) -> Result<ExposureReport> {
-    let mut statement = connection.prepare_cached(GROUPS_SQL)?;
-    let rows = statement.query_map(
-        params![
-            query.flag_key,
-            query.from_ms,
-            query.to_ms,
-            query.prompt_version
-        ],
-        |row| {
-            Ok(ExposureGroup {
-                variant: row.get(0)?,
-                prompt_version: row.get(1)?,
-                exposures: count(row.get(2)?),
-                units: count(row.get(3)?),
-                first_ms: row.get(4)?,
-                last_ms: row.get(5)?,
-            })
-        },
-    )?;
-    let mut groups = Vec::new();
-    for row in rows {
-        groups.push(row?);
+    let mut statement = connection.prepare_cached(SCAN_SQL)?;
+    let mut rows = statement.query(params![
+        query.flag_key,
+        query.from_ms,
+        query.to_ms,
+        query.prompt_version
+    ])?;
+    let mut groups: Vec<(String, Option<String>, Tally)> = Vec::new();
+    // Per unit, its tally per group (a unit usually sees one or two groups).
+    let mut units: HashMap<Box<str>, Vec<(usize, Tally)>> = HashMap::new();
+    let mut tracked = 0usize;
+    while let Some(row) = rows.next()? {
+        let variant = row.get_ref(0)?.as_str().map_err(from_sql)?;
+        let version = row.get_ref(1)?.as_str_or_null().map_err(from_sql)?;
+        let ts_ms: i64 = row.get(3)?;
+        let group = group_index(&mut groups, variant, version, ts_ms);
+        groups[group].2.add(ts_ms);
+        let Some(unit) = row.get_ref(2)?.as_str_or_null().map_err(from_sql)? else {
+            continue;
+        };
+        let seen = match units.get_mut(unit) {
+            Some(seen) => seen,
+            None => units.entry(Box::from(unit)).or_default(),
+        };
+        match seen.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, tally)) => tally.add(ts_ms),
+            None => {
+                tracked += 1;
+                if tracked > MAX_TRACKED_UNITS {
+                    return Err(crate::error::Error::Invalid(format!(
+                        "more than {MAX_TRACKED_UNITS} distinct units in the window; narrow it with --from/--to or --version"
+                    )));
+                }
+                let mut tally = Tally::new(ts_ms);
+                tally.add(ts_ms);
+                seen.push((group, tally));
+            }
+        }
     }
-    // One row more than asked says whether the list was cut.
-    let limit = i64::try_from(query.max_units.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut statement = connection.prepare_cached(UNITS_SQL)?;
-    let rows = statement.query_map(
-        params![
-            query.flag_key,
-            query.from_ms,
-            query.to_ms,
-            query.prompt_version,
-            limit
-        ],
-        |row| {
-            Ok(UnitExposure {
-                unit: row.get(0)?,
-                variant: row.get(1)?,
-                prompt_version: row.get(2)?,
-                exposures: count(row.get(3)?),
-                first_ms: row.get(4)?,
-                last_ms: row.get(5)?,
-            })
-        },
-    )?;
-    let mut units = Vec::new();
-    for row in rows {
-        units.push(row?);
+    let mut distinct = vec![0u64; groups.len()];
+    for seen in units.values() {
+        for (group, _) in seen {
+            distinct[*group] += 1;
+        }
     }
-    let units_truncated = units.len() > query.max_units;
-    units.truncate(query.max_units);
+    let mut report_groups: Vec<ExposureGroup> = groups
+        .iter()
+        .zip(&distinct)
+        .map(|((variant, prompt_version, tally), units)| ExposureGroup {
+            variant: variant.clone(),
+            prompt_version: prompt_version.clone(),
+            exposures: tally.exposures,
+            units: *units,
+            first_ms: tally.first_ms,
+            last_ms: tally.last_ms,
+        })
+        .collect();
+    report_groups.sort_by(|a, b| {
+        a.variant
+            .cmp(&b.variant)
+            .then(a.prompt_version.cmp(&b.prompt_version))
+    });
+    let mut names: Vec<&Box<str>> = units.keys().collect();
+    names.sort_unstable();
+    let mut report_units = Vec::new();
+    let mut units_truncated = false;
+    'units: for name in names {
+        let mut seen: Vec<&(usize, Tally)> = units[name].iter().collect();
+        seen.sort_by(|a, b| {
+            let (ga, gb) = (&groups[a.0], &groups[b.0]);
+            ga.0.cmp(&gb.0).then(ga.1.cmp(&gb.1))
+        });
+        for (group, tally) in seen {
+            if report_units.len() == query.max_units {
+                units_truncated = true;
+                break 'units;
+            }
+            report_units.push(UnitExposure {
+                unit: name.to_string(),
+                variant: groups[*group].0.clone(),
+                prompt_version: groups[*group].1.clone(),
+                exposures: tally.exposures,
+                first_ms: tally.first_ms,
+                last_ms: tally.last_ms,
+            });
+        }
+    }
     Ok(ExposureReport {
-        groups,
-        units,
+        groups: report_groups,
+        units: report_units,
         units_truncated,
     })
 }
