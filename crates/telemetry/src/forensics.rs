@@ -4,9 +4,9 @@
 //! (`promptflag attribute`, the control loop's rollback) finds a degradation's onset candidates
 //! with [`variant_onsets`] and its metric's time series with [`aggregates_by_window`].
 //!
-//! Every query filters one flag over a time range, which the exposures' covering index
-//! (`collector::db`) answers from index pages alone; the unit list is bounded by the caller's
-//! `max_units`, and the counts stay exact when it is cut.
+//! Every query filters one flag over a time range, which the exposures' covering indexes
+//! (`collector::db`: one in time order, one in unit order) answer from index pages alone; the
+//! unit list is bounded by the caller's `max_units`, and the counts stay exact when it is cut.
 
 use std::collections::HashMap;
 
@@ -76,14 +76,32 @@ pub struct ExposureReport {
     pub units_truncated: bool,
 }
 
-/// The rows of one flag in a window, read from the covering index alone (no table lookups).
-const SCAN_SQL: &str = "SELECT variant, prompt_version, unit, ts_ms \
-    FROM exposures WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+/// The rows of one flag in a window in time order, from the time index alone: for windows that
+/// are a small part of the flag's history.
+const SCAN_BY_TIME_SQL: &str = "SELECT unit, variant, prompt_version, ts_ms \
+    FROM exposures INDEXED BY exposures_flag_time_cover \
+    WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
     AND (?4 IS NULL OR prompt_version = ?4)";
 
-/// The most distinct (unit, variant, version) triples one report tracks, which bounds its memory
-/// (about 100 bytes a triple); a window with more is refused with a request to narrow it.
-pub const MAX_TRACKED_UNITS: usize = 20_000_000;
+/// The same rows in unit order, from the unit index alone: every (unit, variant, version) is one
+/// run of consecutive rows, so the report needs no hashing or sorting, and memory stays bounded
+/// by the groups and `max_units` however many units there are. It walks all of the flag's rows,
+/// so it serves windows that are a large part of the flag's history.
+const SCAN_BY_UNIT_SQL: &str = "SELECT unit, variant, prompt_version, ts_ms \
+    FROM exposures INDEXED BY exposures_flag_unit_cover \
+    WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 \
+    AND (?4 IS NULL OR prompt_version = ?4) \
+    ORDER BY flag_key, unit, variant, prompt_version";
+
+const FIRST_SQL: &str = "SELECT MIN(ts_ms) FROM exposures WHERE flag_key = ?1";
+const LAST_SQL: &str = "SELECT MAX(ts_ms) FROM exposures WHERE flag_key = ?1";
+
+/// A window shorter than this share of the flag's history is read by time, else by unit.
+const BY_TIME_SHARE: f64 = 0.1;
+
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
+}
 
 /// A column that is not the text the schema says (a file written by something else).
 fn from_sql(error: rusqlite::types::FromSqlError) -> crate::error::Error {
@@ -92,10 +110,6 @@ fn from_sql(error: rusqlite::types::FromSqlError) -> crate::error::Error {
         rusqlite::types::Type::Text,
         Box::new(error),
     ))
-}
-
-fn count(value: i64) -> u64 {
-    value.max(0) as u64
 }
 
 /// Running counts of one group or one unit.
@@ -122,87 +136,183 @@ impl Tally {
     }
 }
 
-/// The index of a (variant, version) pair in `groups`, added when new (a flag has few).
-fn group_index(
-    groups: &mut Vec<(String, Option<String>, Tally)>,
-    variant: &str,
-    version: Option<&str>,
-    ts_ms: i64,
-) -> usize {
+/// One (variant, version) group while the rows stream past.
+struct Group {
+    variant: String,
+    prompt_version: Option<String>,
+    tally: Tally,
+    units: u64,
+}
+
+/// The index of a (variant, version) group, added when new (a flag has few).
+fn group_index(groups: &mut Vec<Group>, variant: &str, version: Option<&str>, ts_ms: i64) -> usize {
     if let Some(index) = groups
         .iter()
-        .position(|(v, p, _)| v == variant && p.as_deref() == version)
+        .position(|g| g.variant == variant && g.prompt_version.as_deref() == version)
     {
         return index;
     }
-    groups.push((
-        variant.to_string(),
-        version.map(str::to_string),
-        Tally::new(ts_ms),
-    ));
+    groups.push(Group {
+        variant: variant.to_string(),
+        prompt_version: version.map(str::to_string),
+        tally: Tally::new(ts_ms),
+        units: 0,
+    });
     groups.len() - 1
+}
+
+/// The unit rows being built: the runs of one (unit, group) in unit order.
+struct UnitRuns {
+    max_units: usize,
+    rows: Vec<UnitExposure>,
+    truncated: bool,
+    current_unit: String,
+    current_group: Option<usize>,
+    current: Tally,
+}
+
+impl UnitRuns {
+    /// Ends the current run: one more distinct unit for its group, and a row while there is
+    /// room.
+    fn close(&mut self, groups: &mut [Group]) {
+        let Some(group) = self.current_group.take() else {
+            return;
+        };
+        groups[group].units += 1;
+        if self.rows.len() < self.max_units {
+            self.rows.push(UnitExposure {
+                unit: self.current_unit.clone(),
+                variant: groups[group].variant.clone(),
+                prompt_version: groups[group].prompt_version.clone(),
+                exposures: self.current.exposures,
+                first_ms: self.current.first_ms,
+                last_ms: self.current.last_ms,
+            });
+        } else {
+            self.truncated = true;
+        }
+    }
 }
 
 /// Who saw what: the exposures of one flag in a window, per variant and version, and per unit.
 ///
-/// One pass over the covering index, counting in memory: sorting for `GROUP BY` and
-/// `COUNT(DISTINCT)` in SQLite costs several times the scan on millions of rows.
+/// Both plans read one covering index without visiting the table. A window that is a small part
+/// of the flag's history is read by time and counted in memory (few rows); a larger one is read
+/// in unit order and counted as it streams (no hashing, no sort, memory bounded by `max_units`).
 pub fn exposure_report(connection: &Connection, query: &ExposureQuery) -> Result<ExposureReport> {
-    let mut statement = connection.prepare_cached(SCAN_SQL)?;
+    let first: Option<i64> = connection
+        .prepare_cached(FIRST_SQL)?
+        .query_row(params![query.flag_key], |row| row.get(0))?;
+    let last: Option<i64> = connection
+        .prepare_cached(LAST_SQL)?
+        .query_row(params![query.flag_key], |row| row.get(0))?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(ExposureReport {
+            groups: Vec::new(),
+            units: Vec::new(),
+            units_truncated: false,
+        });
+    };
+    let span = (last.saturating_sub(first) as f64).max(1.0);
+    let covered = (query.to_ms.min(last.saturating_add(1)) - query.from_ms.max(first)).max(0);
+    scan(
+        connection,
+        query,
+        (covered as f64) < BY_TIME_SHARE * span,
+    )
+}
+
+/// Reads the report by time (`by_time`) or by unit; both give the same answer.
+fn scan(connection: &Connection, query: &ExposureQuery, by_time: bool) -> Result<ExposureReport> {
+    let sql = if by_time {
+        SCAN_BY_TIME_SQL
+    } else {
+        SCAN_BY_UNIT_SQL
+    };
+    let mut statement = connection.prepare_cached(sql)?;
     let mut rows = statement.query(params![
         query.flag_key,
         query.from_ms,
         query.to_ms,
         query.prompt_version
     ])?;
-    let mut groups: Vec<(String, Option<String>, Tally)> = Vec::new();
-    // Per unit, its tally per group (a unit usually sees one or two groups).
-    let mut units: HashMap<Box<str>, Vec<(usize, Tally)>> = HashMap::new();
-    let mut tracked = 0usize;
+    let mut groups: Vec<Group> = Vec::new();
+    let mut runs = UnitRuns {
+        max_units: query.max_units,
+        rows: Vec::new(),
+        truncated: false,
+        current_unit: String::new(),
+        current_group: None,
+        current: Tally::new(0),
+    };
+    // Read by time, the rows of one unit are scattered: they are gathered by unit first.
+    let mut scattered: HashMap<Box<str>, Vec<(usize, i64)>> = HashMap::new();
     while let Some(row) = rows.next()? {
-        let variant = row.get_ref(0)?.as_str().map_err(from_sql)?;
-        let version = row.get_ref(1)?.as_str_or_null().map_err(from_sql)?;
+        let unit = row.get_ref(0)?.as_str_or_null().map_err(from_sql)?;
+        let variant = row.get_ref(1)?.as_str().map_err(from_sql)?;
+        let version = row.get_ref(2)?.as_str_or_null().map_err(from_sql)?;
         let ts_ms: i64 = row.get(3)?;
         let group = group_index(&mut groups, variant, version, ts_ms);
-        groups[group].2.add(ts_ms);
-        let Some(unit) = row.get_ref(2)?.as_str_or_null().map_err(from_sql)? else {
+        groups[group].tally.add(ts_ms);
+        let Some(unit) = unit else {
             continue;
         };
-        let seen = match units.get_mut(unit) {
-            Some(seen) => seen,
-            None => units.entry(Box::from(unit)).or_default(),
-        };
-        match seen.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, tally)) => tally.add(ts_ms),
-            None => {
-                tracked += 1;
-                if tracked > MAX_TRACKED_UNITS {
-                    return Err(crate::error::Error::Invalid(format!(
-                        "more than {MAX_TRACKED_UNITS} distinct units in the window; narrow it with --from/--to or --version"
-                    )));
+        if by_time {
+            match scattered.get_mut(unit) {
+                Some(seen) => seen.push((group, ts_ms)),
+                None => {
+                    scattered.insert(Box::from(unit), vec![(group, ts_ms)]);
                 }
-                let mut tally = Tally::new(ts_ms);
-                tally.add(ts_ms);
-                seen.push((group, tally));
             }
+            continue;
         }
+        if runs.current_group != Some(group) || runs.current_unit != unit {
+            runs.close(&mut groups);
+            runs.current_unit.clear();
+            runs.current_unit.push_str(unit);
+            runs.current_group = Some(group);
+            runs.current = Tally::new(ts_ms);
+        }
+        runs.current.add(ts_ms);
     }
-    let mut distinct = vec![0u64; groups.len()];
-    for seen in units.values() {
-        for (group, _) in seen {
-            distinct[*group] += 1;
+    runs.close(&mut groups);
+    if by_time {
+        let mut names: Vec<Box<str>> = scattered.keys().cloned().collect();
+        names.sort_unstable();
+        // Within a unit, its groups in (variant, version) order, as the unit index has them.
+        let mut by_name: Vec<usize> = (0..groups.len()).collect();
+        by_name.sort_by(|a, b| {
+            (&groups[*a].variant, &groups[*a].prompt_version)
+                .cmp(&(&groups[*b].variant, &groups[*b].prompt_version))
+        });
+        let mut rank = vec![0; groups.len()];
+        for (position, group) in by_name.into_iter().enumerate() {
+            rank[group] = position;
+        }
+        for name in names {
+            let mut seen = scattered.remove(&name).unwrap_or_default();
+            seen.sort_by_key(|(group, ts_ms)| (rank[*group], *ts_ms));
+            runs.current_unit = name.into_string();
+            for (group, ts_ms) in seen {
+                if runs.current_group != Some(group) {
+                    runs.close(&mut groups);
+                    runs.current_group = Some(group);
+                    runs.current = Tally::new(ts_ms);
+                }
+                runs.current.add(ts_ms);
+            }
+            runs.close(&mut groups);
         }
     }
     let mut report_groups: Vec<ExposureGroup> = groups
-        .iter()
-        .zip(&distinct)
-        .map(|((variant, prompt_version, tally), units)| ExposureGroup {
-            variant: variant.clone(),
-            prompt_version: prompt_version.clone(),
-            exposures: tally.exposures,
-            units: *units,
-            first_ms: tally.first_ms,
-            last_ms: tally.last_ms,
+        .into_iter()
+        .map(|group| ExposureGroup {
+            variant: group.variant,
+            prompt_version: group.prompt_version,
+            exposures: group.tally.exposures,
+            units: group.units,
+            first_ms: group.tally.first_ms,
+            last_ms: group.tally.last_ms,
         })
         .collect();
     report_groups.sort_by(|a, b| {
@@ -210,35 +320,10 @@ pub fn exposure_report(connection: &Connection, query: &ExposureQuery) -> Result
             .cmp(&b.variant)
             .then(a.prompt_version.cmp(&b.prompt_version))
     });
-    let mut names: Vec<&Box<str>> = units.keys().collect();
-    names.sort_unstable();
-    let mut report_units = Vec::new();
-    let mut units_truncated = false;
-    'units: for name in names {
-        let mut seen: Vec<&(usize, Tally)> = units[name].iter().collect();
-        seen.sort_by(|a, b| {
-            let (ga, gb) = (&groups[a.0], &groups[b.0]);
-            ga.0.cmp(&gb.0).then(ga.1.cmp(&gb.1))
-        });
-        for (group, tally) in seen {
-            if report_units.len() == query.max_units {
-                units_truncated = true;
-                break 'units;
-            }
-            report_units.push(UnitExposure {
-                unit: name.to_string(),
-                variant: groups[*group].0.clone(),
-                prompt_version: groups[*group].1.clone(),
-                exposures: tally.exposures,
-                first_ms: tally.first_ms,
-                last_ms: tally.last_ms,
-            });
-        }
-    }
     Ok(ExposureReport {
         groups: report_groups,
-        units: report_units,
-        units_truncated,
+        units: runs.rows,
+        units_truncated: runs.truncated,
     })
 }
 
@@ -381,4 +466,75 @@ pub fn aggregates_by_window(
         start = end;
     }
     Ok(series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::db::{Synchronous, insert_batches, open};
+    use crate::collector::event::{ExposureRecord, Record};
+
+    #[test]
+    fn reading_by_time_and_by_unit_give_the_same_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut connection = open(&dir.path().join("t.sqlite3"), Synchronous::Normal).unwrap();
+        let mut state = 17u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state >> 33
+        };
+        let records: Vec<Record> = (0..3000)
+            .map(|index| {
+                let unit = next() % 300;
+                Record::Exposure(ExposureRecord {
+                    key: format!("k{index}"),
+                    timestamp_ms: (next() % 10_000) as i64,
+                    environment: None,
+                    flag_key: String::from(if next() % 4 == 0 { "other" } else { "f" }),
+                    variant: String::from(["a", "b"][(unit % 2) as usize]),
+                    prompt_id: None,
+                    prompt_version: [None, Some(String::from("1.0.0")), Some(String::from("2.0.0"))]
+                        [(next() % 3) as usize]
+                        .clone(),
+                    prompt_hash: None,
+                    revision: Some(1),
+                    unit: (unit != 0).then(|| format!("u{unit}")),
+                    reason: None,
+                })
+            })
+            .collect();
+        insert_batches(&mut connection, &[&records]).unwrap();
+        for (from_ms, to_ms, version, max_units) in [
+            (0, 10_000, None, 10_000),
+            (2_000, 2_500, None, 10_000),
+            (1_000, 9_000, Some("2.0.0"), 10_000),
+            (0, 10_000, None, 7),
+        ] {
+            let query = ExposureQuery {
+                flag_key: String::from("f"),
+                prompt_version: version.map(str::to_string),
+                from_ms,
+                to_ms,
+                max_units,
+            };
+            let by_time = scan(&connection, &query, true).unwrap();
+            let by_unit = scan(&connection, &query, false).unwrap();
+            assert_eq!(by_time, by_unit);
+            assert!(!by_time.groups.is_empty());
+            let exposures: u64 = by_time.groups.iter().map(|g| g.exposures).sum();
+            let expected = records
+                .iter()
+                .filter(|record| match record {
+                    Record::Exposure(e) => {
+                        e.flag_key == "f"
+                            && (from_ms..to_ms).contains(&e.timestamp_ms)
+                            && (version.is_none() || e.prompt_version.as_deref() == version)
+                    }
+                    Record::Call(_) => false,
+                })
+                .count() as u64;
+            assert_eq!(exposures, expected);
+            assert_eq!(exposure_report(&connection, &query).unwrap(), by_time);
+        }
+    }
 }

@@ -113,13 +113,18 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
 }
 
 /// The exposure indexes. Every read of exposures filters one flag over a time range and reads
-/// the variant, version, unit, reason and environment, so one index on the flag and time that
-/// also holds those columns answers each read from the index alone, without visiting the rows
-/// (the forensics query over ten million exposures reads the index pages only;
-/// `docs/benchmarks.md`). It replaces the earlier `(flag_key, ts_ms)` index, a prefix of it.
+/// the variant, version, unit, reason and environment, so an index on the flag and time that
+/// also holds those columns answers each read from the index alone, without visiting the rows.
+/// It replaces the earlier `(flag_key, ts_ms)` index, a prefix of it. The second, in unit order,
+/// lets "who saw what" over a long window stream each unit's exposures together instead of
+/// hashing and sorting millions of rows (`telemetry::forensics`; `docs/benchmarks.md` has the
+/// figures on ten million exposures). Together they cost the collector two index writes an
+/// exposure.
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS exposures_flag_time_cover ON exposures
     (flag_key, ts_ms, variant, prompt_version, unit, reason, environment);
+CREATE INDEX IF NOT EXISTS exposures_flag_unit_cover ON exposures
+    (flag_key, unit, variant, prompt_version, ts_ms);
 DROP INDEX IF EXISTS exposures_flag_time;
 ";
 
