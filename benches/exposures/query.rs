@@ -66,7 +66,10 @@ fn exposure(index: u64, total: u64, random: &mut SplitMix) -> ExposureRecord {
         variant: variant.to_string(),
         prompt_id: Some(flag.to_string()),
         prompt_version: Some(version.to_string()),
-        prompt_hash: Some(format!("{:064x}", version.len() as u64 + u64::from(treatment))),
+        prompt_hash: Some(format!(
+            "{:064x}",
+            version.len() as u64 + u64::from(treatment)
+        )),
         revision: Some(if version == "2.0.0" { 8 } else { 7 }),
         unit: Some(format!("user-{unit}")),
         reason: Some(String::from("SPLIT")),
@@ -101,7 +104,9 @@ fn load(path: &Path, total: u64) {
         insert_batches(&mut connection, &[&batch]).unwrap();
         index = end;
     }
-    connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    connection
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
     eprintln!(
         "loaded {total} exposures into {} in {:.1} s ({:.0} MB)",
         path.display(),

@@ -34,6 +34,7 @@ use promptflag_authoring::policy::{
     RolloutPolicy, Stage,
 };
 use promptflag_contracts::digest::sha256_hex;
+use promptflag_controller::attribution::{AttributionInputs, AttributionQuery};
 use promptflag_controller::{
     self as controller, CheckRecord, Clock, Command as LoopCommand, Controller, ControllerConfig,
     Decision, ManualClock, MetricsSource, Snapshot, SnapshotQuery, SqlMetrics, Status,
@@ -41,15 +42,14 @@ use promptflag_controller::{
 use promptflag_release::audit::AuditLog;
 use promptflag_release::memstore::MemoryStore;
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
-use promptflag_controller::attribution::{AttributionInputs, AttributionQuery};
 use promptflag_rollout::attribution::{
     Attribution, AttributionConfig, Baseline, BaselineSource, Degradation, WindowPoint,
     detect_variant, first_attribution,
 };
 use promptflag_rollout::metrics::VariantMetrics;
-use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_telemetry::collector::db::Synchronous;
 use promptflag_telemetry::collector::{Collector, CollectorConfig};
+use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_telemetry::read::{Aggregate, Observation};
 
 /// The flag the simulation rolls out.
@@ -1364,7 +1364,12 @@ pub fn run_through_worker(
         if !batch.is_empty() {
             post_events(&http, &collector.url, &batch)?;
         }
-        watch.close(start, start + interval_ms, &baseline_calls, controller.audit());
+        watch.close(
+            start,
+            start + interval_ms,
+            &baseline_calls,
+            controller.audit(),
+        );
         clock.advance(interval_ms);
         tally.take(controller.tick()?, &wall);
     }

@@ -54,7 +54,12 @@ fn post(collector: &LocalCollector, events: &[Value]) {
                 false,
             )
             .unwrap();
-        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
         assert_eq!(reply.json()["rejected"], 0, "{}", reply.json());
     }
 }
@@ -141,10 +146,7 @@ fn the_native_client_sends_exposures_and_calls_with_their_response_hash() {
 
     let rows = stored_exposure(&db, "sim_prompt");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(
-        without_time(rows[0].clone()),
-        expected_exposure("user-7")
-    );
+    assert_eq!(without_time(rows[0].clone()), expected_exposure("user-7"));
     let connection = rusqlite::Connection::open(&db).unwrap();
     let (stored_hash, version): (Option<String>, Option<String>) = connection
         .query_row(
@@ -203,10 +205,7 @@ fn the_npm_client_sends_exposures_with_every_field() {
     );
     let rows = stored_exposure(&db, "sim_prompt");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(
-        without_time(rows[0].clone()),
-        expected_exposure("user-9")
-    );
+    assert_eq!(without_time(rows[0].clone()), expected_exposure("user-9"));
     drop(collector);
 }
 
@@ -302,7 +301,14 @@ fn exposures_answers_a_known_set_exactly_in_csv_and_json() {
     assert_eq!(answer["units_truncated"], false);
 
     // A cut unit list says so, and keeps the counts exact.
-    let mut args = vec!["--json", "--db", db_arg, "exposures", "--flag", "support_reply"];
+    let mut args = vec![
+        "--json",
+        "--db",
+        db_arg,
+        "exposures",
+        "--flag",
+        "support_reply",
+    ];
     args.extend(window);
     args.extend(["--max-units", "1"]);
     let answer: Value = serde_json::from_str(&stdout(&promptflag(&args))).unwrap();
@@ -320,7 +326,12 @@ fn exposures_answers_a_known_set_exactly_in_csv_and_json() {
         "--from",
         "yesterday",
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", support::stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        support::stderr(&output)
+    );
 }
 
 /// LLM calls of support_reply: 200 a minute per variant for 20 minutes; `concise` fails 2 % of

@@ -59,6 +59,16 @@ fn a_regression_is_rolled_back_through_the_real_worker() {
     assert!(run["detection_treatment_calls"].as_u64().unwrap() > 0);
     assert!(run["revert_cycle_ms"].as_u64().is_some(), "{run}");
     assert_eq!(run["baseline_served_after_rollback"], true);
+    // The change-point watch names the treatment's version and the publish that started serving
+    // it; its time to attribution is reported beside the time to detection.
+    let attributed = run["attribution"].as_str().unwrap_or_default();
+    assert!(
+        attributed.contains("sim_prompt/candidate degraded")
+            && attributed.contains("after sim_support@2.0.0")
+            && attributed.contains("audit entry"),
+        "{run}"
+    );
+    assert!(run["attribution_minutes"].as_f64().unwrap() >= 0.0, "{run}");
     let decisions: Vec<&str> = run["decisions"]
         .as_array()
         .unwrap()

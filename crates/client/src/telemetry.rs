@@ -269,11 +269,7 @@ impl Drop for Telemetry {
     }
 }
 
-fn run_sender(
-    config: &TelemetryConfig,
-    receiver: &mpsc::Receiver<Queued>,
-    counters: &Counters,
-) {
+fn run_sender(config: &TelemetryConfig, receiver: &mpsc::Receiver<Queued>, counters: &Counters) {
     let edge = edge_for_telemetry(config.request_timeout);
     let url = format!("{}/v1/events", config.collector_url.trim_end_matches('/'));
     let batch_size = config.batch_size.max(1);

@@ -547,7 +547,11 @@ fn exposure(wire: &Wire<'_>) -> Result<Exposure<'static>, Error> {
     Ok(Exposure {
         environment: owned(text(wire.environment.as_deref(), "environment", false)?),
         prompt_id: owned(text(wire.prompt_id.as_deref(), "prompt_id", false)?),
-        prompt_version: owned(text(wire.prompt_version.as_deref(), "prompt_version", false)?),
+        prompt_version: owned(text(
+            wire.prompt_version.as_deref(),
+            "prompt_version",
+            false,
+        )?),
         prompt_hash: owned(text(wire.prompt_hash.as_deref(), "prompt_hash", false)?),
         unit: owned(text(wire.unit.as_deref(), "unit", false)?),
         reason: owned(text(wire.reason.as_deref(), "reason", false)?),

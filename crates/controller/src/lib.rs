@@ -1367,14 +1367,8 @@ impl Controller {
             .collect();
         metrics.extend(promptflag_rollout::attribution::DEFAULT_METRICS);
         metrics.dedup();
-        let found = attribution::investigate(
-            &state.flag,
-            &inputs,
-            &publishes,
-            &metrics,
-            &state.arms,
-            now,
-        );
+        let found =
+            attribution::investigate(&state.flag, &inputs, &publishes, &metrics, &state.arms, now);
         Ok(match found {
             Some(found) => {
                 let mut value =
@@ -1393,7 +1387,11 @@ impl Controller {
         served_ms: Option<u128>,
     ) -> Option<String> {
         let url = self.config.alert_webhook.as_ref()?;
-        let attribution = intent.summary.get("attribution").cloned().unwrap_or(Value::Null);
+        let attribution = intent
+            .summary
+            .get("attribution")
+            .cloned()
+            .unwrap_or(Value::Null);
         let mut text = format!(
             "promptflag rolled back {} in {}: {}",
             state.flag, state.environment, state.reason

@@ -17,7 +17,6 @@ use promptflag_authoring::policy::{
 };
 use promptflag_controller::Result;
 use promptflag_controller::attribution::{AttributionInputs, AttributionQuery};
-use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_controller::{
     self, Command, Controller, ControllerConfig, CrashPoint, Decision, ManualClock, MetricsSource,
     Snapshot, SnapshotQuery, Status,
@@ -26,6 +25,7 @@ use promptflag_release::audit::{Action, AuditLog};
 use promptflag_release::memstore::MemoryStore;
 use promptflag_release::store::{Http, RetryPolicy, Store};
 use promptflag_rollout::metrics::VariantMetrics;
+use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_telemetry::read::{Aggregate, Observation};
 use serde_json::json;
 
@@ -34,10 +34,7 @@ const START: i64 = 1_800_000_000_000;
 
 /// Metrics the test sets before each tick, and the telemetry a rollback's attribution reads.
 #[derive(Clone, Default)]
-struct Script(
-    Arc<Mutex<Option<Snapshot>>>,
-    Arc<Mutex<AttributionInputs>>,
-);
+struct Script(Arc<Mutex<Option<Snapshot>>>, Arc<Mutex<AttributionInputs>>);
 
 impl Script {
     fn set(&self, snapshot: Snapshot) {
@@ -460,7 +457,10 @@ fn a_rollback_names_the_version_revision_and_publish_in_its_audit_entry_and_aler
             start_ms: START + minute * MINUTE,
             end_ms: START + (minute + 1) * MINUTE,
             variants: vec![
-                (String::from("concise"), window_of(400, if minute >= 2 { 128 } else { 80 })),
+                (
+                    String::from("concise"),
+                    window_of(400, if minute >= 2 { 128 } else { 80 }),
+                ),
                 (String::from("stable"), window_of(4_000, 800)),
             ],
         })

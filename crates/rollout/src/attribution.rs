@@ -12,10 +12,11 @@
 //! for rates. The change's onset is Page's
 //! estimate, the first window of the run that alarmed.
 //!
-//! Explanation: the degraded variant's latest onset at or before the alarm (a prompt version,
-//! body or revision it had not served before) is what changed; the publish is the audit entry
-//! that published that revision (or, when the onset names no revision, the last publish at or
-//! before the onset). Time to attribution runs from the change's onset to the attribution.
+//! Explanation: the prompt version (and body) the degraded variant served last before the alarm
+//! is what changed, from the first revision that served it to that variant (later revisions
+//! that serve the same version, such as a rollout's advances, only moved weights); the publish
+//! is the audit entry that published that revision (or, when the onset names no revision, the
+//! last publish at or before the onset). Time to attribution runs from the change's onset to the attribution.
 
 use serde::Serialize;
 
@@ -347,17 +348,28 @@ pub fn attribute(
     publishes: &[PublishRecord],
     now_ms: i64,
 ) -> Attribution {
-    let onset = onsets
-        .iter()
-        .filter(|onset| {
+    let candidates = || {
+        onsets.iter().filter(|onset| {
             onset.variant == degradation.variant && onset.first_ms <= degradation.detected_ms
         })
-        .max_by(|a, b| {
-            a.first_ms
-                .cmp(&b.first_ms)
-                .then(a.revision.cmp(&b.revision))
-        })
-        .cloned();
+    };
+    let by_time = |a: &&VariantOnset, b: &&VariantOnset| {
+        a.first_ms
+            .cmp(&b.first_ms)
+            .then(a.revision.cmp(&b.revision))
+    };
+    // The version the variant served last before the alarm, from the revision that first
+    // served it: a later revision that only moved weights (a rollout's advance) serves the same
+    // version and explains nothing new.
+    let onset = candidates().max_by(by_time).and_then(|latest| {
+        candidates()
+            .filter(|onset| {
+                onset.prompt_version == latest.prompt_version
+                    && onset.prompt_hash == latest.prompt_hash
+            })
+            .min_by(by_time)
+            .cloned()
+    });
     let publish = onset.as_ref().and_then(|onset| {
         let by_revision = onset.revision.and_then(|revision| {
             publishes
@@ -571,8 +583,10 @@ mod tests {
             onset("a", "1.0.0", 3, 0),
             onset("b", "1.0.0", 3, 0),
             onset("b", "2.0.0", 4, 12 * MINUTE),
+            // A later revision serving the same version (weights moved) explains nothing new.
+            onset("b", "2.0.0", 5, 13 * MINUTE),
             // After the alarm: not a cause.
-            onset("b", "3.0.0", 5, 40 * MINUTE),
+            onset("b", "3.0.0", 6, 40 * MINUTE),
         ];
         let publishes = [publish(1, 3, 0), publish(2, 4, 12 * MINUTE - 500)];
         let now = 20 * MINUTE;

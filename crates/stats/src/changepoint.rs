@@ -98,7 +98,9 @@ mod tests {
     #[test]
     fn a_step_is_found_at_its_onset() {
         // Ten in-control windows, then the rate jumps from 2 % to 8 %.
-        let mut values = vec![0.02, 0.025, 0.015, 0.02, 0.03, 0.01, 0.02, 0.02, 0.025, 0.02];
+        let mut values = vec![
+            0.02, 0.025, 0.015, 0.02, 0.03, 0.01, 0.02, 0.02, 0.025, 0.02,
+        ];
         values.extend([0.08, 0.07, 0.09, 0.08, 0.08]);
         let change = upper_cusum(&points(&values, 0.01), &CONFIG).unwrap();
         assert_eq!(change.onset, 10);
@@ -118,10 +120,13 @@ mod tests {
     #[test]
     fn windows_without_data_add_no_evidence() {
         let mut series = points(&[0.02, 0.08, 0.08], 0.01);
-        series.insert(1, CusumPoint {
-            value: f64::NAN,
-            standard_error: 0.0,
-        });
+        series.insert(
+            1,
+            CusumPoint {
+                value: f64::NAN,
+                standard_error: 0.0,
+            },
+        );
         let change = upper_cusum(&series, &CONFIG).unwrap();
         assert_eq!((change.onset, change.alarm), (2, 3));
     }

@@ -215,11 +215,7 @@ pub fn exposure_report(connection: &Connection, query: &ExposureQuery) -> Result
     };
     let span = (last.saturating_sub(first) as f64).max(1.0);
     let covered = (query.to_ms.min(last.saturating_add(1)) - query.from_ms.max(first)).max(0);
-    scan(
-        connection,
-        query,
-        (covered as f64) < BY_TIME_SHARE * span,
-    )
+    scan(connection, query, (covered as f64) < BY_TIME_SHARE * span)
 }
 
 /// Reads the report by time (`by_time`) or by unit; both give the same answer.
@@ -480,7 +476,9 @@ mod tests {
         let mut connection = open(&dir.path().join("t.sqlite3"), Synchronous::Normal).unwrap();
         let mut state = 17u64;
         let mut next = move || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             state >> 33
         };
         let records: Vec<Record> = (0..3000)
@@ -493,8 +491,11 @@ mod tests {
                     flag_key: String::from(if next() % 4 == 0 { "other" } else { "f" }),
                     variant: String::from(["a", "b"][(unit % 2) as usize]),
                     prompt_id: None,
-                    prompt_version: [None, Some(String::from("1.0.0")), Some(String::from("2.0.0"))]
-                        [(next() % 3) as usize]
+                    prompt_version: [
+                        None,
+                        Some(String::from("1.0.0")),
+                        Some(String::from("2.0.0")),
+                    ][(next() % 3) as usize]
                         .clone(),
                     prompt_hash: None,
                     revision: Some(1),

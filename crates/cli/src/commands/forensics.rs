@@ -6,9 +6,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use promptflag_authoring::policy::Metric;
-use promptflag_controller::attribution::{
-    AttributionQuery, investigate, publishes, read_inputs,
-};
+use promptflag_controller::attribution::{AttributionQuery, investigate, publishes, read_inputs};
 use promptflag_core::literal::format_rfc3339_millis;
 use promptflag_release::audit::AuditLog;
 use promptflag_rollout::attribution::{Attribution, describe};
