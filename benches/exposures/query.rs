@@ -46,7 +46,7 @@ impl SplitMix {
 fn exposure(index: u64, total: u64, random: &mut SplitMix) -> ExposureRecord {
     let timestamp_ms = DAY_START_MS + (index as i64) * DAY_MS / (total as i64);
     let unit = random.next() % UNITS;
-    let other_flag = random.next() % 5 == 0;
+    let other_flag = random.next().is_multiple_of(5);
     let treatment = unit % 2 == 1;
     let (variant, version) = match (treatment, timestamp_ms >= DAY_START_MS + DAY_MS / 2) {
         (false, _) => ("control", "1.4.0"),
