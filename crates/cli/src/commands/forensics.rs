@@ -200,10 +200,11 @@ fn attribution_text(attribution: &Attribution) -> String {
             degradation.variant,
             onset.prompt_id.as_deref().unwrap_or("-"),
             onset.prompt_version.as_deref().unwrap_or("-"),
+            // Any text can arrive as a hash: cut it on a character boundary.
             onset
                 .prompt_hash
                 .as_deref()
-                .map_or("-", |hash| &hash[..12.min(hash.len())]),
+                .map_or("-", |hash| hash.get(..12).unwrap_or(hash)),
             format_rfc3339_millis(onset.first_ms),
             onset
                 .revision
