@@ -335,6 +335,8 @@ describe("exposures", () => {
         environment: "dev",
         flag_key: "new_checkout",
         variant: "on",
+        prompt_id: null,
+        prompt_version: null,
         prompt_hash: null,
         revision: 1,
         unit: "user-42",
@@ -344,8 +346,8 @@ describe("exposures", () => {
       const resolved = await json(await post(worker.url, "/v1/resolve/support_prompt", { context: { targetingKey: "user-internal-1" } }), 200);
       await eventually(() => assert.equal(sink.batches.length, 2));
       assert.deepEqual(
-        sink.batches[1].events.map((e) => [e.flag_key, e.variant, e.prompt_hash, e.reason]),
-        [["support_prompt", "concise", resolved.prompt.hash, "TARGETING_MATCH"]],
+        sink.batches[1].events.map((e) => [e.flag_key, e.variant, e.prompt_id, e.prompt_version, e.prompt_hash, e.reason]),
+        [["support_prompt", "concise", resolved.prompt.id, resolved.prompt.version, resolved.prompt.hash, "TARGETING_MATCH"]],
       );
 
       // A bulk evaluation is one batch with one exposure per flag served (not the failures).

@@ -279,6 +279,59 @@ pub enum LowCommand {
     },
     /// Synthetic LLM traffic through the Worker and the collector, driving a real rollout.
     Simulate(Box<SimulateArgs>),
+    /// Who saw what: a flag's exposures in a window, per variant and prompt version, and the units.
+    Exposures(ExposuresArgs),
+    /// Find when a per-variant metric degraded and the version, revision and publish behind it.
+    Attribute(AttributeArgs),
+}
+
+/// `promptflag exposures`.
+#[derive(Debug, Args, Clone)]
+pub struct ExposuresArgs {
+    /// The flag.
+    #[arg(long)]
+    pub flag: String,
+    /// Only exposures of this prompt version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Start, inclusive: RFC 3339, or a duration ago (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    pub from: String,
+    /// End, exclusive: RFC 3339, a duration ago, or `now` (the default).
+    #[arg(long, default_value = "now")]
+    pub to: String,
+    /// text (a summary), csv (every row) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "csv", "json"])]
+    pub format: String,
+    /// The most unit rows listed; the per-variant counts stay exact.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_units: usize,
+}
+
+/// `promptflag attribute`.
+#[derive(Debug, Args, Clone)]
+pub struct AttributeArgs {
+    /// The metric to watch (default: every rate, latency_p95_ms and cost_per_request_usd).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Watch from here: RFC 3339, or a duration ago (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    pub since: String,
+    /// Watch until here (default: now).
+    #[arg(long, default_value = "now")]
+    pub until: String,
+    /// Only this flag (default: every flag with calls in the range).
+    #[arg(long)]
+    pub flag: Option<String>,
+    /// Only this environment.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// The window of the metric's time series, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub window: u64,
+    /// How much history before --since is the variants' own baseline, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub history: u64,
 }
 
 /// `promptflag rollout …`: steer the control loop that `promptflag serve` runs.
@@ -678,6 +731,18 @@ pub enum HiCommand {
         overrides: serde_json::Value,
     },
     Simulate(Box<SimulateArgs>),
+    Exposures {
+        args: ExposuresArgs,
+        from_ms: i64,
+        to_ms: i64,
+    },
+    Attribute {
+        args: AttributeArgs,
+        metrics: Vec<promptflag_authoring::policy::Metric>,
+        since_ms: i64,
+        until_ms: i64,
+        now_ms: i64,
+    },
 }
 
 /// How an approval gets its signature.
@@ -816,6 +881,35 @@ fn parse_now(now: Option<&str>) -> Result<i64> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)),
+    }
+}
+
+/// A point in time on the command line: RFC 3339, `now`, or a duration before now (`90s`, `30m`,
+/// `2h`, `7d`).
+pub fn parse_instant(flag: &str, text: &str, now_ms: i64) -> Result<i64> {
+    if text == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(millis) = promptflag_core::literal::parse_rfc3339_millis(text) {
+        return Ok(millis);
+    }
+    let unit_ms = match text.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        _ => 0,
+    };
+    let amount = text
+        .get(..text.len().saturating_sub(1))
+        .and_then(|digits| digits.parse::<i64>().ok());
+    match amount {
+        Some(amount) if unit_ms > 0 && amount >= 0 => {
+            Ok(now_ms.saturating_sub(amount.saturating_mul(unit_ms)))
+        }
+        _ => bail!(
+            "{flag} {text:?} is not a time: give RFC 3339 (2026-11-21T14:00:00Z), `now`, or a duration ago (30m, 2h, 7d)"
+        ),
     }
 }
 
@@ -1074,6 +1168,52 @@ impl HiArgs {
                     bail!("--rate and --users must be at least 1");
                 }
                 HiCommand::Simulate(simulate)
+            }
+            LowCommand::Exposures(exposures) => {
+                let now_ms = parse_now(None)?;
+                let from_ms = parse_instant("--from", &exposures.from, now_ms)?;
+                let to_ms = parse_instant("--to", &exposures.to, now_ms)?;
+                if from_ms >= to_ms {
+                    bail!("--from must be before --to");
+                }
+                HiCommand::Exposures {
+                    args: exposures,
+                    from_ms,
+                    to_ms,
+                }
+            }
+            LowCommand::Attribute(attribute) => {
+                let now_ms = parse_now(None)?;
+                let since_ms = parse_instant("--since", &attribute.since, now_ms)?;
+                let until_ms = parse_instant("--until", &attribute.until, now_ms)?;
+                if since_ms >= until_ms {
+                    bail!("--since must be before --until");
+                }
+                if attribute.window == 0 {
+                    bail!("--window must be at least 1 second");
+                }
+                let metrics = match &attribute.metric {
+                    Some(name) => vec![
+                        promptflag_authoring::policy::Metric::ALL
+                            .into_iter()
+                            .find(|metric| metric.as_str() == name)
+                            .with_context(|| {
+                                let names: Vec<&str> = promptflag_authoring::policy::Metric::ALL
+                                    .iter()
+                                    .map(|m| m.as_str())
+                                    .collect();
+                                format!("--metric {name:?} is not one of {}", names.join(", "))
+                            })?,
+                    ],
+                    None => promptflag_rollout::attribution::DEFAULT_METRICS.to_vec(),
+                };
+                HiCommand::Attribute {
+                    args: attribute,
+                    metrics,
+                    since_ms,
+                    until_ms,
+                    now_ms,
+                }
             }
         };
         let owner_keys = match &low.owner_keys {

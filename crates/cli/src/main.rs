@@ -195,6 +195,20 @@ fn run(args: HiArgs) -> Result<Output> {
             signing,
         } => governance::run_approve(&args, prompt, environment, signing),
         HiCommand::Keys(command) => governance::run_keys(&args, command),
+        HiCommand::Exposures {
+            args: exposures,
+            from_ms,
+            to_ms,
+        } => commands::forensics::run_exposures(&args, exposures, *from_ms, *to_ms),
+        HiCommand::Attribute {
+            args: attribute,
+            metrics,
+            since_ms,
+            until_ms,
+            now_ms,
+        } => commands::forensics::run_attribute(
+            &args, attribute, metrics, *since_ms, *until_ms, *now_ms,
+        ),
         HiCommand::Build {
             out,
             environments,

@@ -45,6 +45,18 @@ fn describe(result: &RunResult) -> String {
             result.detection_wall_ms.unwrap_or(0)
         );
     }
+    match (result.attribution_minutes, &result.attribution) {
+        (Some(minutes), Some(named)) => {
+            let _ = writeln!(
+                text,
+                "  time to attribution: {minutes:.0} simulated minutes ({:.2} h): {named}",
+                minutes / 60.0
+            );
+        }
+        _ => {
+            let _ = writeln!(text, "  time to attribution: no degradation attributed");
+        }
+    }
     if let Some(ms) = result.revert_cycle_ms {
         let _ = writeln!(
             text,
@@ -426,6 +438,16 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
                 "  median time to a decision: {minutes:.0} simulated minutes, {treatment} treatment calls, {total} calls in all"
             );
         }
+        let _ = writeln!(
+            text,
+            "  attribution: {:.1} % of runs{}",
+            rates.attribution_rate * 100.0,
+            rates
+                .median_attribution_minutes
+                .map_or_else(String::new, |m| format!(
+                    ", median time to attribution {m:.0} simulated minutes"
+                ))
+        );
     }
     let csv_rows = worker_run
         .as_ref()

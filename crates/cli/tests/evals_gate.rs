@@ -377,6 +377,8 @@ fn hygiene_lists_overdue_reviews_passed_deletion_dates_and_unexposed_flags() {
         revision: Some(1),
         unit: Some(String::from("user-1")),
         reason: Some(String::from("SPLIT")),
+        prompt_id: Some(String::from("support_reply")),
+        prompt_version: Some(String::from("1.0.0")),
     });
     let old = Record::Exposure(ExposureRecord {
         key: String::from("e2"),

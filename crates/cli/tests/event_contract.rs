@@ -84,6 +84,7 @@ fn native_client_llm_call_is_accepted_by_the_collector() {
         refused: Some(false),
         hallucinated: None,
         cost_usd: Some(0.0042),
+        response_hash: Some("5e".repeat(32)),
         ..CallOutcome::default()
     };
     let event = LlmCallEvent::from_outcome(&resolution, &outcome);
@@ -98,6 +99,10 @@ fn native_client_llm_call_is_accepted_by_the_collector() {
     assert_eq!(call.variant, "b");
     assert_eq!(call.latency_ms, Some(1200.0));
     assert_eq!(call.ttft_ms, Some(310.0));
+    assert_eq!(
+        call.response_hash.as_deref(),
+        Some("5e".repeat(32).as_str())
+    );
     assert_eq!(call.input_tokens, Some(150));
     assert_eq!(call.status, Status::Success);
     assert_eq!(call.timestamp_millis, event.timestamp_millis);

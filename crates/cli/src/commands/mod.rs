@@ -6,6 +6,7 @@ pub(crate) mod authoring;
 pub(crate) mod evals;
 pub(crate) mod governance;
 pub(crate) mod hygiene;
+pub(crate) mod forensics;
 pub(crate) mod release;
 
 use std::path::Path;
