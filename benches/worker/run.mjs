@@ -56,7 +56,16 @@ const FLOOR_WORKER = `export default {
     return new Response("{}", { headers: { "content-type": "application/json" } });
   },
 };`;
+// What workerd costs for a request whose body is never read: the constant answer, the least a
+// Worker can do (the floor Worker's CPU time less this one's is what reading a body costs).
+const CONSTANT_WORKER = `export default {
+  fetch() {
+    return new Response("{}", { headers: { "content-type": "application/json" } });
+  },
+};`;
 const TTL = "60000";
+// BENCH_WORKERS=promptflag,floor limits the Workers measured alone (quick comparisons).
+const ONLY = process.env.BENCH_WORKERS ? new Set(process.env.BENCH_WORKERS.split(",")) : null;
 
 mkdirSync(OUT, { recursive: true });
 
@@ -248,6 +257,12 @@ function workerOptions(bundle) {
   };
 }
 
+/** The Workers measured alone: those of the shared run and the constant one. */
+function aloneOptions(bundle) {
+  const all = { ...workerOptions(bundle), constant: { modules: true, script: CONSTANT_WORKER, compatibilityDate: "2026-07-01" } };
+  return Object.fromEntries(Object.entries(all).filter(([name]) => !ONLY || name === "floor" || ONLY.has(name)));
+}
+
 /** Puts each Worker's ruleset or payload and the prompt bodies into its KV namespace. */
 async function seed(mf, names) {
   if (names.includes("promptflag")) {
@@ -318,7 +333,7 @@ async function alone(options) {
       const origin = (await mf.unsafeGetDirectURL(name)).origin;
       const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
       await response.arrayBuffer();
-      if (response.status !== 200) throw new Error(`${name}: the first request answered ${response.status}`);
+      if (response.status !== 200 && name !== "constant") throw new Error(`${name}: the first request answered ${response.status}`);
       coldStarts.push(+(performance.now() - started).toFixed(1));
     }
     const origin = (await mf.unsafeGetDirectURL(name)).origin;
@@ -352,7 +367,7 @@ async function main() {
 
   const options = workerOptions(bundle);
   if (process.env.BENCH_ALONE_ONLY) {
-    const single = await alone(options);
+    const single = await alone(aloneOptions(bundle));
     for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(13)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
     return;
   }
@@ -379,7 +394,7 @@ async function main() {
     await mf.dispose();
   }
   process.stderr.write(`each Worker alone: cold start (${COLD_STARTS} runs) and CPU time per request\n`);
-  const single = await alone(options);
+  const single = await alone(aloneOptions(bundle));
   const report = {
     machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
     settings: { durationSeconds: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP, rounds: ROUNDS, coldStarts: COLD_STARTS },

@@ -215,8 +215,7 @@ pub fn evaluate_all(
     }
     json.extend_from_slice(b"]}");
     let reply = Reply::bytes(200, crate::reply::JSON, json);
-    let context_json = serde_json::to_vec(&input.context_json).unwrap_or_default();
-    let etag = etag_of(&[loaded.etag.as_bytes(), &context_json, &reply.body]);
+    let etag = etag_of(&[loaded.etag.as_bytes(), &input.context_json, &reply.body]);
     exposures.set_unit(input.targeting_key());
     for evaluation in &evaluations {
         exposures.record(evaluation);
