@@ -56,11 +56,16 @@ function respond(packed, ctx, env) {
   const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
   const status = view.getUint16(0, true);
   const hasBody = packed[2] === 1;
+  const headerSet = packed[3];
   const headerBytes = view.getUint32(4, true);
   const tagBytes = view.getUint32(8, true);
   const exposureBytes = view.getUint32(12, true);
   let at = 16;
-  const headers = headersOf(decoder.decode(packed.subarray(at, at + headerBytes)));
+  let headers = headerSets[headerSet];
+  if (headers === undefined) {
+    headers = headersFrom(decoder.decode(packed.subarray(at, at + headerBytes)));
+    if (headerSet !== 0) headerSets[headerSet] = headers;
+  }
   at += headerBytes;
   const tag = tagBytes > 0 ? decoder.decode(packed.subarray(at, at + tagBytes)) : null;
   at += tagBytes;
@@ -78,21 +83,16 @@ function respond(packed, ctx, env) {
 }
 
 // Most responses repeat one of a few header sets (the content type, the revision and the
-// ruleset's source, an entity tag per revision), and the runtime copies a `Headers` object it
-// is given far faster than it builds one from JavaScript pairs. So each set is built once and
-// kept, up to a bound past which the cache starts over.
-const HEADER_SETS_KEPT = 256;
-const headerSets = new Map();
+// ruleset's source, CORS or not), and the runtime copies a `Headers` object it is given far
+// faster than it builds one from JavaScript pairs. The Wasm numbers each set (worker/src/wire.rs),
+// so each is built once, kept under its number, and its text read only that once; number 0 is a
+// set the Wasm did not number, built each time. Index 0 stays empty.
+const headerSets = [];
 
-function headersOf(text) {
-  let headers = headerSets.get(text);
-  if (headers === undefined) {
-    const fields = text.split("\n");
-    headers = new Headers();
-    for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
-    if (headerSets.size >= HEADER_SETS_KEPT) headerSets.clear();
-    headerSets.set(text, headers);
-  }
+function headersFrom(text) {
+  const fields = text.split("\n");
+  const headers = new Headers();
+  for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
   return headers;
 }
 
@@ -140,6 +140,8 @@ function recover(error) {
   if (error instanceof WebAssembly.RuntimeError) {
     console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
     wasm.__wbg_reset_state();
+    // The fresh instance numbers its header sets anew.
+    headerSets.length = 0;
   }
   return error;
 }
