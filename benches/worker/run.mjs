@@ -49,6 +49,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 7);
+const CPU_SLICES = Number(process.env.BENCH_CPU_SLICES ?? 5);
 const PATHS = [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]];
 const FLOOR_WORKER = `export default {
   async fetch(request) {
@@ -257,9 +258,41 @@ function workerOptions(bundle) {
   };
 }
 
-/** The Workers measured alone: those of the shared run and the constant one. */
+/**
+ * A Worker that reads the body as the promptflag Worker's entry does and answers, per path, the
+ * very response (status, headers, body bytes) the promptflag Worker gave: what workerd charges for
+ * that request and that response with none of the work in between. `answers` are captured from
+ * the promptflag Worker when it is measured alone.
+ */
+function replayWorker(answers) {
+  return `const answers = new Map(${JSON.stringify(Object.entries(answers))}.map(([path, answer]) => [path, { status: answer.status, headers: new Headers(answer.headers), body: new TextEncoder().encode(answer.body) }]));
+export default {
+  async fetch(request) {
+    await request.arrayBuffer();
+    const url = request.url;
+    const answer = answers.get(url.slice(url.indexOf("/", url.indexOf("//") + 2)));
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  },
+};`;
+}
+
+/** The responses the promptflag Worker gives to the first request body, per path. */
+async function capture(origin, requestBody) {
+  const answers = {};
+  for (const [, path] of PATHS) {
+    const response = await fetch(`${origin}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBody });
+    answers[path] = { status: response.status, headers: [...response.headers].filter(([name]) => name !== "content-length"), body: await response.text() };
+  }
+  return answers;
+}
+
+/** The Workers measured alone: those of the shared run, the constant one and the replay one. */
 function aloneOptions(bundle) {
-  const all = { ...workerOptions(bundle), constant: { modules: true, script: CONSTANT_WORKER, compatibilityDate: "2026-07-01" } };
+  const all = {
+    ...workerOptions(bundle),
+    constant: { modules: true, script: CONSTANT_WORKER, compatibilityDate: "2026-07-01" },
+    replay: { modules: true, script: replayWorker, compatibilityDate: "2026-07-01" },
+  };
   return Object.fromEntries(Object.entries(all).filter(([name]) => !ONLY || name === "floor" || ONLY.has(name)));
 }
 
@@ -279,8 +312,8 @@ async function seed(mf, names) {
   }
 }
 
-/** The workerd process Miniflare started (a child of this process). */
-function workerdPid() {
+/** The workerd processes Miniflare started (children of this process). */
+function workerdPids() {
   const children = readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .map((pid) => {
@@ -295,8 +328,7 @@ function workerdPid() {
       }
     })
     .filter((p) => p && p.ppid === process.pid && p.name.startsWith("workerd"));
-  if (children.length === 0) throw new Error("no workerd process found among this process's children");
-  return children.sort((a, b) => b.pid - a.pid)[0].pid;
+  return children.map((child) => child.pid);
 }
 
 /** A process's CPU time so far (user + system), in microseconds. */
@@ -315,41 +347,76 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
  */
 async function alone(options) {
   const persist = join(OUT, "kv-state");
-  const seeding = new Miniflare({ cf: false, kvPersist: persist, workers: Object.entries(options).map(([name, o]) => ({ name, ...o })) });
+  const seeded = Object.entries(options).filter(([, o]) => typeof o.script !== "function");
+  const seeding = new Miniflare({ cf: false, kvPersist: persist, workers: seeded.map(([name, o]) => ({ name, ...o })) });
   await seeding.ready;
   await seed(seeding, Object.keys(options));
   await seeding.dispose();
 
   const requestBodies = contexts();
   const results = {};
-  for (const [name, workerOptions] of Object.entries(options)) {
-    const coldStarts = [];
-    let mf = null;
-    for (let run = 0; run < COLD_STARTS; run++) {
-      if (mf) await mf.dispose();
-      const started = performance.now();
-      mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
-      await mf.ready;
+  const running = {};
+  let answers = null;
+  try {
+    for (const [name, given] of Object.entries(options)) {
+      // The replay Worker answers what the promptflag Worker answered (started before it).
+      if (typeof given.script === "function" && answers === null) continue;
+      const workerOptions = typeof given.script === "function" ? { ...given, script: given.script(answers) } : given;
+      const coldStarts = [];
+      let mf = null;
+      let pid = null;
+      for (let run = 0; run < COLD_STARTS; run++) {
+        if (mf) await mf.dispose();
+        const before = new Set(workerdPids());
+        const started = performance.now();
+        mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
+        await mf.ready;
+        const origin = (await mf.unsafeGetDirectURL(name)).origin;
+        const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
+        await response.arrayBuffer();
+        if (response.status !== 200 && name !== "constant") throw new Error(`${name}: the first request answered ${response.status}`);
+        coldStarts.push(+(performance.now() - started).toFixed(1));
+        pid = workerdPids().find((candidate) => !before.has(candidate));
+      }
+      if (pid === undefined) throw new Error(`${name}: its workerd process was not found`);
       const origin = (await mf.unsafeGetDirectURL(name)).origin;
-      const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
-      await response.arrayBuffer();
-      if (response.status !== 200 && name !== "constant") throw new Error(`${name}: the first request answered ${response.status}`);
-      coldStarts.push(+(performance.now() - started).toFixed(1));
+      if (name === "promptflag") answers = await capture(origin, requestBodies[0]);
+      // The last of the cold starts keeps running, for the CPU time below.
+      running[name] = { mf, origin, pid };
+      results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu: {} };
     }
-    const origin = (await mf.unsafeGetDirectURL(name)).origin;
-    const pid = workerdPid();
-    const cpu = {};
+    // CPU time per request: every Worker's workerd is up at once, and the load visits them in
+    // turn, CPU_SLICES slices of DURATION / CPU_SLICES seconds each per endpoint, so that a
+    // change in the machine's other load (it is shared) falls on all of them alike; the median
+    // slice is reported.
+    const slice = DURATION / CPU_SLICES;
     for (const [endpoint, path] of PATHS) {
-      process.stderr.write(`  ${name} alone: ${path}\n`);
-      await runOnce(`${origin}${path}`, requestBodies, WARMUP);
-      const before = cpuMicros(pid);
-      const result = await runOnce(`${origin}${path}`, requestBodies, DURATION);
-      const used = cpuMicros(pid) - before;
-      const served = Math.max(1, result.requests.total - result.non2xx);
-      cpu[endpoint] = { cpuMicrosPerRequest: +(used / served).toFixed(1), requests: served };
+      const slices = Object.fromEntries(Object.keys(running).map((name) => [name, []]));
+      for (const [name, { origin }] of Object.entries(running)) await runOnce(`${origin}${path}`, requestBodies, WARMUP);
+      for (let round = 0; round < CPU_SLICES; round++) {
+        process.stderr.write(`  each Worker alone: ${path} slice ${round + 1}/${CPU_SLICES}\n`);
+        const order = Object.keys(running);
+        if (round % 2 === 1) order.reverse();
+        for (const name of order) {
+          const { origin, pid } = running[name];
+          const before = cpuMicros(pid);
+          const result = await runOnce(`${origin}${path}`, requestBodies, slice);
+          const used = cpuMicros(pid) - before;
+          const served = Math.max(1, result.requests.total - result.non2xx);
+          slices[name].push({ perRequest: used / served, served });
+        }
+      }
+      for (const [name, list] of Object.entries(slices)) {
+        const perRequest = list.map((s) => +s.perRequest.toFixed(1));
+        results[name].cpu[endpoint] = {
+          cpuMicrosPerRequest: median(perRequest),
+          slices: perRequest,
+          requests: list.reduce((sum, s) => sum + s.served, 0),
+        };
+      }
     }
-    await mf.dispose();
-    results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu };
+  } finally {
+    for (const { mf } of Object.values(running)) await mf.dispose();
   }
   for (const result of Object.values(results)) {
     result.coldStartAboveFloorMs = +(result.coldStartMs - results.floor.coldStartMs).toFixed(1);
