@@ -260,9 +260,9 @@ function workerOptions(bundle) {
 
 /**
  * A Worker that reads the body as the promptflag Worker's entry does and answers, per path, the
- * very response (status, headers, body bytes) the promptflag Worker gave: what workerd charges for
- * that request and that response with none of the work in between. `answers` are captured from
- * the promptflag Worker when it is measured alone.
+ * very response (status, headers, body bytes) another Worker gave: what workerd charges for that
+ * request and that response with none of the work in between. `answers` are captured from the
+ * Worker replayed when it is started alone.
  */
 function replayWorker(answers) {
   return `const answers = new Map(${JSON.stringify(Object.entries(answers))}.map(([path, answer]) => [path, { status: answer.status, headers: new Headers(answer.headers), body: new TextEncoder().encode(answer.body) }]));
@@ -291,7 +291,8 @@ function aloneOptions(bundle) {
   const all = {
     ...workerOptions(bundle),
     constant: { modules: true, script: CONSTANT_WORKER, compatibilityDate: "2026-07-01" },
-    replay: { modules: true, script: replayWorker, compatibilityDate: "2026-07-01" },
+    "replay-promptflag": { modules: true, script: replayWorker, replays: "promptflag", compatibilityDate: "2026-07-01" },
+    "replay-growthbook": { modules: true, script: replayWorker, replays: "growthbook", compatibilityDate: "2026-07-01" },
   };
   return Object.fromEntries(Object.entries(all).filter(([name]) => !ONLY || name === "floor" || ONLY.has(name)));
 }
@@ -356,12 +357,12 @@ async function alone(options) {
   const requestBodies = contexts();
   const results = {};
   const running = {};
-  let answers = null;
+  const answers = {};
   try {
-    for (const [name, given] of Object.entries(options)) {
-      // The replay Worker answers what the promptflag Worker answered (started before it).
-      if (typeof given.script === "function" && answers === null) continue;
-      const workerOptions = typeof given.script === "function" ? { ...given, script: given.script(answers) } : given;
+    for (const [name, { replays, ...given }] of Object.entries(options)) {
+      // A replay Worker answers what the Worker it replays answered (started before it).
+      if (replays !== undefined && answers[replays] === undefined) continue;
+      const workerOptions = replays !== undefined ? { ...given, script: given.script(answers[replays]) } : given;
       const coldStarts = [];
       let mf = null;
       let pid = null;
@@ -380,7 +381,7 @@ async function alone(options) {
       }
       if (pid === undefined) throw new Error(`${name}: its workerd process was not found`);
       const origin = (await mf.unsafeGetDirectURL(name)).origin;
-      if (name === "promptflag") answers = await capture(origin, requestBodies[0]);
+      answers[name] = await capture(origin, requestBodies[0]);
       // The last of the cold starts keeps running, for the CPU time below.
       running[name] = { mf, origin, pid };
       results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu: {} };
@@ -435,7 +436,7 @@ async function main() {
   const options = workerOptions(bundle);
   if (process.env.BENCH_ALONE_ONLY) {
     const single = await alone(aloneOptions(bundle));
-    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(13)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
+    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(17)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
     return;
   }
   process.stderr.write("sizes (wrangler deploy --dry-run)...\n");
@@ -487,6 +488,14 @@ function ratios(results, single, baseline) {
       cpuAboveFloor: ratio(single.promptflag.cpu[name].aboveFloorMicros, single[baseline].cpu[name].aboveFloorMicros),
     };
   }
+  // The Worker's own work with workerd's charge for its very request and response taken out:
+  // CPU time less that of the Worker replaying its responses.
+  const replayed = (worker, name) => single[`replay-${worker}`] && single[worker].cpu[name].cpuMicrosPerRequest - single[`replay-${worker}`].cpu[name].cpuMicrosPerRequest;
+  for (const [name] of PATHS) {
+    const own = replayed("promptflag", name);
+    const other = replayed(baseline, name);
+    if (own !== undefined && other !== undefined) out[name].cpuAboveReplay = { promptflag: +own.toFixed(1), [baseline]: +other.toFixed(1), ratio: ratio(own, other) };
+  }
   out.coldStart = ratio(single.promptflag.coldStartMs, single[baseline].coldStartMs);
   out.coldStartAboveFloor = ratio(single.promptflag.coldStartAboveFloorMs, single[baseline].coldStartAboveFloorMs);
   return out;
@@ -507,13 +516,14 @@ function print(report) {
   console.log("worker         resolve µs (own)   OFREP bulk µs (own)   cold start ms (own)   cold start runs");
   for (const [worker, r] of Object.entries(report.alone)) {
     const cell = (c) => `${c.cpuMicrosPerRequest} (${c.aboveFloorMicros})`.padStart(17);
-    console.log(`${worker.padEnd(13)} ${cell(r.cpu.resolve)}   ${cell(r.cpu.ofrepBulk).padStart(19)}   ${`${r.coldStartMs} (${r.coldStartAboveFloorMs})`.padStart(19)}   ${r.coldStartRuns.join(" ")}`);
+    console.log(`${worker.padEnd(17)} ${cell(r.cpu.resolve)}   ${cell(r.cpu.ofrepBulk).padStart(19)}   ${`${r.coldStartMs} (${r.coldStartAboveFloorMs})`.padStart(19)}   ${r.coldStartRuns.join(" ")}`);
   }
   for (const [label, key] of [["growthbook (payload cached per isolate)", "ratio"], ["growthbook-kv (payload read from KV per request)", "ratioPerRequestKv"]]) {
     const r = report[key];
     console.log(`\npromptflag / ${label}:`);
     console.log(`  req/s: resolve ${r.resolve.requestsPerSecond}x, OFREP bulk ${r.ofrepBulk.requestsPerSecond}x`);
     console.log(`  own CPU time per request: resolve ${r.resolve.cpuAboveFloor}x, OFREP bulk ${r.ofrepBulk.cpuAboveFloor}x`);
+    if (r.resolve.cpuAboveReplay) console.log(`  CPU time less its own responses' replay: resolve ${r.resolve.cpuAboveReplay.ratio}x, OFREP bulk ${r.ofrepBulk.cpuAboveReplay.ratio}x (${JSON.stringify(r.resolve.cpuAboveReplay)}, ${JSON.stringify(r.ofrepBulk.cpuAboveReplay)} µs)`);
     console.log(`  cold start: ${r.coldStart}x (own, less the floor's: ${r.coldStartAboveFloor}x)`);
   }
   console.log(`\n("floor" parses the body and answers {}. ${report.machine.cpus} CPUs, ${report.settings.connections} connections, ${report.settings.durationSeconds} s x ${report.settings.rounds} rounds; JSON in target/bench/worker.json)`);

@@ -45,7 +45,13 @@ export default {
     }
     const ifNoneMatch = headers.get("if-none-match");
     const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
-    const packed = call(() => wasm.serve(head, body, now));
+    let packed;
+    try {
+      // After a trap, `recover` asks for a fresh instance before the next request.
+      packed = wasm.serve(head, body, now);
+    } catch (error) {
+      throw recover(error);
+    }
     if (packed.length > 0) return respond(packed, ctx, env);
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
@@ -53,13 +59,12 @@ export default {
 
 /** The `Response` (and the exposures to send) from a packed answer. */
 function respond(packed, ctx, env) {
-  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
-  const status = view.getUint16(0, true);
+  const status = packed[0] | (packed[1] << 8);
   const hasBody = packed[2] === 1;
   const headerSet = packed[3];
-  const headerBytes = view.getUint32(4, true);
-  const tagBytes = view.getUint32(8, true);
-  const exposureBytes = view.getUint32(12, true);
+  const headerBytes = lengthAt(packed, 4);
+  const tagBytes = lengthAt(packed, 8);
+  const exposureBytes = lengthAt(packed, 12);
   let at = 16;
   let headers = headerSets[headerSet];
   if (headers === undefined) {
@@ -80,6 +85,11 @@ function respond(packed, ctx, env) {
   // header sets kept below: it is set on the response's own copy.
   if (tag !== null) response.headers.set("ETag", tag);
   return response;
+}
+
+/** The little-endian `u32` at `at` (the lengths are far below 2³¹). */
+function lengthAt(packed, at) {
+  return packed[at] | (packed[at + 1] << 8) | (packed[at + 2] << 16) | (packed[at + 3] << 24);
 }
 
 // Most responses repeat one of a few header sets (the content type, the revision and the
@@ -113,15 +123,6 @@ async function sendExposures(sink, batch, token) {
     }
   } catch (error) {
     console.warn(`promptflag: the exposure sink ${JSON.stringify(sink)} failed (${error?.message ?? error}); ${batch.length} bytes of exposures dropped`);
-  }
-}
-
-/** Calls into the Wasm; after a trap, asks for a fresh instance before the next request. */
-function call(work) {
-  try {
-    return work();
-  } catch (error) {
-    throw recover(error);
   }
 }
 
