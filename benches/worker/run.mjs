@@ -20,14 +20,20 @@
 //    persisted store), BENCH_COLD_STARTS times: the time from starting it to the first response
 //    of /v1/resolve (workerd's start, the isolate, the module's compile and evaluation, the
 //    first KV reads), reported as the median and less the floor Worker's (the Worker's own
-//    cold start). Then, in the last of those, a load run per endpoint with workerd's CPU time
-//    (user + system, from /proc) divided by the requests served: the CPU time per request, and
-//    that less the floor Worker's (the Worker's own cost, without what workerd spends on any
-//    request: HTTP, the isolate's entry, the body).
+//    cold start). The last of those keeps running; with every Worker's up, the load visits them
+//    in turn, BENCH_CPU_SLICES slices per endpoint, each measuring workerd's CPU time (user +
+//    system, from /proc) divided by the requests served: the median slice is the CPU time per
+//    request, and that less the floor Worker's is the Worker's own cost (without what workerd
+//    spends on any request: HTTP, the isolate's entry, the body). Besides the Workers of the
+//    shared run: `constant` (answers without reading the body) and `replay-promptflag` /
+//    `replay-growthbook` (read the body, answer the very response that Worker gave), so a
+//    Worker's CPU time less its replay's is its own work without workerd's charge for its
+//    request and response.
 //
 // Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7);
-// BENCH_ALONE_ONLY=1 skips the sizes and the shared run (for quick comparisons while working).
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7),
+// BENCH_CPU_SLICES (default 5); BENCH_ALONE_ONLY=1 skips the sizes and the shared run, and
+// BENCH_WORKERS=promptflag,replay-promptflag limits the Workers alone (for quick comparisons).
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
