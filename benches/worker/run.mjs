@@ -23,8 +23,9 @@
 //    cold start). The last of those keeps running; with every Worker's up, the load visits them
 //    in turn, BENCH_CPU_SLICES slices per endpoint, each measuring workerd's CPU time (user +
 //    system, from /proc) divided by the requests served: the median slice is the CPU time per
-//    request, and that less the floor Worker's is the Worker's own cost (without what workerd
-//    spends on any request: HTTP, the isolate's entry, the body). Besides the Workers of the
+//    request, and the median over the slice rounds of its difference from the floor Worker's in
+//    the same round is the Worker's own cost (without what workerd spends on any request: HTTP,
+//    the isolate's entry, the body). Besides the Workers of the
 //    shared run: `constant` (answers without reading the body) and `replay-promptflag` /
 //    `replay-growthbook` (read the body, answer the very response that Worker gave), so a
 //    Worker's CPU time less its replay's is its own work without workerd's charge for its
@@ -349,6 +350,15 @@ function cpuMicros(pid) {
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
+ * One Worker's CPU time per request less another's: the median over the slices of the
+ * difference within a slice round (the two measured moments apart), which a drift in the shared
+ * machine's load moves far less than the difference of the two medians.
+ */
+function pairedDifference(cpu, base) {
+  return +median(cpu.slices.map((value, round) => value - base.slices[round])).toFixed(1);
+}
+
+/**
  * Each Worker alone in a fresh Miniflare: its cold start (COLD_STARTS times), then workerd's CPU
  * time per request on each endpoint.
  */
@@ -428,7 +438,7 @@ async function alone(options) {
   for (const result of Object.values(results)) {
     result.coldStartAboveFloorMs = +(result.coldStartMs - results.floor.coldStartMs).toFixed(1);
     for (const [endpoint] of PATHS) {
-      result.cpu[endpoint].aboveFloorMicros = +(result.cpu[endpoint].cpuMicrosPerRequest - results.floor.cpu[endpoint].cpuMicrosPerRequest).toFixed(1);
+      result.cpu[endpoint].aboveFloorMicros = pairedDifference(result.cpu[endpoint], results.floor.cpu[endpoint]);
     }
   }
   return results;
@@ -496,7 +506,7 @@ function ratios(results, single, baseline) {
   }
   // The Worker's own work with workerd's charge for its very request and response taken out:
   // CPU time less that of the Worker replaying its responses.
-  const replayed = (worker, name) => single[`replay-${worker}`] && single[worker].cpu[name].cpuMicrosPerRequest - single[`replay-${worker}`].cpu[name].cpuMicrosPerRequest;
+  const replayed = (worker, name) => single[`replay-${worker}`] && pairedDifference(single[worker].cpu[name], single[`replay-${worker}`].cpu[name]);
   for (const [name] of PATHS) {
     const own = replayed("promptflag", name);
     const other = replayed(baseline, name);

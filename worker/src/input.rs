@@ -168,7 +168,10 @@ mod simple {
         }
         attributes.sort_unstable_by(|a, b| a.name.cmp(b.name));
         // serde_json keeps the last of a repeated name; that case is left to it.
-        if attributes.windows(2).any(|pair| pair[0].name == pair[1].name) {
+        if attributes
+            .windows(2)
+            .any(|pair| pair[0].name == pair[1].name)
+        {
             return None;
         }
         let mut json = Vec::with_capacity(
@@ -354,12 +357,20 @@ mod tests {
                     assert_eq!(answer.context.now_millis(), Some(7));
                     assert_eq!(answer.context_json, expected.context_json, "{body}");
                 }
-                _ => assert_eq!(answer.as_ref().err(), through_serde_json.as_ref().err(), "{body}"),
+                _ => assert_eq!(
+                    answer.as_ref().err(),
+                    through_serde_json.as_ref().err(),
+                    "{body}"
+                ),
             }
             if let Some((context, json)) = simple::read(body.as_bytes()) {
                 read_in_one_pass += 1;
                 let expected = through_serde_json.unwrap();
-                assert_eq!(attributes(&context), attributes(&expected.context), "{body}");
+                assert_eq!(
+                    attributes(&context),
+                    attributes(&expected.context),
+                    "{body}"
+                );
                 assert_eq!(json, expected.context_json, "{body}");
             }
         }

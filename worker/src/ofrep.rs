@@ -214,8 +214,12 @@ pub fn evaluate_all(
             continue;
         };
         let metadata = &mut success.metadata;
-        (metadata.slot, metadata.lane, metadata.layer_slot, metadata.in_experiment) =
-            (None, None, None, None);
+        (
+            metadata.slot,
+            metadata.lane,
+            metadata.layer_slot,
+            metadata.in_experiment,
+        ) = (None, None, None, None);
         let unsplit = loaded.written(&key, || serde_json::to_vec(&item).map_err(unencodable))?;
         match (evaluation.bucket, unsplit.strip_suffix(b"}}")) {
             (None, _) => json.extend_from_slice(&unsplit),

@@ -177,7 +177,10 @@ impl HeaderWriter<'_> {
 
 /// The text before the first line break.
 fn first_line(value: &str) -> &str {
-    match value.bytes().position(|byte| byte == b'\n' || byte == b'\r') {
+    match value
+        .bytes()
+        .position(|byte| byte == b'\n' || byte == b'\r')
+    {
         Some(end) => &value[..end],
         None => value,
     }
