@@ -45,7 +45,13 @@ export default {
     }
     const ifNoneMatch = headers.get("if-none-match");
     const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
-    const packed = call(() => wasm.serve(head, body, now));
+    let packed;
+    try {
+      // After a trap, `recover` asks for a fresh instance before the next request.
+      packed = wasm.serve(head, body, now);
+    } catch (error) {
+      throw recover(error);
+    }
     if (packed.length > 0) return respond(packed, ctx, env);
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
@@ -53,14 +59,18 @@ export default {
 
 /** The `Response` (and the exposures to send) from a packed answer. */
 function respond(packed, ctx, env) {
-  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
-  const status = view.getUint16(0, true);
+  const status = packed[0] | (packed[1] << 8);
   const hasBody = packed[2] === 1;
-  const headerBytes = view.getUint32(4, true);
-  const tagBytes = view.getUint32(8, true);
-  const exposureBytes = view.getUint32(12, true);
+  const headerSet = packed[3];
+  const headerBytes = lengthAt(packed, 4);
+  const tagBytes = lengthAt(packed, 8);
+  const exposureBytes = lengthAt(packed, 12);
   let at = 16;
-  const headers = headersOf(decoder.decode(packed.subarray(at, at + headerBytes)));
+  let headers = headerSets[headerSet];
+  if (headers === undefined) {
+    headers = headersFrom(decoder.decode(packed.subarray(at, at + headerBytes)));
+    if (headerSet !== 0) headerSets[headerSet] = headers;
+  }
   at += headerBytes;
   const tag = tagBytes > 0 ? decoder.decode(packed.subarray(at, at + tagBytes)) : null;
   at += tagBytes;
@@ -77,22 +87,22 @@ function respond(packed, ctx, env) {
   return response;
 }
 
-// Most responses repeat one of a few header sets (the content type, the revision and the
-// ruleset's source, an entity tag per revision), and the runtime copies a `Headers` object it
-// is given far faster than it builds one from JavaScript pairs. So each set is built once and
-// kept, up to a bound past which the cache starts over.
-const HEADER_SETS_KEPT = 256;
-const headerSets = new Map();
+/** The little-endian `u32` at `at` (the lengths are far below 2³¹). */
+function lengthAt(packed, at) {
+  return packed[at] | (packed[at + 1] << 8) | (packed[at + 2] << 16) | (packed[at + 3] << 24);
+}
 
-function headersOf(text) {
-  let headers = headerSets.get(text);
-  if (headers === undefined) {
-    const fields = text.split("\n");
-    headers = new Headers();
-    for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
-    if (headerSets.size >= HEADER_SETS_KEPT) headerSets.clear();
-    headerSets.set(text, headers);
-  }
+// Most responses repeat one of a few header sets (the content type, the revision and the
+// ruleset's source, CORS or not), and the runtime copies a `Headers` object it is given far
+// faster than it builds one from JavaScript pairs. The Wasm numbers each set (worker/src/wire.rs),
+// so each is built once, kept under its number, and its text read only that once; number 0 is a
+// set the Wasm did not number, built each time. Index 0 stays empty.
+const headerSets = [];
+
+function headersFrom(text) {
+  const fields = text.split("\n");
+  const headers = new Headers();
+  for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
   return headers;
 }
 
@@ -116,15 +126,6 @@ async function sendExposures(sink, batch, token) {
   }
 }
 
-/** Calls into the Wasm; after a trap, asks for a fresh instance before the next request. */
-function call(work) {
-  try {
-    return work();
-  } catch (error) {
-    throw recover(error);
-  }
-}
-
 async function settle(promise) {
   try {
     return await promise;
@@ -140,6 +141,8 @@ function recover(error) {
   if (error instanceof WebAssembly.RuntimeError) {
     console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
     wasm.__wbg_reset_state();
+    // The fresh instance numbers its header sets anew.
+    headerSets.length = 0;
   }
   return error;
 }
