@@ -62,6 +62,26 @@ pub async fn handle(
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
 }
 
+/// The admin API inside the admin authority, the Durable Object the entry forwards `/admin/*`
+/// to: the runtime's `Request`, `env`, the object's storage and the clock. Resolves to the
+/// packed response; never rejects for any input.
+#[wasm_bindgen]
+pub async fn handle_admin(
+    request: js::IncomingRequest,
+    env: JsValue,
+    storage: js::DurableStorage,
+    now: f64,
+) -> Result<JsValue, JsValue> {
+    let packed = app::handle_admin(
+        js::Incoming::new(request),
+        env,
+        js::Storage::new(storage),
+        clock(now),
+    )
+    .await;
+    Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+}
+
 /// The largest evaluation body the entry reads before calling [`serve`] (a larger one goes to
 /// [`handle`], which refuses it without reading it).
 #[wasm_bindgen]

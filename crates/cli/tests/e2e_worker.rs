@@ -22,7 +22,7 @@ use promptflag_release::publish::{self, PublishOptions};
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
 use support::*;
 
-const TOKEN: &str = "t";
+const TOKEN: &str = "e2e-admin-token-0123456789abcdef0123";
 
 /// A running Worker, stopped cleanly (with workerd) when dropped.
 struct Worker {

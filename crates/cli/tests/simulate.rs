@@ -179,7 +179,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     let process = WorkerProcess::start(
         &locations,
         &WorkerOptions {
-            admin_token: Some(String::from("t")),
+            admin_token: Some(String::from("simulate-admin-token-0123456789abcdef")),
             exposure_sink: Some(sink),
             exposure_sink_token: token.map(str::to_string),
             quiet: true,

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
@@ -122,23 +122,30 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The hash an entry with these fields must have.
+    /// The hash an entry with these fields must have (the contracts' formula,
+    /// `promptflag_contracts::authority::Entry::hash_input`).
     pub fn compute_hash(&self) -> String {
-        let body = json!([
-            self.seq,
-            self.time,
-            self.actor,
-            self.action.as_str(),
-            self.environment,
-            self.revision,
-            self.previous_revision,
-            self.reason,
-            self.content_hash,
-            self.ruleset_hash,
-            canonical_json(&self.summary),
-            self.prev_hash,
-        ]);
-        sha256_hex(canonical_json(&body).as_bytes())
+        sha256_hex(self.contract(self.action.as_str()).hash_input().as_bytes())
+    }
+
+    /// The entry in the contracts' shape, with `action` as given (a verifier passes the text
+    /// it read).
+    fn contract(&self, action: &str) -> promptflag_contracts::authority::Entry {
+        promptflag_contracts::authority::Entry {
+            seq: self.seq,
+            time: self.time.clone(),
+            actor: self.actor.clone(),
+            action: action.to_string(),
+            environment: self.environment.clone(),
+            revision: self.revision,
+            previous_revision: self.previous_revision,
+            reason: self.reason.clone(),
+            content_hash: self.content_hash.clone(),
+            ruleset_hash: self.ruleset_hash.clone(),
+            summary: self.summary.clone(),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
     }
 }
 
@@ -417,23 +424,12 @@ impl AuditLog {
             count += 1;
             // Hash what is stored: the action and summary exactly as their columns hold them.
             let (action_text, summary_text) = raw.split_once('\u{0}').unwrap_or(("", ""));
-            let recomputed = {
-                let body = json!([
-                    entry.seq,
-                    entry.time,
-                    entry.actor,
-                    action_text,
-                    entry.environment,
-                    entry.revision,
-                    entry.previous_revision,
-                    entry.reason,
-                    entry.content_hash,
-                    entry.ruleset_hash,
-                    summary_text,
-                    entry.prev_hash,
-                ]);
-                sha256_hex(canonical_json(&body).as_bytes())
-            };
+            let recomputed = sha256_hex(
+                entry
+                    .contract(action_text)
+                    .hash_input_with_summary_text(summary_text.to_string())
+                    .as_bytes(),
+            );
             if entry.seq != expected_seq || entry.prev_hash != expected_prev {
                 breaks.push(Break {
                     seq: entry.seq,

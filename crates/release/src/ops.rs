@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::audit::{Action, AuditLog, Entry, NewEntry};
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
-use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
+use crate::store::{EnvState, Http, NoProgress, Progress, Store, WriteIntent, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_contracts::digest::sha256_hex;
 
@@ -108,7 +108,12 @@ pub fn kill(
     ruleset.revision = revision;
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
     let bytes = ruleset_publish_bytes(&ruleset)?;
-    let moved = store.put_ruleset(environment, revision, &bytes, Some(live))?;
+    let intent = WriteIntent {
+        action: "kill",
+        reason: who.reason.clone(),
+        override_gates: false,
+    };
+    let moved = store.put_ruleset_with(environment, revision, &bytes, Some(live), &intent)?;
     let write_ms = started.elapsed().as_millis();
     audit.store_ruleset(&bytes)?;
     let entry = audit.append(NewEntry {
@@ -148,7 +153,12 @@ pub fn rollback(
     who: &Actor,
     started: Instant,
 ) -> Result<Revert> {
-    let moved = store.rollback(environment, to)?;
+    let intent = WriteIntent {
+        action: "rollback",
+        reason: who.reason.clone(),
+        override_gates: false,
+    };
+    let moved = store.rollback_with(environment, to, &intent)?;
     let write_ms = started.elapsed().as_millis();
     let target = audit.ruleset_of_revision(environment, moved.revision)?;
     let (content, ruleset_hash) = match &target {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
 use crate::error::{Error, Result};
-use crate::store::{Progress, Store, contract_error};
+use crate::store::{Progress, Store, WriteIntent, contract_error};
 use promptflag_authoring::build::{Build, ruleset_publish_bytes};
 use promptflag_authoring::diff;
 use promptflag_contracts::digest::sha256_hex;
@@ -221,11 +221,16 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<PublishReport> {
     let bodies_created = store.put_prompts(&plan.bodies, progress)?;
-    let moved = store.put_ruleset(
+    let moved = store.put_ruleset_with(
         &plan.environment,
         plan.revision,
         &plan.bytes,
         plan.expected_live,
+        &WriteIntent {
+            action: "publish",
+            reason: plan.options.reason.clone(),
+            override_gates: plan.options.force,
+        },
     )?;
     audit.store_ruleset(&plan.bytes)?;
     if !plan.overridden.is_empty() {

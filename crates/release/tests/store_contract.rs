@@ -25,7 +25,7 @@ use promptflag_release::store::{Http, KvRest, RetryPolicy, Store, WorkerAdmin};
 use promptflag_testkit::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
 use promptflag_testkit::fake_worker::FakeWorker;
 
-const TOKEN: &str = "contract-token";
+const TOKEN: &str = "contract-token-0123456789abcdef0123456789";
 
 fn http() -> Http {
     Http::new(
