@@ -474,6 +474,93 @@ impl Anchor {
     }
 }
 
+/// One way a chain of entries fails verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The entry (`seq`) where it shows.
+    pub seq: u64,
+    /// `edited`, `removed_or_reordered`, `truncated`, `anchor_mismatch`.
+    pub kind: &'static str,
+    /// What was found.
+    pub message: String,
+}
+
+/// Checks a chain as served: every entry's hash is its own ([`Entry::hash_input`]), each links
+/// to the one before with consecutive `seq` from 1, the head names the last entry, and each
+/// anchor (a kept revision's `(environment, revision, anchor)` from KV) names an entry of that
+/// environment and revision with that hash. A chain rebuilt from scratch with the formula
+/// passes the first three and fails the anchors.
+pub fn verify_chain(
+    entries: &[Entry],
+    head: &Head,
+    anchors: &[(String, u64, Anchor)],
+) -> Vec<ChainBreak> {
+    let mut breaks = Vec::new();
+    let mut previous = Head::default();
+    for entry in entries {
+        let computed = crate::digest::sha256_hex(entry.hash_input().as_bytes());
+        if computed != entry.hash {
+            breaks.push(ChainBreak {
+                seq: entry.seq,
+                kind: "edited",
+                message: alloc::format!(
+                    "its hash is {}, but its fields hash to {computed}",
+                    entry.hash
+                ),
+            });
+        }
+        if entry.seq != previous.seq + 1 || entry.prev_hash != previous.hash {
+            breaks.push(ChainBreak {
+                seq: entry.seq,
+                kind: "removed_or_reordered",
+                message: alloc::format!(
+                    "it follows entry {} but does not link to it (seq {}, prev_hash {})",
+                    previous.seq,
+                    entry.seq,
+                    entry.prev_hash
+                ),
+            });
+        }
+        previous = Head {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        };
+    }
+    if *head != previous {
+        breaks.push(ChainBreak {
+            seq: head.seq,
+            kind: "truncated",
+            message: alloc::format!(
+                "the head is entry {} ({}), but the chain ends at entry {} ({})",
+                head.seq,
+                head.hash,
+                previous.seq,
+                previous.hash
+            ),
+        });
+    }
+    for (environment, revision, anchor) in anchors {
+        let matches = entries.iter().any(|entry| {
+            entry.seq == anchor.audit_seq
+                && entry.hash == anchor.audit_hash
+                && entry.environment == *environment
+                && entry.revision == Some(*revision)
+        });
+        if !matches {
+            breaks.push(ChainBreak {
+                seq: anchor.audit_seq,
+                kind: "anchor_mismatch",
+                message: alloc::format!(
+                    "revision {revision} of {environment} was published under entry {} ({}), which the chain does not hold",
+                    anchor.audit_seq,
+                    anchor.audit_hash
+                ),
+            });
+        }
+    }
+    breaks
+}
+
 /// The most entries one `GET /admin/v1/audit` returns.
 pub const AUDIT_PAGE_LIMIT: u64 = 128;
 
@@ -539,6 +626,93 @@ mod tests {
         let prod = matching(&all, &alloc::format!("{LONG}-prod"));
         assert!(grant(&prod, WriteAction::Override, "prod").is_ok());
         assert!(matching(&all, LONG).is_empty());
+    }
+
+    fn chained(count: u64) -> (Vec<Entry>, Head) {
+        let mut head = Head::default();
+        let mut entries = Vec::new();
+        for seq in 1..=count {
+            let mut entry = Entry {
+                seq,
+                time: String::from("2026-12-06T20:00:00.000Z"),
+                actor: String::from("ci-dev"),
+                action: String::from("publish"),
+                environment: String::from("dev"),
+                revision: Some(seq),
+                previous_revision: seq.checked_sub(1).filter(|r| *r > 0),
+                reason: String::new(),
+                content_hash: None,
+                ruleset_hash: None,
+                summary: json!({"role": "publisher"}),
+                prev_hash: head.hash.clone(),
+                hash: String::new(),
+            };
+            entry.hash = crate::digest::sha256_hex(entry.hash_input().as_bytes());
+            head = Head {
+                seq,
+                hash: entry.hash.clone(),
+            };
+            entries.push(entry);
+        }
+        (entries, head)
+    }
+
+    fn kinds(breaks: &[ChainBreak]) -> Vec<&'static str> {
+        breaks.iter().map(|b| b.kind).collect()
+    }
+
+    #[test]
+    fn an_intact_chain_and_its_anchors_verify() {
+        let (entries, head) = chained(3);
+        let anchors = [(
+            String::from("dev"),
+            3,
+            Anchor {
+                audit_seq: 3,
+                audit_hash: head.hash.clone(),
+            },
+        )];
+        assert!(verify_chain(&entries, &head, &anchors).is_empty());
+    }
+
+    #[test]
+    fn each_kind_of_tampering_has_its_own_reason() {
+        let (entries, head) = chained(3);
+        let mut edited = entries.clone();
+        edited[1].reason = String::from("nothing to see");
+        assert_eq!(kinds(&verify_chain(&edited, &head, &[])), ["edited"]);
+
+        let mut reordered = entries.clone();
+        reordered.swap(0, 1);
+        assert!(kinds(&verify_chain(&reordered, &head, &[])).contains(&"removed_or_reordered"));
+
+        let truncated = &entries[..2];
+        assert_eq!(kinds(&verify_chain(truncated, &head, &[])), ["truncated"]);
+
+        // Rebuilt from scratch with the formula: self-consistent, but not what KV anchors.
+        let anchor = [(
+            String::from("dev"),
+            2,
+            Anchor {
+                audit_seq: 2,
+                audit_hash: entries[1].hash.clone(),
+            },
+        )];
+        let mut fabricated = entries.clone();
+        fabricated[0].actor = String::from("someone-else");
+        let mut previous = Head::default();
+        for entry in &mut fabricated {
+            entry.prev_hash = previous.hash.clone();
+            entry.hash = crate::digest::sha256_hex(entry.hash_input().as_bytes());
+            previous = Head {
+                seq: entry.seq,
+                hash: entry.hash.clone(),
+            };
+        }
+        assert_eq!(
+            kinds(&verify_chain(&fabricated, &previous, &anchor)),
+            ["anchor_mismatch"]
+        );
     }
 
     #[test]

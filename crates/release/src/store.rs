@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use promptflag_contracts::authority;
 use promptflag_contracts::{Meta, keys};
 use serde_json::{Value, json};
 
@@ -469,6 +470,83 @@ impl WorkerAdmin {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The Worker's audit log as its admin authority serves it: every entry, the head, and the anchor
+/// of each kept revision of each environment the log names (`(environment, revision, anchor)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedAudit {
+    /// Every entry, oldest first.
+    pub entries: Vec<authority::Entry>,
+    /// The head the authority reports.
+    pub head: authority::Head,
+    /// The anchors KV's kept revisions carry.
+    pub anchors: Vec<(String, u64, authority::Anchor)>,
+}
+
+impl ServedAudit {
+    /// Every way the served chain fails verification (none when it is intact).
+    pub fn verify(&self) -> Vec<authority::ChainBreak> {
+        authority::verify_chain(&self.entries, &self.head, &self.anchors)
+    }
+}
+
+impl WorkerAdmin {
+    /// Reads the authority's whole audit log (page by page) and the anchors of the kept
+    /// revisions of every environment it names.
+    pub fn served_audit(&self) -> Result<ServedAudit> {
+        let mut entries: Vec<authority::Entry> = Vec::new();
+        let head = loop {
+            let after = entries.last().map_or(0, |entry| entry.seq);
+            let url = format!(
+                "{}/admin/v1/audit?after={after}&limit={}",
+                self.base,
+                authority::AUDIT_PAGE_LIMIT
+            );
+            let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+            self.check_auth(&url, &reply)?;
+            if reply.status != 200 {
+                return Err(remote(format!("GET {url}"), &reply));
+            }
+            let value = reply.json();
+            let head = authority::Head::from_value(&value["head"])
+                .ok_or_else(|| Error::Invalid(format!("GET {url}: no head in the answer")))?;
+            let page: Vec<authority::Entry> = serde_json::from_value(value["entries"].clone())
+                .map_err(|e| Error::Invalid(format!("GET {url}: unreadable entries: {e}")))?;
+            let done = page.is_empty() || page.last().is_some_and(|entry| entry.seq >= head.seq);
+            entries.extend(page);
+            if done {
+                break head;
+            }
+        };
+        let mut environments: Vec<&str> = entries.iter().map(|e| e.environment.as_str()).collect();
+        environments.sort_unstable();
+        environments.dedup();
+        let mut anchors = Vec::new();
+        for environment in environments {
+            let url = format!("{}/admin/v1/rulesets/{environment}", self.base);
+            let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+            self.check_auth(&url, &reply)?;
+            if reply.status != 200 {
+                return Err(remote(format!("GET {url}"), &reply));
+            }
+            if let Some(kept) = reply.json()["anchors"].as_object() {
+                for (revision, anchor) in kept {
+                    if let (Ok(revision), Some(anchor)) = (
+                        revision.parse::<u64>(),
+                        authority::Anchor::from_value(anchor),
+                    ) {
+                        anchors.push((environment.to_string(), revision, anchor));
+                    }
+                }
+            }
+        }
+        Ok(ServedAudit {
+            entries,
+            head,
+            anchors,
+        })
     }
 }
 
