@@ -30,10 +30,14 @@ exec 3>"$STATE/in"
 for _ in $(seq 1 600); do grep -q url "$STATE/url" 2>/dev/null && break; sleep 0.1; done
 URL="$(sed -E 's/.*"url":"([^"]+)".*/\1/' "$STATE/url")"
 pf() { "$BIN" --json --repo examples/prompts-repo --audit-db "$STATE/audit.sqlite3" "$@" --env dev --worker "$URL" --admin-token "$TOKEN"; }
-pf publish --reason bench >/dev/null
+# Each round publishes afresh (not timed), kills (a new revision) and rolls back to the revision
+# the kill replaced, which is therefore always among the ten kept.
 for _ in $(seq 1 "$ROUNDS"); do
-  pf kill support_prompt --reason bench | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);console.log("kill",r.served_ms,r.write_ms)})'
-  pf rollback --reason bench | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);console.log("rollback",r.served_ms,r.write_ms)})'
+  pf publish --reason bench >/dev/null
+  KILLED="$(pf kill support_prompt --reason bench)"
+  echo "$KILLED" | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).revert;console.log("kill",r.served_ms,r.write_ms)})'
+  BEFORE="$(echo "$KILLED" | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).revert.previous))')"
+  pf rollback --to "$BEFORE" --reason bench | "$NODE" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s).revert;console.log("rollback",r.served_ms,r.write_ms)})'
 done >"$STATE/times"
 "$NODE" -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => l.split(" "));
