@@ -113,15 +113,12 @@ pub fn kill(
         reason: who.reason.clone(),
         override_gates: false,
     };
-    let moved = store.put_ruleset_with(environment, revision, &bytes, Some(live), &intent)?;
-    let write_ms = started.elapsed().as_millis();
-    audit.store_ruleset(&bytes)?;
-    let entry = audit.append(NewEntry {
+    let entry = NewEntry {
         actor: who.actor.clone(),
         action: Action::Kill,
         environment: environment.to_string(),
-        revision: Some(moved.revision),
-        previous_revision: moved.previous,
+        revision: Some(revision),
+        previous_revision: Some(live),
         reason: who.reason.clone(),
         content_hash: Some(content_hash(&ruleset)?),
         ruleset_hash: Some(sha256_hex(&bytes)),
@@ -130,7 +127,21 @@ pub fn kill(
             "enabled": [true, false],
             "from_content_hash": previous_content,
         }),
-    })?;
+    };
+    // Recorded before the write, so a kill that dies before its append is finished by the next
+    // command (`reconcile`).
+    audit.record_intent(environment, revision, std::slice::from_ref(&entry))?;
+    audit.store_ruleset(&bytes)?;
+    let moved = match store.put_ruleset_with(environment, revision, &bytes, Some(live), &intent) {
+        Ok(moved) => moved,
+        Err(error) => {
+            audit.clear_intent()?;
+            return Err(error);
+        }
+    };
+    let write_ms = started.elapsed().as_millis();
+    let entry = audit.append(entry)?;
+    audit.clear_intent()?;
     Ok(Revert {
         action: "kill",
         environment: environment.to_string(),

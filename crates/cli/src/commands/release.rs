@@ -33,6 +33,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
     };
     let store = target.open(http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
+    reconcile(store.as_ref(), &mut audit)?;
     let options = publish::PublishOptions {
         environment: environment.clone(),
         actor: args.actor.clone(),
@@ -91,6 +92,7 @@ pub(crate) fn run_revert(args: &HiArgs, revert: &Revert) -> Result<Output> {
     let started = Instant::now();
     let store = revert.target.open(revert.http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
+    reconcile(store.as_ref(), &mut audit)?;
     let who = ops::Actor {
         actor: args.actor.clone(),
         reason: revert.reason.clone(),
@@ -318,6 +320,19 @@ struct ListedEntry {
     hash: String,
     /// The local entry as `--json` printed it before (null for a served entry).
     json: serde_json::Value,
+}
+
+/// Finishes a write a previous command left half-recorded (it died between the store's write
+/// and the audit append), and says so on standard error.
+fn reconcile(store: &dyn promptflag_release::store::Store, audit: &mut AuditLog) -> Result<()> {
+    let appended = promptflag_release::reconcile(store, audit)?;
+    if appended > 0 {
+        eprintln!(
+            "reconciled a write an earlier command made but did not record: {appended} audit entr{} appended",
+            if appended == 1 { "y" } else { "ies" }
+        );
+    }
+    Ok(())
 }
 
 /// `promptflag audit verify`.
