@@ -28,14 +28,20 @@ fn kill_entry(revision: u64) -> NewEntry {
     }
 }
 
-#[test]
-fn a_write_that_landed_without_its_entry_is_recorded_by_the_next_command() {
+/// A scratch folder for the audit DB, its path, and a store with revision 1 of prod live.
+fn prod_at_one() -> (tempfile::TempDir, std::path::PathBuf, MemoryStore) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.sqlite3");
     let store = MemoryStore::new();
     store
         .put_ruleset("prod", 1, &ruleset("prod", 1), None)
         .unwrap();
+    (dir, path, store)
+}
+
+#[test]
+fn a_write_that_landed_without_its_entry_is_recorded_by_the_next_command() {
+    let (_dir, path, store) = prod_at_one();
     {
         // The command records its intent, the store moves, and the process dies.
         let audit = AuditLog::open(&path).unwrap();
@@ -62,12 +68,7 @@ fn a_write_that_landed_without_its_entry_is_recorded_by_the_next_command() {
 
 #[test]
 fn a_write_that_never_landed_leaves_no_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.sqlite3");
-    let store = MemoryStore::new();
-    store
-        .put_ruleset("prod", 1, &ruleset("prod", 1), None)
-        .unwrap();
+    let (_dir, path, store) = prod_at_one();
     let mut audit = AuditLog::open(&path).unwrap();
     audit.record_intent("prod", 2, &[kill_entry(2)]).unwrap();
     // The process died before the store's write.
