@@ -8,10 +8,11 @@
 //! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
 //! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
 //!
-//! The entry calls two exports. [`serve`] is the hot path: synchronous, one call per request,
+//! The entry calls three exports. [`serve`] is the hot path: synchronous, one call per request,
 //! answering from what the isolate holds. [`handle`] is the asynchronous path for everything
-//! that reads KV (a cache miss, the admin API). Both return the response packed as `wire`
-//! describes.
+//! that reads KV (a cache miss). [`handle_admin`] serves the admin API inside the admin
+//! authority, the Durable Object the entry forwards `/admin/*` to. All return the response packed
+//! as `wire` describes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Tests may unwrap: a panic there is a failed assertion.
