@@ -34,6 +34,7 @@ fn simulate(args: &[&str], csv: &std::path::Path) -> Value {
 
 /// The token the tests' Worker grants in every environment (at least 32 bytes).
 const ADMIN_TOKEN: &str = "simulate-admin-token-0123456789abcdef";
+
 #[test]
 fn a_regression_is_rolled_back_through_the_real_worker() {
     // Fails with the command to run when Node 22 is not installed; never passes silently.
