@@ -9,9 +9,12 @@
 // request takes the asynchronous path, `handle`, which reads KV and answers in the same format.
 // Exposures are POSTed after the response, through `ctx.waitUntil`.
 //
-// Other handlers (a Durable Object class, a scheduled handler) are added here as further
-// exports beside the default one; they can call into the same Wasm instance through `wasm`.
+// The admin API (`/admin/*`) is served by the admin authority, the Durable Object class
+// `PromptflagAuthority` exported below: one object per namespace (bound as
+// `PROMPTFLAG_AUTHORITY`), the only writer of KV, which runs the same Wasm with its own storage
+// (`handle_admin`). Other handlers go here as further exports beside the default one.
 
+import { DurableObject } from "cloudflare:workers";
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
 
@@ -20,6 +23,9 @@ wasm.initSync({ module: wasmModule });
 const BODY_LIMIT = wasm.evaluation_body_limit();
 const NO_BODY = new Uint8Array(0);
 const decoder = new TextDecoder();
+// The one admin authority of the namespace: a single object serialises every write, so the
+// revision check, the promotion gate and the audit chain hold across environments.
+const AUTHORITY_NAME = "namespace";
 
 export default {
   async fetch(request, env, ctx) {
@@ -31,6 +37,10 @@ export default {
     // refused) by the asynchronous path under its own limits: those go there untouched.
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const admin = url.startsWith("/admin", pathStart);
+    if (admin && env.PROMPTFLAG_AUTHORITY) {
+      const authority = env.PROMPTFLAG_AUTHORITY;
+      return authority.get(authority.idFromName(AUTHORITY_NAME)).fetch(request);
+    }
     if (admin || (length === null ? request.body !== null : !(Number(length) <= BODY_LIMIT))) {
       return respond(await settle(wasm.handle(request, env, undefined, now)), ctx, env);
     }
@@ -56,6 +66,16 @@ export default {
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
 };
+
+/**
+ * The admin authority: the single writer behind `/admin/*`. It keeps the revision state and
+ * the audit log in its transactional storage (worker/src/admin.rs describes the layout).
+ */
+export class PromptflagAuthority extends DurableObject {
+  async fetch(request) {
+    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now())), this.ctx, this.env);
+  }
+}
 
 /** The `Response` (and the exposures to send) from a packed answer. */
 function respond(packed, ctx, env) {

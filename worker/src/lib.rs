@@ -11,10 +11,11 @@
 //! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
 //! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
 //!
-//! The entry calls two exports. [`serve`] is the hot path: synchronous, one call per request,
+//! The entry calls three exports. [`serve`] is the hot path: synchronous, one call per request,
 //! answering from what the isolate holds. [`handle`] is the asynchronous path for everything
-//! that reads KV (a cache miss, the admin API). Both return the response packed as `wire`
-//! describes.
+//! that reads KV (a cache miss). [`handle_admin`] serves the admin API inside the admin
+//! authority, the Durable Object the entry forwards `/admin/*` to. All return the response packed
+//! as `wire` describes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Tests may unwrap: a panic there is a failed assertion.
@@ -63,6 +64,26 @@ pub async fn handle(
     now: f64,
 ) -> Result<JsValue, JsValue> {
     let packed = app::handle(js::Incoming::new(request), env, body, clock(now)).await;
+    Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+}
+
+/// The admin API inside the admin authority, the Durable Object the entry forwards `/admin/*`
+/// to: the runtime's `Request`, `env`, the object's storage and the clock. Resolves to the
+/// packed response; never rejects for any input.
+#[wasm_bindgen]
+pub async fn handle_admin(
+    request: js::IncomingRequest,
+    env: JsValue,
+    storage: js::DurableStorage,
+    now: f64,
+) -> Result<JsValue, JsValue> {
+    let packed = app::handle_admin(
+        js::Incoming::new(request),
+        env,
+        js::Storage::new(storage),
+        clock(now),
+    )
+    .await;
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
 }
 

@@ -27,7 +27,7 @@ use crate::evals::LoadedSuite;
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, Repo, Targeting};
 use crate::signatures;
 use promptflag_contracts::admin::Problem;
-use promptflag_contracts::digest::{canonical_json, sha256_hex};
+use promptflag_contracts::digest::{content_hash_input, sha256_hex};
 use promptflag_core::RulesetError;
 
 /// What went into a build besides the repository files.
@@ -124,14 +124,9 @@ pub struct ManifestEnvironment {
 /// and `source` removed. Two environments serve the same thing exactly when their content
 /// hashes are equal, which is what the staging-before-prod gate compares.
 pub fn content_hash(ruleset: &RawRuleset) -> Result<String> {
-    let mut value = serde_json::to_value(ruleset)
+    let value = serde_json::to_value(ruleset)
         .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))?;
-    if let Value::Object(map) = &mut value {
-        map.remove("environment");
-        map.remove("revision");
-        map.remove("source");
-    }
-    Ok(sha256_hex(canonical_json(&value).as_bytes()))
+    Ok(sha256_hex(content_hash_input(&value).as_bytes()))
 }
 
 /// The ruleset as written to `rulesets/<env>.json`: pretty JSON and a final newline.

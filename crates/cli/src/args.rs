@@ -74,7 +74,7 @@ pub struct TargetArgs {
     /// The Worker's base URL; its admin API receives the writes.
     #[arg(long, env = "PROMPTFLAG_WORKER_URL")]
     pub worker: Option<String>,
-    /// The Worker's ADMIN_TOKEN.
+    /// The token of one of the Worker's ADMIN_CREDENTIALS (scoped to one environment and role).
     #[arg(long, env = "PROMPTFLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Write through the Cloudflare KV REST API instead (CLOUDFLARE_ACCOUNT_ID,
@@ -571,17 +571,22 @@ pub enum KeysCommand {
 /// `promptflag audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// List entries.
+    /// List entries: the Worker's log with --worker, else the local mirror.
     List {
         /// Only this environment.
         #[arg(long = "env")]
         environment: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
-    /// Check the hash chain. Exit 1 when an entry was edited, removed or reordered.
+    /// Check the hash chain of the local mirror and, with --worker, of the Worker's log against
+    /// the anchors KV's revisions carry. Exit 1 when an entry was edited, removed or reordered.
     Verify {
         /// A head hash recorded elsewhere that must still be in the chain.
         #[arg(long)]
         expect_head: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
     /// Stale prompts and flags (the same as `promptflag hygiene`, with the window in days).
     Stale {
@@ -699,9 +704,13 @@ pub enum HiCommand {
     },
     AuditList {
         environment: Option<String>,
+        /// The Worker whose log to read; the local mirror when `None`.
+        server: Option<WorkerAdmin>,
     },
     AuditVerify {
         expect_head: Option<String>,
+        /// The Worker whose log to check too.
+        server: Option<WorkerAdmin>,
     },
     EvalsRun(EvalsRunArgs),
     Hygiene {
@@ -784,6 +793,23 @@ fn env_var(name: &str) -> Option<String> {
 
 /// Where to write and the HTTP client to write with. On a terminal, and not with `--json`, each
 /// retry of a request is shown on stderr as it waits.
+/// The Worker whose audit log `audit list|verify` read: `None` without `--worker` (the local
+/// mirror only). The KV REST API holds no audit log.
+fn audit_server(args: &TargetArgs, quiet: bool) -> Result<Option<WorkerAdmin>> {
+    if args.kv {
+        bail!("the audit log of record is the Worker's: use --worker URL, not --kv");
+    }
+    if args.worker.is_none() {
+        return Ok(None);
+    }
+    match target(args, quiet)? {
+        (Target::Worker { url, token }, http) => Ok(Some(WorkerAdmin::new(&url, &token, http))),
+        (Target::Kv { .. }, _) => {
+            bail!("the audit log of record is the Worker's: use --worker URL")
+        }
+    }
+}
+
 fn target(args: &TargetArgs, quiet: bool) -> Result<(Target, Http)> {
     let mut http = Http::new(
         Duration::from_secs(args.http_timeout.max(1)),
@@ -1041,11 +1067,25 @@ impl HiArgs {
                 }
             }
             LowCommand::Audit {
-                command: AuditCommand::List { environment },
-            } => HiCommand::AuditList { environment },
+                command:
+                    AuditCommand::List {
+                        environment,
+                        target: target_args,
+                    },
+            } => HiCommand::AuditList {
+                environment,
+                server: audit_server(&target_args, quiet)?,
+            },
             LowCommand::Audit {
-                command: AuditCommand::Verify { expect_head },
-            } => HiCommand::AuditVerify { expect_head },
+                command:
+                    AuditCommand::Verify {
+                        expect_head,
+                        target: target_args,
+                    },
+            } => HiCommand::AuditVerify {
+                expect_head,
+                server: audit_server(&target_args, quiet)?,
+            },
             LowCommand::Audit {
                 command: AuditCommand::Stale { days, today },
             } => HiCommand::Hygiene {

@@ -239,8 +239,14 @@ fn run(args: HiArgs) -> Result<Output> {
             target,
             http,
         } => release::run_history(&args, environment, target, http),
-        HiCommand::AuditList { environment } => release::run_audit_list(&args, environment),
-        HiCommand::AuditVerify { expect_head } => release::run_audit_verify(&args, expect_head),
+        HiCommand::AuditList {
+            environment,
+            server,
+        } => release::run_audit_list(&args, environment, server.as_ref()),
+        HiCommand::AuditVerify {
+            expect_head,
+            server,
+        } => release::run_audit_verify(&args, expect_head, server.as_ref()),
         HiCommand::EvalsRun(run) => commands::evals::run_evals(&args, run),
         HiCommand::Hygiene {
             window_seconds,

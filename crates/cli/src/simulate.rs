@@ -335,7 +335,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         let (url, token) = match &args.worker_url {
             Some(url) => (url.clone(), args.admin_token.clone()),
             None => {
-                spawned = simulation::spawn_worker("simulate")?;
+                spawned = simulation::spawn_worker("simulate-admin-token-0123456789abcdef")?;
                 (spawned.url.clone(), spawned.token.clone())
             }
         };

@@ -32,6 +32,9 @@ fn simulate(args: &[&str], csv: &std::path::Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The token the tests' Worker grants in every environment (at least 32 bytes).
+const ADMIN_TOKEN: &str = "simulate-admin-token-0123456789abcdef";
+
 #[test]
 fn a_regression_is_rolled_back_through_the_real_worker() {
     // Fails with the command to run when Node 22 is not installed; never passes silently.
@@ -189,7 +192,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     let process = WorkerProcess::start(
         &locations,
         &WorkerOptions {
-            admin_token: Some(String::from("t")),
+            admin_token: Some(String::from(ADMIN_TOKEN)),
             exposure_sink: Some(sink),
             exposure_sink_token: token.map(str::to_string),
             quiet: true,
@@ -199,7 +202,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     .unwrap();
     let worker_url = process.url().to_string();
     let http = Http::new(Duration::from_secs(30), RetryPolicy::default());
-    let admin = WorkerAdmin::new(&worker_url, "t", http.clone());
+    let admin = WorkerAdmin::new(&worker_url, ADMIN_TOKEN, http.clone());
     let (bytes, bodies) = promptflag_cli::simulation::initial_ruleset().unwrap();
     admin.put_prompts(&bodies, &NoProgress).unwrap();
     admin.put_ruleset("dev", 1, &bytes, None).unwrap();

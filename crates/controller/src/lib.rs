@@ -1228,9 +1228,14 @@ impl Controller {
         });
         save_state(&self.state_db, state, now)?;
         self.fire(CrashPoint::AfterIntent)?;
+        let intent = promptflag_release::store::WriteIntent {
+            action: "rollout",
+            reason: format!("rollout {}", decision.as_str()),
+            override_gates: false,
+        };
         match self
             .store
-            .put_ruleset(&state.environment, target, &bytes, Some(live))
+            .put_ruleset_with(&state.environment, target, &bytes, Some(live), &intent)
         {
             Ok(_) => {}
             Err(promptflag_release::Error::Conflict { message }) => {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
 use crate::error::{Error, Problem, Result};
-use crate::store::{Progress, Store, contract_error};
+use crate::store::{Progress, Store, WriteIntent, contract_error};
 use promptflag_authoring::build::{Build, PromptArtifact, ruleset_publish_bytes};
 use promptflag_authoring::diff;
 use promptflag_authoring::evals;
@@ -285,37 +285,53 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<PublishReport> {
     let bodies_created = store.put_prompts(&plan.bodies, progress)?;
-    let moved = store.put_ruleset(
+    // The entries are fixed before the write and recorded as an intent, so a command that dies
+    // between the store's write and the append leaves them for `reconcile` to finish.
+    let entry = |action: Action, summary: Value| NewEntry {
+        actor: plan.options.actor.clone(),
+        action,
+        environment: plan.environment.clone(),
+        revision: Some(plan.revision),
+        previous_revision: plan.expected_live,
+        reason: plan.options.reason.clone(),
+        content_hash: Some(plan.content_hash.clone()),
+        ruleset_hash: Some(plan.ruleset_hash.clone()),
+        summary,
+    };
+    let mut entries = Vec::new();
+    if !plan.overridden.is_empty() {
+        entries.push(entry(
+            Action::Override,
+            json!({ "overridden": plan.overridden }),
+        ));
+    }
+    entries.push(entry(Action::Publish, plan.summary.clone()));
+    audit.record_intent(&plan.environment, plan.revision, &entries)?;
+    audit.store_ruleset(&plan.bytes)?;
+    let moved = store.put_ruleset_with(
         &plan.environment,
         plan.revision,
         &plan.bytes,
         plan.expected_live,
-    )?;
-    audit.store_ruleset(&plan.bytes)?;
-    if !plan.overridden.is_empty() {
-        audit.append(NewEntry {
-            actor: plan.options.actor.clone(),
-            action: Action::Override,
-            environment: plan.environment.clone(),
-            revision: Some(moved.revision),
-            previous_revision: moved.previous,
+        &WriteIntent {
+            action: "publish",
             reason: plan.options.reason.clone(),
-            content_hash: Some(plan.content_hash.clone()),
-            ruleset_hash: Some(plan.ruleset_hash.clone()),
-            summary: json!({ "overridden": plan.overridden }),
-        })?;
+            override_gates: plan.options.force,
+        },
+    );
+    let moved = match moved {
+        Ok(moved) => moved,
+        Err(error) => {
+            audit.clear_intent()?;
+            return Err(error);
+        }
+    };
+    let mut last = None;
+    for entry in entries {
+        last = Some(audit.append(entry)?);
     }
-    let entry = audit.append(NewEntry {
-        actor: plan.options.actor.clone(),
-        action: Action::Publish,
-        environment: plan.environment.clone(),
-        revision: Some(moved.revision),
-        previous_revision: moved.previous,
-        reason: plan.options.reason.clone(),
-        content_hash: Some(plan.content_hash.clone()),
-        ruleset_hash: Some(plan.ruleset_hash.clone()),
-        summary: plan.summary.clone(),
-    })?;
+    audit.clear_intent()?;
+    let audit_seq = last.map_or(0, |entry| entry.seq);
     Ok(PublishReport {
         environment: plan.environment,
         revision: moved.revision,
@@ -325,7 +341,7 @@ pub fn execute(
         bodies: plan.bodies.len(),
         bodies_created,
         overridden: plan.overridden,
-        audit_seq: entry.seq,
+        audit_seq,
         summary: plan.summary,
     })
 }
