@@ -151,11 +151,33 @@ async function main() {
       byKind.set(group, (byKind.get(group) ?? 0) + hits);
     }
     const served = result.requests.total - result.non2xx;
+    // Each sample stands for the profile's span over its sample count; spread over the requests
+    // served, that gives each kind's and each function's time per request.
+    const microsPerSample = (profile.endTime - profile.startTime) / total;
+    const perRequest = (hits) => `${((hits * microsPerSample) / served).toFixed(2).padStart(6)} µs`;
     console.log(`${PATH}: ${served} requests in ${DURATION} s (${Math.round(served / DURATION)} req/s) under the profiler, ${total} samples`);
-    console.log("\nshare of samples by kind:");
-    for (const [group, hits] of [...byKind].sort((a, b) => b[1] - a[1])) console.log(`  ${((100 * hits) / total).toFixed(1).padStart(5)} %  ${group}`);
+    console.log("\nshare of samples by kind (and time per request):");
+    for (const [group, hits] of [...byKind].sort((a, b) => b[1] - a[1])) console.log(`  ${((100 * hits) / total).toFixed(1).padStart(5)} % ${perRequest(hits)}  ${group}`);
     console.log(`\ntop ${TOP} functions by self time:`);
-    for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${((100 * hits) / total).toFixed(1).padStart(5)} %  ${key}`);
+    for (const [key, hits] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${((100 * hits) / total).toFixed(1).padStart(5)} % ${perRequest(hits)}  ${key}`);
+    // Inside the Wasm, time by function including what it calls (each function once per sample).
+    const parentOf = new Map();
+    for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+    const inclusive = new Map();
+    for (const node of profile.nodes) {
+      const hits = counts.get(node.id) ?? 0;
+      if (hits === 0) continue;
+      const seen = new Set();
+      for (let at = node; at; at = parentOf.get(at.id)) {
+        if (!at.callFrame.url.startsWith("wasm://")) continue;
+        const name = (at.callFrame.functionName || "(anonymous)").replace(/\[[0-9a-f]+\]/g, "");
+        if (seen.has(name)) continue;
+        seen.add(name);
+        inclusive.set(name, (inclusive.get(name) ?? 0) + hits);
+      }
+    }
+    console.log(`\ntop ${TOP} Wasm functions, time including callees:`);
+    for (const [name, hits] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`  ${((100 * hits) / total).toFixed(1).padStart(5)} % ${perRequest(hits)}  ${name.slice(0, 140)}`);
   } finally {
     await mf.dispose();
   }

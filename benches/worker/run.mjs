@@ -20,14 +20,21 @@
 //    persisted store), BENCH_COLD_STARTS times: the time from starting it to the first response
 //    of /v1/resolve (workerd's start, the isolate, the module's compile and evaluation, the
 //    first KV reads), reported as the median and less the floor Worker's (the Worker's own
-//    cold start). Then, in the last of those, a load run per endpoint with workerd's CPU time
-//    (user + system, from /proc) divided by the requests served: the CPU time per request, and
-//    that less the floor Worker's (the Worker's own cost, without what workerd spends on any
-//    request: HTTP, the isolate's entry, the body).
+//    cold start). The last of those keeps running; with every Worker's up, the load visits them
+//    in turn, BENCH_CPU_SLICES slices per endpoint, each measuring workerd's CPU time (user +
+//    system, from /proc) divided by the requests served: the median slice is the CPU time per
+//    request, and the median over the slice rounds of its difference from the floor Worker's in
+//    the same round is the Worker's own cost (without what workerd spends on any request: HTTP,
+//    the isolate's entry, the body). Besides the Workers of the
+//    shared run: `constant` (answers without reading the body) and `replay-promptflag` /
+//    `replay-growthbook` (read the body, answer the very response that Worker gave), so a
+//    Worker's CPU time less its replay's is its own work without workerd's charge for its
+//    request and response.
 //
 // Options (environment): BENCH_DURATION (s per round, default 10), BENCH_CONNECTIONS (default
-// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7);
-// BENCH_ALONE_ONLY=1 skips the sizes and the shared run (for quick comparisons while working).
+// 16), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (default 3), BENCH_COLD_STARTS (default 7),
+// BENCH_CPU_SLICES (default 5); BENCH_ALONE_ONLY=1 skips the sizes and the shared run, and
+// BENCH_WORKERS=promptflag,replay-promptflag limits the Workers alone (for quick comparisons).
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -49,6 +56,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? 7);
+const CPU_SLICES = Number(process.env.BENCH_CPU_SLICES ?? 5);
 const PATHS = [["resolve", "/v1/resolve/support_prompt"], ["ofrepBulk", "/ofrep/v1/evaluate/flags"]];
 const FLOOR_WORKER = `export default {
   async fetch(request) {
@@ -56,7 +64,16 @@ const FLOOR_WORKER = `export default {
     return new Response("{}", { headers: { "content-type": "application/json" } });
   },
 };`;
+// What workerd costs for a request whose body is never read: the constant answer, the least a
+// Worker can do (the floor Worker's CPU time less this one's is what reading a body costs).
+const CONSTANT_WORKER = `export default {
+  fetch() {
+    return new Response("{}", { headers: { "content-type": "application/json" } });
+  },
+};`;
 const TTL = "60000";
+// BENCH_WORKERS=promptflag,floor limits the Workers measured alone (quick comparisons).
+const ONLY = process.env.BENCH_WORKERS ? new Set(process.env.BENCH_WORKERS.split(",")) : null;
 
 mkdirSync(OUT, { recursive: true });
 
@@ -248,6 +265,45 @@ function workerOptions(bundle) {
   };
 }
 
+/**
+ * A Worker that reads the body as the promptflag Worker's entry does and answers, per path, the
+ * very response (status, headers, body bytes) another Worker gave: what workerd charges for that
+ * request and that response with none of the work in between. `answers` are captured from the
+ * Worker replayed when it is started alone.
+ */
+function replayWorker(answers) {
+  return `const answers = new Map(${JSON.stringify(Object.entries(answers))}.map(([path, answer]) => [path, { status: answer.status, headers: new Headers(answer.headers), body: new TextEncoder().encode(answer.body) }]));
+export default {
+  async fetch(request) {
+    await request.arrayBuffer();
+    const url = request.url;
+    const answer = answers.get(url.slice(url.indexOf("/", url.indexOf("//") + 2)));
+    return new Response(answer.body, { status: answer.status, headers: answer.headers });
+  },
+};`;
+}
+
+/** The responses the promptflag Worker gives to the first request body, per path. */
+async function capture(origin, requestBody) {
+  const answers = {};
+  for (const [, path] of PATHS) {
+    const response = await fetch(`${origin}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBody });
+    answers[path] = { status: response.status, headers: [...response.headers].filter(([name]) => name !== "content-length"), body: await response.text() };
+  }
+  return answers;
+}
+
+/** The Workers measured alone: those of the shared run, the constant one and the replay one. */
+function aloneOptions(bundle) {
+  const all = {
+    ...workerOptions(bundle),
+    constant: { modules: true, script: CONSTANT_WORKER, compatibilityDate: "2026-07-01" },
+    "replay-promptflag": { modules: true, script: replayWorker, replays: "promptflag", compatibilityDate: "2026-07-01" },
+    "replay-growthbook": { modules: true, script: replayWorker, replays: "growthbook", compatibilityDate: "2026-07-01" },
+  };
+  return Object.fromEntries(Object.entries(all).filter(([name]) => !ONLY || name === "floor" || ONLY.has(name)));
+}
+
 /** Puts each Worker's ruleset or payload and the prompt bodies into its KV namespace. */
 async function seed(mf, names) {
   if (names.includes("promptflag")) {
@@ -264,8 +320,8 @@ async function seed(mf, names) {
   }
 }
 
-/** The workerd process Miniflare started (a child of this process). */
-function workerdPid() {
+/** The workerd processes Miniflare started (children of this process). */
+function workerdPids() {
   const children = readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
     .map((pid) => {
@@ -280,8 +336,7 @@ function workerdPid() {
       }
     })
     .filter((p) => p && p.ppid === process.pid && p.name.startsWith("workerd"));
-  if (children.length === 0) throw new Error("no workerd process found among this process's children");
-  return children.sort((a, b) => b.pid - a.pid)[0].pid;
+  return children.map((child) => child.pid);
 }
 
 /** A process's CPU time so far (user + system), in microseconds. */
@@ -295,51 +350,95 @@ function cpuMicros(pid) {
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
+ * One Worker's CPU time per request less another's: the median over the slices of the
+ * difference within a slice round (the two measured moments apart), which a drift in the shared
+ * machine's load moves far less than the difference of the two medians.
+ */
+function pairedDifference(cpu, base) {
+  return +median(cpu.slices.map((value, round) => value - base.slices[round])).toFixed(1);
+}
+
+/**
  * Each Worker alone in a fresh Miniflare: its cold start (COLD_STARTS times), then workerd's CPU
  * time per request on each endpoint.
  */
 async function alone(options) {
   const persist = join(OUT, "kv-state");
-  const seeding = new Miniflare({ cf: false, kvPersist: persist, workers: Object.entries(options).map(([name, o]) => ({ name, ...o })) });
+  const seeded = Object.entries(options).filter(([, o]) => typeof o.script !== "function");
+  const seeding = new Miniflare({ cf: false, kvPersist: persist, workers: seeded.map(([name, o]) => ({ name, ...o })) });
   await seeding.ready;
   await seed(seeding, Object.keys(options));
   await seeding.dispose();
 
   const requestBodies = contexts();
   const results = {};
-  for (const [name, workerOptions] of Object.entries(options)) {
-    const coldStarts = [];
-    let mf = null;
-    for (let run = 0; run < COLD_STARTS; run++) {
-      if (mf) await mf.dispose();
-      const started = performance.now();
-      mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
-      await mf.ready;
+  const running = {};
+  const answers = {};
+  try {
+    for (const [name, { replays, ...given }] of Object.entries(options)) {
+      // A replay Worker answers what the Worker it replays answered (started before it).
+      if (replays !== undefined && answers[replays] === undefined) continue;
+      const workerOptions = replays !== undefined ? { ...given, script: given.script(answers[replays]) } : given;
+      const coldStarts = [];
+      let mf = null;
+      let pid = null;
+      for (let run = 0; run < COLD_STARTS; run++) {
+        if (mf) await mf.dispose();
+        const before = new Set(workerdPids());
+        const started = performance.now();
+        mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
+        await mf.ready;
+        const origin = (await mf.unsafeGetDirectURL(name)).origin;
+        const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
+        await response.arrayBuffer();
+        if (response.status !== 200 && name !== "constant") throw new Error(`${name}: the first request answered ${response.status}`);
+        coldStarts.push(+(performance.now() - started).toFixed(1));
+        pid = workerdPids().find((candidate) => !before.has(candidate));
+      }
+      if (pid === undefined) throw new Error(`${name}: its workerd process was not found`);
       const origin = (await mf.unsafeGetDirectURL(name)).origin;
-      const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
-      await response.arrayBuffer();
-      if (response.status !== 200) throw new Error(`${name}: the first request answered ${response.status}`);
-      coldStarts.push(+(performance.now() - started).toFixed(1));
+      answers[name] = await capture(origin, requestBodies[0]);
+      // The last of the cold starts keeps running, for the CPU time below.
+      running[name] = { mf, origin, pid };
+      results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu: {} };
     }
-    const origin = (await mf.unsafeGetDirectURL(name)).origin;
-    const pid = workerdPid();
-    const cpu = {};
+    // CPU time per request: every Worker's workerd is up at once, and the load visits them in
+    // turn, CPU_SLICES slices of DURATION / CPU_SLICES seconds each per endpoint, so that a
+    // change in the machine's other load (it is shared) falls on all of them alike; the median
+    // slice is reported.
+    const slice = DURATION / CPU_SLICES;
     for (const [endpoint, path] of PATHS) {
-      process.stderr.write(`  ${name} alone: ${path}\n`);
-      await runOnce(`${origin}${path}`, requestBodies, WARMUP);
-      const before = cpuMicros(pid);
-      const result = await runOnce(`${origin}${path}`, requestBodies, DURATION);
-      const used = cpuMicros(pid) - before;
-      const served = Math.max(1, result.requests.total - result.non2xx);
-      cpu[endpoint] = { cpuMicrosPerRequest: +(used / served).toFixed(1), requests: served };
+      const slices = Object.fromEntries(Object.keys(running).map((name) => [name, []]));
+      for (const [name, { origin }] of Object.entries(running)) await runOnce(`${origin}${path}`, requestBodies, WARMUP);
+      for (let round = 0; round < CPU_SLICES; round++) {
+        process.stderr.write(`  each Worker alone: ${path} slice ${round + 1}/${CPU_SLICES}\n`);
+        const order = Object.keys(running);
+        if (round % 2 === 1) order.reverse();
+        for (const name of order) {
+          const { origin, pid } = running[name];
+          const before = cpuMicros(pid);
+          const result = await runOnce(`${origin}${path}`, requestBodies, slice);
+          const used = cpuMicros(pid) - before;
+          const served = Math.max(1, result.requests.total - result.non2xx);
+          slices[name].push({ perRequest: used / served, served });
+        }
+      }
+      for (const [name, list] of Object.entries(slices)) {
+        const perRequest = list.map((s) => +s.perRequest.toFixed(1));
+        results[name].cpu[endpoint] = {
+          cpuMicrosPerRequest: median(perRequest),
+          slices: perRequest,
+          requests: list.reduce((sum, s) => sum + s.served, 0),
+        };
+      }
     }
-    await mf.dispose();
-    results[name] = { coldStartMs: median(coldStarts), coldStartRuns: coldStarts, cpu };
+  } finally {
+    for (const { mf } of Object.values(running)) await mf.dispose();
   }
   for (const result of Object.values(results)) {
     result.coldStartAboveFloorMs = +(result.coldStartMs - results.floor.coldStartMs).toFixed(1);
     for (const [endpoint] of PATHS) {
-      result.cpu[endpoint].aboveFloorMicros = +(result.cpu[endpoint].cpuMicrosPerRequest - results.floor.cpu[endpoint].cpuMicrosPerRequest).toFixed(1);
+      result.cpu[endpoint].aboveFloorMicros = pairedDifference(result.cpu[endpoint], results.floor.cpu[endpoint]);
     }
   }
   return results;
@@ -352,8 +451,8 @@ async function main() {
 
   const options = workerOptions(bundle);
   if (process.env.BENCH_ALONE_ONLY) {
-    const single = await alone(options);
-    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(13)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
+    const single = await alone(aloneOptions(bundle));
+    for (const [worker, r] of Object.entries(single)) console.log(`${worker.padEnd(17)} resolve ${r.cpu.resolve.cpuMicrosPerRequest} (${r.cpu.resolve.aboveFloorMicros}) µs, OFREP bulk ${r.cpu.ofrepBulk.cpuMicrosPerRequest} (${r.cpu.ofrepBulk.aboveFloorMicros}) µs, cold start ${r.coldStartMs} (${r.coldStartAboveFloorMs}) ms`);
     return;
   }
   process.stderr.write("sizes (wrangler deploy --dry-run)...\n");
@@ -379,7 +478,7 @@ async function main() {
     await mf.dispose();
   }
   process.stderr.write(`each Worker alone: cold start (${COLD_STARTS} runs) and CPU time per request\n`);
-  const single = await alone(options);
+  const single = await alone(aloneOptions(bundle));
   const report = {
     machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
     settings: { durationSeconds: DURATION, connections: CONNECTIONS, warmupSeconds: WARMUP, rounds: ROUNDS, coldStarts: COLD_STARTS },
@@ -405,6 +504,14 @@ function ratios(results, single, baseline) {
       cpuAboveFloor: ratio(single.promptflag.cpu[name].aboveFloorMicros, single[baseline].cpu[name].aboveFloorMicros),
     };
   }
+  // The Worker's own work with workerd's charge for its very request and response taken out:
+  // CPU time less that of the Worker replaying its responses.
+  const replayed = (worker, name) => single[`replay-${worker}`] && pairedDifference(single[worker].cpu[name], single[`replay-${worker}`].cpu[name]);
+  for (const [name] of PATHS) {
+    const own = replayed("promptflag", name);
+    const other = replayed(baseline, name);
+    if (own !== undefined && other !== undefined) out[name].cpuAboveReplay = { promptflag: +own.toFixed(1), [baseline]: +other.toFixed(1), ratio: ratio(own, other) };
+  }
   out.coldStart = ratio(single.promptflag.coldStartMs, single[baseline].coldStartMs);
   out.coldStartAboveFloor = ratio(single.promptflag.coldStartAboveFloorMs, single[baseline].coldStartAboveFloorMs);
   return out;
@@ -425,13 +532,14 @@ function print(report) {
   console.log("worker         resolve µs (own)   OFREP bulk µs (own)   cold start ms (own)   cold start runs");
   for (const [worker, r] of Object.entries(report.alone)) {
     const cell = (c) => `${c.cpuMicrosPerRequest} (${c.aboveFloorMicros})`.padStart(17);
-    console.log(`${worker.padEnd(13)} ${cell(r.cpu.resolve)}   ${cell(r.cpu.ofrepBulk).padStart(19)}   ${`${r.coldStartMs} (${r.coldStartAboveFloorMs})`.padStart(19)}   ${r.coldStartRuns.join(" ")}`);
+    console.log(`${worker.padEnd(17)} ${cell(r.cpu.resolve)}   ${cell(r.cpu.ofrepBulk).padStart(19)}   ${`${r.coldStartMs} (${r.coldStartAboveFloorMs})`.padStart(19)}   ${r.coldStartRuns.join(" ")}`);
   }
   for (const [label, key] of [["growthbook (payload cached per isolate)", "ratio"], ["growthbook-kv (payload read from KV per request)", "ratioPerRequestKv"]]) {
     const r = report[key];
     console.log(`\npromptflag / ${label}:`);
     console.log(`  req/s: resolve ${r.resolve.requestsPerSecond}x, OFREP bulk ${r.ofrepBulk.requestsPerSecond}x`);
     console.log(`  own CPU time per request: resolve ${r.resolve.cpuAboveFloor}x, OFREP bulk ${r.ofrepBulk.cpuAboveFloor}x`);
+    if (r.resolve.cpuAboveReplay) console.log(`  CPU time less its own responses' replay: resolve ${r.resolve.cpuAboveReplay.ratio}x, OFREP bulk ${r.ofrepBulk.cpuAboveReplay.ratio}x (${JSON.stringify(r.resolve.cpuAboveReplay)}, ${JSON.stringify(r.ofrepBulk.cpuAboveReplay)} µs)`);
     console.log(`  cold start: ${r.coldStart}x (own, less the floor's: ${r.coldStartAboveFloor}x)`);
   }
   console.log(`\n("floor" parses the body and answers {}. ${report.machine.cpus} CPUs, ${report.settings.connections} connections, ${report.settings.durationSeconds} s x ${report.settings.rounds} rounds; JSON in target/bench/worker.json)`);

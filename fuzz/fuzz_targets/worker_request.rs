@@ -27,7 +27,8 @@ fn config() -> Config {
         environment: String::from("dev"),
         cache_ttl_millis: app::DEFAULT_CACHE_TTL_MS,
         exposure_sink: Some(String::from("https://collector.invalid/v1/events")),
-        admin_token: Some(String::from("token")),
+        admin_credentials: None,
+        environment_policy: None,
     }
 }
 

@@ -6,7 +6,8 @@
  *   bundled fallback ruleset serves until the first fetch succeeds;
  * - prompt bodies by hash from `GET /v1/prompts/{sha256}`, each verified against its SHA-256
  *   before it is cached (bounded LRU) or returned;
- * - an exposure callback on every evaluation.
+ * - an exposure callback on every evaluation, and, with `collector`, every exposure sent to the
+ *   collector in bounded batches.
  */
 
 import {
@@ -31,6 +32,7 @@ import {
   PromptNotFoundError,
   RulesetValidationError,
 } from "./errors.js";
+import { type CollectorOptions, ExposureSender, type ExposureStats } from "./exposures.js";
 import { LruCache } from "./lru.js";
 
 /** One evaluation, as the Worker reports exposures (docs/interfaces.md). */
@@ -41,6 +43,10 @@ export interface ExposureEvent {
   readonly environment: string;
   readonly flag_key: string;
   readonly variant: string | null;
+  /** The prompt family, for prompt flags. */
+  readonly prompt_id: string | null;
+  /** The prompt version, for prompt flags. */
+  readonly prompt_version: string | null;
   /** The prompt body's hash, for prompt flags. */
   readonly prompt_hash: string | null;
   readonly revision: number;
@@ -77,6 +83,11 @@ export interface PromptflagClientOptions {
   autoStart?: boolean;
   /** Called for every evaluation. Exceptions it throws go to `onError`, never to the caller. */
   onExposure?: (event: ExposureEvent) => void;
+  /**
+   * The collector: every evaluation that serves a variant is sent to it as an exposure, in
+   * bounded batches (see {@link ExposureSender}); `exposureStats()` gives the counters.
+   */
+  collector?: CollectorOptions;
   /** Called with background failures: refreshes, invalid payloads, exposure callbacks. */
   onError?: (error: PromptflagError) => void;
   /** Called after a new ruleset is in use. */
@@ -257,6 +268,7 @@ export class PromptflagClient {
   readonly #inflightBodies = new Map<string, Promise<string>>();
   readonly #fallbackPrompts = new Map<string, string>();
   readonly #onExposure: ((event: ExposureEvent) => void) | undefined;
+  readonly #exposures: ExposureSender | null;
   readonly #onError: ((error: PromptflagError) => void) | undefined;
   readonly #onUpdate: PromptflagClientOptions["onUpdate"];
   readonly #inflightAborts = new Set<AbortController>();
@@ -302,6 +314,7 @@ export class PromptflagClient {
       positiveInteger("promptCacheBytes", options.promptCacheBytes, 16 * 1024 * 1024, true),
     );
     this.#onExposure = options.onExposure;
+    this.#exposures = options.collector === undefined ? null : new ExposureSender(options.collector);
     this.#onError = options.onError;
     this.#onUpdate = options.onUpdate;
     for (const [hash, body] of Object.entries(options.fallbackPrompts ?? {})) {
@@ -412,7 +425,7 @@ export class PromptflagClient {
   evaluateAll(context?: ContextInput, options?: EvaluateOptions): Record<string, Evaluation> {
     const evaluator = this.#require();
     const all = evaluator.evaluateAll(context, options);
-    if (this.#onExposure !== undefined) {
+    if (this.#onExposure !== undefined || this.#exposures !== null) {
       for (const evaluation of Object.values(all)) {
         this.#expose(evaluator, evaluation, context);
       }
@@ -467,9 +480,23 @@ export class PromptflagClient {
     };
   }
 
-  /** Stops the background refresh and aborts requests in flight. Evaluation keeps working. */
+  /** What happened to the exposures sent to the collector (`null` without one). */
+  exposureStats(): ExposureStats | null {
+    return this.#exposures?.stats() ?? null;
+  }
+
+  /** Sends the exposures queued for the collector now; resolves when it has answered. */
+  flushExposures(): Promise<void> {
+    return this.#exposures?.flush() ?? Promise.resolve();
+  }
+
+  /**
+   * Stops the background refresh and aborts requests in flight, and sends the exposures still
+   * queued (await {@link flushExposures} first to know they went). Evaluation keeps working.
+   */
   close(): void {
     this.#closed = true;
+    void this.#exposures?.close();
     if (this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
@@ -498,21 +525,30 @@ export class PromptflagClient {
 
   #expose(evaluator: Evaluator, evaluation: Evaluation | PromptResolution, context: ContextInput | undefined): void {
     const onExposure = this.#onExposure;
+    const sender = this.#exposures;
+    if (onExposure === undefined && sender === null) {
+      return;
+    }
+    const prompt = evaluation.prompt ?? null;
+    const event: ExposureEvent = {
+      type: "exposure",
+      timestamp: new Date().toISOString(),
+      environment: evaluator.environment,
+      flag_key: evaluation.flagKey,
+      variant: evaluation.variant,
+      prompt_id: prompt?.id ?? null,
+      prompt_version: prompt?.version ?? null,
+      prompt_hash: prompt?.hash ?? null,
+      revision: evaluator.revision,
+      unit: unitOf(context),
+      reason: evaluation.reason,
+    };
+    sender?.record(event);
     if (onExposure === undefined) {
       return;
     }
     try {
-      onExposure({
-        type: "exposure",
-        timestamp: new Date().toISOString(),
-        environment: evaluator.environment,
-        flag_key: evaluation.flagKey,
-        variant: evaluation.variant,
-        prompt_hash: evaluation.prompt?.hash ?? null,
-        revision: evaluator.revision,
-        unit: unitOf(context),
-        reason: evaluation.reason,
-      });
+      onExposure(event);
     } catch (error) {
       this.#report(new PromptflagError("ENGINE", `the onExposure callback threw: ${(error as Error)?.message ?? String(error)}`, { cause: error }));
     }

@@ -44,6 +44,7 @@ export {
   type RulesetSource,
   type RulesetUpdate,
 } from "./client.js";
+export { ExposureSender, type CollectorOptions, type ExposureStats } from "./exposures.js";
 export {
   ContextError,
   DisposedError,

@@ -24,7 +24,7 @@ const {
   verifyBundle,
 } = await loadPackage();
 
-const ADMIN_TOKEN = "client-test-token";
+const ADMIN_TOKEN = "npm-client-test-token-0123456789abcdef";
 const BODIES = {
   current: "You are a helpful support agent. Answer briefly.\n",
   candidate: "You are a support agent. Answer in at most three sentences, cite the docs.\n",

@@ -195,7 +195,7 @@ describe("cross-runtime identity", () => {
 
   test("the Worker (Miniflare, OFREP bulk over HTTP) agrees with Wasm on a sample", { timeout: 600_000 }, async () => {
     const { startWorker } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
-    const worker = await startWorker({ port: 0, environment: "dev", cacheTtlMs: 0, adminToken: "identity-test" });
+    const worker = await startWorker({ port: 0, environment: "dev", cacheTtlMs: 0, adminToken: "identity-test-admin-token-0123456789abcdef" });
     try {
       let compared = 0;
       for (let index = 0; index < rulesets.length; index++) {

@@ -2,8 +2,12 @@
 // docs/interfaces.md ("Running the built Worker from tests").
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
-//       --admin-token <token> --environment dev --cache-ttl-ms 50 [--exposure-sink <url>]
-//       [--exposure-sink-token <token>]
+//       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] \
+//       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>]
+//
+// `--admin-token T` is shorthand for credentials holding T with the override role in each of
+// dev, staging, prod and the served environment (`test-<env>`); `--admin-credentials` gives the
+// ADMIN_CREDENTIALS list.
 //
 // Prints one line of JSON, {"url": "http://127.0.0.1:PORT"}, once it serves, and exits on
 // SIGTERM, SIGINT or when its standard input closes.
@@ -21,11 +25,22 @@ export const ROOT = process.env.PROMPTFLAG_ROOT ?? resolve(here, "..", "..");
 export const WORKER_DIR = process.env.PROMPTFLAG_WORKER_DIR ?? join(ROOT, "worker", "build");
 // The KV namespace binding the Worker reads (worker/src/app.rs, wrangler.toml).
 export const KV_BINDING = "PROMPTFLAG_KV";
+// The admin authority's Durable Object binding and class (worker/js/index.js, wrangler.toml).
+export const AUTHORITY_BINDING = "PROMPTFLAG_AUTHORITY";
+export const AUTHORITY_CLASS = "PromptflagAuthority";
+
+// ADMIN_CREDENTIALS for a test that holds one token: the token with the override role in each
+// usual environment, one credential each (`test-dev`, `test-staging`, `test-prod`).
+export function credentialsFor(token, environments = ["dev", "staging", "prod"]) {
+  return environments.map((environment) => ({ name: `test-${environment}`, token, environment, role: "override" }));
+}
 export const COMPATIBILITY_DATE = "2026-07-01";
 
 // The Miniflare options of the built Worker, for suites that compose their own set-up.
 export function workerOptions({
   adminToken,
+  adminCredentials,
+  environmentPolicy,
   environment = "dev",
   cacheTtlMs = 50,
   exposureSink,
@@ -38,7 +53,14 @@ export function workerOptions({
     throw new Error(`${scriptPath} is missing: build the Worker first (cargo xtask build-worker)`);
   }
   const bindings = { ENVIRONMENT: environment, CACHE_TTL_MS: String(cacheTtlMs) };
-  if (adminToken) bindings.ADMIN_TOKEN = adminToken;
+  const granted = [...new Set(["dev", "staging", "prod", environment])];
+  const credentials = adminCredentials ?? (adminToken ? credentialsFor(adminToken, granted) : undefined);
+  if (credentials !== undefined) {
+    bindings.ADMIN_CREDENTIALS = typeof credentials === "string" ? credentials : JSON.stringify(credentials);
+  }
+  if (environmentPolicy !== undefined) {
+    bindings.ENVIRONMENT_POLICY = typeof environmentPolicy === "string" ? environmentPolicy : JSON.stringify(environmentPolicy);
+  }
   if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
   if (exposureSinkToken) bindings.EXPOSURE_SINK_TOKEN = exposureSinkToken;
   return {
@@ -52,6 +74,7 @@ export function workerOptions({
     ],
     compatibilityDate: COMPATIBILITY_DATE,
     kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
+    durableObjects: { [AUTHORITY_BINDING]: AUTHORITY_CLASS },
     bindings,
   };
 }
@@ -78,6 +101,8 @@ export async function startWorker({ port = 0, persist, ...options } = {}) {
     host: "127.0.0.1",
     port,
     kvPersist: persist ? resolve(persist) : false,
+    // The authority's storage persists beside KV, so a restarted Worker keeps its audit log.
+    durableObjectsPersist: persist ? resolve(persist) : false,
     cf: false,
     ...quietRuntime(),
   });
@@ -92,6 +117,8 @@ async function main() {
       port: { type: "string", default: "0" },
       persist: { type: "string" },
       "admin-token": { type: "string" },
+      "admin-credentials": { type: "string" },
+      "environment-policy": { type: "string" },
       environment: { type: "string", default: "dev" },
       "cache-ttl-ms": { type: "string", default: "50" },
       "exposure-sink": { type: "string" },
@@ -107,6 +134,8 @@ async function main() {
     port,
     persist: values.persist,
     adminToken: values["admin-token"],
+    adminCredentials: values["admin-credentials"],
+    environmentPolicy: values["environment-policy"],
     environment: values.environment,
     cacheTtlMs,
     exposureSink: values["exposure-sink"],

@@ -9,9 +9,12 @@
 // request takes the asynchronous path, `handle`, which reads KV and answers in the same format.
 // Exposures are POSTed after the response, through `ctx.waitUntil`.
 //
-// Other handlers (a Durable Object class, a scheduled handler) are added here as further
-// exports beside the default one; they can call into the same Wasm instance through `wasm`.
+// The admin API (`/admin/*`) is served by the admin authority, the Durable Object class
+// `PromptflagAuthority` exported below: one object per namespace (bound as
+// `PROMPTFLAG_AUTHORITY`), the only writer of KV, which runs the same Wasm with its own storage
+// (`handle_admin`). Other handlers go here as further exports beside the default one.
 
+import { DurableObject } from "cloudflare:workers";
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
 
@@ -20,6 +23,9 @@ wasm.initSync({ module: wasmModule });
 const BODY_LIMIT = wasm.evaluation_body_limit();
 const NO_BODY = new Uint8Array(0);
 const decoder = new TextDecoder();
+// The one admin authority of the namespace: a single object serialises every write, so the
+// revision check, the promotion gate and the audit chain hold across environments.
+const AUTHORITY_NAME = "namespace";
 
 export default {
   async fetch(request, env, ctx) {
@@ -31,6 +37,10 @@ export default {
     // refused) by the asynchronous path under its own limits: those go there untouched.
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const admin = url.startsWith("/admin", pathStart);
+    if (admin && env.PROMPTFLAG_AUTHORITY) {
+      const authority = env.PROMPTFLAG_AUTHORITY;
+      return authority.get(authority.idFromName(AUTHORITY_NAME)).fetch(request);
+    }
     if (admin || (length === null ? request.body !== null : !(Number(length) <= BODY_LIMIT))) {
       return respond(await settle(wasm.handle(request, env, undefined, now)), ctx, env);
     }
@@ -45,22 +55,42 @@ export default {
     }
     const ifNoneMatch = headers.get("if-none-match");
     const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
-    const packed = call(() => wasm.serve(head, body, now));
+    let packed;
+    try {
+      // After a trap, `recover` asks for a fresh instance before the next request.
+      packed = wasm.serve(head, body, now);
+    } catch (error) {
+      throw recover(error);
+    }
     if (packed.length > 0) return respond(packed, ctx, env);
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
 };
 
+/**
+ * The admin authority: the single writer behind `/admin/*`. It keeps the revision state and
+ * the audit log in its transactional storage (worker/src/admin.rs describes the layout).
+ */
+export class PromptflagAuthority extends DurableObject {
+  async fetch(request) {
+    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now())), this.ctx, this.env);
+  }
+}
+
 /** The `Response` (and the exposures to send) from a packed answer. */
 function respond(packed, ctx, env) {
-  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
-  const status = view.getUint16(0, true);
+  const status = packed[0] | (packed[1] << 8);
   const hasBody = packed[2] === 1;
-  const headerBytes = view.getUint32(4, true);
-  const tagBytes = view.getUint32(8, true);
-  const exposureBytes = view.getUint32(12, true);
+  const headerSet = packed[3];
+  const headerBytes = lengthAt(packed, 4);
+  const tagBytes = lengthAt(packed, 8);
+  const exposureBytes = lengthAt(packed, 12);
   let at = 16;
-  const headers = headersOf(decoder.decode(packed.subarray(at, at + headerBytes)));
+  let headers = headerSets[headerSet];
+  if (headers === undefined) {
+    headers = headersFrom(decoder.decode(packed.subarray(at, at + headerBytes)));
+    if (headerSet !== 0) headerSets[headerSet] = headers;
+  }
   at += headerBytes;
   const tag = tagBytes > 0 ? decoder.decode(packed.subarray(at, at + tagBytes)) : null;
   at += tagBytes;
@@ -77,22 +107,22 @@ function respond(packed, ctx, env) {
   return response;
 }
 
-// Most responses repeat one of a few header sets (the content type, the revision and the
-// ruleset's source, an entity tag per revision), and the runtime copies a `Headers` object it
-// is given far faster than it builds one from JavaScript pairs. So each set is built once and
-// kept, up to a bound past which the cache starts over.
-const HEADER_SETS_KEPT = 256;
-const headerSets = new Map();
+/** The little-endian `u32` at `at` (the lengths are far below 2³¹). */
+function lengthAt(packed, at) {
+  return packed[at] | (packed[at + 1] << 8) | (packed[at + 2] << 16) | (packed[at + 3] << 24);
+}
 
-function headersOf(text) {
-  let headers = headerSets.get(text);
-  if (headers === undefined) {
-    const fields = text.split("\n");
-    headers = new Headers();
-    for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
-    if (headerSets.size >= HEADER_SETS_KEPT) headerSets.clear();
-    headerSets.set(text, headers);
-  }
+// Most responses repeat one of a few header sets (the content type, the revision and the
+// ruleset's source, CORS or not), and the runtime copies a `Headers` object it is given far
+// faster than it builds one from JavaScript pairs. The Wasm numbers each set (worker/src/wire.rs),
+// so each is built once, kept under its number, and its text read only that once; number 0 is a
+// set the Wasm did not number, built each time. Index 0 stays empty.
+const headerSets = [];
+
+function headersFrom(text) {
+  const fields = text.split("\n");
+  const headers = new Headers();
+  for (let i = 0; i + 1 < fields.length; i += 2) headers.append(fields[i], fields[i + 1]);
   return headers;
 }
 
@@ -116,15 +146,6 @@ async function sendExposures(sink, batch, token) {
   }
 }
 
-/** Calls into the Wasm; after a trap, asks for a fresh instance before the next request. */
-function call(work) {
-  try {
-    return work();
-  } catch (error) {
-    throw recover(error);
-  }
-}
-
 async function settle(promise) {
   try {
     return await promise;
@@ -140,6 +161,8 @@ function recover(error) {
   if (error instanceof WebAssembly.RuntimeError) {
     console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
     wasm.__wbg_reset_state();
+    // The fresh instance numbers its header sets anew.
+    headerSets.length = 0;
   }
   return error;
 }

@@ -1,33 +1,51 @@
-//! The admin API of `docs/interfaces.md`, behind `Authorization: Bearer <ADMIN_TOKEN>` (compared
-//! in constant time) and off when the secret is unset:
+//! The admin API of `docs/interfaces.md`, served by the admin authority: the Durable Object
+//! (`PromptflagAuthority`, one per namespace) that the Worker's entry forwards every `/admin/*`
+//! request to, and the only writer of Workers KV.
 //!
 //! - `PUT /admin/v1/prompts/{sha256}`: stores a body after checking its hash.
-//! - `GET /admin/v1/rulesets/{env}`: the live, latest and kept revisions.
-//! - `PUT /admin/v1/rulesets/{env}[?expected_live=N]`: validates and publishes a revision
-//!   (body, then `ruleset:<env>:<rev>`, then `meta:<env>`, then the pointer).
-//! - `POST /admin/v1/rulesets/{env}/rollback`: points `ruleset:<env>` at a kept revision.
+//! - `GET /admin/v1/rulesets/{env}`: the live, latest and kept revisions, and each kept
+//!   revision's audit anchor.
+//! - `PUT /admin/v1/rulesets/{env}[?expected_live=N&reason=…&override=true&action=kill]`:
+//!   validates and publishes a revision.
+//! - `POST /admin/v1/rulesets/{env}/rollback[?reason=…]`: points `ruleset:<env>` at a kept
+//!   revision.
+//! - `GET /admin/v1/audit[?after=SEQ&limit=N]` and `GET /admin/v1/audit/head`: the audit log.
 //!
-//! The KV keys, the metadata `meta:<env>`, the revision rules (bounds, stale revisions,
-//! `expected_live`, rollback targets) and the request shapes are `promptflag_contracts`'; this
-//! module applies them to KV and answers in the admin API's shapes.
+//! Callers present `Authorization: Bearer <token>`; the token names credentials of
+//! `ADMIN_CREDENTIALS` (`promptflag_contracts::authority`), each scoped to one environment and
+//! one role. Every write passes through [`authorize_write`], which checks the credential's scope
+//! and role and the environment's gates (from `ENVIRONMENT_POLICY`, never from the upload).
 //!
-//! KV offers no transactions. Within one isolate, ruleset writes (publish and rollback) take
-//! [`WriteLock`] around their read, check and write, so two publishers racing through the same
-//! isolate get one `201` and one `409`, never two `201`s for one revision. Across isolates
-//! (several machines in production) KV has no compare-and-swap: publishes to one environment
-//! are expected to come from one publisher at a time (the companion's control loop), and
-//! `expected_live` guards the rest.
+//! The object keeps the authoritative state in its own transactional storage: per environment
+//! the pointer and the revision history under the same keys as KV (`ruleset:<env>`,
+//! `meta:<env>`), the audit log (`audit:head`, `audit:<seq>`) and the prompt bodies each
+//! environment has accepted (`accepted:<env>:<sha256>`).
+//! A write holds [`WriteLock`] from reading that state to committing it (a Durable Object's input
+//! gate does not stop requests interleaving across KV's awaits), checks the revision against it,
+//! writes the revision's bytes to KV, then commits the new state and its audit entries in one
+//! atomic storage write, and only then copies the history and the pointer to KV. So of N writers
+//! of one revision exactly one commits; the others see the committed state and get 409.
 
-use promptflag_contracts::keys::{meta_key, pointer_key, pointer_value, prompt_key, revision_key};
+use promptflag_contracts::authority::{
+    self, AUDIT_PAGE_LIMIT, Credential, Entry, Head, WriteAction,
+};
+use promptflag_contracts::digest::content_hash_input;
+use promptflag_contracts::keys::{
+    authority_key, meta_key, pointer_key, pointer_value, prompt_key, revision_key,
+};
 use promptflag_contracts::{Meta, admin, keys};
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
 
-use crate::http::{bearer_token, constant_time_eq, query_param};
+use crate::app::Config;
+use crate::http::{bearer_token, percent_decode, query_param, rfc3339_millis};
 use crate::input::limits;
-use crate::js::{BodyError, Incoming, Kv, Method, read_body, sha256_hex};
+use crate::js::{BodyError, Incoming, Kv, Method, Storage, read_body, sha256_hex};
 use crate::prompts::remember_written;
 use crate::reply::{Failure, Outcome, Reply};
+
+/// The longest `reason` a write may carry, in bytes.
+const REASON_BYTES: usize = 1024;
 
 /// A contract rule's refusal as the admin API answers it (`docs/interfaces.md`).
 pub fn refusal(error: promptflag_contracts::Error) -> Failure {
@@ -53,63 +71,140 @@ pub fn refusal(error: promptflag_contracts::Error) -> Failure {
     }
 }
 
-/// Who may call: `Ok(())` for the right token; `404 admin_disabled` without a configured token;
-/// `401 unauthorized` otherwise.
-pub fn authorize(configured: Option<&str>, authorization: Option<&str>) -> Result<(), Failure> {
-    let Some(expected) = configured.filter(|token| !token.is_empty()) else {
+/// Who is calling: the credentials of `ADMIN_CREDENTIALS` whose token was presented. `404
+/// admin_disabled` when the secret is unset; `503 credentials_invalid` naming the credential
+/// when the list cannot be used (a token under 32 bytes among it); `401 unauthorized` when no
+/// credential has the token.
+pub fn authenticate(
+    configured: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<Vec<Credential>, Failure> {
+    let Some(text) = configured.filter(|text| !text.trim().is_empty()) else {
         return Err(Failure::api(
             404,
             "admin_disabled",
-            "the admin API is off: ADMIN_TOKEN is not set",
+            "the admin API is off: ADMIN_CREDENTIALS is not set",
         ));
     };
+    let credentials = authority::parse_credentials(text).map_err(|error| {
+        let failure = Failure::api(503, "credentials_invalid", error.to_string());
+        match error {
+            authority::CredentialsError::ShortToken { name, .. }
+            | authority::CredentialsError::Invalid { name, .. } => {
+                failure.with_field("credential", Value::from(name))
+            }
+            authority::CredentialsError::Malformed(_) => failure,
+        }
+    })?;
     let presented = bearer_token(authorization).unwrap_or_default();
-    if constant_time_eq(expected.as_bytes(), presented.as_bytes()) {
-        Ok(())
-    } else {
-        Err(Failure::api(
+    let matched: Vec<Credential> = authority::matching(&credentials, presented)
+        .into_iter()
+        .cloned()
+        .collect();
+    if matched.is_empty() {
+        return Err(Failure::api(
             401,
             "unauthorized",
             "a valid `Authorization: Bearer <token>` header is required",
         )
-        .with_header("WWW-Authenticate", "Bearer realm=\"promptflag-admin\""))
+        .with_header("WWW-Authenticate", "Bearer realm=\"promptflag-admin\""));
     }
+    Ok(matched)
 }
 
-/// Routes an admin request (after `/admin`). Authorization comes first, so nothing about the
-/// routes is revealed to a caller without the token.
+/// What the admin handlers work with: the caller, the settings, KV and the object's storage.
+pub struct Authority<'a> {
+    /// The credentials the caller's token matched.
+    pub caller: Vec<Credential>,
+    pub config: &'a Config,
+    pub kv: &'a Kv,
+    pub storage: &'a Storage,
+    /// Milliseconds since the epoch.
+    pub now: u64,
+}
+
+/// Routes an admin request (after `/admin`) inside the authority. Authentication comes first,
+/// so nothing about the routes is revealed to a caller without a credential.
 pub async fn handle(
     request: &Incoming,
     path: &[&str],
-    admin_token: Option<&str>,
+    config: &Config,
     kv: Option<&Kv>,
+    storage: &Storage,
+    now: u64,
 ) -> Outcome {
     let authorization = request.header("Authorization");
-    authorize(admin_token, authorization.as_deref())?;
+    let caller = authenticate(
+        config.admin_credentials.as_deref(),
+        authorization.as_deref(),
+    )?;
+    let context = Authority {
+        caller,
+        config,
+        kv: store(kv)?,
+        storage,
+        now,
+    };
     let method = request.method();
     match path {
         ["v1", "prompts", hash] => {
             require(&method, Method::Put, "PUT")?;
-            put_prompt(request, hash, store(kv)?).await
+            routed(put_prompt(request, hash, context.kv)).await
         }
         ["v1", "rulesets", environment] => {
             let environment = environment_name(environment)?;
             match method {
-                Method::Get => status(environment, store(kv)?).await,
-                Method::Put => {
-                    let expected_live = expected_live(request)?;
-                    publish(request, environment, expected_live, store(kv)?).await
-                }
+                Method::Get => routed(status(environment, &context)).await,
+                Method::Put => routed(publish(request, environment, &context)).await,
                 _ => Err(Failure::method_not_allowed("GET, PUT")),
             }
         }
         ["v1", "rulesets", environment, "rollback"] => {
             let environment = environment_name(environment)?;
             require(&method, Method::Post, "POST")?;
-            rollback(request, environment, store(kv)?).await
+            routed(rollback(request, environment, &context)).await
+        }
+        ["v1", "audit"] => {
+            require(&method, Method::Get, "GET")?;
+            routed(audit_page(request, &context)).await
+        }
+        ["v1", "audit", "head"] => {
+            require(&method, Method::Get, "GET")?;
+            Ok(Reply::json(
+                200,
+                &audit_head(context.storage).await?.to_value(),
+            ))
         }
         _ => Err(Failure::not_found()),
     }
+}
+
+/// A route's future behind a pointer: each route's state machine stays its own function
+/// instead of being inlined into one that holds every route's states at once.
+fn routed<'a>(
+    route: impl core::future::Future<Output = Outcome> + 'a,
+) -> core::pin::Pin<Box<dyn core::future::Future<Output = Outcome> + 'a>> {
+    Box::pin(route)
+}
+
+/// The admin API when the Worker has no authority binding: off without credentials, else 503.
+pub fn without_authority(config: &Config) -> Failure {
+    if config
+        .admin_credentials
+        .as_deref()
+        .is_none_or(|text| text.trim().is_empty())
+    {
+        return Failure::api(
+            404,
+            "admin_disabled",
+            "the admin API is off: ADMIN_CREDENTIALS is not set",
+        );
+    }
+    Failure::api(
+        503,
+        "authority_unavailable",
+        "the admin API runs in the PROMPTFLAG_AUTHORITY Durable Object, which this Worker has no binding for",
+    )
 }
 
 fn require(method: &Method, wanted: Method, allow: &'static str) -> Result<(), Failure> {
@@ -139,6 +234,12 @@ fn kv_failure(what: &str, error: impl core::fmt::Display) -> Failure {
     Failure::unavailable(format!("KV failed while {what}: {error}"))
 }
 
+fn storage_failure(what: &str, error: impl core::fmt::Display) -> Failure {
+    Failure::unavailable(format!(
+        "the authority's storage failed while {what}: {error}"
+    ))
+}
+
 async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
     if !keys::is_prompt_hash(hash) {
         return Err(Failure::api(
@@ -150,9 +251,7 @@ async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
     let body = read_body(request, limits::PROMPT_BYTES)
         .await
         .map_err(body_failure)?;
-    let computed = sha256_hex(&body)
-        .await
-        .map_err(|e| Failure::unavailable(format!("the runtime could not hash the body: {e}")))?;
+    let computed = hash_of(&body).await?;
     if computed != hash {
         return Err(Failure::api(
             422,
@@ -184,11 +283,18 @@ async fn put_prompt(request: &Incoming, hash: &str, kv: &Kv) -> Outcome {
     ))
 }
 
-async fn read_state(environment: &str, kv: &Kv) -> Result<(Option<u64>, Meta), Failure> {
-    let pointer = kv
-        .text(&pointer_key(environment))
+async fn hash_of(bytes: &[u8]) -> Result<String, Failure> {
+    sha256_hex(bytes)
         .await
-        .map_err(|e| kv_failure("reading the live revision", e))?;
+        .map_err(|e| Failure::unavailable(format!("the runtime could not hash: {e}")))
+}
+
+/// The live revision and history from the texts of `ruleset:<env>` and `meta:<env>`.
+fn parse_state(
+    environment: &str,
+    pointer: Option<String>,
+    meta: Option<String>,
+) -> Result<(Option<u64>, Meta), Failure> {
     let live = match pointer {
         None => None,
         Some(text) => Some(
@@ -196,11 +302,7 @@ async fn read_state(environment: &str, kv: &Kv) -> Result<(Option<u64>, Meta), F
                 .map_err(|e| Failure::unavailable(format!("{}: {e}", pointer_key(environment))))?,
         ),
     };
-    let meta = match kv
-        .text(&meta_key(environment))
-        .await
-        .map_err(|e| kv_failure("reading the revision history", e))?
-    {
+    let meta = match meta {
         None => Meta::default(),
         Some(text) => Meta::parse(text.as_bytes()).map_err(|e| {
             Failure::unavailable(format!("{} is {e}: {text:?}", meta_key(environment)))
@@ -209,13 +311,239 @@ async fn read_state(environment: &str, kv: &Kv) -> Result<(Option<u64>, Meta), F
     Ok((live, meta))
 }
 
-async fn status(environment: &str, kv: &Kv) -> Outcome {
-    let (live, meta) = read_state(environment, kv).await?;
-    Ok(Reply::json(
-        200,
-        &json!({"environment": environment, "live": live, "latest": meta.latest, "kept": meta.kept}),
-    ))
+/// The environment's state as the authority holds it. An environment the authority has never
+/// written is read from KV once, so a namespace published before the authority existed carries
+/// on from its revisions.
+async fn read_state(
+    environment: &str,
+    context: &Authority<'_>,
+) -> Result<(Option<u64>, Meta), Failure> {
+    let keys = [pointer_key(environment), meta_key(environment)];
+    let mut held = context
+        .storage
+        .texts(&keys)
+        .await
+        .map_err(|e| storage_failure("reading the revision state", e))?;
+    let meta = held.pop().flatten();
+    let pointer = held.pop().flatten();
+    if pointer.is_some() || meta.is_some() {
+        return parse_state(environment, pointer, meta);
+    }
+    let kv = context.kv;
+    let pointer = kv
+        .text(&keys[0])
+        .await
+        .map_err(|e| kv_failure("reading the live revision", e))?;
+    let meta = kv
+        .text(&keys[1])
+        .await
+        .map_err(|e| kv_failure("reading the revision history", e))?;
+    parse_state(environment, pointer, meta)
 }
+
+/// Copies the committed pointer and history to KV (and marks the environment as governed). If
+/// this fails after a commit, the write answers 503 and the next write to the environment, which
+/// starts from the committed state, copies its own.
+async fn copy_to_kv(
+    environment: &str,
+    live: u64,
+    meta: &Meta,
+    context: &Authority<'_>,
+) -> Result<(), Failure> {
+    put(context.kv, &authority_key(environment), "1").await?;
+    put(context.kv, &meta_key(environment), &meta.to_json()).await?;
+    put(context.kv, &pointer_key(environment), &pointer_value(live)).await
+}
+
+fn accepted_key(environment: &str, hash: &str) -> String {
+    format!("accepted:{environment}:{hash}")
+}
+
+fn audit_key(seq: u64) -> String {
+    format!("audit:{seq:016}")
+}
+
+const AUDIT_HEAD_KEY: &str = "audit:head";
+
+async fn status(environment: &str, context: &Authority<'_>) -> Outcome {
+    let (live, meta) = read_state(environment, context).await?;
+    let mut anchors = serde_json::Map::new();
+    for revision in &meta.kept {
+        let metadata = context
+            .kv
+            .metadata(&revision_key(environment, *revision))
+            .await
+            .map_err(|e| kv_failure("reading a revision's audit anchor", e))?;
+        if let Some(anchor) =
+            metadata.and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok())
+        {
+            anchors.insert(revision.to_string(), anchor);
+        }
+    }
+    let mut status = serde_json::Map::new();
+    status.insert("environment".into(), Value::from(environment));
+    status.insert("live".into(), optional(live));
+    status.insert("latest".into(), optional(meta.latest));
+    status.insert("kept".into(), Value::from(meta.kept));
+    status.insert("anchors".into(), Value::Object(anchors));
+    Ok(Reply::json(200, &status))
+}
+
+/// What a write's query carries besides `expected_live`.
+struct WriteQuery {
+    reason: String,
+    /// `override=true`: pass a gate that would refuse (needs the override role and a reason).
+    override_gates: bool,
+    /// `action=kill|rollout`: how the audit entry names a publish (`publish` by default).
+    label: &'static str,
+}
+
+impl WriteQuery {
+    fn read(request: &Incoming, write: WriteAction) -> Result<WriteQuery, Failure> {
+        let url = request.url();
+        let reason = query_param(url, "reason")
+            .map(|raw| percent_decode(raw).into_owned())
+            .unwrap_or_default();
+        if reason.len() > REASON_BYTES {
+            return Err(Failure::bad_request("reason is over the 1024-byte limit"));
+        }
+        let override_gates = match query_param(url, "override") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(Failure::bad_request("override must be true or false")),
+        };
+        let label = match (write, query_param(url, "action")) {
+            (WriteAction::Rollback, _) => "rollback",
+            (_, None | Some("publish")) => "publish",
+            (_, Some("kill")) => "kill",
+            (_, Some("rollout")) => "rollout",
+            (_, Some(_)) => {
+                return Err(Failure::bad_request(
+                    "action must be publish, kill or rollout",
+                ));
+            }
+        };
+        Ok(WriteQuery {
+            reason,
+            override_gates,
+            label,
+        })
+    }
+}
+
+/// A write the authority is asked to make, as [`authorize_write`] judges it.
+pub struct Write<'a> {
+    pub action: WriteAction,
+    pub environment: &'a str,
+    /// The prompt bodies the resulting ruleset names (empty for a rollback, whose target was
+    /// accepted when it was published).
+    pub bodies: Vec<&'a str>,
+    /// The caller asked to override the gates that would refuse, with this reason.
+    pub override_reason: Option<&'a str>,
+}
+
+/// What [`authorize_write`] allowed.
+pub struct Authorized {
+    /// The credential the write is made under (the audit log's actor).
+    pub credential: Credential,
+    /// The gates overridden, one sentence each (each becomes an `override` audit entry).
+    pub overridden: Vec<String>,
+}
+
+/// The one gate every admin write passes: the caller's credential must be scoped to the
+/// environment with a role that allows the action, and the environment's policy must accept
+/// the content (the promotion gate: every prompt body must have been accepted in the
+/// environment it promotes from), unless an `override` credential overrides it with a reason.
+/// Nothing is written before this answers.
+pub async fn authorize_write(
+    write: &Write<'_>,
+    context: &Authority<'_>,
+) -> Result<Authorized, Failure> {
+    let caller: Vec<&Credential> = context.caller.iter().collect();
+    let credential = authority::grant(&caller, write.action, write.environment)
+        .map_err(forbidden)?
+        .clone();
+    let policy = environment_policy(context.config, write.environment)?;
+    let Some(from) = policy.promote_from.as_deref() else {
+        return Ok(Authorized {
+            credential,
+            overridden: Vec::new(),
+        });
+    };
+    let missing = not_accepted(from, &write.bodies, context).await?;
+    if missing.is_empty() {
+        return Ok(Authorized {
+            credential,
+            overridden: Vec::new(),
+        });
+    }
+    let message = format!(
+        "{} serves only prompt bodies accepted in {from} first; {} of this ruleset's are not",
+        write.environment,
+        missing.len(),
+    );
+    let Some(reason) = write.override_reason else {
+        return Err(Failure::api(403, "promotion_required", message)
+            .with_field("missing", Value::from(missing)));
+    };
+    if reason.trim().is_empty() {
+        return Err(Failure::api(
+            400,
+            "reason_required",
+            "an override needs a reason (?reason=…); it is recorded in the audit log",
+        ));
+    }
+    let overrider = authority::grant(&caller, WriteAction::Override, write.environment)
+        .map_err(forbidden)?
+        .clone();
+    Ok(Authorized {
+        credential: overrider,
+        overridden: vec![message],
+    })
+}
+
+fn forbidden(refused: authority::Forbidden) -> Failure {
+    Failure::api(403, "forbidden", refused.reason)
+        .with_field("credential", Value::from(refused.credential))
+}
+
+fn environment_policy(
+    config: &Config,
+    environment: &str,
+) -> Result<authority::EnvironmentPolicy, Failure> {
+    let text = config.environment_policy.as_deref().unwrap_or_default();
+    authority::policy_for(text, environment)
+        .map_err(|reason| Failure::api(503, "policy_invalid", reason))
+}
+
+/// The bodies of `bodies` that `environment` has not accepted.
+async fn not_accepted(
+    environment: &str,
+    bodies: &[&str],
+    context: &Authority<'_>,
+) -> Result<Vec<String>, Failure> {
+    let mut missing = Vec::new();
+    for chunk in bodies.chunks(STORAGE_KEYS_AT_ONCE) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|hash| accepted_key(environment, hash))
+            .collect();
+        let found = context
+            .storage
+            .texts(&keys)
+            .await
+            .map_err(|e| storage_failure("reading the accepted bodies", e))?;
+        for (hash, value) in chunk.iter().zip(found) {
+            if value.is_none() {
+                missing.push(String::from(*hash));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// The most keys one storage call reads or writes (the runtime's limit is 128).
+const STORAGE_KEYS_AT_ONCE: usize = 128;
 
 /// `expected_live` from the query: `Some(Some(n))`, `Some(None)` for `none` (no live revision
 /// expected), `None` when absent.
@@ -247,12 +575,175 @@ pub fn check_publish(
         .map_err(refusal)
 }
 
-async fn publish(
-    request: &Incoming,
-    environment: &str,
-    expected_live: Option<Option<u64>>,
-    kv: &Kv,
-) -> Outcome {
+/// The content hash of a ruleset's bytes, as the companion computes it (`build::content_hash`):
+/// SHA-256 of its canonical JSON without `environment`, `revision` and `source`.
+async fn content_hash(raw: &str) -> Result<Option<String>, Failure> {
+    let Ok(value) = serde_json::from_slice::<Value>(raw.as_bytes()) else {
+        return Ok(None);
+    };
+    hash_of(content_hash_input(&value).as_bytes())
+        .await
+        .map(Some)
+}
+
+/// An entry's summary: the caller's role and one more field (none when it is `role` itself).
+fn summary(role: &str, name: &str, value: Value) -> Value {
+    let mut summary = serde_json::Map::new();
+    summary.insert("role".into(), Value::from(role));
+    if name != "role" {
+        summary.insert(name.into(), value);
+    }
+    Value::Object(summary)
+}
+
+/// An audit entry before its place in the chain is known.
+struct Record {
+    actor: String,
+    action: &'static str,
+    environment: String,
+    revision: Option<u64>,
+    previous_revision: Option<u64>,
+    reason: String,
+    content_hash: Option<String>,
+    ruleset_hash: Option<String>,
+    summary: Value,
+}
+
+async fn audit_head(storage: &Storage) -> Result<Head, Failure> {
+    let text = storage
+        .text(AUDIT_HEAD_KEY)
+        .await
+        .map_err(|e| storage_failure("reading the audit head", e))?;
+    match text {
+        None => Ok(Head::default()),
+        Some(text) => serde_json::from_slice::<Value>(text.as_bytes())
+            .ok()
+            .as_ref()
+            .and_then(Head::from_value)
+            .ok_or_else(|| storage_failure("reading the audit head", text)),
+    }
+}
+
+/// Chains the records after the current head: their entries and the new head.
+async fn chain(
+    records: Vec<Record>,
+    context: &Authority<'_>,
+) -> Result<(Vec<Entry>, Head), Failure> {
+    let mut head = audit_head(context.storage).await?;
+    let mut entries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut entry = Entry {
+            seq: head.seq + 1,
+            time: rfc3339_millis(context.now),
+            actor: record.actor,
+            action: String::from(record.action),
+            environment: record.environment,
+            revision: record.revision,
+            previous_revision: record.previous_revision,
+            reason: record.reason,
+            content_hash: record.content_hash,
+            ruleset_hash: record.ruleset_hash,
+            summary: record.summary,
+            prev_hash: head.hash.clone(),
+            hash: String::new(),
+        };
+        entry.hash = hash_of(entry.hash_input().as_bytes()).await?;
+        head = Head {
+            seq: entry.seq,
+            hash: entry.hash.clone(),
+        };
+        entries.push(entry);
+    }
+    Ok((entries, head))
+}
+
+/// Commits a write: chains its audit records, stores the published bytes (if any) in KV with
+/// their anchor, then the new state, the entries, the new head and the bodies the environment
+/// now accepts in one atomic storage write, then copies the history and pointer to KV. Answers
+/// with what the admin API returns for a moved pointer.
+async fn commit(
+    change: Change<'_>,
+    records: Vec<Record>,
+    context: &Authority<'_>,
+) -> Result<Value, Failure> {
+    let Change {
+        environment,
+        live,
+        previous,
+        meta,
+        published,
+        accepted,
+    } = change;
+    let (entries, head) = chain(records, context).await?;
+    if let Some(raw) = published {
+        // The revision's bytes carry the audit entry they were published under (its KV
+        // metadata), so the kept revisions anchor the chain.
+        let anchor = authority::Anchor {
+            audit_seq: head.seq,
+            audit_hash: head.hash.clone(),
+        };
+        let key = revision_key(environment, live);
+        context
+            .kv
+            .put_with_metadata(&key, raw, &anchor.to_value())
+            .await
+            .map_err(|e| kv_failure("writing the revision", e))?;
+    }
+    let mut pairs = vec![
+        (pointer_key(environment), pointer_value(live)),
+        (meta_key(environment), meta.to_json()),
+        (String::from(AUDIT_HEAD_KEY), json_text(&head.to_value())),
+    ];
+    for entry in &entries {
+        pairs.push((audit_key(entry.seq), json_text(&entry.to_value())));
+    }
+    let accepted: Vec<(String, String)> = accepted
+        .iter()
+        .map(|hash| (accepted_key(environment, hash), String::from("1")))
+        .collect();
+    // Storage writes issued with no await between them are one atomic write: the state, the
+    // audit entries and the accepted bodies commit together or not at all.
+    let writes = core::iter::once(pairs.as_slice())
+        .chain(accepted.chunks(STORAGE_KEYS_AT_ONCE - 8))
+        .map(|chunk| context.storage.put_all(chunk));
+    for written in join_all(writes).await {
+        written.map_err(|e| storage_failure("committing", e))?;
+    }
+    copy_to_kv(environment, live, meta, context).await?;
+    let mut moved = serde_json::Map::new();
+    moved.insert("environment".into(), Value::from(environment));
+    moved.insert("revision".into(), Value::from(live));
+    moved.insert("previous".into(), optional(previous));
+    moved.insert("audit".into(), head.to_value());
+    Ok(Value::Object(moved))
+}
+
+/// A state change to commit: the environment, its new live revision, the one before, its new
+/// history, the bytes published (none for a rollback) and the bodies it now accepts.
+struct Change<'a> {
+    environment: &'a str,
+    live: u64,
+    previous: Option<u64>,
+    meta: &'a Meta,
+    published: Option<&'a str>,
+    accepted: &'a [&'a str],
+}
+
+fn optional(revision: Option<u64>) -> Value {
+    revision.map_or(Value::Null, Value::from)
+}
+
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>) -> Outcome {
+    let expected_live = expected_live(request)?;
+    let query = WriteQuery::read(request, WriteAction::Publish)?;
+    // The caller's scope is checked before the body is read, so a credential of another
+    // environment learns nothing about this one's state.
+    let caller: Vec<&Credential> = context.caller.iter().collect();
+    authority::grant(&caller, WriteAction::Publish, environment).map_err(forbidden)?;
     let body = read_body(request, limits::RULESET_BYTES)
         .await
         .map_err(body_failure)?;
@@ -281,8 +772,10 @@ async fn publish(
         ));
     };
     let revision = ruleset.revision();
+    let bodies: Vec<&str> = ruleset.prompts().iter().map(|p| p.hash.as_str()).collect();
+    let kv = context.kv;
     let _writing = WriteLock::acquire().await;
-    let (live, meta) = read_state(environment, kv).await?;
+    let (live, meta) = read_state(environment, context).await?;
     check_publish(&meta, live, revision, expected_live)?;
 
     let mut missing = Vec::new();
@@ -312,19 +805,61 @@ async fn publish(
         )
         .with_field("hashes", json!(missing)));
     }
+    let authorized = authorize_write(
+        &Write {
+            action: WriteAction::Publish,
+            environment,
+            bodies: bodies.clone(),
+            override_reason: query.override_gates.then_some(query.reason.as_str()),
+        },
+        context,
+    )
+    .await?;
 
     let (next, dropped) = meta.after_publish(revision, live).map_err(refusal)?;
-    put(kv, &revision_key(environment, revision), &raw).await?;
-    put(kv, &meta_key(environment), &next.to_json()).await?;
-    put(kv, &pointer_key(environment), &pointer_value(revision)).await?;
+    let content_hash = content_hash(&raw).await?;
+    let ruleset_hash = Some(hash_of(raw.as_bytes()).await?);
+    let role = authorized.credential.role.as_str();
+    let record = |action: &'static str, summary: Value| Record {
+        actor: authorized.credential.name.clone(),
+        action,
+        environment: String::from(environment),
+        revision: Some(revision),
+        previous_revision: live,
+        reason: query.reason.clone(),
+        content_hash: content_hash.clone(),
+        ruleset_hash: ruleset_hash.clone(),
+        summary,
+    };
+    let mut records = Vec::new();
+    if !authorized.overridden.is_empty() {
+        records.push(record(
+            "override",
+            summary(
+                role,
+                "overridden",
+                Value::from(authorized.overridden.clone()),
+            ),
+        ));
+    }
+    records.push(record(
+        query.label,
+        summary(role, "bodies", Value::from(bodies.len())),
+    ));
+    let change = Change {
+        environment,
+        live: revision,
+        previous: live,
+        meta: &next,
+        published: Some(&raw),
+        accepted: &bodies,
+    };
+    let moved = commit(change, records, context).await?;
     for old in dropped {
         // Best effort: a revision that stays behind is unreachable, not harmful.
         let _ = kv.delete(&revision_key(environment, old)).await;
     }
-    Ok(Reply::json(
-        201,
-        &json!({"environment": environment, "revision": revision, "previous": live}),
-    ))
+    Ok(Reply::json(201, &moved))
 }
 
 async fn put(kv: &Kv, key: &str, value: &str) -> Result<(), Failure> {
@@ -348,33 +883,94 @@ pub fn rollback_target(
     meta.rollback_target(live, requested).map_err(refusal)
 }
 
-async fn rollback(request: &Incoming, environment: &str, kv: &Kv) -> Outcome {
+async fn rollback(request: &Incoming, environment: &str, context: &Authority<'_>) -> Outcome {
+    let query = WriteQuery::read(request, WriteAction::Rollback)?;
     let body = read_body(request, limits::ROLLBACK_BYTES)
         .await
         .map_err(body_failure)?;
     let requested = rollback_request(&body)?;
+    let authorized = authorize_write(
+        &Write {
+            action: WriteAction::Rollback,
+            environment,
+            bodies: Vec::new(),
+            override_reason: None,
+        },
+        context,
+    )
+    .await?;
+    let kv = context.kv;
     let _writing = WriteLock::acquire().await;
-    let (live, meta) = read_state(environment, kv).await?;
+    let (live, meta) = read_state(environment, context).await?;
     let target = rollback_target(&meta, live, requested)?;
     let stored = kv
         .text(&revision_key(environment, target))
         .await
         .map_err(|e| kv_failure("reading the kept revision", e))?;
-    if stored.is_none() {
+    let Some(stored) = stored else {
         return Err(Failure::api(
             404,
             "revision_not_kept",
             format!("{} is no longer stored", revision_key(environment, target)),
         )
         .with_field("kept", json!(meta.kept)));
-    }
+    };
     let next = meta.after_rollback(live, requested, target);
-    put(kv, &meta_key(environment), &next.to_json()).await?;
-    put(kv, &pointer_key(environment), &pointer_value(target)).await?;
-    Ok(Reply::json(
-        200,
-        &json!({"environment": environment, "revision": target, "previous": live}),
-    ))
+    let record = Record {
+        actor: authorized.credential.name.clone(),
+        action: query.label,
+        environment: String::from(environment),
+        revision: Some(target),
+        previous_revision: live,
+        reason: query.reason,
+        content_hash: content_hash(&stored).await?,
+        ruleset_hash: Some(hash_of(stored.as_bytes()).await?),
+        summary: summary(authorized.credential.role.as_str(), "role", Value::Null),
+    };
+    let change = Change {
+        environment,
+        live: target,
+        previous: live,
+        meta: &next,
+        published: None,
+        accepted: &[],
+    };
+    let moved = commit(change, vec![record], context).await?;
+    Ok(Reply::json(200, &moved))
+}
+
+/// `GET /admin/v1/audit?after=SEQ&limit=N`: the entries after `after` (0 by default), at most
+/// `limit` ([`AUDIT_PAGE_LIMIT`] by default and at most), and the head.
+async fn audit_page(request: &Incoming, context: &Authority<'_>) -> Outcome {
+    let number = |name: &str, default: u64| match query_param(request.url(), name) {
+        None => Ok(default),
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            Failure::bad_request(format!(
+                "{name} must be a non-negative integer, not {text:?}"
+            ))
+        }),
+    };
+    let after = number("after", 0)?;
+    let limit = number("limit", AUDIT_PAGE_LIMIT)?.min(AUDIT_PAGE_LIMIT);
+    let head = audit_head(context.storage).await?;
+    let keys: Vec<String> = (after.saturating_add(1)..=head.seq.min(after.saturating_add(limit)))
+        .map(audit_key)
+        .collect();
+    let texts = context
+        .storage
+        .texts(&keys)
+        .await
+        .map_err(|e| storage_failure("reading the audit log", e))?;
+    let mut entries = Vec::with_capacity(texts.len());
+    for text in texts.into_iter().flatten() {
+        let entry: Value = serde_json::from_slice(text.as_bytes())
+            .map_err(|e| storage_failure("reading an audit entry", e))?;
+        entries.push(entry);
+    }
+    let mut page = serde_json::Map::new();
+    page.insert("head".into(), head.to_value());
+    page.insert("entries".into(), Value::Array(entries));
+    Ok(Reply::json(200, &page))
 }
 
 /// How many prompt bodies a publish looks up in KV at once.
@@ -574,36 +1170,52 @@ mod tests {
         )
     }
 
+    const LONG: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
-    fn admin_is_off_without_a_token_and_needs_the_exact_token() {
+    fn admin_is_off_without_credentials_and_needs_a_listed_token() {
+        let listed =
+            format!(r#"[{{"name":"ci","token":"{LONG}","environment":"dev","role":"publisher"}}]"#);
         assert_eq!(
-            code(authorize(None, Some("Bearer x")).unwrap_err()),
+            code(authenticate(None, Some("Bearer x")).unwrap_err()),
             (404, "admin_disabled".into())
         );
         assert_eq!(
-            code(authorize(Some(""), Some("Bearer ")).unwrap_err()),
+            code(authenticate(Some(" "), Some("Bearer ")).unwrap_err()),
             (404, "admin_disabled".into())
         );
         assert_eq!(
-            code(authorize(Some("s3cret"), None).unwrap_err()),
+            code(authenticate(Some(&listed), None).unwrap_err()),
             (401, "unauthorized".into())
         );
         assert_eq!(
-            code(authorize(Some("s3cret"), Some("Bearer s3cre")).unwrap_err()),
+            code(authenticate(Some(&listed), Some(&format!("Bearer {}", &LONG[1..]))).unwrap_err()),
             (401, "unauthorized".into())
         );
         assert_eq!(
-            code(authorize(Some("s3cret"), Some("Basic s3cret")).unwrap_err()),
+            code(authenticate(Some(&listed), Some(&format!("Basic {LONG}"))).unwrap_err()),
             (401, "unauthorized".into())
         );
-        assert!(authorize(Some("s3cret"), Some("Bearer s3cret")).is_ok());
-        let reply = Reply::from(authorize(Some("s3cret"), None).unwrap_err());
+        let caller = authenticate(Some(&listed), Some(&format!("Bearer {LONG}"))).unwrap();
+        assert_eq!(caller[0].name, "ci");
+        let reply = Reply::from(authenticate(Some(&listed), None).unwrap_err());
         assert!(
             reply
                 .header("www-authenticate")
                 .unwrap()
                 .starts_with("Bearer")
         );
+    }
+
+    #[test]
+    fn a_short_token_turns_the_admin_api_off_naming_the_credential() {
+        let listed =
+            r#"[{"name":"laptop","token":"short","environment":"dev","role":"publisher"}]"#;
+        let reply = Reply::from(authenticate(Some(listed), Some("Bearer short")).unwrap_err());
+        assert_eq!(reply.status, 503);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], "credentials_invalid");
+        assert_eq!(body["credential"], "laptop");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub const KV_BINDING: &str = "PROMPTFLAG_KV";
 /// The ruleset cache TTL when `CACHE_TTL_MS` is unset or unreadable.
 pub const DEFAULT_CACHE_TTL_MS: u64 = 10_000;
 
-/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_TOKEN` secret).
+/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_CREDENTIALS` secret).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ENVIRONMENT`: which `ruleset:<env>` this Worker serves.
@@ -34,8 +34,11 @@ pub struct Config {
     pub cache_ttl_millis: u64,
     /// `EXPOSURE_SINK_URL`; exposures are off when unset or empty.
     pub exposure_sink: Option<String>,
-    /// `ADMIN_TOKEN`; the admin API is off when unset or empty.
-    pub admin_token: Option<String>,
+    /// `ADMIN_CREDENTIALS` (JSON, `promptflag_contracts::authority`); the admin API is off when
+    /// unset or empty.
+    pub admin_credentials: Option<String>,
+    /// `ENVIRONMENT_POLICY` (JSON): the gates the admin authority enforces per environment.
+    pub environment_policy: Option<String>,
 }
 
 thread_local! {
@@ -66,7 +69,8 @@ impl Config {
                 .and_then(|ttl| ttl.trim().parse().ok())
                 .unwrap_or(DEFAULT_CACHE_TTL_MS),
             exposure_sink: text("EXPOSURE_SINK_URL"),
-            admin_token: text("ADMIN_TOKEN"),
+            admin_credentials: text("ADMIN_CREDENTIALS"),
+            environment_policy: text("ENVIRONMENT_POLICY"),
         }
     }
 }
@@ -124,11 +128,10 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
     )
     .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
-    if let ["admin", rest @ ..] = segments.as_slice() {
-        let reply = admin::handle(&request, rest, config.admin_token.as_deref(), kv.as_ref())
-            .await
-            .unwrap_or_else(Reply::from);
-        // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
+    if let ["admin", ..] = segments.as_slice() {
+        // The admin API is served by the authority (`handle_admin`); the entry forwards it
+        // there, so it reaches this only when the Worker has no binding for the authority.
+        let reply = Reply::from(admin::without_authority(&config));
         return wire::pack(&reply, &served, false, None);
     }
     // Only POST routes read a body; the others answer the same whatever was sent.
@@ -167,6 +170,34 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
             None,
         ),
     }
+}
+
+/// Serves an admin request inside the admin authority (the Durable Object the entry forwards
+/// `/admin/*` to), with the object's storage. Never fails and never panics on any input.
+pub async fn handle_admin(
+    request: Incoming,
+    env: JsValue,
+    storage: js::Storage,
+    now: u64,
+) -> Vec<u8> {
+    let config = Config::cached(&env);
+    let kv = Kv::from_env(&env, KV_BINDING);
+    let served = cache::current(
+        kv.as_ref(),
+        &config.environment,
+        config.cache_ttl_millis,
+        now,
+    )
+    .await;
+    let segments: Vec<&str> = request.path().split('/').skip(1).collect();
+    let reply = match segments.as_slice() {
+        ["admin", rest @ ..] => admin::handle(&request, rest, &config, kv.as_ref(), &storage, now)
+            .await
+            .unwrap_or_else(Reply::from),
+        _ => Reply::from(Failure::not_found()),
+    };
+    // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
+    wire::pack(&reply, &served, false, None)
 }
 
 /// A prompt body read from KV (or found missing, or failed) for a request's second pass.
@@ -459,7 +490,8 @@ mod tests {
             environment: String::from("dev"),
             cache_ttl_millis: DEFAULT_CACHE_TTL_MS,
             exposure_sink: None,
-            admin_token: None,
+            admin_credentials: None,
+            environment_policy: None,
         }
     }
 

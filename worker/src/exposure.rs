@@ -69,6 +69,12 @@ impl ExposureLog {
             environment: Some(Cow::Owned(self.environment.clone())),
             flag_key: Cow::Owned(evaluation.key.to_string()),
             variant: Some(Cow::Owned(String::from(variant))),
+            prompt_id: evaluation
+                .prompt
+                .map(|prompt| Cow::Owned(prompt.id.clone())),
+            prompt_version: evaluation
+                .prompt
+                .map(|prompt| Cow::Owned(prompt.version.clone())),
             prompt_hash: evaluation
                 .prompt
                 .map(|prompt| Cow::Owned(prompt.hash.clone())),
@@ -112,7 +118,7 @@ mod tests {
         assert_eq!(
             batch,
             serde_json::json!([{"type": "exposure", "timestamp": "2026-11-21T10:00:00.000Z",
-                "environment": "dev", "flag_key": "f", "variant": "b", "prompt_hash": null,
+                "environment": "dev", "flag_key": "f", "variant": "b", "prompt_id": null, "prompt_version": null, "prompt_hash": null,
                 "revision": 3, "unit": "user-42", "reason": "SPLIT"}])
         );
     }

@@ -46,17 +46,8 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
-/// Compares a presented secret with the expected one in time that depends only on the length of
-/// the expected secret, never on where the two first differ.
-pub fn constant_time_eq(expected: &[u8], presented: &[u8]) -> bool {
-    let mut difference: u8 = 0;
-    for (index, byte) in expected.iter().enumerate() {
-        let other = presented.get(index).copied().unwrap_or(0);
-        difference |= byte ^ other;
-    }
-    let lengths_differ = u8::from(expected.len() != presented.len());
-    core::hint::black_box(difference | lengths_differ) == 0
-}
+/// Compares a presented secret with the expected one in constant time (the contracts' rule).
+pub use promptflag_contracts::authority::constant_time_eq;
 
 /// The raw value of a query parameter of a URL (the first one of that name; no percent-decoding,
 /// which the numeric parameters read here never need).

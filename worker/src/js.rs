@@ -1,7 +1,9 @@
 //! The few runtime APIs the Worker's asynchronous path calls, bound directly with wasm-bindgen:
-//! Workers KV (`get` as text, `put`, `delete`), the incoming request (method, URL, headers,
-//! body), Web Crypto's SHA-256 and `console.warn`. The hot path calls none of them: the
-//! JavaScript entry hands it the request's parts and builds the `Response` itself (`wire`).
+//! Workers KV (`get` as text, `put` with or without metadata, `getWithMetadata`, `delete`), a
+//! Durable Object's storage (`get`, `put` of several keys at once, `delete`), the incoming
+//! request (method, URL, headers, body), Web Crypto's SHA-256 and `console.warn`. The hot path
+//! calls none of them: the JavaScript entry hands it the request's parts and builds the
+//! `Response` itself (`wire`).
 //!
 //! workers-rs (the `worker` crate) is not used: its wrappers add their own error types, option
 //! serializers and streams, and it exports classes (streams, containers, R2 ranges) and a panic
@@ -24,8 +26,39 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = put)]
     fn put_text(this: &KvNamespace, key: &str, value: &str) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_text_with(
+        this: &KvNamespace,
+        key: &str,
+        value: &str,
+        options: &js_sys::Object,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = getWithMetadata)]
+    fn get_with_metadata(
+        this: &KvNamespace,
+        key: &str,
+        value_type: &str,
+    ) -> Result<Promise, JsValue>;
+
     #[wasm_bindgen(method, catch, js_name = delete)]
     fn delete_key(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+
+    /// A Durable Object's transactional storage (`ctx.storage`), text values only.
+    #[derive(Debug, Clone)]
+    pub type DurableStorage;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_one(this: &DurableStorage, key: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_many(this: &DurableStorage, keys: &js_sys::Array) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_entries(this: &DurableStorage, entries: &js_sys::Object) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_one(this: &DurableStorage, key: &str) -> Result<Promise, JsValue>;
 
     type BodyStream;
 
@@ -231,6 +264,73 @@ impl Kv {
 
     pub async fn delete(&self, key: &str) -> Result<(), String> {
         settle(self.0.delete_key(key)).await.map(drop)
+    }
+
+    /// Writes `value` under `key` with KV metadata (a JSON object, at most 1024 bytes).
+    pub async fn put_with_metadata(
+        &self,
+        key: &str,
+        value: &str,
+        metadata: &serde_json::Value,
+    ) -> Result<(), String> {
+        let metadata = js_sys::JSON::parse(&metadata.to_string()).map_err(describe)?;
+        let options = js_sys::Object::new();
+        Reflect::set(&options, &JsValue::from_str("metadata"), &metadata).map_err(describe)?;
+        settle(self.0.put_text_with(key, value, &options))
+            .await
+            .map(drop)
+    }
+
+    /// The metadata stored with `key`, as JSON text; `None` when the key or its metadata is
+    /// absent.
+    pub async fn metadata(&self, key: &str) -> Result<Option<String>, String> {
+        let found = settle(self.0.get_with_metadata(key, "text")).await?;
+        match property(&found, "metadata") {
+            None => Ok(None),
+            Some(metadata) => js_sys::JSON::stringify(&metadata)
+                .map(|text| text.as_string())
+                .map_err(describe),
+        }
+    }
+}
+
+/// A Durable Object's storage, holding text values. Writes given to one [`Storage::put_all`]
+/// are one atomic write: all of them are stored or none.
+#[derive(Debug, Clone)]
+pub struct Storage(DurableStorage);
+
+impl Storage {
+    pub fn new(storage: DurableStorage) -> Storage {
+        Storage(storage)
+    }
+
+    /// The value of `key`; `None` when absent.
+    pub async fn text(&self, key: &str) -> Result<Option<String>, String> {
+        Ok(settle(self.0.get_one(key)).await?.as_string())
+    }
+
+    /// The values of `keys`, in order (`None` for each absent one); at most 128 keys.
+    pub async fn texts(&self, keys: &[String]) -> Result<Vec<Option<String>>, String> {
+        let array: js_sys::Array = keys.iter().map(|key| JsValue::from_str(key)).collect();
+        let found: js_sys::Map = settle(self.0.get_many(&array)).await?.unchecked_into();
+        Ok(keys
+            .iter()
+            .map(|key| found.get(&JsValue::from_str(key)).as_string())
+            .collect())
+    }
+
+    /// Stores every pair in one atomic write (at most 128 pairs).
+    pub async fn put_all(&self, pairs: &[(String, String)]) -> Result<(), String> {
+        let entries = js_sys::Object::new();
+        for (key, value) in pairs {
+            Reflect::set(&entries, &JsValue::from_str(key), &JsValue::from_str(value))
+                .map_err(describe)?;
+        }
+        settle(self.0.put_entries(&entries)).await.map(drop)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        settle(self.0.delete_one(key)).await.map(drop)
     }
 }
 

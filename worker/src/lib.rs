@@ -3,15 +3,19 @@
 //! the KV layout of `docs/interfaces.md`: OFREP evaluation, prompt resolution with the body
 //! inline, immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
 //!
+//! [`governance`] exports the publish gate's signature decision (`promptflag-governance`) for
+//! `worker/js/signatures.js`, which verifies the Ed25519 signatures with WebCrypto.
+//!
 //! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
 //! (`reply`, `http`, `input`, `ofrep`, `resolve`, `wire`, the checks in `admin`, `exposure`) hold
 //! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
 //! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
 //!
-//! The entry calls two exports. [`serve`] is the hot path: synchronous, one call per request,
+//! The entry calls three exports. [`serve`] is the hot path: synchronous, one call per request,
 //! answering from what the isolate holds. [`handle`] is the asynchronous path for everything
-//! that reads KV (a cache miss, the admin API). Both return the response packed as `wire`
-//! describes.
+//! that reads KV (a cache miss). [`handle_admin`] serves the admin API inside the admin
+//! authority, the Durable Object the entry forwards `/admin/*` to. All return the response packed
+//! as `wire` describes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Tests may unwrap: a panic there is a failed assertion.
@@ -22,6 +26,7 @@ pub mod app;
 pub mod cache;
 pub mod exposure;
 pub mod fallback;
+pub mod governance;
 pub mod http;
 pub mod input;
 pub mod js;
@@ -59,6 +64,26 @@ pub async fn handle(
     now: f64,
 ) -> Result<JsValue, JsValue> {
     let packed = app::handle(js::Incoming::new(request), env, body, clock(now)).await;
+    Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
+}
+
+/// The admin API inside the admin authority, the Durable Object the entry forwards `/admin/*`
+/// to: the runtime's `Request`, `env`, the object's storage and the clock. Resolves to the
+/// packed response; never rejects for any input.
+#[wasm_bindgen]
+pub async fn handle_admin(
+    request: js::IncomingRequest,
+    env: JsValue,
+    storage: js::DurableStorage,
+    now: f64,
+) -> Result<JsValue, JsValue> {
+    let packed = app::handle_admin(
+        js::Incoming::new(request),
+        env,
+        js::Storage::new(storage),
+        clock(now),
+    )
+    .await;
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
 }
 

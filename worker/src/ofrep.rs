@@ -12,7 +12,7 @@
 //! The bulk `ETag` hashes the ruleset's own tag, the request's context and the response body, so
 //! a changed context or a changed ruleset never gets a stale `304`.
 
-use promptflag_core::{ContextError, ErrorCode, Evaluation, Ruleset, context_error};
+use promptflag_core::{Bucket, ContextError, ErrorCode, Evaluation, Ruleset, context_error};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -194,29 +194,50 @@ pub fn evaluate_all(
     let ruleset = &loaded.ruleset;
     let input = read_input(body, now)?;
     let evaluations = ruleset.evaluate_all(&input.context);
-    // `{"flags":[item,item…]}`, as serde_json writes `Bulk`. An item that no split decided is
-    // the same for every context that gets the same variant for the same reason and rule, so
-    // it is written once per ruleset and kept; the others are written each time.
-    let mut json = Vec::with_capacity(64 * evaluations.len() + 16);
+    // `{"flags":[item,item…]}`, as serde_json writes `Bulk`. An item is the same for every
+    // context that gets the same variant for the same reason and rule, but for where a split put
+    // the unit, the last fields of its metadata: so an item is written once per ruleset up to
+    // those fields and kept, and the split's fields are written after it each time.
+    let mut json = Vec::with_capacity(160 * evaluations.len() + 16);
     json.extend_from_slice(b"{\"flags\":[");
     for (index, evaluation) in evaluations.iter().enumerate() {
         if index > 0 {
             json.push(b',');
         }
-        let item = item(ruleset, evaluation);
-        match item_key(evaluation) {
-            Some(key) => {
-                let text =
-                    loaded.written(&key, || serde_json::to_vec(&item).map_err(unencodable))?;
-                json.extend_from_slice(&text);
+        let mut item = item(ruleset, evaluation);
+        let Some(key) = item_key(evaluation) else {
+            json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
+            continue;
+        };
+        let Item::Success(success) = &mut item else {
+            json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
+            continue;
+        };
+        let metadata = &mut success.metadata;
+        (
+            metadata.slot,
+            metadata.lane,
+            metadata.layer_slot,
+            metadata.in_experiment,
+        ) = (None, None, None, None);
+        let unsplit = loaded.written(&key, || serde_json::to_vec(&item).map_err(unencodable))?;
+        match (evaluation.bucket, unsplit.strip_suffix(b"}}")) {
+            (None, _) => json.extend_from_slice(&unsplit),
+            (Some(bucket), Some(open)) => {
+                json.extend_from_slice(open);
+                write_bucket(&mut json, &bucket);
+                json.extend_from_slice(b"}}");
             }
-            None => json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?),
+            // Not reached: a success always ends with its metadata object and its own.
+            (Some(_), None) => {
+                let item = self::item(ruleset, evaluation);
+                json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
+            }
         }
     }
     json.extend_from_slice(b"]}");
     let reply = Reply::bytes(200, crate::reply::JSON, json);
-    let context_json = serde_json::to_vec(&input.context_json).unwrap_or_default();
-    let etag = etag_of(&[loaded.etag.as_bytes(), &context_json, &reply.body]);
+    let etag = etag_of(&[loaded.etag.as_bytes(), &input.context_json, &reply.body]);
     exposures.set_unit(input.targeting_key());
     for evaluation in &evaluations {
         exposures.record(evaluation);
@@ -237,10 +258,31 @@ fn unencodable(_: serde_json::Error) -> Failure {
     Failure::ofrep(500, None, "GENERAL", "the response could not be encoded")
 }
 
-/// What decides a bulk item besides the ruleset, when that is all: the flag, the variant, the
-/// reason and the rule, for a success that no split decided. `None` for the others.
+/// The metadata fields a split decides (`Metadata`'s last four, in its order and with its
+/// names), written after the rest of an item's metadata as serde_json writes them.
+fn write_bucket(json: &mut Vec<u8>, bucket: &Bucket) {
+    let number = |json: &mut Vec<u8>, name: &str, value: u32| {
+        json.extend_from_slice(name.as_bytes());
+        json.extend_from_slice(value.to_string().as_bytes());
+    };
+    number(json, ",\"slot\":", bucket.slot);
+    if let Some(lane) = bucket.lane {
+        number(json, ",\"lane\":", lane);
+    }
+    if let Some(layer_slot) = bucket.layer_slot {
+        number(json, ",\"layerSlot\":", layer_slot);
+    }
+    json.extend_from_slice(if bucket.in_experiment {
+        b",\"inExperiment\":true"
+    } else {
+        b",\"inExperiment\":false"
+    });
+}
+
+/// What decides a bulk item besides the ruleset and a split's fields: the flag, the variant, the
+/// reason and the rule, for a success. `None` for the others.
 fn item_key(evaluation: &Evaluation<'_>) -> Option<String> {
-    if evaluation.bucket.is_some() || evaluation.error_code.is_some() {
+    if evaluation.error_code.is_some() {
         return None;
     }
     let variant = evaluation.variant?;
@@ -440,6 +482,50 @@ mod tests {
             .collect();
         assert!(!keys.contains(&"canary_banner"));
         assert!(keys.contains(&"greeting"));
+    }
+
+    #[test]
+    fn split_fields_are_written_as_serde_json_writes_them() {
+        let value = Value::Bool(true);
+        for (lane, layer_slot, in_experiment) in [
+            (None, None, false),
+            (Some(1), None, true),
+            (Some(0), Some(99_999), true),
+            (None, Some(7), false),
+        ] {
+            let bucket = Bucket {
+                slot: 4_321,
+                lane,
+                layer_slot,
+                in_experiment,
+            };
+            let success = |bucket: Option<Bucket>| Success {
+                key: "k",
+                value: &value,
+                reason: "SPLIT",
+                variant: "on",
+                metadata: Metadata {
+                    environment: "dev",
+                    revision: 3,
+                    rule_id: Some("r"),
+                    prompt_id: None,
+                    prompt_version: None,
+                    prompt_hash: Some("h"),
+                    slot: bucket.map(|b| b.slot),
+                    lane: bucket.and_then(|b| b.lane),
+                    layer_slot: bucket.and_then(|b| b.layer_slot),
+                    in_experiment: bucket.map(|b| b.in_experiment),
+                },
+            };
+            let unsplit = serde_json::to_vec(&success(None)).unwrap();
+            let mut written = unsplit.strip_suffix(b"}}").unwrap().to_vec();
+            write_bucket(&mut written, &bucket);
+            written.extend_from_slice(b"}}");
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&success(Some(bucket))).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! path could not answer from memory, and the entry calls the asynchronous one):
 //!
 //! ```text
-//! status: u16 | has body: u8 | 0: u8 | headers length H: u32 | entity tag length T: u32 |
-//! exposures length E: u32
+//! status: u16 | has body: u8 | header set: u8 | headers length H: u32 |
+//! entity tag length T: u32 | exposures length E: u32
 //! headers: H bytes, "name\nvalue\nname\nvalue…"
 //! entity tag: T bytes, the `ETag` header's value (T = 0: none)
 //! exposures: E bytes, "sink URL\nJSON array" (E = 0: none to send)
@@ -25,8 +25,11 @@
 //! ```
 //!
 //! The headers are the ones that repeat from response to response (the content type, the
-//! revision, the ruleset's source), which the entry builds into a `Headers` object once per set
-//! and keeps; the entity tag is apart because the OFREP bulk one is new with every context.
+//! revision, the ruleset's source). The Wasm numbers each distinct set (the header set byte,
+//! from 1; 0 for a set it has not numbered), and the entry builds a `Headers` object once per
+//! number and keeps it, so it reads the headers' text only for a set it has not seen. The numbers
+//! hold for the instance's life (the entry forgets its sets when the instance is replaced after a
+//! trap). The entity tag is apart because the OFREP bulk one is new with every context.
 //!
 //! Nothing here calls into JavaScript, so the format is unit-tested natively.
 
@@ -78,58 +81,65 @@ pub fn url_of(head: &str) -> Option<&str> {
 }
 
 /// Packs a reply with the headers every response carries (the revision and the ruleset's
-/// source, and the CORS headers when `cors`) and the exposures to send after it.
+/// source, and the CORS headers when `cors`) and the exposures to send after it. Everything is
+/// written straight into the one buffer the entry receives.
 pub fn pack(
     reply: &Reply,
     served: &Served,
     cors: bool,
     exposures: Option<(&str, &[u8])>,
 ) -> Vec<u8> {
-    let mut headers = String::new();
-    let mut add = |name: &str, value: &str| {
-        if !headers.is_empty() {
-            headers.push('\n');
-        }
-        headers.push_str(name);
-        headers.push('\n');
-        // A value never holds a line break (the Worker writes them all); one that did would
-        // shift every later header, so it is cut there instead.
-        headers.push_str(value.split(['\n', '\r']).next().unwrap_or(""));
-    };
-    if let Some(content_type) = reply.content_type {
-        add("Content-Type", content_type);
-    }
     let mut entity_tag: &str = "";
     for (name, value) in &reply.headers {
         if name.eq_ignore_ascii_case("ETag") {
             entity_tag = value;
-        } else {
-            add(name, value);
         }
     }
-    add("X-Promptflag-Revision", &served.revision_header());
-    add("X-Promptflag-Ruleset-Source", served.source.as_str());
+    // Like the other values, an entity tag never holds a line break; it is cut there if it did.
+    let entity_tag = first_line(entity_tag);
+    let has_body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
+    let exposure_bytes = exposures.map_or(0, |(sink, batch)| sink.len() + 1 + batch.len());
+    let mut packed = Vec::with_capacity(
+        PREFIX_BYTES
+            + HEADERS_ESTIMATE
+            + entity_tag.len()
+            + exposure_bytes
+            + if has_body { reply.body.len() } else { 0 },
+    );
+    packed.extend_from_slice(&reply.status.to_le_bytes());
+    packed.push(u8::from(has_body));
+    packed.resize(PREFIX_BYTES, 0);
+    let mut headers = HeaderWriter {
+        packed: &mut packed,
+        first: true,
+    };
+    if let Some(content_type) = reply.content_type {
+        headers.add("Content-Type", content_type);
+    }
+    for (name, value) in &reply.headers {
+        if !name.eq_ignore_ascii_case("ETag") {
+            headers.add(name, value);
+        }
+    }
+    let mut revision = [0u8; 20];
+    let revision = match &served.loaded {
+        Some(loaded) => decimal(loaded.ruleset.revision(), &mut revision),
+        None => "none",
+    };
+    headers.add("X-Promptflag-Revision", revision);
+    headers.add("X-Promptflag-Ruleset-Source", served.source.as_str());
     if cors {
-        add("Access-Control-Allow-Origin", "*");
-        add(
+        headers.add("Access-Control-Allow-Origin", "*");
+        headers.add(
             "Access-Control-Expose-Headers",
             "ETag, X-Promptflag-Revision, X-Promptflag-Ruleset-Source",
         );
     }
-    let has_body = !(reply.body.is_empty() && matches!(reply.status, 204 | 304));
-    let exposure_bytes = exposures.map_or(0, |(sink, batch)| sink.len() + 1 + batch.len());
-    // Like the other values, an entity tag never holds a line break; it is cut there if it did.
-    let entity_tag = entity_tag.split(['\n', '\r']).next().unwrap_or("");
-    let mut packed = Vec::with_capacity(
-        PREFIX_BYTES + headers.len() + entity_tag.len() + exposure_bytes + reply.body.len(),
-    );
-    packed.extend_from_slice(&reply.status.to_le_bytes());
-    packed.push(u8::from(has_body));
-    packed.push(0);
-    packed.extend_from_slice(&length_u32(headers.len()).to_le_bytes());
-    packed.extend_from_slice(&length_u32(entity_tag.len()).to_le_bytes());
-    packed.extend_from_slice(&length_u32(exposure_bytes).to_le_bytes());
-    packed.extend_from_slice(headers.as_bytes());
+    let header_bytes = packed.len() - PREFIX_BYTES;
+    packed[3] = header_set_number(&packed[PREFIX_BYTES..]);
+    packed[4..8].copy_from_slice(&length_u32(header_bytes).to_le_bytes());
+    packed[8..12].copy_from_slice(&length_u32(entity_tag.len()).to_le_bytes());
+    packed[12..16].copy_from_slice(&length_u32(exposure_bytes).to_le_bytes());
     packed.extend_from_slice(entity_tag.as_bytes());
     if let Some((sink, batch)) = exposures {
         packed.extend_from_slice(sink.as_bytes());
@@ -140,6 +150,81 @@ pub fn pack(
         packed.extend_from_slice(&reply.body);
     }
     packed
+}
+
+/// Room for the usual header set, so that writing it does not grow the buffer.
+const HEADERS_ESTIMATE: usize = 192;
+
+/// Writes `name\nvalue` pairs, `\n`-separated, at the end of the packed buffer.
+struct HeaderWriter<'a> {
+    packed: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl HeaderWriter<'_> {
+    fn add(&mut self, name: &str, value: &str) {
+        if !self.first {
+            self.packed.push(b'\n');
+        }
+        self.first = false;
+        self.packed.extend_from_slice(name.as_bytes());
+        self.packed.push(b'\n');
+        // A value never holds a line break (the Worker writes them all); one that did would
+        // shift every later header, so it is cut there instead.
+        self.packed.extend_from_slice(first_line(value).as_bytes());
+    }
+}
+
+/// The text before the first line break.
+fn first_line(value: &str) -> &str {
+    match value
+        .bytes()
+        .position(|byte| byte == b'\n' || byte == b'\r')
+    {
+        Some(end) => &value[..end],
+        None => value,
+    }
+}
+
+/// `number` in decimal, written into `buffer`.
+fn decimal(mut number: u64, buffer: &mut [u8; 20]) -> &str {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (number % 10) as u8;
+        number /= 10;
+        if number == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[at..]).unwrap_or("0")
+}
+
+/// The most header sets numbered (the entry keeps a `Headers` object for each).
+const HEADER_SETS_NUMBERED: usize = 255;
+
+thread_local! {
+    /// The header sets numbered so far, the set numbered `n` at `n - 1`.
+    static HEADER_SETS: std::cell::RefCell<Vec<Box<[u8]>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The number of a header set, the same for the same text for the instance's life, so the entry
+/// can keep the `Headers` object it built for it; 0 once [`HEADER_SETS_NUMBERED`] sets have
+/// been numbered (the entry then builds that set's `Headers` each time). A few sets cover every
+/// response (per route: the content type and caching, the revision, the source, CORS or not).
+fn header_set_number(text: &[u8]) -> u8 {
+    HEADER_SETS.with(|sets| {
+        let mut sets = sets.borrow_mut();
+        if let Some(index) = sets.iter().position(|set| **set == *text) {
+            return u8::try_from(index + 1).unwrap_or(0);
+        }
+        if sets.len() >= HEADER_SETS_NUMBERED {
+            return 0;
+        }
+        sets.push(Box::from(text));
+        u8::try_from(sets.len()).unwrap_or(0)
+    })
 }
 
 /// A length as the format's `u32`. The Worker's responses are far smaller than 4 GiB (bodies
@@ -225,6 +310,42 @@ mod tests {
         assert_eq!(headers[5].1, "\"abc\"");
         assert_eq!(exposures, b"http://sink.test/v1/events\n[{}]");
         assert_eq!(body, b"{\"a\":1}");
+    }
+
+    #[test]
+    fn header_sets_keep_their_number_and_differ_by_text() {
+        let json = |cors| {
+            pack(
+                &Reply::bytes(200, "application/json", b"{}".to_vec()),
+                &served_without_ruleset(),
+                cors,
+                None,
+            )[3]
+        };
+        let plain = json(false);
+        let with_cors = json(true);
+        assert_ne!(plain, 0);
+        assert_ne!(with_cors, 0);
+        assert_ne!(plain, with_cors);
+        assert_eq!(json(false), plain);
+        assert_eq!(json(true), with_cors);
+        // An entity tag is not part of the set.
+        let tagged = pack(
+            &Reply::bytes(200, "application/json", b"{}".to_vec()).with_header("ETag", "\"t\""),
+            &served_without_ruleset(),
+            false,
+            None,
+        );
+        assert_eq!(tagged[3], plain);
+    }
+
+    #[test]
+    fn revisions_are_written_in_decimal() {
+        let mut buffer = [0u8; 20];
+        assert_eq!(decimal(0, &mut buffer), "0");
+        assert_eq!(decimal(7, &mut buffer), "7");
+        assert_eq!(decimal(1_234_567_890, &mut buffer), "1234567890");
+        assert_eq!(decimal(u64::MAX, &mut buffer), u64::MAX.to_string());
     }
 
     #[test]

@@ -9,10 +9,10 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 
-export { startWorker, workerOptions, quietRuntime, KV_BINDING, ROOT, WORKER_DIR } from "../../tests/support/worker-server.mjs";
+export { startWorker, workerOptions, quietRuntime, credentialsFor, KV_BINDING, ROOT, WORKER_DIR } from "../../tests/support/worker-server.mjs";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
-export const TOKEN = "test-admin-token";
+export const TOKEN = "worker-test-admin-token-0123456789abcdef";
 
 export const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
 
@@ -54,6 +54,20 @@ export async function publish(url, ruleset, { token = TOKEN, bodies = fixtureBod
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(ruleset),
   });
+}
+
+/** A publish's or rollback's answer without its `audit` head (checked to be one). */
+export function moved(body) {
+  const { audit, ...rest } = body;
+  assert.ok(Number.isInteger(audit?.seq) && /^[0-9a-f]{64}$/.test(audit?.hash ?? ""), JSON.stringify(body));
+  return rest;
+}
+
+/** An environment's status without the audit anchors of its kept revisions. */
+export function withoutAnchors(status) {
+  const { anchors, ...rest } = status;
+  assert.equal(typeof anchors, "object", JSON.stringify(status));
+  return rest;
 }
 
 /** POST with a JSON (or raw string) body. */

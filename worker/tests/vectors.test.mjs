@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { ROOT, TOKEN, post, startWorker } from "./helpers.mjs";
+import { ROOT, TOKEN, credentialsFor, post, startWorker } from "./helpers.mjs";
 
 const VECTORS = join(ROOT, "tests", "vectors");
 const index = existsSync(join(VECTORS, "index.json"))
@@ -23,12 +23,23 @@ const index = existsSync(join(VECTORS, "index.json"))
 const files = index.map((file) => ({ ...JSON.parse(readFileSync(join(VECTORS, file), "utf8")), file }));
 
 const ENVIRONMENT = "vectors";
+// The environment each invalid ruleset is published to (the one it names, else "test"): the
+// test's credential must be scoped to each, or the admin API refuses before validating.
+const environmentOf = (item) => {
+  const named = item.ruleset?.environment;
+  return typeof named === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(named) ? named : "test";
+};
+const PUBLISHED_TO = [...new Set(files.flatMap((file) => (file.rulesets ?? []).map(environmentOf)))];
 let worker;
 let revision = 0;
 
 before(async () => {
   // TTL 0: every request re-reads the pointer, so a publish is served at once.
-  worker = await startWorker({ adminToken: TOKEN, cacheTtlMs: 0, environment: ENVIRONMENT });
+  worker = await startWorker({
+    adminCredentials: credentialsFor(TOKEN, [ENVIRONMENT, ...PUBLISHED_TO]),
+    cacheTtlMs: 0,
+    environment: ENVIRONMENT,
+  });
 });
 after(() => worker?.dispose());
 
@@ -125,8 +136,7 @@ for (const file of files.filter((file) => Array.isArray(file.rulesets))) {
       test(`${file.file} #${position}: ${item.description}`, async () => {
         // Published to the environment the ruleset names (the raw texts are all "test"), so the
         // only problems are the vector's own.
-        const named = item.ruleset?.environment;
-        const environment = typeof named === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(named) ? named : "test";
+        const environment = environmentOf(item);
         const body = "rulesetText" in item ? item.rulesetText : JSON.stringify(item.ruleset);
         const response = await fetch(`${worker.url}/admin/v1/rulesets/${environment}`, {
           method: "PUT",

@@ -27,11 +27,12 @@ function freePort() {
 test("wrangler dev serves the Worker as wrangler.toml configures it", { timeout: 300_000 }, async () => {
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "promptflag-wrangler-"));
-  const token = "smoke-token";
+  const token = "smoke-test-admin-token-0123456789abcdef";
+  const credentials = JSON.stringify([{ name: "smoke", token, environment: "dev", role: "publisher" }]);
   // Node itself runs wrangler (not its shebang), so the Node 22 running this suite runs it.
   const wrangler = spawn(
     process.execPath,
-    [WRANGLER, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--var", `ADMIN_TOKEN:${token}`],
+    [WRANGLER, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--var", `ADMIN_CREDENTIALS:${credentials}`],
     {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
@@ -63,9 +64,10 @@ test("wrangler dev serves the Worker as wrangler.toml configures it", { timeout:
     // [vars] ENVIRONMENT, an empty KV namespace (so the fallback serves) behind the binding.
     assert.equal(health.environment, "dev");
     assert.equal(health.ruleset_source, "fallback");
-    // The KV binding is wired: the admin API (token from --var) reads the empty history.
+    // The KV and Durable Object bindings are wired: the admin authority (credentials from --var)
+    // reads the empty history.
     const status = await fetch(`${base}/admin/v1/rulesets/dev`, { headers: { authorization: `Bearer ${token}` } });
-    assert.deepEqual(await status.json(), { environment: "dev", live: null, latest: null, kept: [] });
+    assert.deepEqual(await status.json(), { environment: "dev", live: null, latest: null, kept: [], anchors: {} });
   } finally {
     // TERM to wrangler's own process stops workerd with it.
     wrangler.kill("SIGTERM");

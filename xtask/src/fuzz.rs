@@ -15,7 +15,13 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The toolchain the fuzz build uses (`-Zsanitizer` is unstable).
 const NIGHTLY: &str = "nightly";
 /// Every target, in the order they run.
-pub const TARGETS: [&str; 4] = ["ruleset", "event", "repo_yaml", "worker_request"];
+pub const TARGETS: [&str; 5] = [
+    "ruleset",
+    "event",
+    "repo_yaml",
+    "worker_request",
+    "governance",
+];
 /// `cargo xtask fuzz` runs each target this long unless `--seconds` says otherwise.
 pub const DEFAULT_SECONDS: u64 = 300;
 /// `cargo xtask test` runs each target this long.

@@ -59,7 +59,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   dev            build the Worker and run it on local workerd with seeded local KV
   build-worker   build the Worker (cargo, wasm-bindgen, wasm-opt, its JavaScript entry)
   build-npm      build the npm package from the Wasm bindings
-  bench [WHICH]  run the benchmarks: core, client, npm, worker, collector or all
+  bench [WHICH]  run the benchmarks: core, client, npm, worker, collector, exposures or all
   fuzz [TARGET] [--seconds N]
                  run the fuzz targets (ruleset, event, repo_yaml, worker_request; all by
                  default), each for N seconds (default 300), from the seed corpus in fuzz/corpus";
@@ -184,13 +184,20 @@ fn install_check(tools: &Toolchain) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask bench [core|client|npm|worker|all]`: the benchmarks, each side by side with
+/// `cargo xtask bench [core|client|npm|worker|collector|exposures|all]`: the benchmarks, each side by side with
 /// the peers its issue names (see docs/benchmarks.md). `all` (the default) runs every one.
 fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
     let all = which == "all";
-    if !all && !matches!(which, "core" | "client" | "npm" | "worker" | "collector") {
-        bail!("unknown benchmark {which:?}: use core, client, npm, worker, collector or all");
+    if !all
+        && !matches!(
+            which,
+            "core" | "client" | "npm" | "worker" | "collector" | "exposures"
+        )
+    {
+        bail!(
+            "unknown benchmark {which:?}: use core, client, npm, worker, collector, exposures or all"
+        );
     }
     let tools = Toolchain::setup()?;
     if all || which == "core" {
@@ -228,6 +235,18 @@ fn bench(args: &[String]) -> Result<()> {
                 "promptflag-cli",
                 "--bench",
                 "collector_ingest",
+            ])
+            .run()?;
+    }
+    if all || which == "exposures" {
+        step("promptflag exposures over ten million exposures in a real SQLite file");
+        tools
+            .cargo(&[
+                "bench",
+                "-p",
+                "promptflag-cli",
+                "--bench",
+                "exposures_query",
             ])
             .run()?;
     }

@@ -4,9 +4,10 @@
 //! - `build`: `cargo build --profile worker-release` of `promptflag-worker` for wasm32 (the root
 //!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
 //!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
-//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript entry (`worker/js/index.js`)
-//!   beside them. First it writes the compiled-in fallback (`worker/fallback/bundle.json`) from
-//!   a build of the example prompt repository (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
+//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`: the entry
+//!   `index.js` and the modules it imports) beside them. First it writes the compiled-in fallback
+//!   (`worker/fallback/bundle.json`) from a build of the example prompt repository
+//!   (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
 //!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
@@ -26,8 +27,12 @@ use crate::tools::Toolchain;
 
 /// The cargo profile the Worker is built with (root `Cargo.toml`).
 const PROFILE: &str = "worker-release";
-/// The admin token `cargo xtask dev` gives the local Worker.
-const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+/// The environments `cargo xtask dev` gives a throwaway admin credential each, with its role.
+const DEV_CREDENTIALS: [(&str, &str); 3] = [
+    ("dev", "publisher"),
+    ("staging", "publisher"),
+    ("prod", "override"),
+];
 /// The dev collector's writer token, which the dev Worker sends with its exposures.
 const DEV_COLLECTOR_TOKEN: &str = "dev-collector-token-0123456789abcdef";
 /// Written into `worker/build/` last, once the build and wasm-opt have both succeeded: how the
@@ -113,9 +118,22 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     optimize(tools, &glue_wasm, &wasm)?;
     std::fs::remove_file(&glue_wasm)
         .with_context(|| format!("removing {}", glue_wasm.display()))?;
-    let entry = worker_dir.join("js").join("index.js");
-    std::fs::copy(&entry, &output)
-        .with_context(|| format!("copying {} to {}", entry.display(), output.display()))?;
+    // The entry and the modules it (or a Durable Object beside it) imports: every
+    // `worker/js/*.js`, copied as they are.
+    let js_dir = worker_dir.join("js");
+    for entry in
+        std::fs::read_dir(&js_dir).with_context(|| format!("reading {}", js_dir.display()))?
+    {
+        let source = entry?.path();
+        if source.extension().is_some_and(|ext| ext == "js") {
+            let Some(name) = source.file_name() else {
+                continue;
+            };
+            let target = build_dir.join(name);
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
+        }
+    }
     let settings = build_settings(own_std);
     std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
 }
@@ -304,6 +322,8 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "Cargo.lock",
         "worker/Cargo.toml",
         "crates/core/Cargo.toml",
+        "crates/contracts/Cargo.toml",
+        "crates/governance/Cargo.toml",
     ] {
         newest = newest.max(modified(&root.join(file)));
     }
@@ -312,6 +332,8 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "worker/js",
         "worker/fallback",
         "crates/core/src",
+        "crates/contracts/src",
+        "crates/governance/src",
     ] {
         newest = newest.max(newest_in(&root.join(dir))?);
     }
@@ -383,6 +405,8 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let collector = format!("http://127.0.0.1:{collector_port}");
 
+    let credentials = dev_credentials()?;
+    let dev_token = credentials[0].1.clone();
     let wrangler = tools.node_modules_bin("wrangler");
     let port_text = port.to_string();
     let state_text = state.to_string_lossy().into_owned();
@@ -401,7 +425,10 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             ],
         )
         .arg("--var")
-        .arg(format!("ADMIN_TOKEN:{DEV_ADMIN_TOKEN}"))
+        .arg(format!(
+            "ADMIN_CREDENTIALS:{}",
+            credentials_json(&credentials)
+        ))
         .arg("--var")
         .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
         .arg("--var")
@@ -411,7 +438,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .into_inner();
     command.stdin(Stdio::null());
     eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_TOKEN:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:…"
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:…"
     );
     let mut wrangler_child = command
         .spawn()
@@ -439,7 +466,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             "--worker",
             &base,
             "--admin-token",
-            DEV_ADMIN_TOKEN,
+            &dev_token,
             "--token",
             DEV_COLLECTOR_TOKEN,
         ])
@@ -466,13 +493,13 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             "--worker",
             &base,
             "--admin-token",
-            DEV_ADMIN_TOKEN,
+            &dev_token,
             "--reason",
             "cargo xtask dev",
         ])
         .status();
     match published {
-        Ok(status) if status.success() => print_examples(&base, &collector),
+        Ok(status) if status.success() => print_examples(&base, &collector, &credentials),
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
@@ -526,14 +553,51 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn print_examples(base: &str, collector: &str) {
+/// A throwaway credential per environment of [`DEV_CREDENTIALS`]: `(environment, token)`, the
+/// token 24 random bytes as hex after `dev-<env>-` (well over the Worker's 32-byte minimum).
+fn dev_credentials() -> Result<Vec<(String, String)>> {
+    let mut random = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    let mut credentials = Vec::new();
+    for (environment, _) in DEV_CREDENTIALS {
+        let mut bytes = [0u8; 24];
+        random
+            .read_exact(&mut bytes)
+            .context("reading /dev/urandom")?;
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        credentials.push((environment.to_string(), format!("dev-{environment}-{hex}")));
+    }
+    Ok(credentials)
+}
+
+/// `ADMIN_CREDENTIALS` for the dev Worker: one credential per environment, named `dev-<env>`.
+fn credentials_json(credentials: &[(String, String)]) -> String {
+    let entries: Vec<String> = credentials
+        .iter()
+        .zip(DEV_CREDENTIALS)
+        .map(|((environment, token), (_, role))| {
+            format!(
+                r#"{{"name":"dev-{environment}","token":"{token}","environment":"{environment}","role":"{role}"}}"#
+            )
+        })
+        .collect();
+    format!("[{}]", entries.join(","))
+}
+
+fn print_examples(base: &str, collector: &str, credentials: &[(String, String)]) {
+    let dev_token = &credentials[0].1;
+    let tokens: Vec<String> = credentials
+        .iter()
+        .zip(DEV_CREDENTIALS)
+        .map(|((environment, token), (_, role))| format!("  #   {environment} ({role}): {token}"))
+        .collect();
+    let tokens = tokens.join("\n");
     let hash = fetch_ruleset_text(base)
         .and_then(|text| first_sha256(&text))
         .unwrap_or_else(|| "<sha256>".into());
     let json = "-H 'content-type: application/json'";
-    let admin = format!("-H 'authorization: Bearer {DEV_ADMIN_TOKEN}'");
+    let admin = "-H \"authorization: Bearer $PROMPTFLAG_ADMIN_TOKEN\"";
     let companion = "cargo run -q -p promptflag-cli -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
-    let worker = format!("--worker {base} --admin-token {DEV_ADMIN_TOKEN}");
+    let worker = format!("--worker {base}");
     println!(
         "
 promptflag on {base} (the Worker on local workerd, local KV holding examples/prompts-repo)
@@ -552,6 +616,10 @@ and the companion's collector and control loop on {collector}
   curl -s -X POST {base}/ofrep/v1/evaluate/flags/support_prompt {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
   curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
 
+  # throwaway admin credentials, one per environment (ADMIN_CREDENTIALS of this Worker only):
+{tokens}
+  export PROMPTFLAG_ADMIN_TOKEN={dev_token}
+
   # the companion: why a user gets a variant, the kill switch, a rollback, the history
   {companion} eval support_prompt --env dev --context '{{\"targetingKey\": \"user-42\"}}'
   {companion} kill support_prompt --env dev {worker} --reason 'trying the kill switch'
@@ -559,7 +627,7 @@ and the companion's collector and control loop on {collector}
   {companion} history --env dev {worker}
   {companion} audit verify
 
-  # admin API (token {DEV_ADMIN_TOKEN}) and the collector's metrics (exposures arrive there)
+  # the admin API (the dev credential) and the collector's metrics (exposures arrive there)
   curl -s {admin} {base}/admin/v1/rulesets/dev
   curl -s {collector}/metrics
 

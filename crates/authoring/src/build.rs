@@ -26,10 +26,12 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::{Error, Result};
+use crate::evals::LoadedSuite;
 use crate::repo::{CONFIG_FILE, EnvironmentConfig, PromptVersion, Repo, Targeting};
+use crate::signatures;
 use promptflag_contracts::admin::Problem;
 use promptflag_contracts::bundle::Bundle;
-use promptflag_contracts::digest::{canonical_json, is_sha256_hex, sha256_hex};
+use promptflag_contracts::digest::{canonical_json, content_hash_input, is_sha256_hex, sha256_hex};
 use promptflag_core::RulesetError;
 
 /// What went into a build besides the repository files.
@@ -39,6 +41,9 @@ pub struct BuildOptions {
     pub source: Option<String>,
     /// Builds only these environments (all declared ones when empty).
     pub environments: Vec<String>,
+    /// The root owner keys the registry's first change is checked against (`ssh-ed25519`
+    /// lines); without them, registry 1's own owners (see `signatures`).
+    pub owner_keys: Option<String>,
 }
 
 /// A prompt body and the metadata publish gates need.
@@ -58,8 +63,15 @@ pub struct PromptArtifact {
     pub status: String,
     /// Who wrote it.
     pub author: String,
-    /// Reviewers whose approval of this exact body is valid (listed as reviewers, not the author).
-    pub approved_by: Vec<String>,
+    /// Per environment, the registered reviewers (not the author) whose signed approval of this
+    /// exact content holds (`approvals/`, checked against the signed registry).
+    pub approved_by: BTreeMap<String, Vec<String>>,
+    /// The content id (body and model configuration) eval results are keyed by.
+    #[serde(default)]
+    pub content_id: String,
+    /// The hash of the family's eval suite (`evals/<family>/eval.yaml`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_suite: Option<String>,
     /// The body bytes.
     #[serde(skip)]
     pub body: Vec<u8>,
@@ -120,15 +132,9 @@ pub struct ManifestEnvironment {
 /// gate compares, and a build reproduces what is live exactly when its content hash is the live
 /// one's.
 pub fn content_hash(ruleset: &RawRuleset) -> Result<String> {
-    let mut value = serde_json::to_value(ruleset)
+    let value = serde_json::to_value(ruleset)
         .map_err(|e| Error::Invalid(format!("cannot serialize a ruleset: {e}")))?;
-    if let Value::Object(map) = &mut value {
-        map.remove("environment");
-        map.remove("revision");
-        map.remove("source");
-        map.remove("runtime");
-    }
-    Ok(sha256_hex(canonical_json(&value).as_bytes()))
+    Ok(sha256_hex(content_hash_input(&value).as_bytes()))
 }
 
 /// The ruleset as written to `rulesets/<env>.json`: pretty JSON and a final newline.
@@ -402,7 +408,19 @@ pub fn build(
         }
         wanted.retain(|env| options.environments.contains(env));
     }
+    let mut suites = BTreeMap::new();
+    for family in repo.families.keys() {
+        if let Some(suite) = crate::evals::load_suite(&repo.root, family)? {
+            suites.insert(family.clone(), suite);
+        }
+    }
     let mut diagnostics = Diagnostics::new();
+    // The registry's problems are lint's to report; the build only counts the approvals that hold.
+    let registry = signatures::accepted_registry(
+        &repo.root,
+        options.owner_keys.as_deref(),
+        &mut Diagnostics::new(),
+    );
     let mut build = Build {
         source: source.clone(),
         environments: BTreeMap::new(),
@@ -417,9 +435,10 @@ pub fn build(
                 .versions()
                 .find(|v| v.content_id(&repo.root).as_deref() == Some(content_id.as_str()))
             {
-                build
-                    .prompts
-                    .insert(content_id.clone(), artifact(repo, version));
+                build.prompts.insert(
+                    content_id.clone(),
+                    artifact(repo, &suites, version, &registry),
+                );
             }
         }
         let content_hash = content_hash(&ruleset)?;
@@ -445,31 +464,17 @@ pub fn build(
     Ok(build)
 }
 
-fn artifact(repo: &Repo, version: &PromptVersion) -> PromptArtifact {
+fn artifact(
+    repo: &Repo,
+    suites: &BTreeMap<String, LoadedSuite>,
+    version: &PromptVersion,
+    registry: &signatures::LocalRegistry,
+) -> PromptArtifact {
     let author = version
         .author
         .as_ref()
         .map(|a| a.value.clone())
         .unwrap_or_default();
-    let reviewers: Vec<&str> = version
-        .reviewers
-        .as_ref()
-        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
-        .unwrap_or_default();
-    let mut approved_by: Vec<String> = version
-        .approvals
-        .iter()
-        .filter_map(|approval| {
-            let by = approval.by.as_ref()?;
-            let sha = approval.sha256.as_ref()?;
-            let valid = by.value != author
-                && reviewers.contains(&by.value.as_str())
-                && Some(&sha.value) == version.sha256.as_ref();
-            valid.then(|| by.value.clone())
-        })
-        .collect();
-    approved_by.sort();
-    approved_by.dedup();
     PromptArtifact {
         id: family_id(repo, version),
         version: version.version.clone(),
@@ -486,7 +491,11 @@ fn artifact(repo: &Repo, version: &PromptVersion) -> PromptArtifact {
             .map(|s| s.value.clone())
             .unwrap_or_default(),
         author,
-        approved_by,
+        approved_by: signatures::approved_by(repo, version, registry),
+        content_id: version.content_id(&repo.root).unwrap_or_default(),
+        eval_suite: suites
+            .get(&version.family)
+            .map(|suite| suite.hash_for(repo, version)),
         body: version.body.clone().unwrap_or_default().into_bytes(),
     }
 }

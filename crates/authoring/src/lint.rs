@@ -3,9 +3,9 @@
 //! Checks, each reported with file and line: metadata completeness (every field `docs/companion.md` lists),
 //! valid risk and status, an owner and an author, semantic versions, model parameters, declared
 //! versus used template variables, the same variables across the variants of one flag, forbidden
-//! phrases and maximum length from `promptflag.yaml`, output schemas that parse, approvals that
-//! match the body they approve, rollout policies that name real variants, no two versions with
-//! the same content (body and model configuration), and finally every
+//! phrases and maximum length from `promptflag.yaml`, output schemas that parse, signed approvals
+//! and the key registry (`signatures`), rollout policies that name real variants, no two versions
+//! with the same content (body and model configuration), and finally every
 //! environment's ruleset through core validation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +19,7 @@ use crate::build;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::error::Result;
 use crate::repo::{self, OutputSchema, PromptVersion, Repo};
+use crate::signatures;
 use crate::yaml;
 
 /// Valid risk levels.
@@ -28,10 +29,18 @@ pub const STATUSES: [&str; 4] = ["draft", "canary", "production", "archived"];
 /// Model parameters every prompt must set.
 pub const REQUIRED_PARAMETERS: [&str; 3] = ["temperature", "max_tokens", "top_p"];
 
-/// Loads and lints a repository. Returns it with every diagnostic, sorted.
+/// Loads and lints a repository. Returns it with every diagnostic, sorted. Signatures are
+/// checked without root owner keys (see [`check_with`]).
 pub fn check(root: &Path) -> Result<(Repo, Vec<Diagnostic>)> {
+    check_with(root, None)
+}
+
+/// [`check`], with the registry's first change checked against `owner_keys` (the root owner
+/// keys, `ssh-ed25519` lines, as the Worker's `OWNER_KEYS` secret holds them).
+pub fn check_with(root: &Path, owner_keys: Option<&str>) -> Result<(Repo, Vec<Diagnostic>)> {
     let (repo, mut diagnostics) = repo::load(root)?;
     diagnostics.extend(lint(&repo));
+    diagnostics.extend(signatures::lint(&repo, owner_keys));
     let rulesets = validate_environments(&repo, diagnostics.as_slice());
     diagnostics.extend(rulesets);
     Ok((repo, diagnostics.into_sorted()))
@@ -137,6 +146,8 @@ pub fn lint(repo: &Repo) -> Diagnostics {
     for flag in repo.flags.values() {
         lint_flag(repo, flag, &mut out);
     }
+    lint_evals(repo, &mut out);
+    lint_dates(repo, crate::hygiene::today(), &mut out);
     for rollout in repo.rollouts.values() {
         let Some(policy) = &rollout.policy else {
             continue;
@@ -329,63 +340,6 @@ fn lint_version(repo: &Repo, version: &PromptVersion, file: &str, out: &mut Diag
         Some(parameters) => lint_parameters(&parameters.value, parameters.line, file, &name, out),
     }
 
-    // Approvals: by a listed reviewer who is not the author, of exactly this body.
-    let author = version.author.as_ref().map(|a| a.value.as_str());
-    let reviewers: Vec<&str> = version
-        .reviewers
-        .as_ref()
-        .map(|r| r.value.iter().map(|l| l.value.as_str()).collect())
-        .unwrap_or_default();
-    let mut valid_approvals = 0;
-    for approval in &version.approvals {
-        let (Some(by), Some(sha)) = (&approval.by, &approval.sha256) else {
-            continue;
-        };
-        let mut valid = true;
-        if Some(by.value.as_str()) == author {
-            out.error(
-                file,
-                by.line,
-                "self_approval",
-                format!("{} wrote {name} and cannot approve it", by.value),
-            );
-            valid = false;
-        } else if !reviewers.contains(&by.value.as_str()) {
-            out.error(
-                file,
-                by.line,
-                "unknown_reviewer",
-                format!(
-                    "{} approved {name} but is not one of its reviewers",
-                    by.value
-                ),
-            );
-            valid = false;
-        }
-        if let Some(actual) = &version.sha256
-            && &sha.value != actual
-        {
-            out.error(
-                file,
-                sha.line,
-                "stale_approval",
-                format!("the approval is for body {} but {} now hashes to {actual}; the body changed after review", sha.value, version.body_file),
-            );
-            valid = false;
-        }
-        if valid {
-            valid_approvals += 1;
-        }
-    }
-    if version.risk.as_ref().is_some_and(|r| r.value == "high") && valid_approvals == 0 {
-        out.warning(
-            file,
-            line,
-            "approval_missing",
-            format!("{name} is high risk and has no approval from a reviewer other than its author; environments with require_approvals refuse it"),
-        );
-    }
-
     // Template variables.
     let declared: BTreeSet<String> = version
         .variables
@@ -531,13 +485,155 @@ fn lint_parameters(
     }
 }
 
-fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
-    let (value, file, line) = match schema {
-        OutputSchema::Inline { schema, line } => (
-            Some(schema.clone()),
+/// Review and deletion dates of families and flags: each a `YYYY-MM-DD` date; a passed one is
+/// a warning (`promptflag hygiene` lists them with their owners).
+fn lint_dates(repo: &Repo, today: i64, out: &mut Diagnostics) {
+    let families = repo
+        .families
+        .values()
+        .map(|f| (f.metadata_file.as_str(), &f.review_by, &f.delete_after));
+    let flags = repo
+        .flags
+        .values()
+        .map(|f| (f.file.as_str(), &f.review_by, &f.delete_after));
+    for (file, review_by, delete_after) in families.chain(flags) {
+        for (field, date) in [("review_by", review_by), ("delete_after", delete_after)] {
+            let Some(date) = date else { continue };
+            match crate::hygiene::parse_day(&date.value) {
+                None => out.error(
+                    file,
+                    date.line,
+                    "invalid_value",
+                    format!("`{field}` must be a date YYYY-MM-DD, not {:?}", date.value),
+                ),
+                Some(day) if day < today => out.warning(
+                    file,
+                    date.line,
+                    if field == "review_by" {
+                        "review_overdue"
+                    } else {
+                        "past_delete_after"
+                    },
+                    format!(
+                        "`{field}: {}` has passed (promptflag hygiene lists what is stale)",
+                        date.value
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Eval suites (`evals/<family>/eval.yaml`): each names a family, decodes, sets only the
+/// family's template variables, and checks output schemas with keywords the checker knows.
+fn lint_evals(repo: &Repo, out: &mut Diagnostics) {
+    let folders = match crate::evals::suite_folders(&repo.root) {
+        Ok(folders) => folders,
+        Err(error) => {
+            out.error(crate::evals::EVALS_DIR, 1, "unreadable", error.to_string());
+            return;
+        }
+    };
+    for folder in folders {
+        let file = format!(
+            "{}/{folder}/{}",
+            crate::evals::EVALS_DIR,
+            crate::evals::SUITE_FILE
+        );
+        let Some(family) = repo.families.get(&folder) else {
+            out.error(
+                &file,
+                1,
+                "unknown_family",
+                format!("evals/{folder}/ names no prompt family (no prompts/{folder}/)"),
+            );
+            continue;
+        };
+        let suite = match crate::evals::load_suite(&repo.root, &folder) {
+            Ok(Some(suite)) => suite,
+            Ok(None) => {
+                out.error(
+                    &file,
+                    1,
+                    "missing_file",
+                    format!("evals/{folder}/ has no {}", crate::evals::SUITE_FILE),
+                );
+                continue;
+            }
+            Err(error) => {
+                out.error(&file, 1, "bad_eval_suite", error.to_string());
+                continue;
+            }
+        };
+        let declared: BTreeSet<&str> = family
+            .versions
+            .iter()
+            .filter_map(|v| v.variables.as_ref())
+            .flat_map(|vars| vars.value.iter().map(|v| v.value.as_str()))
+            .collect();
+        for case in &suite.suite.cases {
+            for name in case.variables.keys() {
+                if !declared.contains(name.as_str()) {
+                    out.warning(
+                        &file,
+                        1,
+                        "unknown_variable",
+                        format!(
+                            "case {:?} sets {name:?}, which no version of {folder} declares",
+                            case.id
+                        ),
+                    );
+                }
+            }
+        }
+        if suite.suite.output_schema {
+            let mut reported = BTreeSet::new();
+            for version in &family.versions {
+                if let Some(schema) = crate::evals::output_schema(repo, version) {
+                    for keyword in promptflag_evals::schema::unsupported_keywords(&schema) {
+                        if reported.insert(keyword.clone()) {
+                            out.warning(
+                                &file,
+                                1,
+                                "unchecked_schema_keyword",
+                                format!("the output schema of {} uses {keyword}, which evals do not check", version.reference()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An output schema file's value: JSON for `*.json`, YAML otherwise; an error has its line.
+pub(crate) fn parse_schema_text(path: &str, text: &str) -> Result<Value, (u32, String)> {
+    if path.ends_with(".json") {
+        serde_json::from_str::<Value>(text).map_err(|e| (e.line() as u32, e.to_string()))
+    } else {
+        yaml::parse(text)
+            .map(|n| yaml::to_json(&n.value))
+            .map_err(|e| (e.line, e.message))
+    }
+}
+
+/// Why an output schema could not be read: where, the code and the message.
+pub(crate) type SchemaProblem = (String, u32, &'static str, String);
+
+/// Reads a version's output schema (inline, or the JSON or YAML file it names), with the file
+/// and line it was written at.
+pub(crate) fn load_output_schema(
+    repo: &Repo,
+    version: &PromptVersion,
+    schema: &OutputSchema,
+) -> std::result::Result<(Value, String, u32), SchemaProblem> {
+    match schema {
+        OutputSchema::Inline { schema, line } => Ok((
+            schema.clone(),
             repo.families[&version.family].metadata_file.clone(),
             *line,
-        ),
+        )),
         OutputSchema::File {
             path,
             line,
@@ -545,43 +641,31 @@ fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out:
         } => {
             let relative = format!("prompts/{}/{path}", version.family);
             let full = repo.root.join(&relative);
-            match std::fs::read_to_string(&full) {
-                Err(_) => {
-                    out.error(
-                        declared_in,
-                        *line,
-                        "missing_file",
-                        format!("the output schema {relative} cannot be read"),
-                    );
-                    return;
-                }
-                Ok(text) => {
-                    let parsed = if path.ends_with(".json") {
-                        serde_json::from_str::<Value>(&text)
-                            .map_err(|e| (e.line() as u32, e.to_string()))
-                    } else {
-                        yaml::parse(&text)
-                            .map(|n| yaml::to_json(&n.value))
-                            .map_err(|e| (e.line, e.message))
-                    };
-                    match parsed {
-                        Ok(value) => (Some(value), relative, 1),
-                        Err((error_line, message)) => {
-                            out.error(
-                                &relative,
-                                error_line,
-                                "bad_schema",
-                                format!("the output schema does not parse: {message}"),
-                            );
-                            return;
-                        }
-                    }
-                }
+            let Ok(text) = std::fs::read_to_string(&full) else {
+                let message = format!("the output schema {relative} cannot be read");
+                return Err((declared_in.clone(), *line, "missing_file", message));
+            };
+            let parsed = parse_schema_text(path, &text);
+            match parsed {
+                Ok(value) => Ok((value, relative, 1)),
+                Err((error_line, message)) => Err((
+                    relative,
+                    error_line,
+                    "bad_schema",
+                    format!("the output schema does not parse: {message}"),
+                )),
             }
         }
-    };
-    let Some(value) = value else {
-        return;
+    }
+}
+
+fn lint_schema(repo: &Repo, version: &PromptVersion, schema: &OutputSchema, out: &mut Diagnostics) {
+    let (value, file, line) = match load_output_schema(repo, version, schema) {
+        Ok(found) => found,
+        Err((file, line, code, message)) => {
+            out.error(&file, line, code, message);
+            return;
+        }
     };
     match value.as_object() {
         Some(object)

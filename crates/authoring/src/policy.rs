@@ -39,11 +39,19 @@ pub enum Metric {
     RefusalRate,
     /// Share of outputs flagged as hallucinated.
     HallucinationRate,
+    /// Share of calls whose output cited a source that was not provided.
+    CitationMismatchRate,
+    /// Share of calls with an undeclared tool call or arguments failing its schema.
+    ToolCallMismatchRate,
+    /// Share of calls whose output held numbers absent from the input and sources.
+    UnsupportedNumericClaimRate,
+    /// Mean score of the sampled LLM judge, over the calls it judged (higher is better).
+    JudgeScore,
 }
 
 impl Metric {
     /// Every metric, for messages.
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 16] = [
         Metric::SuccessRate,
         Metric::ErrorRate,
         Metric::LatencyP50Ms,
@@ -56,6 +64,10 @@ impl Metric {
         Metric::ParserFailureRate,
         Metric::RefusalRate,
         Metric::HallucinationRate,
+        Metric::CitationMismatchRate,
+        Metric::ToolCallMismatchRate,
+        Metric::UnsupportedNumericClaimRate,
+        Metric::JudgeScore,
     ];
 
     /// The name used in policy files.
@@ -73,13 +85,17 @@ impl Metric {
             Metric::ParserFailureRate => "parser_failure_rate",
             Metric::RefusalRate => "refusal_rate",
             Metric::HallucinationRate => "hallucination_rate",
+            Metric::CitationMismatchRate => "citation_mismatch_rate",
+            Metric::ToolCallMismatchRate => "tool_call_mismatch_rate",
+            Metric::UnsupportedNumericClaimRate => "unsupported_numeric_claim_rate",
+            Metric::JudgeScore => "judge_score",
         }
     }
 
-    /// True when a higher value is better (only `success_rate`); a regression is a move the
-    /// other way.
+    /// True when a higher value is better (`success_rate` and `judge_score`); a regression is a
+    /// move the other way.
     pub fn higher_is_better(self) -> bool {
-        matches!(self, Metric::SuccessRate)
+        matches!(self, Metric::SuccessRate | Metric::JudgeScore)
     }
 
     /// True for metrics that are shares in `[0, 1]`.
@@ -91,6 +107,9 @@ impl Metric {
                 | Metric::ParserFailureRate
                 | Metric::RefusalRate
                 | Metric::HallucinationRate
+                | Metric::CitationMismatchRate
+                | Metric::ToolCallMismatchRate
+                | Metric::UnsupportedNumericClaimRate
         )
     }
 

@@ -84,6 +84,9 @@ pub struct EnvironmentConfig {
     pub require_approvals: bool,
     /// Prompts with status `draft` may be served.
     pub allow_drafts: bool,
+    /// Every prompt served needs a passing eval result for its content id (`docs/evals.md`).
+    #[serde(default)]
+    pub require_evals: bool,
 }
 
 /// A prompt family: `prompts/<family>/`.
@@ -99,6 +102,10 @@ pub struct Family {
     pub flag: Option<Located<String>>,
     /// Who owns the family (a person or a team address).
     pub owner: Option<Located<String>>,
+    /// The staleness SLA: the date (`YYYY-MM-DD`) by which the family must be reviewed again.
+    pub review_by: Option<Located<String>>,
+    /// The date (`YYYY-MM-DD`) after which the family should be deleted.
+    pub delete_after: Option<Located<String>>,
     /// The versions, sorted by semantic version.
     pub versions: Vec<PromptVersion>,
     /// False when `metadata.yaml` is missing or does not parse.
@@ -128,8 +135,10 @@ pub struct PromptVersion {
     pub risk: Option<Located<String>>,
     /// `draft` | `canary` | `production` | `archived`, unchecked.
     pub status: Option<Located<String>>,
-    /// Recorded approvals.
-    pub approvals: Vec<Approval>,
+    /// The line of an `approvals:` list written in the metadata: the typed `{by, sha256}`
+    /// approvals of earlier releases, which count for nothing now (approvals are signatures
+    /// under `approvals/`, see `signatures`).
+    pub typed_approvals: Option<u32>,
     /// The model name (version value over family value).
     pub model: Option<Located<String>>,
     /// Model parameters (family parameters with the version's merged over them).
@@ -197,17 +206,6 @@ impl PromptVersion {
     }
 }
 
-/// An approval of one exact body by a reviewer.
-#[derive(Debug, Clone)]
-pub struct Approval {
-    /// The reviewer.
-    pub by: Option<Located<String>>,
-    /// The SHA-256 of the body approved; an edited body needs a new approval.
-    pub sha256: Option<Located<String>>,
-    /// Where the approval is written.
-    pub line: u32,
-}
-
 /// Where an output schema comes from.
 #[derive(Debug, Clone)]
 pub enum OutputSchema {
@@ -240,6 +238,12 @@ pub struct FlagSource {
     pub kind: Option<Located<FlagKind>>,
     /// Free text.
     pub description: String,
+    /// Who owns the flag (for prompt flags, the family's owner when unset).
+    pub owner: Option<Located<String>>,
+    /// The staleness SLA: the date (`YYYY-MM-DD`) by which the flag must be reviewed again.
+    pub review_by: Option<Located<String>>,
+    /// The date (`YYYY-MM-DD`) after which the flag should be removed.
+    pub delete_after: Option<Located<String>>,
     /// The baseline variant.
     pub baseline: Option<Located<String>>,
     /// The variants, in file order.
@@ -332,6 +336,9 @@ pub fn load(root: &Path) -> Result<(Repo, Diagnostics)> {
                 file: file.clone(),
                 kind: None,
                 description: String::new(),
+                owner: None,
+                review_by: None,
+                delete_after: None,
                 baseline: None,
                 variants: Vec::new(),
                 targeting: Targeting::default(),
@@ -516,6 +523,7 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                         promote_from: None,
                         require_approvals: false,
                         allow_drafts: true,
+                        require_evals: false,
                     };
                     let what = format!("environments.{}", name.value);
                     if !matches!(body.value, Node::Null)
@@ -523,7 +531,12 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                     {
                         reader.unknown_keys(
                             fields,
-                            &["promote_from", "require_approvals", "allow_drafts"],
+                            &[
+                                "promote_from",
+                                "require_approvals",
+                                "allow_drafts",
+                                "require_evals",
+                            ],
                             &what,
                         );
                         env.promote_from = reader
@@ -535,6 +548,9 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
                         }
                         if let Some(flag) = reader.optional_bool(fields, "allow_drafts", &what) {
                             env.allow_drafts = flag.value;
+                        }
+                        if let Some(flag) = reader.optional_bool(fields, "require_evals", &what) {
+                            env.require_evals = flag.value;
                         }
                     }
                     config.environments.push(env);
@@ -607,6 +623,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
         id: None,
         flag: None,
         owner: None,
+        review_by: None,
+        delete_after: None,
         versions: Vec::new(),
         loaded: false,
     };
@@ -644,6 +662,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
             "id",
             "flag",
             "owner",
+            "review_by",
+            "delete_after",
             "description",
             "model",
             "variables",
@@ -655,6 +675,8 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
     family.id = reader.optional_str(entries, "id", "metadata");
     family.flag = reader.optional_str(entries, "flag", "metadata");
     family.owner = reader.optional_str(entries, "owner", "metadata");
+    family.review_by = reader.optional_str(entries, "review_by", "metadata");
+    family.delete_after = reader.optional_str(entries, "delete_after", "metadata");
     let (family_model, family_parameters) =
         decode_model(&mut reader, get(entries, "model"), "model");
     let family_variables = get(entries, "variables").map(|node| Located {
@@ -725,10 +747,9 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
                         line: node.line,
                         column: node.column,
                     });
-                    let approvals = match get(fields, "approvals") {
-                        Some(node) => decode_approvals(&mut reader, node, &what),
-                        None => Vec::new(),
-                    };
+                    // Typed approvals are no longer read: lint reports them with the way to
+                    // sign them instead.
+                    let typed_approvals = get(fields, "approvals").map(|node| node.line);
                     let variables = match get(fields, "variables") {
                         Some(node) => Some(Located {
                             value: reader.string_list(node, &format!("{what}.variables")),
@@ -753,7 +774,7 @@ fn load_family(root: &Path, dir: &str, diagnostics: &mut Diagnostics) -> Result<
                         reviewers,
                         risk: reader.optional_str(fields, "risk", &what),
                         status: reader.optional_str(fields, "status", &what),
-                        approvals,
+                        typed_approvals,
                         model: model.or_else(|| family_model.clone()),
                         parameters,
                         variables,
@@ -862,30 +883,6 @@ fn merge_parameters(
     }
 }
 
-fn decode_approvals(reader: &mut Reader<'_>, node: &Located<Node>, what: &str) -> Vec<Approval> {
-    let Node::Seq(items) = &node.value else {
-        reader.error(
-            node.line,
-            "wrong_type",
-            format!("{what}.approvals must be a list of {{by, sha256}}"),
-        );
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let item_what = format!("{what}.approvals[{index}]");
-        if let Some(fields) = reader.map(item, &item_what) {
-            reader.unknown_keys(fields, &["by", "sha256", "date", "note"], &item_what);
-            out.push(Approval {
-                by: reader.required_str(fields, "by", item.line, &item_what),
-                sha256: reader.required_str(fields, "sha256", item.line, &item_what),
-                line: item.line,
-            });
-        }
-    }
-    out
-}
-
 fn decode_schema(
     reader: &mut Reader<'_>,
     node: &Located<Node>,
@@ -927,6 +924,9 @@ fn decode_flag(
         file: file.to_string(),
         kind: None,
         description: String::new(),
+        owner: None,
+        review_by: None,
+        delete_after: None,
         baseline: None,
         variants: Vec::new(),
         targeting: Targeting::default(),
@@ -943,6 +943,9 @@ fn decode_flag(
             "key",
             "kind",
             "description",
+            "owner",
+            "review_by",
+            "delete_after",
             "baseline",
             "variants",
             "enabled",
@@ -979,6 +982,9 @@ fn decode_flag(
         .optional_str(entries, "description", "flag")
         .map(|d| d.value)
         .unwrap_or_default();
+    flag.owner = reader.optional_str(entries, "owner", "flag");
+    flag.review_by = reader.optional_str(entries, "review_by", "flag");
+    flag.delete_after = reader.optional_str(entries, "delete_after", "flag");
     flag.baseline = reader.required_str(entries, "baseline", node.line, "the flag");
     match get(entries, "variants") {
         None => reader.error(

@@ -54,6 +54,16 @@ pub struct LowArgs {
         env = "PROMPTFLAG_STATE_DB"
     )]
     pub state_db: Option<PathBuf>,
+    /// The root owner keys the key registry's first change must be signed by: a file of
+    /// `ssh-ed25519` lines, as the Worker's OWNER_KEYS secret holds them (without it the local
+    /// checks trust registry 1's own owners).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "PROMPTFLAG_OWNER_KEYS_FILE"
+    )]
+    pub owner_keys: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LowCommand,
 }
@@ -64,7 +74,7 @@ pub struct TargetArgs {
     /// The Worker's base URL; its admin API receives the writes.
     #[arg(long, env = "PROMPTFLAG_WORKER_URL")]
     pub worker: Option<String>,
-    /// The Worker's ADMIN_TOKEN.
+    /// The token of one of the Worker's ADMIN_CREDENTIALS (scoped to one environment and role).
     #[arg(long, env = "PROMPTFLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Write through the Cloudflare KV REST API instead (CLOUDFLARE_ACCOUNT_ID,
@@ -138,6 +148,9 @@ pub enum LowCommand {
         /// promotions) instead of keeping them; needs --reason; audited.
         #[arg(long)]
         revert_runtime: bool,
+        /// The recorded eval results the require_evals gate reads (default: <repo>/evals/results).
+        #[arg(long, env = "PROMPTFLAG_EVAL_RESULTS")]
+        eval_results: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -157,6 +170,31 @@ pub enum LowCommand {
         environment: String,
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Approve a prompt version for an environment: sign its exact content (body hash, model,
+    /// parameters, output schema, author) with your SSH key into approvals/.
+    Approve {
+        /// `<family>@<version>`.
+        prompt: String,
+        /// The environment the approval is for.
+        #[arg(long = "env")]
+        environment: String,
+        /// Your OpenSSH ed25519 private key, unencrypted (default: $PROMPTFLAG_SIGNING_KEY,
+        /// then ~/.ssh/id_ed25519).
+        #[arg(long, env = "PROMPTFLAG_SIGNING_KEY")]
+        key: Option<PathBuf>,
+        /// Print the message to sign and stop (for `ssh-keygen -Y sign -n promptflag`).
+        #[arg(long, conflicts_with_all = ["key", "signature"])]
+        message_only: bool,
+        /// Store this signature (made by `ssh-keygen -Y sign -n promptflag` over the message)
+        /// instead of signing.
+        #[arg(long, conflicts_with = "key")]
+        signature: Option<PathBuf>,
+    },
+    /// The signed key registry: list it, verify it, sign a change, make throwaway dev keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Turn a flag off in an environment (everyone gets the baseline) and wait until it is served.
     Kill {
@@ -202,6 +240,22 @@ pub enum LowCommand {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Eval suites: run a family's golden set against a model (or recorded outputs) and record
+    /// the result for the exact content id.
+    Evals {
+        #[command(subcommand)]
+        command: EvalsCommand,
+    },
+    /// Prompts and flags past their review or deletion date, without an owner, or with no
+    /// exposure in the window. Exit 1 when any is found.
+    Hygiene {
+        /// The exposure window: 60d, 12h, or integer seconds.
+        #[arg(long, default_value = "60d")]
+        since: String,
+        /// The date to judge review and deletion dates by (YYYY-MM-DD; default: today, UTC).
+        #[arg(long)]
+        today: Option<String>,
+    },
     /// Evaluate a flag for a context and explain the outcome.
     Eval {
         /// The flag.
@@ -246,6 +300,59 @@ pub enum LowCommand {
     },
     /// Synthetic LLM traffic through the Worker and the collector, driving a real rollout.
     Simulate(Box<SimulateArgs>),
+    /// Who saw what: a flag's exposures in a window, per variant and prompt version, and the units.
+    Exposures(ExposuresArgs),
+    /// Find when a per-variant metric degraded and the version, revision and publish behind it.
+    Attribute(AttributeArgs),
+}
+
+/// `promptflag exposures`.
+#[derive(Debug, Args, Clone)]
+pub struct ExposuresArgs {
+    /// The flag.
+    #[arg(long)]
+    pub flag: String,
+    /// Only exposures of this prompt version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Start, inclusive: RFC 3339, or a duration ago (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    pub from: String,
+    /// End, exclusive: RFC 3339, a duration ago, or `now` (the default).
+    #[arg(long, default_value = "now")]
+    pub to: String,
+    /// text (a summary), csv (every row) or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "csv", "json"])]
+    pub format: String,
+    /// The most unit rows listed; the per-variant counts stay exact.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_units: usize,
+}
+
+/// `promptflag attribute`.
+#[derive(Debug, Args, Clone)]
+pub struct AttributeArgs {
+    /// The metric to watch (default: every rate, latency_p95_ms and cost_per_request_usd).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Watch from here: RFC 3339, or a duration ago (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    pub since: String,
+    /// Watch until here (default: now).
+    #[arg(long, default_value = "now")]
+    pub until: String,
+    /// Only this flag (default: every flag with calls in the range).
+    #[arg(long)]
+    pub flag: Option<String>,
+    /// Only this environment.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// The window of the metric's time series, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub window: u64,
+    /// How much history before --since is the variants' own baseline, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub history: u64,
 }
 
 /// `promptflag rollout …`: steer the control loop that `promptflag serve` runs.
@@ -415,20 +522,105 @@ pub struct SimulateArgs {
     pub admin_token: String,
 }
 
+/// `promptflag evals …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalsCommand {
+    /// Run eval suites and record a result per content id. Exit 1 when a suite fails.
+    Run(EvalsRunArgs),
+}
+
+/// `promptflag evals run`.
+#[derive(Debug, Args, Clone)]
+pub struct EvalsRunArgs {
+    /// Only this family.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Only this version (with --family, or of every family that has it).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Replay recorded outputs from this folder (<content id>.json) instead of calling a model.
+    #[arg(long, conflicts_with = "record")]
+    pub replay: Option<PathBuf>,
+    /// Call the model and save its outputs into this folder for later --replay.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Where results are written (default: <repo>/evals/results).
+    #[arg(long, env = "PROMPTFLAG_EVAL_RESULTS")]
+    pub results: Option<PathBuf>,
+    /// The OpenAI-compatible API base URL, such as https://api.openai.com/v1.
+    #[arg(long, env = "PROMPTFLAG_EVAL_BASE_URL")]
+    pub base_url: Option<String>,
+    /// The API key, sent as a bearer token.
+    #[arg(long, env = "PROMPTFLAG_EVAL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Seconds before one model call gives up.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Also run archived versions.
+    #[arg(long)]
+    pub include_archived: bool,
+}
+
+/// `promptflag keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The accepted registry's members, keys and roles, and whether every change is signed.
+    List,
+    /// Check the registry's chain of signatures. Exit 1 when a change is not signed by an owner.
+    Verify,
+    /// Sign a registry file (governance/registry/<serial>.json) with an owner key; writes
+    /// <file>.sig.
+    Sign {
+        /// The registry file.
+        file: PathBuf,
+        /// The owner's OpenSSH ed25519 private key (default: $PROMPTFLAG_SIGNING_KEY, then
+        /// ~/.ssh/id_ed25519).
+        #[arg(long, env = "PROMPTFLAG_SIGNING_KEY")]
+        key: Option<PathBuf>,
+    },
+    /// Generate throwaway keys (an owner, an author, a reviewer) into a folder and register them
+    /// as registry 1, signed by the new owner. For development only.
+    Init {
+        /// Required: these keys are for development and tests, never for production.
+        #[arg(long, required = true)]
+        dev: bool,
+        /// Where the private keys go (default: <repo>/.promptflag/dev-keys).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace an existing registry.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 /// `promptflag audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// List entries.
+    /// List entries: the Worker's log with --worker, else the local mirror.
     List {
         /// Only this environment.
         #[arg(long = "env")]
         environment: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
     },
-    /// Check the hash chain. Exit 1 when an entry was edited, removed or reordered.
+    /// Check the hash chain of the local mirror and, with --worker, of the Worker's log against
+    /// the anchors KV's revisions carry. Exit 1 when an entry was edited, removed or reordered.
     Verify {
         /// A head hash recorded elsewhere that must still be in the chain.
         #[arg(long)]
         expect_head: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Stale prompts and flags (the same as `promptflag hygiene`, with the window in days).
+    Stale {
+        /// The exposure window in days.
+        #[arg(long, default_value_t = 60)]
+        days: u64,
+        /// The date to judge review and deletion dates by (YYYY-MM-DD; default: today, UTC).
+        #[arg(long)]
+        today: Option<String>,
     },
 }
 
@@ -496,6 +688,7 @@ pub enum RevertAction {
 /// A publish: the build (a folder, or the repository built now) to one environment.
 pub struct PublishCommand {
     pub environment: String,
+    pub eval_results: PathBuf,
     pub build: Option<PathBuf>,
     pub force: bool,
     pub revert_runtime: bool,
@@ -547,10 +740,25 @@ pub enum HiCommand {
     },
     AuditList {
         environment: Option<String>,
+        /// The Worker whose log to read; the local mirror when `None`.
+        server: Option<WorkerAdmin>,
     },
     AuditVerify {
         expect_head: Option<String>,
+        /// The Worker whose log to check too.
+        server: Option<WorkerAdmin>,
     },
+    EvalsRun(EvalsRunArgs),
+    Hygiene {
+        window_seconds: u64,
+        today: Option<String>,
+    },
+    Approve {
+        prompt: String,
+        environment: String,
+        signing: Signing,
+    },
+    Keys(KeysCommand),
     Eval {
         flag: String,
         context: serde_json::Value,
@@ -568,6 +776,38 @@ pub enum HiCommand {
         overrides: serde_json::Value,
     },
     Simulate(Box<SimulateArgs>),
+    Exposures {
+        args: ExposuresArgs,
+        from_ms: i64,
+        to_ms: i64,
+    },
+    Attribute {
+        args: AttributeArgs,
+        metrics: Vec<promptflag_authoring::policy::Metric>,
+        since_ms: i64,
+        until_ms: i64,
+        now_ms: i64,
+    },
+}
+
+/// How an approval gets its signature.
+pub enum Signing {
+    /// Print the message only.
+    MessageOnly,
+    /// Sign with this private key file.
+    Key(PathBuf),
+    /// Store this signature file.
+    Signature(PathBuf),
+}
+
+/// The private key file to sign with: the one given, or ~/.ssh/id_ed25519.
+pub fn signing_key(key: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(key) = key {
+        return Ok(key);
+    }
+    let home = std::env::var_os("HOME")
+        .context("give the signing key with --key (or PROMPTFLAG_SIGNING_KEY): $HOME is not set")?;
+    Ok(PathBuf::from(home).join(".ssh").join("id_ed25519"))
 }
 
 /// Validated arguments.
@@ -578,6 +818,8 @@ pub struct HiArgs {
     pub db: PathBuf,
     pub state_db: PathBuf,
     pub actor: String,
+    /// The root owner keys' text (`--owner-keys`), when given.
+    pub owner_keys: Option<String>,
     pub command: HiCommand,
 }
 
@@ -587,6 +829,23 @@ fn env_var(name: &str) -> Option<String> {
 
 /// Where to write and the HTTP client to write with. On a terminal, and not with `--json`, each
 /// retry of a request is shown on stderr as it waits.
+/// The Worker whose audit log `audit list|verify` read: `None` without `--worker` (the local
+/// mirror only). The KV REST API holds no audit log.
+fn audit_server(args: &TargetArgs, quiet: bool) -> Result<Option<WorkerAdmin>> {
+    if args.kv {
+        bail!("the audit log of record is the Worker's: use --worker URL, not --kv");
+    }
+    if args.worker.is_none() {
+        return Ok(None);
+    }
+    match target(args, quiet)? {
+        (Target::Worker { url, token }, http) => Ok(Some(WorkerAdmin::new(&url, &token, http))),
+        (Target::Kv { .. }, _) => {
+            bail!("the audit log of record is the Worker's: use --worker URL")
+        }
+    }
+}
+
 fn target(args: &TargetArgs, quiet: bool) -> Result<(Target, Http)> {
     let mut http = Http::new(
         Duration::from_secs(args.http_timeout.max(1)),
@@ -687,6 +946,35 @@ fn parse_now(now: Option<&str>) -> Result<i64> {
     }
 }
 
+/// A point in time on the command line: RFC 3339, `now`, or a duration before now (`90s`, `30m`,
+/// `2h`, `7d`).
+pub fn parse_instant(flag: &str, text: &str, now_ms: i64) -> Result<i64> {
+    if text == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(millis) = promptflag_core::literal::parse_rfc3339_millis(text) {
+        return Ok(millis);
+    }
+    let unit_ms = match text.chars().last() {
+        Some('s') => 1_000,
+        Some('m') => 60_000,
+        Some('h') => 3_600_000,
+        Some('d') => 86_400_000,
+        _ => 0,
+    };
+    let amount = text
+        .get(..text.len().saturating_sub(1))
+        .and_then(|digits| digits.parse::<i64>().ok());
+    match amount {
+        Some(amount) if unit_ms > 0 && amount >= 0 => {
+            Ok(now_ms.saturating_sub(amount.saturating_mul(unit_ms)))
+        }
+        _ => bail!(
+            "{flag} {text:?} is not a time: give RFC 3339 (2026-11-21T14:00:00Z), `now`, or a duration ago (30m, 2h, 7d)"
+        ),
+    }
+}
+
 fn revert(
     quiet: bool,
     action: RevertAction,
@@ -753,6 +1041,7 @@ impl HiArgs {
                 reason,
                 dry_run,
                 revert_runtime,
+                eval_results,
                 target: target_args,
             } => {
                 check_environment_name(&environment)?;
@@ -769,6 +1058,8 @@ impl HiArgs {
                 let (target, http) = target(&target_args, quiet)?;
                 HiCommand::Publish(PublishCommand {
                     environment,
+                    eval_results: eval_results
+                        .unwrap_or_else(|| repo.join(promptflag_authoring::evals::RESULTS_DIR)),
                     build,
                     force,
                     revert_runtime,
@@ -845,11 +1136,56 @@ impl HiArgs {
                 }
             }
             LowCommand::Audit {
-                command: AuditCommand::List { environment },
-            } => HiCommand::AuditList { environment },
+                command:
+                    AuditCommand::List {
+                        environment,
+                        target: target_args,
+                    },
+            } => HiCommand::AuditList {
+                environment,
+                server: audit_server(&target_args, quiet)?,
+            },
             LowCommand::Audit {
-                command: AuditCommand::Verify { expect_head },
-            } => HiCommand::AuditVerify { expect_head },
+                command:
+                    AuditCommand::Verify {
+                        expect_head,
+                        target: target_args,
+                    },
+            } => HiCommand::AuditVerify {
+                expect_head,
+                server: audit_server(&target_args, quiet)?,
+            },
+            LowCommand::Audit {
+                command: AuditCommand::Stale { days, today },
+            } => HiCommand::Hygiene {
+                window_seconds: days.saturating_mul(86_400),
+                today,
+            },
+            LowCommand::Hygiene { since, today } => HiCommand::Hygiene {
+                window_seconds: since
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| {
+                        promptflag_authoring::policy::parse_duration(
+                            &promptflag_authoring::yaml::Node::Str(since.clone()),
+                        )
+                    })
+                    .with_context(|| {
+                        format!("--since {since:?} is not a duration (60d, 12h, 90m or seconds)")
+                    })?,
+                today,
+            },
+            LowCommand::Evals {
+                command: EvalsCommand::Run(run),
+            } => {
+                if run.replay.is_none() && run.base_url.is_none() {
+                    bail!(
+                        "evals run needs a model endpoint (--base-url or PROMPTFLAG_EVAL_BASE_URL) or recorded outputs (--replay DIR)"
+                    );
+                }
+                HiCommand::EvalsRun(run)
+            }
             LowCommand::Eval {
                 flag,
                 context,
@@ -901,6 +1237,26 @@ impl HiArgs {
                 }
             }
             LowCommand::Rollout { command } => HiCommand::Rollout(command),
+            LowCommand::Approve {
+                prompt,
+                environment,
+                key,
+                message_only,
+                signature,
+            } => {
+                check_environment_name(&environment)?;
+                let signing = match (message_only, signature) {
+                    (true, _) => Signing::MessageOnly,
+                    (false, Some(path)) => Signing::Signature(path),
+                    (false, None) => Signing::Key(signing_key(key)?),
+                };
+                HiCommand::Approve {
+                    prompt,
+                    environment,
+                    signing,
+                }
+            }
+            LowCommand::Keys { command } => HiCommand::Keys(command),
             LowCommand::Analyze {
                 input,
                 test,
@@ -922,6 +1278,59 @@ impl HiArgs {
                 }
                 HiCommand::Simulate(simulate)
             }
+            LowCommand::Exposures(exposures) => {
+                let now_ms = parse_now(None)?;
+                let from_ms = parse_instant("--from", &exposures.from, now_ms)?;
+                let to_ms = parse_instant("--to", &exposures.to, now_ms)?;
+                if from_ms >= to_ms {
+                    bail!("--from must be before --to");
+                }
+                HiCommand::Exposures {
+                    args: exposures,
+                    from_ms,
+                    to_ms,
+                }
+            }
+            LowCommand::Attribute(attribute) => {
+                let now_ms = parse_now(None)?;
+                let since_ms = parse_instant("--since", &attribute.since, now_ms)?;
+                let until_ms = parse_instant("--until", &attribute.until, now_ms)?;
+                if since_ms >= until_ms {
+                    bail!("--since must be before --until");
+                }
+                if attribute.window == 0 {
+                    bail!("--window must be at least 1 second");
+                }
+                let metrics = match &attribute.metric {
+                    Some(name) => vec![
+                        promptflag_authoring::policy::Metric::ALL
+                            .into_iter()
+                            .find(|metric| metric.as_str() == name)
+                            .with_context(|| {
+                                let names: Vec<&str> = promptflag_authoring::policy::Metric::ALL
+                                    .iter()
+                                    .map(|m| m.as_str())
+                                    .collect();
+                                format!("--metric {name:?} is not one of {}", names.join(", "))
+                            })?,
+                    ],
+                    None => promptflag_rollout::attribution::DEFAULT_METRICS.to_vec(),
+                };
+                HiCommand::Attribute {
+                    args: attribute,
+                    metrics,
+                    since_ms,
+                    until_ms,
+                    now_ms,
+                }
+            }
+        };
+        let owner_keys = match &low.owner_keys {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the root owner keys {}", path.display()))?,
+            ),
+            None => None,
         };
         Ok(HiArgs {
             json: low.json,
@@ -930,6 +1339,7 @@ impl HiArgs {
             db,
             state_db,
             actor,
+            owner_keys,
             command,
         })
     }

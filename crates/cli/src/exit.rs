@@ -96,6 +96,12 @@ pub fn classify(error: &anyhow::Error) -> Failure {
                     .downcast_ref::<promptflag_rollout::Error>()
                     .map(|_| Failure::of(ExitCode::Usage))
             })
+            .or_else(|| {
+                // A model endpoint that cannot be reached or answers with an error is remote.
+                cause
+                    .downcast_ref::<promptflag_evals::openai::Error>()
+                    .map(|_| Failure::of(ExitCode::Remote))
+            })
         {
             return found;
         }
@@ -131,6 +137,11 @@ fn release(error: &promptflag_release::Error) -> Failure {
         },
         Error::Conflict { .. } => Failure::of(ExitCode::Conflict),
         Error::Refused(_) => Failure::of(ExitCode::Refused),
+        Error::RefusedPrompts { problems } => Failure {
+            code: Some(ExitCode::Refused),
+            diagnostics: Vec::new(),
+            problems: problems.clone(),
+        },
         Error::Remote { .. } | Error::NotServed { .. } => Failure::of(ExitCode::Remote),
         _ => Failure::of(ExitCode::Usage),
     }

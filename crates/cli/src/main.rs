@@ -179,7 +179,7 @@ fn report(json_mode: bool, error: &anyhow::Error) -> ExitCode {
 }
 
 fn run(args: HiArgs) -> Result<Output> {
-    use commands::{authoring, release};
+    use commands::{authoring, governance, release};
     match &args.command {
         HiCommand::Serve {
             args: serve,
@@ -188,12 +188,38 @@ fn run(args: HiArgs) -> Result<Output> {
         HiCommand::Rollout(command) => serve::run_rollout(&args, command),
         HiCommand::Analyze { input, overrides } => commands::run_analyze(input, overrides),
         HiCommand::Simulate(simulate) => simulate::run(&args, simulate),
-        HiCommand::Lint => authoring::run_lint(&args.repo),
+        HiCommand::Lint => authoring::run_lint(&args.repo, args.owner_keys.as_deref()),
+        HiCommand::Approve {
+            prompt,
+            environment,
+            signing,
+        } => governance::run_approve(&args, prompt, environment, signing),
+        HiCommand::Keys(command) => governance::run_keys(&args, command),
+        HiCommand::Exposures {
+            args: exposures,
+            from_ms,
+            to_ms,
+        } => commands::forensics::run_exposures(&args, exposures, *from_ms, *to_ms),
+        HiCommand::Attribute {
+            args: attribute,
+            metrics,
+            since_ms,
+            until_ms,
+            now_ms,
+        } => commands::forensics::run_attribute(
+            &args, attribute, metrics, *since_ms, *until_ms, *now_ms,
+        ),
         HiCommand::Build {
             out,
             environments,
             source,
-        } => authoring::run_build(&args.repo, out, environments, source),
+        } => authoring::run_build(
+            &args.repo,
+            out,
+            environments,
+            source,
+            args.owner_keys.as_deref(),
+        ),
         HiCommand::Diff {
             old,
             new,
@@ -223,7 +249,18 @@ fn run(args: HiArgs) -> Result<Output> {
             target,
             http,
         } => release::run_sync(&args, environment.as_deref(), target, http),
-        HiCommand::AuditList { environment } => release::run_audit_list(&args, environment),
-        HiCommand::AuditVerify { expect_head } => release::run_audit_verify(&args, expect_head),
+        HiCommand::AuditList {
+            environment,
+            server,
+        } => release::run_audit_list(&args, environment, server.as_ref()),
+        HiCommand::AuditVerify {
+            expect_head,
+            server,
+        } => release::run_audit_verify(&args, expect_head, server.as_ref()),
+        HiCommand::EvalsRun(run) => commands::evals::run_evals(&args, run),
+        HiCommand::Hygiene {
+            window_seconds,
+            today,
+        } => commands::hygiene::run_hygiene(&args, *window_seconds, today.as_deref()),
     }
 }

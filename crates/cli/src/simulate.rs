@@ -45,6 +45,18 @@ fn describe(result: &RunResult) -> String {
             result.detection_wall_ms.unwrap_or(0)
         );
     }
+    match (result.attribution_minutes, &result.attribution) {
+        (Some(minutes), Some(named)) => {
+            let _ = writeln!(
+                text,
+                "  time to attribution: {minutes:.0} simulated minutes ({:.2} h): {named}",
+                minutes / 60.0
+            );
+        }
+        _ => {
+            let _ = writeln!(text, "  time to attribution: no degradation attributed");
+        }
+    }
     if let Some(ms) = result.revert_cycle_ms {
         let _ = writeln!(
             text,
@@ -323,7 +335,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
         let (url, token) = match &args.worker_url {
             Some(url) => (url.clone(), args.admin_token.clone()),
             None => {
-                spawned = simulation::spawn_worker("simulate")?;
+                spawned = simulation::spawn_worker("simulate-admin-token-0123456789abcdef")?;
                 (spawned.url.clone(), spawned.token.clone())
             }
         };
@@ -426,6 +438,16 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
                 "  median time to a decision: {minutes:.0} simulated minutes, {treatment} treatment calls, {total} calls in all"
             );
         }
+        let _ = writeln!(
+            text,
+            "  attribution: {:.1} % of runs{}",
+            rates.attribution_rate * 100.0,
+            rates
+                .median_attribution_minutes
+                .map_or_else(String::new, |m| format!(
+                    ", median time to attribution {m:.0} simulated minutes"
+                ))
+        );
     }
     let csv_rows = worker_run
         .as_ref()

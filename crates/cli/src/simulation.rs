@@ -34,6 +34,7 @@ use promptflag_authoring::policy::{
     RolloutPolicy, Stage,
 };
 use promptflag_contracts::digest::sha256_hex;
+use promptflag_controller::attribution::{AttributionInputs, AttributionQuery};
 use promptflag_controller::{
     self as controller, CheckRecord, Clock, Command as LoopCommand, Controller, ControllerConfig,
     Decision, ManualClock, MetricsSource, Snapshot, SnapshotQuery, SqlMetrics, Status,
@@ -41,9 +42,14 @@ use promptflag_controller::{
 use promptflag_release::audit::AuditLog;
 use promptflag_release::memstore::MemoryStore;
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
+use promptflag_rollout::attribution::{
+    Attribution, AttributionConfig, Baseline, BaselineSource, Degradation, WindowPoint,
+    detect_variant, first_attribution,
+};
 use promptflag_rollout::metrics::VariantMetrics;
 use promptflag_telemetry::collector::db::Synchronous;
 use promptflag_telemetry::collector::{Collector, CollectorConfig};
+use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_telemetry::read::{Aggregate, Observation};
 
 /// The flag the simulation rolls out.
@@ -216,6 +222,7 @@ pub fn observe(rng: &mut Xoshiro256StarStar, profile: &Profile) -> Observation {
         input_tokens: input,
         output_tokens: output,
         pre_success: Some(propensity),
+        ..Observation::default()
     }
 }
 
@@ -429,6 +436,11 @@ pub struct RunResult {
     pub detection_total_calls: Option<u64>,
     /// Wall-clock milliseconds from the start of the run to the decisive check.
     pub detection_wall_ms: Option<u128>,
+    /// Simulated minutes from the start (when the treatment began serving, the regression's
+    /// onset) to the attribution of a degradation to the treatment's version.
+    pub attribution_minutes: Option<f64>,
+    /// What the attribution named.
+    pub attribution: Option<String>,
     /// Milliseconds from the decisive check to the Worker serving its revision.
     pub revert_cycle_ms: Option<u128>,
     /// After a rollback, whether treatment users were served the baseline by the Worker.
@@ -531,6 +543,117 @@ pub fn initial_ruleset() -> Result<(Vec<u8>, Bodies)> {
     ))
 }
 
+/// The prompt family, versions and bodies the simulation's two variants serve.
+fn served_prompt(arm: usize) -> (&'static str, &'static str) {
+    if arm == 1 {
+        ("sim_support", "2.0.0")
+    } else {
+        ("sim_support", "1.0.0")
+    }
+}
+
+/// Attribution as the simulation watches it: each check interval is a window; after each, the
+/// treatment's windows of the policy's guardrail and hard-limit metrics go through the same
+/// change-point detection `promptflag attribute` runs, against the baseline arm, until one
+/// degradation is found and attributed. It also keeps the windows for the control loop's own
+/// attribution of a rollback (in process).
+#[derive(Default)]
+struct AttributionWatch {
+    metrics: Vec<Metric>,
+    window: [Aggregate; 2],
+    windows: Vec<WindowAggregates>,
+    points: Vec<Vec<WindowPoint>>,
+    onsets: Vec<VariantOnset>,
+    found: Option<Attribution>,
+}
+
+impl AttributionWatch {
+    fn new(policy: &RolloutPolicy) -> AttributionWatch {
+        let mut metrics: Vec<Metric> = policy
+            .hard_limits
+            .iter()
+            .map(|limit| limit.metric)
+            .chain(policy.guardrails.iter().map(|g| g.metric))
+            .collect();
+        metrics.dedup();
+        AttributionWatch {
+            points: vec![Vec::new(); metrics.len()],
+            metrics,
+            ..AttributionWatch::default()
+        }
+    }
+
+    fn record(&mut self, arm: usize, call: &Observation) {
+        self.window[arm].push(call);
+    }
+
+    /// Notes the first time an arm is served under a revision (the onset candidates).
+    fn served(&mut self, arm: usize, revision: Option<u64>, time_ms: i64) {
+        let variant = if arm == 1 { TREATMENT } else { BASELINE };
+        if self
+            .onsets
+            .iter()
+            .any(|o| o.variant == variant && o.revision == revision)
+        {
+            return;
+        }
+        let (family, version) = served_prompt(arm);
+        self.onsets.push(VariantOnset {
+            variant: variant.to_string(),
+            prompt_id: Some(family.to_string()),
+            prompt_version: Some(version.to_string()),
+            prompt_hash: None,
+            revision,
+            first_ms: time_ms,
+        });
+    }
+
+    /// Closes the window `[start_ms, end_ms)` and, until it has one, looks for an attribution.
+    fn close(&mut self, start_ms: i64, end_ms: i64, baseline: &Aggregate, audit: &AuditLog) {
+        let [stable, candidate] = std::mem::take(&mut self.window);
+        for (metric, points) in self.metrics.iter().zip(&mut self.points) {
+            points.push(WindowPoint::of(*metric, start_ms, end_ms, &candidate));
+        }
+        self.windows.push(WindowAggregates {
+            start_ms,
+            end_ms,
+            variants: vec![
+                (BASELINE.to_string(), stable),
+                (TREATMENT.to_string(), candidate),
+            ],
+        });
+        if self.found.is_some() {
+            return;
+        }
+        let config = AttributionConfig::default();
+        let found: Vec<Degradation> = self
+            .metrics
+            .iter()
+            .zip(&self.points)
+            .filter_map(|(metric, points)| {
+                let base = Baseline::of(*metric, baseline, BaselineSource::OtherVariants)?;
+                detect_variant(FLAG, TREATMENT, *metric, &base, points, &config)
+            })
+            .collect();
+        let publishes =
+            controller::attribution::publishes(audit, Some(ENVIRONMENT)).unwrap_or_default();
+        self.found = first_attribution(found, &self.onsets, &publishes, end_ms);
+    }
+
+    fn inputs(&self, query: &AttributionQuery) -> AttributionInputs {
+        AttributionInputs {
+            history: Vec::new(),
+            series: self
+                .windows
+                .iter()
+                .filter(|w| w.start_ms >= query.from_ms && w.end_ms <= query.to_ms)
+                .cloned()
+                .collect(),
+            onsets: self.onsets.clone(),
+        }
+    }
+}
+
 /// In-memory per-variant aggregates, with this stage's calls and units.
 #[derive(Default)]
 struct SimData {
@@ -539,6 +662,7 @@ struct SimData {
     stage_requests: [u64; 2],
     stage_units: [u64; 2],
     stage_seen: Vec<bool>,
+    watch: AttributionWatch,
 }
 
 impl SimData {
@@ -549,6 +673,7 @@ impl SimData {
     }
 
     fn record(&mut self, user: usize, arm: usize, call: &Observation, cuped: bool) {
+        self.watch.record(arm, call);
         if cuped {
             self.cumulative[arm].push(call);
         } else {
@@ -612,6 +737,16 @@ impl MetricsSource for SimMetrics {
             stage_requests: vec![data.stage_requests[1]],
             stage_units: vec![data.stage_units[0], data.stage_units[1]],
         })
+    }
+
+    fn attribution_inputs(
+        &mut self,
+        query: &AttributionQuery,
+    ) -> controller::Result<AttributionInputs> {
+        let data = self.0.lock().map_err(|_| {
+            controller::Error::Invalid(String::from("simulation data lock poisoned"))
+        })?;
+        Ok(data.watch.inputs(query))
     }
 }
 
@@ -732,6 +867,8 @@ fn finish(
         detection_treatment_calls: decisive_row.map(|r| r.treatment_calls),
         detection_total_calls: decisive_row.map(|r| r.treatment_calls + r.baseline_calls),
         detection_wall_ms: decisive.map(|(_, wall)| *wall),
+        attribution_minutes: None,
+        attribution: None,
         revert_cycle_ms: decisive.and_then(|(r, _)| r.served_ms),
         baseline_served_after_rollback: baseline_served,
         rollback_causes: tally.causes.clone().unwrap_or_default(),
@@ -742,6 +879,15 @@ fn finish(
         wall_ms: wall.elapsed().as_millis(),
         rows: tally.rows,
     }
+}
+
+/// A run's result with what the attribution watch found.
+fn with_attribution(mut result: RunResult, found: Option<Attribution>) -> RunResult {
+    if let Some(found) = found {
+        result.attribution_minutes = Some((found.attributed_ms - START_MS) as f64 / 60_000.0);
+        result.attribution = Some(promptflag_rollout::attribution::describe(&found));
+    }
+    result
 }
 
 fn controller_for(
@@ -794,7 +940,10 @@ pub fn run_in_process(
     let (bytes, _) = initial_ruleset()?;
     store.put_ruleset(ENVIRONMENT, 1, &bytes, None)?;
     let clock = Arc::new(ManualClock::new(START_MS));
-    let data = Arc::new(Mutex::new(SimData::default()));
+    let data = Arc::new(Mutex::new(SimData {
+        watch: AttributionWatch::new(&policy),
+        ..SimData::default()
+    }));
     let state_db = rusqlite::Connection::open_in_memory()?;
     controller::init_state(&state_db)?;
     start_command(&state_db, &policy)?;
@@ -859,16 +1008,25 @@ pub fn run_in_process(
                     };
                 }
                 let arm = usize::from(assignment[user] == 2);
+                data.watch.served(arm, revision, clock.now_ms());
                 let call = observe(&mut rng, if arm == 1 { &treated } else { &base });
                 data.record(user, arm, &call, config.cuped);
                 calls += 1;
             }
             data.settle();
+            let start = clock.now_ms();
+            let baseline = data.cumulative[0].clone();
+            data.watch
+                .close(start, start + interval_ms, &baseline, controller.audit());
         }
         clock.advance(interval_ms);
         tally.take(controller.tick()?, &wall);
     }
-    Ok(finish(seed, false, tally, calls, wall, None))
+    let found = data.lock().ok().and_then(|mut d| d.watch.found.take());
+    Ok(with_attribution(
+        finish(seed, false, tally, calls, wall, None),
+        found,
+    ))
 }
 
 /// A Worker started from the shared harness; stopped, with its workerd, when dropped.
@@ -1074,6 +1232,8 @@ fn event(
         "environment": ENVIRONMENT,
         "flag_key": FLAG,
         "variant": if treated { TREATMENT } else { BASELINE },
+        "prompt_id": served_prompt(usize::from(treated)).0,
+        "prompt_version": served_prompt(usize::from(treated)).1,
         "user_id": format!("u-{user}"),
         "model": "gpt-4o-mini",
         "input_tokens": call.input_tokens as u64,
@@ -1155,6 +1315,8 @@ pub fn run_through_worker(
     let mut served_revision = None;
     let mut calls = 0u64;
     let mut treated_users: Vec<usize> = Vec::new();
+    let mut watch = AttributionWatch::new(&policy);
+    let mut baseline_calls = Aggregate::default();
     loop {
         let minute = (clock.now_ms() - START_MS) as f64 / 60_000.0;
         progress(minute, horizon, "through the Worker");
@@ -1188,6 +1350,12 @@ pub fn run_through_worker(
             let treated_user = assignment.get(user).copied().unwrap_or(false);
             let call = observe(&mut rng, if treated_user { &treated } else { &base });
             let time = start + (i as i64 * interval_ms) / per_interval.max(1) as i64;
+            let arm = usize::from(treated_user);
+            watch.served(arm, served_revision, time);
+            watch.record(arm, &call);
+            if arm == 0 {
+                baseline_calls.push(&call);
+            }
             batch.push(event(seed, calls, time, *user, treated_user, &call));
             calls += 1;
             if batch.len() == 2000 {
@@ -1198,6 +1366,12 @@ pub fn run_through_worker(
         if !batch.is_empty() {
             post_events(&http, &collector.url, &batch)?;
         }
+        watch.close(
+            start,
+            start + interval_ms,
+            &baseline_calls,
+            controller.audit(),
+        );
         clock.advance(interval_ms);
         tally.take(controller.tick()?, &wall);
     }
@@ -1216,7 +1390,10 @@ pub fn run_through_worker(
         _ => None,
     };
     drop(collector);
-    Ok(finish(seed, true, tally, calls, wall, baseline_served))
+    Ok(with_attribution(
+        finish(seed, true, tally, calls, wall, baseline_served),
+        watch.found.take(),
+    ))
 }
 
 fn post_events(http: &Http, collector: &str, events: &[Value]) -> Result<()> {
@@ -1263,6 +1440,10 @@ pub struct Rates {
     pub median_detection_treatment_calls: Option<u64>,
     /// Median calls (both arms) at the decisive check.
     pub median_detection_total_calls: Option<u64>,
+    /// Median simulated minutes to an attribution (runs that attributed one).
+    pub median_attribution_minutes: Option<f64>,
+    /// Share of runs in which a degradation was attributed to the treatment.
+    pub attribution_rate: f64,
     /// How many runs' first rollback each cause took part in (a rollback can have several).
     pub rollback_causes: Vec<(String, usize)>,
 }
@@ -1305,6 +1486,17 @@ pub fn rates(results: &[RunResult]) -> Rates {
                 .filter_map(|r| r.detection_total_calls)
                 .collect(),
         ),
+        median_attribution_minutes: median(
+            results
+                .iter()
+                .filter_map(|r| r.attribution_minutes)
+                .collect(),
+        ),
+        attribution_rate: results
+            .iter()
+            .filter(|r| r.attribution_minutes.is_some())
+            .count() as f64
+            / runs as f64,
         rollback_causes: cause_counts(results),
         outcomes,
     }

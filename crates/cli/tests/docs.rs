@@ -43,8 +43,10 @@ use std::time::{Duration, Instant};
 use promptflag_docs::{Fence, markdown};
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 
-/// The admin token the docs use (`cargo xtask dev` starts the Worker with it).
-const ADMIN_TOKEN: &str = "dev-admin-token";
+/// The admin token the pages' sessions hold in `PROMPTFLAG_ADMIN_TOKEN`, as `cargo xtask dev`
+/// tells its user to export one (its own tokens are random); the harness grants it every
+/// environment the pages write.
+const ADMIN_TOKEN: &str = "docs-admin-token-0123456789abcdef0123";
 /// The Worker's URL as the docs write it.
 const DOC_WORKER: &str = "http://127.0.0.1:8787";
 /// The edge URL of the npm package's examples.
@@ -65,8 +67,7 @@ struct Setup {
 
 /// `cargo xtask dev`'s publish.
 const SEED_DEV: &str = "promptflag --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3 \
-     publish --env dev --worker http://127.0.0.1:8787 --admin-token dev-admin-token \
-     --reason 'cargo xtask dev'";
+     publish --env dev --worker http://127.0.0.1:8787 --reason 'cargo xtask dev'";
 /// The example repository in prod, through staging as its gate wants.
 const SEED_PROD: &[&str] = &[
     "promptflag --repo examples/prompts-repo publish --env staging --worker http://127.0.0.1:8787",
@@ -89,12 +90,16 @@ fn setup(file: &str) -> Setup {
             worker: Some("prod"),
             seed: SEED_PROD,
         },
-        "ARCHITECTURE.md" | "docs/interfaces.md" | "docs/ruleset.md" | "docs/statistics.md" => {
-            Setup {
-                worker: None,
-                seed: &[],
-            }
-        }
+        // The eval gate's refusal publishes staging, then prod, itself.
+        "docs/evals.md" => Setup {
+            worker: Some("prod"),
+            seed: &[],
+        },
+        "ARCHITECTURE.md" | "docs/interfaces.md" | "docs/ruleset.md" | "docs/statistics.md"
+        | "docs/ci.md" => Setup {
+            worker: None,
+            seed: &[],
+        },
         other => panic!("{other}: say in setup() what its blocks need"),
     }
 }
@@ -484,5 +489,7 @@ doc_tests! {
     doc_page_interfaces => "docs/interfaces.md",
     doc_page_ruleset => "docs/ruleset.md",
     doc_page_statistics => "docs/statistics.md",
+    doc_page_evals => "docs/evals.md",
+    doc_page_ci => "docs/ci.md",
     doc_page_npm_readme => "npm/README.md",
 }

@@ -22,7 +22,7 @@ use promptflag_release::publish::{self, PublishOptions};
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
 use support::*;
 
-const TOKEN: &str = "t";
+const TOKEN: &str = "e2e-admin-token-0123456789abcdef0123";
 
 /// A running Worker, stopped cleanly (with workerd) when dropped.
 struct Worker {
@@ -31,9 +31,15 @@ struct Worker {
 }
 
 fn start_worker() -> Worker {
+    start_worker_with(None)
+}
+
+/// A Worker whose admin authority enforces `policy` (`ENVIRONMENT_POLICY`).
+fn start_worker_with(policy: Option<&str>) -> Worker {
     let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
     let options = WorkerOptions {
         admin_token: Some(TOKEN.to_string()),
+        environment_policy: policy.map(str::to_string),
         ..WorkerOptions::default()
     };
     let process = WorkerProcess::start(&locations, &options).unwrap_or_else(|e| panic!("{e}"));
@@ -264,4 +270,50 @@ fn e2e_kill_in_prod_is_not_reported_served_by_a_worker_serving_dev() {
         value["history"]["state"]["live"], 2,
         "the kill itself landed"
     );
+}
+
+/// The promotion gate holds on the server: a build whose manifest was edited to drop
+/// `promote_from` passes the companion's own gate, and the Worker's admin authority still
+/// refuses prod until staging has accepted the same prompt bodies, leaving prod unpublished.
+#[test]
+fn e2e_a_manifest_without_promote_from_is_still_refused_by_the_worker() {
+    let worker = start_worker_with(Some(r#"{"prod": {"promote_from": "staging"}}"#));
+    let (dir, repo) = scratch_repo();
+    let build = dir.path().join("edited-build");
+    let built = cli(&repo, &worker, &["build", "--out", build.to_str().unwrap()]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let manifest_path = build.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["environments"]["prod"]["promote_from"] = serde_json::Value::Null;
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let build_arg = build.to_str().unwrap();
+    let refused = cli(
+        &repo,
+        &worker,
+        &["publish", "--env", "prod", "--build", build_arg],
+    );
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("promotion_required"),
+        "{}",
+        stderr(&refused)
+    );
+    let state = cli(&repo, &worker, &["--json", "history", "--env", "prod"]);
+    let value: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(value["history"]["state"]["live"], serde_json::Value::Null);
+
+    let staging = cli(
+        &repo,
+        &worker,
+        &["publish", "--env", "staging", "--build", build_arg],
+    );
+    assert_eq!(staging.status.code(), Some(0), "{}", stderr(&staging));
+    let prod = cli(
+        &repo,
+        &worker,
+        &["publish", "--env", "prod", "--build", build_arg],
+    );
+    assert_eq!(prod.status.code(), Some(0), "{}", stderr(&prod));
 }

@@ -237,7 +237,7 @@ fn an_unknown_prompt_version_is_reported_at_the_reference() {
 }
 
 #[test]
-fn a_changed_body_invalidates_its_approval() {
+fn a_changed_body_invalidates_its_signed_approvals() {
     let (_dir, repo) = scratch_repo();
     edit(
         &repo,
@@ -246,12 +246,118 @@ fn a_changed_body_invalidates_its_approval() {
         "be very brief",
     );
     let diagnostics = lint_of(&repo);
-    assert_error_at(
-        &diagnostics,
+    for env in ["staging", "prod"] {
+        assert_error_at(
+            &diagnostics,
+            &format!("approvals/support_reply/2.0.0/{env}/dana@acme.example.sig"),
+            1,
+            "approval_invalid",
+        );
+    }
+    // A changed model configuration invalidates them too.
+    let (_dir, repo) = scratch_repo();
+    edit(
+        &repo,
         "prompts/support_reply/metadata.yaml",
-        40,
-        "stale_approval",
+        "max_tokens: 300",
+        "max_tokens: 3000",
     );
+    assert_error_at(
+        &lint_of(&repo),
+        "approvals/support_reply/2.0.0/prod/dana@acme.example.sig",
+        1,
+        "approval_invalid",
+    );
+}
+
+#[test]
+fn typed_approvals_in_metadata_are_refused_with_the_way_to_sign() {
+    let (_dir, repo) = scratch_repo();
+    edit(
+        &repo,
+        "prompts/support_reply/metadata.yaml",
+        "    risk: high\n",
+        "    risk: high\n    approvals:\n      - {by: dana@acme.example, sha256: b0eadff2fcfe8b2a87ab9c7df42f3e39919a8fe217d66f57462d8f401721264f}\n",
+    );
+    let diagnostics = lint_of(&repo);
+    let typed = diagnostics
+        .iter()
+        .find(|d| d.code == "typed_approval")
+        .expect("a typed_approval error");
+    assert!(typed.is_error());
+    assert!(
+        typed
+            .message
+            .contains("promptflag approve support_reply@2.0.0 --env <env>"),
+        "{}",
+        typed.message
+    );
+}
+
+#[test]
+fn a_reviewer_added_to_the_registry_without_an_owner_signature_is_not_a_reviewer() {
+    let (_dir, repo) = scratch_repo();
+    // mallory, whom the registry does not hold, writes registry 2 adding herself as a reviewer,
+    // signs it with her own key, and signs an approval.
+    let mallory = promptflag_governance::native::PrivateKey::from_seed([9; 32], "mallory");
+    let first = std::fs::read_to_string(repo.join("governance/registry/1.json")).unwrap();
+    let mut registry: serde_json::Value = serde_json::from_str(&first).unwrap();
+    registry["serial"] = 2.into();
+    registry["members"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "mallory@acme.example", "key": mallory.public_line(), "roles": ["reviewer"]}));
+    let second = serde_json::to_string_pretty(&registry).unwrap();
+    std::fs::write(repo.join("governance/registry/2.json"), &second).unwrap();
+    std::fs::write(
+        repo.join("governance/registry/2.json.sig"),
+        mallory.sign(second.as_bytes()).to_armored(),
+    )
+    .unwrap();
+    let message = promptflag(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "approve",
+        "support_reply@2.0.0",
+        "--env",
+        "prod",
+        "--message-only",
+    ]);
+    std::fs::write(
+        repo.join("approvals/support_reply/2.0.0/prod/mallory@acme.example.sig"),
+        mallory.sign(stdout(&message).as_bytes()).to_armored(),
+    )
+    .unwrap();
+    let owner_keys = workspace_root().join("examples/keys/owner_keys");
+    let lint = promptflag(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "--owner-keys",
+        owner_keys.to_str().unwrap(),
+        "lint",
+    ]);
+    let text = stdout(&lint);
+    assert_eq!(lint.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("governance/registry/2.json:1: error[registry_change_unsigned]"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "approvals/support_reply/2.0.0/prod/mallory@acme.example.sig:1: error[approver_not_reviewer]"
+        ),
+        "{text}"
+    );
+    let verify = promptflag(&[
+        "--repo",
+        repo.to_str().unwrap(),
+        "--owner-keys",
+        owner_keys.to_str().unwrap(),
+        "keys",
+        "verify",
+    ]);
+    assert_eq!(verify.status.code(), Some(1), "{}", stdout(&verify));
+    assert!(stdout(&verify).starts_with("registry 1 accepted of 2 file(s)"));
 }
 
 #[test]

@@ -45,6 +45,7 @@ fn options(env: &str) -> PublishOptions {
         reason: String::new(),
         force: false,
         revert_runtime: false,
+        eval_results: None,
     }
 }
 
@@ -238,16 +239,51 @@ fn prod_needs_the_same_content_published_to_staging_first() {
 }
 
 #[test]
-fn a_high_risk_prompt_needs_an_approval_from_someone_else() {
+fn a_high_risk_prompt_needs_a_signed_approval_from_someone_else() {
     let (_dir, repo) = scratch_repo();
     let worker = FakeWorker::start(TOKEN, "dev");
-    // The author approving their own prompt does not count (and lint says so).
-    edit(
+    let keys = workspace_root().join("examples/keys");
+    // The author approving her own prompt is refused, and nothing is written.
+    let own = cli(
         &repo,
-        "prompts/support_reply/metadata.yaml",
-        "      - by: dana@acme.example",
-        "      - by: carol@acme.example",
+        worker.url(),
+        &[
+            "approve",
+            "support_reply@2.0.0",
+            "--env",
+            "prod",
+            "--key",
+            keys.join("carol").to_str().unwrap(),
+        ],
     );
+    assert_eq!(own.status.code(), Some(4), "{}", stderr(&own));
+    assert!(stderr(&own).contains("self_approval"), "{}", stderr(&own));
+    assert!(
+        !repo
+            .join("approvals/support_reply/2.0.0/prod/carol@acme.example.sig")
+            .exists()
+    );
+    // Her signature put there by hand does not count either (and lint says so).
+    let message = cli(
+        &repo,
+        worker.url(),
+        &[
+            "approve",
+            "support_reply@2.0.0",
+            "--env",
+            "prod",
+            "--message-only",
+        ],
+    );
+    let carol = promptflag_governance::native::PrivateKey::from_openssh(
+        &std::fs::read_to_string(keys.join("carol")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("approvals/support_reply/2.0.0/prod/carol@acme.example.sig"),
+        carol.sign(stdout(&message).as_bytes()).to_armored(),
+    )
+    .unwrap();
     let lint = cli(&repo, worker.url(), &["lint"]);
     assert_eq!(lint.status.code(), Some(1));
     assert!(
@@ -256,19 +292,7 @@ fn a_high_risk_prompt_needs_an_approval_from_someone_else() {
         stdout(&lint)
     );
     // Without any approval lint only warns, dev (no require_approvals) publishes, staging refuses.
-    edit(
-        &repo,
-        "prompts/support_reply/metadata.yaml",
-        "    approvals:\n      - by: carol@acme.example\n",
-        "    approvals:\n      - by: nobody-yet@acme.example\n",
-    );
-    let text = std::fs::read_to_string(repo.join("prompts/support_reply/metadata.yaml")).unwrap();
-    let start = text.find("    approvals:").unwrap();
-    std::fs::write(
-        repo.join("prompts/support_reply/metadata.yaml"),
-        &text[..start],
-    )
-    .unwrap();
+    std::fs::remove_dir_all(repo.join("approvals")).unwrap();
     let lint = cli(&repo, worker.url(), &["lint"]);
     assert_eq!(lint.status.code(), Some(0), "{}", stdout(&lint));
     assert!(stdout(&lint).contains("warning[approval_missing]"));
@@ -294,6 +318,22 @@ fn a_high_risk_prompt_needs_an_approval_from_someone_else() {
         "{}",
         stderr(&staging)
     );
+    // dana, a registered reviewer, approves for staging; then staging publishes.
+    let approved = cli(
+        &repo,
+        worker.url(),
+        &[
+            "approve",
+            "support_reply@2.0.0",
+            "--env",
+            "staging",
+            "--key",
+            keys.join("dana").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(approved.status.code(), Some(0), "{}", stderr(&approved));
+    let staging = cli(&repo, worker.url(), &["publish", "--env", "staging"]);
+    assert_eq!(staging.status.code(), Some(0), "{}", stderr(&staging));
 }
 
 #[test]

@@ -32,6 +32,9 @@ fn simulate(args: &[&str], csv: &std::path::Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The token the tests' Worker grants in every environment (at least 32 bytes).
+const ADMIN_TOKEN: &str = "simulate-admin-token-0123456789abcdef";
+
 #[test]
 fn a_regression_is_rolled_back_through_the_real_worker() {
     // Fails with the command to run when Node 22 is not installed; never passes silently.
@@ -59,6 +62,16 @@ fn a_regression_is_rolled_back_through_the_real_worker() {
     assert!(run["detection_treatment_calls"].as_u64().unwrap() > 0);
     assert!(run["revert_cycle_ms"].as_u64().is_some(), "{run}");
     assert_eq!(run["baseline_served_after_rollback"], true);
+    // The change-point watch names the treatment's version and the publish that started serving
+    // it; its time to attribution is reported beside the time to detection.
+    let attributed = run["attribution"].as_str().unwrap_or_default();
+    assert!(
+        attributed.contains("sim_prompt/candidate degraded")
+            && attributed.contains("after sim_support@2.0.0")
+            && attributed.contains("audit entry"),
+        "{run}"
+    );
+    assert!(run["attribution_minutes"].as_f64().unwrap() >= 0.0, "{run}");
     let decisions: Vec<&str> = run["decisions"]
         .as_array()
         .unwrap()
@@ -179,7 +192,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     let process = WorkerProcess::start(
         &locations,
         &WorkerOptions {
-            admin_token: Some(String::from("t")),
+            admin_token: Some(String::from(ADMIN_TOKEN)),
             exposure_sink: Some(sink),
             exposure_sink_token: token.map(str::to_string),
             quiet: true,
@@ -189,7 +202,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     .unwrap();
     let worker_url = process.url().to_string();
     let http = Http::new(Duration::from_secs(30), RetryPolicy::default());
-    let admin = WorkerAdmin::new(&worker_url, "t", http.clone());
+    let admin = WorkerAdmin::new(&worker_url, ADMIN_TOKEN, http.clone());
     let (bytes, bodies) = promptflag_cli::simulation::initial_ruleset().unwrap();
     admin.put_prompts(&bodies, &NoProgress).unwrap();
     admin.put_ruleset("dev", 1, &bytes, None).unwrap();
@@ -222,11 +235,28 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     // The Worker posts exposures off the response path: wait for them (bounded), then check.
     let connection = rusqlite::Connection::open(&db).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let row: (String, String, Option<i64>, Option<String>, Option<String>) = loop {
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        [Option<String>; 4],
+    );
+    let row: Row = loop {
         let found = connection.query_row(
-            "SELECT flag_key, variant, revision, unit, reason FROM exposures LIMIT 1",
+            "SELECT flag_key, variant, revision, unit, reason, prompt_id, prompt_version, prompt_hash, environment FROM exposures LIMIT 1",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                ))
+            },
         );
         if let Ok(row) = found {
             break row;
@@ -242,6 +272,17 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     assert_eq!(row.2, Some(1));
     assert_eq!(row.3.as_deref(), Some("user-42"));
     assert!(row.4.is_some());
+    // Every field of the exposure schema is stored: the prompt family, version and body too.
+    let stable_hash = bodies[0].0.clone();
+    assert_eq!(
+        row.5,
+        [
+            Some(String::from("sim_support")),
+            Some(String::from("1.0.0")),
+            Some(stable_hash),
+            Some(String::from("dev")),
+        ]
+    );
     drop(process);
     drop(collector);
 }

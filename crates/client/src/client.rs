@@ -21,6 +21,7 @@ use crate::bodies::{BodyCache, check_hash, verified_body};
 use crate::error::ClientError;
 use crate::exposure::{Exposure, ExposureHook};
 use crate::http::{Edge, Fetched};
+use crate::telemetry::{Telemetry, TelemetryConfig};
 
 /// How the client is set up. Start from [`ClientConfig::new`] and adjust.
 #[derive(Clone)]
@@ -48,6 +49,10 @@ pub struct ClientConfig {
     pub warm_bodies: bool,
     /// Called on every evaluation.
     pub exposure_hook: Option<ExposureHook>,
+    /// The collector: when set, every evaluation that serves a variant is sent to it as an
+    /// exposure, batched on a background thread with a bounded queue (see [`Telemetry`]), and
+    /// [`Client::telemetry`] sends LLM calls the same way.
+    pub collector: Option<TelemetryConfig>,
 }
 
 impl ClientConfig {
@@ -64,7 +69,15 @@ impl ClientConfig {
             body_cache_capacity: 256,
             warm_bodies: true,
             exposure_hook: None,
+            collector: None,
         }
+    }
+
+    /// The same configuration, sending exposures (and LLM calls recorded through
+    /// [`Client::telemetry`]) to a collector.
+    pub fn with_collector(mut self, collector: TelemetryConfig) -> ClientConfig {
+        self.collector = Some(collector);
+        self
     }
 }
 
@@ -183,6 +196,7 @@ struct Shared {
     fallback_bodies: Mutex<BTreeMap<String, Arc<str>>>,
     consecutive_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
+    telemetry: Option<Telemetry>,
 }
 
 /// The native client. Cheap to share: clone the `Arc` it is usually kept in.
@@ -205,6 +219,7 @@ impl Client {
             current: ArcSwapOption::empty(),
             consecutive_failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            telemetry: config.collector.clone().map(Telemetry::start),
             config,
         });
         if shared.refresh().is_err()
@@ -356,6 +371,12 @@ impl Client {
         Ok(body)
     }
 
+    /// The sender to the configured collector ([`ClientConfig::collector`]): record LLM calls
+    /// through it, and read its counters.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.shared.telemetry.as_ref()
+    }
+
     /// How many bodies the cache holds.
     pub fn cached_bodies(&self) -> usize {
         self.shared
@@ -376,8 +397,16 @@ impl Client {
             return Resolution::not_ready(flag_key);
         };
         let evaluation = evaluate(&snapshot.ruleset, context);
-        if let Some(hook) = &self.shared.config.exposure_hook {
-            hook(&exposure(&snapshot.ruleset, &evaluation, context));
+        let hook = self.shared.config.exposure_hook.as_ref();
+        let telemetry = self.shared.telemetry.as_ref();
+        if hook.is_some() || telemetry.is_some() {
+            let event = exposure(&snapshot.ruleset, &evaluation, context);
+            if let Some(hook) = hook {
+                hook(&event);
+            }
+            if let Some(telemetry) = telemetry {
+                telemetry.record_exposure(&event);
+            }
         }
         Resolution::from_evaluation(&evaluation, snapshot.ruleset.revision())
     }
@@ -402,6 +431,8 @@ fn exposure<'a>(
         environment: Some(Cow::Borrowed(ruleset.environment())),
         flag_key: Cow::Borrowed(&evaluation.key),
         variant: evaluation.variant.map(Cow::Borrowed),
+        prompt_id: evaluation.prompt.map(|p| Cow::Borrowed(p.id.as_str())),
+        prompt_version: evaluation.prompt.map(|p| Cow::Borrowed(p.version.as_str())),
         prompt_hash: evaluation.prompt.map(|p| Cow::Borrowed(p.hash.as_str())),
         revision: Some(ruleset.revision()),
         unit: unit.map(Cow::Borrowed),

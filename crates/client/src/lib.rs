@@ -29,6 +29,7 @@ mod client;
 mod error;
 mod exposure;
 mod http;
+pub mod judge;
 pub mod openfeature;
 pub mod telemetry;
 

@@ -1,6 +1,9 @@
-//! LLM-call telemetry: turn a call's outcome into the LLM-call event of
-//! `promptflag_contracts::events` and send events to the collector in batches, on a background thread, with bounded memory. When the queue is full or
-//! the collector is down, events are dropped and counted: recording never blocks the caller.
+//! Telemetry: turn a call's outcome into the LLM-call event of `promptflag_contracts::events`,
+//! and send LLM calls and exposures to the collector in batches, on a background thread, with
+//! bounded memory. A batch goes when it holds `batch_size` events or `flush_interval` has passed.
+//! When the queue is full or the collector is down, events are dropped and counted: recording
+//! never blocks the caller. A client configured with a collector sends an exposure for every
+//! evaluation that served a variant through the same sender (`ClientConfig::collector`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +11,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use promptflag_contracts::events::{CallStatus, LlmCall};
+use promptflag_contracts::events::{CallStatus, Exposure, LlmCall};
 use serde::Serialize;
 
 use crate::client::{Resolution, edge_for_telemetry};
@@ -57,6 +60,33 @@ pub struct CallOutcome {
     pub hallucinated: Option<bool>,
     /// The call's cost.
     pub cost_usd: Option<f64>,
+    /// The output cited a source that was not provided (see [`CallOutcome::with_signals`]).
+    pub citation_mismatch: Option<bool>,
+    /// A tool call was undeclared or had arguments failing its schema.
+    pub tool_call_mismatch: Option<bool>,
+    /// The output held numbers found nowhere in the input or sources.
+    pub unsupported_numeric_claims: Option<bool>,
+    /// A sampled judge's score (see [`crate::judge::JudgeSampler`]).
+    pub judge_score: Option<f64>,
+    /// A digest of the model's response (its SHA-256 hex, say), kept by the collector so a
+    /// response can be traced to its call without storing the text.
+    pub response_hash: Option<String>,
+}
+
+impl CallOutcome {
+    /// Sets the three hallucination signals from the response, the input, the retrieved
+    /// sources and the tool log (`promptflag_evals::signals`); a signal whose evidence is
+    /// missing stays unset.
+    pub fn with_signals(
+        mut self,
+        evidence: &promptflag_evals::signals::Evidence<'_>,
+    ) -> CallOutcome {
+        let signals = promptflag_evals::signals::compute(evidence);
+        self.citation_mismatch = signals.citation_mismatch;
+        self.tool_call_mismatch = signals.tool_call_mismatch;
+        self.unsupported_numeric_claims = signals.unsupported_numeric_claims;
+        self
+    }
 }
 
 impl LlmCallEvent {
@@ -92,8 +122,22 @@ impl LlmCallEvent {
             refused: outcome.refused,
             hallucinated: outcome.hallucinated,
             cost_usd: outcome.cost_usd,
+            citation_mismatch: outcome.citation_mismatch,
+            tool_call_mismatch: outcome.tool_call_mismatch,
+            unsupported_numeric_claims: outcome.unsupported_numeric_claims,
+            judge_score: outcome.judge_score,
+            response_hash: outcome.response_hash.clone(),
         })
     }
+}
+
+/// One queued event: both kinds share the queue and the batches (the collector takes mixed
+/// batches, telling them apart by `type`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum Queued {
+    Call(LlmCallEvent),
+    Exposure(Exposure<'static>),
 }
 
 /// Telemetry settings.
@@ -158,7 +202,7 @@ struct Counters {
 
 /// The sender. Dropping it flushes what is queued (one attempt) and stops the thread.
 pub struct Telemetry {
-    queue: Option<SyncSender<LlmCallEvent>>,
+    queue: Option<SyncSender<Queued>>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
@@ -166,7 +210,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Starts the background sender.
     pub fn start(config: TelemetryConfig) -> Telemetry {
-        let (queue, receiver) = mpsc::sync_channel::<LlmCallEvent>(config.queue_capacity.max(1));
+        let (queue, receiver) = mpsc::sync_channel::<Queued>(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
@@ -183,15 +227,35 @@ impl Telemetry {
     /// Queues an event; never blocks. Returns false when it was dropped (queue full, or an event
     /// the collector would refuse).
     pub fn record(&self, event: LlmCallEvent) -> bool {
-        let Some(queue) = &self.queue else {
-            return false;
-        };
         if event.check().is_err() {
             self.counters
                 .dropped_invalid
                 .fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        self.enqueue(Queued::Call(event))
+    }
+
+    /// Queues an exposure; never blocks. An evaluation that served no variant is not an
+    /// exposure the collector takes: it is skipped (and not counted). Returns false when the
+    /// exposure was not queued.
+    pub fn record_exposure(&self, exposure: &Exposure<'_>) -> bool {
+        if exposure.variant.is_none() {
+            return false;
+        }
+        if exposure.check().is_err() {
+            self.counters
+                .dropped_invalid
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.enqueue(Queued::Exposure(exposure.clone().into_owned()))
+    }
+
+    fn enqueue(&self, event: Queued) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
         match queue.try_send(event) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -233,15 +297,11 @@ impl Drop for Telemetry {
     }
 }
 
-fn run_sender(
-    config: &TelemetryConfig,
-    receiver: &mpsc::Receiver<LlmCallEvent>,
-    counters: &Counters,
-) {
+fn run_sender(config: &TelemetryConfig, receiver: &mpsc::Receiver<Queued>, counters: &Counters) {
     let edge = edge_for_telemetry(config.request_timeout);
     let url = format!("{}/v1/events", config.collector_url.trim_end_matches('/'));
     let batch_size = config.batch_size.max(1);
-    let mut batch: Vec<LlmCallEvent> = Vec::with_capacity(batch_size);
+    let mut batch: Vec<Queued> = Vec::with_capacity(batch_size);
     let mut deadline = Instant::now() + config.flush_interval;
     loop {
         let wait = deadline.saturating_duration_since(Instant::now());

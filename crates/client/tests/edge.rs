@@ -162,6 +162,7 @@ fn example_bundle(environment: &str) -> Vec<u8> {
     let options = promptflag_authoring::build::BuildOptions {
         source: Some(String::from("test")),
         environments: vec![environment.to_string()],
+        owner_keys: None,
     };
     let build = promptflag_authoring::build::build(&loaded, &diagnostics, &options).unwrap();
     serde_json::to_vec(&build.bundle(environment).unwrap()).unwrap()

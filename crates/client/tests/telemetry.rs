@@ -97,6 +97,8 @@ fn outcome(i: usize) -> CallOutcome {
         refused: Some(false),
         hallucinated: None,
         cost_usd: Some(0.0042),
+        response_hash: Some("5e".repeat(32)),
+        ..CallOutcome::default()
     }
 }
 
@@ -115,6 +117,7 @@ fn an_outcome_becomes_the_spec_event() {
     assert_eq!(json["latency_ms"], 1200);
     assert_eq!(json["ttft_ms"], 310);
     assert_eq!(json["status"], "success");
+    assert_eq!(json["response_hash"], "5e".repeat(32));
     assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
 }
 

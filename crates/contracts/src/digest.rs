@@ -30,15 +30,30 @@ pub fn is_sha256_hex(text: &str) -> bool {
 /// and string formatting. It does not depend on the order a map was built in, nor on whether
 /// serde_json's `preserve_order` feature is on somewhere in the build.
 pub fn canonical_json(value: &Value) -> String {
+    canonical_json_without(value, &[])
+}
+
+/// The text a ruleset's content hash is the SHA-256 of: its canonical JSON without the
+/// top-level `environment`, `revision`, `source` and `runtime` (the runtime decisions a
+/// revision records), so two environments serving the same thing have the same content hash.
+pub fn content_hash_input(ruleset: &Value) -> String {
+    canonical_json_without(ruleset, &["environment", "revision", "source", "runtime"])
+}
+
+/// [`canonical_json`] leaving out the top-level object's keys in `omitted`.
+fn canonical_json_without(value: &Value, omitted: &[&str]) -> String {
     let mut out = String::new();
-    write_canonical(value, &mut out);
+    write_canonical(value, omitted, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            let mut keys: Vec<&String> = map
+                .keys()
+                .filter(|key| !omitted.contains(&key.as_str()))
+                .collect();
             keys.sort();
             out.push('{');
             for (index, key) in keys.iter().enumerate() {
@@ -48,7 +63,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 out.push_str(&Value::String((*key).clone()).to_string());
                 out.push(':');
                 if let Some(item) = map.get(*key) {
-                    write_canonical(item, out);
+                    write_canonical(item, &[], out);
                 }
             }
             out.push('}');
@@ -59,7 +74,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, &[], out);
             }
             out.push(']');
         }

@@ -94,6 +94,8 @@ pub const EXPOSURE_FIELDS: &[Field] = &[
     field("environment", FieldType::Text, Presence::Always, false),
     field("flag_key", FieldType::Text, Presence::Always, true),
     field("variant", FieldType::Text, Presence::Nullable, true),
+    field("prompt_id", FieldType::Text, Presence::Nullable, false),
+    field("prompt_version", FieldType::Text, Presence::Nullable, false),
     field("prompt_hash", FieldType::Text, Presence::Nullable, false),
     field("revision", FieldType::Revision, Presence::Always, false),
     field("unit", FieldType::Text, Presence::Nullable, false),
@@ -128,6 +130,26 @@ pub const LLM_CALL_FIELDS: &[Field] = &[
     field("refused", FieldType::Bool, Presence::Nullable, false),
     field("hallucinated", FieldType::Bool, Presence::Nullable, false),
     field("cost_usd", FieldType::Number, Presence::Nullable, false),
+    field(
+        "citation_mismatch",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field(
+        "tool_call_mismatch",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field(
+        "unsupported_numeric_claims",
+        FieldType::Bool,
+        Presence::Nullable,
+        false,
+    ),
+    field("judge_score", FieldType::Number, Presence::Nullable, false),
+    field("response_hash", FieldType::Text, Presence::Nullable, false),
 ];
 
 /// One exposure. Text borrows or owns (`Exposure<'static>` owns everything).
@@ -144,6 +166,10 @@ pub struct Exposure<'a> {
     /// The variant served; `None` only for an evaluation that served none (not an exposure the
     /// collector takes).
     pub variant: Option<Cow<'a, str>>,
+    /// The prompt family served, for prompt flags.
+    pub prompt_id: Option<Cow<'a, str>>,
+    /// The prompt version served, for prompt flags.
+    pub prompt_version: Option<Cow<'a, str>>,
     /// The prompt body's SHA-256, for prompt flags.
     pub prompt_hash: Option<Cow<'a, str>>,
     /// The ruleset revision that answered (encoders always set it).
@@ -233,6 +259,17 @@ pub struct LlmCall {
     pub hallucinated: Option<bool>,
     /// The call's cost in US dollars.
     pub cost_usd: Option<f64>,
+    /// The output cites a source that was not among those provided (null: not computed).
+    pub citation_mismatch: Option<bool>,
+    /// A tool call was undeclared or had arguments failing its schema (null: not computed).
+    pub tool_call_mismatch: Option<bool>,
+    /// The output holds numbers found nowhere in the input or sources (null: not computed).
+    pub unsupported_numeric_claims: Option<bool>,
+    /// A sampled LLM judge's score in `[0, 1]` (null: not judged).
+    pub judge_score: Option<f64>,
+    /// The SHA-256 (or any stable digest) of the model's response, so a response can be matched
+    /// to its call later without storing its text.
+    pub response_hash: Option<String>,
 }
 
 /// A decoded event.
@@ -274,6 +311,8 @@ impl Serialize for Exposure<'_> {
         map.serialize_entry("environment", &self.environment)?;
         map.serialize_entry("flag_key", &self.flag_key)?;
         map.serialize_entry("variant", &self.variant)?;
+        map.serialize_entry("prompt_id", &self.prompt_id)?;
+        map.serialize_entry("prompt_version", &self.prompt_version)?;
         map.serialize_entry("prompt_hash", &self.prompt_hash)?;
         map.serialize_entry("revision", &self.revision)?;
         map.serialize_entry("unit", &self.unit)?;
@@ -306,6 +345,14 @@ impl Serialize for LlmCall {
         map.serialize_entry("refused", &self.refused)?;
         map.serialize_entry("hallucinated", &self.hallucinated)?;
         map.serialize_entry("cost_usd", &self.cost_usd)?;
+        map.serialize_entry("citation_mismatch", &self.citation_mismatch)?;
+        map.serialize_entry("tool_call_mismatch", &self.tool_call_mismatch)?;
+        map.serialize_entry(
+            "unsupported_numeric_claims",
+            &self.unsupported_numeric_claims,
+        )?;
+        map.serialize_entry("judge_score", &self.judge_score)?;
+        map.serialize_entry("response_hash", &self.response_hash)?;
         map.end()
     }
 }
@@ -373,6 +420,8 @@ impl Exposure<'_> {
         required(Some(&self.flag_key), "flag_key")?;
         required(self.variant.as_deref(), "variant")?;
         text(self.environment.as_deref(), "environment", false)?;
+        text(self.prompt_id.as_deref(), "prompt_id", false)?;
+        text(self.prompt_version.as_deref(), "prompt_version", false)?;
         text(self.prompt_hash.as_deref(), "prompt_hash", false)?;
         text(self.unit.as_deref(), "unit", false)?;
         text(self.reason.as_deref(), "reason", false)?;
@@ -390,6 +439,8 @@ impl Exposure<'_> {
             environment: self.environment.map(own),
             flag_key: own(self.flag_key),
             variant: self.variant.map(own),
+            prompt_id: self.prompt_id.map(own),
+            prompt_version: self.prompt_version.map(own),
             prompt_hash: self.prompt_hash.map(own),
             revision: self.revision,
             unit: self.unit.map(own),
@@ -412,6 +463,7 @@ impl LlmCall {
             (&self.prompt_hash, "prompt_hash"),
             (&self.user_id, "user_id"),
             (&self.model, "model"),
+            (&self.response_hash, "response_hash"),
         ] {
             text(value.as_deref(), field, false)?;
         }
@@ -423,6 +475,7 @@ impl LlmCall {
         ] {
             measure(value, field)?;
         }
+        judge_score(self.judge_score)?;
         Ok(())
     }
 }
@@ -454,6 +507,8 @@ struct Wire<'a> {
     user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    response_hash: Option<Cow<'a, str>>,
     #[serde(default)]
     temperature: Option<f64>,
     #[serde(default)]
@@ -474,6 +529,14 @@ struct Wire<'a> {
     hallucinated: Option<bool>,
     #[serde(default)]
     cost_usd: Option<f64>,
+    #[serde(default)]
+    citation_mismatch: Option<bool>,
+    #[serde(default)]
+    tool_call_mismatch: Option<bool>,
+    #[serde(default)]
+    unsupported_numeric_claims: Option<bool>,
+    #[serde(default)]
+    judge_score: Option<f64>,
     #[serde(default)]
     revision: Option<u64>,
     #[serde(default, borrow)]
@@ -516,7 +579,23 @@ fn call(wire: &Wire<'_>) -> Result<LlmCall, Error> {
         refused: wire.refused,
         hallucinated: wire.hallucinated,
         cost_usd: measure(wire.cost_usd, "cost_usd")?,
+        citation_mismatch: wire.citation_mismatch,
+        tool_call_mismatch: wire.tool_call_mismatch,
+        unsupported_numeric_claims: wire.unsupported_numeric_claims,
+        judge_score: judge_score(wire.judge_score)?,
+        response_hash: optional(&wire.response_hash, "response_hash")?,
     })
+}
+
+/// A judge's score: finite and within `[0, 1]`.
+fn judge_score(value: Option<f64>) -> Result<Option<f64>, Error> {
+    match value {
+        Some(score) if !(0.0..=1.0).contains(&score) => Err(Error::InvalidValue {
+            field: "judge_score",
+            reason: String::from("must be a number from 0 to 1"),
+        }),
+        other => Ok(other),
+    }
 }
 
 fn exposure(wire: &Wire<'_>) -> Result<Exposure<'static>, Error> {
@@ -525,6 +604,12 @@ fn exposure(wire: &Wire<'_>) -> Result<Exposure<'static>, Error> {
     let variant = required(wire.variant.as_deref(), "variant")?;
     Ok(Exposure {
         environment: owned(text(wire.environment.as_deref(), "environment", false)?),
+        prompt_id: owned(text(wire.prompt_id.as_deref(), "prompt_id", false)?),
+        prompt_version: owned(text(
+            wire.prompt_version.as_deref(),
+            "prompt_version",
+            false,
+        )?),
         prompt_hash: owned(text(wire.prompt_hash.as_deref(), "prompt_hash", false)?),
         unit: owned(text(wire.unit.as_deref(), "unit", false)?),
         reason: owned(text(wire.reason.as_deref(), "reason", false)?),
@@ -577,6 +662,8 @@ pub mod samples {
                 environment: Some(Cow::Borrowed("dev")),
                 flag_key: Cow::Borrowed("support_prompt"),
                 variant: Some(Cow::Borrowed("concise")),
+                prompt_id: Some(Cow::Borrowed("support")),
+                prompt_version: Some(Cow::Borrowed("2.1.0")),
                 prompt_hash: Some(Cow::Borrowed(
                     "9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c9f2c",
                 )),
@@ -590,6 +677,8 @@ pub mod samples {
                 environment: Some(Cow::Borrowed("dev")),
                 flag_key: Cow::Borrowed("missing_flag"),
                 variant: None,
+                prompt_id: None,
+                prompt_version: None,
                 prompt_hash: None,
                 revision: Some(crate::revision::MAX_REVISION),
                 unit: None,
@@ -621,6 +710,11 @@ pub mod samples {
             refused: Some(false),
             hallucinated: Some(false),
             cost_usd: Some(0.0042),
+            citation_mismatch: Some(false),
+            tool_call_mismatch: Some(true),
+            unsupported_numeric_claims: Some(false),
+            judge_score: Some(0.75),
+            response_hash: Some("5e".repeat(32)),
         }
     }
 }
@@ -677,7 +771,7 @@ mod tests {
             value,
             json!({"type": "exposure", "timestamp": "2026-11-21T10:00:00.000Z",
                 "environment": "dev", "flag_key": "support_prompt", "variant": "concise",
-                "prompt_hash": "9f2c".repeat(16), "revision": 7, "unit": "user-42",
+                "prompt_id": "support", "prompt_version": "2.1.0", "prompt_hash": "9f2c".repeat(16), "revision": 7, "unit": "user-42",
                 "reason": "SPLIT"})
         );
     }

@@ -6,6 +6,10 @@
 //! | `ruleset:<env>:<revision>` | the ruleset JSON of that revision, immutable |
 //! | `ruleset:<env>` | the live revision as decimal text ([`pointer_value`]) |
 //! | `meta:<env>` | the publish metadata ([`crate::meta::Meta`]) |
+//! | `authority:<env>` | present once the Worker's admin authority governs `<env>` ([`authority_key`]) |
+//!
+//! A revision written by the admin authority carries KV metadata naming the audit entry it was
+//! published under ([`crate::authority::Anchor`]).
 //!
 //! Environment names are `[A-Za-z0-9_.-]`, 1 to [`MAX_ENVIRONMENT_LEN`] bytes, so they are safe
 //! in URLs and never contain the `:` that separates key parts. The key builders do not check
@@ -63,6 +67,12 @@ pub fn pointer_key(environment: &str) -> String {
 /// `meta:<env>`: the publish metadata.
 pub fn meta_key(environment: &str) -> String {
     format!("meta:{environment}")
+}
+
+/// `authority:<env>`: written by the Worker's admin authority once it governs the environment;
+/// a publisher that bypasses the authority (the KV REST API) refuses such an environment.
+pub fn authority_key(environment: &str) -> String {
+    format!("authority:{environment}")
 }
 
 /// The value of `ruleset:<env>` naming `revision` (decimal text).

@@ -5,6 +5,8 @@
 //! - [`revision`]: the revision rules (bounds, the next revision, the stale check, rollback).
 //! - [`meta`]: the publish metadata `meta:<env>` and how many revisions are kept.
 //! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
+//! - [`authority`]: the admin credentials and roles, the environment policy and the audit
+//!   chain's entry and hash rules.
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
 //! - [`bundle`]: the fallback bundle a build writes per environment, and its verification.
@@ -22,6 +24,7 @@
 extern crate alloc;
 
 pub mod admin;
+pub mod authority;
 pub mod bundle;
 pub mod digest;
 pub mod error;

@@ -5,7 +5,8 @@
 //! metrics from a [`MetricsSource`], a pure [`decide::decide`], and for a decision that changes
 //! the allocation a new ruleset revision through the [`Store`] (the Worker admin API or KV), an
 //! audit entry with the decision, its metrics and statistics, and for a rollback a POST to the
-//! alert webhook.
+//! alert webhook. A rollback's audit entry and alert carry its attribution (`attribution`): when
+//! the rolled-back arm's metric degraded, and the prompt version, revision and publish behind it.
 //!
 //! Crash safety (intent → done): before publishing, the controller stores the *intent* (the
 //! decision, the change and the target revision) in the rollout's row and commits. Then it
@@ -21,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod attribution;
 pub mod clock;
 pub mod error;
 
@@ -235,6 +237,15 @@ pub struct Snapshot {
 pub trait MetricsSource: Send {
     /// The metrics for a check.
     fn snapshot(&mut self, query: &SnapshotQuery) -> Result<Snapshot>;
+
+    /// The per-window series and onsets a rollback's attribution reads; a source without them
+    /// gives none, and the rollback then carries no attribution.
+    fn attribution_inputs(
+        &mut self,
+        _query: &attribution::AttributionQuery,
+    ) -> Result<attribution::AttributionInputs> {
+        Ok(attribution::AttributionInputs::default())
+    }
 }
 
 /// How far before a rollout's start a unit's calls count as its pre-exposure history.
@@ -297,6 +308,13 @@ impl MetricsSource for SqlMetrics {
                 .collect(),
             stage_units,
         })
+    }
+
+    fn attribution_inputs(
+        &mut self,
+        query: &attribution::AttributionQuery,
+    ) -> Result<attribution::AttributionInputs> {
+        attribution::read_inputs(&self.connection, query)
     }
 }
 
@@ -1091,12 +1109,15 @@ impl Controller {
             params![state.flag, now, state.stage as i64, outcome.decision.as_str(), text],
         )?;
         record.seq = self.state_db.last_insert_rowid() as u64;
-        let summary = json!({
+        let mut summary = json!({
             "check": record.seq,
             "baseline": snapshot.baseline,
             "arms": snapshot.arms,
             "statistics": outcome,
         });
+        if outcome.decision == Decision::Rollback {
+            summary["attribution"] = self.attribute(state, now)?;
+        }
         let new_weights = outcome
             .new_weights
             .clone()
@@ -1243,9 +1264,14 @@ impl Controller {
         });
         save_state(&self.state_db, state, now)?;
         self.fire(CrashPoint::AfterIntent)?;
+        let intent = promptflag_release::store::WriteIntent {
+            action: "rollout",
+            reason: format!("rollout {}", decision.as_str()),
+            override_gates: false,
+        };
         match self
             .store
-            .put_ruleset(&state.environment, target, &bytes, Some(live))
+            .put_ruleset_with(&state.environment, target, &bytes, Some(live), &intent)
         {
             Ok(_) => {}
             Err(promptflag_release::Error::Conflict { message }) => {
@@ -1380,6 +1406,7 @@ impl Controller {
             &promptflag_authoring::build::BuildOptions {
                 source: Some(String::from("sync")),
                 environments: vec![environment.to_string()],
+                owner_keys: None,
             },
         )
         .map_err(invalid)?;
@@ -1401,6 +1428,44 @@ impl Controller {
         plan.write(&loaded).map_err(invalid)
     }
 
+    /// What explains a rollback: the first degradation of the arms' metrics since the rollout
+    /// started (a window a check interval long), with its version, revision and publish; `null`
+    /// when the series shows none yet (a hard limit can fire before a change-point does).
+    fn attribute(&mut self, state: &RolloutState, now: i64) -> Result<Value> {
+        let step_ms = (state.policy.check_interval_seconds.max(1) as i64) * 1000;
+        let inputs = self
+            .metrics
+            .attribution_inputs(&attribution::AttributionQuery {
+                flag: state.flag.clone(),
+                environment: Some(state.environment.clone()),
+                history_from_ms: state.started_ms,
+                from_ms: state.started_ms,
+                to_ms: now,
+                step_ms,
+            })?;
+        let publishes = attribution::publishes(&self.audit, Some(&state.environment))?;
+        let mut metrics: Vec<promptflag_authoring::policy::Metric> = state
+            .policy
+            .hard_limits
+            .iter()
+            .map(|limit| limit.metric)
+            .chain(state.policy.guardrails.iter().map(|g| g.metric))
+            .collect();
+        metrics.extend(promptflag_rollout::attribution::DEFAULT_METRICS);
+        metrics.dedup();
+        let found =
+            attribution::investigate(&state.flag, &inputs, &publishes, &metrics, &state.arms, now);
+        Ok(match found {
+            Some(found) => {
+                let mut value =
+                    serde_json::to_value(&found).map_err(|e| Error::Invalid(e.to_string()))?;
+                value["text"] = json!(promptflag_rollout::attribution::describe(&found));
+                value
+            }
+            None => Value::Null,
+        })
+    }
+
     fn alert(
         &self,
         state: &RolloutState,
@@ -1408,8 +1473,22 @@ impl Controller {
         served_ms: Option<u128>,
     ) -> Option<String> {
         let url = self.config.alert_webhook.as_ref()?;
+        let attribution = intent
+            .summary
+            .get("attribution")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut text = format!(
+            "promptflag rolled back {} in {}: {}",
+            state.flag, state.environment, state.reason
+        );
+        if let Some(explained) = attribution.get("text").and_then(Value::as_str) {
+            text.push_str("; ");
+            text.push_str(explained);
+        }
         let body = json!({
-            "text": format!("promptflag rolled back {} in {}: {}", state.flag, state.environment, state.reason),
+            "text": text,
+            "attribution": attribution,
             "flag": state.flag,
             "environment": state.environment,
             "decision": intent.decision.as_str(),

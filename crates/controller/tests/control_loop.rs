@@ -19,6 +19,7 @@ use promptflag_authoring::policy::{
     Requirement, RolloutPolicy, Stage,
 };
 use promptflag_controller::Result;
+use promptflag_controller::attribution::{AttributionInputs, AttributionQuery};
 use promptflag_controller::{
     self, Command, Controller, ControllerConfig, CrashPoint, Decision, ManualClock, MetricsSource,
     Snapshot, SnapshotQuery, Status,
@@ -30,19 +31,24 @@ use promptflag_release::ops;
 use promptflag_release::publish::{self, PublishOptions, RuntimeOutcome};
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store};
 use promptflag_rollout::metrics::VariantMetrics;
+use promptflag_telemetry::forensics::{VariantOnset, WindowAggregates};
 use promptflag_telemetry::read::{Aggregate, Observation};
 use serde_json::json;
 
 const MINUTE: i64 = 60_000;
 const START: i64 = 1_800_000_000_000;
 
-/// Metrics the test sets before each tick.
+/// Metrics the test sets before each tick, and the telemetry a rollback's attribution reads.
 #[derive(Clone, Default)]
-struct Script(Arc<Mutex<Option<Snapshot>>>);
+struct Script(Arc<Mutex<Option<Snapshot>>>, Arc<Mutex<AttributionInputs>>);
 
 impl Script {
     fn set(&self, snapshot: Snapshot) {
         *self.0.lock().unwrap() = Some(snapshot);
+    }
+
+    fn set_series(&self, inputs: AttributionInputs) {
+        *self.1.lock().unwrap() = inputs;
     }
 }
 
@@ -58,6 +64,10 @@ impl MetricsSource for Script {
             stage_requests: vec![0; query.arms.len()],
             stage_units: vec![0; query.arms.len() + 1],
         }))
+    }
+
+    fn attribution_inputs(&mut self, _query: &AttributionQuery) -> Result<AttributionInputs> {
+        Ok(self.1.lock().unwrap().clone())
     }
 }
 
@@ -425,6 +435,93 @@ fn a_guardrail_violation_rolls_back_and_alerts() {
     // A rolled-back rollout is never checked again.
     rig.clock.advance(60 * MINUTE);
     assert!(controller.tick().unwrap().is_empty());
+}
+
+/// One minute's calls of a variant: `calls` calls, the first `failures` of them failed.
+fn window_of(calls: usize, failures: usize) -> Aggregate {
+    let mut aggregate = Aggregate::default();
+    for call in 0..calls {
+        aggregate.push(&Observation {
+            success: call >= failures,
+            latency_ms: 100.0,
+            cost_usd: 0.01,
+            ..Observation::default()
+        });
+    }
+    aggregate
+}
+
+#[test]
+fn a_rollback_names_the_version_revision_and_publish_in_its_audit_entry_and_alert() {
+    let mut rig = Rig::new();
+    let (url, server) = webhook_server();
+    rig.webhook = Some(url);
+    let mut controller = rig.controller();
+    rig.start(&policy());
+    controller.tick().unwrap();
+    let started = rig.state();
+    let start_revision = started.revision.unwrap();
+    let start_entry = rig.rollout_entries().remove(0);
+    // Telemetry: the treatment served support@2.0.0 under the start's revision from its first
+    // minute, and its success rate fell from 80 % to 68 % from minute 2 on.
+    let series = (0..5)
+        .map(|minute| WindowAggregates {
+            start_ms: START + minute * MINUTE,
+            end_ms: START + (minute + 1) * MINUTE,
+            variants: vec![
+                (
+                    String::from("concise"),
+                    window_of(400, if minute >= 2 { 128 } else { 80 }),
+                ),
+                (String::from("stable"), window_of(4_000, 800)),
+            ],
+        })
+        .collect();
+    let onset = |variant: &str, version: &str, revision: u64, first_ms: i64| VariantOnset {
+        variant: variant.to_string(),
+        prompt_id: Some(String::from("support")),
+        prompt_version: Some(version.to_string()),
+        prompt_hash: Some(format!("hash-{version}")),
+        revision: Some(revision),
+        first_ms,
+    };
+    rig.script.set_series(AttributionInputs {
+        history: Vec::new(),
+        series,
+        onsets: vec![
+            onset("stable", "1.0.0", 1, START - 60 * MINUTE),
+            onset("concise", "2.0.0", start_revision, START),
+        ],
+    });
+    rig.clock.advance(5 * MINUTE);
+    rig.script.set(snapshot(
+        arm("stable", 40_000, 0.80, 0.005, 0.01),
+        vec![arm("concise", 2_000, 0.68, 0.005, 0.01)],
+        vec![2_000],
+        vec![198_000, 2_000],
+    ));
+    let records = controller.tick().unwrap();
+    assert_eq!(decisions(&records), vec![Decision::Rollback]);
+    let rollback = rig.rollout_entries().pop().unwrap();
+    let attribution = &rollback.summary["details"]["attribution"];
+    assert_eq!(attribution["degradation"]["variant"], "concise");
+    assert_eq!(attribution["degradation"]["onset_ms"], START + 2 * MINUTE);
+    assert_eq!(attribution["onset"]["prompt_version"], "2.0.0");
+    assert_eq!(attribution["onset"]["revision"], start_revision);
+    assert_eq!(attribution["publish"]["seq"], start_entry.seq);
+    assert_eq!(attribution["publish"]["hash"], start_entry.hash.as_str());
+    assert_eq!(
+        attribution["time_to_attribution_ms"],
+        (5 * MINUTE - 2 * MINUTE)
+    );
+    let alert: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
+    assert_eq!(alert["attribution"], *attribution);
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        text.contains("after support@2.0.0")
+            && text.contains(&format!("audit entry {}", start_entry.seq)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -835,13 +932,15 @@ fn example_build(repo: &Path) -> promptflag_authoring::build::Build {
         &promptflag_authoring::build::BuildOptions {
             source: Some(String::from("test")),
             environments: vec![String::from("prod")],
+            owner_keys: None,
         },
     )
     .unwrap()
 }
 
-fn publish_options(revert_runtime: bool, reason: &str) -> PublishOptions {
+fn publish_options(repo: &Path, revert_runtime: bool, reason: &str) -> PublishOptions {
     PublishOptions {
+        eval_results: Some(repo.join(promptflag_authoring::evals::RESULTS_DIR)),
         environment: String::from("prod"),
         actor: String::from("ci@test"),
         reason: String::from(reason),
@@ -867,7 +966,7 @@ impl Rig {
             self.store.as_ref(),
             &mut audit,
             &example_build(repo),
-            &publish_options(revert_runtime, reason),
+            &publish_options(repo, revert_runtime, reason),
             &NoProgress,
         )
         .unwrap()

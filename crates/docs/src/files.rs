@@ -10,5 +10,7 @@ pub const FILES: &[&str] = &[
     "docs/interfaces.md",
     "docs/ruleset.md",
     "docs/statistics.md",
+    "docs/evals.md",
+    "docs/ci.md",
     "npm/README.md",
 ];

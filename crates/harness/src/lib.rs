@@ -117,8 +117,15 @@ fn default_root() -> PathBuf {
 /// How to run the Worker.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// The admin token (the admin API is off without one).
+    /// A token (at least 32 bytes) granted the override role in dev, staging and prod, one
+    /// credential each (`test-<env>`); shorthand for `admin_credentials`.
     pub admin_token: Option<String>,
+    /// `ADMIN_CREDENTIALS` as JSON (a list of `{name, token, environment, role}`); takes
+    /// precedence over `admin_token`. The admin API is off without either.
+    pub admin_credentials: Option<String>,
+    /// `ENVIRONMENT_POLICY` as JSON (`{"prod": {"promote_from": "staging"}}`); no gates when
+    /// `None`.
+    pub environment_policy: Option<String>,
     /// The environment the Worker serves.
     pub environment: String,
     /// The per-isolate ruleset cache TTL.
@@ -127,7 +134,8 @@ pub struct WorkerOptions {
     pub exposure_sink: Option<String>,
     /// The bearer token the Worker sends with them (a collector's writer token).
     pub exposure_sink_token: Option<String>,
-    /// Where KV persists; a fresh temporary directory when `None`.
+    /// Where KV and the admin authority's storage persist; a fresh temporary directory when
+    /// `None`.
     pub persist: Option<PathBuf>,
     /// Discard the harness's log (Miniflare logs every refresh and fallback) instead of
     /// passing it to this process's stderr.
@@ -138,6 +146,8 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             admin_token: None,
+            admin_credentials: None,
+            environment_policy: None,
             environment: "dev".to_string(),
             cache_ttl_ms: 50,
             exposure_sink: None,
@@ -194,8 +204,13 @@ impl WorkerProcess {
             } else {
                 Stdio::inherit()
             });
-        if let Some(token) = &options.admin_token {
+        if let Some(credentials) = &options.admin_credentials {
+            command.args(["--admin-credentials", credentials]);
+        } else if let Some(token) = &options.admin_token {
             command.args(["--admin-token", token]);
+        }
+        if let Some(policy) = &options.environment_policy {
+            command.args(["--environment-policy", policy]);
         }
         if let Some(sink) = &options.exposure_sink {
             command.args(["--exposure-sink", sink]);

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
@@ -90,6 +90,32 @@ pub struct NewEntry {
     pub summary: Value,
 }
 
+impl NewEntry {
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "actor": self.actor, "action": self.action.as_str(), "environment": self.environment,
+            "revision": self.revision, "previous_revision": self.previous_revision,
+            "reason": self.reason, "content_hash": self.content_hash,
+            "ruleset_hash": self.ruleset_hash, "summary": self.summary,
+        })
+    }
+
+    fn from_json(value: &Value) -> Option<NewEntry> {
+        let text = |key: &str| value[key].as_str().map(str::to_string);
+        Some(NewEntry {
+            actor: text("actor")?,
+            action: Action::parse(value["action"].as_str()?)?,
+            environment: text("environment")?,
+            revision: value["revision"].as_u64(),
+            previous_revision: value["previous_revision"].as_u64(),
+            reason: text("reason").unwrap_or_default(),
+            content_hash: text("content_hash"),
+            ruleset_hash: text("ruleset_hash"),
+            summary: value["summary"].clone(),
+        })
+    }
+}
+
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Entry {
@@ -122,23 +148,30 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The hash an entry with these fields must have.
+    /// The hash an entry with these fields must have (the contracts' formula,
+    /// `promptflag_contracts::authority::Entry::hash_input`).
     pub fn compute_hash(&self) -> String {
-        let body = json!([
-            self.seq,
-            self.time,
-            self.actor,
-            self.action.as_str(),
-            self.environment,
-            self.revision,
-            self.previous_revision,
-            self.reason,
-            self.content_hash,
-            self.ruleset_hash,
-            canonical_json(&self.summary),
-            self.prev_hash,
-        ]);
-        sha256_hex(canonical_json(&body).as_bytes())
+        sha256_hex(self.contract(self.action.as_str()).hash_input().as_bytes())
+    }
+
+    /// The entry in the contracts' shape, with `action` as given (a verifier passes the text
+    /// it read).
+    fn contract(&self, action: &str) -> promptflag_contracts::authority::Entry {
+        promptflag_contracts::authority::Entry {
+            seq: self.seq,
+            time: self.time.clone(),
+            actor: self.actor.clone(),
+            action: action.to_string(),
+            environment: self.environment.clone(),
+            revision: self.revision,
+            previous_revision: self.previous_revision,
+            reason: self.reason.clone(),
+            content_hash: self.content_hash.clone(),
+            ruleset_hash: self.ruleset_hash.clone(),
+            summary: self.summary.clone(),
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+        }
     }
 }
 
@@ -202,6 +235,12 @@ CREATE TABLE IF NOT EXISTS rulesets (
     hash TEXT PRIMARY KEY,
     body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    environment TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    entries TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
@@ -262,6 +301,53 @@ impl AuditLog {
             connection,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Records, before a write, the entries it will append once the store has moved
+    /// `environment` to `revision`: if the command dies between the store's write and the
+    /// append, the next command finds the intent and [`crate::reconcile`] appends them.
+    pub fn record_intent(
+        &self,
+        environment: &str,
+        revision: u64,
+        entries: &[NewEntry],
+    ) -> Result<()> {
+        let entries: Vec<Value> = entries.iter().map(NewEntry::to_json).collect();
+        self.connection.execute(
+            "INSERT INTO intents (id, environment, revision, entries) VALUES (1, ?1, ?2, ?3) \
+             ON CONFLICT(id) DO UPDATE SET environment = excluded.environment, \
+             revision = excluded.revision, entries = excluded.entries",
+            params![
+                environment,
+                revision as i64,
+                Value::Array(entries).to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The intent a command left behind: the environment, the revision and the entries.
+    pub fn pending_intent(&self) -> Result<Option<(String, u64, Vec<NewEntry>)>> {
+        let row: Option<(String, i64, String)> = self
+            .connection
+            .query_row(
+                "SELECT environment, revision, entries FROM intents WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        let Some((environment, revision, text)) = row else {
+            return Ok(None);
+        };
+        let values: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+        let entries = values.iter().filter_map(NewEntry::from_json).collect();
+        Ok(Some((environment, revision as u64, entries)))
+    }
+
+    /// Forgets the intent (its write was recorded, or never happened).
+    pub fn clear_intent(&self) -> Result<()> {
+        self.connection.execute("DELETE FROM intents", [])?;
+        Ok(())
     }
 
     /// Where the log lives.
@@ -417,23 +503,12 @@ impl AuditLog {
             count += 1;
             // Hash what is stored: the action and summary exactly as their columns hold them.
             let (action_text, summary_text) = raw.split_once('\u{0}').unwrap_or(("", ""));
-            let recomputed = {
-                let body = json!([
-                    entry.seq,
-                    entry.time,
-                    entry.actor,
-                    action_text,
-                    entry.environment,
-                    entry.revision,
-                    entry.previous_revision,
-                    entry.reason,
-                    entry.content_hash,
-                    entry.ruleset_hash,
-                    summary_text,
-                    entry.prev_hash,
-                ]);
-                sha256_hex(canonical_json(&body).as_bytes())
-            };
+            let recomputed = sha256_hex(
+                entry
+                    .contract(action_text)
+                    .hash_input_with_summary_text(summary_text.to_string())
+                    .as_bytes(),
+            );
             if entry.seq != expected_seq || entry.prev_hash != expected_prev {
                 breaks.push(Break {
                     seq: entry.seq,

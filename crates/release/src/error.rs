@@ -31,6 +31,13 @@ pub enum Error {
     /// A governance gate refused the change.
     #[error("refused: {0}")]
     Refused(String),
+    /// Gates that cannot be overridden refused prompts of the ruleset: one problem each
+    /// (`path` is `prompts.<sha256>`, `code` names the gate), all in the message too.
+    #[error("refused: {}", problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    RefusedPrompts {
+        /// One entry per refusal.
+        problems: Vec<Problem>,
+    },
     /// The store answered with an error, or could not be reached.
     #[error("{context}: {message}")]
     Remote {

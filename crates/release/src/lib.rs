@@ -20,3 +20,26 @@ pub mod publish;
 pub mod store;
 
 pub use error::{Error, Result};
+
+/// Finishes what a command that died mid-write left behind (`AuditLog::record_intent`): when
+/// the store shows the environment at the intended revision, the write landed and its audit
+/// entries are appended now (their summary says so); otherwise it never landed. Either way the
+/// intent is cleared. Returns how many entries were appended.
+pub fn reconcile(store: &dyn store::Store, audit: &mut audit::AuditLog) -> Result<usize> {
+    let Some((environment, revision, entries)) = audit.pending_intent()? else {
+        return Ok(0);
+    };
+    let landed = store.state(&environment)?.live == Some(revision);
+    let mut appended = 0;
+    if landed {
+        for mut entry in entries {
+            if let serde_json::Value::Object(summary) = &mut entry.summary {
+                summary.insert(String::from("reconciled"), serde_json::Value::Bool(true));
+            }
+            audit.append(entry)?;
+            appended += 1;
+        }
+    }
+    audit.clear_intent()?;
+    Ok(appended)
+}

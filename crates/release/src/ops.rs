@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::audit::{Action, AuditLog, Entry, NewEntry};
 use crate::error::{Error, Result};
 use crate::publish::live_ruleset;
-use crate::store::{EnvState, Http, NoProgress, Progress, Store, contract_error};
+use crate::store::{EnvState, Http, NoProgress, Progress, Store, WriteIntent, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_contracts::digest::sha256_hex;
 use promptflag_contracts::runtime::{self, RawRuntimeDecision};
@@ -125,15 +125,17 @@ pub fn kill(
     );
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;
     let bytes = ruleset_publish_bytes(&ruleset)?;
-    let moved = store.put_ruleset(environment, revision, &bytes, Some(live))?;
-    let write_ms = started.elapsed().as_millis();
-    audit.store_ruleset(&bytes)?;
-    let entry = audit.append(NewEntry {
+    let intent = WriteIntent {
+        action: "kill",
+        reason: who.reason.clone(),
+        override_gates: false,
+    };
+    let entry = NewEntry {
         actor: who.actor.clone(),
         action: Action::Kill,
         environment: environment.to_string(),
-        revision: Some(moved.revision),
-        previous_revision: moved.previous,
+        revision: Some(revision),
+        previous_revision: Some(live),
         reason: who.reason.clone(),
         content_hash: Some(content_hash(&ruleset)?),
         ruleset_hash: Some(sha256_hex(&bytes)),
@@ -142,7 +144,21 @@ pub fn kill(
             "enabled": [true, false],
             "from_content_hash": previous_content,
         }),
-    })?;
+    };
+    // Recorded before the write, so a kill that dies before its append is finished by the next
+    // command (`reconcile`).
+    audit.record_intent(environment, revision, std::slice::from_ref(&entry))?;
+    audit.store_ruleset(&bytes)?;
+    let moved = match store.put_ruleset_with(environment, revision, &bytes, Some(live), &intent) {
+        Ok(moved) => moved,
+        Err(error) => {
+            audit.clear_intent()?;
+            return Err(error);
+        }
+    };
+    let write_ms = started.elapsed().as_millis();
+    let entry = audit.append(entry)?;
+    audit.clear_intent()?;
     Ok(Revert {
         action: "kill",
         environment: environment.to_string(),
@@ -165,7 +181,12 @@ pub fn rollback(
     who: &Actor,
     started: Instant,
 ) -> Result<Revert> {
-    let moved = store.rollback(environment, to)?;
+    let intent = WriteIntent {
+        action: "rollback",
+        reason: who.reason.clone(),
+        override_gates: false,
+    };
+    let moved = store.rollback_with(environment, to, &intent)?;
     let write_ms = started.elapsed().as_millis();
     let target = audit.ruleset_of_revision(environment, moved.revision)?;
     let (content, ruleset_hash) = match &target {

@@ -11,10 +11,11 @@ use promptflag_core::model::RawRuleset;
 use serde_json::{Value, json};
 
 use crate::audit::{Action, AuditLog, NewEntry};
-use crate::error::{Error, Result};
-use crate::store::{Progress, Store, contract_error};
-use promptflag_authoring::build::{Build, ruleset_publish_bytes};
+use crate::error::{Error, Problem, Result};
+use crate::store::{Progress, Store, WriteIntent, contract_error};
+use promptflag_authoring::build::{Build, PromptArtifact, ruleset_publish_bytes};
 use promptflag_authoring::diff;
+use promptflag_authoring::evals;
 use promptflag_contracts::digest::sha256_hex;
 use promptflag_contracts::runtime::{self, RawRuntimeDecision};
 
@@ -32,6 +33,9 @@ pub struct PublishOptions {
     /// Reverts the runtime decisions git does not hold (kills, the loop's rollbacks and
     /// promotions) instead of keeping them; needs a reason, recorded as an `override` entry.
     pub revert_runtime: bool,
+    /// The folder of recorded eval results (`<repo>/evals/results`), read where the
+    /// environment has `require_evals`.
+    pub eval_results: Option<std::path::PathBuf>,
 }
 
 /// A publish ready to execute.
@@ -151,22 +155,50 @@ pub fn check_gates(
         };
         let hash = &prompt.body_sha256;
         let name = format!("{}@{}", prompt.id, prompt.version);
-        if env.config.require_approvals && prompt.risk == "high" && prompt.approved_by.is_empty() {
-            refusals.push(format!(
-                "{name} is high risk and has no approval of its body ({hash}) from a reviewer other than its author {}",
-                prompt.author
-            ));
+        let mut refuse = |code: &str, message: String| {
+            refusals.push(Problem {
+                path: format!("prompts.{hash}"),
+                code: code.to_string(),
+                message,
+            });
+        };
+        let approved = prompt
+            .approved_by
+            .get(&options.environment)
+            .is_some_and(|names| !names.is_empty());
+        if env.config.require_approvals && prompt.risk == "high" && !approved {
+            refuse(
+                "approval_missing",
+                format!(
+                    "{name} is high risk and has no signed approval of its content ({hash}) for {} from a registered reviewer other than its author {} (`promptflag approve {name} --env {}`)",
+                    options.environment, prompt.author, options.environment
+                ),
+            );
         }
         if !env.config.allow_drafts && prompt.status == "draft" {
-            refusals.push(format!(
-                "{name} is a draft and {} does not serve drafts",
-                options.environment
-            ));
+            refuse(
+                "draft",
+                format!(
+                    "{name} is a draft and {} does not serve drafts",
+                    options.environment
+                ),
+            );
+        }
+        if env.config.require_evals
+            && let Some((code, refusal)) = eval_refusal(prompt, options)?
+        {
+            refuse(
+                code,
+                format!(
+                    "{name} (content id {}) {refusal}, and {} requires passing evals",
+                    prompt.content_id, options.environment
+                ),
+            );
         }
     }
     if !refusals.is_empty() {
-        // Approvals and drafts are not overridable: --force is for the promotion order only.
-        return Err(Error::Refused(refusals.join("; ")));
+        // Approvals, drafts and evals are not overridable: --force is for the promotion order only.
+        return Err(Error::RefusedPrompts { problems: refusals });
     }
     let mut overridden = Vec::new();
     if let Some(from) = &env.config.promote_from
@@ -189,6 +221,38 @@ pub fn check_gates(
         overridden.push(message);
     }
     Ok(overridden)
+}
+
+/// Why a prompt's eval evidence does not let it into an environment that requires evals (a
+/// problem code and a phrase), or `None` when it has a sealed, passing result for its content id
+/// under its current suite.
+fn eval_refusal(
+    prompt: &PromptArtifact,
+    options: &PublishOptions,
+) -> Result<Option<(&'static str, String)>> {
+    let Some(suite) = &prompt.eval_suite else {
+        return Ok(Some((
+            "eval_suite_missing",
+            format!("has no eval suite (evals/{}/eval.yaml)", prompt.id),
+        )));
+    };
+    let Some(results) = &options.eval_results else {
+        return Ok(Some((
+            "eval_result_missing",
+            String::from("has no eval results folder to read"),
+        )));
+    };
+    if prompt.content_id.is_empty() {
+        return Ok(Some((
+            "eval_result_missing",
+            String::from("has no content id (rebuild it)"),
+        )));
+    }
+    let checked = evals::check_result(results, &prompt.content_id, suite)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(checked
+        .err()
+        .map(|refusal| (refusal.code(), refusal.to_string())))
 }
 
 /// Reads the live ruleset bytes of an environment: from the audit log's copy of what was
@@ -284,38 +348,31 @@ pub fn execute(
     progress: &dyn Progress,
 ) -> Result<PublishReport> {
     let bodies_created = store.put_prompts(&plan.bodies, progress)?;
-    let moved = store.put_ruleset(
-        &plan.environment,
-        plan.revision,
-        &plan.bytes,
-        plan.expected_live,
-    )?;
-    audit.store_ruleset(&plan.bytes)?;
+    // The entries are fixed before the write and recorded as an intent, so a command that dies
+    // between the store's write and the append leaves them for `reconcile` to finish.
+    let entry = |action: Action, summary: Value| NewEntry {
+        actor: plan.options.actor.clone(),
+        action,
+        environment: plan.environment.clone(),
+        revision: Some(plan.revision),
+        previous_revision: plan.expected_live,
+        reason: plan.options.reason.clone(),
+        content_hash: Some(plan.content_hash.clone()),
+        ruleset_hash: Some(plan.ruleset_hash.clone()),
+        summary,
+    };
+    let mut entries = Vec::new();
     if !plan.overridden.is_empty() {
-        audit.append(NewEntry {
-            actor: plan.options.actor.clone(),
-            action: Action::Override,
-            environment: plan.environment.clone(),
-            revision: Some(moved.revision),
-            previous_revision: moved.previous,
-            reason: plan.options.reason.clone(),
-            content_hash: Some(plan.content_hash.clone()),
-            ruleset_hash: Some(plan.ruleset_hash.clone()),
-            summary: json!({ "overridden": plan.overridden }),
-        })?;
+        entries.push(entry(
+            Action::Override,
+            json!({ "overridden": plan.overridden }),
+        ));
     }
     if !plan.runtime.reverted.is_empty() {
-        audit.append(NewEntry {
-            actor: plan.options.actor.clone(),
-            action: Action::Override,
-            environment: plan.environment.clone(),
-            revision: Some(moved.revision),
-            previous_revision: moved.previous,
-            reason: plan.options.reason.clone(),
-            content_hash: Some(plan.content_hash.clone()),
-            ruleset_hash: Some(plan.ruleset_hash.clone()),
-            summary: json!({ "reverted_runtime": plan.runtime.reverted }),
-        })?;
+        entries.push(entry(
+            Action::Override,
+            json!({ "reverted_runtime": plan.runtime.reverted }),
+        ));
     }
     let mut summary = plan.summary.clone();
     if let Value::Object(map) = &mut summary
@@ -323,17 +380,33 @@ pub fn execute(
     {
         map.insert(String::from("runtime_kept"), json!(plan.runtime.kept));
     }
-    let entry = audit.append(NewEntry {
-        actor: plan.options.actor.clone(),
-        action: Action::Publish,
-        environment: plan.environment.clone(),
-        revision: Some(moved.revision),
-        previous_revision: moved.previous,
-        reason: plan.options.reason.clone(),
-        content_hash: Some(plan.content_hash.clone()),
-        ruleset_hash: Some(plan.ruleset_hash.clone()),
-        summary,
-    })?;
+    entries.push(entry(Action::Publish, summary));
+    audit.record_intent(&plan.environment, plan.revision, &entries)?;
+    audit.store_ruleset(&plan.bytes)?;
+    let moved = store.put_ruleset_with(
+        &plan.environment,
+        plan.revision,
+        &plan.bytes,
+        plan.expected_live,
+        &WriteIntent {
+            action: "publish",
+            reason: plan.options.reason.clone(),
+            override_gates: plan.options.force,
+        },
+    );
+    let moved = match moved {
+        Ok(moved) => moved,
+        Err(error) => {
+            audit.clear_intent()?;
+            return Err(error);
+        }
+    };
+    let mut last = None;
+    for entry in entries {
+        last = Some(audit.append(entry)?);
+    }
+    audit.clear_intent()?;
+    let audit_seq = last.map_or(0, |entry| entry.seq);
     Ok(PublishReport {
         environment: plan.environment,
         revision: moved.revision,
@@ -343,7 +416,7 @@ pub fn execute(
         bodies: plan.bodies.len(),
         bodies_created,
         overridden: plan.overridden,
-        audit_seq: entry.seq,
+        audit_seq,
         summary: plan.summary,
         runtime: plan.runtime,
     })

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use promptflag_contracts::authority;
 use promptflag_contracts::{Meta, keys};
 use serde_json::{Value, json};
 
@@ -70,6 +71,20 @@ impl Progress for NoProgress {
     fn end(&self) {}
 }
 
+/// What a ruleset write is, for a store that records and gates writes (the Worker's admin
+/// authority: its audit entry names the action and reason, and `override_gates` asks it to pass
+/// a gate that would refuse). Stores that do not record writes ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteIntent {
+    /// `publish` (also when empty), `kill` or `rollout` for a publish; a rollback is always
+    /// `rollback`.
+    pub action: &'static str,
+    /// Why (recorded; required with `override_gates`).
+    pub reason: String,
+    /// Override the environment's gates (needs a credential with the override role).
+    pub override_gates: bool,
+}
+
 /// A KV store laid out as `docs/interfaces.md` says.
 pub trait Store: Send + Sync {
     /// A short description for messages (`worker http://127.0.0.1:8787`).
@@ -91,6 +106,28 @@ pub trait Store: Send + Sync {
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove>;
     /// The bytes of a published revision, when the store can return them.
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>>;
+    /// [`Store::put_ruleset`], saying what the write is ([`WriteIntent`]).
+    fn put_ruleset_with(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
+        let _ = intent;
+        self.put_ruleset(environment, revision, bytes, expected_live)
+    }
+    /// [`Store::rollback`], saying why ([`WriteIntent`]).
+    fn rollback_with(
+        &self,
+        environment: &str,
+        to: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
+        let _ = intent;
+        self.rollback(environment, to)
+    }
 }
 
 /// A store shared between owners (a test and the controllers it starts one after another, or
@@ -119,6 +156,24 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
         (**self).fetch_ruleset(environment, revision)
+    }
+    fn put_ruleset_with(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
+        (**self).put_ruleset_with(environment, revision, bytes, expected_live, intent)
+    }
+    fn rollback_with(
+        &self,
+        environment: &str,
+        to: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
+        (**self).rollback_with(environment, to, intent)
     }
 }
 
@@ -365,7 +420,8 @@ fn remote(context: impl Into<String>, reply: &Reply) -> Error {
     }
 }
 
-/// The Worker's admin API (`/admin/v1/…`, `Authorization: Bearer <ADMIN_TOKEN>`).
+/// The Worker's admin API (`/admin/v1/…`, `Authorization: Bearer <token>` of one of the Worker's
+/// `ADMIN_CREDENTIALS`), served by its admin authority.
 pub struct WorkerAdmin {
     base: String,
     token: String,
@@ -392,22 +448,129 @@ impl WorkerAdmin {
     }
 
     fn check_auth(&self, context: &str, reply: &Reply) -> Result<()> {
-        match reply.status {
-            401 => Err(Error::Remote {
+        let code = reply.error_code();
+        match (reply.status, code.as_deref()) {
+            (401, _) => Err(Error::Remote {
                 context: context.to_string(),
                 message: String::from(
-                    "unauthorized: the admin token is missing or wrong (--admin-token / PROMPTFLAG_ADMIN_TOKEN)",
+                    "unauthorized: no credential of the Worker's ADMIN_CREDENTIALS has this token (--admin-token / PROMPTFLAG_ADMIN_TOKEN)",
                 ),
             }),
-            404 if reply.error_code().as_deref() == Some("admin_disabled") => Err(Error::Remote {
+            (404, Some("admin_disabled")) => Err(Error::Remote {
                 context: context.to_string(),
                 message: String::from(
-                    "the Worker's admin API is off (its ADMIN_TOKEN secret is unset)",
+                    "the Worker's admin API is off (its ADMIN_CREDENTIALS secret is unset)",
                 ),
             }),
+            // The authority refused the write: a credential of another environment or role, or
+            // a gate (`promotion_required`). Nothing was written.
+            (403, _) => Err(Error::Refused(reply.error_text())),
+            (503, Some("credentials_invalid" | "policy_invalid" | "authority_unavailable")) => {
+                Err(remote(context, reply))
+            }
             _ => Ok(()),
         }
     }
+}
+
+/// The Worker's audit log as its admin authority serves it: every entry, the head, and the anchor
+/// of each kept revision of each environment the log names (`(environment, revision, anchor)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedAudit {
+    /// Every entry, oldest first.
+    pub entries: Vec<authority::Entry>,
+    /// The head the authority reports.
+    pub head: authority::Head,
+    /// The anchors KV's kept revisions carry.
+    pub anchors: Vec<(String, u64, authority::Anchor)>,
+}
+
+impl ServedAudit {
+    /// Every way the served chain fails verification (none when it is intact).
+    pub fn verify(&self) -> Vec<authority::ChainBreak> {
+        authority::verify_chain(&self.entries, &self.head, &self.anchors)
+    }
+}
+
+impl WorkerAdmin {
+    /// Reads the authority's whole audit log (page by page) and the anchors of the kept
+    /// revisions of every environment it names.
+    pub fn served_audit(&self) -> Result<ServedAudit> {
+        let mut entries: Vec<authority::Entry> = Vec::new();
+        let head = loop {
+            let after = entries.last().map_or(0, |entry| entry.seq);
+            let url = format!(
+                "{}/admin/v1/audit?after={after}&limit={}",
+                self.base,
+                authority::AUDIT_PAGE_LIMIT
+            );
+            let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+            self.check_auth(&url, &reply)?;
+            if reply.status != 200 {
+                return Err(remote(format!("GET {url}"), &reply));
+            }
+            let value = reply.json();
+            let head = authority::Head::from_value(&value["head"])
+                .ok_or_else(|| Error::Invalid(format!("GET {url}: no head in the answer")))?;
+            let page: Vec<authority::Entry> = serde_json::from_value(value["entries"].clone())
+                .map_err(|e| Error::Invalid(format!("GET {url}: unreadable entries: {e}")))?;
+            let done = page.is_empty() || page.last().is_some_and(|entry| entry.seq >= head.seq);
+            entries.extend(page);
+            if done {
+                break head;
+            }
+        };
+        let mut environments: Vec<&str> = entries.iter().map(|e| e.environment.as_str()).collect();
+        environments.sort_unstable();
+        environments.dedup();
+        let mut anchors = Vec::new();
+        for environment in environments {
+            let url = format!("{}/admin/v1/rulesets/{environment}", self.base);
+            let reply = self.http.send("GET", &url, &self.auth(), None, true)?;
+            self.check_auth(&url, &reply)?;
+            if reply.status != 200 {
+                return Err(remote(format!("GET {url}"), &reply));
+            }
+            if let Some(kept) = reply.json()["anchors"].as_object() {
+                for (revision, anchor) in kept {
+                    if let (Ok(revision), Some(anchor)) = (
+                        revision.parse::<u64>(),
+                        authority::Anchor::from_value(anchor),
+                    ) {
+                        anchors.push((environment.to_string(), revision, anchor));
+                    }
+                }
+            }
+        }
+        Ok(ServedAudit {
+            entries,
+            head,
+            anchors,
+        })
+    }
+}
+
+/// The query parameters that tell the Worker's admin authority what a write is.
+fn intent_query(intent: &WriteIntent) -> Vec<String> {
+    let mut query = Vec::new();
+    if !intent.action.is_empty() {
+        query.push(format!("action={}", intent.action));
+    }
+    if !intent.reason.is_empty() {
+        query.push(format!("reason={}", encode_key(&intent.reason)));
+    }
+    if intent.override_gates {
+        query.push(String::from("override=true"));
+    }
+    query
+}
+
+fn with_query(mut url: String, query: &[String]) -> String {
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    url
 }
 
 fn u64_or_none(value: &Value) -> Option<u64> {
@@ -466,12 +629,33 @@ impl Store for WorkerAdmin {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<PointerMove> {
+        self.put_ruleset_with(
+            environment,
+            revision,
+            bytes,
+            expected_live,
+            &WriteIntent::default(),
+        )
+    }
+
+    fn put_ruleset_with(
+        &self,
+        environment: &str,
+        revision: u64,
+        bytes: &[u8],
+        expected_live: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
         let environment = environment_name(environment)?;
         promptflag_contracts::revision::check(revision).map_err(contract_error)?;
-        let mut url = format!("{}/admin/v1/rulesets/{environment}", self.base);
+        let mut query = intent_query(intent);
         if let Some(live) = expected_live {
-            url.push_str(&format!("?expected_live={live}"));
+            query.push(format!("expected_live={live}"));
         }
+        let url = with_query(
+            format!("{}/admin/v1/rulesets/{environment}", self.base),
+            &query,
+        );
         let mut headers = self.auth();
         headers.push(("Content-Type", String::from("application/json")));
         // Not retried: if a first attempt landed, a retry would be a stale revision.
@@ -526,8 +710,20 @@ impl Store for WorkerAdmin {
     }
 
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        self.rollback_with(environment, to, &WriteIntent::default())
+    }
+
+    fn rollback_with(
+        &self,
+        environment: &str,
+        to: Option<u64>,
+        intent: &WriteIntent,
+    ) -> Result<PointerMove> {
         let environment = environment_name(environment)?;
-        let url = format!("{}/admin/v1/rulesets/{environment}/rollback", self.base);
+        let url = with_query(
+            format!("{}/admin/v1/rulesets/{environment}/rollback", self.base),
+            &intent_query(intent),
+        );
         let body = match to {
             Some(revision) => json!({ "revision": revision }),
             None => json!({}),
@@ -714,6 +910,22 @@ impl KvRest {
     }
 }
 
+impl KvRest {
+    /// Refuses an environment the Worker's admin authority governs (`authority:<env>` is set):
+    /// writing its KV keys directly would bypass the authority's revision check, its gates and
+    /// its audit log.
+    fn refuse_governed(&self, environment: &str) -> Result<()> {
+        let environment = environment_name(environment)?;
+        if self.get(&keys::authority_key(environment))?.is_some() {
+            return Err(Error::Refused(format!(
+                "{environment} is governed by the Worker's admin authority (authority:{environment} is set); \
+                 publish, kill and roll back through the Worker (--worker URL --admin-token T), not the KV REST API"
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
@@ -784,6 +996,7 @@ impl Store for KvRest {
         bytes: &[u8],
         expected_live: Option<u64>,
     ) -> Result<PointerMove> {
+        self.refuse_governed(environment)?;
         let (meta, meta_before) = self.meta(environment)?;
         let live = self.live(environment)?;
         meta.check_publish(live, revision, expected_live.map(Some))
@@ -821,6 +1034,7 @@ impl Store for KvRest {
     }
 
     fn rollback(&self, environment: &str, to: Option<u64>) -> Result<PointerMove> {
+        self.refuse_governed(environment)?;
         let (meta, _) = self.meta(environment)?;
         let live = self.live(environment)?;
         let target = meta.rollback_target(live, to).map_err(contract_error)?;

@@ -25,7 +25,7 @@ use promptflag_release::store::{Http, KvRest, RetryPolicy, Store, WorkerAdmin};
 use promptflag_testkit::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
 use promptflag_testkit::fake_worker::FakeWorker;
 
-const TOKEN: &str = "contract-token";
+const TOKEN: &str = "contract-token-0123456789abcdef0123456789";
 
 fn http() -> Http {
     Http::new(
@@ -75,14 +75,45 @@ fn kv_rest() -> Subject {
     }
 }
 
+/// Every environment the suite's cases write (each case its own).
+const WORKER_ENVIRONMENTS: &[&str] = &[
+    "dev",
+    "fresh",
+    "publishes",
+    "stale",
+    "moved",
+    "kept",
+    "not-kept",
+    "step-back",
+    "undo",
+    "named",
+    "after-rollback",
+    "empty",
+    "bound",
+    "raw-bound",
+    "refused",
+    "missing",
+    "default",
+];
+
 /// The real Worker, started once for every case of this binary (it exits when the test process
 /// does: the harness stops it when its standard input closes).
 fn real_worker() -> &'static (Mutex<WorkerProcess>, String) {
     static WORKER: OnceLock<(Mutex<WorkerProcess>, String)> = OnceLock::new();
     WORKER.get_or_init(|| {
         let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+        // A credential is scoped to one environment, and each case writes its own: the token
+        // gets one credential per environment the suite writes.
+        let credentials: Vec<String> = WORKER_ENVIRONMENTS
+            .iter()
+            .map(|environment| {
+                format!(
+                    r#"{{"name":"contract-{environment}","token":"{TOKEN}","environment":"{environment}","role":"publisher"}}"#
+                )
+            })
+            .collect();
         let options = WorkerOptions {
-            admin_token: Some(TOKEN.to_string()),
+            admin_credentials: Some(format!("[{}]", credentials.join(","))),
             quiet: true,
             ..WorkerOptions::default()
         };

@@ -192,6 +192,16 @@ pub struct VariantMetrics {
     pub refusal_rate: f64,
     /// Share of calls flagged as hallucinated.
     pub hallucination_rate: f64,
+    /// Share of calls whose output cited a source that was not provided.
+    pub citation_mismatch_rate: f64,
+    /// Share of calls with an undeclared or ill-formed tool call.
+    pub tool_call_mismatch_rate: f64,
+    /// Share of calls with numbers absent from the input and sources.
+    pub unsupported_numeric_claim_rate: f64,
+    /// Mean judge score over the judged calls (0 when none was judged).
+    pub judge_score: f64,
+    /// Calls the sampled judge scored.
+    pub judged: u64,
     /// The success rate's pre-exposure covariate, when telemetry had unit history (CUPED).
     pub success_covariate: Option<Covariate>,
     /// The summaries behind the statistics, per metric.
@@ -319,6 +329,27 @@ impl VariantMetrics {
                 Metric::HallucinationRate,
                 proportion(aggregate.hallucinations),
             ),
+            (
+                Metric::CitationMismatchRate,
+                proportion(aggregate.citation_mismatches),
+            ),
+            (
+                Metric::ToolCallMismatchRate,
+                proportion(aggregate.tool_call_mismatches),
+            ),
+            (
+                Metric::UnsupportedNumericClaimRate,
+                proportion(aggregate.unsupported_numeric_claims),
+            ),
+            // The judge scores a sample of calls: its mean is over those alone.
+            (
+                Metric::JudgeScore,
+                MetricSample::Mean(MeanSummary::new(
+                    aggregate.judged,
+                    aggregate.judge_sum,
+                    aggregate.judge_squares,
+                )),
+            ),
         ];
         VariantMetrics {
             variant: variant.to_string(),
@@ -339,6 +370,15 @@ impl VariantMetrics {
             parser_failure_rate: share(aggregate.parser_failures, requests),
             refusal_rate: share(aggregate.refusals, requests),
             hallucination_rate: share(aggregate.hallucinations, requests),
+            citation_mismatch_rate: share(aggregate.citation_mismatches, requests),
+            tool_call_mismatch_rate: share(aggregate.tool_call_mismatches, requests),
+            unsupported_numeric_claim_rate: share(aggregate.unsupported_numeric_claims, requests),
+            judge_score: if aggregate.judged == 0 {
+                0.0
+            } else {
+                aggregate.judge_sum / aggregate.judged as f64
+            },
+            judged: aggregate.judged,
             success_covariate: (aggregate.success_covariate.calls_with_history > 0).then_some(
                 Covariate {
                     sum: aggregate.success_covariate.sum,
@@ -365,6 +405,10 @@ impl VariantMetrics {
             Metric::ParserFailureRate => self.parser_failure_rate,
             Metric::RefusalRate => self.refusal_rate,
             Metric::HallucinationRate => self.hallucination_rate,
+            Metric::CitationMismatchRate => self.citation_mismatch_rate,
+            Metric::ToolCallMismatchRate => self.tool_call_mismatch_rate,
+            Metric::UnsupportedNumericClaimRate => self.unsupported_numeric_claim_rate,
+            Metric::JudgeScore => self.judge_score,
         }
     }
 
@@ -443,5 +487,36 @@ mod tests {
         assert_eq!(metrics.latency_p95_ms, 1000.0);
         assert!((metrics.cost_per_success_usd - 0.0125).abs() < 1e-12);
         assert_eq!(metrics.tokens_per_request, 150.0);
+    }
+
+    #[test]
+    fn signal_rates_count_every_call_and_the_judge_averages_the_judged_ones() {
+        let mut aggregate = Aggregate::default();
+        for i in 0..10 {
+            aggregate.push(&Observation {
+                success: true,
+                citation_mismatch: i < 2,
+                tool_call_mismatch: i == 3,
+                unsupported_numeric_claims: i < 5,
+                judge_score: (i % 5 == 0).then_some(if i == 0 { 0.4 } else { 0.8 }),
+                ..Observation::default()
+            });
+        }
+        let metrics = VariantMetrics::from_aggregate("a", aggregate);
+        assert_eq!(metrics.value(Metric::CitationMismatchRate), 0.2);
+        assert_eq!(metrics.value(Metric::ToolCallMismatchRate), 0.1);
+        assert_eq!(metrics.value(Metric::UnsupportedNumericClaimRate), 0.5);
+        assert!((metrics.value(Metric::JudgeScore) - 0.6).abs() < 1e-12);
+        assert_eq!(metrics.judged, 2);
+        let MetricSample::Mean(judge) = metrics.sample(Metric::JudgeScore) else {
+            panic!("the judge score is a mean")
+        };
+        assert_eq!(judge.n, 2);
+        assert!(Metric::JudgeScore.higher_is_better());
+        assert!(
+            Metric::ALL
+                .into_iter()
+                .any(|m| m.as_str() == "citation_mismatch_rate")
+        );
     }
 }

@@ -14,6 +14,7 @@
 //! - [`guardrail`]: the control loop's `Ok | Violated | Inconclusive` decision.
 //! - [`cuped`]: regression adjustment on a pre-exposure covariate (gbstats'
 //!   `RegressionAdjustedStatistic`).
+//! - [`changepoint`]: Page's CUSUM on a metric's time series, with the change's onset.
 //! - [`limit`]: hard limits decided on an always-valid bound of one variant's own value.
 //! - [`distributions`], [`special`]: normal, Student-t and chi-square functions, written here
 //!   rather than borrowed so their accuracy is under our control.
@@ -37,6 +38,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bandit;
+pub mod changepoint;
 pub mod cuped;
 pub mod distributions;
 mod error;

@@ -3,7 +3,8 @@
 //! The [`collector`] takes LLM-call events and exposures over HTTP, validates each one, and keeps
 //! it durably in SQLite before acknowledging it; [`read`] is the one read API over what it kept
 //! (per-variant aggregates over a window, units per variant), which the control loop and every
-//! report use.
+//! report use; [`forensics`] is its forensic half (who saw which variant and prompt version,
+//! when each version first reached a variant, a metric's per-window time series).
 //!
 //! Only this crate knows the event tables: no other crate writes SQL against them.
 
@@ -12,6 +13,7 @@
 
 pub mod collector;
 pub mod error;
+pub mod forensics;
 pub mod read;
 
 pub use error::{Error, Result};

@@ -6,7 +6,8 @@
 //! latencies are returned unsorted for the caller to rank. [`aggregates_with_history`] adds each
 //! call's pre-exposure covariate for CUPED (see [`SuccessCovariate`]). An event without
 //! `parser_valid`,
-//! `refused` or `hallucinated` counts as "no"; a call without `cost_usd` or token counts counts
+//! `refused`, `hallucinated` or a hallucination signal counts as "no" (a judge score is
+//! averaged over the calls that have one); a call without `cost_usd` or token counts counts
 //! as 0, so send them on every call.
 
 use rusqlite::{Connection, params};
@@ -28,6 +29,18 @@ pub struct Aggregate {
     pub refusals: u64,
     /// Calls flagged as hallucinated.
     pub hallucinations: u64,
+    /// Calls whose output cited a source that was not provided.
+    pub citation_mismatches: u64,
+    /// Calls with an undeclared tool call or arguments failing its schema.
+    pub tool_call_mismatches: u64,
+    /// Calls whose output held numbers absent from the input and sources.
+    pub unsupported_numeric_claims: u64,
+    /// Calls a sampled judge scored.
+    pub judged: u64,
+    /// Σ judge score.
+    pub judge_sum: f64,
+    /// Σ judge score².
+    pub judge_squares: f64,
     /// Σ cost.
     pub cost_sum: f64,
     /// Σ cost².
@@ -80,6 +93,14 @@ pub struct Observation {
     pub refused: bool,
     /// Hallucinated.
     pub hallucinated: bool,
+    /// Cited a source that was not provided.
+    pub citation_mismatch: bool,
+    /// Made an undeclared or ill-formed tool call.
+    pub tool_call_mismatch: bool,
+    /// Held unsupported numbers.
+    pub unsupported_numeric_claims: bool,
+    /// A sampled judge's score.
+    pub judge_score: Option<f64>,
     /// Latency.
     pub latency_ms: f64,
     /// Time to first token.
@@ -103,6 +124,14 @@ impl Aggregate {
         self.parser_failures += u64::from(call.parser_failure);
         self.refusals += u64::from(call.refused);
         self.hallucinations += u64::from(call.hallucinated);
+        self.citation_mismatches += u64::from(call.citation_mismatch);
+        self.tool_call_mismatches += u64::from(call.tool_call_mismatch);
+        self.unsupported_numeric_claims += u64::from(call.unsupported_numeric_claims);
+        if let Some(score) = call.judge_score {
+            self.judged += 1;
+            self.judge_sum += score;
+            self.judge_squares += score * score;
+        }
         self.cost_sum += call.cost_usd;
         self.cost_squares += call.cost_usd * call.cost_usd;
         if call.success {
@@ -133,6 +162,12 @@ impl Aggregate {
         self.parser_failures += other.parser_failures;
         self.refusals += other.refusals;
         self.hallucinations += other.hallucinations;
+        self.citation_mismatches += other.citation_mismatches;
+        self.tool_call_mismatches += other.tool_call_mismatches;
+        self.unsupported_numeric_claims += other.unsupported_numeric_claims;
+        self.judged += other.judged;
+        self.judge_sum += other.judge_sum;
+        self.judge_squares += other.judge_squares;
         self.cost_sum += other.cost_sum;
         self.cost_squares += other.cost_squares;
         self.cost_success_sum += other.cost_success_sum;
@@ -167,7 +202,9 @@ const AGGREGATE_SQL: &str = "SELECT variant, COUNT(*), \
     SUM(status = 'success'), SUM(status IN ('error', 'timeout')), \
     SUM(parser_valid = 0), SUM(refused = 1), SUM(hallucinated = 1), \
     TOTAL(cost_usd), TOTAL(cost_usd * cost_usd), TOTAL(CASE WHEN status = 'success' THEN cost_usd END), \
-    TOTAL(input_tokens), TOTAL(input_tokens * input_tokens), TOTAL(output_tokens), TOTAL(output_tokens * output_tokens) \
+    TOTAL(input_tokens), TOTAL(input_tokens * input_tokens), TOTAL(output_tokens), TOTAL(output_tokens * output_tokens), \
+    SUM(citation_mismatch = 1), SUM(tool_call_mismatch = 1), SUM(unsupported_numeric_claims = 1), \
+    COUNT(judge_score), TOTAL(judge_score), TOTAL(judge_score * judge_score) \
     FROM calls WHERE flag_key = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (?4 IS NULL OR environment IS NULL OR environment = ?4) \
     GROUP BY variant ORDER BY variant";
 
@@ -205,6 +242,12 @@ pub fn aggregates(connection: &Connection, window: &Window) -> Result<Vec<(Strin
                 input_squares: row.get(11)?,
                 output_sum: row.get(12)?,
                 output_squares: row.get(13)?,
+                citation_mismatches: count(14)?,
+                tool_call_mismatches: count(15)?,
+                unsupported_numeric_claims: count(16)?,
+                judged: count(17)?,
+                judge_sum: row.get(18)?,
+                judge_squares: row.get(19)?,
                 latencies: Vec::new(),
                 ttfts: Vec::new(),
                 success_covariate: SuccessCovariate::default(),
@@ -304,6 +347,64 @@ pub fn calls_per_variant(connection: &Connection, window: &Window) -> Result<Vec
          AND (?4 IS NULL OR environment IS NULL OR environment = ?4) GROUP BY variant ORDER BY variant",
         window,
     )
+}
+
+/// What was served since a time, for hygiene: exposures plus calls per flag, per prompt id
+/// (calls name it) and per prompt body hash (exposures and calls carry it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// Exposures and calls per flag key.
+    pub flags: std::collections::BTreeMap<String, u64>,
+    /// Calls per prompt id.
+    pub prompt_ids: std::collections::BTreeMap<String, u64>,
+    /// Exposures and calls per prompt body hash.
+    pub prompt_hashes: std::collections::BTreeMap<String, u64>,
+}
+
+/// Which count table of an [`Activity`] a grouped query fills.
+type CountsOf = fn(&mut Activity) -> &mut std::collections::BTreeMap<String, u64>;
+
+/// Exposures and calls at or after `since_ms`, counted per flag, prompt id and body hash. One
+/// grouped scan per table and key; the answer has one row per distinct key, so it is bounded by
+/// the number of flags and prompts, not of events.
+pub fn activity_since(connection: &Connection, since_ms: i64) -> Result<Activity> {
+    let mut activity = Activity::default();
+    let grouped: [(&str, CountsOf); 5] = [
+        (
+            "SELECT flag_key, COUNT(*) FROM exposures WHERE ts_ms >= ?1 GROUP BY flag_key",
+            |a| &mut a.flags,
+        ),
+        (
+            "SELECT flag_key, COUNT(*) FROM calls WHERE ts_ms >= ?1 GROUP BY flag_key",
+            |a| &mut a.flags,
+        ),
+        (
+            "SELECT prompt_id, COUNT(*) FROM calls WHERE ts_ms >= ?1 AND prompt_id IS NOT NULL GROUP BY prompt_id",
+            |a| &mut a.prompt_ids,
+        ),
+        (
+            "SELECT prompt_hash, COUNT(*) FROM exposures WHERE ts_ms >= ?1 AND prompt_hash IS NOT NULL GROUP BY prompt_hash",
+            |a| &mut a.prompt_hashes,
+        ),
+        (
+            "SELECT prompt_hash, COUNT(*) FROM calls WHERE ts_ms >= ?1 AND prompt_hash IS NOT NULL GROUP BY prompt_hash",
+            |a| &mut a.prompt_hashes,
+        ),
+    ];
+    for (sql, target) in grouped {
+        let mut statement = connection.prepare_cached(sql)?;
+        let rows = statement.query_map(params![since_ms], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?.max(0) as u64,
+            ))
+        })?;
+        for row in rows {
+            let (key, count) = row?;
+            *target(&mut activity).entry(key).or_insert(0) += count;
+        }
+    }
+    Ok(activity)
 }
 
 /// Runs a `SELECT variant, COUNT(…)` over a window (parameters: flag, from, to, environment).

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::Output;
 use crate::exit::ExitCode;
 
-pub(crate) fn run_lint(repo: &Path) -> Result<Output> {
-    let (_, diagnostics) = lint::check(repo)?;
+pub(crate) fn run_lint(repo: &Path, owner_keys: Option<&str>) -> Result<Output> {
+    let (_, diagnostics) = lint::check_with(repo, owner_keys)?;
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let mut text = String::new();
@@ -37,8 +37,9 @@ pub(crate) fn run_build(
     out: &Path,
     environments: &[String],
     source: &Option<String>,
+    owner_keys: Option<&str>,
 ) -> Result<Output> {
-    let build = build_repo(repo, environments.to_vec(), source.clone())?;
+    let build = build_repo(repo, environments.to_vec(), source.clone(), owner_keys)?;
     build.write(out)?;
     let manifest = build.manifest();
     let mut text = format!(
@@ -82,7 +83,7 @@ pub(crate) fn run_eval(
     let raw = match (ruleset, environment) {
         (Some(path), _) => build::read_ruleset_file(path)?,
         (None, Some(env)) => {
-            let mut build = build_repo(repo, vec![env.clone()], Some(String::from("eval")))?;
+            let mut build = build_repo(repo, vec![env.clone()], Some(String::from("eval")), None)?;
             build
                 .environments
                 .remove(env)
@@ -111,14 +112,16 @@ pub(crate) fn build_repo(
     repo: &Path,
     environments: Vec<String>,
     source: Option<String>,
+    owner_keys: Option<&str>,
 ) -> Result<Build> {
-    let (loaded, diagnostics) = lint::check(repo)?;
+    let (loaded, diagnostics) = lint::check_with(repo, owner_keys)?;
     Ok(build::build(
         &loaded,
         &diagnostics,
         &BuildOptions {
             source,
             environments,
+            owner_keys: owner_keys.map(String::from),
         },
     )?)
 }
@@ -145,7 +148,7 @@ fn scratch() -> Result<Scratch> {
 /// A diff side: a build folder, or a git revision exported and built.
 fn load_side(repo: &Path, spec: Option<&str>, scratches: &mut Vec<Scratch>) -> Result<Build> {
     let Some(spec) = spec else {
-        return build_repo(repo, Vec::new(), None);
+        return build_repo(repo, Vec::new(), None, None);
     };
     let path = Path::new(spec);
     if path.join("manifest.json").is_file() {
@@ -155,7 +158,7 @@ fn load_side(repo: &Path, spec: Option<&str>, scratches: &mut Vec<Scratch>) -> R
     let commit = git::export_revision(repo, spec, &dir.0).with_context(|| {
         format!("{spec:?} is neither a build folder (with manifest.json) nor a git revision")
     })?;
-    let build = build_repo(&dir.0, Vec::new(), Some(commit));
+    let build = build_repo(&dir.0, Vec::new(), Some(commit), None);
     scratches.push(dir);
     build
 }

@@ -3,6 +3,10 @@
 //! code) and prints nothing itself.
 
 pub(crate) mod authoring;
+pub(crate) mod evals;
+pub(crate) mod forensics;
+pub(crate) mod governance;
+pub(crate) mod hygiene;
 pub(crate) mod release;
 
 use std::path::Path;

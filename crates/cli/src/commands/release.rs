@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use promptflag_authoring::build::Build;
 use promptflag_release::audit::AuditLog;
+use promptflag_release::store::WorkerAdmin;
 use promptflag_release::{drift, ops, publish};
 use serde_json::json;
 
@@ -18,6 +19,7 @@ use crate::{Bar, Output};
 pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Output> {
     let PublishCommand {
         environment,
+        eval_results,
         build,
         force,
         revert_runtime,
@@ -29,16 +31,23 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
     let (force, dry_run) = (*force, *dry_run);
     let build = match build {
         Some(dir) => Build::read(dir)?,
-        None => super::authoring::build_repo(&args.repo, vec![environment.clone()], None)?,
+        None => super::authoring::build_repo(
+            &args.repo,
+            vec![environment.clone()],
+            None,
+            args.owner_keys.as_deref(),
+        )?,
     };
     let store = target.open(http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
+    reconcile(store.as_ref(), &mut audit)?;
     let options = publish::PublishOptions {
         environment: environment.clone(),
         actor: args.actor.clone(),
         reason: reason.clone(),
         force,
         revert_runtime: *revert_runtime,
+        eval_results: Some(eval_results.clone()),
     };
     let plan = publish::plan(store.as_ref(), &audit, &build, &options)?;
     if dry_run {
@@ -95,6 +104,7 @@ pub(crate) fn run_revert(args: &HiArgs, revert: &Revert) -> Result<Output> {
     let started = Instant::now();
     let store = revert.target.open(revert.http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
+    reconcile(store.as_ref(), &mut audit)?;
     let who = ops::Actor {
         actor: args.actor.clone(),
         reason: revert.reason.clone(),
@@ -239,7 +249,12 @@ pub(crate) fn run_status(
     target: &Target,
     http: &promptflag_release::store::Http,
 ) -> Result<Output> {
-    let build = super::authoring::build_repo(&args.repo, vec![environment.to_string()], None)?;
+    let build = super::authoring::build_repo(
+        &args.repo,
+        vec![environment.to_string()],
+        None,
+        args.owner_keys.as_deref(),
+    )?;
     let store = target.open(http.clone());
     let audit = AuditLog::open(&args.audit_db)?;
     let status = drift::status(store.as_ref(), &audit, &build, environment)?;
@@ -301,6 +316,7 @@ pub(crate) fn run_sync(
             &promptflag_authoring::build::BuildOptions {
                 source: Some(String::from("sync")),
                 environments: vec![environment.clone()],
+                owner_keys: args.owner_keys.clone(),
             },
         )?;
         let plan = promptflag_authoring::sync::plan(
@@ -334,16 +350,60 @@ pub(crate) fn run_sync(
 }
 
 /// `promptflag audit list`.
-pub(crate) fn run_audit_list(args: &HiArgs, environment: &Option<String>) -> Result<Output> {
-    let audit = AuditLog::open(&args.audit_db)?;
-    let entries = audit.list(environment.as_deref())?;
+pub(crate) fn run_audit_list(
+    args: &HiArgs,
+    environment: &Option<String>,
+    server: Option<&WorkerAdmin>,
+) -> Result<Output> {
+    let entries: Vec<ListedEntry> = match server {
+        Some(worker) => worker
+            .served_audit()?
+            .entries
+            .into_iter()
+            .filter(|entry| {
+                environment
+                    .as_ref()
+                    .is_none_or(|env| *env == entry.environment)
+            })
+            .map(|entry| ListedEntry {
+                seq: entry.seq,
+                time: entry.time,
+                action: entry.action,
+                environment: entry.environment,
+                content_hash: entry.content_hash,
+                revision: entry.revision,
+                previous_revision: entry.previous_revision,
+                actor: entry.actor,
+                reason: entry.reason,
+                hash: entry.hash,
+                json: serde_json::Value::Null,
+            })
+            .collect(),
+        None => AuditLog::open(&args.audit_db)?
+            .list(environment.as_deref())?
+            .into_iter()
+            .map(|entry| ListedEntry {
+                json: serde_json::to_value(&entry).unwrap_or_default(),
+                seq: entry.seq,
+                time: entry.time,
+                action: entry.action.as_str().to_string(),
+                environment: entry.environment,
+                content_hash: entry.content_hash,
+                revision: entry.revision,
+                previous_revision: entry.previous_revision,
+                actor: entry.actor,
+                reason: entry.reason,
+                hash: entry.hash,
+            })
+            .collect(),
+    };
     let mut text = String::new();
     for entry in &entries {
         text.push_str(&format!(
             "#{} {} {} {} {} r{} (from {}) by {} {}\n   {}\n",
             entry.seq,
             entry.time,
-            entry.action.as_str(),
+            entry.action,
             entry.environment,
             entry
                 .content_hash
@@ -363,15 +423,62 @@ pub(crate) fn run_audit_list(args: &HiArgs, environment: &Option<String>) -> Res
     if entries.is_empty() {
         text.push_str("the audit log is empty\n");
     }
+    let listed: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            if entry.json.is_null() {
+                json!({"seq": entry.seq, "time": entry.time, "actor": entry.actor,
+                       "action": entry.action, "environment": entry.environment,
+                       "revision": entry.revision, "previous_revision": entry.previous_revision,
+                       "reason": entry.reason, "content_hash": entry.content_hash,
+                       "hash": entry.hash})
+            } else {
+                entry.json.clone()
+            }
+        })
+        .collect();
     Ok(Output {
         text,
-        json: json!({ "ok": true, "entries": entries }),
+        json: json!({ "ok": true, "entries": listed }),
         code: ExitCode::Ok,
     })
 }
 
+/// One line of `audit list`, from the Worker's log or the local mirror.
+struct ListedEntry {
+    seq: u64,
+    time: String,
+    action: String,
+    environment: String,
+    content_hash: Option<String>,
+    revision: Option<u64>,
+    previous_revision: Option<u64>,
+    actor: String,
+    reason: String,
+    hash: String,
+    /// The local entry as `--json` printed it before (null for a served entry).
+    json: serde_json::Value,
+}
+
+/// Finishes a write a previous command left half-recorded (it died between the store's write
+/// and the audit append), and says so on standard error.
+fn reconcile(store: &dyn promptflag_release::store::Store, audit: &mut AuditLog) -> Result<()> {
+    let appended = promptflag_release::reconcile(store, audit)?;
+    if appended > 0 {
+        eprintln!(
+            "reconciled a write an earlier command made but did not record: {appended} audit entr{} appended",
+            if appended == 1 { "y" } else { "ies" }
+        );
+    }
+    Ok(())
+}
+
 /// `promptflag audit verify`.
-pub(crate) fn run_audit_verify(args: &HiArgs, expect_head: &Option<String>) -> Result<Output> {
+pub(crate) fn run_audit_verify(
+    args: &HiArgs,
+    expect_head: &Option<String>,
+    server: Option<&WorkerAdmin>,
+) -> Result<Output> {
     let audit = AuditLog::open(&args.audit_db)?;
     let verification = audit.verify(expect_head.as_deref())?;
     let mut text = String::new();
@@ -388,14 +495,39 @@ pub(crate) fn run_audit_verify(args: &HiArgs, expect_head: &Option<String>) -> R
             ));
         }
     }
-    let code = if verification.is_intact() {
+    let mut intact = verification.is_intact();
+    let mut served_json = serde_json::Value::Null;
+    if let Some(worker) = server {
+        let served = worker.served_audit()?;
+        let breaks = served.verify();
+        if breaks.is_empty() {
+            text.push_str(&format!(
+                "served audit log of {} intact: {} entries, head {}, {} revision anchor(s) match KV\n",
+                worker.base(),
+                served.entries.len(),
+                served.head.hash,
+                served.anchors.len()
+            ));
+        } else {
+            intact = false;
+            for problem in &breaks {
+                text.push_str(&format!(
+                    "TAMPERED served entry {}: {} — {}\n",
+                    problem.seq, problem.kind, problem.message
+                ));
+            }
+        }
+        served_json = json!({"entries": served.entries.len(), "head": served.head.hash,
+                             "anchors": served.anchors.len(), "breaks": breaks});
+    }
+    let code = if intact {
         ExitCode::Ok
     } else {
         ExitCode::Problems
     };
     Ok(Output {
         text,
-        json: json!({ "ok": verification.is_intact(), "verification": verification }),
+        json: json!({ "ok": intact, "verification": verification, "served": served_json }),
         code,
     })
 }

@@ -92,6 +92,10 @@ pub fn promptflag_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         "PROMPTFLAG_AUDIT_DB",
         "PROMPTFLAG_REPO",
         "PROMPTFLAG_SERVE_URL",
+        "PROMPTFLAG_DB",
+        "PROMPTFLAG_EVAL_BASE_URL",
+        "PROMPTFLAG_EVAL_API_KEY",
+        "PROMPTFLAG_EVAL_RESULTS",
     ] {
         command.env_remove(name);
     }

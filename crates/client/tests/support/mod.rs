@@ -14,7 +14,7 @@ pub use promptflag_contracts::digest::sha256_hex;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use serde_json::{Value, json};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "client-test-admin-token-0123456789abcdef";
 
 /// The built Worker, running in Miniflare on 127.0.0.1 until dropped.
 pub struct Worker {

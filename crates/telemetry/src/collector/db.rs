@@ -60,7 +60,12 @@ CREATE TABLE IF NOT EXISTS calls (
     refused INTEGER,
     hallucinated INTEGER,
     cost_usd REAL,
-    content_hash TEXT
+    content_hash TEXT,
+    citation_mismatch INTEGER,
+    tool_call_mismatch INTEGER,
+    unsupported_numeric_claims INTEGER,
+    judge_score REAL,
+    response_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_flag_time ON calls (flag_key, ts_ms);
 CREATE TABLE IF NOT EXISTS exposures (
@@ -73,9 +78,10 @@ CREATE TABLE IF NOT EXISTS exposures (
     prompt_hash TEXT,
     revision INTEGER,
     unit TEXT,
-    reason TEXT
+    reason TEXT,
+    prompt_id TEXT,
+    prompt_version TEXT
 );
-CREATE INDEX IF NOT EXISTS exposures_flag_time ON exposures (flag_key, ts_ms);
 ";
 
 /// Opens (creating if needed) the telemetry database with WAL and the chosen sync level.
@@ -100,21 +106,62 @@ pub fn open(path: &Path, synchronous: Synchronous) -> Result<Connection> {
         synchronous.as_str()
     ))?;
     connection.execute_batch(SCHEMA)?;
-    add_content_hash_column(&connection)?;
+    add_missing_call_columns(&connection)?;
+    add_column(&connection, "exposures", "prompt_id")?;
+    add_column(&connection, "exposures", "prompt_version")?;
+    connection.execute_batch(INDEXES)?;
     Ok(connection)
 }
 
-/// Files written before calls kept their content hash gain the column; their old rows have
-/// none, so a resend of one of them is a duplicate, never a conflict.
-fn add_content_hash_column(connection: &Connection) -> Result<()> {
+/// Files written before calls kept their content hash, or their hallucination signals, gain
+/// the columns; their old rows have none, so a resend of one of them is a duplicate, never a
+/// conflict, and its signals count as not computed.
+fn add_missing_call_columns(connection: &Connection) -> Result<()> {
     let mut statement = connection.prepare("PRAGMA table_info(calls)")?;
+    let columns = statement
+        .query_map([], |row| row.get::<_, String>(1))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    for (column, kind) in [
+        ("content_hash", "TEXT"),
+        ("response_hash", "TEXT"),
+        ("citation_mismatch", "INTEGER"),
+        ("tool_call_mismatch", "INTEGER"),
+        ("unsupported_numeric_claims", "INTEGER"),
+        ("judge_score", "REAL"),
+    ] {
+        if !columns.iter().any(|existing| existing == column) {
+            connection.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The exposure indexes. Every read of exposures filters one flag over a time range and reads
+/// the variant, version, unit, reason and environment, so an index on the flag and time that
+/// also holds those columns answers each read from the index alone, without visiting the rows.
+/// It replaces the earlier `(flag_key, ts_ms)` index, a prefix of it. The second, in unit order,
+/// lets "who saw what" over a long window stream each unit's exposures together instead of
+/// hashing and sorting millions of rows (`telemetry::forensics`; `docs/benchmarks.md` has the
+/// figures on ten million exposures). Together they cost the collector two index writes an
+/// exposure.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS exposures_flag_time_cover ON exposures
+    (flag_key, ts_ms, variant, prompt_version, unit, reason, environment);
+CREATE INDEX IF NOT EXISTS exposures_flag_unit_cover ON exposures
+    (flag_key, unit, variant, prompt_version, ts_ms);
+DROP INDEX IF EXISTS exposures_flag_time;
+";
+
+/// Adds a nullable text column to a table that lacks it.
+fn add_column(connection: &Connection, table: &str, column: &str) -> Result<()> {
+    let mut statement = connection.prepare(&format!("PRAGMA table_info({table})"))?;
     let columns = statement.query_map([], |row| row.get::<_, String>(1))?;
-    for column in columns {
-        if column? == "content_hash" {
+    for existing in columns {
+        if existing? == column {
             return Ok(());
         }
     }
-    connection.execute_batch("ALTER TABLE calls ADD COLUMN content_hash TEXT")?;
+    connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
     Ok(())
 }
 
@@ -154,12 +201,35 @@ fn call_content_hash(call: &CallRecord) -> String {
         call.hallucinated,
         call.cost_usd,
     ]);
-    sha256_hex(fields.to_string().as_bytes())
+    // The signals join the hashed fields only when a call carries any, so calls stored before
+    // they existed keep their hash and a resend of one stays a duplicate.
+    let signals = [
+        call.citation_mismatch.map(serde_json::Value::from),
+        call.tool_call_mismatch.map(serde_json::Value::from),
+        call.unsupported_numeric_claims.map(serde_json::Value::from),
+        call.judge_score.map(serde_json::Value::from),
+    ];
+    let fields = if signals.iter().any(Option::is_some) {
+        let mut fields = fields;
+        if let Some(array) = fields.as_array_mut() {
+            array.extend(signals.into_iter().map(Option::unwrap_or_default));
+        }
+        fields
+    } else {
+        fields
+    };
+    // The response hash joined the schema later: it is hashed only when present, so a call
+    // stored before it (or sent without it) keeps the hash it always had.
+    let mut text = fields.to_string();
+    if let Some(response_hash) = &call.response_hash {
+        text.push_str(response_hash);
+    }
+    sha256_hex(text.as_bytes())
 }
 
-const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+const INSERT_CALL: &str = "INSERT OR IGNORE INTO calls (request_id, ts_ms, environment, flag_key, variant, prompt_id, prompt_version, prompt_hash, user_id, model, temperature, input_tokens, output_tokens, latency_ms, ttft_ms, status, parser_valid, refused, hallucinated, cost_usd, content_hash, citation_mismatch, tool_call_mismatch, unsupported_numeric_claims, judge_score, response_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 const STORED_CALL_HASH: &str = "SELECT content_hash FROM calls WHERE request_id = ?1";
-const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const INSERT_EXPOSURE: &str = "INSERT OR IGNORE INTO exposures (key, ts_ms, environment, flag_key, variant, prompt_hash, revision, unit, reason, prompt_id, prompt_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 fn insert_call(
     statement: &mut rusqlite::CachedStatement<'_>,
@@ -189,6 +259,11 @@ fn insert_call(
         call.hallucinated,
         call.cost_usd,
         content_hash,
+        call.citation_mismatch,
+        call.tool_call_mismatch,
+        call.unsupported_numeric_claims,
+        call.judge_score,
+        call.response_hash,
     ])?;
     if changed > 0 {
         return Ok(Stored::Accepted);
@@ -215,6 +290,8 @@ fn insert_exposure(
         exposure.revision.map(|r| r.min(i64::MAX as u64) as i64),
         exposure.unit,
         exposure.reason,
+        exposure.prompt_id,
+        exposure.prompt_version,
     ])
 }
 

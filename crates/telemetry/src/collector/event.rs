@@ -31,6 +31,10 @@ pub struct ExposureRecord {
     pub flag_key: String,
     /// Variant served.
     pub variant: String,
+    /// Prompt family served.
+    pub prompt_id: Option<String>,
+    /// Prompt version served.
+    pub prompt_version: Option<String>,
     /// Prompt hash served.
     pub prompt_hash: Option<String>,
     /// Ruleset revision that answered.
@@ -100,6 +104,8 @@ fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
     let flag_key = exposure.flag_key.into_owned();
     let variant = text(exposure.variant).unwrap_or_default();
     let prompt_hash = text(exposure.prompt_hash);
+    let prompt_id = text(exposure.prompt_id);
+    let prompt_version = text(exposure.prompt_version);
     let unit = text(exposure.unit);
     let reason = text(exposure.reason);
     let key = match exposure.id {
@@ -126,6 +132,8 @@ fn exposure(exposure: Exposure<'static>) -> ExposureRecord {
         environment,
         flag_key,
         variant,
+        prompt_id,
+        prompt_version,
         prompt_hash,
         revision: exposure.revision,
         unit,
