@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::fake_worker::FakeWorker;
+use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
 use support::*;
 
 const WORKFLOW: &str = ".github/workflows/promptflag.yml";
@@ -158,12 +158,20 @@ fn the_pull_request_steps_pass_on_the_example_repository_and_block_a_broken_outp
 #[test]
 fn the_merge_steps_build_publish_staging_and_prod_and_queue_the_canary() {
     let (dir, repo, head) = checkout();
-    let worker = FakeWorker::start("t0ken", "prod");
+    // The real Worker on workerd: the audit step reads its admin authority's log.
+    let token = "ci-recipe-admin-token-0123456789abcdef";
+    let locations = Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let options = WorkerOptions {
+        admin_token: Some(token.to_string()),
+        environment: String::from("prod"),
+        ..WorkerOptions::default()
+    };
+    let worker = WorkerProcess::start(&locations, &options).unwrap_or_else(|e| panic!("{e}"));
     let state = dir.path().join("state");
     let env = [
         ("GITHUB_SHA", head.clone()),
         ("PROMPTFLAG_WORKER_URL", worker.url().to_string()),
-        ("PROMPTFLAG_ADMIN_TOKEN", String::from("t0ken")),
+        ("PROMPTFLAG_ADMIN_TOKEN", token.to_string()),
         (
             "PROMPTFLAG_AUDIT_DB",
             state.join("audit.sqlite3").display().to_string(),
