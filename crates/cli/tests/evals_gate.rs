@@ -499,7 +499,7 @@ fn lint_checks_eval_suites_and_hygiene_dates() {
         "evals/ghost/eval.yaml:1: error[unknown_family]: evals/ghost/ names no prompt family",
         "evals/ticket_summary/eval.yaml:1: error[bad_eval_suite]: evals/ticket_summary/eval.yaml: unknown field `max_output_token`",
         "evals/support_reply/eval.yaml:1: warning[unknown_variable]: case \"password-reset\" sets \"locale\"",
-        "prompts/support_reply/metadata.yaml:7: warning[review_overdue]: `review_by: 2020-01-31` has passed",
+        "prompts/support_reply/metadata.yaml:41: warning[review_overdue]: `review_by: 2020-01-31` has passed",
         "flags/summary_prompt.yaml:31: error[invalid_value]: `delete_after` must be a date YYYY-MM-DD, not \"next quarter\"",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -19,10 +19,14 @@ fn add_version_on_another_model(repo: &Path, model_block: &str) {
     let body = std::fs::read(repo.join("prompts/support_reply/1.1.0.md")).unwrap();
     std::fs::write(repo.join("prompts/support_reply/1.1.1.md"), body).unwrap();
     let metadata = repo.join("prompts/support_reply/metadata.yaml");
-    let mut text = std::fs::read_to_string(&metadata).unwrap();
-    text.push_str(&format!(
-        "  \"1.1.1\":\n    author: alice@acme.example\n    reviewers: [bob@acme.example]\n    risk: low\n    status: canary\n{model_block}"
-    ));
+    // The new version goes first under `versions:`, whatever follows the list in the file.
+    let text = std::fs::read_to_string(&metadata).unwrap().replacen(
+        "versions:\n",
+        &format!(
+            "versions:\n  \"1.1.1\":\n    author: alice@acme.example\n    reviewers: [bob@acme.example]\n    risk: low\n    status: canary\n{model_block}"
+        ),
+        1,
+    );
     std::fs::write(&metadata, text).unwrap();
     edit(
         repo,
