@@ -11,8 +11,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use serde_json::Value;
 use support::*;
 
 const WORKFLOW: &str = ".github/workflows/promptflag.yml";
