@@ -4,9 +4,9 @@
 
 pub(crate) mod authoring;
 pub(crate) mod evals;
+pub(crate) mod forensics;
 pub(crate) mod governance;
 pub(crate) mod hygiene;
-pub(crate) mod forensics;
 pub(crate) mod release;
 
 use std::path::Path;
