@@ -41,6 +41,7 @@ export function workerOptions({
   adminToken,
   adminCredentials,
   environmentPolicy,
+  ownerKeys,
   environment = "dev",
   cacheTtlMs = 50,
   exposureSink,
@@ -61,6 +62,8 @@ export function workerOptions({
   if (environmentPolicy !== undefined) {
     bindings.ENVIRONMENT_POLICY = typeof environmentPolicy === "string" ? environmentPolicy : JSON.stringify(environmentPolicy);
   }
+  // The signature gate's root owner keys (a secret in production).
+  if (ownerKeys !== undefined) bindings.OWNER_KEYS = ownerKeys;
   if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
   if (exposureSinkToken) bindings.EXPOSURE_SINK_TOKEN = exposureSinkToken;
   return {

@@ -653,3 +653,136 @@ export async function decideGate(given) {
   if (allowed && walked.text !== null) decision.registry = walked.text;
   return decision;
 }
+
+// ---- the gate in the admin authority -----------------------------------------------------------
+
+/** The media type of a publish that carries its approvals: `{ruleset, registry_changes,
+ * prompts, approvals}`, the ruleset as its exact text. */
+export const PUBLISH_WITH_APPROVALS = "application/vnd.promptflag.publish+json";
+// The most a publish with approvals may be: a ruleset (at most 1 MiB) and a gate input (at most
+// 1 MiB), with room for the JSON string escapes of the ruleset.
+const MAX_PUBLISH_BYTES = 4 * 1024 * 1024;
+// Where the authority keeps the registry it accepted (worker/src/admin.rs commits it there).
+const REGISTRY_KEY = "governance:registry";
+// The most keys one Durable Object storage read takes.
+const STORAGE_KEYS_AT_ONCE = 128;
+
+const refuse = (reason, subject, detail, serial) => refusal(problem(reason, subject, null, detail), serial);
+
+// The serial of a registry's text, or 0 when it has none.
+function serialOf(text) {
+  try {
+    const serial = JSON.parse(text)?.serial;
+    return Number.isSafeInteger(serial) ? serial : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// The content of the ruleset a subject names: its prompt id and version, model and parameters
+// must be the ruleset's own for that body, so a subject cannot describe other content than the
+// one being published.
+function matchesContent(subject, entry) {
+  return (
+    subject.prompt === `${entry.id}@${entry.version}` &&
+    (subject.model ?? "") === (entry.model ?? "") &&
+    canonical(subject.parameters ?? {}) === canonical(entry.parameters ?? {})
+  );
+}
+
+// The prompt bodies of `hashes` that `environment` has served before (accepted:<env>:<sha256>).
+async function servedBefore(storage, environment, hashes) {
+  const served = new Set();
+  for (let at = 0; at < hashes.length; at += STORAGE_KEYS_AT_ONCE) {
+    const keys = hashes.slice(at, at + STORAGE_KEYS_AT_ONCE).map((hash) => `accepted:${environment}:${hash}`);
+    const found = await storage.get(keys);
+    keys.forEach((key, index) => found.has(key) && served.add(hashes[at + index]));
+  }
+  return served;
+}
+
+/**
+ * The gate's decision for publishing `rulesetText` to `environment`, from the ruleset's content:
+ * every prompt body it names that the environment has not served before needs a subject that
+ * matches the content and a valid approval. The root owner keys are the `OWNER_KEYS` secret and
+ * the registry is the one the authority accepted; the request's registry changes are those
+ * after it. Resolves to the decision's JSON text, or `{"error": {code, message}}`.
+ */
+async function decideForPublish(material, env, storage, environment, rulesetText) {
+  try {
+    const accepted = (await storage.get(REGISTRY_KEY)) ?? null;
+    const acceptedSerial = accepted === null ? 0 : serialOf(accepted);
+    const entries = JSON.parse(rulesetText).prompts ?? {};
+    const served = await servedBefore(storage, environment, Object.keys(entries));
+    const subjects = Array.isArray(material.prompts) ? material.prompts : [];
+    const prompts = [];
+    for (const [hash, entry] of Object.entries(entries)) {
+      if (served.has(hash)) continue;
+      const name = `${entry.id}@${entry.version}`;
+      const subject = subjects.find((s) => s?.body_sha256 === hash);
+      if (subject === undefined) {
+        const detail = "new to this environment, and the publish carries no approval subject for it (`promptflag approve`, then publish with the approvals)";
+        return JSON.stringify(refuse("approval_missing", name, detail, acceptedSerial));
+      }
+      if (!matchesContent(subject, entry)) {
+        const detail = "the approval subject does not describe the ruleset's content (prompt, model, parameters)";
+        return JSON.stringify(refuse("approval_invalid", name, detail, acceptedSerial));
+      }
+      prompts.push(subject);
+    }
+    const changes = Array.isArray(material.registry_changes) ? material.registry_changes : [];
+    const decision = await decideGate({
+      owner_keys: env.OWNER_KEYS ?? "",
+      accepted,
+      // The companion sends every registry file; those the authority already holds are not
+      // changes.
+      registry_changes: changes.filter((change) => !(serialOf(change?.text) <= acceptedSerial && serialOf(change?.text) > 0)),
+      environment,
+      require_approvals: true,
+      prompts,
+      approvals: Array.isArray(material.approvals) ? material.approvals : [],
+    });
+    return JSON.stringify(decision);
+  } catch (error) {
+    if (!(error instanceof GateInputError)) throw error;
+    return JSON.stringify({ error: { code: error.code, message: error.message } });
+  }
+}
+
+/** Why a publish with approvals could not be unpacked: an HTTP status and an error code. */
+export class PublishError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    Object.assign(this, { status, code });
+  }
+}
+
+/**
+ * The request the authority's Wasm serves, and the signature gate it calls for a publish whose
+ * environment requires approvals: a publish with approvals is unpacked to its ruleset's exact
+ * text (the Wasm validates, stores and hashes those bytes), its approvals kept for the gate.
+ */
+export async function withPublishGate(request, env, storage) {
+  let material = {};
+  const type = request.headers.get("content-type") ?? "";
+  if (request.method === "PUT" && type.split(";")[0].trim() === PUBLISH_WITH_APPROVALS) {
+    const length = Number(request.headers.get("content-length") ?? Number.NaN);
+    if (!(length <= MAX_PUBLISH_BYTES)) {
+      throw new PublishError(413, "payload_too_large", `a publish with approvals is at most ${MAX_PUBLISH_BYTES} bytes, with its Content-Length`);
+    }
+    try {
+      material = JSON.parse(await request.text());
+    } catch {
+      material = null;
+    }
+    if (material === null || typeof material !== "object" || typeof material.ruleset !== "string") {
+      throw new PublishError(400, "bad_request", `a ${PUBLISH_WITH_APPROVALS} body is a JSON object with the ruleset's text as "ruleset"`);
+    }
+    const headers = new Headers(request.headers);
+    headers.set("content-type", "application/json");
+    headers.delete("content-length");
+    request = new Request(request.url, { method: "PUT", headers, body: material.ruleset });
+  }
+  const gate = (environment, rulesetText) => decideForPublish(material, env, storage, environment, rulesetText);
+  return { request, gate };
+}

@@ -75,12 +75,14 @@ pub async fn handle_admin(
     env: JsValue,
     storage: js::DurableStorage,
     now: f64,
+    gate: JsValue,
 ) -> Result<JsValue, JsValue> {
     let packed = app::handle_admin(
         js::Incoming::new(request),
         env,
         js::Storage::new(storage),
         clock(now),
+        gate.dyn_into().ok(),
     )
     .await;
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
