@@ -425,7 +425,7 @@ async fn signature_gate(
     let text = call_gate(gate, environment, raw)
         .await
         .map_err(|e| Failure::unavailable(format!("the signature gate failed: {e}")))?;
-    let decision: Value = serde_json::from_str(&text)
+    let decision: Value = serde_json::from_slice(text.as_bytes())
         .map_err(|e| Failure::unavailable(format!("the signature gate answered {e}")))?;
     let message = decision["message"].as_str().unwrap_or_default().to_string();
     if let Some(error) = decision.get("error") {
