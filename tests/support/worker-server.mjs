@@ -2,7 +2,7 @@
 // docs/interfaces.md ("Running the built Worker from tests").
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
-//       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] \
+//       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] [--owner-keys <text>] \
 //       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>]
 //
 // `--admin-token T` is shorthand for credentials holding T with the override role in each of
@@ -122,6 +122,7 @@ async function main() {
       "admin-token": { type: "string" },
       "admin-credentials": { type: "string" },
       "environment-policy": { type: "string" },
+      "owner-keys": { type: "string" },
       environment: { type: "string", default: "dev" },
       "cache-ttl-ms": { type: "string", default: "50" },
       "exposure-sink": { type: "string" },
@@ -139,6 +140,7 @@ async function main() {
     adminToken: values["admin-token"],
     adminCredentials: values["admin-credentials"],
     environmentPolicy: values["environment-policy"],
+    ownerKeys: values["owner-keys"],
     environment: values.environment,
     cacheTtlMs,
     exposureSink: values["exposure-sink"],

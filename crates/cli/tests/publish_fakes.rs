@@ -45,6 +45,7 @@ fn options(env: &str) -> PublishOptions {
         reason: String::new(),
         force: false,
         eval_results: None,
+        approvals: None,
     }
 }
 

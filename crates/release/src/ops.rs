@@ -112,6 +112,7 @@ pub fn kill(
         action: "kill",
         reason: who.reason.clone(),
         override_gates: false,
+        approvals: None,
     };
     let entry = NewEntry {
         actor: who.actor.clone(),
@@ -168,6 +169,7 @@ pub fn rollback(
         action: "rollback",
         reason: who.reason.clone(),
         override_gates: false,
+        approvals: None,
     };
     let moved = store.rollback_with(environment, to, &intent)?;
     let write_ms = started.elapsed().as_millis();
