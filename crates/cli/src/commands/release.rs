@@ -41,11 +41,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
     // The approvals travel with a publish built from the repository, for a Worker whose
     // environment requires them; a prebuilt `--build` has no repository to read them from.
     let approvals = if from_repo {
-        Some(super::governance::gate_material(
-            &args.repo,
-            &build,
-            environment,
-        )?)
+        super::governance::gate_material(&args.repo, &build, environment)?
     } else {
         None
     };
