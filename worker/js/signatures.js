@@ -10,8 +10,10 @@
 // against about twenty gzipped in the Wasm.
 //
 // The input and the decision are documented in docs/interfaces.md ("Signed governance"). The
-// admin authority (worker/js/index.js) calls `decideGate` with the root owner keys from the
-// OWNER_KEYS secret, the registry it has accepted, and the publish.
+// admin authority (worker/js/index.js) unpacks a publish with `withPublishGate`; its Wasm calls
+// the gate that returns for a publish to an environment that requires approvals, which decides
+// with the root owner keys from the OWNER_KEYS secret, the registry the authority accepted, and
+// the publish's content and approvals.
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true });
