@@ -2,7 +2,7 @@
 // docs/interfaces.md ("Running the built Worker from tests").
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
-//       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] \
+//       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] [--owner-keys <text>] \
 //       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>]
 //
 // `--admin-token T` is shorthand for credentials holding T with the override role in each of
@@ -41,6 +41,7 @@ export function workerOptions({
   adminToken,
   adminCredentials,
   environmentPolicy,
+  ownerKeys,
   environment = "dev",
   cacheTtlMs = 50,
   exposureSink,
@@ -61,6 +62,8 @@ export function workerOptions({
   if (environmentPolicy !== undefined) {
     bindings.ENVIRONMENT_POLICY = typeof environmentPolicy === "string" ? environmentPolicy : JSON.stringify(environmentPolicy);
   }
+  // The signature gate's root owner keys (a secret in production).
+  if (ownerKeys !== undefined) bindings.OWNER_KEYS = ownerKeys;
   if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
   if (exposureSinkToken) bindings.EXPOSURE_SINK_TOKEN = exposureSinkToken;
   return {
@@ -119,6 +122,7 @@ async function main() {
       "admin-token": { type: "string" },
       "admin-credentials": { type: "string" },
       "environment-policy": { type: "string" },
+      "owner-keys": { type: "string" },
       environment: { type: "string", default: "dev" },
       "cache-ttl-ms": { type: "string", default: "50" },
       "exposure-sink": { type: "string" },
@@ -136,6 +140,7 @@ async function main() {
     adminToken: values["admin-token"],
     adminCredentials: values["admin-credentials"],
     environmentPolicy: values["environment-policy"],
+    ownerKeys: values["owner-keys"],
     environment: values.environment,
     cacheTtlMs,
     exposureSink: values["exposure-sink"],

@@ -12,11 +12,14 @@
 // The admin API (`/admin/*`) is served by the admin authority, the Durable Object class
 // `PromptflagAuthority` exported below: one object per namespace (bound as
 // `PROMPTFLAG_AUTHORITY`), the only writer of KV, which runs the same Wasm with its own storage
-// (`handle_admin`). Other handlers go here as further exports beside the default one.
+// (`handle_admin`), and the signature gate of worker/js/signatures.js, which the Wasm calls for
+// a publish to an environment that requires approvals. Other handlers go here as further exports
+// beside the default one.
 
 import { DurableObject } from "cloudflare:workers";
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
+import { PublishError, withPublishGate } from "./signatures.js";
 
 wasm.initSync({ module: wasmModule });
 
@@ -72,8 +75,16 @@ export default {
  * the audit log in its transactional storage (worker/src/admin.rs describes the layout).
  */
 export class PromptflagAuthority extends DurableObject {
-  async fetch(request) {
-    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now())), this.ctx, this.env);
+  async fetch(incoming) {
+    let request;
+    let gate;
+    try {
+      ({ request, gate } = await withPublishGate(incoming, this.env, this.ctx.storage));
+    } catch (error) {
+      if (!(error instanceof PublishError)) throw error;
+      return Response.json({ error: { code: error.code, message: error.message } }, { status: error.status });
+    }
+    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now(), gate)), this.ctx, this.env);
   }
 }
 

@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 use crate::app::Config;
 use crate::http::{bearer_token, percent_decode, query_param, rfc3339_millis};
 use crate::input::limits;
-use crate::js::{BodyError, Incoming, Kv, Method, Storage, read_body, sha256_hex};
+use crate::js::{BodyError, Incoming, Kv, Method, Storage, call_gate, read_body, sha256_hex};
 use crate::prompts::remember_written;
 use crate::reply::{Failure, Outcome, Reply};
 
@@ -121,6 +121,9 @@ pub struct Authority<'a> {
     pub storage: &'a Storage,
     /// Milliseconds since the epoch.
     pub now: u64,
+    /// The signature gate (`decideGate` of `worker/js/signatures.js`, bound by the entry to the
+    /// request's approvals): `(environment, ruleset) => Promise<decision JSON>`.
+    pub gate: Option<js_sys::Function>,
 }
 
 /// Routes an admin request (after `/admin`) inside the authority. Authentication comes first,
@@ -132,6 +135,7 @@ pub async fn handle(
     kv: Option<&Kv>,
     storage: &Storage,
     now: u64,
+    gate: Option<js_sys::Function>,
 ) -> Outcome {
     let authorization = request.header("Authorization");
     let caller = authenticate(
@@ -144,6 +148,7 @@ pub async fn handle(
         kv: store(kv)?,
         storage,
         now,
+        gate,
     };
     let method = request.method();
     match path {
@@ -364,6 +369,90 @@ fn audit_key(seq: u64) -> String {
 }
 
 const AUDIT_HEAD_KEY: &str = "audit:head";
+
+/// The key registry the signature gate last accepted (the entry's gate reads it too).
+const REGISTRY_KEY: &str = "governance:registry";
+
+/// What the signature gate let through: the registry it accepted (to keep) and, when an
+/// `override` credential passed a refusal, that credential and the refusal's message.
+#[derive(Default)]
+struct Gated {
+    registry: Option<String>,
+    overridden: Option<(Credential, String)>,
+}
+
+/// The error codes the signature gate answers with (`docs/interfaces.md`), as the admin API's
+/// codes; an unknown one is `fallback`.
+fn static_code(code: Option<&str>, fallback: &'static str) -> &'static str {
+    const CODES: [&str; 14] = [
+        "approval_missing",
+        "approval_invalid",
+        "approver_not_reviewer",
+        "self_approval",
+        "registry_change_unsigned",
+        "registry_invalid",
+        "publisher_not_authorized",
+        "too_large",
+        "invalid_base64",
+        "invalid_public_key",
+        "invalid_signature",
+        "invalid_registry",
+        "invalid_approval",
+        "invalid_gate_input",
+    ];
+    CODES
+        .into_iter()
+        .find(|known| Some(*known) == code)
+        .unwrap_or(fallback)
+}
+
+/// The signature gate of an environment whose policy requires approvals: the entry's gate
+/// decides from the ruleset's content and the approvals the request carried. A refusal is `403`
+/// with the decision's reason as its code and the decision itself, unless the caller overrides
+/// it (`override=true` with a reason, under an `override` credential); a gate input that cannot
+/// be decided is `400`.
+async fn signature_gate(
+    environment: &str,
+    raw: &str,
+    query: &WriteQuery,
+    context: &Authority<'_>,
+) -> Result<Gated, Failure> {
+    let Some(gate) = context.gate.as_ref() else {
+        return Err(Failure::unavailable(
+            "this environment requires approvals, and the authority has no signature gate",
+        ));
+    };
+    let text = call_gate(gate, environment, raw)
+        .await
+        .map_err(|e| Failure::unavailable(format!("the signature gate failed: {e}")))?;
+    let decision: Value = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| Failure::unavailable(format!("the signature gate answered {e}")))?;
+    let message = decision["message"].as_str().unwrap_or_default().to_string();
+    if let Some(error) = decision.get("error") {
+        let code = static_code(error["code"].as_str(), "invalid_gate_input");
+        let message = error["message"].as_str().unwrap_or_default().to_string();
+        return Err(Failure::api(400, code, message));
+    }
+    let registry = decision["registry"].as_str().map(String::from);
+    if decision["allowed"] == Value::Bool(true) {
+        return Ok(Gated {
+            registry,
+            overridden: None,
+        });
+    }
+    if !query.override_gates || query.reason.trim().is_empty() {
+        let code = static_code(decision["reason"].as_str(), "approval_missing");
+        return Err(Failure::api(403, code, message).with_field("decision", decision));
+    }
+    let caller: Vec<&Credential> = context.caller.iter().collect();
+    let overrider = authority::grant(&caller, WriteAction::Override, environment)
+        .map_err(forbidden)?
+        .clone();
+    Ok(Gated {
+        registry: None,
+        overridden: Some((overrider, message)),
+    })
+}
 
 async fn status(environment: &str, context: &Authority<'_>) -> Outcome {
     let (live, meta) = read_state(environment, context).await?;
@@ -673,6 +762,7 @@ async fn commit(
         meta,
         published,
         accepted,
+        registry,
     } = change;
     let (entries, head) = chain(records, context).await?;
     if let Some(raw) = published {
@@ -696,6 +786,9 @@ async fn commit(
     ];
     for entry in &entries {
         pairs.push((audit_key(entry.seq), json_text(&entry.to_value())));
+    }
+    if let Some(text) = registry {
+        pairs.push((String::from(REGISTRY_KEY), String::from(text)));
     }
     let accepted: Vec<(String, String)> = accepted
         .iter()
@@ -727,6 +820,8 @@ struct Change<'a> {
     meta: &'a Meta,
     published: Option<&'a str>,
     accepted: &'a [&'a str],
+    /// The key registry the signature gate accepted with this write, kept for the next one.
+    registry: Option<&'a str>,
 }
 
 fn optional(revision: Option<u64>) -> Value {
@@ -816,6 +911,12 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
     )
     .await?;
 
+    let policy = environment_policy(context.config, environment)?;
+    let gated = if policy.require_approvals {
+        signature_gate(environment, &raw, &query, context).await?
+    } else {
+        Gated::default()
+    };
     let (next, dropped) = meta.after_publish(revision, live).map_err(refusal)?;
     let content_hash = content_hash(&raw).await?;
     let ruleset_hash = Some(hash_of(raw.as_bytes()).await?);
@@ -832,6 +933,19 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
         summary,
     };
     let mut records = Vec::new();
+    if let Some((overrider, message)) = gated.overridden {
+        records.push(Record {
+            actor: overrider.name.clone(),
+            ..record(
+                "override",
+                summary(
+                    overrider.role.as_str(),
+                    "overridden",
+                    Value::from(vec![message]),
+                ),
+            )
+        });
+    }
     if !authorized.overridden.is_empty() {
         records.push(record(
             "override",
@@ -853,6 +967,7 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
         meta: &next,
         published: Some(&raw),
         accepted: &bodies,
+        registry: gated.registry.as_deref(),
     };
     let moved = commit(change, records, context).await?;
     for old in dropped {
@@ -934,6 +1049,7 @@ async fn rollback(request: &Incoming, environment: &str, context: &Authority<'_>
         meta: &next,
         published: None,
         accepted: &[],
+        registry: None,
     };
     let moved = commit(change, vec![record], context).await?;
     Ok(Reply::json(200, &moved))

@@ -165,6 +165,24 @@ async fn settle(promise: Result<Promise, JsValue>) -> Result<JsValue, String> {
         .map_err(describe)
 }
 
+/// Calls the signature gate the entry bound to the request (`(environment, ruleset) =>
+/// Promise<string>`) and gives the decision's JSON text.
+pub async fn call_gate(
+    gate: &js_sys::Function,
+    environment: &str,
+    ruleset: &str,
+) -> Result<String, String> {
+    let called = gate.call2(
+        &JsValue::NULL,
+        &JsValue::from_str(environment),
+        &JsValue::from_str(ruleset),
+    );
+    let answer = settle(called.map(JsCast::unchecked_into::<Promise>)).await?;
+    answer
+        .as_string()
+        .ok_or_else(|| String::from("the gate answered no text"))
+}
+
 /// A property of a JavaScript object (an `env` binding or var).
 pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
     Reflect::get(object, &JsValue::from_str(name))

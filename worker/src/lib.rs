@@ -3,8 +3,8 @@
 //! the KV layout of `docs/interfaces.md`: OFREP evaluation, prompt resolution with the body
 //! inline, immutable prompt bodies, the live ruleset, and the admin API that publishes to KV.
 //!
-//! [`governance`] exports the publish gate's signature decision (`promptflag-governance`) for
-//! `worker/js/signatures.js`, which verifies the Ed25519 signatures with WebCrypto.
+//! The publish gate's signature decision is not in the Wasm: `worker/js/signatures.js` makes it
+//! in JavaScript (with WebCrypto's Ed25519 and SHA-512), after `promptflag-governance`.
 //!
 //! The Worker is thin: evaluation is `promptflag-core`'s. The modules that decide what to answer
 //! (`reply`, `http`, `input`, `ofrep`, `resolve`, `wire`, the checks in `admin`, `exposure`) hold
@@ -26,7 +26,6 @@ pub mod app;
 pub mod cache;
 pub mod exposure;
 pub mod fallback;
-pub mod governance;
 pub mod http;
 pub mod input;
 pub mod js;
@@ -76,12 +75,14 @@ pub async fn handle_admin(
     env: JsValue,
     storage: js::DurableStorage,
     now: f64,
+    gate: JsValue,
 ) -> Result<JsValue, JsValue> {
     let packed = app::handle_admin(
         js::Incoming::new(request),
         env,
         js::Storage::new(storage),
         clock(now),
+        gate.dyn_into().ok(),
     )
     .await;
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())

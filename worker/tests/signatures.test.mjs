@@ -1,6 +1,6 @@
-// The publish gate's signature decision on workerd: the built Worker's own modules (the Wasm's
-// `governance_checks` / `governance_decide` and worker/js/signatures.js, which verifies Ed25519
-// with WebCrypto) imported by a test entry in Miniflare, over the example repository's signed
+// The publish gate's signature decision on workerd: the built Worker's own module
+// worker/js/signatures.js (the gate in JavaScript, Ed25519 and SHA-512 through WebCrypto)
+// imported by a test entry in Miniflare, over the example repository's signed
 // registry and approvals (examples/keys: committed example keys, never used outside tests).
 // Extra signatures are made with `ssh-keygen -Y sign`, so the Worker is checked against OpenSSH.
 

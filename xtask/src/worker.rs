@@ -323,7 +323,6 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "worker/Cargo.toml",
         "crates/core/Cargo.toml",
         "crates/contracts/Cargo.toml",
-        "crates/governance/Cargo.toml",
     ] {
         newest = newest.max(modified(&root.join(file)));
     }
@@ -333,7 +332,6 @@ fn is_newer_than_inputs(output: &Path, tools: &Toolchain) -> Result<bool> {
         "worker/fallback",
         "crates/core/src",
         "crates/contracts/src",
-        "crates/governance/src",
     ] {
         newest = newest.max(newest_in(&root.join(dir))?);
     }

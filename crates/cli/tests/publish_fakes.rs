@@ -46,6 +46,7 @@ fn options(env: &str) -> PublishOptions {
         force: false,
         revert_runtime: false,
         eval_results: None,
+        approvals: None,
     }
 }
 

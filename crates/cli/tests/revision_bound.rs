@@ -53,6 +53,7 @@ fn a_latest_revision_at_the_bound_refuses_the_next_publish_instead_of_wrapping()
         force: false,
         revert_runtime: false,
         eval_results: None,
+        approvals: None,
     };
     for latest in [u64::MAX, MAX_REVISION + 1, MAX_REVISION] {
         let (worker, store) = worker_reporting_latest(latest);

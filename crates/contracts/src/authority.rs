@@ -274,18 +274,21 @@ pub struct EnvironmentPolicy {
     /// Every prompt body a ruleset names must have been named by a ruleset published to this
     /// environment first (the promotion gate).
     pub promote_from: Option<String>,
+    /// Every prompt body a ruleset names that this environment has not served before needs a
+    /// signed approval from a registered reviewer who is not its author (the signature gate,
+    /// `docs/interfaces.md`, "Signed governance").
+    pub require_approvals: bool,
 }
 
-/// One environment's rules from `ENVIRONMENT_POLICY` (`{"prod": {"promote_from": "staging"},
-/// …}`); no rules when the text is empty or does not mention the environment. The whole text
+/// One environment's rules from `ENVIRONMENT_POLICY` (`{"prod": {"promote_from": "staging",
+/// "require_approvals": true}, …}`); no rules when the text is empty or does not mention the environment. The whole text
 /// is checked, so a mistake anywhere in it refuses every write rather than none.
 pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, String> {
     let mut found = EnvironmentPolicy::default();
     if text.trim().is_empty() {
         return Ok(found);
     }
-    let shape =
-        "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\"}}";
+    let shape = "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\", \"require_approvals\": true}}";
     let Ok(Value::Object(environments)) = serde_json::from_slice::<Value>(text.as_bytes()) else {
         return Err(String::from(shape));
     };
@@ -298,6 +301,9 @@ pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, St
             match (key.as_str(), value) {
                 ("promote_from", Value::Null) => {}
                 ("promote_from", Value::String(from)) => parsed.promote_from = Some(from.clone()),
+                ("require_approvals", Value::Bool(required)) => {
+                    parsed.require_approvals = *required
+                }
                 _ => return Err(alloc::format!("{shape}; {name}.{key} is not")),
             }
         }
@@ -730,5 +736,8 @@ mod tests {
         );
         assert!(policy_for(r#"{"prod":{"promote_from":"a b"}}"#, "dev").is_err());
         assert!(policy_for(r#"{"prod":{"allow":"x"}}"#, "dev").is_err());
+        let gated = policy_for(r#"{"prod":{"require_approvals":true}}"#, "prod").unwrap();
+        assert!(gated.require_approvals && gated.promote_from.is_none());
+        assert!(policy_for(r#"{"prod":{"require_approvals":"yes"}}"#, "dev").is_err());
     }
 }

@@ -1268,6 +1268,7 @@ impl Controller {
             action: "rollout",
             reason: format!("rollout {}", decision.as_str()),
             override_gates: false,
+            approvals: None,
         };
         match self
             .store

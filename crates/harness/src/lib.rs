@@ -126,6 +126,8 @@ pub struct WorkerOptions {
     /// `ENVIRONMENT_POLICY` as JSON (`{"prod": {"promote_from": "staging"}}`); no gates when
     /// `None`.
     pub environment_policy: Option<String>,
+    /// `OWNER_KEYS`, the signature gate's root owner keys (`ssh-ed25519` lines).
+    pub owner_keys: Option<String>,
     /// The environment the Worker serves.
     pub environment: String,
     /// The per-isolate ruleset cache TTL.
@@ -148,6 +150,7 @@ impl Default for WorkerOptions {
             admin_token: None,
             admin_credentials: None,
             environment_policy: None,
+            owner_keys: None,
             environment: "dev".to_string(),
             cache_ttl_ms: 50,
             exposure_sink: None,
@@ -211,6 +214,9 @@ impl WorkerProcess {
         }
         if let Some(policy) = &options.environment_policy {
             command.args(["--environment-policy", policy]);
+        }
+        if let Some(keys) = &options.owner_keys {
+            command.args(["--owner-keys", keys]);
         }
         if let Some(sink) = &options.exposure_sink {
             command.args(["--exposure-sink", sink]);

@@ -129,6 +129,7 @@ pub fn kill(
         action: "kill",
         reason: who.reason.clone(),
         override_gates: false,
+        approvals: None,
     };
     let entry = NewEntry {
         actor: who.actor.clone(),
@@ -185,6 +186,7 @@ pub fn rollback(
         action: "rollback",
         reason: who.reason.clone(),
         override_gates: false,
+        approvals: None,
     };
     let moved = store.rollback_with(environment, to, &intent)?;
     let write_ms = started.elapsed().as_millis();

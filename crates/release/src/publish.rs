@@ -36,6 +36,8 @@ pub struct PublishOptions {
     /// The folder of recorded eval results (`<repo>/evals/results`), read where the
     /// environment has `require_evals`.
     pub eval_results: Option<std::path::PathBuf>,
+    /// The signature gate's material sent with the ruleset ([`WriteIntent::approvals`]).
+    pub approvals: Option<String>,
 }
 
 /// A publish ready to execute.
@@ -392,6 +394,7 @@ pub fn execute(
             action: "publish",
             reason: plan.options.reason.clone(),
             override_gates: plan.options.force,
+            approvals: plan.options.approvals.clone(),
         },
     );
     let moved = match moved {

@@ -83,6 +83,11 @@ pub struct WriteIntent {
     pub reason: String,
     /// Override the environment's gates (needs a credential with the override role).
     pub override_gates: bool,
+    /// For a publish: the signature gate's material as JSON text (`{"registry_changes",
+    /// "prompts", "approvals"}`, the fields of the gate's input), sent with the ruleset for an
+    /// environment whose server-side policy requires approvals (docs/interfaces.md,
+    /// "Environment policy"). Stores without the gate ignore it.
+    pub approvals: Option<String>,
 }
 
 /// A KV store laid out as `docs/interfaces.md` says.
@@ -565,6 +570,24 @@ fn intent_query(intent: &WriteIntent) -> Vec<String> {
     query
 }
 
+/// The media type of a publish that carries the signature gate's material with its ruleset.
+pub const PUBLISH_WITH_APPROVALS: &str = "application/vnd.promptflag.publish+json";
+
+/// `{"ruleset": "<the ruleset's exact text>", …the gate's material}`: the body of a publish
+/// with approvals (docs/interfaces.md, "Environment policy").
+fn publish_with_approvals(material: &str, ruleset: &[u8]) -> Result<Vec<u8>> {
+    let Ok(Value::Object(mut envelope)) = serde_json::from_str::<Value>(material) else {
+        return Err(Error::Invalid(String::from(
+            "the approvals to send with a publish must be a JSON object",
+        )));
+    };
+    let text = std::str::from_utf8(ruleset)
+        .map_err(|_| Error::Invalid(String::from("the ruleset is not UTF-8")))?;
+    envelope.insert(String::from("ruleset"), Value::from(text));
+    serde_json::to_vec(&Value::Object(envelope))
+        .map_err(|e| Error::Invalid(format!("the publish could not be written: {e}")))
+}
+
 fn with_query(mut url: String, query: &[String]) -> String {
     if !query.is_empty() {
         url.push('?');
@@ -657,9 +680,17 @@ impl Store for WorkerAdmin {
             &query,
         );
         let mut headers = self.auth();
-        headers.push(("Content-Type", String::from("application/json")));
+        let envelope = match &intent.approvals {
+            Some(material) => Some(publish_with_approvals(material, bytes)?),
+            None => None,
+        };
+        let (content_type, body) = match &envelope {
+            Some(envelope) => (PUBLISH_WITH_APPROVALS, envelope.as_slice()),
+            None => ("application/json", bytes),
+        };
+        headers.push(("Content-Type", String::from(content_type)));
         // Not retried: if a first attempt landed, a retry would be a stale revision.
-        let reply = self.http.send("PUT", &url, &headers, Some(bytes), false)?;
+        let reply = self.http.send("PUT", &url, &headers, Some(body), false)?;
         self.check_auth(&url, &reply)?;
         match reply.status {
             200 | 201 => {

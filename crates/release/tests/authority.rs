@@ -75,6 +75,7 @@ fn the_served_log_verifies_and_every_kind_of_tampering_is_caught() {
         action: "kill",
         reason: String::from("bad answers in dev"),
         override_gates: false,
+        approvals: None,
     };
     dev.put_ruleset_with("dev", 2, &ruleset("dev", 2), Some(1), &killed)
         .unwrap();
@@ -161,4 +162,69 @@ fn a_credential_of_another_environment_is_refused_and_nothing_changes() {
 
     assert_eq!(prod.state("prod").unwrap(), before);
     assert_eq!(dev.served_audit().unwrap().head, head);
+}
+
+/// A publish through `WorkerAdmin` carries the signature gate's material with its ruleset: in
+/// an environment whose server-side policy requires approvals, a registry change that is not
+/// the root owner's signed bytes is refused with the gate's reason and the live revision stays;
+/// the root-signed registry publishes.
+#[test]
+fn a_publish_carries_its_approvals_to_the_signature_gate() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let read = |path: &str| std::fs::read_to_string(examples.join(path)).unwrap();
+    let credentials = format!(
+        r#"[{{"name":"ci-prod","token":"{PROD_TOKEN}","environment":"prod","role":"publisher"}}]"#
+    );
+    let options = WorkerOptions {
+        admin_credentials: Some(credentials),
+        environment_policy: Some(String::from(r#"{"prod": {"require_approvals": true}}"#)),
+        owner_keys: Some(read("keys/owner_keys")),
+        quiet: true,
+        ..WorkerOptions::default()
+    };
+    let worker = WorkerProcess::start(&Locations::from_env().unwrap(), &options).unwrap();
+    let store = admin(&worker, PROD_TOKEN);
+    let registry = read("prompts-repo/governance/registry/1.json");
+    let signature = read("prompts-repo/governance/registry/1.json.sig");
+    let material = |text: &str| {
+        serde_json::json!({"registry_changes": [{"text": text, "signature": signature}]})
+            .to_string()
+    };
+    let intent = |approvals: String| WriteIntent {
+        action: "publish",
+        reason: String::new(),
+        override_gates: false,
+        approvals: Some(approvals),
+    };
+
+    // The registry edited after the owner signed it (a role taken away) is no accepted change.
+    let edited = registry.replacen("\"override\"", "\"author\"", 1);
+    assert_ne!(edited, registry);
+    let refused = store
+        .put_ruleset_with(
+            "prod",
+            1,
+            &ruleset("prod", 1),
+            None,
+            &intent(material(&edited)),
+        )
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("registry_change_unsigned"),
+        "{refused}"
+    );
+    assert_eq!(store.state("prod").unwrap().live, None);
+
+    // With the registry as the root owner signed it, the same publish goes through.
+    let moved = store
+        .put_ruleset_with(
+            "prod",
+            1,
+            &ruleset("prod", 1),
+            None,
+            &intent(material(&registry)),
+        )
+        .unwrap();
+    assert_eq!(moved.revision, 1);
+    assert_eq!(store.state("prod").unwrap().live, Some(1));
 }

@@ -147,7 +147,21 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 },
                 None => None,
             };
-            let raw: promptflag_core::RawRuleset = match serde_json::from_slice(&request.body) {
+            // A publish with approvals carries the ruleset's text inside; the fake has no
+            // signature gate (as a Worker environment without `require_approvals`).
+            let body = match request.headers.get("content-type").map(String::as_str) {
+                Some("application/vnd.promptflag.publish+json") => {
+                    match serde_json::from_slice::<Value>(&request.body) {
+                        Ok(Value::Object(mut envelope)) => match envelope.remove("ruleset") {
+                            Some(Value::String(text)) => text.into_bytes(),
+                            _ => return error(400, "bad_request", "no ruleset text"),
+                        },
+                        _ => return error(400, "bad_request", "not a JSON object"),
+                    }
+                }
+                _ => request.body.clone(),
+            };
+            let raw: promptflag_core::RawRuleset = match serde_json::from_slice(&body) {
                 Ok(raw) => raw,
                 Err(e) => return error(422, "invalid_ruleset", &e.to_string()),
             };
@@ -195,7 +209,7 @@ fn handle(state: &mut State, request: &Request, token: &str, serving_env: &str) 
                 Err(e) => return refusal(&e),
             };
             let previous = data.live;
-            data.revisions.insert(raw.revision, request.body.clone());
+            data.revisions.insert(raw.revision, body);
             for old in dropped {
                 data.revisions.remove(&old);
             }

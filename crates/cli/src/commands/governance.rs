@@ -271,3 +271,28 @@ fn sign_registry(args: &HiArgs, file: &PathBuf, key_path: &Path) -> Result<Outpu
         code: ExitCode::Ok,
     })
 }
+
+/// The signature gate's material a publish of `environment` carries to the Worker: the
+/// repository's registry files, the approval subjects of its high-risk prompt versions and
+/// their approval files (`signatures::gate_input`), as the JSON text of
+/// `{"registry_changes", "prompts", "approvals"}` (docs/interfaces.md, "Environment policy");
+/// `None` when the repository has none of them, so the publish stays a plain one.
+pub(crate) fn gate_material(
+    repo_root: &Path,
+    build: &promptflag_authoring::build::Build,
+    environment: &str,
+) -> Result<Option<String>> {
+    let (loaded, _) = repo::load(repo_root)?;
+    let input = signatures::gate_input(&loaded, build, environment, None)?;
+    if input.registry_changes.is_empty() && input.prompts.is_empty() && input.approvals.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        json!({
+            "registry_changes": input.registry_changes,
+            "prompts": input.prompts,
+            "approvals": input.approvals,
+        })
+        .to_string(),
+    ))
+}

@@ -29,6 +29,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
         http,
     } = command;
     let (force, dry_run) = (*force, *dry_run);
+    let from_repo = build.is_none();
     let build = match build {
         Some(dir) => Build::read(dir)?,
         None => super::authoring::build_repo(
@@ -37,6 +38,13 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
             None,
             args.owner_keys.as_deref(),
         )?,
+    };
+    // The approvals travel with a publish built from the repository, for a Worker whose
+    // environment requires them; a prebuilt `--build` has no repository to read them from.
+    let approvals = if from_repo {
+        super::governance::gate_material(&args.repo, &build, environment)?
+    } else {
+        None
     };
     let store = target.open(http.clone());
     let mut audit = AuditLog::open(&args.audit_db)?;
@@ -48,6 +56,7 @@ pub(crate) fn run_publish(args: &HiArgs, command: &PublishCommand) -> Result<Out
         force,
         revert_runtime: *revert_runtime,
         eval_results: Some(eval_results.clone()),
+        approvals,
     };
     let plan = publish::plan(store.as_ref(), &audit, &build, &options)?;
     if dry_run {
