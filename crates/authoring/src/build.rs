@@ -31,7 +31,7 @@ use crate::repo::{CONFIG_FILE, EnvironmentConfig, PromptVersion, Repo, Targeting
 use crate::signatures;
 use promptflag_contracts::admin::Problem;
 use promptflag_contracts::bundle::Bundle;
-use promptflag_contracts::digest::{canonical_json, content_hash_input, is_sha256_hex, sha256_hex};
+use promptflag_contracts::digest::{content_hash_input, is_sha256_hex, sha256_hex};
 use promptflag_core::RulesetError;
 
 /// What went into a build besides the repository files.

@@ -941,6 +941,7 @@ fn example_build(repo: &Path) -> promptflag_authoring::build::Build {
 fn publish_options(repo: &Path, revert_runtime: bool, reason: &str) -> PublishOptions {
     PublishOptions {
         eval_results: Some(repo.join(promptflag_authoring::evals::RESULTS_DIR)),
+        approvals: None,
         environment: String::from("prod"),
         actor: String::from("ci@test"),
         reason: String::from(reason),
