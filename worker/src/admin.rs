@@ -835,13 +835,16 @@ fn json_text(value: &Value) -> String {
 async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>) -> Outcome {
     let expected_live = expected_live(request)?;
     let query = WriteQuery::read(request, WriteAction::Publish)?;
-    // The caller's scope is checked before the body is read, so a credential of another
-    // environment learns nothing about this one's state.
-    let caller: Vec<&Credential> = context.caller.iter().collect();
-    authority::grant(&caller, WriteAction::Publish, environment).map_err(forbidden)?;
+    // The body is read (within its bound) before the caller's scope is checked: a refusal sent
+    // while the body is still arriving makes the runtime reset the connection, which a client
+    // reusing it would see as a network failure instead of the 403. The scope is still checked
+    // before anything of the environment's state is read, so a credential of another
+    // environment learns nothing about it.
     let body = read_body(request, limits::RULESET_BYTES)
         .await
         .map_err(body_failure)?;
+    let caller: Vec<&Credential> = context.caller.iter().collect();
+    authority::grant(&caller, WriteAction::Publish, environment).map_err(forbidden)?;
     let ruleset = Ruleset::from_json(&body).map_err(|error| {
         Failure::api(422, "invalid_ruleset", "the ruleset does not validate")
             .with_field("problems", json!(error.problems()))

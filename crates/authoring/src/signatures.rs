@@ -529,10 +529,10 @@ pub fn gate_input(
     })?;
     let mut prompts = Vec::new();
     let mut approvals = Vec::new();
-    for (hash, _) in env.ruleset.prompts.iter() {
+    for (content_id, _) in env.ruleset.prompts.iter() {
         let Some(version) = repo
             .versions()
-            .find(|v| v.sha256.as_deref() == Some(hash.as_str()))
+            .find(|v| v.content_id(&repo.root).as_deref() == Some(content_id.as_str()))
         else {
             continue;
         };
