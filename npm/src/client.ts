@@ -69,6 +69,12 @@ export interface PromptflagClientOptions {
   promptCacheSize?: number;
   /** Bytes of prompt bodies kept in memory. Default 16 MiB. */
   promptCacheBytes?: number;
+  /**
+   * The Worker's read key, sent as `Authorization: Bearer <key>` with every request. Local
+   * evaluation reads the ruleset and the prompt bodies, so this is a server key (a client key
+   * reads only the evaluation routes; docs/interfaces.md, "Read keys"). Keep it out of pages.
+   */
+  readKey?: string;
   /** Extra request headers (an API key for a proxy, say). */
   headers?: Record<string, string>;
   /** The fetch to use. Default: the global one. */
@@ -172,7 +178,7 @@ function unitOf(context: ContextInput | undefined): string | null {
  * Evaluates flags locally from a ruleset it keeps fresh from the promptflag Worker.
  *
  * ```ts
- * const client = new PromptflagClient({ baseUrl: "https://flags.example.com", fallbackRuleset });
+ * const client = new PromptflagClient({ baseUrl: "https://flags.example.com", readKey, fallbackRuleset });
  * await client.ready();
  * const { prompt } = client.resolvePrompt("support_prompt", { targetingKey: userId });
  * const body = await client.getPromptBody(prompt.hash);
@@ -225,6 +231,12 @@ export class PromptflagClient {
     }
     this.#fetch = fetcher;
     this.#headers = { ...(options.headers ?? {}) };
+    if (options.readKey !== undefined) {
+      if (typeof options.readKey !== "string" || options.readKey.trim() === "" || /\s/.test(options.readKey)) {
+        throw new InvalidArgumentError("readKey must be the Worker's read key: a non-empty string without white space");
+      }
+      this.#headers.authorization = `Bearer ${options.readKey}`;
+    }
     this.#timeoutMs = positiveInteger("requestTimeoutMs", options.requestTimeoutMs, 10_000, false);
     const interval = positiveInteger("refreshIntervalMs", options.refreshIntervalMs, 30_000, true);
     this.#environment = options.environment;

@@ -29,6 +29,9 @@ const BODIES = {
 };
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 const HASH = { current: sha256(BODIES.current), candidate: sha256(BODIES.candidate) };
+// The harness Worker's read keys (tests/support/worker-server.mjs), set once it is imported.
+let SERVER_KEY;
+let CLIENT_KEY;
 const DEAD_URL = "http://127.0.0.1:9/"; // the discard port: nothing listens here
 
 function ruleset(revision, { candidateWeight = 0, greeting = "hello" } = {}) {
@@ -97,8 +100,9 @@ describe("PromptflagClient against the Worker", () => {
   }
 
   before(async () => {
-    const { startWorker } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
-    worker = await startWorker({ port: 0, adminToken: ADMIN_TOKEN, environment: "dev", cacheTtlMs: 0 });
+    const harness = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    ({ SERVER_KEY, CLIENT_KEY } = harness);
+    worker = await harness.startWorker({ port: 0, adminToken: ADMIN_TOKEN, environment: "dev", cacheTtlMs: 0 });
     for (const body of Object.values(BODIES)) {
       await admin("PUT", `/admin/v1/prompts/${sha256(body)}`, body);
     }
@@ -109,9 +113,35 @@ describe("PromptflagClient against the Worker", () => {
     await worker?.dispose();
   });
 
+  test("sends its read key; without one, or with a client key, the ruleset is refused and nothing serves", async () => {
+    const { fetcher, log } = recordingFetch();
+    const keyed = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0 });
+    try {
+      await keyed.ready();
+      assert.equal(keyed.status.source, "remote");
+      assert.equal((await keyed.getPrompt("support", { targetingKey: "u" })).body.length > 0, true);
+      assert.ok(log.every((entry) => entry.status === 200), JSON.stringify(log));
+    } finally {
+      keyed.close();
+    }
+    for (const [readKey, status] of [[undefined, 401], [CLIENT_KEY, 403]]) {
+      const client = new PromptflagClient({ baseUrl: worker.url, readKey, refreshIntervalMs: 0 });
+      try {
+        await assert.rejects(client.ready(), (error) => {
+          assert.equal(error.cause?.status ?? error.status, status, String(error));
+          return true;
+        });
+        assert.equal(client.status.source, null);
+      } finally {
+        client.close();
+      }
+    }
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: "" }), /readKey/);
+  });
+
   test("fetches the ruleset, then revalidates with If-None-Match and gets 304", async () => {
     const { fetcher, log } = recordingFetch();
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0 });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0 });
     try {
       await client.ready();
       assert.equal(client.status.source, "remote");
@@ -138,7 +168,7 @@ describe("PromptflagClient against the Worker", () => {
 
   test("refreshes in the background on an interval and reports updates", async () => {
     const updates = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 50, onUpdate: (u) => updates.push(u) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 50, onUpdate: (u) => updates.push(u) });
     try {
       await client.ready();
       const revision = await publish({ greeting: "background" });
@@ -156,7 +186,7 @@ describe("PromptflagClient against the Worker", () => {
   test("keeps the last good ruleset through network errors", async () => {
     const { fetcher, control } = recordingFetch();
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
     try {
       await client.ready();
       const good = client.status.revision;
@@ -181,7 +211,7 @@ describe("PromptflagClient against the Worker", () => {
   test("keeps the last good ruleset through invalid payloads and error statuses", async () => {
     const { fetcher, control } = recordingFetch();
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, environment: "dev", onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, environment: "dev", onError: (e) => errors.push(e) });
     try {
       await client.ready();
       const good = client.status.revision;
@@ -217,7 +247,7 @@ describe("PromptflagClient against the Worker", () => {
     control.mode = "down";
     const fallback = { ...ruleset(1), environment: "dev" };
     fallback.flags.greeting.variants.only.value = "from the fallback";
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, fallbackRuleset: fallback });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, fallbackRuleset: fallback });
     try {
       assert.equal(client.status.source, "fallback");
       assert.equal(client.evaluate("greeting").value, "from the fallback", "usable at once, before any fetch");
@@ -232,7 +262,7 @@ describe("PromptflagClient against the Worker", () => {
       client.close();
     }
     assert.throws(
-      () => new PromptflagClient({ baseUrl: worker.url, fallbackRuleset: { schema: 1 }, autoStart: false, refreshIntervalMs: 0 }),
+      () => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fallbackRuleset: { schema: 1 }, autoStart: false, refreshIntervalMs: 0 }),
       RulesetValidationError,
       "a bad fallback is a programming error, reported at once",
     );
@@ -250,7 +280,7 @@ describe("PromptflagClient against the Worker", () => {
 
   test("fetches prompt bodies, verifies their SHA-256 and caches them (bounded LRU)", async () => {
     const { fetcher, log, control } = recordingFetch();
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, promptCacheSize: 1 });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, promptCacheSize: 1 });
     try {
       await client.ready();
       const bodyRequests = () => log.filter((entry) => entry.url.includes("/v1/prompts/")).length;
@@ -310,7 +340,7 @@ describe("PromptflagClient against the Worker", () => {
   test("calls the exposure callback on every evaluation, and survives one that throws", async () => {
     const exposures = [];
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e), onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e), onError: (e) => errors.push(e) });
     try {
       await client.ready();
       client.resolvePrompt("support", { targetingKey: "user-9" });
@@ -334,6 +364,7 @@ describe("PromptflagClient against the Worker", () => {
     }
     const throwing = new PromptflagClient({
       baseUrl: worker.url,
+      readKey: SERVER_KEY,
       refreshIntervalMs: 0,
       onExposure: () => {
         throw new Error("sink down");
@@ -352,7 +383,7 @@ describe("PromptflagClient against the Worker", () => {
   test("the OpenFeature provider over a client: initialize waits for the ruleset, updates emit PROVIDER_CONFIGURATION_CHANGED", async () => {
     const { PromptflagProvider } = await import(pathToFileURL(join(DIST, "openfeature.js")).href);
     const exposures = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e) });
     const changes = [];
     try {
       await OpenFeature.setProviderAndWait("client-provider", new PromptflagProvider(client));
@@ -377,7 +408,7 @@ describe("PromptflagClient against the Worker", () => {
     assert.throws(() => new PromptflagClient(), InvalidArgumentError);
     assert.throws(() => new PromptflagClient({ baseUrl: "flags.example.com" }), /absolute http\(s\) URL/);
     assert.throws(() => new PromptflagClient({ baseUrl: "ftp://x/" }), /http or https/);
-    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: -1 }), /refreshIntervalMs/);
-    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: -1 }), /refreshIntervalMs/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
   });
 });

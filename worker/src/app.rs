@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 
+use crate::access::{self, CorsOrigins, Needs, ReadKeys};
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::ExposureLog;
 use crate::http::{if_none_match, percent_decode};
@@ -25,7 +26,7 @@ pub const KV_BINDING: &str = "PROMPTFLAG_KV";
 /// The ruleset cache TTL when `CACHE_TTL_MS` is unset or unreadable.
 pub const DEFAULT_CACHE_TTL_MS: u64 = 10_000;
 
-/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_TOKEN` secret).
+/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_TOKEN` and `READ_KEYS` secrets).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ENVIRONMENT`: which `ruleset:<env>` this Worker serves.
@@ -36,6 +37,10 @@ pub struct Config {
     pub exposure_sink: Option<String>,
     /// `ADMIN_TOKEN`; the admin API is off when unset or empty.
     pub admin_token: Option<String>,
+    /// `READ_KEYS`, parsed once (see [`access`]); the error is what gated routes answer with.
+    pub read_keys: Result<ReadKeys, String>,
+    /// `CORS_ORIGINS`: the origins whose pages may call the evaluation routes.
+    pub cors_origins: CorsOrigins,
 }
 
 thread_local! {
@@ -67,6 +72,8 @@ impl Config {
                 .unwrap_or(DEFAULT_CACHE_TTL_MS),
             exposure_sink: text("EXPOSURE_SINK_URL"),
             admin_token: text("ADMIN_TOKEN"),
+            read_keys: ReadKeys::parse(text("READ_KEYS").as_deref()),
+            cors_origins: CorsOrigins::parse(text("CORS_ORIGINS").as_deref()),
         }
     }
 }
@@ -129,7 +136,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
             .await
             .unwrap_or_else(Reply::from);
         // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
-        return wire::pack(&reply, &served, false, None);
+        return wire::pack(&reply, &served, None, None);
     }
     // Only POST routes read a body; the others answer the same whatever was sent.
     let body = match body {
@@ -140,11 +147,14 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
         None => Ok(Vec::new()),
     };
     let if_none_match = request.header("If-None-Match");
+    let authorization = request.header("Authorization");
+    let origin = request.header("Origin");
     let parts = wire::RequestParts {
         method: request.method(),
         path: request.path(),
         if_none_match: if_none_match.as_deref(),
-        origin: request.has_header("Origin"),
+        authorization: authorization.as_deref(),
+        origin: origin.as_deref().filter(|origin| !origin.is_empty()),
         body: body.as_deref().map_err(|error| *error),
     };
     let hash = match respond(&parts, &segments, &config, &served, now, None) {
@@ -163,7 +173,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
                 "the body of prompt {hash} could not be read"
             ))),
             &served,
-            parts.origin,
+            allowed_origin(&parts, &segments, &config),
             None,
         ),
     }
@@ -228,8 +238,38 @@ fn respond(
         (Some(sink), Some(batch)) => Some((sink.as_str(), batch.as_slice())),
         _ => None,
     };
-    // CORS headers matter to browsers only, which always send `Origin`.
-    Step::Answered(wire::pack(&reply, served, request.origin, exposures))
+    Step::Answered(wire::pack(
+        &reply,
+        served,
+        allowed_origin(request, segments, config),
+        exposures,
+    ))
+}
+
+/// What a route needs from the caller (see [`access`]): a server key for the ruleset and the
+/// prompt bodies, any read key for the evaluation routes, nothing for `/healthz` and paths that
+/// name no route.
+fn needs(segments: &[&str]) -> Needs {
+    match segments {
+        ["v1", "ruleset"] | ["v1", "prompts", _] => Needs::ServerKey,
+        ["v1", "resolve", _] => Needs::AnyKey { ofrep: false },
+        ["ofrep", "v1", ..] => Needs::AnyKey { ofrep: true },
+        _ => Needs::Nothing,
+    }
+}
+
+/// The `Access-Control-Allow-Origin` value for this request: CORS headers matter to browsers
+/// only, which always send `Origin`, and only the evaluation routes (the ones a client key
+/// reads) answer pages, from the origins `CORS_ORIGINS` lists.
+fn allowed_origin<'a>(
+    request: &wire::RequestParts<'_>,
+    segments: &[&str],
+    config: &'a Config,
+) -> Option<&'a str> {
+    match needs(segments) {
+        Needs::AnyKey { .. } => config.cors_origins.allow(request.origin?),
+        Needs::Nothing | Needs::ServerKey => None,
+    }
 }
 
 /// A prompt body from memory, or from the second pass's KV read; `Stop::NeedsPrompt` when
@@ -259,8 +299,9 @@ fn route(
 ) -> Result<Reply, Stop> {
     let method = request.method;
     if method == Method::Options {
-        return Ok(preflight());
+        return preflight(request, segments, config).map_err(Stop::Failure);
     }
+    access::authorize(&config.read_keys, request.authorization, needs(segments))?;
     match segments {
         ["healthz"] => {
             only(&method, Method::Get, "GET")?;
@@ -431,14 +472,29 @@ fn healthz(config: &Config, served: &Served) -> Reply {
     .with_header("Cache-Control", "no-store")
 }
 
-fn preflight() -> Reply {
-    Reply::empty(204)
+/// A CORS preflight: allowed for the evaluation routes from the origins `CORS_ORIGINS` lists
+/// (the key is checked on the request that follows; a browser sends none on a preflight), and
+/// refused with a 403 for any other origin or route, so a page learns at once why its call
+/// cannot go through.
+fn preflight(
+    request: &wire::RequestParts<'_>,
+    segments: &[&str],
+    config: &Config,
+) -> Result<Reply, Failure> {
+    if allowed_origin(request, segments, config).is_none() {
+        return Err(Failure::api(
+            403,
+            "origin_not_allowed",
+            "this origin may not call this route from a browser (the Worker's CORS_ORIGINS lists the allowed ones; only the evaluation routes answer pages)",
+        ));
+    }
+    Ok(Reply::empty(204)
         .with_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
         .with_header(
             "Access-Control-Allow-Headers",
             "Content-Type, If-None-Match, Authorization",
         )
-        .with_header("Access-Control-Max-Age", "86400")
+        .with_header("Access-Control-Max-Age", "86400"))
 }
 
 #[cfg(test)]
@@ -460,19 +516,24 @@ mod tests {
             cache_ttl_millis: DEFAULT_CACHE_TTL_MS,
             exposure_sink: None,
             admin_token: None,
+            read_keys: ReadKeys::parse(None),
+            cors_origins: CorsOrigins::default(),
         }
     }
 
     #[test]
     fn answer_routes_without_the_isolate_state_and_leaves_the_admin_api_to_handle() {
         let served = fallback();
-        let health = wire::RequestParts::from_head("GET\n/healthz\n", "/healthz", b"").unwrap();
+        let health = wire::RequestParts::from_head("GET\n/healthz\n\n\n", "/healthz", b"").unwrap();
         let packed = answer(&health, &config(), &served, 0).unwrap();
         assert_eq!(u16::from_le_bytes([packed[0], packed[1]]), 200);
 
-        let admin =
-            wire::RequestParts::from_head("PUT\n/admin/ruleset/dev\n", "/admin/ruleset/dev", b"")
-                .unwrap();
+        let admin = wire::RequestParts::from_head(
+            "PUT\n/admin/ruleset/dev\n\n\n",
+            "/admin/ruleset/dev",
+            b"",
+        )
+        .unwrap();
         assert_eq!(answer(&admin, &config(), &served, 0), None);
     }
 }

@@ -25,6 +25,9 @@ use crate::http::{Edge, Fetched};
 pub struct ClientConfig {
     /// The Worker's base URL (`https://prompts.example.com`).
     pub base_url: String,
+    /// The Worker's server read key, sent as `Authorization: Bearer <key>` with the ruleset and
+    /// body requests (docs/interfaces.md, "Read keys"); see [`ClientConfig::with_read_key`].
+    pub read_key: Option<String>,
     /// How often the background thread asks for a new ruleset (with `If-None-Match`).
     pub refresh_interval: Duration,
     /// The timeout of each request to the edge.
@@ -48,6 +51,7 @@ impl ClientConfig {
     pub fn new(base_url: impl Into<String>) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
+            read_key: None,
             refresh_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
             fallback_json: None,
@@ -57,6 +61,15 @@ impl ClientConfig {
             warm_bodies: true,
             exposure_hook: None,
         }
+    }
+}
+
+impl ClientConfig {
+    /// Sets the read key the client sends. The client reads the ruleset and the prompt bodies,
+    /// which only a `server` key may read; a Worker with read keys answers 401 without one.
+    pub fn with_read_key(mut self, key: impl Into<String>) -> ClientConfig {
+        self.read_key = Some(key.into());
+        self
     }
 }
 
@@ -187,7 +200,11 @@ impl Client {
     /// fallback; then warms the body cache and starts the refresher thread. It never fails: with
     /// neither edge nor fallback it starts empty, answers `GENERAL` errors, and keeps trying.
     pub fn start(config: ClientConfig) -> Client {
-        let edge = Edge::new(&config.base_url, config.request_timeout);
+        let edge = Edge::new(
+            &config.base_url,
+            config.read_key.as_deref(),
+            config.request_timeout,
+        );
         let shared = Arc::new(Shared {
             bodies: Mutex::new(BodyCache::new(config.body_cache_capacity)),
             edge,
@@ -507,5 +524,5 @@ impl Shared {
 }
 
 pub(crate) fn edge_for_telemetry(timeout: Duration) -> Edge {
-    Edge::new("", timeout)
+    Edge::new("", None, timeout)
 }

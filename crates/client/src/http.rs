@@ -1,4 +1,5 @@
-//! The two requests the client makes of the edge: the ruleset (with ETag) and a prompt body.
+//! The two requests the client makes of the edge: the ruleset (with ETag) and a prompt body,
+//! both with the read key when one is configured.
 
 use std::time::Duration;
 
@@ -20,10 +21,12 @@ pub(crate) enum Fetched {
 pub(crate) struct Edge {
     agent: ureq::Agent,
     base_url: String,
+    /// `Bearer <read key>`, the `Authorization` header of the edge's reads.
+    authorization: Option<String>,
 }
 
 impl Edge {
-    pub(crate) fn new(base_url: &str, timeout: Duration) -> Edge {
+    pub(crate) fn new(base_url: &str, read_key: Option<&str>, timeout: Duration) -> Edge {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -31,12 +34,22 @@ impl Edge {
         Edge {
             agent: config.into(),
             base_url: base_url.trim_end_matches('/').to_string(),
+            authorization: read_key.map(|key| format!("Bearer {key}")),
+        }
+    }
+
+    /// A GET of the edge, with the read key when there is one.
+    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let request = self.agent.get(url);
+        match &self.authorization {
+            Some(authorization) => request.header("Authorization", authorization),
+            None => request,
         }
     }
 
     pub(crate) fn ruleset(&self, etag: Option<&str>) -> Result<Fetched, ClientError> {
         let url = format!("{}/v1/ruleset", self.base_url);
-        let mut request = self.agent.get(&url);
+        let mut request = self.get(&url);
         if let Some(etag) = etag {
             request = request.header("If-None-Match", etag);
         }
@@ -63,7 +76,7 @@ impl Edge {
 
     pub(crate) fn prompt_body(&self, hash: &str) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}/v1/prompts/{hash}", self.base_url);
-        let mut response = self.agent.get(&url).call().map_err(|e| network(&url, e))?;
+        let mut response = self.get(&url).call().map_err(|e| network(&url, e))?;
         match response.status().as_u16() {
             200 => response
                 .body_mut()

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use promptflag_contracts::digest::sha256_hex;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+pub use promptflag_harness::{TEST_CLIENT_KEY, TEST_SERVER_KEY};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -87,6 +88,7 @@ impl Worker {
         loop {
             let served = Self::agent()
                 .get(&format!("{}/v1/ruleset", self.url))
+                .header("Authorization", &format!("Bearer {TEST_SERVER_KEY}"))
                 .call()
                 .ok()
                 .and_then(|mut r| r.body_mut().read_to_string().ok())
@@ -108,6 +110,7 @@ impl Worker {
         let mut response = Self::agent()
             .post(&format!("{}/ofrep/v1/evaluate/flags/{flag}", self.url))
             .header("content-type", "application/json")
+            .header("Authorization", &format!("Bearer {TEST_CLIENT_KEY}"))
             .send(
                 serde_json::to_vec(&json!({ "context": context }))
                     .unwrap()
@@ -245,15 +248,18 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
         .unwrap_or("/")
         .to_string();
     let mut if_none_match = None;
+    let mut authorization = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("if-none-match")
-        {
-            if_none_match = Some(value.trim().to_string());
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            }
         }
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -263,6 +269,9 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     let mut request = agent.get(&format!("{upstream}{path}"));
     if let Some(etag) = &if_none_match {
         request = request.header("If-None-Match", etag);
+    }
+    if let Some(authorization) = &authorization {
+        request = request.header("Authorization", authorization);
     }
     let Ok(mut response) = request.call() else {
         return;
