@@ -67,6 +67,9 @@ pub struct TargetArgs {
     /// The Worker's ADMIN_TOKEN.
     #[arg(long, env = "PROMPTFLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A server read key of the Worker (its READ_KEYS), for reading GET /v1/ruleset.
+    #[arg(long, env = "PROMPTFLAG_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
     /// Write through the Cloudflare KV REST API instead (CLOUDFLARE_ACCOUNT_ID,
     /// PROMPTFLAG_KV_NAMESPACE_ID, CLOUDFLARE_API_TOKEN; PROMPTFLAG_KV_API_URL overrides the base URL).
     #[arg(long, conflicts_with = "worker")]
@@ -388,6 +391,9 @@ pub struct SimulateArgs {
     /// The Worker's admin token when --worker-url is given.
     #[arg(long, default_value = "simulate")]
     pub admin_token: String,
+    /// A server read key of the Worker when --worker-url is given.
+    #[arg(long, env = "PROMPTFLAG_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
 }
 
 /// `promptflag audit …`.
@@ -415,6 +421,8 @@ pub enum Target {
         url: String,
         /// Admin token.
         token: String,
+        /// The server read key, for `GET /v1/ruleset`.
+        read_key: Option<String>,
     },
     /// The KV REST API.
     Kv {
@@ -433,7 +441,11 @@ impl Target {
     /// Opens the store.
     pub fn open(&self, http: Http) -> Box<dyn Store> {
         match self {
-            Target::Worker { url, token } => Box::new(WorkerAdmin::new(url, token, http)),
+            Target::Worker {
+                url,
+                token,
+                read_key,
+            } => Box::new(WorkerAdmin::new(url, token, http).with_read_key(read_key.as_deref())),
             Target::Kv {
                 base,
                 account,
@@ -456,6 +468,8 @@ impl Target {
 pub struct Wait {
     /// Where to poll, if anywhere.
     pub serve_url: Option<String>,
+    /// The server read key the poll sends.
+    pub read_key: Option<String>,
     /// The deadline.
     pub timeout: Duration,
 }
@@ -593,6 +607,7 @@ fn target(args: &TargetArgs, quiet: bool) -> Result<(Target, Http)> {
         Target::Worker {
             url: url.clone(),
             token: token.clone(),
+            read_key: args.read_key.clone(),
         },
         http,
     ))
@@ -615,7 +630,7 @@ fn retry_policy() -> Result<RetryPolicy> {
     Ok(policy)
 }
 
-pub fn wait(args: &WaitArgs, target: &Target) -> Wait {
+pub fn wait(args: &WaitArgs, target: &Target, read_key: Option<&str>) -> Wait {
     let serve_url = if args.no_wait {
         None
     } else {
@@ -625,6 +640,7 @@ pub fn wait(args: &WaitArgs, target: &Target) -> Wait {
     };
     Wait {
         serve_url,
+        read_key: read_key.map(str::to_string),
         timeout: Duration::from_secs(args.wait_timeout),
     }
 }
@@ -661,7 +677,7 @@ fn revert(
 ) -> Result<HiCommand> {
     check_environment_name(&environment)?;
     let (target, http) = target(target_args, quiet)?;
-    let wait = wait(wait_args, &target);
+    let wait = wait(wait_args, &target, target_args.read_key.as_deref());
     Ok(HiCommand::Revert(Revert {
         action,
         environment,
