@@ -52,7 +52,10 @@ const STAMP: &str = ".xtask-build";
 ///   print them but the strings stayed in the Wasm.
 /// - All of these are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable
 ///   toolchain the rest of the workspace uses accept them, instead of a nightly that would be a
-///   second toolchain to install and would float. The options go through cargo's environment
+///   second toolchain to install for every build. That toolchain is one exact release,
+///   pinned by `rust-toolchain.toml`: the options were checked with it, and a newer release is
+///   adopted by changing that file (if it renamed an option, the fallback below still builds the
+///   Worker, only larger). The options go through cargo's environment
 ///   config (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches
 ///   only the wasm32 crates, not build scripts or proc macros). The profile's directories under
 ///   `target/` are the Worker's alone, so no other build is rebuilt because of them.
