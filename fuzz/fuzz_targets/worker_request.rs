@@ -36,6 +36,7 @@ fn config() -> Config {
                 {"name":"client","key":"fuzz-client-key-0123456789abcdef0123456789","kind":"client"}]"#,
         )),
         cors_origins: CorsOrigins::parse(Some("https://app.example")),
+        ruleset_public_key: None,
     }
 }
 

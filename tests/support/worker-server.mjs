@@ -45,6 +45,7 @@ export function workerOptions({
   exposureSinkToken,
   readKeys = DEFAULT_READ_KEYS,
   corsOrigins,
+  rulesetPublicKey,
   workerDir = WORKER_DIR,
   kvBinding = true,
 } = {}) {
@@ -60,6 +61,8 @@ export function workerOptions({
   // is passed as it is, so a test can configure a malformed value.
   if (readKeys !== null) bindings.READ_KEYS = typeof readKeys === "string" ? readKeys : JSON.stringify(readKeys);
   if (corsOrigins !== undefined) bindings.CORS_ORIGINS = corsOrigins;
+  // The Ed25519 public key (64 hex digits) the Worker verifies ruleset signatures with.
+  if (rulesetPublicKey !== undefined) bindings.RULESET_PUBLIC_KEY = rulesetPublicKey;
   return {
     name: "promptflag",
     modules: true,

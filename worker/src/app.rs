@@ -41,6 +41,8 @@ pub struct Config {
     pub read_keys: Result<ReadKeys, String>,
     /// `CORS_ORIGINS`: the origins whose pages may call the evaluation routes.
     pub cors_origins: CorsOrigins,
+    /// `RULESET_PUBLIC_KEY`, parsed: when set, only signed revisions are served (see `cache`).
+    pub ruleset_public_key: Option<Result<[u8; 32], String>>,
 }
 
 thread_local! {
@@ -74,6 +76,7 @@ impl Config {
             admin_token: text("ADMIN_TOKEN"),
             read_keys: ReadKeys::parse(text("READ_KEYS").as_deref()),
             cors_origins: CorsOrigins::parse(text("CORS_ORIGINS").as_deref()),
+            ruleset_public_key: text("RULESET_PUBLIC_KEY").map(|key| cache::parse_public_key(&key)),
         }
     }
 }
@@ -128,6 +131,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
         &config.environment,
         config.cache_ttl_millis,
         now,
+        config.ruleset_public_key.as_ref(),
     )
     .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
@@ -313,11 +317,15 @@ fn route(
             if if_none_match(request.if_none_match, &loaded.etag) {
                 return Ok(Reply::empty(304).with_header("ETag", loaded.etag.as_str()));
             }
-            Ok(
-                Reply::bytes(200, "application/json", loaded.raw.clone().into_bytes())
-                    .with_header("ETag", loaded.etag.as_str())
-                    .with_header("Cache-Control", "no-cache"),
-            )
+            let reply = Reply::bytes(200, "application/json", loaded.raw.clone().into_bytes())
+                .with_header("ETag", loaded.etag.as_str())
+                .with_header("Cache-Control", "no-cache");
+            Ok(match &loaded.signature {
+                Some(signature) => {
+                    reply.with_header(promptflag_contracts::signing::SIGNATURE_HEADER, signature)
+                }
+                None => reply,
+            })
         }
         ["v1", "prompts", hash] => {
             only(&method, Method::Get, "GET")?;
@@ -467,6 +475,8 @@ fn healthz(config: &Config, served: &Served) -> Reply {
             "ruleset_environment": ruleset.map(|r| r.environment()),
             "ruleset_source": served.source.as_str(),
             "flags": ruleset.map_or(0, |r| r.flag_keys().count()),
+            "ruleset_signed": config.ruleset_public_key.is_some(),
+            "last_refresh_error": cache::last_failure(),
         }),
     )
     .with_header("Cache-Control", "no-store")
@@ -518,6 +528,7 @@ mod tests {
             admin_token: None,
             read_keys: ReadKeys::parse(None),
             cors_origins: CorsOrigins::default(),
+            ruleset_public_key: None,
         }
     }
 

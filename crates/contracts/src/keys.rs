@@ -6,6 +6,7 @@
 //! | `ruleset:<env>:<revision>` | the ruleset JSON of that revision, immutable |
 //! | `ruleset:<env>` | the live revision as decimal text ([`pointer_value`]) |
 //! | `meta:<env>` | the publish metadata ([`crate::meta::Meta`]) |
+//! | `signature:<env>:<revision>` | that revision's signature text ([`crate::signing`]); rewritten, with a higher epoch, by a rollback to it |
 //!
 //! Environment names are `[A-Za-z0-9_.-]`, 1 to [`MAX_ENVIRONMENT_LEN`] bytes, so they are safe
 //! in URLs and never contain the `:` that separates key parts. The key builders do not check
@@ -58,6 +59,11 @@ pub fn revision_key(environment: &str, revision: u64) -> String {
 /// `ruleset:<env>`: the live revision pointer.
 pub fn pointer_key(environment: &str) -> String {
     format!("ruleset:{environment}")
+}
+
+/// `signature:<env>:<revision>`: a revision's signature text ([`crate::signing`]).
+pub fn signature_key(environment: &str, revision: u64) -> String {
+    format!("signature:{environment}:{revision}")
 }
 
 /// `meta:<env>`: the publish metadata.

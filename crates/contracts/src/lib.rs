@@ -7,6 +7,8 @@
 //! - [`admin`]: the admin API's revision-carrying requests (`expected_live`, rollback bodies).
 //! - [`events`]: the exposure and LLM-call event schemas (encoding, decoding, field lists).
 //! - [`digest`]: the content address (SHA-256 hex) and canonical JSON.
+//! - [`signing`]: what a ruleset revision's Ed25519 signature covers, its text, and which signed
+//!   revision may follow another (the epoch rule).
 //! - [`error`]: why a rule refused.
 //!
 //! `docs/interfaces.md` is the human contract; this crate is its executable form. The crate is
@@ -25,6 +27,7 @@ pub mod events;
 pub mod keys;
 pub mod meta;
 pub mod revision;
+pub mod signing;
 
 pub use error::Error;
 pub use meta::Meta;
