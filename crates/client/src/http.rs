@@ -14,6 +14,8 @@ pub(crate) enum Fetched {
     Body {
         bytes: Vec<u8>,
         etag: Option<String>,
+        /// The `X-Promptflag-Signature` header, when the edge sent one.
+        signature: Option<String>,
     },
 }
 
@@ -57,18 +59,26 @@ impl Edge {
         match response.status().as_u16() {
             304 => Ok(Fetched::NotModified),
             200 => {
-                let etag = response
-                    .headers()
-                    .get("etag")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let etag = header("etag");
+                let signature = header(promptflag_contracts::signing::SIGNATURE_HEADER);
                 let bytes = response
                     .body_mut()
                     .with_config()
                     .limit(MAX_RULESET_BYTES)
                     .read_to_vec()
                     .map_err(|e| network(&url, e))?;
-                Ok(Fetched::Body { bytes, etag })
+                Ok(Fetched::Body {
+                    bytes,
+                    etag,
+                    signature,
+                })
             }
             status => Err(ClientError::Status { url, status }),
         }

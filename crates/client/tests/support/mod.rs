@@ -82,6 +82,22 @@ impl Worker {
         assert!(status.is_success(), "publishing answered {status}: {text}");
     }
 
+    /// Points `dev` back at the kept revision `revision` through the admin API.
+    pub fn rollback(&self, revision: u64) {
+        let mut response = Self::agent()
+            .post(&format!("{}/admin/v1/rulesets/dev/rollback", self.url))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .send(json!({ "revision": revision }).to_string().as_bytes())
+            .unwrap();
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "rolling back answered {status}: {text}"
+        );
+    }
+
     /// Waits (bounded) until the Worker serves `revision` from `/v1/ruleset`.
     pub fn wait_serving(&self, revision: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -187,11 +203,15 @@ pub enum ProxyMode {
     Hang = 4,
 }
 
+/// Writes the `X-Promptflag-Signature` a proxy adds to a ruleset it passes on, from the bytes.
+pub type Signer = Arc<dyn Fn(&[u8]) -> String + Send + Sync>;
+
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of the Worker, for GET requests.
 pub struct Proxy {
     pub url: String,
     mode: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
+    signer: Arc<std::sync::Mutex<Option<Signer>>>,
 }
 
 impl Proxy {
@@ -200,8 +220,10 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(AtomicU8::new(ProxyMode::Pass as u8));
         let stop = Arc::new(AtomicBool::new(false));
+        let signer: Arc<std::sync::Mutex<Option<Signer>>> = Arc::default();
         let (thread_mode, thread_stop, upstream) =
             (Arc::clone(&mode), Arc::clone(&stop), upstream.to_string());
+        let thread_signer = Arc::clone(&signer);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::Relaxed) {
@@ -210,10 +232,21 @@ impl Proxy {
                 let Ok(stream) = stream else { continue };
                 let mode = thread_mode.load(Ordering::Relaxed);
                 let upstream = upstream.clone();
-                std::thread::spawn(move || serve(stream, &upstream, mode));
+                let signer = thread_signer.lock().unwrap().clone();
+                std::thread::spawn(move || serve(stream, &upstream, mode, signer));
             }
         });
-        Proxy { url, mode, stop }
+        Proxy {
+            url,
+            mode,
+            stop,
+            signer,
+        }
+    }
+
+    /// Signs every ruleset passed on from now: the edge of a system that signs its rulesets.
+    pub fn sign_with(&self, signer: Signer) {
+        *self.signer.lock().unwrap() = Some(signer);
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -229,7 +262,7 @@ impl Drop for Proxy {
     }
 }
 
-fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
+fn serve(mut stream: TcpStream, upstream: &str, mode: u8, signer: Option<Signer>) {
     if mode == ProxyMode::Down as u8 {
         return; // Drop the connection unanswered: the edge is "down".
     }
@@ -301,6 +334,9 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     );
     if let Some(etag) = etag {
         head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    if let Some(signer) = signer.filter(|_| status == 200 && path == "/v1/ruleset") {
+        head.push_str(&format!("X-Promptflag-Signature: {}\r\n", signer(&body)));
     }
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes());
