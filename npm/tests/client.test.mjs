@@ -4,7 +4,7 @@
 // bounded LRU, and exposures.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -410,5 +410,85 @@ describe("PromptflagClient against the Worker", () => {
     assert.throws(() => new PromptflagClient({ baseUrl: "ftp://x/" }), /http or https/);
     assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: -1 }), /refreshIntervalMs/);
     assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
+  });
+});
+
+describe("PromptflagClient with signed rulesets, against the Worker", () => {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const publicKeyHex = Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url").toString("hex");
+  let worker;
+
+  // The signature text of docs/interfaces.md ("Signed rulesets") over these exact bytes.
+  function signatureText(text, { environment = "dev", revision, epoch }) {
+    const message = `promptflag-ruleset-signature-v1\n${environment}\n${revision}\n${epoch}\n${sha256(text)}`;
+    return `v1 epoch=${epoch} ed25519=${sign(null, Buffer.from(message, "utf8"), privateKey).toString("hex")}`;
+  }
+
+  // Stores a revision, its signature (unless `signature` is null) and points at it.
+  async function put(revision, { epoch = 0, signature, text = JSON.stringify(ruleset(revision)) } = {}) {
+    await worker.kv.put(`ruleset:dev:${revision}`, text);
+    if (signature !== null) await worker.kv.put(`signature:dev:${revision}`, signature ?? signatureText(text, { revision, epoch }));
+    await worker.kv.put("ruleset:dev", String(revision));
+    return text;
+  }
+
+  before(async () => {
+    const harness = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    ({ SERVER_KEY } = harness);
+    worker = await harness.startWorker({ port: 0, environment: "dev", cacheTtlMs: 0 });
+    for (const body of Object.values(BODIES)) await worker.kv.put(`prompt:${sha256(body)}`, body);
+  });
+
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  test("refuses replays, tampering, other environments and unsigned rulesets; accepts a rollback with the next epoch", async () => {
+    const errors = [];
+    await put(1);
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, rulesetPublicKey: publicKeyHex, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
+    const refused = async (reason) => {
+      await assert.rejects(client.refresh(), (error) => {
+        assert.equal(error.code, "INVALID_RULESET");
+        assert.equal(error.problems[0].code, "signature_refused");
+        assert.match(error.message, reason);
+        return true;
+      });
+    };
+    try {
+      await client.ready();
+      assert.equal(client.status.revision, 1);
+      await put(2);
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 2 });
+      // Revision 1 again with its own (epoch 0) signature: a replay.
+      await worker.kv.put("ruleset:dev", "1");
+      await refused(/goes back from revision 2 without a higher epoch/);
+      assert.equal(client.status.revision, 2);
+      // The deliberate rollback: revision 1 signed again for epoch 1, then the pointer moved to it
+      // (the Worker reads a revision's signature when the pointer moves; here it has to move
+      // back from the replayed revision first).
+      await worker.kv.put("ruleset:dev", "2");
+      await client.refresh();
+      await worker.kv.put("signature:dev:1", signatureText(JSON.stringify(ruleset(1)), { revision: 1, epoch: 1 }));
+      await worker.kv.put("ruleset:dev", "1");
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 1 });
+      // Revision 2's epoch-0 signature is now the replay.
+      await worker.kv.put("ruleset:dev", "2");
+      await refused(/below the accepted epoch 1/);
+      // Each case is a new revision, as a publish would be (a stored revision never changes).
+      const signedText = JSON.stringify(ruleset(3));
+      await put(3, { text: JSON.stringify(ruleset(3, { greeting: "tampered" })), signature: signatureText(signedText, { revision: 3, epoch: 1 }) });
+      await refused(/does not verify/);
+      await put(4, { signature: signatureText(JSON.stringify(ruleset(4)), { environment: "prod", revision: 4, epoch: 1 }) });
+      await refused(/does not verify/);
+      await put(5, { signature: null });
+      await refused(/without a signature/);
+      assert.equal(client.status.revision, 1, "the last good ruleset still serves");
+      await put(6, { epoch: 1 });
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 6 });
+    } finally {
+      client.close();
+    }
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, rulesetPublicKey: "abc" }), /rulesetPublicKey/);
   });
 });

@@ -12,7 +12,9 @@
 //! the ruleset's bytes, and when the contracts' epoch rule accepts it after the revision the
 //! isolate accepted last: a replayed older revision is refused, a rollback signed with a higher
 //! epoch is not. A refused revision is a failed refresh like any other: the last good ruleset
-//! keeps serving, the reason is logged and `/healthz` shows it ([`last_failure`]).
+//! keeps serving, the reason is logged and `/healthz` shows it ([`last_failure`]). Without a
+//! key, a revision's signature is still read and served (`X-Promptflag-Signature`), unchecked,
+//! for clients that verify it themselves.
 //!
 //! The isolate is single-threaded, but requests interleave at `await`s, so no `RefCell` borrow is
 //! held across one, and a refresh that finishes after a newer one is discarded.
@@ -58,7 +60,8 @@ pub struct Loaded {
     pub raw: String,
     /// The entity tag of `raw`.
     pub etag: String,
-    /// The signature text it was served with (`X-Promptflag-Signature`), when one was verified.
+    /// Its signature text (`X-Promptflag-Signature`): verified when the Worker has the public
+    /// key, passed on as stored otherwise.
     pub signature: Option<String>,
     /// JSON already written for this ruleset (see [`Loaded::written`]).
     written: RefCell<Written>,
@@ -301,7 +304,15 @@ async fn refresh(
             loaded.ruleset.environment()
         )),
         Ok(mut loaded) => match public_key {
-            None => Refresh::Fresh(Rc::new(loaded), None),
+            None => {
+                // Not verified here, but passed on: a client with the public key checks it.
+                loaded.signature = kv
+                    .text(&signature_key(environment, revision))
+                    .await
+                    .ok()
+                    .flatten();
+                Refresh::Fresh(Rc::new(loaded), None)
+            }
             Some(Err(problem)) => Refresh::Failed(problem.clone()),
             Some(Ok(public_key)) => {
                 match verify(kv, environment, revision, &loaded.raw, public_key, accepted).await {
