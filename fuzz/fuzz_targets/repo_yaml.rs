@@ -3,7 +3,8 @@
 //! rest is (a flag, a segment, a rollout or `promptflag.yaml`, each kind under one of the
 //! example's keys or a new one), the text goes through `repo::read_yaml_text`, the loader's own
 //! parsing and decoding, into a clone of the loaded repository, which `lint::lint` and
-//! `lint::validate_environments` (every environment's ruleset through core) then check.
+//! `lint::validate_environments` (every environment's ruleset through core) then check. Text
+//! that does not parse as YAML stops at the parser.
 //! Property: nothing panics; a bad file is a diagnostic.
 #![no_main]
 
@@ -40,9 +41,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
-    if let Ok(node) = yaml::parse(text) {
-        let _ = yaml::to_json(&node.value);
-    }
+    // Text that is not YAML ends at the parser (the loader's diagnostic for it is the parse
+    // error), so only documents go on to the decoders, lint and the rulesets.
+    let Ok(node) = yaml::parse(text) else {
+        return;
+    };
+    let _ = yaml::to_json(&node.value);
     let (kind, key) = SLOTS[usize::from(selector) % SLOTS.len()];
     let mut repo = example().clone();
     let mut diagnostics = Diagnostics::new();
