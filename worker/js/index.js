@@ -48,7 +48,7 @@ export default {
       return respond(await settle(wasm.handle(request, env, undefined, now)), ctx, env);
     }
     let body = NO_BODY;
-    let flags = headers.has("origin") ? "o" : "";
+    let flags = "";
     if (length !== null) {
       try {
         body = new Uint8Array(await request.arrayBuffer());
@@ -57,7 +57,11 @@ export default {
       }
     }
     const ifNoneMatch = headers.get("if-none-match");
-    const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
+    // The read key (`Authorization`) and `Origin` travel as two lines, empty when absent
+    // (worker/src/wire.rs gives the head's layout).
+    const authorization = headers.get("authorization") ?? "";
+    const origin = headers.get("origin") ?? "";
+    const head = `${request.method}\n${url}\n${flags}\n${authorization}\n${origin}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
     let packed;
     try {
       // After a trap, `recover` asks for a fresh instance before the next request.

@@ -20,6 +20,10 @@ import {
   sha256,
   startWorker,
   withoutAnchors,
+  keyed,
+  bearer,
+  CLIENT_KEY,
+  SERVER_KEY,
 } from "./helpers.mjs";
 
 const INTERNAL = "user-internal-1";
@@ -32,7 +36,7 @@ let url;
 before(async () => {
   // A long TTL: these tests read one revision unless they publish on purpose.
   // The admin suite writes these environments besides dev.
-  worker = await startWorker({ adminCredentials: credentialsFor(TOKEN, ["dev", "staging", "qa", "qa2", "rb", "keep"]), cacheTtlMs: 60_000 });
+  worker = await startWorker({ adminCredentials: credentialsFor(TOKEN, ["dev", "staging", "qa", "qa2", "rb", "keep"]), cacheTtlMs: 60_000, corsOrigins: "https://app.example" });
   url = worker.url;
   await seedKv(worker.kv);
 });
@@ -57,39 +61,39 @@ describe("read API", () => {
   });
 
   test("GET /v1/ruleset serves the stored JSON with an ETag and answers If-None-Match with 304", async () => {
-    const response = await fetch(`${url}/v1/ruleset`);
+    const response = await keyed(`${url}/v1/ruleset`);
     assert.equal(response.status, 200);
     assert.equal(await response.text(), JSON.stringify(fixtureRuleset()));
     const etag = response.headers.get("etag");
     assert.match(etag, /^"[0-9a-f]+"$/);
     assertRevisionHeaders(response);
 
-    const again = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": etag } });
+    const again = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": etag } });
     assert.equal(again.status, 304);
     assert.equal(await again.text(), "");
     assert.equal(again.headers.get("etag"), etag);
-    const weak = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": `"x", W/${etag}` } });
+    const weak = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": `"x", W/${etag}` } });
     assert.equal(weak.status, 304);
-    const other = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": '"stale"' } });
+    const other = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": '"stale"' } });
     assert.equal(other.status, 200);
   });
 
   test("GET /v1/prompts/{sha256} serves the body, immutable, with an ETag", async () => {
-    const response = await fetch(`${url}/v1/prompts/${V1_HASH}`);
+    const response = await keyed(`${url}/v1/prompts/${V1_HASH}`);
     assert.equal(response.status, 200);
     assert.equal(await response.text(), V1_BODY);
     assert.equal(response.headers.get("cache-control"), "public, max-age=31536000, immutable");
     assert.equal(response.headers.get("etag"), `"${V1_HASH}"`);
     assert.match(response.headers.get("content-type"), /^text\/markdown; charset=utf-8/);
-    const again = await fetch(`${url}/v1/prompts/${V1_HASH}`, { headers: { "if-none-match": `"${V1_HASH}"` } });
+    const again = await keyed(`${url}/v1/prompts/${V1_HASH}`, { headers: { "if-none-match": `"${V1_HASH}"` } });
     assert.equal(again.status, 304);
   });
 
   test("GET /v1/prompts with an unknown or malformed hash is a JSON 404 or 400", async () => {
-    await apiError(await fetch(`${url}/v1/prompts/${"0".repeat(64)}`), 404, "prompt_not_found");
-    await apiError(await fetch(`${url}/v1/prompts/${V1_HASH.toUpperCase()}`), 400, "bad_hash");
-    await apiError(await fetch(`${url}/v1/prompts/abc`), 400, "bad_hash");
-    await apiError(await fetch(`${url}/v1/prompts/..%2F..%2Fetc`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/${"0".repeat(64)}`), 404, "prompt_not_found");
+    await apiError(await keyed(`${url}/v1/prompts/${V1_HASH.toUpperCase()}`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/abc`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/..%2F..%2Fetc`), 400, "bad_hash");
   });
 
   test("POST /v1/resolve/{flag} returns the variant, the prompt's metadata and its body inline", async () => {
@@ -140,159 +144,64 @@ describe("read API", () => {
     await apiError(await post(url, "/v1/resolve/support_prompt", "[1, 2]"), 400, "bad_request");
     await apiError(await post(url, "/v1/resolve/support_prompt", { context: "u" }), 400, "invalid_context");
     await apiError(await post(url, "/v1/resolve/support_prompt", { context: { targetingKey: ["u"] } }), 400, "invalid_context");
-    const wrongMethod = await fetch(`${url}/v1/resolve/support_prompt`);
+    const wrongMethod = await keyed(`${url}/v1/resolve/support_prompt`);
     await apiError(wrongMethod, 405, "method_not_allowed");
     assert.equal(wrongMethod.headers.get("allow"), "POST");
   });
 
   test("a method the Worker does not know is a 405, not a GET", async () => {
     for (const path of ["/healthz", "/v1/ruleset", "/ofrep/v1/configuration"]) {
-      assert.equal((await fetch(`${url}${path}`)).status, 200, path);
-      const unknown = await fetch(`${url}${path}`, { method: "PROPFIND" });
+      assert.equal((await keyed(`${url}${path}`)).status, 200, path);
+      const unknown = await keyed(`${url}${path}`, { method: "PROPFIND" });
       await apiError(unknown, 405, "method_not_allowed");
       assert.equal(unknown.headers.get("allow"), "GET", path);
     }
   });
 
-  test("an unknown route is a JSON 404; browsers get CORS headers and preflights", async () => {
+  test("an unknown route is a JSON 404, with or without a key", async () => {
     await apiError(await fetch(`${url}/nope`), 404, "not_found");
     await apiError(await fetch(`${url}/`), 404, "not_found");
     await apiError(await fetch(`${url}/healthz/extra`), 404, "not_found");
-    const origin = { origin: "https://app.example" };
-    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: origin });
+    await apiError(await keyed(`${url}/nope`), 404, "not_found");
+  });
+
+  test("pages from an allowed origin get CORS headers on the evaluation routes, others none", async () => {
+    const allowed = { origin: "https://app.example" };
+    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: allowed });
     assert.equal(preflight.status, 204);
     assert.match(preflight.headers.get("access-control-allow-methods"), /POST/);
-    assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
-    const browser = await fetch(`${url}/v1/ruleset`, { headers: origin });
-    assert.equal(browser.headers.get("access-control-allow-origin"), "*");
+    assert.match(preflight.headers.get("access-control-allow-headers"), /Authorization/);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "https://app.example");
+    const browser = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} }, { ...allowed, ...bearer(CLIENT_KEY) });
+    assert.equal(browser.status, 200);
+    assert.equal(browser.headers.get("access-control-allow-origin"), "https://app.example");
+    assert.match(browser.headers.get("vary"), /Origin/);
     assert.match(browser.headers.get("access-control-expose-headers"), /ETag/);
     await browser.arrayBuffer();
+    // A refused request still carries the header, so the page can read why.
+    const unkeyed = await fetch(`${url}/v1/resolve/support_prompt`, { method: "POST", headers: allowed, body: "{}" });
+    assert.equal(unkeyed.status, 401);
+    assert.equal(unkeyed.headers.get("access-control-allow-origin"), "https://app.example");
+    await unkeyed.arrayBuffer();
+
+    // Another origin: its preflight is refused and its responses carry no CORS headers.
+    const other = { origin: "https://evil.example" };
+    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: other }), 403, "origin_not_allowed");
+    const refused = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} }, other);
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+    await refused.arrayBuffer();
+    // The ruleset and prompt bodies are for servers: no page may read them, whatever its origin.
+    await apiError(await fetch(`${url}/v1/ruleset`, { method: "OPTIONS", headers: allowed }), 403, "origin_not_allowed");
+    const ruleset = await keyed(`${url}/v1/ruleset`, { headers: allowed });
+    assert.equal(ruleset.headers.get("access-control-allow-origin"), null);
+    await ruleset.arrayBuffer();
     // Server-side callers send no Origin and get no CORS headers; the admin API never does.
-    const server = await fetch(`${url}/v1/ruleset`);
+    const server = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} });
     assert.equal(server.headers.get("access-control-allow-origin"), null);
     await server.arrayBuffer();
-    const admin = await fetch(`${url}/admin/v1/rulesets/dev`, { headers: { ...origin, authorization: `Bearer ${TOKEN}` } });
+    const admin = await fetch(`${url}/admin/v1/rulesets/dev`, { headers: { ...allowed, authorization: `Bearer ${TOKEN}` } });
     assert.equal(admin.headers.get("access-control-allow-origin"), null);
     await admin.arrayBuffer();
-  });
-});
-
-describe("OFREP", () => {
-  const evaluate = (key, context) => post(url, `/ofrep/v1/evaluate/flags/${key}`, { context });
-
-  test("single evaluation: boolean, string, number and object flags in OFREP's success shape", async () => {
-    const boolean = await json(await evaluate("new_checkout", { targetingKey: "u", country: "IE" }), 200);
-    assert.deepEqual(boolean, {
-      key: "new_checkout",
-      value: true,
-      reason: "TARGETING_MATCH",
-      variant: "on",
-      metadata: { environment: "dev", revision: 1, ruleId: "ireland-and-uk" },
-    });
-    const string = await json(await evaluate("greeting", { targetingKey: "u", plan: "pro" }), 200);
-    assert.equal(string.value, "Hi there");
-    const number = await json(await evaluate("max_tokens", { targetingKey: "u" }), 200);
-    assert.deepEqual([number.value, number.reason], [512, "DEFAULT"]);
-    const object = await json(await evaluate("answer_style", { targetingKey: "u" }), 200);
-    assert.deepEqual(object.value, { max_sentences: 5, tone: "friendly" });
-    const disabled = await json(await evaluate("retired_feature", { targetingKey: "u" }), 200);
-    assert.deepEqual([disabled.value, disabled.reason, disabled.variant], [false, "DISABLED", "off"]);
-    const prompt = await json(await evaluate("summarizer_prompt", {}), 200);
-    assert.equal(prompt.reason, "STATIC");
-    assert.equal(prompt.metadata.promptId, "summarizer");
-    assert.equal(prompt.value.version, "2.0.0");
-  });
-
-  test("single evaluation errors: 404 FLAG_NOT_FOUND and 400 with OFREP's error codes", async () => {
-    const notFound = await json(await evaluate("nope", { targetingKey: "u" }), 404);
-    assert.deepEqual(Object.keys(notFound).sort(), ["errorCode", "errorDetails", "key"]);
-    assert.equal(notFound.errorCode, "FLAG_NOT_FOUND");
-    assert.equal(notFound.key, "nope");
-
-    const missingKey = await json(await evaluate("canary_banner", { country: "IE" }), 400);
-    assert.deepEqual([missingKey.key, missingKey.errorCode], ["canary_banner", "TARGETING_KEY_MISSING"]);
-    const badContext = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: [1] }), 400);
-    assert.equal(badContext.errorCode, "INVALID_CONTEXT");
-    const badAttribute = await json(await evaluate("greeting", { targetingKey: "u", plan: { pro: true } }), 400);
-    assert.equal(badAttribute.errorCode, "INVALID_CONTEXT");
-    const badJson = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", "{"), 400);
-    assert.deepEqual([badJson.key, badJson.errorCode], ["greeting", "PARSE_ERROR"]);
-    assert.equal(typeof badJson.errorDetails, "string");
-    // As core decides it everywhere: an unknown flag is FLAG_NOT_FOUND even with a bad body.
-    const unknownAndBad = await json(await post(url, "/ofrep/v1/evaluate/flags/nope", "{"), 404);
-    assert.equal(unknownAndBad.errorCode, "FLAG_NOT_FOUND");
-  });
-
-  test("an empty body or a missing context evaluates with an empty context", async () => {
-    const empty = await fetch(`${url}/ofrep/v1/evaluate/flags/greeting`, { method: "POST" });
-    assert.equal((await json(empty, 200)).value, "Hello");
-    const noContext = await post(url, "/ofrep/v1/evaluate/flags/greeting", {});
-    assert.equal((await json(noContext, 200)).value, "Hello");
-  });
-
-  test("bulk evaluation lists every flag, with per-flag failures inside a 200", async () => {
-    const response = await post(url, "/ofrep/v1/evaluate/flags", { context: { country: "GB" } });
-    assertRevisionHeaders(response);
-    const body = await json(response, 200);
-    const byKey = Object.fromEntries(body.flags.map((flag) => [flag.key, flag]));
-    assert.deepEqual(Object.keys(byKey).sort(), Object.keys(fixtureRuleset().flags).sort());
-    assert.equal(byKey.new_checkout.value, true);
-    assert.deepEqual(
-      [byKey.canary_banner.errorCode, typeof byKey.canary_banner.errorDetails, "value" in byKey.canary_banner],
-      ["TARGETING_KEY_MISSING", "string", false],
-    );
-  });
-
-  test("the bulk ETag covers the ruleset and the context: 304 only for the same context", async () => {
-    const context = { targetingKey: "user-5", plan: "pro" };
-    const first = await post(url, "/ofrep/v1/evaluate/flags", { context });
-    const etag = first.headers.get("etag");
-    assert.match(etag, /^"[0-9a-f]{32}"$/);
-    await first.arrayBuffer();
-
-    const same = await post(url, "/ofrep/v1/evaluate/flags", { context }, { "if-none-match": etag });
-    assert.equal(same.status, 304);
-    assert.equal(await same.text(), "");
-    assert.equal(same.headers.get("etag"), etag);
-    assertRevisionHeaders(same);
-
-    // Key order does not matter; any other context (even one that evaluates alike) does.
-    const reordered = await post(url, "/ofrep/v1/evaluate/flags", { context: { plan: "pro", targetingKey: "user-5" } }, { "if-none-match": etag });
-    assert.equal(reordered.status, 304);
-    for (const other of [{ targetingKey: "user-6", plan: "pro" }, { ...context, unrelated: 1 }]) {
-      const response = await post(url, "/ofrep/v1/evaluate/flags", { context: other }, { "if-none-match": etag });
-      assert.equal(response.status, 200);
-      assert.notEqual(response.headers.get("etag"), etag);
-      await response.arrayBuffer();
-    }
-  });
-
-  test("bulk request errors are 400 with OFREP's bulkEvaluationFailure shape", async () => {
-    const badJson = await json(await post(url, "/ofrep/v1/evaluate/flags", "nope"), 400);
-    assert.deepEqual(Object.keys(badJson).sort(), ["errorCode", "errorDetails"]);
-    assert.equal(badJson.errorCode, "PARSE_ERROR");
-    const badContext = await json(await post(url, "/ofrep/v1/evaluate/flags", { context: "x" }), 400);
-    assert.equal(badContext.errorCode, "INVALID_CONTEXT");
-  });
-
-  test("GET on the evaluation endpoints is a 405; the configuration extension answers", async () => {
-    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags`), 405, "method_not_allowed");
-    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags/greeting`), 405, "method_not_allowed");
-    const configuration = await json(await fetch(`${url}/ofrep/v1/configuration`), 200);
-    assert.equal(configuration.name, "promptflag");
-    assert.equal(configuration.capabilities.cacheInvalidation.polling.enabled, true);
-  });
-});
-
-describe("oversized bodies", () => {
-  const big = JSON.stringify({ context: { targetingKey: "u", pad: "x".repeat(70 * 1024) } });
-
-  test("a Content-Length over the limit is refused with 413, in each endpoint's error shape", async () => {
-    await apiError(await post(url, "/v1/resolve/support_prompt", big), 413, "too_large");
-    const single = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", big), 413);
-    assert.deepEqual([single.key, single.errorCode], ["greeting", "GENERAL"]);
-    const bulk = await json(await post(url, "/ofrep/v1/evaluate/flags", big), 413);
-    assert.equal(bulk.errorCode, "GENERAL");
   });
 
   test("a streamed body without Content-Length is cut off at the limit", async () => {
@@ -304,7 +213,7 @@ describe("oversized bodies", () => {
         else controller.close();
       },
     });
-    const response = await fetch(`${url}/v1/resolve/support_prompt`, {
+    const response = await keyed(`${url}/v1/resolve/support_prompt`, {
       method: "POST",
       body: stream,
       duplex: "half",
@@ -336,7 +245,7 @@ describe("never a 5xx on bad input", () => {
   ];
   for (const [method, path, body] of requests) {
     test(`${method} ${path.slice(0, 60)} answers JSON below 500`, async () => {
-      const response = await fetch(`${url}${path}`, { method, body });
+      const response = await keyed(`${url}${path}`, { method, body });
       assert.ok(response.status >= 400 && response.status < 500, `status ${response.status}`);
       const parsed = JSON.parse(await response.text());
       assert.ok(parsed.error?.code || parsed.errorCode, JSON.stringify(parsed));
@@ -375,7 +284,7 @@ describe("admin API", () => {
     assert.deepEqual(created, { hash, created: true });
     const again = await json(await admin(`/prompts/${hash}`, { method: "PUT", body }), 200);
     assert.deepEqual(again, { hash, created: false });
-    assert.equal(await (await fetch(`${url}/v1/prompts/${hash}`)).text(), body);
+    assert.equal(await (await keyed(`${url}/v1/prompts/${hash}`)).text(), body);
   });
 
   test("PUT /admin/v1/prompts errors: 422 hash_mismatch, 400 bad_hash, 413 too_large, 422 invalid_body", async () => {
