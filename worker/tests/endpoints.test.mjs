@@ -204,6 +204,126 @@ describe("read API", () => {
     await admin.arrayBuffer();
   });
 
+});
+
+describe("OFREP", () => {
+  const evaluate = (key, context) => post(url, `/ofrep/v1/evaluate/flags/${key}`, { context });
+
+  test("single evaluation: boolean, string, number and object flags in OFREP's success shape", async () => {
+    const boolean = await json(await evaluate("new_checkout", { targetingKey: "u", country: "IE" }), 200);
+    assert.deepEqual(boolean, {
+      key: "new_checkout",
+      value: true,
+      reason: "TARGETING_MATCH",
+      variant: "on",
+      metadata: { environment: "dev", revision: 1, ruleId: "ireland-and-uk" },
+    });
+    const string = await json(await evaluate("greeting", { targetingKey: "u", plan: "pro" }), 200);
+    assert.equal(string.value, "Hi there");
+    const number = await json(await evaluate("max_tokens", { targetingKey: "u" }), 200);
+    assert.deepEqual([number.value, number.reason], [512, "DEFAULT"]);
+    const object = await json(await evaluate("answer_style", { targetingKey: "u" }), 200);
+    assert.deepEqual(object.value, { max_sentences: 5, tone: "friendly" });
+    const disabled = await json(await evaluate("retired_feature", { targetingKey: "u" }), 200);
+    assert.deepEqual([disabled.value, disabled.reason, disabled.variant], [false, "DISABLED", "off"]);
+    const prompt = await json(await evaluate("summarizer_prompt", {}), 200);
+    assert.equal(prompt.reason, "STATIC");
+    assert.equal(prompt.metadata.promptId, "summarizer");
+    assert.equal(prompt.value.version, "2.0.0");
+  });
+
+  test("single evaluation errors: 404 FLAG_NOT_FOUND and 400 with OFREP's error codes", async () => {
+    const notFound = await json(await evaluate("nope", { targetingKey: "u" }), 404);
+    assert.deepEqual(Object.keys(notFound).sort(), ["errorCode", "errorDetails", "key"]);
+    assert.equal(notFound.errorCode, "FLAG_NOT_FOUND");
+    assert.equal(notFound.key, "nope");
+
+    const missingKey = await json(await evaluate("canary_banner", { country: "IE" }), 400);
+    assert.deepEqual([missingKey.key, missingKey.errorCode], ["canary_banner", "TARGETING_KEY_MISSING"]);
+    const badContext = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: [1] }), 400);
+    assert.equal(badContext.errorCode, "INVALID_CONTEXT");
+    const badAttribute = await json(await evaluate("greeting", { targetingKey: "u", plan: { pro: true } }), 400);
+    assert.equal(badAttribute.errorCode, "INVALID_CONTEXT");
+    const badJson = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", "{"), 400);
+    assert.deepEqual([badJson.key, badJson.errorCode], ["greeting", "PARSE_ERROR"]);
+    assert.equal(typeof badJson.errorDetails, "string");
+    // As core decides it everywhere: an unknown flag is FLAG_NOT_FOUND even with a bad body.
+    const unknownAndBad = await json(await post(url, "/ofrep/v1/evaluate/flags/nope", "{"), 404);
+    assert.equal(unknownAndBad.errorCode, "FLAG_NOT_FOUND");
+  });
+
+  test("an empty body or a missing context evaluates with an empty context", async () => {
+    const empty = await keyed(`${url}/ofrep/v1/evaluate/flags/greeting`, { method: "POST" });
+    assert.equal((await json(empty, 200)).value, "Hello");
+    const noContext = await post(url, "/ofrep/v1/evaluate/flags/greeting", {});
+    assert.equal((await json(noContext, 200)).value, "Hello");
+  });
+
+  test("bulk evaluation lists every flag, with per-flag failures inside a 200", async () => {
+    const response = await post(url, "/ofrep/v1/evaluate/flags", { context: { country: "GB" } });
+    assertRevisionHeaders(response);
+    const body = await json(response, 200);
+    const byKey = Object.fromEntries(body.flags.map((flag) => [flag.key, flag]));
+    assert.deepEqual(Object.keys(byKey).sort(), Object.keys(fixtureRuleset().flags).sort());
+    assert.equal(byKey.new_checkout.value, true);
+    assert.deepEqual(
+      [byKey.canary_banner.errorCode, typeof byKey.canary_banner.errorDetails, "value" in byKey.canary_banner],
+      ["TARGETING_KEY_MISSING", "string", false],
+    );
+  });
+
+  test("the bulk ETag covers the ruleset and the context: 304 only for the same context", async () => {
+    const context = { targetingKey: "user-5", plan: "pro" };
+    const first = await post(url, "/ofrep/v1/evaluate/flags", { context });
+    const etag = first.headers.get("etag");
+    assert.match(etag, /^"[0-9a-f]{32}"$/);
+    await first.arrayBuffer();
+
+    const same = await post(url, "/ofrep/v1/evaluate/flags", { context }, { "if-none-match": etag });
+    assert.equal(same.status, 304);
+    assert.equal(await same.text(), "");
+    assert.equal(same.headers.get("etag"), etag);
+    assertRevisionHeaders(same);
+
+    // Key order does not matter; any other context (even one that evaluates alike) does.
+    const reordered = await post(url, "/ofrep/v1/evaluate/flags", { context: { plan: "pro", targetingKey: "user-5" } }, { "if-none-match": etag });
+    assert.equal(reordered.status, 304);
+    for (const other of [{ targetingKey: "user-6", plan: "pro" }, { ...context, unrelated: 1 }]) {
+      const response = await post(url, "/ofrep/v1/evaluate/flags", { context: other }, { "if-none-match": etag });
+      assert.equal(response.status, 200);
+      assert.notEqual(response.headers.get("etag"), etag);
+      await response.arrayBuffer();
+    }
+  });
+
+  test("bulk request errors are 400 with OFREP's bulkEvaluationFailure shape", async () => {
+    const badJson = await json(await post(url, "/ofrep/v1/evaluate/flags", "nope"), 400);
+    assert.deepEqual(Object.keys(badJson).sort(), ["errorCode", "errorDetails"]);
+    assert.equal(badJson.errorCode, "PARSE_ERROR");
+    const badContext = await json(await post(url, "/ofrep/v1/evaluate/flags", { context: "x" }), 400);
+    assert.equal(badContext.errorCode, "INVALID_CONTEXT");
+  });
+
+  test("GET on the evaluation endpoints is a 405; the configuration extension answers", async () => {
+    await apiError(await keyed(`${url}/ofrep/v1/evaluate/flags`), 405, "method_not_allowed");
+    await apiError(await keyed(`${url}/ofrep/v1/evaluate/flags/greeting`), 405, "method_not_allowed");
+    const configuration = await json(await keyed(`${url}/ofrep/v1/configuration`), 200);
+    assert.equal(configuration.name, "promptflag");
+    assert.equal(configuration.capabilities.cacheInvalidation.polling.enabled, true);
+  });
+});
+
+describe("oversized bodies", () => {
+  const big = JSON.stringify({ context: { targetingKey: "u", pad: "x".repeat(70 * 1024) } });
+
+  test("a Content-Length over the limit is refused with 413, in each endpoint's error shape", async () => {
+    await apiError(await post(url, "/v1/resolve/support_prompt", big), 413, "too_large");
+    const single = await json(await post(url, "/ofrep/v1/evaluate/flags/greeting", big), 413);
+    assert.deepEqual([single.key, single.errorCode], ["greeting", "GENERAL"]);
+    const bulk = await json(await post(url, "/ofrep/v1/evaluate/flags", big), 413);
+    assert.equal(bulk.errorCode, "GENERAL");
+  });
+
   test("a streamed body without Content-Length is cut off at the limit", async () => {
     const chunk = new TextEncoder().encode("x".repeat(16 * 1024));
     let sent = 0;
