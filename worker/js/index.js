@@ -128,7 +128,7 @@ function lengthAt(packed, at) {
 }
 
 // Most responses repeat one of a few header sets (the content type, the revision and the
-// ruleset's source, CORS or not), and the runtime copies a `Headers` object it is given far
+// ruleset's source, the allowed origin if any), and the runtime copies a `Headers` object it is given far
 // faster than it builds one from JavaScript pairs. The Wasm numbers each set (worker/src/wire.rs),
 // so each is built once, kept under its number, and its text read only that once; number 0 is a
 // set the Wasm did not number, built each time. Index 0 stays empty.

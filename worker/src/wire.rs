@@ -225,7 +225,8 @@ thread_local! {
 /// The number of a header set, the same for the same text for the instance's life, so the entry
 /// can keep the `Headers` object it built for it; 0 once [`HEADER_SETS_NUMBERED`] sets have
 /// been numbered (the entry then builds that set's `Headers` each time). A few sets cover every
-/// response (per route: the content type and caching, the revision, the source, CORS or not).
+/// response (per route: the content type and caching, the revision, the source, and the allowed
+/// origin if any: one of the few `CORS_ORIGINS` lists, or `*`, never the request's own text).
 fn header_set_number(text: &[u8]) -> u8 {
     HEADER_SETS.with(|sets| {
         let mut sets = sets.borrow_mut();
