@@ -20,7 +20,7 @@ use promptflag_worker::{fallback, js, wire};
 
 thread_local! {
     static SERVED: Served = Served {
-        loaded: Some(Rc::new(Loaded::compile(String::from(fallback::RULESET_JSON)).unwrap())),
+        loaded: Some(Rc::new(Loaded::compile(fallback::ruleset_json()).unwrap())),
         source: Source::Fallback,
     };
 }
