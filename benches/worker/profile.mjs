@@ -19,6 +19,11 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 
+// The read key promptflag's Worker is configured with and every request sends (a client key:
+// the evaluation routes are what is measured). The GrowthBook Workers ignore the header.
+const READ_KEY = "bench-client-key-0123456789abcdef0123456789";
+const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(ROOT, "target", "bench");
 const WORKER_DIR = join(ROOT, "worker", "build");
@@ -105,7 +110,7 @@ async function main() {
         ],
         compatibilityDate: "2026-07-01",
         kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
-        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: "60000" },
+        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: "60000", READ_KEYS },
         unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
       },
     ],
@@ -124,7 +129,7 @@ async function main() {
         url,
         connections: CONNECTIONS,
         duration,
-        requests: [{ method: "POST", headers: { "content-type": "application/json" }, setupRequest: (r) => ({ ...r, body: requestBodies[n++ % requestBodies.length] }) }],
+        requests: [{ method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` }, setupRequest: (r) => ({ ...r, body: requestBodies[n++ % requestBodies.length] }) }],
       });
     await run(2);
     const session = await inspector(port);

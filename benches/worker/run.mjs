@@ -47,6 +47,11 @@ import autocannon from "autocannon";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 
+// The read key promptflag's Worker is configured with and every request sends (a client key:
+// the evaluation routes are what is measured). The GrowthBook Workers ignore the header.
+const READ_KEY = "bench-client-key-0123456789abcdef0123456789";
+const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(ROOT, "target", "bench");
 const WORKER_DIR = join(ROOT, "worker", "build");
@@ -191,7 +196,7 @@ function runOnce(url, requestBodies, duration) {
     requests: [
       {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` },
         setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length] }),
       },
     ],
@@ -245,7 +250,7 @@ function workerOptions(bundle) {
       ],
       compatibilityDate: "2026-07-01",
       kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
-      bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: TTL },
+      bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: TTL, READ_KEYS },
     },
     growthbook: {
       modules: true,
@@ -287,7 +292,7 @@ export default {
 async function capture(origin, requestBody) {
   const answers = {};
   for (const [, path] of PATHS) {
-    const response = await fetch(`${origin}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBody });
+    const response = await fetch(`${origin}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` }, body: requestBody });
     answers[path] = { status: response.status, headers: [...response.headers].filter(([name]) => name !== "content-length"), body: await response.text() };
   }
   return answers;
@@ -389,7 +394,7 @@ async function alone(options) {
         mf = new Miniflare({ cf: false, kvPersist: persist, workers: [{ name, ...workerOptions, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }] });
         await mf.ready;
         const origin = (await mf.unsafeGetDirectURL(name)).origin;
-        const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json" }, body: requestBodies[0] });
+        const response = await fetch(`${origin}/v1/resolve/support_prompt`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` }, body: requestBodies[0] });
         await response.arrayBuffer();
         if (response.status !== 200 && name !== "constant") throw new Error(`${name}: the first request answered ${response.status}`);
         coldStarts.push(+(performance.now() - started).toFixed(1));

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             writeln!(
                 out,
                 "/// {file}, the block at line {line}.\n\
-                 pub fn {name}(edge: &str) -> Result<(), Box<dyn std::error::Error>> {{\n\
+                 pub fn {name}(edge: &str, read_key: &str) -> Result<(), Box<dyn std::error::Error>> {{\n\
                  {body}\nOk(())\n}}\n",
                 line = block.line,
                 body = block.text,
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     writeln!(
         out,
         "/// Every snippet: its file, the line of its fence, and the function.\n\
-         pub const ALL: &[(&str, usize, fn(&str) -> Result<(), Box<dyn std::error::Error>>)] = &[\n\
+         pub const ALL: &[(&str, usize, fn(&str, &str) -> Result<(), Box<dyn std::error::Error>>)] = &[\n\
          {table}];"
     )?;
     let target = Path::new(&std::env::var("OUT_DIR")?).join("snippets.rs");

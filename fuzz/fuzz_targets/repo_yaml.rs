@@ -1,53 +1,36 @@
-//! The prompt repository's YAML loader. The input's first byte picks one of the example
-//! repository's YAML files (a flag, a segment, a rollout, the prompt metadata or
-//! `promptflag.yaml`); the rest, as UTF-8, goes through `yaml::parse` and, when it parses, is
-//! written over that file in a copy of the example repository made once per process, which
-//! `lint::check` (the loader, lint and every environment's ruleset through core) then reads.
-//! Property: nothing panics; a bad file is a diagnostic or an error.
+//! The prompt repository's YAML loader, in memory. The example repository is loaded once per
+//! process (read, never copied or written); then for each input, whose first byte picks what the
+//! rest is (a flag, a segment, a rollout or `promptflag.yaml`, each kind under one of the
+//! example's keys or a new one), the text goes through `repo::read_yaml_text`, the loader's own
+//! parsing and decoding, into a clone of the loaded repository, which `lint::lint` and
+//! `lint::validate_environments` (every environment's ruleset through core) then check. Text
+//! that does not parse as YAML stops at the parser.
+//! Property: nothing panics; a bad file is a diagnostic.
 #![no_main]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use promptflag_authoring::diagnostic::Diagnostics;
+use promptflag_authoring::repo::{self, Repo, YamlKind};
 use promptflag_authoring::{lint, yaml};
 
-const SLOTS: [&str; 6] = [
-    "flags/support_prompt.yaml",
-    "segments/beta_testers.yaml",
-    "rollouts/support_prompt.yaml",
-    "prompts/support_reply/metadata.yaml",
-    "promptflag.yaml",
-    "flags/summary_prompt.yaml",
+/// The example repository's files the inputs stand in for, by kind and key.
+const SLOTS: [(YamlKind, &str); 6] = [
+    (YamlKind::Flag, "support_prompt"),
+    (YamlKind::Segment, "beta_testers"),
+    (YamlKind::Rollout, "support_prompt"),
+    (YamlKind::Config, "promptflag"),
+    (YamlKind::Flag, "summary_prompt"),
+    (YamlKind::Flag, "fuzz_new_flag"),
 ];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// A copy of the example repository in a fresh temporary folder, with each slot's original text.
-fn skeleton() -> &'static (PathBuf, Vec<String>) {
-    static SKELETON: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
-    SKELETON.get_or_init(|| {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prompts-repo");
-        let root =
-            std::env::temp_dir().join(format!("promptflag-fuzz-repo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        copy_dir(&example, &root);
-        let originals = SLOTS
-            .iter()
-            .map(|slot| std::fs::read_to_string(root.join(slot)).unwrap())
-            .collect();
-        (root, originals)
+fn example() -> &'static Repo {
+    static EXAMPLE: OnceLock<Repo> = OnceLock::new();
+    EXAMPLE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/prompts-repo");
+        repo::load(&root).expect("the example repository loads").0
     })
 }
 
@@ -58,14 +41,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else {
         return;
     };
+    // Text that is not YAML ends at the parser (the loader's diagnostic for it is the parse
+    // error), so only documents go on to the decoders, lint and the rulesets.
     let Ok(node) = yaml::parse(text) else {
         return;
     };
     let _ = yaml::to_json(&node.value);
-    let (root, originals) = skeleton();
-    let slot = usize::from(selector) % SLOTS.len();
-    let path = root.join(SLOTS[slot]);
-    std::fs::write(&path, text).unwrap();
-    let _ = lint::check(root);
-    std::fs::write(&path, &originals[slot]).unwrap();
+    let (kind, key) = SLOTS[usize::from(selector) % SLOTS.len()];
+    let mut repo = example().clone();
+    let mut diagnostics = Diagnostics::new();
+    repo::read_yaml_text(&mut repo, kind, key, text, &mut diagnostics);
+    let linted = lint::lint(&repo);
+    let _ = lint::validate_environments(&repo, linted.as_slice());
 });

@@ -4,20 +4,23 @@
 //! evaluation, exposures and response packing behind `app::answer_from_memory`) with the
 //! Worker's compiled-in fallback ruleset serving, exposures on and a fixed configuration. Only
 //! reading the configuration and the cached ruleset from the isolate (JavaScript state) is left
-//! out. The input is the head (`METHOD\nURL\nFLAGS[\nIF-NONE-MATCH]`), a NUL byte, then the body.
+//! out. The input is the head (`METHOD\nURL\nFLAGS\nAUTHORIZATION\nORIGIN[\nIF-NONE-MATCH]`), a
+//! NUL byte, then the body; the configuration holds one server and one client read key (the seed
+//! corpus sends them) and one allowed origin.
 //! Property: nothing panics, and an answer is a well-formed packed response.
 #![no_main]
 
 use std::rc::Rc;
 
 use libfuzzer_sys::fuzz_target;
+use promptflag_worker::access::{CorsOrigins, ReadKeys};
 use promptflag_worker::app::{self, Config};
 use promptflag_worker::cache::{Loaded, Served, Source};
 use promptflag_worker::{fallback, js, wire};
 
 thread_local! {
     static SERVED: Served = Served {
-        loaded: Some(Rc::new(Loaded::compile(String::from(fallback::RULESET_JSON)).unwrap())),
+        loaded: Some(Rc::new(Loaded::compile(fallback::ruleset_json()).unwrap())),
         source: Source::Fallback,
     };
 }
@@ -29,6 +32,12 @@ fn config() -> Config {
         exposure_sink: Some(String::from("https://collector.invalid/v1/events")),
         admin_credentials: None,
         environment_policy: None,
+        read_keys: ReadKeys::parse(Some(
+            r#"[{"name":"server","key":"fuzz-server-key-0123456789abcdef0123456789","kind":"server"},
+                {"name":"client","key":"fuzz-client-key-0123456789abcdef0123456789","kind":"client"}]"#,
+        )),
+        cors_origins: CorsOrigins::parse(Some("https://app.example")),
+        ruleset_public_key: None,
     }
 }
 

@@ -75,6 +75,21 @@ export interface PromptflagClientOptions {
   promptCacheSize?: number;
   /** Bytes of prompt bodies kept in memory. Default 16 MiB. */
   promptCacheBytes?: number;
+  /**
+   * The Worker's read key, sent as `Authorization: Bearer <key>` with every request. Local
+   * evaluation reads the ruleset and the prompt bodies, so this is a server key (a client key
+   * reads only the evaluation routes; docs/interfaces.md, "Read keys"). Keep it out of pages.
+   */
+  readKey?: string;
+  /**
+   * The Ed25519 public key (64 hex digits) of signed rulesets. When set, a ruleset from the edge
+   * is used only when its `X-Promptflag-Signature` verifies (WebCrypto) over its environment,
+   * revision, epoch and bytes, and when it does not go back from the revision accepted last
+   * without a higher epoch (docs/interfaces.md, "Signed rulesets"). A refused one is a
+   * {@link RulesetValidationError} (`problems[0].code` `signature_refused`) and the last good
+   * ruleset keeps serving.
+   */
+  rulesetPublicKey?: string;
   /** Extra request headers (an API key for a proxy, say). */
   headers?: Record<string, string>;
   /** The fetch to use. Default: the global one. */
@@ -134,6 +149,61 @@ function hex(bytes: ArrayBuffer): string {
     text += byte.toString(16).padStart(2, "0");
   }
   return text;
+}
+
+function fromHex(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(new ArrayBuffer(text.length / 2));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+/** The header of `GET /v1/ruleset` carrying the signature (crates/contracts/src/signing.rs). */
+const SIGNATURE_HEADER = "x-promptflag-signature";
+/** The first line of every signed message. */
+const SIGNATURE_DOMAIN = "promptflag-ruleset-signature-v1";
+
+/**
+ * Checks a ruleset's signature as docs/interfaces.md ("Signed rulesets") defines it: the text
+ * `v1 epoch=E ed25519=HEX`, an Ed25519 signature (WebCrypto) by `publicKey` over the domain line,
+ * environment, revision, epoch and the SHA-256 of the bytes, and the epoch rule after
+ * `accepted`. Returns the signed revision and epoch; throws why it is refused.
+ */
+async function verifySignature(
+  text: string,
+  evaluator: Evaluator,
+  header: string | null,
+  publicKey: Uint8Array<ArrayBuffer>,
+  accepted: { revision: number; epoch: number } | null,
+): Promise<{ revision: number; epoch: number }> {
+  const revision = evaluator.revision;
+  const refuse = (message: string) =>
+    new RulesetValidationError(`ruleset rejected: ${message}; keeping the last known good one`, [{ path: "$", code: "signature_refused", message }]);
+  if (header === null) throw refuse(`revision ${revision} came without a signature (X-Promptflag-Signature)`);
+  const match = /^v1 epoch=(\d+) ed25519=([0-9a-f]{128})$/.exec(header.trim());
+  const epoch = match === null ? Number.NaN : Number(match[1]);
+  if (match === null || !Number.isSafeInteger(epoch)) throw refuse(`${JSON.stringify(header)} is not a signature (v1 epoch=N ed25519=HEX)`);
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined) throw refuse("WebCrypto (crypto.subtle) is not available here, so signatures cannot be verified");
+  const encoder = new TextEncoder();
+  const digest = await sha256Hex(encoder.encode(text));
+  const message = encoder.encode(`${SIGNATURE_DOMAIN}\n${evaluator.environment}\n${revision}\n${epoch}\n${digest}`);
+  let verified = false;
+  try {
+    const key = await subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+    verified = await subtle.verify({ name: "Ed25519" }, key, fromHex(match[2] ?? ""), message);
+  } catch (error) {
+    throw refuse(`the signature could not be checked: ${(error as Error)?.message ?? String(error)}`);
+  }
+  if (!verified) {
+    throw refuse(`the signature of revision ${revision} does not verify (a changed ruleset, or one signed for another environment, revision or key)`);
+  }
+  if (accepted !== null && epoch < accepted.epoch) {
+    throw refuse(`revision ${revision} is signed for epoch ${epoch}, below the accepted epoch ${accepted.epoch} (revision ${accepted.revision}): a replayed signature`);
+  }
+  if (accepted !== null && epoch === accepted.epoch && revision < accepted.revision) {
+    throw refuse(`revision ${revision} goes back from revision ${accepted.revision} without a higher epoch (both epoch ${epoch}): a replay, not a rollback`);
+  }
+  return { revision, epoch };
 }
 
 async function sha256Hex(bytes: BufferSource): Promise<string> {
@@ -252,7 +322,7 @@ function unitOf(context: ContextInput | undefined): string | null {
  * Evaluates flags locally from a ruleset it keeps fresh from the promptflag Worker.
  *
  * ```ts
- * const client = new PromptflagClient({ baseUrl: "https://flags.example.com", fallbackRuleset });
+ * const client = new PromptflagClient({ baseUrl: "https://flags.example.com", readKey, fallbackRuleset });
  * await client.ready();
  * const { prompt } = client.resolvePrompt("support_prompt", { targetingKey: userId });
  * const body = await client.getPromptBody(prompt.hash);
@@ -282,6 +352,8 @@ export class PromptflagClient {
   #timer: ReturnType<typeof setInterval> | null = null;
   #firstFetch: Promise<void> | null = null;
   #closed = false;
+  readonly #publicKey: Uint8Array<ArrayBuffer> | null = null;
+  #accepted: { revision: number; epoch: number } | null = null;
 
   constructor(options: PromptflagClientOptions) {
     if (typeof options !== "object" || options === null) {
@@ -306,6 +378,18 @@ export class PromptflagClient {
     }
     this.#fetch = fetcher;
     this.#headers = { ...(options.headers ?? {}) };
+    if (options.readKey !== undefined) {
+      if (typeof options.readKey !== "string" || options.readKey.trim() === "" || /\s/.test(options.readKey)) {
+        throw new InvalidArgumentError("readKey must be the Worker's read key: a non-empty string without white space");
+      }
+      this.#headers.authorization = `Bearer ${options.readKey}`;
+    }
+    if (options.rulesetPublicKey !== undefined) {
+      if (typeof options.rulesetPublicKey !== "string" || !/^[0-9a-fA-F]{64}$/.test(options.rulesetPublicKey.trim())) {
+        throw new InvalidArgumentError("rulesetPublicKey must be an Ed25519 public key: 64 hex digits");
+      }
+      this.#publicKey = fromHex(options.rulesetPublicKey.trim().toLowerCase());
+    }
     this.#timeoutMs = positiveInteger("requestTimeoutMs", options.requestTimeoutMs, 10_000, false);
     const interval = positiveInteger("refreshIntervalMs", options.refreshIntervalMs, 30_000, true);
     this.#environment = options.environment;
@@ -625,11 +709,13 @@ export class PromptflagClient {
       // Validation happens before anything changes: an invalid payload leaves everything as it was.
       const evaluator = Evaluator.fromRuleset(text);
       this.#checkEnvironment(evaluator);
+      const signed = this.#publicKey === null ? null : await verifySignature(text, evaluator, response.headers.get(SIGNATURE_HEADER), this.#publicKey, this.#accepted);
       if (this.#closed) {
         throw new PromptflagError("DISPOSED", "the client was closed");
       }
       this.#evaluator = evaluator;
       this.#source = "remote";
+      if (signed !== null) this.#accepted = signed;
       this.#etag = response.headers.get("etag");
       this.#lastSuccessAt = new Date();
       this.#lastError = null;

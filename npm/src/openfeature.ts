@@ -8,7 +8,7 @@
  * import { PromptflagClient } from "promptflag";
  * import { PromptflagProvider } from "promptflag/openfeature";
  *
- * await OpenFeature.setProviderAndWait(new PromptflagProvider(new PromptflagClient({ baseUrl })));
+ * await OpenFeature.setProviderAndWait(new PromptflagProvider(new PromptflagClient({ baseUrl, readKey })));
  * const prompt = await OpenFeature.getClient().getObjectValue("support_prompt", {}, { targetingKey: "user-1" });
  * ```
  *

@@ -4,7 +4,7 @@
 // bounded LRU, and exposures.
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -31,6 +31,9 @@ const BODIES = {
 };
 const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 const HASH = { current: sha256(BODIES.current), candidate: sha256(BODIES.candidate) };
+// The harness Worker's read keys (tests/support/worker-server.mjs), set once it is imported.
+let SERVER_KEY;
+let CLIENT_KEY;
 const DEAD_URL = "http://127.0.0.1:9/"; // the discard port: nothing listens here
 
 function ruleset(revision, { candidateWeight = 0, greeting = "hello" } = {}) {
@@ -99,8 +102,9 @@ describe("PromptflagClient against the Worker", () => {
   }
 
   before(async () => {
-    const { startWorker } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
-    worker = await startWorker({ port: 0, adminToken: ADMIN_TOKEN, environment: "dev", cacheTtlMs: 0 });
+    const harness = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    ({ SERVER_KEY, CLIENT_KEY } = harness);
+    worker = await harness.startWorker({ port: 0, adminToken: ADMIN_TOKEN, environment: "dev", cacheTtlMs: 0 });
     for (const body of Object.values(BODIES)) {
       await admin("PUT", `/admin/v1/prompts/${sha256(body)}`, body);
     }
@@ -111,9 +115,35 @@ describe("PromptflagClient against the Worker", () => {
     await worker?.dispose();
   });
 
+  test("sends its read key; without one, or with a client key, the ruleset is refused and nothing serves", async () => {
+    const { fetcher, log } = recordingFetch();
+    const keyed = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0 });
+    try {
+      await keyed.ready();
+      assert.equal(keyed.status.source, "remote");
+      assert.equal((await keyed.getPrompt("support", { targetingKey: "u" })).body.length > 0, true);
+      assert.ok(log.every((entry) => entry.status === 200), JSON.stringify(log));
+    } finally {
+      keyed.close();
+    }
+    for (const [readKey, status] of [[undefined, 401], [CLIENT_KEY, 403]]) {
+      const client = new PromptflagClient({ baseUrl: worker.url, readKey, refreshIntervalMs: 0 });
+      try {
+        await assert.rejects(client.ready(), (error) => {
+          assert.equal(error.cause?.status ?? error.status, status, String(error));
+          return true;
+        });
+        assert.equal(client.status.source, null);
+      } finally {
+        client.close();
+      }
+    }
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: "" }), /readKey/);
+  });
+
   test("fetches the ruleset, then revalidates with If-None-Match and gets 304", async () => {
     const { fetcher, log } = recordingFetch();
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0 });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0 });
     try {
       await client.ready();
       assert.equal(client.status.source, "remote");
@@ -140,7 +170,7 @@ describe("PromptflagClient against the Worker", () => {
 
   test("refreshes in the background on an interval and reports updates", async () => {
     const updates = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 50, onUpdate: (u) => updates.push(u) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 50, onUpdate: (u) => updates.push(u) });
     try {
       await client.ready();
       const revision = await publish({ greeting: "background" });
@@ -158,7 +188,7 @@ describe("PromptflagClient against the Worker", () => {
   test("keeps the last good ruleset through network errors", async () => {
     const { fetcher, control } = recordingFetch();
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
     try {
       await client.ready();
       const good = client.status.revision;
@@ -183,7 +213,7 @@ describe("PromptflagClient against the Worker", () => {
   test("keeps the last good ruleset through invalid payloads and error statuses", async () => {
     const { fetcher, control } = recordingFetch();
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, environment: "dev", onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, environment: "dev", onError: (e) => errors.push(e) });
     try {
       await client.ready();
       const good = client.status.revision;
@@ -219,7 +249,7 @@ describe("PromptflagClient against the Worker", () => {
     control.mode = "down";
     const fallback = { ...ruleset(1), environment: "dev" };
     fallback.flags.greeting.variants.only.value = "from the fallback";
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, fallbackRuleset: fallback });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, fallbackRuleset: fallback });
     try {
       assert.equal(client.status.source, "fallback");
       assert.equal(client.evaluate("greeting").value, "from the fallback", "usable at once, before any fetch");
@@ -234,7 +264,7 @@ describe("PromptflagClient against the Worker", () => {
       client.close();
     }
     assert.throws(
-      () => new PromptflagClient({ baseUrl: worker.url, fallbackRuleset: { schema: 1 }, autoStart: false, refreshIntervalMs: 0 }),
+      () => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fallbackRuleset: { schema: 1 }, autoStart: false, refreshIntervalMs: 0 }),
       RulesetValidationError,
       "a bad fallback is a programming error, reported at once",
     );
@@ -252,7 +282,7 @@ describe("PromptflagClient against the Worker", () => {
 
   test("fetches prompt bodies, verifies their SHA-256 and caches them (bounded LRU)", async () => {
     const { fetcher, log, control } = recordingFetch();
-    const client = new PromptflagClient({ baseUrl: worker.url, fetch: fetcher, refreshIntervalMs: 0, promptCacheSize: 1 });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fetch: fetcher, refreshIntervalMs: 0, promptCacheSize: 1 });
     try {
       await client.ready();
       const bodyRequests = () => log.filter((entry) => entry.url.includes("/v1/prompts/")).length;
@@ -312,7 +342,7 @@ describe("PromptflagClient against the Worker", () => {
   test("calls the exposure callback on every evaluation, and survives one that throws", async () => {
     const exposures = [];
     const errors = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e), onError: (e) => errors.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e), onError: (e) => errors.push(e) });
     try {
       await client.ready();
       client.resolvePrompt("support", { targetingKey: "user-9" });
@@ -336,6 +366,7 @@ describe("PromptflagClient against the Worker", () => {
     }
     const throwing = new PromptflagClient({
       baseUrl: worker.url,
+      readKey: SERVER_KEY,
       refreshIntervalMs: 0,
       onExposure: () => {
         throw new Error("sink down");
@@ -354,7 +385,7 @@ describe("PromptflagClient against the Worker", () => {
   test("the OpenFeature provider over a client: initialize waits for the ruleset, updates emit PROVIDER_CONFIGURATION_CHANGED", async () => {
     const { PromptflagProvider } = await import(pathToFileURL(join(DIST, "openfeature.js")).href);
     const exposures = [];
-    const client = new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e) });
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: 0, onExposure: (e) => exposures.push(e) });
     const changes = [];
     try {
       await OpenFeature.setProviderAndWait("client-provider", new PromptflagProvider(client));
@@ -379,8 +410,88 @@ describe("PromptflagClient against the Worker", () => {
     assert.throws(() => new PromptflagClient(), InvalidArgumentError);
     assert.throws(() => new PromptflagClient({ baseUrl: "flags.example.com" }), /absolute http\(s\) URL/);
     assert.throws(() => new PromptflagClient({ baseUrl: "ftp://x/" }), /http or https/);
-    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, refreshIntervalMs: -1 }), /refreshIntervalMs/);
-    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, refreshIntervalMs: -1 }), /refreshIntervalMs/);
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, fallbackPrompts: { nothash: "x" }, autoStart: false }), /fallbackPrompts/);
+  });
+});
+
+describe("PromptflagClient with signed rulesets, against the Worker", () => {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const publicKeyHex = Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url").toString("hex");
+  let worker;
+
+  // The signature text of docs/interfaces.md ("Signed rulesets") over these exact bytes.
+  function signatureText(text, { environment = "dev", revision, epoch }) {
+    const message = `promptflag-ruleset-signature-v1\n${environment}\n${revision}\n${epoch}\n${sha256(text)}`;
+    return `v1 epoch=${epoch} ed25519=${sign(null, Buffer.from(message, "utf8"), privateKey).toString("hex")}`;
+  }
+
+  // Stores a revision, its signature (unless `signature` is null) and points at it.
+  async function put(revision, { epoch = 0, signature, text = JSON.stringify(ruleset(revision)) } = {}) {
+    await worker.kv.put(`ruleset:dev:${revision}`, text);
+    if (signature !== null) await worker.kv.put(`signature:dev:${revision}`, signature ?? signatureText(text, { revision, epoch }));
+    await worker.kv.put("ruleset:dev", String(revision));
+    return text;
+  }
+
+  before(async () => {
+    const harness = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    ({ SERVER_KEY } = harness);
+    worker = await harness.startWorker({ port: 0, environment: "dev", cacheTtlMs: 0 });
+    for (const body of Object.values(BODIES)) await worker.kv.put(`prompt:${sha256(body)}`, body);
+  });
+
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  test("refuses replays, tampering, other environments and unsigned rulesets; accepts a rollback with the next epoch", async () => {
+    const errors = [];
+    await put(1);
+    const client = new PromptflagClient({ baseUrl: worker.url, readKey: SERVER_KEY, rulesetPublicKey: publicKeyHex, refreshIntervalMs: 0, onError: (e) => errors.push(e) });
+    const refused = async (reason) => {
+      await assert.rejects(client.refresh(), (error) => {
+        assert.equal(error.code, "INVALID_RULESET");
+        assert.equal(error.problems[0].code, "signature_refused");
+        assert.match(error.message, reason);
+        return true;
+      });
+    };
+    try {
+      await client.ready();
+      assert.equal(client.status.revision, 1);
+      await put(2);
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 2 });
+      // Revision 1 again with its own (epoch 0) signature: a replay.
+      await worker.kv.put("ruleset:dev", "1");
+      await refused(/goes back from revision 2 without a higher epoch/);
+      assert.equal(client.status.revision, 2);
+      // The deliberate rollback: revision 1 signed again for epoch 1, then the pointer moved to it
+      // (the Worker reads a revision's signature when the pointer moves; here it has to move
+      // back from the replayed revision first).
+      await worker.kv.put("ruleset:dev", "2");
+      await client.refresh();
+      await worker.kv.put("signature:dev:1", signatureText(JSON.stringify(ruleset(1)), { revision: 1, epoch: 1 }));
+      await worker.kv.put("ruleset:dev", "1");
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 1 });
+      // Revision 2's epoch-0 signature is now the replay.
+      await worker.kv.put("ruleset:dev", "2");
+      await refused(/below the accepted epoch 1/);
+      // Each case is a new revision, as a publish would be (a stored revision never changes).
+      const signedText = JSON.stringify(ruleset(3));
+      await put(3, { text: JSON.stringify(ruleset(3, { greeting: "tampered" })), signature: signatureText(signedText, { revision: 3, epoch: 1 }) });
+      await refused(/does not verify/);
+      await put(4, { signature: signatureText(JSON.stringify(ruleset(4)), { environment: "prod", revision: 4, epoch: 1 }) });
+      await refused(/does not verify/);
+      await put(5, { signature: null });
+      await refused(/without a signature/);
+      assert.equal(client.status.revision, 1, "the last good ruleset still serves");
+      await put(6, { epoch: 1 });
+      assert.deepEqual(await client.refresh(), { updated: true, revision: 6 });
+    } finally {
+      client.close();
+    }
+    assert.throws(() => new PromptflagClient({ baseUrl: worker.url, rulesetPublicKey: "abc" }), /rulesetPublicKey/);
   });
 });
 

@@ -194,8 +194,9 @@ describe("cross-runtime identity", () => {
   });
 
   test("the Worker (Miniflare, OFREP bulk over HTTP) agrees with Wasm on a sample", { timeout: 600_000 }, async () => {
-    const { startWorker } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
+    const { startWorker, SERVER_KEY } = await import(pathToFileURL(join(ROOT, "tests", "support", "worker-server.mjs")).href);
     const worker = await startWorker({ port: 0, environment: "dev", cacheTtlMs: 0, adminToken: "identity-test-admin-token-0123456789abcdef" });
+    const authorization = `Bearer ${SERVER_KEY}`;
     try {
       let compared = 0;
       for (let index = 0; index < rulesets.length; index++) {
@@ -206,7 +207,7 @@ describe("cross-runtime identity", () => {
         await worker.kv.put("ruleset:dev", String(revision));
         // The Worker caches the compiled ruleset briefly; wait until this revision answers.
         for (let attempt = 0; ; attempt++) {
-          const response = await fetch(`${worker.url}/v1/ruleset`);
+          const response = await fetch(`${worker.url}/v1/ruleset`, { headers: { authorization } });
           await response.arrayBuffer();
           if (response.headers.get("x-promptflag-revision") === String(revision)) break;
           assert.ok(attempt < 200, `the Worker never served revision ${revision}`);
@@ -216,7 +217,7 @@ describe("cross-runtime identity", () => {
           const context = requests[i].context;
           const response = await fetch(`${worker.url}/ofrep/v1/evaluate/flags`, {
             method: "POST",
-            headers: { "content-type": "application/json" },
+            headers: { "content-type": "application/json", authorization },
             body: JSON.stringify({ context }),
           });
           const body = await response.json();

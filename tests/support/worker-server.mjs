@@ -3,11 +3,14 @@
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
 //       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] [--owner-keys <text>] \
-//       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>]
+//       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>] \
+//       [--read-keys <json>] [--cors-origins <list>]
 //
 // `--admin-token T` is shorthand for credentials holding T with the override role in each of
 // dev, staging, prod and the served environment (`test-<env>`); `--admin-credentials` gives the
-// ADMIN_CREDENTIALS list.
+// ADMIN_CREDENTIALS list. `--read-keys` is the Worker's READ_KEYS secret (a JSON array of
+// {"name", "key", "kind"}); without it the Worker gets the test keys below, SERVER_KEY and
+// CLIENT_KEY, which every suite that reads the Worker sends as `Authorization: Bearer <key>`.
 //
 // Prints one line of JSON, {"url": "http://127.0.0.1:PORT"}, once it serves, and exits on
 // SIGTERM, SIGINT or when its standard input closes.
@@ -35,6 +38,15 @@ export function credentialsFor(token, environments = ["dev", "staging", "prod"])
   return environments.map((environment) => ({ name: `test-${environment}`, token, environment, role: "override" }));
 }
 export const COMPATIBILITY_DATE = "2026-07-01";
+// The read keys the harness configures unless told otherwise (docs/interfaces.md, "Read
+// keys"): one server key (the ruleset and prompt bodies, and evaluations) and one client key
+// (evaluations only). Test values, 32 bytes or more as the Worker requires.
+export const SERVER_KEY = "test-server-key-0123456789abcdef0123456789";
+export const CLIENT_KEY = "test-client-key-0123456789abcdef0123456789";
+export const DEFAULT_READ_KEYS = [
+  { name: "test-server", key: SERVER_KEY, kind: "server" },
+  { name: "test-client", key: CLIENT_KEY, kind: "client" },
+];
 
 // The Miniflare options of the built Worker, for suites that compose their own set-up.
 export function workerOptions({
@@ -46,6 +58,9 @@ export function workerOptions({
   cacheTtlMs = 50,
   exposureSink,
   exposureSinkToken,
+  readKeys = DEFAULT_READ_KEYS,
+  corsOrigins,
+  rulesetPublicKey,
   workerDir = WORKER_DIR,
   kvBinding = true,
 } = {}) {
@@ -66,6 +81,12 @@ export function workerOptions({
   if (ownerKeys !== undefined) bindings.OWNER_KEYS = ownerKeys;
   if (exposureSink) bindings.EXPOSURE_SINK_URL = exposureSink;
   if (exposureSinkToken) bindings.EXPOSURE_SINK_TOKEN = exposureSinkToken;
+  // `readKeys: null` starts a Worker without read keys (its gated routes answer 503); a string
+  // is passed as it is, so a test can configure a malformed value.
+  if (readKeys !== null) bindings.READ_KEYS = typeof readKeys === "string" ? readKeys : JSON.stringify(readKeys);
+  if (corsOrigins !== undefined) bindings.CORS_ORIGINS = corsOrigins;
+  // The Ed25519 public key (64 hex digits) the Worker verifies ruleset signatures with.
+  if (rulesetPublicKey !== undefined) bindings.RULESET_PUBLIC_KEY = rulesetPublicKey;
   return {
     name: "promptflag",
     modules: true,
@@ -127,6 +148,8 @@ async function main() {
       "cache-ttl-ms": { type: "string", default: "50" },
       "exposure-sink": { type: "string" },
       "exposure-sink-token": { type: "string" },
+      "read-keys": { type: "string" },
+      "cors-origins": { type: "string" },
     },
   });
   const port = Number.parseInt(values.port, 10);
@@ -145,6 +168,8 @@ async function main() {
     cacheTtlMs,
     exposureSink: values["exposure-sink"],
     exposureSinkToken: values["exposure-sink-token"],
+    readKeys: values["read-keys"] ?? DEFAULT_READ_KEYS,
+    corsOrigins: values["cors-origins"],
   });
   let stopping = false;
   const stop = async () => {

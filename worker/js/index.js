@@ -59,7 +59,7 @@ export default {
       return respond(await settle(wasm.handle(request, env, undefined, now)), ctx, env);
     }
     let body = NO_BODY;
-    let flags = headers.has("origin") ? "o" : "";
+    let flags = "";
     if (length !== null) {
       try {
         body = new Uint8Array(await request.arrayBuffer());
@@ -68,7 +68,11 @@ export default {
       }
     }
     const ifNoneMatch = headers.get("if-none-match");
-    const head = `${request.method}\n${url}\n${flags}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
+    // The read key (`Authorization`) and `Origin` travel as two lines, empty when absent
+    // (worker/src/wire.rs gives the head's layout).
+    const authorization = headers.get("authorization") ?? "";
+    const origin = headers.get("origin") ?? "";
+    const head = `${request.method}\n${url}\n${flags}\n${authorization}\n${origin}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
     let packed;
     try {
       // After a trap, `recover` asks for a fresh instance before the next request.
@@ -135,7 +139,7 @@ function lengthAt(packed, at) {
 }
 
 // Most responses repeat one of a few header sets (the content type, the revision and the
-// ruleset's source, CORS or not), and the runtime copies a `Headers` object it is given far
+// ruleset's source, the allowed origin if any), and the runtime copies a `Headers` object it is given far
 // faster than it builds one from JavaScript pairs. The Wasm numbers each set (worker/src/wire.rs),
 // so each is built once, kept under its number, and its text read only that once; number 0 is a
 // set the Wasm did not number, built each time. Index 0 stays empty.

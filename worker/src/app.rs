@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 
+use crate::access::{self, CorsOrigins, Needs, ReadKeys};
 use crate::cache::{self, Loaded, Served};
 use crate::exposure::ExposureLog;
 use crate::http::{if_none_match, percent_decode};
@@ -25,7 +26,8 @@ pub const KV_BINDING: &str = "PROMPTFLAG_KV";
 /// The ruleset cache TTL when `CACHE_TTL_MS` is unset or unreadable.
 pub const DEFAULT_CACHE_TTL_MS: u64 = 10_000;
 
-/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_CREDENTIALS` secret).
+/// The Worker's settings (`wrangler.toml` vars and the `ADMIN_CREDENTIALS` and `READ_KEYS`
+/// secrets).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `ENVIRONMENT`: which `ruleset:<env>` this Worker serves.
@@ -39,6 +41,12 @@ pub struct Config {
     pub admin_credentials: Option<String>,
     /// `ENVIRONMENT_POLICY` (JSON): the gates the admin authority enforces per environment.
     pub environment_policy: Option<String>,
+    /// `READ_KEYS`, parsed once (see [`access`]); the error is what gated routes answer with.
+    pub read_keys: Result<ReadKeys, String>,
+    /// `CORS_ORIGINS`: the origins whose pages may call the evaluation routes.
+    pub cors_origins: CorsOrigins,
+    /// `RULESET_PUBLIC_KEY`, parsed: when set, only signed revisions are served (see `cache`).
+    pub ruleset_public_key: Option<Result<[u8; 32], String>>,
 }
 
 thread_local! {
@@ -71,6 +79,9 @@ impl Config {
             exposure_sink: text("EXPOSURE_SINK_URL"),
             admin_credentials: text("ADMIN_CREDENTIALS"),
             environment_policy: text("ENVIRONMENT_POLICY"),
+            read_keys: ReadKeys::parse(text("READ_KEYS").as_deref()),
+            cors_origins: CorsOrigins::parse(text("CORS_ORIGINS").as_deref()),
+            ruleset_public_key: text("RULESET_PUBLIC_KEY").map(|key| cache::parse_public_key(&key)),
         }
     }
 }
@@ -125,6 +136,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
         &config.environment,
         config.cache_ttl_millis,
         now,
+        config.ruleset_public_key.as_ref(),
     )
     .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
@@ -132,7 +144,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
         // The admin API is served by the authority (`handle_admin`); the entry forwards it
         // there, so it reaches this only when the Worker has no binding for the authority.
         let reply = Reply::from(admin::without_authority(&config));
-        return wire::pack(&reply, &served, false, None);
+        return wire::pack(&reply, &served, None, None);
     }
     // Only POST routes read a body; the others answer the same whatever was sent.
     let body = match body {
@@ -143,11 +155,14 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
         None => Ok(Vec::new()),
     };
     let if_none_match = request.header("If-None-Match");
+    let authorization = request.header("Authorization");
+    let origin = request.header("Origin");
     let parts = wire::RequestParts {
         method: request.method(),
         path: request.path(),
         if_none_match: if_none_match.as_deref(),
-        origin: request.has_header("Origin"),
+        authorization: authorization.as_deref(),
+        origin: origin.as_deref().filter(|origin| !origin.is_empty()),
         body: body.as_deref().map_err(|error| *error),
     };
     let hash = match respond(&parts, &segments, &config, &served, now, None) {
@@ -166,7 +181,7 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
                 "the body of prompt {hash} could not be read"
             ))),
             &served,
-            parts.origin,
+            allowed_origin(&parts, &segments, &config),
             None,
         ),
     }
@@ -188,6 +203,7 @@ pub async fn handle_admin(
         &config.environment,
         config.cache_ttl_millis,
         now,
+        config.ruleset_public_key.as_ref(),
     )
     .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
@@ -200,7 +216,7 @@ pub async fn handle_admin(
         _ => Reply::from(Failure::not_found()),
     };
     // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
-    wire::pack(&reply, &served, false, None)
+    wire::pack(&reply, &served, None, None)
 }
 
 /// A prompt body read from KV (or found missing, or failed) for a request's second pass.
@@ -262,8 +278,38 @@ fn respond(
         (Some(sink), Some(batch)) => Some((sink.as_str(), batch.as_slice())),
         _ => None,
     };
-    // CORS headers matter to browsers only, which always send `Origin`.
-    Step::Answered(wire::pack(&reply, served, request.origin, exposures))
+    Step::Answered(wire::pack(
+        &reply,
+        served,
+        allowed_origin(request, segments, config),
+        exposures,
+    ))
+}
+
+/// What a route needs from the caller (see [`access`]): a server key for the ruleset and the
+/// prompt bodies, any read key for the evaluation routes, nothing for `/healthz` and paths that
+/// name no route.
+fn needs(segments: &[&str]) -> Needs {
+    match segments {
+        ["v1", "ruleset"] | ["v1", "prompts", _] => Needs::ServerKey,
+        ["v1", "resolve", _] => Needs::AnyKey { ofrep: false },
+        ["ofrep", "v1", ..] => Needs::AnyKey { ofrep: true },
+        _ => Needs::Nothing,
+    }
+}
+
+/// The `Access-Control-Allow-Origin` value for this request: CORS headers matter to browsers
+/// only, which always send `Origin`, and only the evaluation routes (the ones a client key
+/// reads) answer pages, from the origins `CORS_ORIGINS` lists.
+fn allowed_origin<'a>(
+    request: &wire::RequestParts<'_>,
+    segments: &[&str],
+    config: &'a Config,
+) -> Option<&'a str> {
+    match needs(segments) {
+        Needs::AnyKey { .. } => config.cors_origins.allow(request.origin?),
+        Needs::Nothing | Needs::ServerKey => None,
+    }
 }
 
 /// A prompt body from memory, or from the second pass's KV read; `Stop::NeedsPrompt` when
@@ -293,8 +339,9 @@ fn route(
 ) -> Result<Reply, Stop> {
     let method = request.method;
     if method == Method::Options {
-        return Ok(preflight());
+        return preflight(request, segments, config).map_err(Stop::Failure);
     }
+    access::authorize(&config.read_keys, request.authorization, needs(segments))?;
     match segments {
         ["healthz"] => {
             only(&method, Method::Get, "GET")?;
@@ -306,11 +353,15 @@ fn route(
             if if_none_match(request.if_none_match, &loaded.etag) {
                 return Ok(Reply::empty(304).with_header("ETag", loaded.etag.as_str()));
             }
-            Ok(
-                Reply::bytes(200, "application/json", loaded.raw.clone().into_bytes())
-                    .with_header("ETag", loaded.etag.as_str())
-                    .with_header("Cache-Control", "no-cache"),
-            )
+            let reply = Reply::bytes(200, "application/json", loaded.raw.clone().into_bytes())
+                .with_header("ETag", loaded.etag.as_str())
+                .with_header("Cache-Control", "no-cache");
+            Ok(match &loaded.signature {
+                Some(signature) => {
+                    reply.with_header(promptflag_contracts::signing::SIGNATURE_HEADER, signature)
+                }
+                None => reply,
+            })
         }
         ["v1", "prompts", hash] => {
             only(&method, Method::Get, "GET")?;
@@ -460,19 +511,36 @@ fn healthz(config: &Config, served: &Served) -> Reply {
             "ruleset_environment": ruleset.map(|r| r.environment()),
             "ruleset_source": served.source.as_str(),
             "flags": ruleset.map_or(0, |r| r.flag_keys().count()),
+            "ruleset_signed": config.ruleset_public_key.is_some(),
+            "last_refresh_error": cache::last_failure(),
         }),
     )
     .with_header("Cache-Control", "no-store")
 }
 
-fn preflight() -> Reply {
-    Reply::empty(204)
+/// A CORS preflight: allowed for the evaluation routes from the origins `CORS_ORIGINS` lists
+/// (the key is checked on the request that follows; a browser sends none on a preflight), and
+/// refused with a 403 for any other origin or route, so a page learns at once why its call
+/// cannot go through.
+fn preflight(
+    request: &wire::RequestParts<'_>,
+    segments: &[&str],
+    config: &Config,
+) -> Result<Reply, Failure> {
+    if allowed_origin(request, segments, config).is_none() {
+        return Err(Failure::api(
+            403,
+            "origin_not_allowed",
+            "this origin may not call this route from a browser (the Worker's CORS_ORIGINS lists the allowed ones; only the evaluation routes answer pages)",
+        ));
+    }
+    Ok(Reply::empty(204)
         .with_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
         .with_header(
             "Access-Control-Allow-Headers",
             "Content-Type, If-None-Match, Authorization",
         )
-        .with_header("Access-Control-Max-Age", "86400")
+        .with_header("Access-Control-Max-Age", "86400"))
 }
 
 #[cfg(test)]
@@ -495,19 +563,25 @@ mod tests {
             exposure_sink: None,
             admin_credentials: None,
             environment_policy: None,
+            read_keys: ReadKeys::parse(None),
+            cors_origins: CorsOrigins::default(),
+            ruleset_public_key: None,
         }
     }
 
     #[test]
     fn answer_routes_without_the_isolate_state_and_leaves_the_admin_api_to_handle() {
         let served = fallback();
-        let health = wire::RequestParts::from_head("GET\n/healthz\n", "/healthz", b"").unwrap();
+        let health = wire::RequestParts::from_head("GET\n/healthz\n\n\n", "/healthz", b"").unwrap();
         let packed = answer(&health, &config(), &served, 0).unwrap();
         assert_eq!(u16::from_le_bytes([packed[0], packed[1]]), 200);
 
-        let admin =
-            wire::RequestParts::from_head("PUT\n/admin/ruleset/dev\n", "/admin/ruleset/dev", b"")
-                .unwrap();
+        let admin = wire::RequestParts::from_head(
+            "PUT\n/admin/ruleset/dev\n\n\n",
+            "/admin/ruleset/dev",
+            b"",
+        )
+        .unwrap();
         assert_eq!(answer(&admin, &config(), &served, 0), None);
     }
 }

@@ -6,6 +6,16 @@
 //! garbled, the revision is missing, invalid, or not the one named), the last ruleset that loaded
 //! from KV keeps serving (`last-known-good`); with none, the compiled-in fallback serves.
 //!
+//! With a public key configured (the var `RULESET_PUBLIC_KEY`), a revision is served only when
+//! its signature (`signature:<env>:<rev>`, `promptflag_contracts::signing`) verifies, through
+//! the runtime's `crypto.subtle.verify("Ed25519")`, over that environment, revision, epoch and
+//! the ruleset's bytes, and when the contracts' epoch rule accepts it after the revision the
+//! isolate accepted last: a replayed older revision is refused, a rollback signed with a higher
+//! epoch is not. A refused revision is a failed refresh like any other: the last good ruleset
+//! keeps serving, the reason is logged and `/healthz` shows it ([`last_failure`]). Without a
+//! key, a revision's signature is still read and served (`X-Promptflag-Signature`), unchecked,
+//! for clients that verify it themselves.
+//!
 //! The isolate is single-threaded, but requests interleave at `await`s, so no `RefCell` borrow is
 //! held across one, and a refresh that finishes after a newer one is discarded.
 
@@ -14,7 +24,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::js::Kv;
-use promptflag_contracts::keys::{self, pointer_key, revision_key};
+use promptflag_contracts::keys::{self, pointer_key, revision_key, signature_key};
+use promptflag_contracts::signing::{self, Signed};
 use promptflag_core::Ruleset;
 
 use crate::fallback;
@@ -49,6 +60,9 @@ pub struct Loaded {
     pub raw: String,
     /// The entity tag of `raw`.
     pub etag: String,
+    /// Its signature text (`X-Promptflag-Signature`): verified when the Worker has the public
+    /// key, passed on as stored otherwise.
+    pub signature: Option<String>,
     /// JSON already written for this ruleset (see [`Loaded::written`]).
     written: RefCell<Written>,
 }
@@ -73,6 +87,7 @@ impl Loaded {
             ruleset,
             raw,
             etag,
+            signature: None,
             written: RefCell::new(Written::default()),
         })
     }
@@ -132,11 +147,22 @@ struct State {
     next_check: u64,
     /// Bumped on every update, so a refresh that started before another finished is dropped.
     generation: u64,
+    /// The signed revision accepted last, for the epoch rule.
+    accepted: Option<Signed>,
+    /// Why the latest check failed, if it did.
+    failure: Option<String>,
 }
 
 thread_local! {
     static STATE: RefCell<State> = const {
-        RefCell::new(State { from_kv: None, kv_ok: false, next_check: 0, generation: 0 })
+        RefCell::new(State {
+            from_kv: None,
+            kv_ok: false,
+            next_check: 0,
+            generation: 0,
+            accepted: None,
+            failure: None,
+        })
     };
     static FALLBACK: Option<Rc<Loaded>> = Loaded::compile(fallback::ruleset_json())
         .ok()
@@ -169,20 +195,33 @@ pub fn fresh(now: u64) -> Option<Served> {
     })
 }
 
-/// The ruleset to serve now, refreshing from KV when the TTL has passed.
-pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u64) -> Served {
-    let (due, generation, known) = STATE.with(|state| {
+/// Why the latest ruleset check failed (`None` after a success): `/healthz` reports it.
+pub fn last_failure() -> Option<String> {
+    STATE.with(|state| state.borrow().failure.clone())
+}
+
+/// The ruleset to serve now, refreshing from KV when the TTL has passed. `public_key` is the
+/// parsed `RULESET_PUBLIC_KEY`, when set: revisions must then be signed.
+pub async fn current(
+    kv: Option<&Kv>,
+    environment: &str,
+    ttl_millis: u64,
+    now: u64,
+    public_key: Option<&Result<[u8; 32], String>>,
+) -> Served {
+    let (due, generation, known, accepted) = STATE.with(|state| {
         let state = state.borrow();
         (
             now >= state.next_check,
             state.generation,
             state.from_kv.as_ref().map(|l| l.ruleset.revision()),
+            state.accepted,
         )
     });
     if !due {
         return STATE.with(|state| served_from(&state.borrow()));
     }
-    let outcome = refresh(kv, environment, known).await;
+    let outcome = refresh(kv, environment, known, public_key, accepted).await;
     STATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.generation != generation {
@@ -192,13 +231,21 @@ pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u
         state.generation = state.generation.wrapping_add(1);
         state.next_check = now.saturating_add(ttl_millis);
         match outcome {
-            Refresh::Unchanged => state.kv_ok = true,
-            Refresh::Fresh(loaded) => {
+            Refresh::Unchanged => {
+                state.kv_ok = true;
+                state.failure = None;
+            }
+            Refresh::Fresh(loaded, signed) => {
                 state.from_kv = Some(loaded);
                 state.kv_ok = true;
+                state.failure = None;
+                if signed.is_some() {
+                    state.accepted = signed;
+                }
             }
             Refresh::Failed(reason) => {
                 state.kv_ok = false;
+                state.failure = Some(reason.clone());
                 crate::js::warn(&format!(
                     "promptflag: ruleset refresh failed ({reason}); serving {}",
                     if state.from_kv.is_some() {
@@ -215,11 +262,18 @@ pub async fn current(kv: Option<&Kv>, environment: &str, ttl_millis: u64, now: u
 
 enum Refresh {
     Unchanged,
-    Fresh(Rc<Loaded>),
+    /// A new ruleset, with its signed revision and epoch when it was verified.
+    Fresh(Rc<Loaded>, Option<Signed>),
     Failed(String),
 }
 
-async fn refresh(kv: Option<&Kv>, environment: &str, known: Option<u64>) -> Refresh {
+async fn refresh(
+    kv: Option<&Kv>,
+    environment: &str,
+    known: Option<u64>,
+    public_key: Option<&Result<[u8; 32], String>>,
+    accepted: Option<Signed>,
+) -> Refresh {
     let Some(kv) = kv else {
         return Refresh::Failed(String::from("the KV binding is missing"));
     };
@@ -249,7 +303,110 @@ async fn refresh(kv: Option<&Kv>, environment: &str, known: Option<u64>) -> Refr
             "{key} is for environment {:?}",
             loaded.ruleset.environment()
         )),
-        Ok(loaded) => Refresh::Fresh(Rc::new(loaded)),
+        Ok(mut loaded) => match public_key {
+            None => {
+                // Not verified here, but passed on: a client with the public key checks it.
+                loaded.signature = kv
+                    .text(&signature_key(environment, revision))
+                    .await
+                    .ok()
+                    .flatten();
+                Refresh::Fresh(Rc::new(loaded), None)
+            }
+            Some(Err(problem)) => Refresh::Failed(problem.clone()),
+            Some(Ok(public_key)) => {
+                match verify(kv, environment, revision, &loaded.raw, public_key, accepted).await {
+                    Ok((text, signed)) => {
+                        loaded.signature = Some(text);
+                        Refresh::Fresh(Rc::new(loaded), Some(signed))
+                    }
+                    Err(reason) => Refresh::Failed(reason),
+                }
+            }
+        },
         Err(error) => Refresh::Failed(format!("{key} is invalid: {error}")),
+    }
+}
+
+/// Reads and checks revision `revision`'s signature: present, well-formed, made by the key for
+/// this environment, revision and bytes, and accepted after `accepted` by the epoch rule.
+/// Returns its text and the signed revision, or why it is refused.
+async fn verify(
+    kv: &Kv,
+    environment: &str,
+    revision: u64,
+    raw: &str,
+    public_key: &[u8; 32],
+    accepted: Option<Signed>,
+) -> Result<(String, Signed), String> {
+    let key = signature_key(environment, revision);
+    let text = match kv.text(&key).await {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Err(format!(
+                "revision {revision} is not signed ({key} is missing)"
+            ));
+        }
+        Err(error) => return Err(format!("reading {key}: {error}")),
+    };
+    let Some(signature) = signing::parse_signature(&text) else {
+        return Err(format!("{key} is not a signature (v1 epoch=N ed25519=HEX)"));
+    };
+    let digest = crate::js::sha256_hex(raw.as_bytes()).await?;
+    let message =
+        signing::signed_message_of_digest(environment, revision, signature.epoch, &digest);
+    if !crate::js::ed25519_verify(public_key, &signature.bytes, &message).await? {
+        return Err(format!(
+            "the signature of revision {revision} does not verify (a changed ruleset, or one signed for another environment, revision or key)"
+        ));
+    }
+    let signed = Signed {
+        revision,
+        epoch: signature.epoch,
+    };
+    signing::accept(accepted, signed).map_err(|refusal| format!("refused: {refusal}"))?;
+    Ok((text, signed))
+}
+
+/// The var `RULESET_PUBLIC_KEY`: an Ed25519 public key as 64 hex digits.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    let text = text.trim();
+    let mut key = [0u8; 32];
+    let digits: Option<Vec<u8>> = text
+        .bytes()
+        .map(|b| {
+            char::from(b)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        })
+        .collect();
+    match digits {
+        Some(digits) if digits.len() == 64 => {
+            for (index, pair) in digits.chunks(2).enumerate() {
+                key[index] = (pair[0] << 4) | pair[1];
+            }
+            Ok(key)
+        }
+        _ => Err(String::from(
+            "RULESET_PUBLIC_KEY is not an Ed25519 public key (64 hex digits); no revision is served from KV",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_key;
+
+    #[test]
+    fn public_keys_are_64_hex_digits() {
+        let key = parse_public_key(&format!(" {}{} ", "0f".repeat(31), "A0")).unwrap();
+        assert_eq!((key[0], key[31]), (0x0f, 0xa0));
+        for bad in ["", "0f", &"0g".repeat(32), &"0f".repeat(33)] {
+            assert!(
+                parse_public_key(bad)
+                    .unwrap_err()
+                    .contains("RULESET_PUBLIC_KEY")
+            );
+        }
     }
 }

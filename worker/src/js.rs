@@ -1,9 +1,9 @@
 //! The few runtime APIs the Worker's asynchronous path calls, bound directly with wasm-bindgen:
 //! Workers KV (`get` as text, `put` with or without metadata, `getWithMetadata`, `delete`), a
 //! Durable Object's storage (`get`, `put` of several keys at once, `delete`), the incoming
-//! request (method, URL, headers, body), Web Crypto's SHA-256 and `console.warn`. The hot path
-//! calls none of them: the JavaScript entry hands it the request's parts and builds the
-//! `Response` itself (`wire`).
+//! request (method, URL, headers, body), Web Crypto's SHA-256 and Ed25519 verification, and
+//! `console.warn`. The hot path calls none of them: the JavaScript entry hands it the request's
+//! parts and builds the `Response` itself (`wire`).
 //!
 //! workers-rs (the `worker` crate) is not used: its wrappers add their own error types, option
 //! serializers and streams, and it exports classes (streams, containers, R2 ranges) and a panic
@@ -103,6 +103,23 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = digest, catch)]
     fn subtle_digest(algorithm: &str, data: &[u8]) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey, catch)]
+    fn subtle_import_key(
+        format: &str,
+        key_data: &[u8],
+        algorithm: &str,
+        extractable: bool,
+        usages: &js_sys::Array,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = verify, catch)]
+    fn subtle_verify(
+        algorithm: &str,
+        key: &JsValue,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<Promise, JsValue>;
 
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
@@ -408,6 +425,23 @@ pub async fn read_body(request: &Incoming, limit: usize) -> Result<Vec<u8>, Body
         body.resize(start + length, 0);
         bytes.copy_to(&mut body[start..]);
     }
+}
+
+/// Whether `signature` is `public_key`'s Ed25519 signature of `message`, through the runtime's
+/// Web Crypto (`crypto.subtle.verify("Ed25519")`; no signature code in the Wasm). An error when
+/// the runtime refuses the key or the call.
+pub async fn ed25519_verify(
+    public_key: &[u8; 32],
+    signature: &[u8],
+    message: &[u8],
+) -> Result<bool, String> {
+    let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
+    let key = settle(subtle_import_key(
+        "raw", public_key, "Ed25519", false, &usages,
+    ))
+    .await?;
+    let verified = settle(subtle_verify("Ed25519", &key, signature, message)).await?;
+    Ok(verified.is_truthy())
 }
 
 /// SHA-256 through the runtime's Web Crypto (no hashing code in the Wasm), as lowercase hex.

@@ -6,11 +6,13 @@
 //! The request head the entry writes (`\n` can appear in none of these, so it separates them):
 //!
 //! ```text
-//! METHOD \n URL \n FLAGS [\n IF-NONE-MATCH]
+//! METHOD \n URL \n FLAGS \n AUTHORIZATION \n ORIGIN [\n IF-NONE-MATCH]
 //! ```
 //!
-//! `FLAGS` holds `o` when the request has an `Origin` header and `u` when its body could not be
-//! read; the last line is there only when the request has an `If-None-Match` header.
+//! `FLAGS` holds `u` when the request's body could not be read. `AUTHORIZATION` and `ORIGIN` are
+//! those headers' values, empty when the request has none: the read key travels in the first
+//! (`Authorization: Bearer <key>`, checked by `access`), and the second decides the CORS
+//! headers. The last line is there only when the request has an `If-None-Match` header.
 //!
 //! The packed response, integers little-endian (an empty buffer instead means the synchronous
 //! path could not answer from memory, and the entry calls the asynchronous one):
@@ -47,8 +49,10 @@ pub struct RequestParts<'a> {
     /// The URL's path, without query or fragment.
     pub path: &'a str,
     pub if_none_match: Option<&'a str>,
-    /// Whether the request has an `Origin` header (a browser's; it gets CORS headers).
-    pub origin: bool,
+    /// The `Authorization` header, which carries the read key.
+    pub authorization: Option<&'a str>,
+    /// The `Origin` header (a browser's; it decides the CORS headers).
+    pub origin: Option<&'a str>,
     /// The body, or why it could not be read.
     pub body: Result<&'a [u8], BodyError>,
 }
@@ -60,12 +64,16 @@ impl<'a> RequestParts<'a> {
         let method = Method::from_name(lines.next()?);
         let _url = lines.next()?;
         let flags = lines.next()?;
+        let present = |value: &'a str| (!value.is_empty()).then_some(value);
+        let authorization = present(lines.next()?);
+        let origin = present(lines.next()?);
         let if_none_match = lines.next();
         Some(RequestParts {
             method,
             path,
             if_none_match,
-            origin: flags.contains('o'),
+            authorization,
+            origin,
             body: if flags.contains('u') {
                 Err(BodyError::Unreadable)
             } else {
@@ -81,12 +89,13 @@ pub fn url_of(head: &str) -> Option<&str> {
 }
 
 /// Packs a reply with the headers every response carries (the revision and the ruleset's
-/// source, and the CORS headers when `cors`) and the exposures to send after it. Everything is
-/// written straight into the one buffer the entry receives.
+/// source, and the CORS headers when `allow_origin` holds the `Access-Control-Allow-Origin`
+/// value) and the exposures to send after it. Everything is written straight into the one
+/// buffer the entry receives.
 pub fn pack(
     reply: &Reply,
     served: &Served,
-    cors: bool,
+    allow_origin: Option<&str>,
     exposures: Option<(&str, &[u8])>,
 ) -> Vec<u8> {
     let mut entity_tag: &str = "";
@@ -128,8 +137,12 @@ pub fn pack(
     };
     headers.add("X-Promptflag-Revision", revision);
     headers.add("X-Promptflag-Ruleset-Source", served.source.as_str());
-    if cors {
-        headers.add("Access-Control-Allow-Origin", "*");
+    if let Some(origin) = allow_origin {
+        headers.add("Access-Control-Allow-Origin", origin);
+        if origin != "*" {
+            // The answer differs by origin, so a shared cache must key it by origin.
+            headers.add("Vary", "Origin");
+        }
         headers.add(
             "Access-Control-Expose-Headers",
             "ETag, X-Promptflag-Revision, X-Promptflag-Ruleset-Source",
@@ -212,7 +225,8 @@ thread_local! {
 /// The number of a header set, the same for the same text for the instance's life, so the entry
 /// can keep the `Headers` object it built for it; 0 once [`HEADER_SETS_NUMBERED`] sets have
 /// been numbered (the entry then builds that set's `Headers` each time). A few sets cover every
-/// response (per route: the content type and caching, the revision, the source, CORS or not).
+/// response (per route: the content type and caching, the revision, the source, and the allowed
+/// origin if any: one of the few `CORS_ORIGINS` lists, or `*`, never the request's own text).
 fn header_set_number(text: &[u8]) -> u8 {
     HEADER_SETS.with(|sets| {
         let mut sets = sets.borrow_mut();
@@ -287,7 +301,7 @@ mod tests {
         let packed = pack(
             &reply,
             &served_without_ruleset(),
-            true,
+            Some("https://app.example.com"),
             Some(("http://sink.test/v1/events", b"[{}]")),
         );
         let (status, has_body, headers, exposures, body) = unpack(&packed);
@@ -301,39 +315,46 @@ mod tests {
                 "X-Promptflag-Revision",
                 "X-Promptflag-Ruleset-Source",
                 "Access-Control-Allow-Origin",
+                "Vary",
                 "Access-Control-Expose-Headers",
                 "ETag"
             ]
         );
         assert_eq!(headers[1].1, "none");
         assert_eq!(headers[2].1, "fallback");
-        assert_eq!(headers[5].1, "\"abc\"");
+        assert_eq!(headers[3].1, "https://app.example.com");
+        assert_eq!(headers[4].1, "Origin");
+        assert_eq!(headers[6].1, "\"abc\"");
         assert_eq!(exposures, b"http://sink.test/v1/events\n[{}]");
         assert_eq!(body, b"{\"a\":1}");
     }
 
     #[test]
     fn header_sets_keep_their_number_and_differ_by_text() {
-        let json = |cors| {
+        let json = |allow_origin: Option<&str>| {
             pack(
                 &Reply::bytes(200, "application/json", b"{}".to_vec()),
                 &served_without_ruleset(),
-                cors,
+                allow_origin,
                 None,
             )[3]
         };
-        let plain = json(false);
-        let with_cors = json(true);
+        let plain = json(None);
+        let with_cors = json(Some("*"));
+        let with_origin = json(Some("https://app.example.com"));
         assert_ne!(plain, 0);
         assert_ne!(with_cors, 0);
+        assert_ne!(with_origin, 0);
         assert_ne!(plain, with_cors);
-        assert_eq!(json(false), plain);
-        assert_eq!(json(true), with_cors);
+        assert_ne!(with_origin, with_cors);
+        assert_eq!(json(None), plain);
+        assert_eq!(json(Some("*")), with_cors);
+        assert_eq!(json(Some("https://app.example.com")), with_origin);
         // An entity tag is not part of the set.
         let tagged = pack(
             &Reply::bytes(200, "application/json", b"{}".to_vec()).with_header("ETag", "\"t\""),
             &served_without_ruleset(),
-            false,
+            None,
             None,
         );
         assert_eq!(tagged[3], plain);
@@ -351,12 +372,7 @@ mod tests {
     #[test]
     fn not_modified_and_no_content_replies_have_no_body() {
         for status in [204, 304] {
-            let packed = pack(
-                &Reply::empty(status),
-                &served_without_ruleset(),
-                false,
-                None,
-            );
+            let packed = pack(&Reply::empty(status), &served_without_ruleset(), None, None);
             let (read_status, has_body, headers, exposures, body) = unpack(&packed);
             assert_eq!(read_status, status);
             assert!(!has_body);
@@ -368,7 +384,7 @@ mod tests {
         let packed = pack(
             &Reply::bytes(200, "text/plain", Vec::new()),
             &served_without_ruleset(),
-            false,
+            None,
             None,
         );
         assert!(unpack(&packed).1);
@@ -379,7 +395,7 @@ mod tests {
         let reply = Reply::empty(204)
             .with_header("Cache-Control", "no-store\nX-Evil\nyes")
             .with_header("ETag", "\"a\"\nX-Evil\nyes");
-        let (_, _, headers, _, _) = unpack(&pack(&reply, &served_without_ruleset(), false, None));
+        let (_, _, headers, _, _) = unpack(&pack(&reply, &served_without_ruleset(), None, None));
         let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(
             names,
@@ -395,28 +411,31 @@ mod tests {
     }
 
     #[test]
-    fn request_heads_are_read_with_their_flags_and_optional_if_none_match() {
+    fn request_heads_are_read_with_their_flags_key_origin_and_optional_if_none_match() {
         let parts = RequestParts::from_head(
-            "post\nhttps://x.test/v1/ruleset?a=1\no\n\"etag\"",
+            "post\nhttps://x.test/v1/ruleset?a=1\n\nBearer k\nhttps://app.test\n\"etag\"",
             "/v1/ruleset",
             b"{}",
         )
         .unwrap();
         assert_eq!(parts.method, Method::Post);
-        assert!(parts.origin);
+        assert_eq!(parts.authorization, Some("Bearer k"));
+        assert_eq!(parts.origin, Some("https://app.test"));
         assert_eq!(parts.if_none_match, Some("\"etag\""));
         assert_eq!(parts.body, Ok(&b"{}"[..]));
 
-        let parts = RequestParts::from_head("GET\nhttps://x.test/\nu", "/", b"").unwrap();
-        assert!(!parts.origin);
+        let parts = RequestParts::from_head("GET\nhttps://x.test/\nu\n\n", "/", b"").unwrap();
+        assert_eq!(parts.authorization, None);
+        assert_eq!(parts.origin, None);
         assert_eq!(parts.if_none_match, None);
         assert_eq!(parts.body, Err(BodyError::Unreadable));
 
-        let parts = RequestParts::from_head("BREW\nhttps://x.test/\n\n", "/", b"").unwrap();
+        let parts = RequestParts::from_head("BREW\nhttps://x.test/\n\n\n\n", "/", b"").unwrap();
         assert_eq!(parts.method, Method::Other);
         assert_eq!(parts.if_none_match, Some(""));
 
         assert!(RequestParts::from_head("GET", "/", b"").is_none());
         assert!(RequestParts::from_head("GET\nhttps://x.test/", "/", b"").is_none());
+        assert!(RequestParts::from_head("GET\nhttps://x.test/\n", "/", b"").is_none());
     }
 }

@@ -20,6 +20,10 @@ import {
   sha256,
   startWorker,
   withoutAnchors,
+  keyed,
+  bearer,
+  CLIENT_KEY,
+  SERVER_KEY,
 } from "./helpers.mjs";
 
 const INTERNAL = "user-internal-1";
@@ -32,7 +36,7 @@ let url;
 before(async () => {
   // A long TTL: these tests read one revision unless they publish on purpose.
   // The admin suite writes these environments besides dev.
-  worker = await startWorker({ adminCredentials: credentialsFor(TOKEN, ["dev", "staging", "qa", "qa2", "rb", "keep"]), cacheTtlMs: 60_000 });
+  worker = await startWorker({ adminCredentials: credentialsFor(TOKEN, ["dev", "staging", "qa", "qa2", "rb", "keep"]), cacheTtlMs: 60_000, corsOrigins: "https://app.example" });
   url = worker.url;
   await seedKv(worker.kv);
 });
@@ -57,39 +61,39 @@ describe("read API", () => {
   });
 
   test("GET /v1/ruleset serves the stored JSON with an ETag and answers If-None-Match with 304", async () => {
-    const response = await fetch(`${url}/v1/ruleset`);
+    const response = await keyed(`${url}/v1/ruleset`);
     assert.equal(response.status, 200);
     assert.equal(await response.text(), JSON.stringify(fixtureRuleset()));
     const etag = response.headers.get("etag");
     assert.match(etag, /^"[0-9a-f]+"$/);
     assertRevisionHeaders(response);
 
-    const again = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": etag } });
+    const again = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": etag } });
     assert.equal(again.status, 304);
     assert.equal(await again.text(), "");
     assert.equal(again.headers.get("etag"), etag);
-    const weak = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": `"x", W/${etag}` } });
+    const weak = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": `"x", W/${etag}` } });
     assert.equal(weak.status, 304);
-    const other = await fetch(`${url}/v1/ruleset`, { headers: { "if-none-match": '"stale"' } });
+    const other = await keyed(`${url}/v1/ruleset`, { headers: { "if-none-match": '"stale"' } });
     assert.equal(other.status, 200);
   });
 
   test("GET /v1/prompts/{sha256} serves the body, immutable, with an ETag", async () => {
-    const response = await fetch(`${url}/v1/prompts/${V1_HASH}`);
+    const response = await keyed(`${url}/v1/prompts/${V1_HASH}`);
     assert.equal(response.status, 200);
     assert.equal(await response.text(), V1_BODY);
     assert.equal(response.headers.get("cache-control"), "public, max-age=31536000, immutable");
     assert.equal(response.headers.get("etag"), `"${V1_HASH}"`);
     assert.match(response.headers.get("content-type"), /^text\/markdown; charset=utf-8/);
-    const again = await fetch(`${url}/v1/prompts/${V1_HASH}`, { headers: { "if-none-match": `"${V1_HASH}"` } });
+    const again = await keyed(`${url}/v1/prompts/${V1_HASH}`, { headers: { "if-none-match": `"${V1_HASH}"` } });
     assert.equal(again.status, 304);
   });
 
   test("GET /v1/prompts with an unknown or malformed hash is a JSON 404 or 400", async () => {
-    await apiError(await fetch(`${url}/v1/prompts/${"0".repeat(64)}`), 404, "prompt_not_found");
-    await apiError(await fetch(`${url}/v1/prompts/${V1_HASH.toUpperCase()}`), 400, "bad_hash");
-    await apiError(await fetch(`${url}/v1/prompts/abc`), 400, "bad_hash");
-    await apiError(await fetch(`${url}/v1/prompts/..%2F..%2Fetc`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/${"0".repeat(64)}`), 404, "prompt_not_found");
+    await apiError(await keyed(`${url}/v1/prompts/${V1_HASH.toUpperCase()}`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/abc`), 400, "bad_hash");
+    await apiError(await keyed(`${url}/v1/prompts/..%2F..%2Fetc`), 400, "bad_hash");
   });
 
   test("POST /v1/resolve/{flag} returns the variant, the prompt's metadata and its body inline", async () => {
@@ -140,41 +144,66 @@ describe("read API", () => {
     await apiError(await post(url, "/v1/resolve/support_prompt", "[1, 2]"), 400, "bad_request");
     await apiError(await post(url, "/v1/resolve/support_prompt", { context: "u" }), 400, "invalid_context");
     await apiError(await post(url, "/v1/resolve/support_prompt", { context: { targetingKey: ["u"] } }), 400, "invalid_context");
-    const wrongMethod = await fetch(`${url}/v1/resolve/support_prompt`);
+    const wrongMethod = await keyed(`${url}/v1/resolve/support_prompt`);
     await apiError(wrongMethod, 405, "method_not_allowed");
     assert.equal(wrongMethod.headers.get("allow"), "POST");
   });
 
   test("a method the Worker does not know is a 405, not a GET", async () => {
     for (const path of ["/healthz", "/v1/ruleset", "/ofrep/v1/configuration"]) {
-      assert.equal((await fetch(`${url}${path}`)).status, 200, path);
-      const unknown = await fetch(`${url}${path}`, { method: "PROPFIND" });
+      assert.equal((await keyed(`${url}${path}`)).status, 200, path);
+      const unknown = await keyed(`${url}${path}`, { method: "PROPFIND" });
       await apiError(unknown, 405, "method_not_allowed");
       assert.equal(unknown.headers.get("allow"), "GET", path);
     }
   });
 
-  test("an unknown route is a JSON 404; browsers get CORS headers and preflights", async () => {
+  test("an unknown route is a JSON 404, with or without a key", async () => {
     await apiError(await fetch(`${url}/nope`), 404, "not_found");
     await apiError(await fetch(`${url}/`), 404, "not_found");
     await apiError(await fetch(`${url}/healthz/extra`), 404, "not_found");
-    const origin = { origin: "https://app.example" };
-    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: origin });
+    await apiError(await keyed(`${url}/nope`), 404, "not_found");
+  });
+
+  test("pages from an allowed origin get CORS headers on the evaluation routes, others none", async () => {
+    const allowed = { origin: "https://app.example" };
+    const preflight = await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: allowed });
     assert.equal(preflight.status, 204);
     assert.match(preflight.headers.get("access-control-allow-methods"), /POST/);
-    assert.equal(preflight.headers.get("access-control-allow-origin"), "*");
-    const browser = await fetch(`${url}/v1/ruleset`, { headers: origin });
-    assert.equal(browser.headers.get("access-control-allow-origin"), "*");
+    assert.match(preflight.headers.get("access-control-allow-headers"), /Authorization/);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "https://app.example");
+    const browser = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} }, { ...allowed, ...bearer(CLIENT_KEY) });
+    assert.equal(browser.status, 200);
+    assert.equal(browser.headers.get("access-control-allow-origin"), "https://app.example");
+    assert.match(browser.headers.get("vary"), /Origin/);
     assert.match(browser.headers.get("access-control-expose-headers"), /ETag/);
     await browser.arrayBuffer();
+    // A refused request still carries the header, so the page can read why.
+    const unkeyed = await fetch(`${url}/v1/resolve/support_prompt`, { method: "POST", headers: allowed, body: "{}" });
+    assert.equal(unkeyed.status, 401);
+    assert.equal(unkeyed.headers.get("access-control-allow-origin"), "https://app.example");
+    await unkeyed.arrayBuffer();
+
+    // Another origin: its preflight is refused and its responses carry no CORS headers.
+    const other = { origin: "https://evil.example" };
+    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags`, { method: "OPTIONS", headers: other }), 403, "origin_not_allowed");
+    const refused = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} }, other);
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+    await refused.arrayBuffer();
+    // The ruleset and prompt bodies are for servers: no page may read them, whatever its origin.
+    await apiError(await fetch(`${url}/v1/ruleset`, { method: "OPTIONS", headers: allowed }), 403, "origin_not_allowed");
+    const ruleset = await keyed(`${url}/v1/ruleset`, { headers: allowed });
+    assert.equal(ruleset.headers.get("access-control-allow-origin"), null);
+    await ruleset.arrayBuffer();
     // Server-side callers send no Origin and get no CORS headers; the admin API never does.
-    const server = await fetch(`${url}/v1/ruleset`);
+    const server = await post(url, "/ofrep/v1/evaluate/flags/greeting", { context: {} });
     assert.equal(server.headers.get("access-control-allow-origin"), null);
     await server.arrayBuffer();
-    const admin = await fetch(`${url}/admin/v1/rulesets/dev`, { headers: { ...origin, authorization: `Bearer ${TOKEN}` } });
+    const admin = await fetch(`${url}/admin/v1/rulesets/dev`, { headers: { ...allowed, authorization: `Bearer ${TOKEN}` } });
     assert.equal(admin.headers.get("access-control-allow-origin"), null);
     await admin.arrayBuffer();
   });
+
 });
 
 describe("OFREP", () => {
@@ -224,7 +253,7 @@ describe("OFREP", () => {
   });
 
   test("an empty body or a missing context evaluates with an empty context", async () => {
-    const empty = await fetch(`${url}/ofrep/v1/evaluate/flags/greeting`, { method: "POST" });
+    const empty = await keyed(`${url}/ofrep/v1/evaluate/flags/greeting`, { method: "POST" });
     assert.equal((await json(empty, 200)).value, "Hello");
     const noContext = await post(url, "/ofrep/v1/evaluate/flags/greeting", {});
     assert.equal((await json(noContext, 200)).value, "Hello");
@@ -276,9 +305,9 @@ describe("OFREP", () => {
   });
 
   test("GET on the evaluation endpoints is a 405; the configuration extension answers", async () => {
-    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags`), 405, "method_not_allowed");
-    await apiError(await fetch(`${url}/ofrep/v1/evaluate/flags/greeting`), 405, "method_not_allowed");
-    const configuration = await json(await fetch(`${url}/ofrep/v1/configuration`), 200);
+    await apiError(await keyed(`${url}/ofrep/v1/evaluate/flags`), 405, "method_not_allowed");
+    await apiError(await keyed(`${url}/ofrep/v1/evaluate/flags/greeting`), 405, "method_not_allowed");
+    const configuration = await json(await keyed(`${url}/ofrep/v1/configuration`), 200);
     assert.equal(configuration.name, "promptflag");
     assert.equal(configuration.capabilities.cacheInvalidation.polling.enabled, true);
   });
@@ -304,7 +333,7 @@ describe("oversized bodies", () => {
         else controller.close();
       },
     });
-    const response = await fetch(`${url}/v1/resolve/support_prompt`, {
+    const response = await keyed(`${url}/v1/resolve/support_prompt`, {
       method: "POST",
       body: stream,
       duplex: "half",
@@ -336,7 +365,7 @@ describe("never a 5xx on bad input", () => {
   ];
   for (const [method, path, body] of requests) {
     test(`${method} ${path.slice(0, 60)} answers JSON below 500`, async () => {
-      const response = await fetch(`${url}${path}`, { method, body });
+      const response = await keyed(`${url}${path}`, { method, body });
       assert.ok(response.status >= 400 && response.status < 500, `status ${response.status}`);
       const parsed = JSON.parse(await response.text());
       assert.ok(parsed.error?.code || parsed.errorCode, JSON.stringify(parsed));
@@ -375,7 +404,7 @@ describe("admin API", () => {
     assert.deepEqual(created, { hash, created: true });
     const again = await json(await admin(`/prompts/${hash}`, { method: "PUT", body }), 200);
     assert.deepEqual(again, { hash, created: false });
-    assert.equal(await (await fetch(`${url}/v1/prompts/${hash}`)).text(), body);
+    assert.equal(await (await keyed(`${url}/v1/prompts/${hash}`)).text(), body);
   });
 
   test("PUT /admin/v1/prompts errors: 422 hash_mismatch, 400 bad_hash, 413 too_large, 422 invalid_body", async () => {

@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 
-export { startWorker, workerOptions, quietRuntime, credentialsFor, KV_BINDING, ROOT, WORKER_DIR } from "../../tests/support/worker-server.mjs";
+export { startWorker, workerOptions, quietRuntime, credentialsFor, KV_BINDING, ROOT, WORKER_DIR, SERVER_KEY, CLIENT_KEY, DEFAULT_READ_KEYS } from "../../tests/support/worker-server.mjs";
+import { SERVER_KEY } from "../../tests/support/worker-server.mjs";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 export const TOKEN = "worker-test-admin-token-0123456789abcdef";
@@ -70,11 +71,22 @@ export function withoutAnchors(status) {
   return rest;
 }
 
-/** POST with a JSON (or raw string) body. */
+/** The `Authorization` header that carries a read key. */
+export const bearer = (key) => ({ authorization: `Bearer ${key}` });
+
+/**
+ * `fetch` with the harness's server read key (which reads every route), unless the caller's
+ * headers set `authorization` themselves.
+ */
+export function keyed(input, init = {}) {
+  return fetch(input, { ...init, headers: { ...bearer(SERVER_KEY), ...init.headers } });
+}
+
+/** POST with a JSON (or raw string) body, with the server read key unless `headers` set one. */
 export function post(url, path, body, headers = {}) {
   return fetch(`${url}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...bearer(SERVER_KEY), ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }

@@ -28,6 +28,7 @@ import {
   quietRuntime,
   startWorker,
   workerOptions,
+  keyed,
 } from "./helpers.mjs";
 
 const KV_ONLY_BODY = "# system\nA body only KV holds.\n";
@@ -215,7 +216,7 @@ describe("KV read failures", () => {
     assert.equal((await publish(worker.url, fixtureRuleset())).status, 201);
     await eventually(async () => assert.deepEqual(await served(worker.url), { revision: 1, source: "kv", header: "1" }));
     // Read one body while KV works, so the isolate holds it; store another behind its back.
-    assert.equal((await fetch(`${worker.url}/v1/prompts/${V1_HASH}`)).status, 200);
+    assert.equal((await keyed(`${worker.url}/v1/prompts/${V1_HASH}`)).status, 200);
     await (await worker.inner()).put(`prompt:${KV_ONLY_HASH}`, KV_ONLY_BODY);
   });
   after(() => worker?.dispose());
@@ -231,9 +232,9 @@ describe("KV read failures", () => {
       assert.equal(bulk.status, 200);
       await bulk.arrayBuffer();
       // A body read before the outage is still served from the isolate's memory.
-      assert.equal((await fetch(`${worker.url}/v1/prompts/${V1_HASH}`)).status, 200);
+      assert.equal((await keyed(`${worker.url}/v1/prompts/${V1_HASH}`)).status, 200);
       // One that only KV has: a JSON 503, not a crash; once KV is back, it is served.
-      await apiError(await fetch(`${worker.url}/v1/prompts/${KV_ONLY_HASH}`), 503, "store_unavailable");
+      await apiError(await keyed(`${worker.url}/v1/prompts/${KV_ONLY_HASH}`), 503, "store_unavailable");
       await apiError(
         await fetch(`${worker.url}/admin/v1/rulesets/dev`, { headers: { authorization: `Bearer ${TOKEN}` } }),
         503,
@@ -243,7 +244,7 @@ describe("KV read failures", () => {
       faults.failing = false;
     }
     await eventually(async () => assert.equal((await served(worker.url)).source, "kv"));
-    assert.equal(await (await fetch(`${worker.url}/v1/prompts/${KV_ONLY_HASH}`)).text(), KV_ONLY_BODY);
+    assert.equal(await (await keyed(`${worker.url}/v1/prompts/${KV_ONLY_HASH}`)).text(), KV_ONLY_BODY);
   });
 
   test("when KV fails from the start, the fallback serves", async () => {
@@ -272,12 +273,12 @@ describe("fallback", () => {
     try {
       const health = await served(worker.url);
       assert.deepEqual(health, { revision: 0, source: "fallback", header: "0" });
-      const ruleset = await fetch(`${worker.url}/v1/ruleset`);
+      const ruleset = await keyed(`${worker.url}/v1/ruleset`);
       assert.equal(ruleset.headers.get("x-promptflag-ruleset-source"), "fallback");
       assert.equal(await ruleset.text(), FALLBACK.ruleset, "the bundle's ruleset, byte for byte");
       const flag = await json(await post(worker.url, "/ofrep/v1/evaluate/flags/support_prompt", { context: holdout }), 200);
       assert.equal(flag.variant, "stable");
-      const body = await fetch(`${worker.url}/v1/prompts/${FALLBACK_STABLE.body}`);
+      const body = await keyed(`${worker.url}/v1/prompts/${FALLBACK_STABLE.body}`);
       assert.equal(await body.text(), FALLBACK.prompts[FALLBACK_STABLE.body]);
       // Once KV holds a valid ruleset, it replaces the fallback.
       await seedKv(worker.kv);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ErrorCode, OpenFeature, StandardResolutionReasons } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
 
-import { TOKEN, fixtureRuleset, publish, servingRevision, startWorker } from "./helpers.mjs";
+import { CLIENT_KEY, TOKEN, bearer, fixtureRuleset, publish, servingRevision, startWorker } from "./helpers.mjs";
 
 let worker;
 let client;
@@ -17,7 +17,7 @@ before(async () => {
   worker = await startWorker({ adminToken: TOKEN, cacheTtlMs: 50 });
   assert.equal((await publish(worker.url, fixtureRuleset())).status, 201);
   await servingRevision(worker.url, 1);
-  await OpenFeature.setProviderAndWait("promptflag", new OFREPProvider({ baseUrl: worker.url }));
+  await OpenFeature.setProviderAndWait("promptflag", new OFREPProvider({ baseUrl: worker.url, headers: bearer(CLIENT_KEY) }));
   client = OpenFeature.getClient("promptflag");
 });
 
@@ -108,6 +108,15 @@ describe("errors and defaults", () => {
     assert.deepEqual([asNumber.value, asNumber.errorCode], [7, ErrorCode.TYPE_MISMATCH]);
   });
 
+  test("a provider without a read key is refused and serves defaults", async () => {
+    await OpenFeature.setProvider("unkeyed", new OFREPProvider({ baseUrl: worker.url }));
+    const unkeyed = OpenFeature.getClient("unkeyed");
+    const details = await unkeyed.getBooleanDetails("new_checkout", false, { targetingKey: "u1", country: "IE" });
+    assert.equal(details.value, false);
+    assert.equal(details.reason, StandardResolutionReasons.ERROR);
+    assert.ok(details.errorCode, JSON.stringify(details));
+  });
+
   test("a server that is not there serves defaults with GENERAL", async () => {
     await OpenFeature.setProviderAndWait("gone", new OFREPProvider({ baseUrl: "http://127.0.0.1:9" }));
     const gone = OpenFeature.getClient("gone");
@@ -120,7 +129,8 @@ describe("bulk evaluation as OFREP's core API defines it", () => {
   test("the provider's API client reads the bulk response and honours ETag / 304", async () => {
     const { OFREPApi } = await import("@openfeature/ofrep-core");
     const api = new OFREPApi(worker.url);
-    const first = await api.postBulkEvaluateFlags({ context: { targetingKey: "u9", plan: "pro" } });
+    const key = Object.entries(bearer(CLIENT_KEY));
+    const first = await api.postBulkEvaluateFlags({ context: { targetingKey: "u9", plan: "pro" } }, { headers: key });
     assert.equal(first.httpStatus, 200);
     const byKey = Object.fromEntries(first.value.flags.map((flag) => [flag.key, flag]));
     assert.equal(byKey.greeting.value, "Hi there");
@@ -129,17 +139,17 @@ describe("bulk evaluation as OFREP's core API defines it", () => {
 
     const again = await api.postBulkEvaluateFlags(
       { context: { targetingKey: "u9", plan: "pro" } },
-      { headers: [["If-None-Match", etag]] },
+      { headers: [...key, ["If-None-Match", etag]] },
     );
     assert.equal(again.httpStatus, 304);
     const changed = await api.postBulkEvaluateFlags(
       { context: { targetingKey: "u9", plan: "free" } },
-      { headers: [["If-None-Match", etag]] },
+      { headers: [...key, ["If-None-Match", etag]] },
     );
     assert.equal(changed.httpStatus, 200);
     assert.equal(changed.value.flags.find((flag) => flag.key === "greeting").value, "Hello");
 
-    const failure = await api.postBulkEvaluateFlags({ context: "not an object" });
+    const failure = await api.postBulkEvaluateFlags({ context: "not an object" }, { headers: key });
     assert.equal(failure.httpStatus, 400);
     assert.equal(failure.value.errorCode, "INVALID_CONTEXT");
   });

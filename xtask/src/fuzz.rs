@@ -15,9 +15,10 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The toolchain the fuzz build uses (`-Zsanitizer` is unstable).
 const NIGHTLY: &str = "nightly";
 /// Every target, in the order they run.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "ruleset",
     "event",
+    "collector_body",
     "repo_yaml",
     "worker_request",
     "governance",
@@ -27,22 +28,38 @@ pub const DEFAULT_SECONDS: u64 = 300;
 /// `cargo xtask test` runs each target this long.
 pub const TEST_SECONDS: u64 = 15;
 
-/// `cargo xtask fuzz [TARGET] [--seconds N]`.
+/// How long each target runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    /// For this many seconds.
+    Seconds(u64),
+    /// For this many executions (libFuzzer's `-runs`), however long they take.
+    Runs(u64),
+}
+
+/// `cargo xtask fuzz [TARGET] [--seconds N | --runs N]`.
 pub fn command(tools: &Toolchain, args: &[String]) -> Result<()> {
-    let mut seconds = DEFAULT_SECONDS;
+    let mut budget = Budget::Seconds(DEFAULT_SECONDS);
     let mut only = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => {
-                let value = args.next().context("--seconds needs a number")?;
-                seconds = value
+            "--seconds" | "--runs" => {
+                let value = args
+                    .next()
+                    .with_context(|| format!("{arg} needs a number"))?;
+                let number: u64 = value
                     .parse()
-                    .with_context(|| format!("--seconds {value:?} is not a number"))?;
+                    .with_context(|| format!("{arg} {value:?} is not a number"))?;
+                budget = if arg == "--runs" {
+                    Budget::Runs(number)
+                } else {
+                    Budget::Seconds(number)
+                };
             }
             target if TARGETS.contains(&target) => only = Some(target),
             other => bail!(
-                "unknown fuzz argument {other:?}: use a target ({}) or --seconds N",
+                "unknown fuzz argument {other:?}: use a target ({}), --seconds N or --runs N",
                 TARGETS.join(", ")
             ),
         }
@@ -51,11 +68,11 @@ pub fn command(tools: &Toolchain, args: &[String]) -> Result<()> {
         Some(target) => vec![target],
         None => TARGETS.to_vec(),
     };
-    run(tools, &targets, seconds)
+    run(tools, &targets, budget)
 }
 
-/// Builds every target once, then runs each of `targets` for `seconds`.
-pub fn run(tools: &Toolchain, targets: &[&str], seconds: u64) -> Result<()> {
+/// Builds every target once, then runs each of `targets` within `budget`.
+pub fn run(tools: &Toolchain, targets: &[&str], budget: Budget) -> Result<()> {
     ensure_nightly()?;
     tools.ensure_cargo_tool("cargo-fuzz", CARGO_FUZZ_VERSION, "cargo-fuzz", true)?;
     let target_dir = tools.root.join("target").join("fuzz");
@@ -83,7 +100,10 @@ pub fn run(tools: &Toolchain, targets: &[&str], seconds: u64) -> Result<()> {
         .arg(&found)
         .arg(&seeds)
         .arg("--")
-        .arg(format!("-max_total_time={seconds}"))
+        .arg(match budget {
+            Budget::Seconds(seconds) => format!("-max_total_time={seconds}"),
+            Budget::Runs(runs) => format!("-runs={runs}"),
+        })
         .arg("-print_final_stats=1")
         .run()
         .with_context(|| {

@@ -5,8 +5,10 @@
 //!   wasm32 tests, the Worker and npm suites, and a bounded run of each fuzz target.
 //! - `dev`: the main job: the Worker on local workerd with local KV seeded from the example repo.
 //! - `fuzz`: the fuzz targets, each for a while (`test` runs each briefly).
+//! - `deny`: the dependency policy (`deny.toml`); `test` runs it without the advisories.
 //! - `build-worker`, `build-npm`, `bench`.
 
+mod deny;
 mod fuzz;
 mod npm;
 mod tools;
@@ -45,6 +47,7 @@ fn run() -> Result<()> {
         "build-npm" => npm::build(&Toolchain::setup()?),
         "bench" => bench(rest),
         "fuzz" => fuzz::command(&Toolchain::unprepared()?, rest),
+        "deny" => deny::command(&Toolchain::unprepared()?, rest),
         "help" | "--help" | "-h" => {
             println!("{}", USAGE);
             Ok(())
@@ -60,9 +63,13 @@ const USAGE: &str = "usage: cargo xtask <command>
   build-worker   build the Worker (cargo, wasm-bindgen, wasm-opt, its JavaScript entry)
   build-npm      build the npm package from the Wasm bindings
   bench [WHICH]  run the benchmarks: core, client, npm, worker, collector, exposures or all
-  fuzz [TARGET] [--seconds N]
-                 run the fuzz targets (ruleset, event, repo_yaml, worker_request; all by
-                 default), each for N seconds (default 300), from the seed corpus in fuzz/corpus";
+  fuzz [TARGET] [--seconds N | --runs N]
+                 run the fuzz targets (ruleset, event, collector_body, repo_yaml,
+                 worker_request, governance; all by default), each for N seconds (default
+                 300) or N executions, from the seed corpus in fuzz/corpus
+  deny [--advisories]
+                 check the dependencies against deny.toml (licenses, bans, sources; with
+                 --advisories also the RustSec database, which needs GitHub)";
 
 fn test(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--no-lint");
@@ -84,6 +91,8 @@ fn test(args: &[String]) -> Result<()> {
                 "warnings",
             ])
             .run()?;
+        step("cargo deny check licenses bans sources (deny.toml; advisories need GitHub)");
+        deny::check(&tools, false)?;
     }
     step("build the Worker");
     worker::build(&tools)?;
@@ -140,7 +149,11 @@ fn test(args: &[String]) -> Result<()> {
         "fuzz targets, {} s each (nightly, cargo-fuzz; `cargo xtask fuzz` runs them longer)",
         fuzz::TEST_SECONDS
     ));
-    fuzz::run(&tools, &fuzz::TARGETS, fuzz::TEST_SECONDS)?;
+    fuzz::run(
+        &tools,
+        &fuzz::TARGETS,
+        fuzz::Budget::Seconds(fuzz::TEST_SECONDS),
+    )?;
     step("all checks passed");
     Ok(())
 }

@@ -74,7 +74,9 @@ impl Toolchain {
         toolchain.ensure_wasm_target()?;
         toolchain.rust_src = ensure_rust_src();
         toolchain.node_bin_dir = toolchain.ensure_node()?;
-        // Not --locked: wasm-bindgen-cli's lockfile pins a crate this registry does not serve.
+        // Not --locked: wasm-bindgen-cli's lockfile pins webpki-roots 1.0.11 (through ureq), which
+        // this registry does not serve (`cargo install --locked wasm-bindgen-cli` fails to
+        // resolve it); the CLI's version itself is pinned, to the wasm-bindgen crate's.
         toolchain.ensure_cargo_tool(
             "wasm-bindgen-cli",
             &toolchain.wasm_bindgen_version.clone(),

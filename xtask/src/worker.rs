@@ -58,7 +58,10 @@ const STAMP: &str = ".xtask-build";
 ///   print them but the strings stayed in the Wasm.
 /// - All of these are unstable cargo/rustc options. `RUSTC_BOOTSTRAP=1` lets the stable
 ///   toolchain the rest of the workspace uses accept them, instead of a nightly that would be a
-///   second toolchain to install and would float. The options go through cargo's environment
+///   second toolchain to install for every build. That toolchain is one exact release,
+///   pinned by `rust-toolchain.toml`: the options were checked with it, and a newer release is
+///   adopted by changing that file (if it renamed an option, the fallback below still builds the
+///   Worker, only larger). The options go through cargo's environment
 ///   config (`CARGO_UNSTABLE_*`, and `CARGO_ENCODED_RUSTFLAGS`, which with `--target` reaches
 ///   only the wasm32 crates, not build scripts or proc macros). The profile's directories under
 ///   `target/` are the Worker's alone, so no other build is rebuilt because of them.
@@ -402,6 +405,9 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     let collector_port = port + 1;
     let base = format!("http://127.0.0.1:{port}");
     let collector = format!("http://127.0.0.1:{collector_port}");
+    // Throwaway read keys, new on every run: a server key (the ruleset and bodies, for the
+    // companion and local evaluation) and a client key (the evaluation routes only).
+    let keys = DevKeys::generate()?;
 
     let credentials = dev_credentials()?;
     let dev_token = credentials[0].1.clone();
@@ -433,10 +439,12 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .arg(format!("EXPOSURE_SINK_TOKEN:{DEV_COLLECTOR_TOKEN}"))
         .arg("--var")
         .arg("CACHE_TTL_MS:1000")
+        .arg("--var")
+        .arg(format!("READ_KEYS:{}", keys.read_keys_json()))
         .into_inner();
     command.stdin(Stdio::null());
     eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:…"
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:… --var READ_KEYS:…"
     );
     let mut wrangler_child = command
         .spawn()
@@ -465,6 +473,8 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             &base,
             "--admin-token",
             &dev_token,
+            "--read-key",
+            &keys.server,
             "--token",
             DEV_COLLECTOR_TOKEN,
         ])
@@ -492,12 +502,14 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             &base,
             "--admin-token",
             &dev_token,
+            "--read-key",
+            &keys.server,
             "--reason",
             "cargo xtask dev",
         ])
         .status();
     match published {
-        Ok(status) if status.success() => print_examples(&base, &collector, &credentials),
+        Ok(status) if status.success() => print_examples(&base, &collector, &credentials, &keys),
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
@@ -581,7 +593,36 @@ fn credentials_json(credentials: &[(String, String)]) -> String {
     format!("[{}]", entries.join(","))
 }
 
-fn print_examples(base: &str, collector: &str, credentials: &[(String, String)]) {
+/// The read keys `cargo xtask dev` configures, generated per run.
+struct DevKeys {
+    server: String,
+    client: String,
+}
+
+impl DevKeys {
+    /// Two keys of 32 random bytes each, in hex (from the system's random source).
+    fn generate() -> Result<DevKeys> {
+        let mut bytes = [0u8; 64];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut random| random.read_exact(&mut bytes))
+            .context("reading /dev/urandom for the dev read keys")?;
+        let hex = |part: &[u8]| part.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        Ok(DevKeys {
+            server: format!("dev-server-{}", hex(&bytes[..32])),
+            client: format!("dev-client-{}", hex(&bytes[32..])),
+        })
+    }
+
+    /// The Worker's `READ_KEYS` secret holding both.
+    fn read_keys_json(&self) -> String {
+        format!(
+            r#"[{{"name":"dev-server","key":"{}","kind":"server"}},{{"name":"dev-client","key":"{}","kind":"client"}}]"#,
+            self.server, self.client
+        )
+    }
+}
+
+fn print_examples(base: &str, collector: &str, credentials: &[(String, String)], keys: &DevKeys) {
     let dev_token = &credentials[0].1;
     let tokens: Vec<String> = credentials
         .iter()
@@ -589,11 +630,13 @@ fn print_examples(base: &str, collector: &str, credentials: &[(String, String)])
         .map(|((environment, token), (_, role))| format!("  #   {environment} ({role}): {token}"))
         .collect();
     let tokens = tokens.join("\n");
-    let hash = fetch_ruleset_text(base)
+    let hash = fetch_ruleset_text(base, &keys.server)
         .and_then(|text| first_sha256(&text))
         .unwrap_or_else(|| "<sha256>".into());
     let json = "-H 'content-type: application/json'";
     let admin = "-H \"authorization: Bearer $PROMPTFLAG_ADMIN_TOKEN\"";
+    let server = "-H \"authorization: Bearer $PROMPTFLAG_READ_KEY\"";
+    let client = "-H \"authorization: Bearer $PROMPTFLAG_CLIENT_KEY\"";
     let companion = "cargo run -q -p promptflag-cli -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
     let worker = format!("--worker {base}");
     println!(
@@ -601,18 +644,25 @@ fn print_examples(base: &str, collector: &str, credentials: &[(String, String)])
 promptflag on {base} (the Worker on local workerd, local KV holding examples/prompts-repo)
 and the companion's collector and control loop on {collector}
 
-  # health, and the live ruleset
+  # this run's read keys (new every run): a server key reads the ruleset and the prompt
+  # bodies, a client key only the evaluation routes; the commands below read them from here
+  export PROMPTFLAG_READ_KEY={server_key}
+  export PROMPTFLAG_CLIENT_KEY={client_key}
+
+  # health (open), and the live ruleset (a server key)
   curl -s {base}/healthz
+  curl -s {server} {base}/v1/ruleset
+
+  # a prompt for a user, body inline (one round trip; a client key is enough)
+  curl -s -X POST {base}/v1/resolve/support_prompt {client} {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
+  # a prompt body by hash (immutable; a server key)
+  curl -s {server} {base}/v1/prompts/{hash}
+  # without a key: 401
   curl -s {base}/v1/ruleset
 
-  # a prompt for a user, body inline (one round trip)
-  curl -s -X POST {base}/v1/resolve/support_prompt {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
-  # a prompt body by hash (immutable)
-  curl -s {base}/v1/prompts/{hash}
-
   # OFREP: one flag, then every flag
-  curl -s -X POST {base}/ofrep/v1/evaluate/flags/support_prompt {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
-  curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
+  curl -s -X POST {base}/ofrep/v1/evaluate/flags/support_prompt {client} {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
+  curl -s -i -X POST {base}/ofrep/v1/evaluate/flags {client} {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\"}}}}'
 
   # throwaway admin credentials, one per environment (ADMIN_CREDENTIALS of this Worker only):
 {tokens}
@@ -630,18 +680,20 @@ and the companion's collector and control loop on {collector}
   curl -s {collector}/metrics
 
 Ctrl-C stops it.
-"
+",
+        server_key = keys.server,
+        client_key = keys.client,
     );
 }
 
-/// The live ruleset's text, from a plain HTTP/1.1 GET.
-fn fetch_ruleset_text(base: &str) -> Option<String> {
+/// The live ruleset's text, from a plain HTTP/1.1 GET with the server read key.
+fn fetch_ruleset_text(base: &str, read_key: &str) -> Option<String> {
     let address = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,
-        "GET /v1/ruleset HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET /v1/ruleset HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {read_key}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();

@@ -356,20 +356,82 @@ pub fn load(root: &Path) -> Result<(Repo, Diagnostics)> {
     }
     for (key, file) in list_yaml(root, "rollouts", &mut diagnostics)? {
         if let Some(node) = read_yaml(root, &file, &mut diagnostics)? {
-            let mut reader = Reader::new(file.clone(), &mut diagnostics);
-            let (policy, treatment_line) = policy::decode(&key, &node, &mut reader);
-            repo.rollouts.insert(
-                key.clone(),
-                RolloutSource {
-                    flag: key,
-                    file,
-                    policy,
-                    treatment_line,
-                },
-            );
+            let rollout = decode_rollout(&key, file, &node, &mut diagnostics);
+            repo.rollouts.insert(key, rollout);
         }
     }
     Ok((repo, diagnostics))
+}
+
+/// The YAML files of a repository, by what they declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YamlKind {
+    /// `promptflag.yaml`.
+    Config,
+    /// `flags/<key>.yaml`.
+    Flag,
+    /// `segments/<key>.yaml`.
+    Segment,
+    /// `rollouts/<key>.yaml`.
+    Rollout,
+}
+
+/// Reads one YAML file's text into `repo` in memory, as [`load`] reads that file from disk:
+/// parsed, decoded by the same functions, its problems added to `diagnostics`, and what it
+/// declares put in place of `repo`'s (`key` is the file's stem). Nothing is read or written on
+/// disk, so the loader can be driven with any text (the prompt-repository fuzz target does).
+pub fn read_yaml_text(
+    repo: &mut Repo,
+    kind: YamlKind,
+    key: &str,
+    text: &str,
+    diagnostics: &mut Diagnostics,
+) {
+    let file = match kind {
+        YamlKind::Config => String::from(CONFIG_FILE),
+        YamlKind::Flag => format!("flags/{key}.yaml"),
+        YamlKind::Segment => format!("segments/{key}.yaml"),
+        YamlKind::Rollout => format!("rollouts/{key}.yaml"),
+    };
+    let node = match yaml::parse(text) {
+        Ok(node) => node,
+        Err(error) => {
+            diagnostics.error(&file, error.line, "yaml_syntax", error.message);
+            return;
+        }
+    };
+    match kind {
+        YamlKind::Config => repo.config = decode_config(&node, diagnostics),
+        YamlKind::Flag => {
+            let flag = decode_flag(key, &file, &node, &repo.config, diagnostics);
+            repo.flags.insert(String::from(key), flag);
+        }
+        YamlKind::Segment => {
+            let segment = decode_segment(key, &file, &node, diagnostics);
+            repo.segments.insert(String::from(key), segment);
+        }
+        YamlKind::Rollout => {
+            let rollout = decode_rollout(key, file, &node, diagnostics);
+            repo.rollouts.insert(String::from(key), rollout);
+        }
+    }
+}
+
+/// A rollout file, parsed, as the policy of the flag `key`.
+fn decode_rollout(
+    key: &str,
+    file: String,
+    node: &Located<Node>,
+    diagnostics: &mut Diagnostics,
+) -> RolloutSource {
+    let mut reader = Reader::new(file.clone(), diagnostics);
+    let (policy, treatment_line) = policy::decode(key, node, &mut reader);
+    RolloutSource {
+        flag: String::from(key),
+        file,
+        policy,
+        treatment_line,
+    }
 }
 
 fn list_dirs(path: &Path) -> Result<Vec<String>> {
@@ -450,7 +512,7 @@ fn read_yaml(
 }
 
 fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig> {
-    let mut config = RepoConfig::default();
+    let config = RepoConfig::default();
     if !root.join(CONFIG_FILE).is_file() {
         diagnostics.error(
             CONFIG_FILE,
@@ -467,9 +529,15 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
     let Some(node) = read_yaml(root, CONFIG_FILE, diagnostics)? else {
         return Ok(config);
     };
+    Ok(decode_config(&node, diagnostics))
+}
+
+/// `promptflag.yaml`, parsed, as the repository's configuration.
+fn decode_config(node: &Located<Node>, diagnostics: &mut Diagnostics) -> RepoConfig {
+    let mut config = RepoConfig::default();
     let mut reader = Reader::new(CONFIG_FILE, diagnostics);
-    let Some(entries) = reader.map(&node, "promptflag.yaml") else {
-        return Ok(config);
+    let Some(entries) = reader.map(node, "promptflag.yaml") else {
+        return config;
     };
     reader.unknown_keys(
         entries,
@@ -602,7 +670,7 @@ fn load_config(root: &Path, diagnostics: &mut Diagnostics) -> Result<RepoConfig>
             }
         }
     }
-    Ok(config)
+    config
 }
 
 /// Semantic-version sort key, so `1.10.0` comes after `1.9.0`; unparsable versions sort last.

@@ -77,6 +77,9 @@ pub struct TargetArgs {
     /// The token of one of the Worker's ADMIN_CREDENTIALS (scoped to one environment and role).
     #[arg(long, env = "PROMPTFLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A server read key of the Worker (its READ_KEYS), for reading GET /v1/ruleset.
+    #[arg(long, env = "PROMPTFLAG_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
     /// Write through the Cloudflare KV REST API instead (CLOUDFLARE_ACCOUNT_ID,
     /// PROMPTFLAG_KV_NAMESPACE_ID, CLOUDFLARE_API_TOKEN; PROMPTFLAG_KV_API_URL overrides the base URL).
     #[arg(long, conflicts_with = "worker")]
@@ -520,6 +523,9 @@ pub struct SimulateArgs {
     /// The Worker's admin token when --worker-url is given.
     #[arg(long, default_value = "simulate")]
     pub admin_token: String,
+    /// A server read key of the Worker when --worker-url is given.
+    #[arg(long, env = "PROMPTFLAG_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
 }
 
 /// `promptflag evals …`.
@@ -632,6 +638,8 @@ pub enum Target {
         url: String,
         /// Admin token.
         token: String,
+        /// The server read key, for `GET /v1/ruleset`.
+        read_key: Option<String>,
     },
     /// The KV REST API.
     Kv {
@@ -650,7 +658,11 @@ impl Target {
     /// Opens the store.
     pub fn open(&self, http: Http) -> Box<dyn Store> {
         match self {
-            Target::Worker { url, token } => Box::new(WorkerAdmin::new(url, token, http)),
+            Target::Worker {
+                url,
+                token,
+                read_key,
+            } => Box::new(WorkerAdmin::new(url, token, http).with_read_key(read_key.as_deref())),
             Target::Kv {
                 base,
                 account,
@@ -673,6 +685,8 @@ impl Target {
 pub struct Wait {
     /// Where to poll, if anywhere.
     pub serve_url: Option<String>,
+    /// The server read key the poll sends.
+    pub read_key: Option<String>,
     /// The deadline.
     pub timeout: Duration,
 }
@@ -839,7 +853,16 @@ fn audit_server(args: &TargetArgs, quiet: bool) -> Result<Option<WorkerAdmin>> {
         return Ok(None);
     }
     match target(args, quiet)? {
-        (Target::Worker { url, token }, http) => Ok(Some(WorkerAdmin::new(&url, &token, http))),
+        (
+            Target::Worker {
+                url,
+                token,
+                read_key,
+            },
+            http,
+        ) => Ok(Some(
+            WorkerAdmin::new(&url, &token, http).with_read_key(read_key.as_deref()),
+        )),
         (Target::Kv { .. }, _) => {
             bail!("the audit log of record is the Worker's: use --worker URL")
         }
@@ -888,6 +911,7 @@ fn target(args: &TargetArgs, quiet: bool) -> Result<(Target, Http)> {
         Target::Worker {
             url: url.clone(),
             token: token.clone(),
+            read_key: args.read_key.clone(),
         },
         http,
     ))
@@ -910,7 +934,7 @@ fn retry_policy() -> Result<RetryPolicy> {
     Ok(policy)
 }
 
-pub fn wait(args: &WaitArgs, target: &Target) -> Wait {
+pub fn wait(args: &WaitArgs, target: &Target, read_key: Option<&str>) -> Wait {
     let serve_url = if args.no_wait {
         None
     } else {
@@ -920,6 +944,7 @@ pub fn wait(args: &WaitArgs, target: &Target) -> Wait {
     };
     Wait {
         serve_url,
+        read_key: read_key.map(str::to_string),
         timeout: Duration::from_secs(args.wait_timeout),
     }
 }
@@ -985,7 +1010,7 @@ fn revert(
 ) -> Result<HiCommand> {
     check_environment_name(&environment)?;
     let (target, http) = target(target_args, quiet)?;
-    let wait = wait(wait_args, &target);
+    let wait = wait(wait_args, &target, target_args.read_key.as_deref());
     Ok(HiCommand::Revert(Revert {
         action,
         environment,

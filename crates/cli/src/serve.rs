@@ -60,7 +60,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
     let stop = Arc::new(AtomicBool::new(false));
     let loop_thread = match target {
         Some((target, http)) => {
-            let wait = crate::args::wait(&args.wait, target);
+            let wait = crate::args::wait(&args.wait, target, args.target.read_key.as_deref());
             let store = target.open(http.clone());
             let state_db = promptflag_controller::open_state(&hi.state_db)
                 .with_context(|| format!("opening the rollout state {}", hi.state_db.display()))?;
@@ -78,6 +78,7 @@ pub fn run_serve(hi: &HiArgs, args: &ServeArgs, target: Option<&(Target, Http)>)
                 ControllerConfig {
                     actor: hi.actor.clone(),
                     serve_url: wait.serve_url.clone(),
+                    serve_read_key: wait.read_key.clone(),
                     alert_webhook: args.alert_webhook.clone(),
                     wait_timeout: wait.timeout,
                     seed: SystemClock.now_ms() as u64,

@@ -332,11 +332,23 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
     let mut worker_run = None;
     if !args.no_worker {
         let spawned;
-        let (url, token) = match &args.worker_url {
-            Some(url) => (url.clone(), args.admin_token.clone()),
+        let (url, token, read_key) = match &args.worker_url {
+            Some(url) => (
+                url.clone(),
+                args.admin_token.clone(),
+                args.read_key.clone().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--worker-url needs the Worker's server read key: --read-key (or PROMPTFLAG_READ_KEY)"
+                    )
+                })?,
+            ),
             None => {
                 spawned = simulation::spawn_worker("simulate-admin-token-0123456789abcdef")?;
-                (spawned.url.clone(), spawned.token.clone())
+                (
+                    spawned.url.clone(),
+                    spawned.token.clone(),
+                    spawned.read_key.clone(),
+                )
             }
         };
         let horizon = (args.max_hours * 60.0) as u64;
@@ -351,6 +363,7 @@ pub fn run(hi: &HiArgs, args: &SimulateArgs) -> Result<Output> {
             &SpawnedWorkerRef {
                 url: &url,
                 token: &token,
+                read_key: &read_key,
             },
             &mut |minute, _, message| {
                 progress.set_position(minute as u64);

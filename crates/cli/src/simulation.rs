@@ -896,7 +896,7 @@ fn controller_for(
     clock: Arc<ManualClock>,
     state_db: rusqlite::Connection,
     audit: AuditLog,
-    (serve_url, seed, shadow): (Option<String>, u64, bool),
+    (serve, seed, shadow): (Option<(String, String)>, u64, bool),
 ) -> Result<Controller> {
     Ok(Controller::new(
         state_db,
@@ -906,7 +906,8 @@ fn controller_for(
         clock,
         ControllerConfig {
             actor: String::from("simulate"),
-            serve_url,
+            serve_read_key: serve.as_ref().map(|(_, key)| key.clone()),
+            serve_url: serve.map(|(url, _)| url),
             alert_webhook: None,
             wait_timeout: Duration::from_secs(60),
             seed,
@@ -1036,6 +1037,8 @@ pub struct SpawnedWorker {
     pub url: String,
     /// Its admin token.
     pub token: String,
+    /// Its server read key (the harness's test key).
+    pub read_key: String,
 }
 
 /// A scratch folder removed on drop.
@@ -1090,6 +1093,7 @@ pub fn spawn_worker_with_sink(token: &str, exposure_sink: Option<&str>) -> Resul
         _process: process,
         url,
         token: token.to_string(),
+        read_key: promptflag_harness::TEST_SERVER_KEY.to_string(),
     })
 }
 
@@ -1163,19 +1167,23 @@ fn start_local_collector(config: CollectorConfig) -> Result<LocalCollector> {
     })
 }
 
-fn resolve(http: &Http, worker: &str, user: &str) -> Result<(bool, u64)> {
+fn resolve(http: &Http, worker: &SpawnedWorkerRef<'_>, user: &str) -> Result<(bool, u64)> {
     let body = serde_json::to_vec(&json!({"context": {"targetingKey": user}}))
         .map_err(|e| anyhow!(e.to_string()))?;
+    let url = worker.url;
     let reply = http.send(
         "POST",
-        &format!("{worker}/v1/resolve/{FLAG}"),
-        &[("Content-Type", String::from("application/json"))],
+        &format!("{url}/v1/resolve/{FLAG}"),
+        &[
+            ("Content-Type", String::from("application/json")),
+            ("Authorization", format!("Bearer {}", worker.read_key)),
+        ],
         Some(&body),
         true,
     )?;
     if reply.status != 200 {
         return Err(anyhow!(
-            "POST {worker}/v1/resolve/{FLAG}: {}",
+            "POST {url}/v1/resolve/{FLAG}: {}",
             reply.error_text()
         ));
     }
@@ -1187,7 +1195,11 @@ fn resolve(http: &Http, worker: &str, user: &str) -> Result<(bool, u64)> {
 }
 
 /// Resolves many users through the Worker, four at a time.
-fn resolve_all(http: &Http, worker: &str, users: &[usize]) -> Result<Vec<(usize, bool)>> {
+fn resolve_all(
+    http: &Http,
+    worker: &SpawnedWorkerRef<'_>,
+    users: &[usize],
+) -> Result<Vec<(usize, bool)>> {
     let chunks: Vec<&[usize]> = users.chunks(users.len().div_ceil(4).max(1)).collect();
     let results: Vec<Result<Vec<(usize, bool)>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
@@ -1268,7 +1280,8 @@ pub fn run_through_worker(
             max: Duration::from_secs(2),
         },
     );
-    let admin = WorkerAdmin::new(worker.url, worker.token, http.clone());
+    let admin = WorkerAdmin::new(worker.url, worker.token, http.clone())
+        .with_read_key(Some(worker.read_key));
     let (bytes, bodies) = initial_ruleset()?;
     admin.put_prompts(&bodies, &NoProgress)?;
     let state = admin.state(ENVIRONMENT)?;
@@ -1283,6 +1296,7 @@ pub fn run_through_worker(
     promptflag_release::ops::wait_until_served(
         &http,
         worker.url,
+        Some(worker.read_key),
         ENVIRONMENT,
         revision,
         Instant::now(),
@@ -1296,12 +1310,19 @@ pub fn run_through_worker(
     let metrics_db = rusqlite::Connection::open(&db)?;
     metrics_db.busy_timeout(Duration::from_secs(30))?;
     let mut controller = controller_for(
-        Box::new(WorkerAdmin::new(worker.url, worker.token, http.clone())),
+        Box::new(
+            WorkerAdmin::new(worker.url, worker.token, http.clone())
+                .with_read_key(Some(worker.read_key)),
+        ),
         Box::new(SqlMetrics::new(metrics_db)),
         clock.clone(),
         state_db,
         AuditLog::open(&scratch.0.join("audit.sqlite3"))?,
-        (Some(worker.url.to_string()), seed, false),
+        (
+            Some((worker.url.to_string(), worker.read_key.to_string())),
+            seed,
+            false,
+        ),
     )?;
     let mut rng = Xoshiro256StarStar::seed_from_u64(seed);
     let (base, treated) = profiles(config.scenario);
@@ -1338,7 +1359,7 @@ pub fn run_through_worker(
             .collect();
         unknown.sort_unstable();
         unknown.dedup();
-        for (user, treated_user) in resolve_all(&http, worker.url, &unknown)? {
+        for (user, treated_user) in resolve_all(&http, worker, &unknown)? {
             assignment.insert(user, treated_user);
             if treated_user {
                 treated_users.push(user);
@@ -1382,7 +1403,7 @@ pub fn run_through_worker(
             treated_users.dedup();
             let sample: Vec<usize> = treated_users.iter().copied().take(20).collect();
             Some(
-                resolve_all(&http, worker.url, &sample)?
+                resolve_all(&http, worker, &sample)?
                     .iter()
                     .all(|(_, t)| !*t),
             )
@@ -1421,6 +1442,8 @@ pub struct SpawnedWorkerRef<'a> {
     pub url: &'a str,
     /// Admin token.
     pub token: &'a str,
+    /// A server read key (it reads the ruleset and resolves prompts).
+    pub read_key: &'a str,
 }
 
 /// Decision rates over many runs.

@@ -12,11 +12,13 @@
 //!   for any lines, for what truly varies (times, a git commit); a last line `? N` is an exit
 //!   status other than 0. A session's commands run in one shell, in a scratch folder holding a
 //!   copy of `examples/`, so relative paths read as in a clone and nothing is written to the
-//!   source tree; `PROMPTFLAG_ADMIN_TOKEN` is set as the pages assume.
-//! - ```` ```js ````: a page's blocks run in order as one ES module; `edge`, `rulesetJson` (the
-//!   example repository's prod ruleset), `fallbackRuleset`, `userIds`, `userId` and `queue` are
-//!   given, as the snippets take them to be.
-//! - ```` ```rust ````: the body of a function given `edge`, returning any error with `?`.
+//!   source tree; `PROMPTFLAG_ADMIN_TOKEN`, `PROMPTFLAG_READ_KEY` (the Worker's server read key)
+//!   and `PROMPTFLAG_CLIENT_KEY` (its client read key) are set as the pages assume.
+//! - ```` ```js ````: a page's blocks run in order as one ES module; `edge`, `readKey` (the
+//!   server read key), `rulesetJson` (the example repository's prod ruleset), `fallbackRuleset`,
+//!   `userIds`, `userId` and `queue` are given, as the snippets take them to be.
+//! - ```` ```rust ````: the body of a function given `edge` and `read_key`, returning any error
+//!   with `?`.
 //! - ```` ```sh ````: shown, not run (a command that serves until stopped, the test suite itself,
 //!   a download); it must parse. ```` ```text ````, ```` ```yaml ````, ```` ```json ````: not run.
 //!
@@ -41,7 +43,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use promptflag_docs::{Fence, markdown};
-use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use promptflag_harness::{
+    Locations, TEST_CLIENT_KEY, TEST_SERVER_KEY, WorkerOptions, WorkerProcess,
+};
 
 /// The admin token the pages' sessions hold in `PROMPTFLAG_ADMIN_TOKEN`, as `cargo xtask dev`
 /// tells its user to export one (its own tokens are random); the harness grants it every
@@ -221,6 +225,8 @@ impl Page {
             .current_dir(self.dir.path())
             .env("PATH", path)
             .env("PROMPTFLAG_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PROMPTFLAG_READ_KEY", TEST_SERVER_KEY)
+            .env("PROMPTFLAG_CLIENT_KEY", TEST_CLIENT_KEY)
             .env("PROMPTFLAG_ACTOR", "docs@example.com")
             .env_remove("PROMPTFLAG_REPO")
             .env_remove("PROMPTFLAG_AUDIT_DB")
@@ -324,6 +330,7 @@ impl Page {
             "// The names the documentation's snippets take as given.\n\
              import {{ readFileSync as readFileSync__ }} from \"node:fs\";\n\
              const edge = {edge:?};\n\
+             const readKey = process.env.PROMPTFLAG_READ_KEY;\n\
              const rulesetJson = readFileSync__(\".ruleset-build/rulesets/prod.json\", \"utf8\");\n\
              const fallbackRuleset = rulesetJson;\n\
              const userIds = [\"user-1\", \"user-2\", \"user-3\"];\n\
@@ -355,7 +362,7 @@ impl Page {
                 continue;
             }
             let edge = self.worker_url().unwrap_or(DOC_WORKER).to_string();
-            if let Err(error) = snippet(&edge) {
+            if let Err(error) = snippet(&edge, TEST_SERVER_KEY) {
                 panic!("{file}:{line}: the Rust block failed: {error}");
             }
             self.ran.rust += 1;

@@ -14,7 +14,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use promptflag_authoring::build::BuildOptions;
-use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use promptflag_harness::{
+    Locations, TEST_CLIENT_KEY, TEST_SERVER_KEY, WorkerOptions, WorkerProcess,
+};
 use promptflag_release::Error;
 use promptflag_release::audit::AuditLog;
 use promptflag_release::ops;
@@ -70,6 +72,7 @@ fn cli(repo: &std::path::Path, worker: &Worker, args: &[&str]) -> std::process::
         &[
             ("PROMPTFLAG_WORKER_URL", &worker.url),
             ("PROMPTFLAG_ADMIN_TOKEN", TOKEN),
+            ("PROMPTFLAG_READ_KEY", TEST_SERVER_KEY),
         ],
     )
 }
@@ -80,7 +83,10 @@ fn resolve(worker: &Worker, flag: &str, context: serde_json::Value) -> serde_jso
         .send(
             "POST",
             &format!("{}/v1/resolve/{flag}", worker.url),
-            &[("Content-Type", "application/json".to_string())],
+            &[
+                ("Content-Type", "application/json".to_string()),
+                ("Authorization", format!("Bearer {TEST_CLIENT_KEY}")),
+            ],
             Some(&body),
             false,
         )
@@ -98,6 +104,7 @@ fn served_revision(worker: &Worker, revision: u64) {
     ops::wait_until_served(
         &http(),
         &worker.url,
+        Some(TEST_SERVER_KEY),
         "dev",
         revision,
         Instant::now(),

@@ -173,7 +173,7 @@ fn the_worker_sends_the_collectors_writer_token_with_its_exposures() {
 
 /// The Worker posts its exposures to a collector, which requires `token` when there is one.
 fn exposure_batches_land_in_the_collector(token: Option<&str>) {
-    use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+    use promptflag_harness::{Locations, TEST_SERVER_KEY, WorkerOptions, WorkerProcess};
     use promptflag_release::store::{Http, NoProgress, RetryPolicy, Store, WorkerAdmin};
     use promptflag_telemetry::collector::CollectorConfig;
     use std::time::{Duration, Instant};
@@ -209,6 +209,7 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
     promptflag_release::ops::wait_until_served(
         &http,
         &worker_url,
+        Some(TEST_SERVER_KEY),
         "dev",
         1,
         Instant::now(),
@@ -221,7 +222,10 @@ fn exposure_batches_land_in_the_collector(token: Option<&str>) {
         .send(
             "POST",
             &format!("{worker_url}/v1/resolve/sim_prompt"),
-            &[("Content-Type", String::from("application/json"))],
+            &[
+                ("Content-Type", String::from("application/json")),
+                ("Authorization", format!("Bearer {TEST_SERVER_KEY}")),
+            ],
             Some(body),
             false,
         )

@@ -17,6 +17,8 @@ use promptflag_core::{
 };
 use serde_json::Value;
 
+use promptflag_contracts::signing::{self, Signed};
+
 use crate::bodies::{BodyCache, check_hash, verified_body};
 use crate::error::ClientError;
 use crate::exposure::{Exposure, ExposureHook};
@@ -28,6 +30,9 @@ use crate::telemetry::{Telemetry, TelemetryConfig};
 pub struct ClientConfig {
     /// The Worker's base URL (`https://prompts.example.com`).
     pub base_url: String,
+    /// The Worker's server read key, sent as `Authorization: Bearer <key>` with the ruleset and
+    /// body requests (docs/interfaces.md, "Read keys"); see [`ClientConfig::with_read_key`].
+    pub read_key: Option<String>,
     /// How often the background thread asks for a new ruleset (with `If-None-Match`).
     pub refresh_interval: Duration,
     /// The timeout of each request to the edge.
@@ -53,6 +58,10 @@ pub struct ClientConfig {
     /// exposure, batched on a background thread with a bounded queue (see [`Telemetry`]), and
     /// [`Client::telemetry`] sends LLM calls the same way.
     pub collector: Option<TelemetryConfig>,
+    /// The Ed25519 public key of signed rulesets; when set, a ruleset from the edge serves only
+    /// if its signature verifies and it does not go back without a higher epoch (see
+    /// [`ClientConfig::with_ruleset_public_key`]).
+    pub ruleset_public_key: Option<[u8; 32]>,
 }
 
 impl ClientConfig {
@@ -60,6 +69,7 @@ impl ClientConfig {
     pub fn new(base_url: impl Into<String>) -> ClientConfig {
         ClientConfig {
             base_url: base_url.into(),
+            read_key: None,
             refresh_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
             fallback_bundle: None,
@@ -70,6 +80,7 @@ impl ClientConfig {
             warm_bodies: true,
             exposure_hook: None,
             collector: None,
+            ruleset_public_key: None,
         }
     }
 
@@ -77,6 +88,26 @@ impl ClientConfig {
     /// [`Client::telemetry`]) to a collector.
     pub fn with_collector(mut self, collector: TelemetryConfig) -> ClientConfig {
         self.collector = Some(collector);
+        self
+    }
+}
+
+impl ClientConfig {
+    /// Sets the read key the client sends. The client reads the ruleset and the prompt bodies,
+    /// which only a `server` key may read; a Worker with read keys answers 401 without one.
+    pub fn with_read_key(mut self, key: impl Into<String>) -> ClientConfig {
+        self.read_key = Some(key.into());
+        self
+    }
+
+    /// Requires signed rulesets (docs/interfaces.md, "Signed rulesets"): a ruleset from the
+    /// edge serves only when its `X-Promptflag-Signature` verifies with this Ed25519 public key
+    /// over its environment, revision, epoch and bytes, and when it does not go back from the
+    /// revision accepted last without a higher epoch. A refused one is a failed refresh
+    /// ([`ClientError::Signature`]): the last good ruleset keeps serving and
+    /// [`Client::status`] says why.
+    pub fn with_ruleset_public_key(mut self, key: [u8; 32]) -> ClientConfig {
+        self.ruleset_public_key = Some(key);
         self
     }
 }
@@ -197,6 +228,8 @@ struct Shared {
     consecutive_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
     telemetry: Option<Telemetry>,
+    /// The signed revision accepted last, for the epoch rule.
+    accepted: Mutex<Option<Signed>>,
 }
 
 /// The native client. Cheap to share: clone the `Arc` it is usually kept in.
@@ -211,7 +244,11 @@ impl Client {
     /// fallback; then warms the body cache and starts the refresher thread. It never fails: with
     /// neither edge nor fallback it starts empty, answers `GENERAL` errors, and keeps trying.
     pub fn start(config: ClientConfig) -> Client {
-        let edge = Edge::new(&config.base_url, config.request_timeout);
+        let edge = Edge::new(
+            &config.base_url,
+            config.read_key.as_deref(),
+            config.request_timeout,
+        );
         let shared = Arc::new(Shared {
             bodies: Mutex::new(BodyCache::new(config.body_cache_capacity)),
             fallback_bodies: Mutex::new(BTreeMap::new()),
@@ -220,6 +257,7 @@ impl Client {
             consecutive_failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
             telemetry: config.collector.clone().map(Telemetry::start),
+            accepted: Mutex::new(None),
             config,
         });
         if shared.refresh().is_err()
@@ -460,8 +498,12 @@ impl Shared {
             .and_then(|s| s.etag.clone());
         let result = match self.edge.ruleset(current_etag.as_deref()) {
             Ok(Fetched::NotModified) => Ok(RefreshOutcome::NotModified),
-            Ok(Fetched::Body { bytes, etag }) => self
-                .install(&bytes, etag, RulesetSource::Edge)
+            Ok(Fetched::Body {
+                bytes,
+                etag,
+                signature,
+            }) => self
+                .install_signed(&bytes, etag, signature.as_deref())
                 .map(|revision| RefreshOutcome::Updated { revision }),
             Err(error) => Err(error),
         };
@@ -484,6 +526,28 @@ impl Shared {
         }
     }
 
+    /// A ruleset from the edge: checked against its signature first when the client requires
+    /// signed rulesets, then installed.
+    fn install_signed(
+        &self,
+        json: &[u8],
+        etag: Option<String>,
+        signature: Option<&str>,
+    ) -> Result<u64, ClientError> {
+        let Some(public_key) = &self.config.ruleset_public_key else {
+            return self.install(json, etag, RulesetSource::Edge);
+        };
+        let ruleset = Ruleset::from_json(json)?;
+        let accepted = self.accepted.lock().ok().and_then(|accepted| *accepted);
+        let signed = check_signature(&ruleset, json, signature, public_key, accepted)
+            .map_err(ClientError::Signature)?;
+        let revision = self.install_compiled(ruleset, etag, RulesetSource::Edge)?;
+        if let Ok(mut accepted) = self.accepted.lock() {
+            *accepted = Some(signed);
+        }
+        Ok(revision)
+    }
+
     /// Compiles aside, then swaps: readers see the old ruleset or the new one, never neither.
     fn install(
         &self,
@@ -491,7 +555,15 @@ impl Shared {
         etag: Option<String>,
         source: RulesetSource,
     ) -> Result<u64, ClientError> {
-        let ruleset = Ruleset::from_json(json)?;
+        self.install_compiled(Ruleset::from_json(json)?, etag, source)
+    }
+
+    fn install_compiled(
+        &self,
+        ruleset: Ruleset,
+        etag: Option<String>,
+        source: RulesetSource,
+    ) -> Result<u64, ClientError> {
         if let Some(expected) = &self.config.environment
             && ruleset.environment() != expected
         {
@@ -574,6 +646,45 @@ impl Shared {
     }
 }
 
+/// Checks a ruleset's signature text: well-formed, made by `public_key` for this ruleset's
+/// environment, revision and bytes, and accepted after `accepted` by the epoch rule. The signed
+/// revision, or why it is refused.
+fn check_signature(
+    ruleset: &Ruleset,
+    json: &[u8],
+    signature: Option<&str>,
+    public_key: &[u8; 32],
+    accepted: Option<Signed>,
+) -> Result<Signed, String> {
+    let revision = ruleset.revision();
+    let text = signature.ok_or_else(|| {
+        format!(
+            "revision {revision} came without a signature ({})",
+            signing::SIGNATURE_HEADER
+        )
+    })?;
+    let signature = signing::parse_signature(text)
+        .ok_or_else(|| format!("{text:?} is not a signature (v1 epoch=N ed25519=HEX)"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+        .map_err(|error| format!("the configured public key is not an Ed25519 key: {error}"))?;
+    let message = signing::signed_message(ruleset.environment(), revision, signature.epoch, json);
+    key.verify_strict(
+        &message,
+        &ed25519_dalek::Signature::from_bytes(&signature.bytes),
+    )
+    .map_err(|_| {
+        format!(
+            "the signature of revision {revision} does not verify (a changed ruleset, or one signed for another environment, revision or key)"
+        )
+    })?;
+    let signed = Signed {
+        revision,
+        epoch: signature.epoch,
+    };
+    signing::accept(accepted, signed).map_err(|refusal| refusal.to_string())?;
+    Ok(signed)
+}
+
 pub(crate) fn edge_for_telemetry(timeout: Duration) -> Edge {
-    Edge::new("", timeout)
+    Edge::new("", None, timeout)
 }

@@ -35,6 +35,12 @@ pub enum ClientError {
         /// The environment in the ruleset.
         served: String,
     },
+    /// The client verifies signed rulesets and this one's signature is missing, does not
+    /// verify, or goes back without a higher epoch; the previous one keeps serving.
+    #[error(
+        "the edge served a ruleset whose signature is refused; keeping the last known good one: {0}"
+    )]
+    Signature(String),
     /// A prompt body's SHA-256 is not the hash it was fetched by.
     #[error("the body fetched for {expected} hashes to {actual}; rejected")]
     BodyHashMismatch {

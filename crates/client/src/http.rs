@@ -1,4 +1,5 @@
-//! The two requests the client makes of the edge: the ruleset (with ETag) and a prompt body.
+//! The two requests the client makes of the edge: the ruleset (with ETag) and a prompt body,
+//! both with the read key when one is configured.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ pub(crate) enum Fetched {
     Body {
         bytes: Vec<u8>,
         etag: Option<String>,
+        /// The `X-Promptflag-Signature` header, when the edge sent one.
+        signature: Option<String>,
     },
 }
 
@@ -20,10 +23,12 @@ pub(crate) enum Fetched {
 pub(crate) struct Edge {
     agent: ureq::Agent,
     base_url: String,
+    /// `Bearer <read key>`, the `Authorization` header of the edge's reads.
+    authorization: Option<String>,
 }
 
 impl Edge {
-    pub(crate) fn new(base_url: &str, timeout: Duration) -> Edge {
+    pub(crate) fn new(base_url: &str, read_key: Option<&str>, timeout: Duration) -> Edge {
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
@@ -31,12 +36,22 @@ impl Edge {
         Edge {
             agent: config.into(),
             base_url: base_url.trim_end_matches('/').to_string(),
+            authorization: read_key.map(|key| format!("Bearer {key}")),
+        }
+    }
+
+    /// A GET of the edge, with the read key when there is one.
+    fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let request = self.agent.get(url);
+        match &self.authorization {
+            Some(authorization) => request.header("Authorization", authorization),
+            None => request,
         }
     }
 
     pub(crate) fn ruleset(&self, etag: Option<&str>) -> Result<Fetched, ClientError> {
         let url = format!("{}/v1/ruleset", self.base_url);
-        let mut request = self.agent.get(&url);
+        let mut request = self.get(&url);
         if let Some(etag) = etag {
             request = request.header("If-None-Match", etag);
         }
@@ -44,18 +59,26 @@ impl Edge {
         match response.status().as_u16() {
             304 => Ok(Fetched::NotModified),
             200 => {
-                let etag = response
-                    .headers()
-                    .get("etag")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let etag = header("etag");
+                let signature = header(promptflag_contracts::signing::SIGNATURE_HEADER);
                 let bytes = response
                     .body_mut()
                     .with_config()
                     .limit(MAX_RULESET_BYTES)
                     .read_to_vec()
                     .map_err(|e| network(&url, e))?;
-                Ok(Fetched::Body { bytes, etag })
+                Ok(Fetched::Body {
+                    bytes,
+                    etag,
+                    signature,
+                })
             }
             status => Err(ClientError::Status { url, status }),
         }
@@ -63,7 +86,7 @@ impl Edge {
 
     pub(crate) fn prompt_body(&self, hash: &str) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}/v1/prompts/{hash}", self.base_url);
-        let mut response = self.agent.get(&url).call().map_err(|e| network(&url, e))?;
+        let mut response = self.get(&url).call().map_err(|e| network(&url, e))?;
         match response.status().as_u16() {
             200 => response
                 .body_mut()

@@ -10,14 +10,45 @@ use std::time::Duration;
 use promptflag_client::{Client, ClientConfig, ClientError, RefreshOutcome, RulesetSource};
 use promptflag_core::{Context, Reason};
 use serde_json::json;
-use support::{Proxy, ProxyMode, Worker, eventually};
+use support::{Proxy, ProxyMode, TEST_CLIENT_KEY, TEST_SERVER_KEY, Worker, eventually};
 
 fn config(url: &str) -> ClientConfig {
-    let mut config = ClientConfig::new(url);
+    let mut config = ClientConfig::new(url).with_read_key(TEST_SERVER_KEY);
     // Long enough that only refresh_now refreshes, unless a test says otherwise.
     config.refresh_interval = Duration::from_secs(3600);
     config.request_timeout = Duration::from_secs(5);
     config
+}
+
+#[test]
+fn the_read_key_is_sent_and_a_missing_or_client_key_is_refused() {
+    let (worker, fixture) = Worker::with_fixture(1);
+    let keyed = Client::start(config(&worker.url));
+    assert_eq!(keyed.revision(), Some(1));
+    let body = keyed.prompt_body(&fixture.control_hash).unwrap();
+    assert_eq!(*body, fixture.control_body);
+
+    for (read_key, status) in [(None, 401), (Some(TEST_CLIENT_KEY), 403)] {
+        let mut config = config(&worker.url);
+        config.read_key = read_key.map(String::from);
+        config.warm_bodies = false;
+        let client = Client::start(config);
+        assert_eq!(
+            client.revision(),
+            None,
+            "nothing serves without a server key"
+        );
+        match client.refresh_now() {
+            Err(ClientError::Status {
+                status: answered, ..
+            }) => assert_eq!(answered, status),
+            other => panic!("expected a {status}, got {other:?}"),
+        }
+        assert!(matches!(
+            client.prompt_body(&fixture.control_hash),
+            Err(ClientError::Status { status: answered, .. }) if answered == status
+        ));
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ async fn boolean_string_and_object_flags_with_reasons_and_error_codes() {
     .unwrap();
     let url = worker.url.clone();
     let client = tokio::task::spawn_blocking(move || {
-        let mut config = ClientConfig::new(url);
+        let mut config = ClientConfig::new(url).with_read_key(support::TEST_SERVER_KEY);
         config.refresh_interval = Duration::from_secs(3600);
         Arc::new(Client::start(config))
     })

@@ -7,6 +7,7 @@
 //! | `ruleset:<env>` | the live revision as decimal text ([`pointer_value`]) |
 //! | `meta:<env>` | the publish metadata ([`crate::meta::Meta`]) |
 //! | `authority:<env>` | present once the Worker's admin authority governs `<env>` ([`authority_key`]) |
+//! | `signature:<env>:<revision>` | that revision's signature text ([`crate::signing`]); rewritten, with a higher epoch, by a rollback to it |
 //!
 //! A revision written by the admin authority carries KV metadata naming the audit entry it was
 //! published under ([`crate::authority::Anchor`]).
@@ -62,6 +63,11 @@ pub fn revision_key(environment: &str, revision: u64) -> String {
 /// `ruleset:<env>`: the live revision pointer.
 pub fn pointer_key(environment: &str) -> String {
     format!("ruleset:{environment}")
+}
+
+/// `signature:<env>:<revision>`: a revision's signature text ([`crate::signing`]).
+pub fn signature_key(environment: &str, revision: u64) -> String {
+    format!("signature:{environment}:{revision}")
 }
 
 /// `meta:<env>`: the publish metadata.

@@ -12,6 +12,8 @@
 //! - [`bundle`]: the fallback bundle a build writes per environment, and its verification.
 //! - [`prompt`]: a prompt version's content id (body hash + model configuration).
 //! - [`runtime`]: decisions taken on a live environment, and how a publish from git keeps them.
+//! - [`signing`]: what a ruleset revision's Ed25519 signature covers, its text, and which signed
+//!   revision may follow another (the epoch rule).
 //! - [`error`]: why a rule refused.
 //!
 //! `docs/interfaces.md` is the human contract; this crate is its executable form. The crate is
@@ -34,6 +36,7 @@ pub mod meta;
 pub mod prompt;
 pub mod revision;
 pub mod runtime;
+pub mod signing;
 
 pub use error::Error;
 pub use meta::Meta;

@@ -336,6 +336,8 @@ pub struct ControllerConfig {
     pub actor: String,
     /// Where to poll `GET /v1/ruleset` after a publish (the revert cycle time).
     pub serve_url: Option<String>,
+    /// The Worker's server read key, sent with that poll.
+    pub serve_read_key: Option<String>,
     /// POSTed on every rollback.
     pub alert_webhook: Option<String>,
     /// How long to wait for the Worker to serve a change.
@@ -1342,6 +1344,7 @@ impl Controller {
             Some(url) => ops::wait_until_served(
                 &self.http,
                 url,
+                self.config.serve_read_key.as_deref(),
                 &state.environment,
                 intent.target_revision,
                 started,

@@ -136,6 +136,11 @@ pub struct WorkerOptions {
     pub exposure_sink: Option<String>,
     /// The bearer token the Worker sends with them (a collector's writer token).
     pub exposure_sink_token: Option<String>,
+    /// The Worker's read keys (its `READ_KEYS` secret); by default [`TEST_SERVER_KEY`] and
+    /// [`TEST_CLIENT_KEY`]. Empty starts a Worker without read keys.
+    pub read_keys: Vec<ReadKey>,
+    /// `CORS_ORIGINS`, the origins whose pages may call the evaluation routes.
+    pub cors_origins: Option<String>,
     /// Where KV and the admin authority's storage persist; a fresh temporary directory when
     /// `None`.
     pub persist: Option<PathBuf>,
@@ -155,8 +160,42 @@ impl Default for WorkerOptions {
             cache_ttl_ms: 50,
             exposure_sink: None,
             exposure_sink_token: None,
+            read_keys: vec![
+                ReadKey::new("test-server", TEST_SERVER_KEY, "server"),
+                ReadKey::new("test-client", TEST_CLIENT_KEY, "client"),
+            ],
+            cors_origins: None,
             persist: None,
             quiet: false,
+        }
+    }
+}
+
+/// The server read key a harness Worker accepts by default (the same test value as
+/// `tests/support/worker-server.mjs`'s `SERVER_KEY`): it reads the ruleset, the prompt bodies
+/// and the evaluation routes.
+pub const TEST_SERVER_KEY: &str = "test-server-key-0123456789abcdef0123456789";
+/// The client read key a harness Worker accepts by default: the evaluation routes only.
+pub const TEST_CLIENT_KEY: &str = "test-client-key-0123456789abcdef0123456789";
+
+/// One entry of the Worker's `READ_KEYS` (docs/interfaces.md, "Read keys").
+#[derive(Debug, Clone)]
+pub struct ReadKey {
+    /// The name the Worker's errors use for it.
+    pub name: String,
+    /// The key itself, at least 32 bytes.
+    pub key: String,
+    /// `server` or `client`.
+    pub kind: String,
+}
+
+impl ReadKey {
+    /// A key entry.
+    pub fn new(name: &str, key: &str, kind: &str) -> ReadKey {
+        ReadKey {
+            name: name.to_string(),
+            key: key.to_string(),
+            kind: kind.to_string(),
         }
     }
 }
@@ -223,6 +262,20 @@ impl WorkerProcess {
         }
         if let Some(token) = &options.exposure_sink_token {
             command.args(["--exposure-sink-token", token]);
+        }
+        // An empty list still goes as `[]`, so the Worker runs without read keys rather than
+        // with the harness's defaults.
+        let read_keys: Vec<serde_json::Value> = options
+            .read_keys
+            .iter()
+            .map(|key| serde_json::json!({"name": key.name, "key": key.key, "kind": key.kind}))
+            .collect();
+        command.args([
+            "--read-keys",
+            &serde_json::Value::from(read_keys).to_string(),
+        ]);
+        if let Some(origins) = &options.cors_origins {
+            command.args(["--cors-origins", origins]);
         }
         let mut child = command.spawn().map_err(|e| HarnessError::Spawn {
             node: locations.node.clone(),

@@ -225,16 +225,20 @@ pub fn rollback(
 }
 
 /// Polls `GET <serve>/v1/ruleset` until the Worker serves `revision` of `environment`. Returns
-/// the milliseconds since `started` at the first answer that did.
+/// the milliseconds since `started` at the first answer that did. `read_key` is the Worker's
+/// server read key (docs/interfaces.md, "Read keys"); a Worker that refuses it (401, 403, or 503
+/// for read keys it lacks) is an error at once, since waiting cannot change that.
 ///
 /// A Worker serves one environment, and revision numbers repeat across environments, so the
 /// served ruleset's `environment` is checked as well as its revision: a Worker that serves
 /// another environment from KV is an error at once (it will never serve this change), not a
 /// match on a number that happens to be equal. Its compiled-in fallback (served before KV
 /// holds anything for it) names no environment of KV, so it only means "not yet".
+#[allow(clippy::too_many_arguments)]
 pub fn wait_until_served(
     http: &Http,
     serve_url: &str,
+    read_key: Option<&str>,
     environment: &str,
     revision: u64,
     started: Instant,
@@ -244,6 +248,7 @@ pub fn wait_until_served(
     wait_until_served_with_progress(
         http,
         serve_url,
+        read_key,
         environment,
         revision,
         started,
@@ -258,6 +263,7 @@ pub fn wait_until_served(
 pub fn wait_until_served_with_progress(
     http: &Http,
     serve_url: &str,
+    read_key: Option<&str>,
     environment: &str,
     revision: u64,
     started: Instant,
@@ -266,6 +272,10 @@ pub fn wait_until_served_with_progress(
     progress: &dyn Progress,
 ) -> Result<u128> {
     let url = format!("{}/v1/ruleset", serve_url.trim_end_matches('/'));
+    let headers: Vec<(&str, String)> = read_key
+        .map(|key| ("Authorization", format!("Bearer {key}")))
+        .into_iter()
+        .collect();
     let wanted = revision.to_string();
     let waiting_since = Instant::now();
     let deadline = waiting_since + timeout;
@@ -279,7 +289,20 @@ pub fn wait_until_served_with_progress(
         progress.advance(waited_ms.saturating_sub(reported_ms));
         reported_ms = waited_ms;
         // A failed poll is not fatal: the Worker may be restarting; the deadline decides.
-        if let Ok(reply) = http.send("GET", &url, &[], None, false)
+        let reply = http.send("GET", &url, &headers, None, false);
+        if let Ok(refused) = &reply
+            && refused_read(refused.status, refused.error_code().as_deref())
+        {
+            break Err(Error::Remote {
+                context: format!("GET {url}"),
+                message: format!(
+                    "the Worker refused to serve its ruleset ({}): pass its server read key \
+                     (--read-key or PROMPTFLAG_READ_KEY)",
+                    refused.error_text()
+                ),
+            });
+        }
+        if let Ok(reply) = reply
             && reply.status == 200
         {
             let from_kv = reply.source_header.as_deref() != Some("fallback");
@@ -311,6 +334,12 @@ pub fn wait_until_served_with_progress(
     };
     progress.end();
     outcome
+}
+
+/// Whether a Worker's answer to `GET /v1/ruleset` refuses the read key (or lacks read keys),
+/// which no amount of waiting changes.
+fn refused_read(status: u16, code: Option<&str>) -> bool {
+    matches!(status, 401 | 403) || (status == 503 && code == Some("read_keys_invalid"))
 }
 
 /// An environment's revisions, with the audit entries that made them.

@@ -430,6 +430,8 @@ fn remote(context: impl Into<String>, reply: &Reply) -> Error {
 pub struct WorkerAdmin {
     base: String,
     token: String,
+    /// The server read key for `GET /v1/ruleset`, the one read outside the admin API.
+    read_key: Option<String>,
     http: Http,
 }
 
@@ -439,8 +441,16 @@ impl WorkerAdmin {
         WorkerAdmin {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            read_key: None,
             http,
         }
+    }
+
+    /// Sets the Worker's server read key, which reading the live ruleset needs
+    /// (docs/interfaces.md, "Read keys"); without it that read finds nothing.
+    pub fn with_read_key(mut self, read_key: Option<&str>) -> WorkerAdmin {
+        self.read_key = read_key.map(str::to_string);
+        self
     }
 
     /// The Worker's base URL.
@@ -790,7 +800,13 @@ impl Store for WorkerAdmin {
     fn fetch_ruleset(&self, environment: &str, revision: u64) -> Result<Option<Vec<u8>>> {
         // The admin API has no read of a kept revision; the public endpoint serves the live one.
         let url = format!("{}/v1/ruleset", self.base);
-        let reply = self.http.send("GET", &url, &[], None, true)?;
+        let headers: Vec<(&str, String)> = self
+            .read_key
+            .as_ref()
+            .map(|key| ("Authorization", format!("Bearer {key}")))
+            .into_iter()
+            .collect();
+        let reply = self.http.send("GET", &url, &headers, None, true)?;
         if reply.status != 200
             || reply.revision_header.as_deref() != Some(revision.to_string().as_str())
         {

@@ -19,7 +19,7 @@ mod store_contract;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+use promptflag_harness::{Locations, TEST_SERVER_KEY, WorkerOptions, WorkerProcess};
 use promptflag_release::memstore::MemoryStore;
 use promptflag_release::store::{Http, KvRest, RetryPolicy, Store, WorkerAdmin};
 use promptflag_testkit::fake_kv::{ACCOUNT, FakeKv, NAMESPACE};
@@ -134,7 +134,9 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 fn worker() -> Subject {
     let serial = one_at_a_time();
     Subject {
-        store: Box::new(WorkerAdmin::new(&real_worker().1, TOKEN, http())),
+        store: Box::new(
+            WorkerAdmin::new(&real_worker().1, TOKEN, http()).with_read_key(Some(TEST_SERVER_KEY)),
+        ),
         _running: None,
         _one_at_a_time: Some(serial),
     }

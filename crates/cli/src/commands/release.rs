@@ -144,6 +144,7 @@ fn finish_revert(
         let served = ops::wait_until_served_with_progress(
             http,
             url,
+            wait.read_key.as_deref(),
             &revert.environment,
             revert.revision,
             started,

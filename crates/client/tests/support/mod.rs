@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use promptflag_contracts::digest::sha256_hex;
 use promptflag_harness::{Locations, WorkerOptions, WorkerProcess};
+pub use promptflag_harness::{TEST_CLIENT_KEY, TEST_SERVER_KEY};
 use serde_json::{Value, json};
 
 pub const ADMIN_TOKEN: &str = "client-test-admin-token-0123456789abcdef";
@@ -81,12 +82,29 @@ impl Worker {
         assert!(status.is_success(), "publishing answered {status}: {text}");
     }
 
+    /// Points `dev` back at the kept revision `revision` through the admin API.
+    pub fn rollback(&self, revision: u64) {
+        let mut response = Self::agent()
+            .post(&format!("{}/admin/v1/rulesets/dev/rollback", self.url))
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .send(json!({ "revision": revision }).to_string().as_bytes())
+            .unwrap();
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "rolling back answered {status}: {text}"
+        );
+    }
+
     /// Waits (bounded) until the Worker serves `revision` from `/v1/ruleset`.
     pub fn wait_serving(&self, revision: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let served = Self::agent()
                 .get(&format!("{}/v1/ruleset", self.url))
+                .header("Authorization", &format!("Bearer {TEST_SERVER_KEY}"))
                 .call()
                 .ok()
                 .and_then(|mut r| r.body_mut().read_to_string().ok())
@@ -108,6 +126,7 @@ impl Worker {
         let mut response = Self::agent()
             .post(&format!("{}/ofrep/v1/evaluate/flags/{flag}", self.url))
             .header("content-type", "application/json")
+            .header("Authorization", &format!("Bearer {TEST_CLIENT_KEY}"))
             .send(
                 serde_json::to_vec(&json!({ "context": context }))
                     .unwrap()
@@ -184,11 +203,15 @@ pub enum ProxyMode {
     Hang = 4,
 }
 
+/// Writes the `X-Promptflag-Signature` a proxy adds to a ruleset it passes on, from the bytes.
+pub type Signer = Arc<dyn Fn(&[u8]) -> String + Send + Sync>;
+
 /// An HTTP/1.1 proxy on 127.0.0.1 in front of the Worker, for GET requests.
 pub struct Proxy {
     pub url: String,
     mode: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
+    signer: Arc<std::sync::Mutex<Option<Signer>>>,
 }
 
 impl Proxy {
@@ -197,8 +220,10 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(AtomicU8::new(ProxyMode::Pass as u8));
         let stop = Arc::new(AtomicBool::new(false));
+        let signer: Arc<std::sync::Mutex<Option<Signer>>> = Arc::default();
         let (thread_mode, thread_stop, upstream) =
             (Arc::clone(&mode), Arc::clone(&stop), upstream.to_string());
+        let thread_signer = Arc::clone(&signer);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if thread_stop.load(Ordering::Relaxed) {
@@ -207,10 +232,21 @@ impl Proxy {
                 let Ok(stream) = stream else { continue };
                 let mode = thread_mode.load(Ordering::Relaxed);
                 let upstream = upstream.clone();
-                std::thread::spawn(move || serve(stream, &upstream, mode));
+                let signer = thread_signer.lock().unwrap().clone();
+                std::thread::spawn(move || serve(stream, &upstream, mode, signer));
             }
         });
-        Proxy { url, mode, stop }
+        Proxy {
+            url,
+            mode,
+            stop,
+            signer,
+        }
+    }
+
+    /// Signs every ruleset passed on from now: the edge of a system that signs its rulesets.
+    pub fn sign_with(&self, signer: Signer) {
+        *self.signer.lock().unwrap() = Some(signer);
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -226,7 +262,7 @@ impl Drop for Proxy {
     }
 }
 
-fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
+fn serve(mut stream: TcpStream, upstream: &str, mode: u8, signer: Option<Signer>) {
     if mode == ProxyMode::Down as u8 {
         return; // Drop the connection unanswered: the edge is "down".
     }
@@ -245,15 +281,18 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
         .unwrap_or("/")
         .to_string();
     let mut if_none_match = None;
+    let mut authorization = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("if-none-match")
-        {
-            if_none_match = Some(value.trim().to_string());
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("if-none-match") {
+                if_none_match = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            }
         }
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -263,6 +302,9 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     let mut request = agent.get(&format!("{upstream}{path}"));
     if let Some(etag) = &if_none_match {
         request = request.header("If-None-Match", etag);
+    }
+    if let Some(authorization) = &authorization {
+        request = request.header("Authorization", authorization);
     }
     let Ok(mut response) = request.call() else {
         return;
@@ -292,6 +334,9 @@ fn serve(mut stream: TcpStream, upstream: &str, mode: u8) {
     );
     if let Some(etag) = etag {
         head.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    if let Some(signer) = signer.filter(|_| status == 200 && path == "/v1/ruleset") {
+        head.push_str(&format!("X-Promptflag-Signature: {}\r\n", signer(&body)));
     }
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes());
