@@ -209,6 +209,15 @@ fn the_npm_client_sends_exposures_with_every_field() {
     drop(collector);
 }
 
+/// A stored call's three signals, judge score and response hash.
+type StoredSignals = (
+    Option<bool>,
+    Option<bool>,
+    Option<bool>,
+    Option<f64>,
+    Option<String>,
+);
+
 #[test]
 fn the_npm_call_helper_sends_the_hallucination_signals_and_judge_score() {
     // Fails with the command to run when Node 22 or the npm build is missing.
@@ -259,7 +268,7 @@ fn the_npm_call_helper_sends_the_hallucination_signals_and_judge_score() {
         json!({"sent": 1, "droppedQueueFull": 0, "droppedSendFailed": 0, "queued": 0})
     );
     let connection = rusqlite::Connection::open(&db).unwrap();
-    let row: (Option<bool>, Option<bool>, Option<bool>, Option<f64>, Option<String>) = connection
+    let row: StoredSignals = connection
         .query_row(
             "SELECT citation_mismatch, tool_call_mismatch, unsupported_numeric_claims, judge_score, response_hash FROM calls WHERE request_id = 'npm-call-1'",
             [],
