@@ -112,7 +112,11 @@ function sameNumber(left: number, right: number): boolean {
   return Math.abs(left - right) <= 1e-9 * Math.max(Math.abs(left), Math.abs(right), 1);
 }
 
-const WHITESPACE = /\s/u;
+// Rust's `char::is_whitespace` and `str::trim` are Unicode White_Space, which `\s` and
+// `String.prototype.trim` are not quite (they add U+FEFF and leave out U+0085).
+const WHITESPACE = /\p{White_Space}/u;
+const ONLY_WHITESPACE = /^\p{White_Space}*$/u;
+const EDGE_WHITESPACE = /^\p{White_Space}+|\p{White_Space}+$/gu;
 const ALPHANUMERIC = /[\p{Alphabetic}\p{N}]/u;
 
 /** Every citation of a text, in order. */
@@ -134,7 +138,7 @@ export function citations(text: string): string[] {
     if (tail.startsWith("(")) {
       const end = tail.indexOf(")", 1);
       if (end >= 0) {
-        const target = tail.slice(1, end).trim();
+        const target = tail.slice(1, end).replace(EDGE_WHITESPACE, "");
         if (target !== "") {
           out.push(target);
         }
@@ -142,7 +146,7 @@ export function citations(text: string): string[] {
     } else if (
       inside !== "" &&
       encoder.encode(inside).length <= 128 &&
-      ![...inside].some((c) => WHITESPACE.test(c)) &&
+      !WHITESPACE.test(inside) &&
       ALPHANUMERIC.test(inside)
     ) {
       out.push(inside);
@@ -224,8 +228,12 @@ function isListMarker(text: string, start: number, end: number): boolean {
   const lineStart = text.lastIndexOf("\n", start - 1) + 1;
   const before = text.slice(lineStart, start);
   const marker = text.charCodeAt(end);
-  const next = [...text.slice(end)][1];
-  return before.trim() === "" && (marker === 46 || marker === 41) && (next === undefined || WHITESPACE.test(next));
+  if (!ONLY_WHITESPACE.test(before) || (marker !== 46 && marker !== 41)) {
+    return false;
+  }
+  // The character after the marker (one code point, so a surrogate pair reads whole).
+  const next = text.codePointAt(end + 1);
+  return next === undefined || WHITESPACE.test(String.fromCodePoint(next));
 }
 
 function toolCallProblem(call: ToolCallRecord, tools: readonly DeclaredTool[]): string | null {

@@ -75,6 +75,12 @@ fn evidence_cases() -> Vec<(&'static str, Value)> {
             "input": "45", "sources": [{"id": "référence-1", "text": ""}]}),
         ),
         (
+            "unicode white space",
+            json!({"response":
+                "[a\u{85}b] [\u{feff}kb] [ok](\u{85}kb-12\u{85})\n\u{85}20.\u{85}x\n30.\u{feff}y\n40.\u{1F600}",
+                "sources": sources}),
+        ),
+        (
             "tool calls that conform",
             json!({"response": "", "declaredTools": [order_tool, kinds_tool],
             "toolCalls": [{"name": "lookup_order", "arguments": "{\"order_id\": \"A-77\", \"quantity\": 2}"},
