@@ -60,7 +60,8 @@ export interface Signals {
   unsupportedNumbers: string[];
 }
 
-const MAX_SCHEMA_DEPTH = 32;
+/** `promptflag_evals::schema::MAX_DEPTH`: deeper nesting is a violation, so cost stays bounded. */
+const MAX_SCHEMA_DEPTH = 64;
 const encoder = new TextEncoder();
 
 /** Computes every signal whose evidence is present. */
@@ -275,7 +276,7 @@ function jsonEqual(left: unknown, right: unknown): boolean {
   }
   if (isObject(left) && isObject(right)) {
     const keys = Object.keys(left);
-    return keys.length === Object.keys(right).length && keys.every((key) => key in right && jsonEqual(left[key], right[key]));
+    return keys.length === Object.keys(right).length && keys.every((key) => Object.hasOwn(right, key) && jsonEqual(left[key], right[key]));
   }
   return left === right;
 }
@@ -312,13 +313,13 @@ function check(schema: unknown, instance: unknown, path: string, depth: number, 
   if (Array.isArray(schema.enum) && !schema.enum.some((candidate) => jsonEqual(candidate, instance))) {
     out.push(`${here} is not one of the enum`);
   }
-  if ("const" in schema && !jsonEqual(schema.const, instance)) {
+  if (Object.hasOwn(schema, "const") && !jsonEqual(schema.const, instance)) {
     out.push(`${here} is not the const`);
   }
   if (isObject(instance)) {
     if (Array.isArray(schema.required)) {
       for (const name of schema.required) {
-        if (typeof name === "string" && !(name in instance)) {
+        if (typeof name === "string" && !Object.hasOwn(instance, name)) {
           out.push(`${here} the required property ${JSON.stringify(name)} is missing`);
         }
       }
@@ -346,7 +347,7 @@ function check(schema: unknown, instance: unknown, path: string, depth: number, 
         }
       });
     }
-    if ("items" in schema) {
+    if (Object.hasOwn(schema, "items")) {
       instance.forEach((item, index) => check(schema.items, item, `${path}/${index}`, depth + 1, out));
     }
   } else if (typeof instance === "string") {
@@ -397,7 +398,7 @@ function check(schema: unknown, instance: unknown, path: string, depth: number, 
     const matched = schema.oneOf.filter(passes).length;
     if (matched !== 1) out.push(`${here} matches ${matched} of oneOf's schemas, not exactly one`);
   }
-  if ("not" in schema && passes(schema.not)) {
+  if (Object.hasOwn(schema, "not") && passes(schema.not)) {
     out.push(`${here} matches the schema under \`not\``);
   }
 }

@@ -21,7 +21,36 @@ fn evidence_cases() -> Vec<(&'static str, Value)> {
         "score": {"anyOf": [{"type": "number", "multipleOf": 0.5}, {"type": "null"}]}}}});
     let sources = json!([{"id": "kb-12", "text": "The Pro plan costs $1,200 a year."},
         {"id": "https://acme.example/refunds", "text": "Refunds within 30 days."}]);
+    // Schemas nested either side of the validator's depth bound, with a value as deep.
+    let nested = |levels: usize| {
+        let (mut schema, mut value) = (json!({"type": "string"}), json!("leaf"));
+        for _ in 0..levels {
+            schema = json!({"type": "object", "properties": {"next": schema}});
+            value = json!({"next": value});
+        }
+        (schema, value)
+    };
+    let (shallow_schema, shallow_value) = nested(60);
+    let (deep_schema, deep_value) = nested(70);
+    let deep_tools = json!([{"name": "shallow", "parameters": shallow_schema},
+        {"name": "deep", "parameters": deep_schema}]);
     vec![
+        (
+            "schemas within the depth bound",
+            json!({"response": "", "declaredTools": deep_tools,
+                "toolCalls": [{"name": "shallow", "arguments": shallow_value}]}),
+        ),
+        (
+            "schemas past the depth bound",
+            json!({"response": "", "declaredTools": deep_tools,
+                "toolCalls": [{"name": "deep", "arguments": deep_value}]}),
+        ),
+        (
+            "own properties only",
+            json!({"response": "", "declaredTools": [{"name": "t", "parameters":
+                {"type": "object", "required": ["toString", "constructor"]}}],
+                "toolCalls": [{"name": "t", "arguments": {}}]}),
+        ),
         (
             "nothing given",
             json!({"response": "It costs 4242 [doc-9]"}),
