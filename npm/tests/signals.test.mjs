@@ -135,6 +135,18 @@ test("the batching sender delivers call events with the writer token", async () 
     assert.equal(received[0].authorization, "Bearer writer-token");
     assert.deepEqual(received[0].body, [event]);
     assert.equal(sender.stats().sent, 1);
+    // A client with a collector sends calls through its own sender; without one it takes none.
+    const { PromptflagClient } = promptflag;
+    const options = { baseUrl: "http://127.0.0.1:9/", autoStart: false, refreshIntervalMs: 0 };
+    const withCollector = new PromptflagClient({ ...options, collector: { url: `http://127.0.0.1:${server.address().port}`, token: "writer-token" } });
+    assert.equal(withCollector.recordCall(event), true);
+    await withCollector.flushExposures();
+    withCollector.close();
+    assert.equal(received.length, 2);
+    assert.deepEqual(received[1].body, [event]);
+    const without = new PromptflagClient(options);
+    assert.equal(without.recordCall(event), false);
+    without.close();
   } finally {
     server.close();
   }
