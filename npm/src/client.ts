@@ -32,6 +32,7 @@ import {
   PromptNotFoundError,
   RulesetValidationError,
 } from "./errors.js";
+import type { LlmCallEvent } from "./calls.js";
 import { type CollectorOptions, ExposureSender, type ExposureStats } from "./exposures.js";
 import { LruCache } from "./lru.js";
 
@@ -567,6 +568,14 @@ export class PromptflagClient {
   /** What happened to the exposures sent to the collector (`null` without one). */
   exposureStats(): ExposureStats | null {
     return this.#exposures?.stats() ?? null;
+  }
+
+  /**
+   * Queues an LLM-call event (built by `llmCallEvent`, with its hallucination signals) for the
+   * collector in the same batches as exposures; false without a collector or when dropped.
+   */
+  recordCall(event: LlmCallEvent): boolean {
+    return this.#exposures?.recordCall(event) ?? false;
   }
 
   /** Sends the exposures queued for the collector now; resolves when it has answered. */

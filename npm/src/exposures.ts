@@ -8,6 +8,7 @@
  * with `Evaluator` directly can use one itself.
  */
 
+import type { LlmCallEvent } from "./calls.js";
 import type { ExposureEvent } from "./client.js";
 import { InvalidArgumentError } from "./errors.js";
 
@@ -56,7 +57,7 @@ export class ExposureSender {
   readonly #fetch: typeof fetch;
   readonly #batchSize: number;
   readonly #maxQueue: number;
-  readonly #queue: ExposureEvent[] = [];
+  readonly #queue: Array<ExposureEvent | LlmCallEvent> = [];
   readonly #timer: ReturnType<typeof setInterval>;
   #inflight: Promise<void> = Promise.resolve();
   #sent = 0;
@@ -96,6 +97,21 @@ export class ExposureSender {
     if (this.#closed || event.variant === null) {
       return false;
     }
+    return this.#enqueue(event);
+  }
+
+  /**
+   * Queues an LLM-call event (built by `llmCallEvent`) in the same batches as exposures; never
+   * blocks. Returns false when it was dropped.
+   */
+  recordCall(event: LlmCallEvent): boolean {
+    if (this.#closed) {
+      return false;
+    }
+    return this.#enqueue(event);
+  }
+
+  #enqueue(event: ExposureEvent | LlmCallEvent): boolean {
     if (this.#queue.length >= this.#maxQueue) {
       this.#droppedQueueFull += 1;
       return false;

@@ -44,6 +44,23 @@ export {
   type RulesetSource,
   type RulesetUpdate,
 } from "./client.js";
+export {
+  computeSignals,
+  citations,
+  type DeclaredTool,
+  type SignalEvidence,
+  type Signals,
+  type SignalSource,
+  type ToolCallRecord,
+} from "./signals.js";
+export {
+  llmCallEvent,
+  shouldJudge,
+  withJudgeScore,
+  type CallStatus,
+  type LlmCallEvent,
+  type LlmCallInput,
+} from "./calls.js";
 export { ExposureSender, type CollectorOptions, type ExposureStats } from "./exposures.js";
 export {
   ContextError,

@@ -20,6 +20,7 @@ const FIXTURE = JSON.parse(readFileSync(join(NPM_DIR, "tests", "fixtures", "cont
 /** The TypeScript types checked, by schema: [module under npm/src, exported type]. */
 const CHECKED = {
   exposure: ["client.js", "ExposureEvent"],
+  llm_call: ["calls.js", "LlmCallEvent"],
 };
 
 function union(names) {

@@ -209,6 +209,87 @@ fn the_npm_client_sends_exposures_with_every_field() {
     drop(collector);
 }
 
+/// A stored call's three signals, judge score and response hash.
+type StoredSignals = (
+    Option<bool>,
+    Option<bool>,
+    Option<bool>,
+    Option<f64>,
+    Option<String>,
+);
+
+#[test]
+fn the_npm_call_helper_sends_the_hallucination_signals_and_judge_score() {
+    // Fails with the command to run when Node 22 or the npm build is missing.
+    let locations = promptflag_harness::Locations::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let package = support::workspace_root().join("npm/dist/node.js");
+    assert!(
+        package.exists(),
+        "{} is missing: run `cargo xtask build-npm`",
+        package.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (collector, db) = collector(dir.path());
+    // The response cites an unknown source and a number the source does not hold; the tool call
+    // is declared and conforms; the request id is judged at rate 1.
+    let script = r#"
+        const { ExposureSender, llmCallEvent, shouldJudge, withJudgeScore } = await import(process.env.PACKAGE);
+        const sender = new ExposureSender({ url: process.env.COLLECTOR, token: process.env.TOKEN, flushIntervalMs: 60000 });
+        let event = llmCallEvent({
+          requestId: "npm-call-1", flagKey: "sim_prompt", variant: "stable", status: "success",
+          model: "gpt-4o-mini", latencyMs: 640, hashResponse: true,
+          evidence: {
+            response: "Pro costs 1,300 a year [kb-12] [kb-99].",
+            sources: [{ id: "kb-12", text: "Pro costs 1,200 a year." }],
+            declaredTools: [{ name: "lookup_plan", parameters: { type: "object", required: ["plan"] } }],
+            toolCalls: [{ name: "lookup_plan", arguments: "{\"plan\": \"pro\"}" }],
+          },
+        });
+        if (shouldJudge(event.request_id, 1)) event = withJudgeScore(event, 0.4);
+        sender.recordCall(event);
+        await sender.close();
+        console.log(JSON.stringify(sender.stats()));
+    "#;
+    let output = std::process::Command::new(&locations.node)
+        .args(["--input-type=module", "-e", script])
+        .env("PACKAGE", url_of(&package))
+        .env("COLLECTOR", &collector.url)
+        .env("TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        stats,
+        json!({"sent": 1, "droppedQueueFull": 0, "droppedSendFailed": 0, "queued": 0})
+    );
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let row: StoredSignals = connection
+        .query_row(
+            "SELECT citation_mismatch, tool_call_mismatch, unsupported_numeric_claims, judge_score, response_hash FROM calls WHERE request_id = 'npm-call-1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    let expected_hash =
+        promptflag_contracts::digest::sha256_hex(b"Pro costs 1,300 a year [kb-12] [kb-99].");
+    assert_eq!(
+        row,
+        (
+            Some(true),
+            Some(false),
+            Some(true),
+            Some(0.4),
+            Some(expected_hash)
+        )
+    );
+    drop(collector);
+}
+
 fn url_of(path: &std::path::Path) -> String {
     format!("file://{}", path.display())
 }

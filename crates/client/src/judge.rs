@@ -57,9 +57,7 @@ impl JudgeSampler {
 
     /// Whether the call with this id is in the sample.
     pub fn sampled(&self, request_id: &str) -> bool {
-        let digest = promptflag_contracts::digest::sha256_hex(request_id.as_bytes());
-        let prefix = u64::from_str_radix(&digest[..16], 16).unwrap_or(u64::MAX);
-        (prefix as f64) / (u64::MAX as f64) < self.rate
+        judge::sampled(request_id, self.rate)
     }
 
     /// Grades the call when it is in the sample (`Ok(None)` when it is not); an answer without a

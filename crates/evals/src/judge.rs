@@ -23,6 +23,21 @@ pub fn messages(rubric: &str, input: &str, output: &str) -> Vec<Value> {
     ]
 }
 
+/// Whether the call with this request id is in a judge's sample at `rate` (clamped to `[0, 1]`;
+/// not finite is 0): the first 16 hex digits of the id's SHA-256, read as a fraction of
+/// `u64::MAX`, fall below the rate. Deterministic, so a retry is judged exactly when the first try
+/// was; the npm package computes the same choice and shared vectors keep the two equal.
+pub fn sampled(request_id: &str, rate: f64) -> bool {
+    let rate = if rate.is_finite() {
+        rate.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let digest = promptflag_contracts::digest::sha256_hex(request_id.as_bytes());
+    let prefix = u64::from_str_radix(&digest[..16], 16).unwrap_or(u64::MAX);
+    (prefix as f64) / (u64::MAX as f64) < rate
+}
+
 /// A parsed judgement.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Judgement {
