@@ -108,25 +108,19 @@ text = text.replace("  concise:\n    prompt: support_reply@2.0.0\n",
 text = text.replace(/environments:[\s\S]*$/, "");
 fs.writeFileSync(path, text);
 '
-# The canary policy: dev, one 50 % stage held for a second, checked every second.
-cat > rollouts/support_prompt.yaml <<'POLICY'
-# Rollout policy for support_prompt: canary `warm` in dev, watched by the control loop.
-environment: dev
-treatment: warm
-check_interval: 1s
-stages:
-  - {percent: 50, min_hold: 1s, min_samples: 400}
-guardrails:
-  - metric: error_rate
-    max_regression: {absolute: 0.01}
-primary_metric:
-  metric: success_rate
-  minimum_effect: {relative: 0.01}
-promotion:
-  require: better
-  confidence: 0.95
-  action: promote
-POLICY
+# The canary policy: the example's guardrails, hard limits and promotion rule, aimed at dev, with
+# one 50 % stage held for a second and a check every second.
+"$NODE" -e '
+const fs = require("fs");
+const path = "rollouts/support_prompt.yaml";
+let text = fs.readFileSync(path, "utf8");
+text = text.replace("ramp `concise` in prod", "canary `warm` in dev")
+  .replace("environment: prod", "environment: dev")
+  .replace("treatment: concise", "treatment: warm")
+  .replace("check_interval: 5m", "check_interval: 1s")
+  .replace(/stages:\n(  - .*\n)+/, "stages:\n  - {percent: 50, min_hold: 1s, min_samples: 400}\n");
+fs.writeFileSync(path, text);
+'
 run git status --short
 run cat prompts/support_reply/2.1.0.md
 run git diff -- flags/support_prompt.yaml prompts/support_reply/metadata.yaml rollouts/support_prompt.yaml
@@ -158,6 +152,7 @@ grep -q '"url"' "$WORK/serve.out" || { cat "$WORK/serve.log" >&2; exit 1; }
 COLLECTOR_URL=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).url)' "$WORK/serve.out")
 echo "\$ promptflag serve --listen 127.0.0.1:0 --control --tick-ms 200 --token … &   # collector $COLLECTOR_URL"
 run promptflag rollout start support_prompt --reason "canary support_reply 2.1.0"
+run_any promptflag status --env dev
 
 # LLM-call events as an application would send them: 500 calls per variant from distinct users,
 # `stable` succeeding 80 % of the time and `warm` 95 %, same latency, cost and error rate.
