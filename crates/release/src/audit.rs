@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
 
-/// The `prev_hash` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `prev_hash` of the first entry: the contracts' constant, which the Worker's log uses too.
+pub use promptflag_contracts::authority::GENESIS;
 
 /// What an entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
