@@ -9,6 +9,10 @@
 //!   live split (its lanes at their live weights, a closed lane at 0);
 //! - a kill: the environment's `enabled: false`.
 //!
+//! A canary the loop is still ramping is not written back: its split changes with every step
+//! and the rollout has no outcome yet. It is listed as still running, and a sync after the
+//! rollout ends (promoted, rolled back or aborted) writes that outcome instead.
+//!
 //! A decision of the loop also writes its outcome (the decision, who, when, why, and the
 //! metrics and statistics behind it) to `rollouts/<flag>.results.json`, beside the rollout
 //! policy; a promoted rollout with a results file is closed (lint no longer asks that its
@@ -32,6 +36,8 @@ pub struct SyncPlan {
     pub files: BTreeMap<String, String>,
     /// What was written back, one sentence each.
     pub summary: Vec<String>,
+    /// Running canaries left out, one sentence each.
+    pub running: Vec<String>,
 }
 
 impl SyncPlan {
@@ -66,6 +72,13 @@ pub fn plan(
         if runtime::holds(intent, decision) {
             continue;
         }
+        if decision.action == runtime::CANARY {
+            plan.running.push(format!(
+                "{key} in {environment}: {}",
+                runtime::describe(decision)
+            ));
+            continue;
+        }
         let mut text = plan.text_of(repo, &source.file)?;
         if let Some(winner) = &decision.baseline {
             text = set_top_level(&text, "baseline", winner);
@@ -73,7 +86,9 @@ pub fn plan(
             text = remove_environment_key(&text, environment, "default");
             plan.archive_loser(repo, key, served, &intent.baseline, winner)?;
         }
-        if !decision.weights.is_empty() && decision.baseline.is_none() {
+        // After a promotion too: weights recorded with one are a split set over the new
+        // baseline (a bandit's reallocation after it).
+        if !decision.weights.is_empty() {
             let serve = served.default.as_ref().map_or_else(
                 || format!("{{variant: {}}}", scalar(&served.baseline)),
                 serve_yaml,

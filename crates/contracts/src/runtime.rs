@@ -1,5 +1,6 @@
 //! Runtime state: decisions taken on a live environment that git does not hold yet (a kill, the
-//! control loop's rollback, abort, promotion or bandit reallocation). Each is recorded in the
+//! control loop's rollback, abort, promotion or bandit reallocation, and the split of a canary it
+//! is ramping). Each is recorded in the
 //! `runtime` map of the ruleset revision that first serves it, by the same write that serves it,
 //! so every writer that reads the live ruleset sees it. A publish from git keeps each decision
 //! git does not hold yet (it applies the decision over git's flag and carries the record on),
@@ -17,10 +18,10 @@ use crate::error::Error;
 /// A runtime decision on one flag: what it changed, who took it, when and why. Stored as JSON
 /// in the ruleset's `runtime` map (core keeps it opaque, so evaluation and the Worker's Wasm
 /// carry no code for it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntimeDecision {
-    /// `kill`, `rollback`, `abort`, `promote` or `reallocate`.
+    /// `kill`, `rollback`, `abort`, `promote`, `reallocate` or `canary`.
     pub action: String,
     /// Who took it (a person, or the control loop's actor).
     pub by: String,
@@ -40,6 +41,12 @@ pub struct RawRuntimeDecision {
     /// `rollback`, `abort`, `reallocate`: the weights set in the default split, by variant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<RawTreatment>,
+    /// `canary`: the ramp step the split is at (1 for the first), and how many the ramp has.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub step: u32,
+    /// `canary`: the ramp's number of steps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps: u32,
     /// Free-form details: the metrics and statistics behind a loop decision.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub details: Value,
@@ -47,6 +54,10 @@ pub struct RawRuntimeDecision {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// The decisions a ruleset records, by flag, in its order. A record that is not of the shape
@@ -84,6 +95,9 @@ pub const ABORT: &str = "abort";
 pub const PROMOTE: &str = "promote";
 /// A bandit moved its lane allocations.
 pub const REALLOCATE: &str = "reallocate";
+/// The loop started a canary or advanced it a step: the split it serves while it ramps. A
+/// promotion, rollback or abort of the rollout replaces the record.
+pub const CANARY: &str = "canary";
 
 /// Sets these treatments' lane weights in the flag's default split, creating the split when the
 /// default serves a single variant; other treatments keep theirs.
@@ -164,6 +178,20 @@ pub fn describe(decision: &RawRuntimeDecision) -> String {
             decision.baseline.as_deref().unwrap_or("a variant")
         ),
         REALLOCATE => String::from("reallocated"),
+        CANARY => {
+            // The reason of a ramp step is the loop's routine "held and sampled": the audit
+            // entry keeps it, and the line says where the ramp stands instead.
+            let total = decision.weights.iter().map(|t| t.weight).sum();
+            return format!(
+                "canary at {} since {}, step {} of {}, by {} (revision {})",
+                percent(total),
+                decision.at,
+                decision.step,
+                decision.steps,
+                decision.by,
+                decision.revision
+            );
+        }
         other => String::from(other),
     };
     let mut text = format!(
@@ -175,6 +203,18 @@ pub fn describe(decision: &RawRuntimeDecision) -> String {
         text.push_str(&decision.reason);
     }
     text
+}
+
+/// A split weight (slots of 100 000) as a percentage, as `promptflag status` writes splits:
+/// `25%`, `0.5%`.
+pub fn percent(weight: u32) -> String {
+    let whole = weight / 1000;
+    let fraction = weight % 1000;
+    if fraction == 0 {
+        return format!("{whole}%");
+    }
+    let digits = format!("{fraction:03}");
+    format!("{whole}.{}%", digits.trim_end_matches('0'))
 }
 
 /// What a publish does with the live decisions.
@@ -234,10 +274,10 @@ pub fn record(ruleset: &mut RawRuleset, flag: &str, decision: RawRuntimeDecision
 
 fn merge_effects(later: &mut RawRuntimeDecision, earlier: &RawRuntimeDecision) {
     later.disabled |= earlier.disabled;
-    if later.baseline.is_none() && later.weights.is_empty() {
-        later.baseline = earlier.baseline.clone();
-    }
+    // A promotion removes the split, so weights set after it apply over the new baseline: the
+    // earlier promotion stays in the record (`apply` promotes first, then sets the weights).
     if later.baseline.is_none() {
+        later.baseline = earlier.baseline.clone();
         let mut weights = earlier.weights.clone();
         for wanted in &later.weights {
             match weights.iter_mut().find(|t| t.variant == wanted.variant) {
@@ -278,7 +318,7 @@ mod tests {
             } else {
                 Vec::new()
             },
-            details: serde_json::Value::Null,
+            ..RawRuntimeDecision::default()
         }
     }
 
@@ -324,6 +364,76 @@ mod tests {
         assert_eq!(kept.weights.len(), 1);
         assert_eq!(kept.action, KILL);
         assert!(describe(&kept).starts_with("killed at 2026-01-02T03:04:05.000Z by loop"));
+    }
+
+    fn canary(weight: u32, step: u32) -> RawRuntimeDecision {
+        RawRuntimeDecision {
+            action: String::from(CANARY),
+            weights: alloc::vec![RawTreatment {
+                variant: String::from("b"),
+                weight,
+            }],
+            step,
+            steps: 4,
+            reason: String::from("held and sampled"),
+            ..decision(CANARY)
+        }
+    }
+
+    #[test]
+    fn a_running_canary_is_kept_by_a_publish_and_said_where_it_stands() {
+        let mut live = ruleset(GIT);
+        record(&mut live, "f", canary(25_000, 2));
+        let mut built = ruleset(GIT);
+        let carried = carry(&live, &mut built, false).unwrap();
+        assert_eq!(carried.kept.len(), 1);
+        let split = built.flags.0[0].1.default.as_ref().unwrap().split.as_ref();
+        assert_eq!(split.unwrap().treatments[0].weight, 25_000);
+        assert_eq!(
+            describe(&carried.kept[0].1),
+            "canary at 25% since 2026-01-02T03:04:05.000Z, step 2 of 4, by loop (revision 7)"
+        );
+        assert_eq!(percent(500), "0.5%");
+        assert_eq!(percent(12_345), "12.345%");
+        // A canary still at git's own split is held by git: nothing to keep.
+        let mut live = ruleset(GIT);
+        record(&mut live, "f", canary(5_000, 1));
+        let carried = carry(&live, &mut ruleset(GIT), false).unwrap();
+        assert_eq!((carried.kept.len(), carried.converged.len()), (0, 1));
+    }
+
+    #[test]
+    fn the_end_of_a_canary_replaces_its_record_and_an_earlier_promotion_stays() {
+        let mut live = ruleset(GIT);
+        record(&mut live, "f", canary(25_000, 2));
+        record(&mut live, "f", decision(ROLLBACK));
+        let ended = decision_of(&live, "f").unwrap();
+        assert_eq!(ended.action, ROLLBACK);
+        assert_eq!(ended.weights[0].weight, 0);
+        // A new canary after a promotion git does not hold yet keeps the promotion too.
+        let mut live = ruleset(GIT);
+        record(&mut live, "f", decision(PROMOTE));
+        let mut next = canary(10_000, 1);
+        next.weights[0].variant = String::from("a");
+        record(&mut live, "f", next);
+        let kept = decision_of(&live, "f").unwrap();
+        assert_eq!(kept.baseline.as_deref(), Some("b"));
+        let mut built = ruleset(GIT);
+        apply(&mut built.flags.0[0].1, &kept);
+        assert_eq!(built.flags.0[0].1.baseline, "b");
+        assert_eq!(
+            built.flags.0[0]
+                .1
+                .default
+                .as_ref()
+                .unwrap()
+                .split
+                .as_ref()
+                .unwrap()
+                .treatments[0]
+                .variant,
+            "a"
+        );
     }
 
     #[test]

@@ -535,9 +535,10 @@ fn treatments(weights: &[(String, u32)]) -> Vec<RawTreatment> {
         .collect()
 }
 
-/// The runtime record of a decision that ends or steers a rollout (rollback, abort, promotion,
-/// a bandit's reallocation): what the next publish from git must keep. `None` for the steps of
-/// a running rollout (start, advance), which the rollout itself owns.
+/// The runtime record of a decision that changes the live split (a canary's start or advance,
+/// rollback, abort, promotion, a bandit's reallocation): what the next publish from git must
+/// keep. A canary's record names no ramp step here; the caller, which knows the policy, adds it.
+/// `None` for decisions that publish nothing (hold, pause, resume).
 pub fn runtime_decision(
     decision: Decision,
     change: &RulesetChange,
@@ -552,7 +553,8 @@ pub fn runtime_decision(
         Decision::Abort => runtime::ABORT,
         Decision::Promote => runtime::PROMOTE,
         Decision::Reallocate => runtime::REALLOCATE,
-        _ => return None,
+        Decision::Start | Decision::Advance => runtime::CANARY,
+        Decision::Hold | Decision::Pause | Decision::Resume => return None,
     };
     let (baseline, weights) = match change {
         RulesetChange::Promote(variant) => (Some(variant.clone()), Vec::new()),
@@ -564,10 +566,10 @@ pub fn runtime_decision(
         at: promptflag_core::literal::format_rfc3339_millis(at_ms),
         reason: String::from(reason),
         revision,
-        disabled: false,
         baseline,
         weights,
         details: details.clone(),
+        ..RawRuntimeDecision::default()
     })
 }
 
@@ -1239,7 +1241,9 @@ impl Controller {
         let target = promptflag_contracts::revision::next(env.latest, Some(live))
             .map_err(promptflag_release::store::contract_error)?;
         ruleset.revision = target;
-        if let Some(recorded) = runtime_decision(
+        // Every step the loop publishes is runtime state, a ramp step included: a publish from
+        // git keeps the canary's split where the loop has taken it.
+        if let Some(mut recorded) = runtime_decision(
             decision,
             &change,
             &self.config.actor,
@@ -1248,6 +1252,13 @@ impl Controller {
             &after.reason,
             &summary,
         ) {
+            if recorded.action == runtime::CANARY {
+                // A ramp step's statistics stay in its audit entry: the record, carried in every
+                // revision while the canary runs, says only where the ramp stands.
+                recorded.details = Value::Null;
+                recorded.step = u32::try_from(after.stage + 1).unwrap_or(u32::MAX);
+                recorded.steps = u32::try_from(state.policy.stages.len()).unwrap_or(u32::MAX);
+            }
             runtime::record(&mut ruleset, &state.flag, recorded);
         }
         promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;

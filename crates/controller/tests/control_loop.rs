@@ -2,8 +2,8 @@
 //! Worker's semantics and a manual clock: advance, rollback (with the alert webhook), hard limit,
 //! promote, sample-ratio pause and resume, a flag changed by hand, a bandit, and crashes at each
 //! step of the intent → done protocol without a repeated or lost action. Then runtime state
-//! against git: a promotion, a rollback and a kill survive a publish from the unchanged
-//! repository, and `status` explains the difference.
+//! against git: a promotion, a rollback, a kill and a canary the loop is ramping survive a
+//! publish from the unchanged repository, and `status` explains the difference.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -549,11 +549,21 @@ fn a_hard_limit_rolls_back_before_the_stage_has_held() {
 /// Ticks the loop on a treatment ten points better on success, with big samples, until it
 /// stops running: every stage passes, then promotion. Returns the decisions that acted.
 fn drive_to_promotion(rig: &Rig, controller: &mut Controller) -> Vec<Decision> {
+    drive_while(rig, controller, |state| state.status == Status::Running)
+}
+
+/// Ticks the loop on the better treatment of [`drive_to_promotion`] while `go_on` holds of the
+/// rollout's state (at most sixty checks). Returns the decisions that acted.
+fn drive_while(
+    rig: &Rig,
+    controller: &mut Controller,
+    go_on: impl Fn(&promptflag_controller::RolloutState) -> bool,
+) -> Vec<Decision> {
     let mut seen = Vec::new();
     for _ in 0..60 {
         rig.clock.advance(5 * MINUTE);
         let state = rig.state();
-        if state.status != Status::Running {
+        if !go_on(&state) {
             break;
         }
         let percent = f64::from(state.weights[0]) / 1000.0;
@@ -1186,4 +1196,82 @@ fn a_kill_synced_into_the_repo_builds_to_what_is_live() {
     let flag = std::fs::read_to_string(repo.join("flags/support_prompt.yaml")).unwrap();
     assert!(flag.ends_with("  prod:\n    enabled: false\n"), "{flag}");
     assert!(!repo.join("rollouts/support_prompt.results.json").exists());
+}
+
+#[test]
+fn a_running_canary_survives_a_publish_from_the_unchanged_repo_and_status_says_where_it_stands() {
+    let (_dir, repo) = example_repo();
+    let rig = Rig::from_repo(&repo);
+    let mut controller = rig.controller();
+    rig.start(&prod_policy());
+    controller.tick().unwrap();
+    // Two steps up the ramp: 1 %, 5 %, then 50 % (step 3 of 4); git's split is 5 %.
+    assert_eq!(
+        drive_while(&rig, &mut controller, |state| state.stage < 2),
+        vec![Decision::Advance, Decision::Advance]
+    );
+    assert_eq!(treatment_weight(&rig.live_flag(), "concise"), 50_000);
+
+    let outcome = rig.publish(&repo, false, "routine publish");
+    assert_eq!(outcome.kept.len(), 1, "{outcome:?}");
+    assert!(
+        outcome.kept[0].starts_with("support_prompt: canary at 50% since "),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        treatment_weight(&rig.live_flag(), "concise"),
+        50_000,
+        "the canary's split stays where the loop took it"
+    );
+    let status = rig.status_of_flag(&repo);
+    assert!(!status.in_sync);
+    assert_eq!(
+        status.intent.as_deref(),
+        Some("on, baseline stable, split concise 5%, 2 rule(s)")
+    );
+    assert_eq!(
+        status.live.as_deref(),
+        Some("on, baseline stable, split concise 50%, 2 rule(s)")
+    );
+    assert!(
+        status.why.starts_with("canary at 50% since 2027-01-15T")
+            && status
+                .why
+                .contains(", step 3 of 4, by loop@test (revision "),
+        "{}",
+        status.why
+    );
+
+    // A running canary is not written back: it has no outcome yet.
+    let audit = AuditLog::open(&rig.audit_path).unwrap();
+    let live = drift::live_of(rig.store.as_ref(), &audit, "prod")
+        .unwrap()
+        .unwrap();
+    let (loaded, _) = promptflag_authoring::lint::check(&repo).unwrap();
+    let plan = promptflag_authoring::sync::plan(
+        &loaded,
+        "prod",
+        &live,
+        &example_build(&repo).environments["prod"].ruleset,
+    )
+    .unwrap();
+    assert!(plan.files.is_empty() && plan.summary.is_empty(), "{plan:?}");
+    assert_eq!(plan.running.len(), 1);
+    assert!(plan.running[0].starts_with("support_prompt in prod: canary at 50% since "));
+    drop(audit);
+
+    // The loop sees its own split after the publish and goes on rather than pausing; its
+    // promotion then replaces the canary's record.
+    assert_eq!(
+        drive_to_promotion(&rig, &mut controller),
+        vec![Decision::Promote]
+    );
+    let audit = AuditLog::open(&rig.audit_path).unwrap();
+    let live = drift::live_of(rig.store.as_ref(), &audit, "prod")
+        .unwrap()
+        .unwrap();
+    let record = promptflag_contracts::runtime::decision_of(&live, "support_prompt").unwrap();
+    assert_eq!(record.action, "promote");
+    drop(audit);
+    sync_then_build_equals_live(&rig, &repo);
 }

@@ -118,9 +118,7 @@ pub fn kill(
             reason: who.reason.clone(),
             revision,
             disabled: true,
-            baseline: None,
-            weights: Vec::new(),
-            details: serde_json::Value::Null,
+            ..RawRuntimeDecision::default()
         },
     );
     promptflag_core::compile(&ruleset).map_err(|e| Error::Invalid(e.to_string()))?;

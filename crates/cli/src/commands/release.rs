@@ -314,6 +314,7 @@ pub(crate) fn run_sync(
     let audit = AuditLog::open(&args.audit_db)?;
     let mut files = Vec::new();
     let mut summary = Vec::new();
+    let mut running = Vec::new();
     for environment in &environments {
         let Some(live) = drift::live_of(store.as_ref(), &audit, environment)? else {
             continue;
@@ -338,13 +339,16 @@ pub(crate) fn run_sync(
         plan.write(&repo)?;
         files.extend(plan.files.keys().cloned());
         summary.extend(plan.summary);
+        running.extend(plan.running);
     }
     files.sort();
     files.dedup();
-    let mut text = if summary.is_empty() {
-        String::from("git already holds every live decision; nothing to write\n")
-    } else {
-        String::from("wrote back into the repository (review with `git diff`, then commit):\n")
+    let mut text = match (summary.is_empty(), running.is_empty()) {
+        (true, true) => String::from("git already holds every live decision; nothing to write\n"),
+        (true, false) => String::from("nothing to write back yet\n"),
+        (false, _) => {
+            String::from("wrote back into the repository (review with `git diff`, then commit):\n")
+        }
     };
     for line in &summary {
         text.push_str(&format!("  {line}\n"));
@@ -352,9 +356,14 @@ pub(crate) fn run_sync(
     for file in &files {
         text.push_str(&format!("  M {file}\n"));
     }
+    for line in &running {
+        text.push_str(&format!(
+            "  still running, not written back (sync again once the rollout ends): {line}\n"
+        ));
+    }
     Ok(Output {
         text,
-        json: json!({ "ok": true, "files": files, "summary": summary }),
+        json: json!({ "ok": true, "files": files, "summary": summary, "running": running }),
         code: ExitCode::Ok,
     })
 }
