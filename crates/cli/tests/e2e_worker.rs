@@ -1,6 +1,7 @@
 //! End to end against the real Worker (the built `worker/build/` in Miniflare, started through
 //! `tests/support/worker-server.mjs`): publish, two concurrent publishers, kill and rollback with
-//! the revert cycle time, and staging before prod.
+//! the revert cycle time, an operator's rollback that a publish from git respects, and staging
+//! before prod.
 //!
 //! These tests need Node 22 and the built Worker; `cargo xtask test` provides both; run alone,
 //! the harness finds them in the workspace after `cargo xtask setup` and `cargo xtask
@@ -22,6 +23,7 @@ use promptflag_release::audit::AuditLog;
 use promptflag_release::ops;
 use promptflag_release::publish::{self, PublishOptions};
 use promptflag_release::store::{Http, NoProgress, RetryPolicy, WorkerAdmin};
+use serde_json::json;
 use support::*;
 
 const TOKEN: &str = "e2e-admin-token-0123456789abcdef0123";
@@ -190,6 +192,133 @@ fn e2e_publish_kill_and_rollback_with_the_revert_cycle_time() {
     assert_eq!(value["history"]["state"]["latest"], 2);
     let verify = cli(&repo, &worker, &["audit", "verify"]);
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}
+
+/// Runs the companion and expects an exit code, returning its standard output.
+fn expect_exit(repo: &std::path::Path, worker: &Worker, args: &[&str], code: i32) -> String {
+    let output = cli(repo, worker, args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{args:?}: {}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output) + &stderr(&output)
+}
+
+#[test]
+fn e2e_an_operators_rollback_is_not_undone_by_a_publish_from_git_unless_reverted_with_a_reason() {
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    let user = serde_json::json!({ "targetingKey": "user-1" });
+    expect_exit(&repo, &worker, &["publish", "--env", "dev"], 0);
+    served_revision(&worker, 1);
+    assert_eq!(
+        resolve(&worker, "support_prompt", user.clone())["variant"],
+        "concise"
+    );
+    // A change that turns out bad, published as revision 2, then rolled back by an operator.
+    edit(
+        &repo,
+        "flags/support_prompt.yaml",
+        "    default:\n      variant: concise",
+        "    default:\n      variant: stable",
+    );
+    expect_exit(&repo, &worker, &["publish", "--env", "dev"], 0);
+    let rollback = ["rollback", "--env", "dev", "--reason", "bad answers"];
+    expect_exit(&repo, &worker, &rollback, 0);
+    assert_eq!(
+        resolve(&worker, "support_prompt", user.clone())["variant"],
+        "concise"
+    );
+
+    let status = expect_exit(&repo, &worker, &["status", "--env", "dev"], 0);
+    assert!(
+        status.contains("\n  environment: rolled back from revision 2 to 1 at ")
+            && status.contains(" because bad answers; git would serve again what it took away (flags.support_prompt), so a publish needs --revert-runtime --reason\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("  support_prompt: DIFFERS\n    git:  on, baseline stable, default stable\n    live: on, baseline stable, default concise\n    why:  rolled back from revision 2 to 1 at "),
+        "{status}"
+    );
+    assert!(status.contains("  summary_prompt: in sync: "), "{status}");
+
+    // The unchanged repository would serve the rolled-back flag again: refused, nothing written.
+    let refused = expect_exit(&repo, &worker, &["publish", "--env", "dev"], 4);
+    assert!(
+        refused.contains("dev was rolled back from revision 2 to 1 at ")
+            && refused.contains("(flags.support_prompt as revision 2 had it)")
+            && refused.contains("--revert-runtime --reason"),
+        "{refused}"
+    );
+    let history = expect_exit(&repo, &worker, &["--json", "history", "--env", "dev"], 0);
+    let value: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(value["history"]["state"]["live"], 1);
+    assert_eq!(value["history"]["state"]["latest"], 2);
+
+    // A kill on top keeps the rollback: the revision it writes records it.
+    expect_exit(
+        &repo,
+        &worker,
+        &[
+            "kill",
+            "summary_prompt",
+            "--env",
+            "dev",
+            "--reason",
+            "noisy",
+        ],
+        0,
+    );
+    let refused = expect_exit(&repo, &worker, &["publish", "--env", "dev"], 4);
+    assert!(
+        refused.contains("dev was rolled back from revision 2 to 1 at "),
+        "{refused}"
+    );
+
+    // Told to, with a reason: git's content goes live, and the override is audited.
+    let published = expect_exit(
+        &repo,
+        &worker,
+        &[
+            "publish",
+            "--env",
+            "dev",
+            "--revert-runtime",
+            "--reason",
+            "fixed upstream",
+        ],
+        0,
+    );
+    assert!(
+        published.contains("  runtime REVERTED: environment: rolled back from revision 2 to 1 at "),
+        "{published}"
+    );
+    served_revision(&worker, 4);
+    assert_eq!(
+        resolve(&worker, "support_prompt", user)["variant"],
+        "stable"
+    );
+    let status = expect_exit(&repo, &worker, &["status", "--env", "dev"], 0);
+    assert!(
+        !status.contains("environment:") && !status.contains("DIFFERS"),
+        "{status}"
+    );
+    let audit = expect_exit(
+        &repo,
+        &worker,
+        &["--json", "audit", "list", "--env", "dev"],
+        0,
+    );
+    let entries: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let last = entries["entries"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["action"], &last["revision"], &last["reason"]),
+        (&json!("publish"), &json!(4), &json!("fixed upstream")),
+        "the authority's log has the publish over the rollback with its reason: {audit}"
+    );
 }
 
 #[test]

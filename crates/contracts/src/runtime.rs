@@ -5,6 +5,13 @@
 //! so every writer that reads the live ruleset sees it. A publish from git keeps each decision
 //! git does not hold yet (it applies the decision over git's flag and carries the record on),
 //! drops the records git has caught up with, and reverts one only when told to, with a reason.
+//!
+//! An operator's rollback of a whole environment moves the pointer back to a kept revision, which
+//! cannot change; it is recorded under the runtime map's reserved key [`ENVIRONMENT_ROLLBACK`]
+//! by the next write built on it (a kill, a loop step), and seen from the revision state
+//! (a live revision below the latest) until then. Its record names what it took away, part by
+//! part ([`rolled_back_parts`]); a publish that would serve one of those parts again as the
+//! rolled-back revision had it is refused unless told to ([`served_again`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -66,6 +73,7 @@ pub fn decisions(ruleset: &RawRuleset) -> Result<Vec<(String, RawRuntimeDecision
     ruleset
         .runtime
         .iter()
+        .filter(|(key, _)| key.as_str() != ENVIRONMENT_ROLLBACK)
         .map(|(flag, value)| {
             serde_json::from_value(value.clone())
                 .map(|decision| (flag.clone(), decision))
@@ -287,6 +295,158 @@ fn merge_effects(later: &mut RawRuntimeDecision, earlier: &RawRuntimeDecision) {
         }
         later.weights = weights;
     }
+}
+
+/// The runtime map's key for an operator's rollback of the whole environment. A flag key cannot
+/// hold `@`, so it never names a flag.
+pub const ENVIRONMENT_ROLLBACK: &str = "@rollback";
+
+/// An operator's rollback of a whole environment (`promptflag rollback`, the admin API's
+/// rollback route): who moved the pointer back, when and why, and what it took away.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironmentRollback {
+    /// Who rolled back (the audit entry's actor), or empty when no audit log at hand has it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// When, RFC 3339 UTC, or empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub at: String,
+    /// Why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The revision live before the rollback.
+    pub from: u64,
+    /// The revision it made live.
+    pub to: u64,
+    /// What it took away, part by part.
+    pub parts: Vec<RolledBackPart>,
+}
+
+/// One part of a ruleset a rollback took away: a flag, segment or layer as a rolled-back
+/// revision had it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolledBackPart {
+    /// `flags.<key>`, `segments.<key>` or `layers.<key>`.
+    pub part: String,
+    /// The rolled-back revision that had it.
+    pub revision: u64,
+    /// SHA-256 of the part's canonical JSON there, or empty when that revision did not have it.
+    pub sha256: String,
+}
+
+/// The SHA-256 of each part of a ruleset by its name (`flags.<key>`, …).
+fn part_hashes(ruleset: &RawRuleset) -> Vec<(String, String)> {
+    let mut hashes = Vec::new();
+    let value = serde_json::to_value(ruleset).unwrap_or(Value::Null);
+    for section in ["flags", "segments", "layers"] {
+        if let Some(Value::Object(parts)) = value.get(section) {
+            for (key, part) in parts {
+                hashes.push((
+                    format!("{section}.{key}"),
+                    crate::digest::sha256_hex(crate::digest::canonical_json(part).as_bytes()),
+                ));
+            }
+        }
+    }
+    hashes
+}
+
+fn hash_of<'a>(hashes: &'a [(String, String)], part: &str) -> &'a str {
+    hashes
+        .iter()
+        .find(|(name, _)| name == part)
+        .map_or("", |(_, hash)| hash.as_str())
+}
+
+/// The parts in which `rolled_back` (a revision the rollback went back over) differs from `live`
+/// (the revision it made live), each as `rolled_back` had it.
+pub fn rolled_back_parts(live: &RawRuleset, rolled_back: &RawRuleset) -> Vec<RolledBackPart> {
+    let now = part_hashes(live);
+    let then = part_hashes(rolled_back);
+    let mut names: Vec<&String> = now.iter().chain(then.iter()).map(|(n, _)| n).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|name| hash_of(&now, name) != hash_of(&then, name))
+        .map(|name| RolledBackPart {
+            part: name.clone(),
+            revision: rolled_back.revision,
+            sha256: String::from(hash_of(&then, name)),
+        })
+        .collect()
+}
+
+/// The parts a rollback took away that `planned` would serve again exactly as the rolled-back
+/// revision had them: a publish that re-serves what was rolled back away from.
+pub fn served_again<'a>(
+    rollback: &'a RawEnvironmentRollback,
+    planned: &RawRuleset,
+) -> Vec<&'a RolledBackPart> {
+    let planned = part_hashes(planned);
+    rollback
+        .parts
+        .iter()
+        .filter(|part| hash_of(&planned, &part.part) == part.sha256)
+        .collect()
+}
+
+/// The environment rollback a ruleset records, if any. One that does not read is an error, as
+/// for a decision.
+pub fn environment_rollback(ruleset: &RawRuleset) -> Result<Option<RawEnvironmentRollback>, Error> {
+    let Some(value) = ruleset.runtime.get(ENVIRONMENT_ROLLBACK) else {
+        return Ok(None);
+    };
+    serde_json::from_value(value.clone())
+        .map(Some)
+        .map_err(|e| Error::InvalidRuntime {
+            reason: format!("runtime.{ENVIRONMENT_ROLLBACK}: {e}"),
+        })
+}
+
+/// Records an environment rollback in a ruleset about to be written (replacing an earlier one:
+/// the caller merges them with [`merge_rollbacks`]).
+pub fn record_rollback(ruleset: &mut RawRuleset, rollback: &RawEnvironmentRollback) {
+    let value = serde_json::to_value(rollback).unwrap_or(Value::Null);
+    ruleset
+        .runtime
+        .insert(String::from(ENVIRONMENT_ROLLBACK), value);
+}
+
+/// A later rollback over an earlier one still in force: the later names who, when and why, and
+/// both keep what they took away.
+pub fn merge_rollbacks(
+    later: RawEnvironmentRollback,
+    earlier: &RawEnvironmentRollback,
+) -> RawEnvironmentRollback {
+    let mut merged = later;
+    merged.parts.extend(earlier.parts.iter().cloned());
+    merged.parts.sort();
+    merged.parts.dedup();
+    merged
+}
+
+/// One sentence: the rollback, who, when, why.
+pub fn describe_rollback(rollback: &RawEnvironmentRollback) -> String {
+    let mut text = format!(
+        "rolled back from revision {} to {}",
+        rollback.from, rollback.to
+    );
+    if !rollback.at.is_empty() {
+        text.push_str(&format!(" at {}", rollback.at));
+    }
+    if rollback.by.is_empty() {
+        text.push_str(" (not in this audit log: see the authority's)");
+    } else {
+        text.push_str(&format!(" by {}", rollback.by));
+    }
+    if !rollback.reason.is_empty() {
+        text.push_str(" because ");
+        text.push_str(&rollback.reason);
+    }
+    text
 }
 
 #[cfg(test)]

@@ -1237,6 +1237,15 @@ impl Controller {
                     state.environment
                 ))
             })?;
+        // An operator's rollback this write builds on is recorded in it, so it outlives the
+        // revision state that shows it.
+        ops::record_rollback_in_force(
+            self.store.as_ref(),
+            &self.audit,
+            &state.environment,
+            &env,
+            &mut ruleset,
+        )?;
         apply_change(&mut ruleset, &state.flag, &change)?;
         let target = promptflag_contracts::revision::next(env.latest, Some(live))
             .map_err(promptflag_release::store::contract_error)?;

@@ -1275,3 +1275,107 @@ fn a_running_canary_survives_a_publish_from_the_unchanged_repo_and_status_says_w
     drop(audit);
     sync_then_build_equals_live(&rig, &repo);
 }
+
+/// Replaces `from` with `to` in the example flag's file.
+fn edit_flag(repo: &Path, from: &str, to: &str) {
+    let path = repo.join("flags/support_prompt.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{text}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn an_operators_rollback_is_recorded_by_a_loop_step_on_it_and_ends_with_a_fix_in_git() {
+    let (_dir, repo) = example_repo();
+    let rig = Rig::from_repo(&repo);
+    edit_flag(&repo, "        percent: 5\n", "        percent: 30\n");
+    rig.publish(&repo, false, "wider canary");
+    let moved = ops::rollback(
+        rig.store.as_ref(),
+        &mut AuditLog::open(&rig.audit_path).unwrap(),
+        "prod",
+        None,
+        &ops::Actor {
+            actor: String::from("oncall@test"),
+            reason: String::from("too many complaints"),
+        },
+        std::time::Instant::now(),
+    )
+    .unwrap();
+    assert_eq!((moved.previous, moved.revision), (Some(2), 1));
+    let status = rig.status_of_flag(&repo);
+    assert!(
+        status.why.starts_with("rolled back from revision 2 to 1 at ")
+            && status.why.ends_with(
+                " by oncall@test because too many complaints; git still has what it took away (publishing it needs --revert-runtime)"
+            ),
+        "{}",
+        status.why
+    );
+    let refused = publish::publish(
+        rig.store.as_ref(),
+        &mut AuditLog::open(&rig.audit_path).unwrap(),
+        &example_build(&repo),
+        &publish_options(&repo, false, "routine publish"),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("(flags.support_prompt as revision 2 had it)"),
+        "{refused}"
+    );
+
+    // The loop's first step builds on the rolled-back revision, and records the rollback in
+    // the revision it writes, where the live revision is the latest again.
+    let mut controller = rig.controller();
+    rig.start(&prod_policy());
+    assert_eq!(
+        decisions(&controller.tick().unwrap()),
+        vec![Decision::Start]
+    );
+    let live = {
+        let audit = AuditLog::open(&rig.audit_path).unwrap();
+        drift::live_of(rig.store.as_ref(), &audit, "prod")
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(live.revision, 3);
+    let recorded = promptflag_contracts::runtime::environment_rollback(&live)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (recorded.from, recorded.to, recorded.by.as_str()),
+        (2, 1, "oncall@test")
+    );
+    assert!(
+        rig.status_of_flag(&repo)
+            .why
+            .contains("too many complaints")
+    );
+
+    // A fix in git serves none of what the rollback took away: it publishes, and the rollback's
+    // record ends while the canary's split is kept.
+    edit_flag(&repo, "        percent: 30\n", "        percent: 10\n");
+    let outcome = rig.publish(&repo, false, "narrower canary");
+    assert!(
+        outcome.converged.iter().any(|line| line
+            .starts_with("environment: rolled back from revision 2 to 1 at ")
+            && line.ends_with("(git serves none of what it took away)")),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.kept.len(), 1, "{outcome:?}");
+    let live = {
+        let audit = AuditLog::open(&rig.audit_path).unwrap();
+        drift::live_of(rig.store.as_ref(), &audit, "prod")
+            .unwrap()
+            .unwrap()
+    };
+    assert!(
+        promptflag_contracts::runtime::environment_rollback(&live)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(treatment_weight(&rig.live_flag(), "concise"), 1000);
+}

@@ -1,11 +1,12 @@
 //! `promptflag status`: per flag, what git intends, what is live, and why they differ. Git's
 //! intent is the ruleset built from the repository; what is live is the revision the store
 //! serves; the why is the live revision's runtime record of the flag (a kill, the control loop's
-//! rollback or promotion), or, when there is none, a change made outside git and the loop.
+//! rollback or promotion, the canary it is ramping), or an operator's rollback of the whole
+//! environment, or, when there is none, a change made outside git and the loop.
 
 use promptflag_authoring::build::Build;
 use promptflag_authoring::diff::percent;
-use promptflag_contracts::runtime;
+use promptflag_contracts::runtime::{self, RawEnvironmentRollback};
 use promptflag_core::model::{RawFlag, RawRuleset, RawServe};
 
 use crate::audit::AuditLog;
@@ -35,12 +36,44 @@ pub struct Status {
     pub environment: String,
     /// The live revision.
     pub revision: Option<u64>,
+    /// The operator's rollback in force, in one sentence, and what of it git would serve again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
     /// Per flag, sorted by key.
     pub flags: Vec<FlagStatus>,
 }
 
-/// Compares git's ruleset with the live one, flag by flag.
-pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>) -> Status {
+/// Compares git's ruleset with the live one, flag by flag, with the operator's rollback in force.
+pub fn compare(
+    environment: &str,
+    built: &RawRuleset,
+    live: Option<&RawRuleset>,
+    rollback: Option<&RawEnvironmentRollback>,
+) -> Status {
+    let again: Vec<String> = rollback
+        .map(|r| {
+            runtime::served_again(r, built)
+                .into_iter()
+                .map(|part| part.part.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rolled_back = |key: &str| -> Option<String> {
+        let rollback = rollback?;
+        let part = format!("flags.{key}");
+        if again.contains(&part) {
+            Some(format!(
+                "{}; git still has what it took away (publishing it needs --revert-runtime)",
+                runtime::describe_rollback(rollback)
+            ))
+        } else {
+            rollback
+                .parts
+                .iter()
+                .any(|p| p.part == part)
+                .then(|| runtime::describe_rollback(rollback))
+        }
+    };
     let mut keys: Vec<&String> = built.flags.iter().map(|(k, _)| k).collect();
     if let Some(live) = live {
         keys.extend(live.flags.iter().map(|(k, _)| k));
@@ -64,10 +97,13 @@ pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>)
                     (_, None, _) if live.is_none() => String::from("nothing is published"),
                     (_, None, _) => String::from("not published yet"),
                     (None, Some(_), _) => String::from("removed in git, still live"),
-                    (Some(_), Some(_), Some(decision)) => runtime::describe(&decision),
-                    (Some(_), Some(_), None) => String::from(
+                    (Some(_), Some(_), Some(decision)) => match rolled_back(key) {
+                        Some(rollback) => format!("{}; {rollback}", runtime::describe(&decision)),
+                        None => runtime::describe(&decision),
+                    },
+                    (Some(_), Some(_), None) => rolled_back(key).unwrap_or_else(|| String::from(
                         "git changed since the last publish, or the live flag was changed outside git and the loop",
-                    ),
+                    )),
                 }
             };
             FlagStatus {
@@ -82,6 +118,16 @@ pub fn compare(environment: &str, built: &RawRuleset, live: Option<&RawRuleset>)
     Status {
         environment: String::from(environment),
         revision: live.map(|l| l.revision),
+        rollback: rollback.map(|r| {
+            let mut text = runtime::describe_rollback(r);
+            if !again.is_empty() {
+                text.push_str(&format!(
+                    "; git would serve again what it took away ({}), so a publish needs --revert-runtime --reason",
+                    again.join(", ")
+                ));
+            }
+            text
+        }),
         flags,
     }
 }
@@ -97,8 +143,21 @@ pub fn status(
         .environments
         .get(environment)
         .ok_or_else(|| Error::Invalid(format!("the build has no ruleset for {environment:?}")))?;
-    let live = live_of(store, audit, environment)?;
-    Ok(compare(environment, &built.ruleset, live.as_ref()))
+    let state = store.state(environment)?;
+    let live = match state.live {
+        Some(revision) => live_ruleset(store, audit, environment, revision)?,
+        None => None,
+    };
+    let rollback = match &live {
+        Some(live) => crate::ops::rollback_in_force(store, audit, environment, &state, live)?,
+        None => None,
+    };
+    Ok(compare(
+        environment,
+        &built.ruleset,
+        live.as_ref(),
+        rollback.as_ref(),
+    ))
 }
 
 /// The ruleset live in an environment (`None` when nothing is published).

@@ -5,6 +5,10 @@
 //! and moves the pointer to it; a rollback moves the pointer to a kept revision. Either way the
 //! change readers see is the single write of `ruleset:<env>`: the revision key and `meta` written
 //! before it are invisible until the pointer names them.
+//!
+//! A rollback is runtime state too ([`rollback_in_force`]): the revision it makes live cannot
+//! change, so the next write built on it (a kill here, a step of the control loop) records it in
+//! the revision it writes, and a publish from git reads it there or from the revision state.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,8 @@ use crate::publish::live_ruleset;
 use crate::store::{EnvState, Http, NoProgress, Progress, Store, WriteIntent, contract_error};
 use promptflag_authoring::build::{content_hash, ruleset_publish_bytes};
 use promptflag_contracts::digest::sha256_hex;
-use promptflag_contracts::runtime::{self, RawRuntimeDecision};
+use promptflag_contracts::runtime::{self, RawEnvironmentRollback, RawRuntimeDecision};
+use promptflag_core::model::RawRuleset;
 
 /// Who acts, and why.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +80,7 @@ pub fn kill(
         ))
     })?;
     let previous_content = content_hash(&ruleset)?;
+    record_rollback_in_force(store, audit, environment, &state, &mut ruleset)?;
     let mut found = false;
     let mut already = false;
     for (key, raw) in ruleset.flags.0.iter_mut() {
@@ -169,6 +175,75 @@ pub fn kill(
         served_ms: None,
         audit_seq: Some(entry.seq),
     })
+}
+
+/// The operator's rollback in force on an environment whose pointer names `live`: the one the
+/// live revision records, merged with the one the revision state shows when the live revision
+/// is below the latest (a rollback no write has recorded yet: what each kept revision above
+/// the live one had that the live one does not). Who, when and why come from this audit log's
+/// rollback entry, when it has one. Reads at most the kept revisions.
+pub fn rollback_in_force(
+    store: &dyn Store,
+    audit: &AuditLog,
+    environment: &str,
+    state: &EnvState,
+    live: &RawRuleset,
+) -> Result<Option<RawEnvironmentRollback>> {
+    let recorded = runtime::environment_rollback(live).map_err(contract_error)?;
+    let Some(live_revision) = state.live else {
+        return Ok(recorded);
+    };
+    let above: Vec<u64> = state
+        .kept
+        .iter()
+        .copied()
+        .filter(|revision| *revision > live_revision)
+        .collect();
+    if above.is_empty() {
+        return Ok(recorded);
+    }
+    let mut parts = Vec::new();
+    for revision in &above {
+        if let Some(rolled_back) = live_ruleset(store, audit, environment, *revision)? {
+            parts.extend(runtime::rolled_back_parts(live, &rolled_back));
+        }
+    }
+    let entry = audit
+        .list(Some(environment))?
+        .into_iter()
+        .rev()
+        .find(|entry| entry.action == Action::Rollback && entry.revision == Some(live_revision));
+    let seen = RawEnvironmentRollback {
+        by: entry.as_ref().map(|e| e.actor.clone()).unwrap_or_default(),
+        at: entry.as_ref().map(|e| e.time.clone()).unwrap_or_default(),
+        reason: entry.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
+        from: entry
+            .as_ref()
+            .and_then(|e| e.previous_revision)
+            .or(state.latest)
+            .unwrap_or(live_revision),
+        to: live_revision,
+        parts,
+    };
+    Ok(Some(match &recorded {
+        Some(earlier) => runtime::merge_rollbacks(seen, earlier),
+        None => seen,
+    }))
+}
+
+/// Records the rollback in force on the live revision in a ruleset built on it, so it outlives
+/// the revision state that showed it (a write makes the live revision the latest again).
+pub fn record_rollback_in_force(
+    store: &dyn Store,
+    audit: &AuditLog,
+    environment: &str,
+    state: &EnvState,
+    ruleset: &mut RawRuleset,
+) -> Result<()> {
+    if let Some(rollback) = rollback_in_force(store, audit, environment, state, ruleset)? {
+        runtime::record_rollback(ruleset, &rollback);
+    }
+    Ok(())
 }
 
 /// Moves an environment's pointer back to a kept revision (`None`: the one before the live one).

@@ -30,8 +30,9 @@ pub struct PublishOptions {
     pub reason: String,
     /// Overrides the promotion gate (`promote_from`); recorded as an `override` entry.
     pub force: bool,
-    /// Reverts the runtime decisions git does not hold (kills, the loop's rollbacks and
-    /// promotions) instead of keeping them; needs a reason, recorded as an `override` entry.
+    /// Reverts the runtime decisions git does not hold (kills, the loop's rollbacks, promotions
+    /// and running canaries) instead of keeping them, and publishes over an operator's rollback
+    /// what it took away; needs a reason, recorded as an `override` entry.
     pub revert_runtime: bool,
     /// The folder of recorded eval results (`<repo>/evals/results`), read where the
     /// environment has `require_evals`.
@@ -302,6 +303,35 @@ pub fn plan(
         }
         None => runtime::Carried::default(),
     };
+    let mut outcome = RuntimeOutcome::of(&carried);
+    if let Some(live) = &previous
+        && let Some(rollback) =
+            crate::ops::rollback_in_force(store, audit, &options.environment, &state, live)?
+    {
+        // An operator's rollback ends with this publish, unless the publish would serve again
+        // what it took away: that needs the same override as reverting a kill.
+        let line = format!("environment: {}", runtime::describe_rollback(&rollback));
+        let again = runtime::served_again(&rollback, &ruleset);
+        if again.is_empty() {
+            outcome
+                .converged
+                .push(format!("{line} (git serves none of what it took away)"));
+        } else if options.revert_runtime {
+            outcome.reverted.push(line);
+        } else {
+            let parts: Vec<String> = again
+                .iter()
+                .map(|part| format!("{} as revision {} had it", part.part, part.revision))
+                .collect();
+            return Err(Error::Refused(format!(
+                "{} was {}, and this publish would serve again what the rollback took away ({}); \
+                 change it in git, or publish with --revert-runtime --reason \"…\"",
+                options.environment,
+                runtime::describe_rollback(&rollback),
+                parts.join(", ")
+            )));
+        }
+    }
     promptflag_core::compile(&ruleset).map_err(|e| {
         Error::Invalid(format!(
             "{e}{}",
@@ -337,7 +367,7 @@ pub fn plan(
         bodies,
         overridden,
         summary,
-        runtime: RuntimeOutcome::of(&carried),
+        runtime: outcome,
         options: options.clone(),
     })
 }

@@ -273,6 +273,9 @@ pub(crate) fn run_status(
         store.describe(),
         revision_text(status.revision)
     );
+    if let Some(rollback) = &status.rollback {
+        text.push_str(&format!("  environment: {rollback}\n"));
+    }
     for flag in &status.flags {
         let intent = flag.intent.as_deref().unwrap_or("(not in git)");
         if flag.in_sync {
