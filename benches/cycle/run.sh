@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full prompt lifecycle against a Worker on local workerd: author a version in a scratch copy
 # of examples/prompts-repo, lint and build it, publish it to dev, canary it with the control loop
-# fed by LLM-call events in which the new variant is better, let the loop promote it, then
-# `status`, `sync`, and a build whose content hash equals the live one.
+# fed by LLM-call events in which the new variant is better (a publish from git while it runs
+# keeps its split), let the loop promote it, then `status`, `sync`, and a build whose content
+# hash equals the live one.
 #
 # Needs, from a clean checkout: `cargo xtask build-worker` and `cargo build -p promptflag-cli`.
 # Usage: benches/cycle/run.sh [> benches/cycle/transcript.txt]
@@ -154,6 +155,9 @@ grep -q '"url"' "$WORK/serve.out" || { cat "$WORK/serve.log" >&2; exit 1; }
 COLLECTOR_URL=$("$NODE" -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).url)' "$WORK/serve.out")
 echo "\$ promptflag serve --listen 127.0.0.1:0 --control --tick-ms 200 --token … &   # collector $COLLECTOR_URL"
 run promptflag rollout start support_prompt --reason "canary support_reply 2.1.0"
+# A publish from the unchanged repository while the canary runs keeps the canary's split (runtime
+# state), and the loop goes on from it.
+run promptflag publish --env dev --reason "a routine publish while the canary runs"
 run_any promptflag status --env dev
 
 # LLM-call events as an application would send them: 500 calls per variant from distinct users,
