@@ -1213,9 +1213,13 @@ fn a_running_canary_survives_a_publish_from_the_unchanged_repo_and_status_says_w
     assert_eq!(treatment_weight(&rig.live_flag(), "concise"), 50_000);
 
     let outcome = rig.publish(&repo, false, "routine publish");
-    assert_eq!(outcome.kept.len(), 1, "{outcome:?}");
+    assert_eq!(
+        (outcome.kept.len(), outcome.running.len()),
+        (0, 1),
+        "{outcome:?}"
+    );
     assert!(
-        outcome.kept[0].starts_with("support_prompt: canary at 50% since "),
+        outcome.running[0].starts_with("support_prompt: canary at 50% since "),
         "{outcome:?}"
     );
     assert_eq!(
@@ -1365,7 +1369,7 @@ fn an_operators_rollback_is_recorded_by_a_loop_step_on_it_and_ends_with_a_fix_in
             && line.ends_with("(git serves none of what it took away)")),
         "{outcome:?}"
     );
-    assert_eq!(outcome.kept.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.running.len(), 1, "{outcome:?}");
     let live = {
         let audit = AuditLog::open(&rig.audit_path).unwrap();
         drift::live_of(rig.store.as_ref(), &audit, "prod")

@@ -76,6 +76,8 @@ pub struct Plan {
 pub struct RuntimeOutcome {
     /// Kept over git's flag: git does not hold them yet (`promptflag sync` writes them back).
     pub kept: Vec<String>,
+    /// Canaries the loop is ramping, kept over git's flag until the rollout ends.
+    pub running: Vec<String>,
     /// Ended: git now holds them.
     pub converged: Vec<String>,
     /// Reverted with `--revert-runtime`.
@@ -91,8 +93,14 @@ impl RuntimeOutcome {
                 .map(|(flag, decision)| format!("{flag}: {}", runtime::describe(decision)))
                 .collect()
         };
+        let (running, kept): (Vec<_>, Vec<_>) = carried
+            .kept
+            .iter()
+            .cloned()
+            .partition(|(_, decision)| decision.action == runtime::CANARY);
         RuntimeOutcome {
-            kept: lines(&carried.kept),
+            kept: lines(&kept),
+            running: lines(&running),
             converged: lines(&carried.converged),
             reverted: lines(&carried.reverted),
             orphaned: lines(&carried.orphaned),
@@ -407,10 +415,16 @@ pub fn execute(
         ));
     }
     let mut summary = plan.summary.clone();
+    let kept: Vec<&String> = plan
+        .runtime
+        .kept
+        .iter()
+        .chain(&plan.runtime.running)
+        .collect();
     if let Value::Object(map) = &mut summary
-        && !plan.runtime.kept.is_empty()
+        && !kept.is_empty()
     {
-        map.insert(String::from("runtime_kept"), json!(plan.runtime.kept));
+        map.insert(String::from("runtime_kept"), json!(kept));
     }
     entries.push(entry(Action::Publish, summary));
     audit.record_intent(&plan.environment, plan.revision, &entries)?;

@@ -241,6 +241,10 @@ fn runtime_text(outcome: &publish::RuntimeOutcome) -> String {
             "KEPT (git does not hold it; `promptflag sync` writes it back)",
             &outcome.kept,
         ),
+        (
+            "KEPT (a canary the loop is ramping; its outcome replaces it)",
+            &outcome.running,
+        ),
         ("REVERTED", &outcome.reverted),
         ("now held by git", &outcome.converged),
         ("ended with its flag", &outcome.orphaned),
