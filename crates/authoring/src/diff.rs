@@ -101,12 +101,9 @@ fn prompt_ref(ruleset: &RawRuleset, content_id: &str) -> PromptRef {
     }
 }
 
-/// A weight in slots as a percentage (`5000` → `5%`).
-pub fn percent(weight: u32) -> String {
-    let text = format!("{:.3}", f64::from(weight) / 1000.0);
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text}%")
-}
+/// A weight in slots as a percentage (`5000` → `5%`), written once in the contracts, which
+/// describe a running canary's split the same way.
+pub use promptflag_contracts::runtime::percent;
 
 /// `variant concise` or `split(concise 5%, terse 1%)`.
 pub fn describe_serve(serve: &RawServe) -> String {

@@ -597,6 +597,35 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_names_what_it_took_away_and_a_publish_of_it_again_is_caught() {
+        let live = ruleset(GIT);
+        let mut rolled_back = ruleset(GIT);
+        rolled_back.revision = 2;
+        rolled_back.flags.0[0].1.baseline = String::from("b");
+        let parts = rolled_back_parts(&live, &rolled_back);
+        assert_eq!(parts.len(), 1);
+        assert_eq!((parts[0].part.as_str(), parts[0].revision), ("flags.f", 2));
+        let rollback = RawEnvironmentRollback {
+            by: String::from("oncall"),
+            from: 2,
+            to: 1,
+            parts,
+            ..RawEnvironmentRollback::default()
+        };
+        assert_eq!(served_again(&rollback, &rolled_back).len(), 1);
+        assert!(served_again(&rollback, &live).is_empty());
+        // Recorded under its reserved key, it reads back and is no flag's decision.
+        let mut next = ruleset(GIT);
+        record_rollback(&mut next, &rollback);
+        assert_eq!(environment_rollback(&next).unwrap(), Some(rollback.clone()));
+        assert!(decisions(&next).unwrap().is_empty());
+        assert_eq!(
+            describe_rollback(&rollback),
+            "rolled back from revision 2 to 1 by oncall"
+        );
+    }
+
+    #[test]
     fn a_record_of_another_shape_is_an_error_not_a_silent_revert() {
         let mut live = ruleset(GIT);
         live.runtime
