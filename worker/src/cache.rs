@@ -14,7 +14,9 @@
 //! epoch is not. A refused revision is a failed refresh like any other: the last good ruleset
 //! keeps serving, the reason is logged and `/healthz` shows it ([`last_failure`]). Without a
 //! key, a revision's signature is still read and served (`X-Promptflag-Signature`), unchecked,
-//! for clients that verify it themselves.
+//! for clients that verify it themselves. While a signed revision stays live its signature is
+//! read again at each check, so a rollback that returns to the revision an isolate holds (signed
+//! again with the next epoch) serves with its new signature.
 //!
 //! The isolate is single-threaded, but requests interleave at `await`s, so no `RefCell` borrow is
 //! held across one, and a refresh that finishes after a newer one is discarded.
@@ -214,14 +216,17 @@ pub async fn current(
         (
             now >= state.next_check,
             state.generation,
-            state.from_kv.as_ref().map(|l| l.ruleset.revision()),
+            state.from_kv.as_ref().map(|l| Known {
+                revision: l.ruleset.revision(),
+                signature: l.signature.clone(),
+            }),
             state.accepted,
         )
     });
     if !due {
         return STATE.with(|state| served_from(&state.borrow()));
     }
-    let outcome = refresh(kv, environment, known, public_key, accepted).await;
+    let outcome = refresh(kv, environment, known.as_ref(), public_key, accepted).await;
     STATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.generation != generation {
@@ -260,6 +265,12 @@ pub async fn current(
     })
 }
 
+/// The revision the isolate serves from KV and the signature text it came with.
+struct Known {
+    revision: u64,
+    signature: Option<String>,
+}
+
 enum Refresh {
     Unchanged,
     /// A new ruleset, with its signed revision and epoch when it was verified.
@@ -270,7 +281,7 @@ enum Refresh {
 async fn refresh(
     kv: Option<&Kv>,
     environment: &str,
-    known: Option<u64>,
+    known: Option<&Known>,
     public_key: Option<&Result<[u8; 32], String>>,
     accepted: Option<Signed>,
 ) -> Refresh {
@@ -285,8 +296,17 @@ async fn refresh(
     let Ok(revision) = keys::parse_pointer(&pointer) else {
         return Refresh::Failed(format!("the pointer holds {pointer:?}, not a revision"));
     };
-    if known == Some(revision) {
-        return Refresh::Unchanged;
+    if let Some(known) = known.filter(|known| known.revision == revision) {
+        // A signed revision is signed again when a rollback returns to it with the next epoch:
+        // its signature is read again (one small read, only where revisions are signed) and a
+        // changed one loads the revision afresh, so the new epoch is what serves and counts.
+        let Some(served) = &known.signature else {
+            return Refresh::Unchanged;
+        };
+        match kv.text(&signature_key(environment, revision)).await {
+            Ok(Some(text)) if text != *served => {}
+            _ => return Refresh::Unchanged,
+        }
     }
     let key = revision_key(environment, revision);
     let raw = match kv.text(&key).await {

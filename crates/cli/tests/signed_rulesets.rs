@@ -86,7 +86,8 @@ fn get(url: &str) -> (u16, Option<String>, Value) {
         .headers()
         .get("x-promptflag-signature")
         .map(|value| value.to_str().unwrap().to_string());
-    let body: Value = response.body_mut().read_json().unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
     (response.status().as_u16(), signature, body)
 }
 
