@@ -140,6 +140,15 @@ pub struct Authority<'a> {
     pub signer: Option<js_sys::Function>,
 }
 
+/// The entry's JavaScript that the authority calls, each absent when not configured.
+#[derive(Default)]
+pub struct Hooks {
+    /// The signature gate ([`Authority::gate`]).
+    pub gate: Option<js_sys::Function>,
+    /// The ruleset signer ([`Authority::signer`]).
+    pub signer: Option<js_sys::Function>,
+}
+
 /// Routes an admin request (after `/admin`) inside the authority. Authentication comes first,
 /// so nothing about the routes is revealed to a caller without a credential.
 pub async fn handle(
@@ -149,8 +158,7 @@ pub async fn handle(
     kv: Option<&Kv>,
     storage: &Storage,
     now: u64,
-    gate: Option<js_sys::Function>,
-    signer: Option<js_sys::Function>,
+    hooks: Hooks,
 ) -> Outcome {
     let authorization = request.header("Authorization");
     let caller = authenticate(
@@ -163,8 +171,8 @@ pub async fn handle(
         kv: store(kv)?,
         storage,
         now,
-        gate,
-        signer,
+        gate: hooks.gate,
+        signer: hooks.signer,
     };
     let method = request.method();
     match path {

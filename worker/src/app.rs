@@ -216,8 +216,7 @@ pub async fn handle_admin(
             kv.as_ref(),
             &storage,
             now,
-            gate,
-            signer,
+            admin::Hooks { gate, signer },
         )
         .await
         .unwrap_or_else(Reply::from),
