@@ -94,6 +94,16 @@ impl Loaded {
         })
     }
 
+    /// Sets the signature served with the ruleset. The entity tag then covers it too: a
+    /// revision signed again (a rollback's next epoch, same bytes) is a new answer, so a client
+    /// holding the old signature gets the new one rather than `304`.
+    fn sign(&mut self, signature: Option<String>) {
+        if let Some(text) = &signature {
+            self.etag = etag_of(&[self.raw.as_bytes(), text.as_bytes()]);
+        }
+        self.signature = signature;
+    }
+
     /// The JSON that `key` names for this ruleset (a key says everything the text depends on
     /// besides the ruleset: a `/v1/resolve` body's flag, variant and reason, say), written by
     /// `write` the first time and kept.
@@ -326,18 +336,19 @@ async fn refresh(
         Ok(mut loaded) => match public_key {
             None => {
                 // Not verified here, but passed on: a client with the public key checks it.
-                loaded.signature = kv
+                let signature = kv
                     .text(&signature_key(environment, revision))
                     .await
                     .ok()
                     .flatten();
+                loaded.sign(signature);
                 Refresh::Fresh(Rc::new(loaded), None)
             }
             Some(Err(problem)) => Refresh::Failed(problem.clone()),
             Some(Ok(public_key)) => {
                 match verify(kv, environment, revision, &loaded.raw, public_key, accepted).await {
                     Ok((text, signed)) => {
-                        loaded.signature = Some(text);
+                        loaded.sign(Some(text));
                         Refresh::Fresh(Rc::new(loaded), Some(signed))
                     }
                     Err(reason) => Refresh::Failed(reason),

@@ -1,9 +1,10 @@
 // The admin authority signs what it makes live, on workerd through Miniflare with real KV and
-// Durable Object storage: with RULESET_SIGNING_KEY, every publish, kill and rollback writes
-// `signature:<env>:<rev>` over the exact stored bytes, and a rollback advances the epoch and signs
-// its target again; the Worker (RULESET_PUBLIC_KEY) serves what the authority signed and refuses
-// an older revision's pointer and signature written back into KV. Without the secret nothing is
-// signed; a secret that is not a key refuses every write with 503 and writes nothing.
+// Durable Object storage: with RULESET_SIGNING_KEY, every publish, kill, control-loop decision
+// and rollback writes `signature:<env>:<rev>` over the exact stored bytes, and a rollback
+// advances the epoch and signs its target again; the Worker (RULESET_PUBLIC_KEY) serves what the
+// authority signed and refuses an older revision's pointer and signature written back into KV.
+// Without the secret nothing is signed; a secret that is not a key refuses every write with 503
+// and writes nothing.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -50,7 +51,7 @@ describe("the admin authority with RULESET_SIGNING_KEY", () => {
     assert.deepEqual([published.revision, published.epoch, published.signed], [1, 0, true]);
     const first = await worker.kv.get(`ruleset:${ENVIRONMENT}:1`);
     assertSigned(await worker.kv.get(`signature:${ENVIRONMENT}:1`), first, { revision: 1, epoch: 0 });
-    await serves(worker.url, 1, 0);
+    const firstTag = await serves(worker.url, 1, 0);
 
     const killed = await json(await publish(worker.url, fixtureRuleset({ revision: 2, source: "kill" }), { query: "?action=kill&reason=signing" }), 201);
     assert.deepEqual([killed.epoch, killed.signed], [0, true]);
@@ -61,10 +62,15 @@ describe("the admin authority with RULESET_SIGNING_KEY", () => {
     const rolledBack = await json(await rollback(worker.url, 1), 200);
     assert.deepEqual([rolledBack.revision, rolledBack.epoch, rolledBack.signed], [1, 1, true]);
     assertSigned(await worker.kv.get(`signature:${ENVIRONMENT}:1`), first, { revision: 1, epoch: 1 });
-    await serves(worker.url, 1, 1);
+    const rolledBackTag = await serves(worker.url, 1, 1);
+    // The same bytes signed again are a new answer: a reader holding the epoch-0 copy gets it.
+    assert.notEqual(rolledBackTag, firstTag);
+    const again = await keyed(`${worker.url}/v1/ruleset`, { headers: { "if-none-match": firstTag } });
+    assert.equal(again.status, 200);
+    assertSigned(again.headers.get("x-promptflag-signature"), await again.text(), { revision: 1, epoch: 1 });
 
-    // Publishing on after the rollback keeps the new epoch.
-    const third = await json(await publish(worker.url, fixtureRuleset({ revision: 3 })), 201);
+    // Publishing on after the rollback keeps the new epoch; a control-loop decision is signed too.
+    const third = await json(await publish(worker.url, fixtureRuleset({ revision: 3 }), { query: "?action=rollout&reason=control" }), 201);
     assert.deepEqual([third.epoch, third.signed], [1, true]);
     await serves(worker.url, 3, 1);
   });
@@ -128,7 +134,10 @@ function startSigned(options) {
   return startWorker({ adminToken: TOKEN, cacheTtlMs: 50, ...options });
 }
 
-/** Waits until the Worker serves `revision` from KV, with the authority's signature for `epoch`. */
+/**
+ * Waits until the Worker serves `revision` from KV, with the authority's signature for `epoch`;
+ * returns the answer's entity tag.
+ */
 async function serves(url, revision, epoch) {
   await eventually(async () => {
     const body = await health(url);
@@ -138,4 +147,5 @@ async function serves(url, revision, epoch) {
   assert.equal(response.status, 200);
   const bytes = await response.text();
   assertSigned(response.headers.get("x-promptflag-signature"), bytes, { revision, epoch });
+  return response.headers.get("etag");
 }
