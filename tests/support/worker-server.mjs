@@ -4,7 +4,8 @@
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
 //       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] [--owner-keys <text>] \
 //       --environment dev --cache-ttl-ms 50 [--exposure-sink <url>] [--exposure-sink-token <token>] \
-//       [--read-keys <json>] [--cors-origins <list>]
+//       [--read-keys <json>] [--cors-origins <list>] \
+//       [--ruleset-public-key <hex>] [--ruleset-signing-key <hex>]
 //
 // `--admin-token T` is shorthand for credentials holding T with the override role in each of
 // dev, staging, prod and the served environment (`test-<env>`); `--admin-credentials` gives the
@@ -12,8 +13,15 @@
 // {"name", "key", "kind"}); without it the Worker gets the test keys below, SERVER_KEY and
 // CLIENT_KEY, which every suite that reads the Worker sends as `Authorization: Bearer <key>`.
 //
+// `--ruleset-public-key` is the Worker's RULESET_PUBLIC_KEY and `--ruleset-signing-key` the
+// admin authority's RULESET_SIGNING_KEY (docs/interfaces.md, "Signed rulesets").
+//
 // Prints one line of JSON, {"url": "http://127.0.0.1:PORT"}, once it serves, and exits on
-// SIGTERM, SIGINT or when its standard input closes.
+// SIGTERM, SIGINT or when its standard input closes. Each line of JSON it reads on standard input
+// is a direct KV operation, answered with one line of JSON on standard output: {"kv_put": [key,
+// value]} answers {"ok": true}; {"kv_get": key} answers {"value": text or null}. Tests use it to
+// act as someone with write access to the namespace (a replayed revision), bypassing the
+// authority.
 //
 // Node suites import `startWorker` from here instead of spawning it.
 
@@ -61,6 +69,7 @@ export function workerOptions({
   readKeys = DEFAULT_READ_KEYS,
   corsOrigins,
   rulesetPublicKey,
+  rulesetSigningKey,
   workerDir = WORKER_DIR,
   kvBinding = true,
 } = {}) {
@@ -87,6 +96,9 @@ export function workerOptions({
   if (corsOrigins !== undefined) bindings.CORS_ORIGINS = corsOrigins;
   // The Ed25519 public key (64 hex digits) the Worker verifies ruleset signatures with.
   if (rulesetPublicKey !== undefined) bindings.RULESET_PUBLIC_KEY = rulesetPublicKey;
+  // The admin authority's Ed25519 seed (64 hex digits; a secret in production): it signs every
+  // revision it makes live.
+  if (rulesetSigningKey !== undefined) bindings.RULESET_SIGNING_KEY = rulesetSigningKey;
   return {
     name: "promptflag",
     modules: true,
@@ -150,6 +162,8 @@ async function main() {
       "exposure-sink-token": { type: "string" },
       "read-keys": { type: "string" },
       "cors-origins": { type: "string" },
+      "ruleset-public-key": { type: "string" },
+      "ruleset-signing-key": { type: "string" },
     },
   });
   const port = Number.parseInt(values.port, 10);
@@ -170,6 +184,8 @@ async function main() {
     exposureSinkToken: values["exposure-sink-token"],
     readKeys: values["read-keys"] ?? DEFAULT_READ_KEYS,
     corsOrigins: values["cors-origins"],
+    rulesetPublicKey: values["ruleset-public-key"],
+    rulesetSigningKey: values["ruleset-signing-key"],
   });
   let stopping = false;
   const stop = async () => {
@@ -185,8 +201,40 @@ async function main() {
   process.on("SIGINT", stop);
   process.stdin.on("end", stop);
   process.stdin.on("close", stop);
-  process.stdin.resume();
+  // Direct KV operations, one line of JSON each, answered in order.
+  let pending = "";
+  let queue = Promise.resolve();
+  process.stdin.setEncoding("utf8");
+  process.stdin.on("data", (chunk) => {
+    pending += chunk;
+    let newline;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (line.trim() !== "") queue = queue.then(() => kvCommand(worker.kv, line));
+    }
+  });
   process.stdout.write(`${JSON.stringify({ url: worker.url })}\n`);
+}
+
+/** Runs one direct KV operation of standard input and writes its answer line. */
+async function kvCommand(kv, line) {
+  let answer;
+  try {
+    const command = JSON.parse(line);
+    if (kv === null) throw new Error("the Worker runs without a KV namespace");
+    if (Array.isArray(command.kv_put) && command.kv_put.length === 2) {
+      await kv.put(String(command.kv_put[0]), String(command.kv_put[1]));
+      answer = { ok: true };
+    } else if (typeof command.kv_get === "string") {
+      answer = { value: await kv.get(command.kv_get) };
+    } else {
+      throw new Error('expected {"kv_put": [key, value]} or {"kv_get": key}');
+    }
+  } catch (error) {
+    answer = { error: String(error?.message ?? error) };
+  }
+  process.stdout.write(`${JSON.stringify(answer)}\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

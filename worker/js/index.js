@@ -13,13 +13,15 @@
 // `PromptflagAuthority` exported below: one object per namespace (bound as
 // `PROMPTFLAG_AUTHORITY`), the only writer of KV, which runs the same Wasm with its own storage
 // (`handle_admin`), and the signature gate of worker/js/signatures.js, which the Wasm calls for
-// a publish to an environment that requires approvals. Other handlers go here as further exports
-// beside the default one.
+// a publish to an environment that requires approvals, and the ruleset signer of
+// worker/js/signer.js, which signs every revision it makes live when RULESET_SIGNING_KEY is set.
+// Other handlers go here as further exports beside the default one.
 
 import { DurableObject } from "cloudflare:workers";
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
 import { PublishError, withPublishGate } from "./signatures.js";
+import { rulesetSigner } from "./signer.js";
 
 wasm.initSync({ module: wasmModule });
 
@@ -100,7 +102,7 @@ export class PromptflagAuthority extends DurableObject {
       if (!(error instanceof PublishError)) throw error;
       return Response.json({ error: { code: error.code, message: error.message } }, { status: error.status });
     }
-    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now(), gate)), this.ctx, this.env);
+    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now(), gate, rulesetSigner(this.env))), this.ctx, this.env);
   }
 }
 

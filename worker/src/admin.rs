@@ -25,14 +25,23 @@
 //! writes the revision's bytes to KV, then commits the new state and its audit entries in one
 //! atomic storage write, and only then copies the history and the pointer to KV. So of N writers
 //! of one revision exactly one commits; the others see the committed state and get 409.
+//!
+//! With the secret `RULESET_SIGNING_KEY` the authority signs every revision it makes live
+//! (`promptflag_contracts::signing`): the signature covers the environment, the revision, the
+//! environment's epoch and the exact stored bytes, and is written to `signature:<env>:<rev>`
+//! before the pointer moves. The epoch (`epoch:<env>` in the object's storage, committed with
+//! the state) advances only on a rollback, which signs its target again with the new epoch, so
+//! readers tell a rollback from a replayed old revision. The signing itself is the entry's
+//! (`worker/js/signer.js`, the runtime's Web Crypto); the Wasm builds the message and calls it.
 
 use promptflag_contracts::authority::{
     self, AUDIT_PAGE_LIMIT, Credential, Entry, Head, WriteAction,
 };
 use promptflag_contracts::digest::content_hash_input;
 use promptflag_contracts::keys::{
-    authority_key, meta_key, pointer_key, pointer_value, prompt_key, revision_key,
+    authority_key, meta_key, pointer_key, pointer_value, prompt_key, revision_key, signature_key,
 };
+use promptflag_contracts::signing;
 use promptflag_contracts::{Meta, admin, keys};
 use promptflag_core::Ruleset;
 use serde_json::{Value, json};
@@ -40,7 +49,9 @@ use serde_json::{Value, json};
 use crate::app::Config;
 use crate::http::{bearer_token, percent_decode, query_param, rfc3339_millis};
 use crate::input::limits;
-use crate::js::{BodyError, Incoming, Kv, Method, Storage, call_gate, read_body, sha256_hex};
+use crate::js::{
+    BodyError, Incoming, Kv, Method, Storage, call_gate, call_signer, read_body, sha256_hex,
+};
 use crate::prompts::remember_written;
 use crate::reply::{Failure, Outcome, Reply};
 
@@ -124,6 +135,18 @@ pub struct Authority<'a> {
     /// The signature gate (`decideGate` of `worker/js/signatures.js`, bound by the entry to the
     /// request's approvals): `(environment, ruleset) => Promise<decision JSON>`.
     pub gate: Option<js_sys::Function>,
+    /// The ruleset signer (`worker/js/signer.js`, over `RULESET_SIGNING_KEY`): `(message) =>
+    /// Promise<Uint8Array>`; `None` when the secret is unset, and then nothing is signed.
+    pub signer: Option<js_sys::Function>,
+}
+
+/// The entry's JavaScript that the authority calls, each absent when not configured.
+#[derive(Default)]
+pub struct Hooks {
+    /// The signature gate ([`Authority::gate`]).
+    pub gate: Option<js_sys::Function>,
+    /// The ruleset signer ([`Authority::signer`]).
+    pub signer: Option<js_sys::Function>,
 }
 
 /// Routes an admin request (after `/admin`) inside the authority. Authentication comes first,
@@ -135,7 +158,7 @@ pub async fn handle(
     kv: Option<&Kv>,
     storage: &Storage,
     now: u64,
-    gate: Option<js_sys::Function>,
+    hooks: Hooks,
 ) -> Outcome {
     let authorization = request.header("Authorization");
     let caller = authenticate(
@@ -148,7 +171,8 @@ pub async fn handle(
         kv: store(kv)?,
         storage,
         now,
-        gate,
+        gate: hooks.gate,
+        signer: hooks.signer,
     };
     let method = request.method();
     match path {
@@ -346,18 +370,76 @@ async fn read_state(
     parse_state(environment, pointer, meta)
 }
 
-/// Copies the committed pointer and history to KV (and marks the environment as governed). If
-/// this fails after a commit, the write answers 503 and the next write to the environment, which
-/// starts from the committed state, copies its own.
+/// Copies the committed pointer and history to KV (and marks the environment as governed), the
+/// live revision's signature first, so the pointer never names a revision before its signature
+/// is there. If this fails after a commit, the write answers 503 and the next write to the
+/// environment, which starts from the committed state, copies its own.
 async fn copy_to_kv(
     environment: &str,
     live: u64,
     meta: &Meta,
+    signature: Option<&str>,
     context: &Authority<'_>,
 ) -> Result<(), Failure> {
+    if let Some(text) = signature {
+        put(context.kv, &signature_key(environment, live), text).await?;
+    }
     put(context.kv, &authority_key(environment), "1").await?;
     put(context.kv, &meta_key(environment), &meta.to_json()).await?;
     put(context.kv, &pointer_key(environment), &pointer_value(live)).await
+}
+
+/// The environment's signing epoch in the object's storage (absent: 0).
+fn epoch_key(environment: &str) -> String {
+    format!("epoch:{environment}")
+}
+
+/// The epoch the revision a write makes live is signed with: the environment's stored epoch,
+/// one higher for a rollback (committed with the write).
+async fn next_epoch(environment: &str, rollback: bool, storage: &Storage) -> Result<u64, Failure> {
+    let stored = storage
+        .text(&epoch_key(environment))
+        .await
+        .map_err(|e| storage_failure("reading the signing epoch", e))?;
+    let epoch = match stored {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .map_err(|_| storage_failure("reading the signing epoch", text))?,
+    };
+    Ok(if rollback {
+        epoch.saturating_add(1)
+    } else {
+        epoch
+    })
+}
+
+/// Signs revision `revision` of `environment` (its bytes' SHA-256 `ruleset_sha256`) for `epoch`
+/// with the entry's signer: the signature text for `signature:<env>:<rev>`, or `None` when the
+/// authority has no signing key. A key the runtime refuses is `503 signing_key_invalid`, so a
+/// misconfigured authority writes nothing rather than publishing unsigned.
+async fn sign(
+    environment: &str,
+    revision: u64,
+    epoch: u64,
+    ruleset_sha256: &str,
+    context: &Authority<'_>,
+) -> Result<Option<String>, Failure> {
+    let Some(signer) = context.signer.as_ref() else {
+        return Ok(None);
+    };
+    let message = signing::signed_message_of_digest(environment, revision, epoch, ruleset_sha256);
+    let refused = |reason: String| Failure::api(503, "signing_key_invalid", reason);
+    let bytes = call_signer(signer, &message).await.map_err(refused)?;
+    let bytes = <[u8; signing::SIGNATURE_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
+        refused(String::from(
+            "the ruleset signer answered something other than an Ed25519 signature",
+        ))
+    })?;
+    Ok(Some(signing::format_signature(&signing::Signature {
+        epoch,
+        bytes,
+    })))
 }
 
 fn accepted_key(environment: &str, hash: &str) -> String {
@@ -763,7 +845,12 @@ async fn commit(
         published,
         accepted,
         registry,
+        ruleset_sha256,
+        rollback,
     } = change;
+    // Signed before anything is written: a signing key that does not work refuses the write.
+    let epoch = next_epoch(environment, rollback, context.storage).await?;
+    let signature = sign(environment, live, epoch, ruleset_sha256, context).await?;
     let (entries, head) = chain(records, context).await?;
     if let Some(raw) = published {
         // The revision's bytes carry the audit entry they were published under (its KV
@@ -790,6 +877,9 @@ async fn commit(
     if let Some(text) = registry {
         pairs.push((String::from(REGISTRY_KEY), String::from(text)));
     }
+    if rollback {
+        pairs.push((epoch_key(environment), epoch.to_string()));
+    }
     let accepted: Vec<(String, String)> = accepted
         .iter()
         .map(|hash| (accepted_key(environment, hash), String::from("1")))
@@ -802,11 +892,13 @@ async fn commit(
     for written in join_all(writes).await {
         written.map_err(|e| storage_failure("committing", e))?;
     }
-    copy_to_kv(environment, live, meta, context).await?;
+    copy_to_kv(environment, live, meta, signature.as_deref(), context).await?;
     let mut moved = serde_json::Map::new();
     moved.insert("environment".into(), Value::from(environment));
     moved.insert("revision".into(), Value::from(live));
     moved.insert("previous".into(), optional(previous));
+    moved.insert("epoch".into(), Value::from(epoch));
+    moved.insert("signed".into(), Value::Bool(signature.is_some()));
     moved.insert("audit".into(), head.to_value());
     Ok(Value::Object(moved))
 }
@@ -822,6 +914,10 @@ struct Change<'a> {
     accepted: &'a [&'a str],
     /// The key registry the signature gate accepted with this write, kept for the next one.
     registry: Option<&'a str>,
+    /// The SHA-256 (hex) of the live revision's bytes as stored, which its signature covers.
+    ruleset_sha256: &'a str,
+    /// A rollback: the environment's signing epoch advances.
+    rollback: bool,
 }
 
 fn optional(revision: Option<u64>) -> Value {
@@ -922,7 +1018,8 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
     };
     let (next, dropped) = meta.after_publish(revision, live).map_err(refusal)?;
     let content_hash = content_hash(&raw).await?;
-    let ruleset_hash = Some(hash_of(raw.as_bytes()).await?);
+    let ruleset_sha256 = hash_of(raw.as_bytes()).await?;
+    let ruleset_hash = Some(ruleset_sha256.clone());
     let role = authorized.credential.role.as_str();
     let record = |action: &'static str, summary: Value| Record {
         actor: authorized.credential.name.clone(),
@@ -971,6 +1068,8 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
         published: Some(&raw),
         accepted: &bodies,
         registry: gated.registry.as_deref(),
+        ruleset_sha256: &ruleset_sha256,
+        rollback: false,
     };
     let moved = commit(change, records, context).await?;
     for old in dropped {
@@ -1034,6 +1133,7 @@ async fn rollback(request: &Incoming, environment: &str, context: &Authority<'_>
         .with_field("kept", json!(meta.kept)));
     };
     let next = meta.after_rollback(live, requested, target);
+    let ruleset_sha256 = hash_of(stored.as_bytes()).await?;
     let record = Record {
         actor: authorized.credential.name.clone(),
         action: query.label,
@@ -1042,7 +1142,7 @@ async fn rollback(request: &Incoming, environment: &str, context: &Authority<'_>
         previous_revision: live,
         reason: query.reason,
         content_hash: content_hash(&stored).await?,
-        ruleset_hash: Some(hash_of(stored.as_bytes()).await?),
+        ruleset_hash: Some(ruleset_sha256.clone()),
         summary: summary(authorized.credential.role.as_str(), "role", Value::Null),
     };
     let change = Change {
@@ -1053,6 +1153,8 @@ async fn rollback(request: &Incoming, environment: &str, context: &Authority<'_>
         published: None,
         accepted: &[],
         registry: None,
+        ruleset_sha256: &ruleset_sha256,
+        rollback: true,
     };
     let moved = commit(change, vec![record], context).await?;
     Ok(Reply::json(200, &moved))

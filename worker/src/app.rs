@@ -195,6 +195,7 @@ pub async fn handle_admin(
     storage: js::Storage,
     now: u64,
     gate: Option<js_sys::Function>,
+    signer: Option<js_sys::Function>,
 ) -> Vec<u8> {
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
@@ -208,11 +209,17 @@ pub async fn handle_admin(
     .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
     let reply = match segments.as_slice() {
-        ["admin", rest @ ..] => {
-            admin::handle(&request, rest, &config, kv.as_ref(), &storage, now, gate)
-                .await
-                .unwrap_or_else(Reply::from)
-        }
+        ["admin", rest @ ..] => admin::handle(
+            &request,
+            rest,
+            &config,
+            kv.as_ref(),
+            &storage,
+            now,
+            admin::Hooks { gate, signer },
+        )
+        .await
+        .unwrap_or_else(Reply::from),
         _ => Reply::from(Failure::not_found()),
     };
     // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.

@@ -14,7 +14,9 @@
 //! epoch is not. A refused revision is a failed refresh like any other: the last good ruleset
 //! keeps serving, the reason is logged and `/healthz` shows it ([`last_failure`]). Without a
 //! key, a revision's signature is still read and served (`X-Promptflag-Signature`), unchecked,
-//! for clients that verify it themselves.
+//! for clients that verify it themselves. While a signed revision stays live its signature is
+//! read again at each check, so a rollback that returns to the revision an isolate holds (signed
+//! again with the next epoch) serves with its new signature.
 //!
 //! The isolate is single-threaded, but requests interleave at `await`s, so no `RefCell` borrow is
 //! held across one, and a refresh that finishes after a newer one is discarded.
@@ -90,6 +92,16 @@ impl Loaded {
             signature: None,
             written: RefCell::new(Written::default()),
         })
+    }
+
+    /// Sets the signature served with the ruleset. The entity tag then covers it too: a
+    /// revision signed again (a rollback's next epoch, same bytes) is a new answer, so a client
+    /// holding the old signature gets the new one rather than `304`.
+    fn sign(&mut self, signature: Option<String>) {
+        if let Some(text) = &signature {
+            self.etag = etag_of(&[self.raw.as_bytes(), text.as_bytes()]);
+        }
+        self.signature = signature;
     }
 
     /// The JSON that `key` names for this ruleset (a key says everything the text depends on
@@ -214,14 +226,17 @@ pub async fn current(
         (
             now >= state.next_check,
             state.generation,
-            state.from_kv.as_ref().map(|l| l.ruleset.revision()),
+            state.from_kv.as_ref().map(|l| Known {
+                revision: l.ruleset.revision(),
+                signature: l.signature.clone(),
+            }),
             state.accepted,
         )
     });
     if !due {
         return STATE.with(|state| served_from(&state.borrow()));
     }
-    let outcome = refresh(kv, environment, known, public_key, accepted).await;
+    let outcome = refresh(kv, environment, known.as_ref(), public_key, accepted).await;
     STATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.generation != generation {
@@ -260,6 +275,12 @@ pub async fn current(
     })
 }
 
+/// The revision the isolate serves from KV and the signature text it came with.
+struct Known {
+    revision: u64,
+    signature: Option<String>,
+}
+
 enum Refresh {
     Unchanged,
     /// A new ruleset, with its signed revision and epoch when it was verified.
@@ -270,7 +291,7 @@ enum Refresh {
 async fn refresh(
     kv: Option<&Kv>,
     environment: &str,
-    known: Option<u64>,
+    known: Option<&Known>,
     public_key: Option<&Result<[u8; 32], String>>,
     accepted: Option<Signed>,
 ) -> Refresh {
@@ -285,8 +306,17 @@ async fn refresh(
     let Ok(revision) = keys::parse_pointer(&pointer) else {
         return Refresh::Failed(format!("the pointer holds {pointer:?}, not a revision"));
     };
-    if known == Some(revision) {
-        return Refresh::Unchanged;
+    if let Some(known) = known.filter(|known| known.revision == revision) {
+        // A signed revision is signed again when a rollback returns to it with the next epoch:
+        // its signature is read again (one small read, only where revisions are signed) and a
+        // changed one loads the revision afresh, so the new epoch is what serves and counts.
+        let Some(served) = &known.signature else {
+            return Refresh::Unchanged;
+        };
+        match kv.text(&signature_key(environment, revision)).await {
+            Ok(Some(text)) if text != *served => {}
+            _ => return Refresh::Unchanged,
+        }
     }
     let key = revision_key(environment, revision);
     let raw = match kv.text(&key).await {
@@ -306,18 +336,19 @@ async fn refresh(
         Ok(mut loaded) => match public_key {
             None => {
                 // Not verified here, but passed on: a client with the public key checks it.
-                loaded.signature = kv
+                let signature = kv
                     .text(&signature_key(environment, revision))
                     .await
                     .ok()
                     .flatten();
+                loaded.sign(signature);
                 Refresh::Fresh(Rc::new(loaded), None)
             }
             Some(Err(problem)) => Refresh::Failed(problem.clone()),
             Some(Ok(public_key)) => {
                 match verify(kv, environment, revision, &loaded.raw, public_key, accepted).await {
                     Ok((text, signed)) => {
-                        loaded.signature = Some(text);
+                        loaded.sign(Some(text));
                         Refresh::Fresh(Rc::new(loaded), Some(signed))
                     }
                     Err(reason) => Refresh::Failed(reason),

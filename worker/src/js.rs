@@ -200,6 +200,18 @@ pub async fn call_gate(
         .ok_or_else(|| String::from("the gate answered no text"))
 }
 
+/// Calls the ruleset signer the authority's entry passes (`worker/js/signer.js`: `(message) =>
+/// Promise<Uint8Array>`, Ed25519 with the `RULESET_SIGNING_KEY` secret) and gives the signature's
+/// bytes; an error (the secret is not a key) as text.
+pub async fn call_signer(signer: &js_sys::Function, message: &[u8]) -> Result<Vec<u8>, String> {
+    let called = signer.call1(&JsValue::NULL, &Uint8Array::from(message).into());
+    let answer = settle(called.map(JsCast::unchecked_into::<Promise>)).await?;
+    answer
+        .dyn_into::<Uint8Array>()
+        .map(|bytes| bytes.to_vec())
+        .map_err(|_| String::from("the signer answered no bytes"))
+}
+
 /// A property of a JavaScript object (an `env` binding or var).
 pub fn property(object: &JsValue, name: &str) -> Option<JsValue> {
     Reflect::get(object, &JsValue::from_str(name))

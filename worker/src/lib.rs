@@ -68,8 +68,9 @@ pub async fn handle(
 }
 
 /// The admin API inside the admin authority, the Durable Object the entry forwards `/admin/*`
-/// to: the runtime's `Request`, `env`, the object's storage and the clock. Resolves to the
-/// packed response; never rejects for any input.
+/// to: the runtime's `Request`, `env`, the object's storage, the clock, the signature gate and
+/// the ruleset signer (`worker/js/signer.js`; `undefined` without `RULESET_SIGNING_KEY`).
+/// Resolves to the packed response; never rejects for any input.
 #[wasm_bindgen]
 pub async fn handle_admin(
     request: js::IncomingRequest,
@@ -77,6 +78,7 @@ pub async fn handle_admin(
     storage: js::DurableStorage,
     now: f64,
     gate: JsValue,
+    signer: JsValue,
 ) -> Result<JsValue, JsValue> {
     let packed = app::handle_admin(
         js::Incoming::new(request),
@@ -84,6 +86,7 @@ pub async fn handle_admin(
         js::Storage::new(storage),
         clock(now),
         gate.dyn_into().ok(),
+        signer.dyn_into().ok(),
     )
     .await;
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())

@@ -57,10 +57,15 @@ export async function publish(url, ruleset, { token = TOKEN, bodies = fixtureBod
   });
 }
 
-/** A publish's or rollback's answer without its `audit` head (checked to be one). */
+/**
+ * A publish's or rollback's answer without its `audit` head and its signing `epoch` and `signed`
+ * (checked to be an audit head, an epoch and a flag; worker/tests/authority-signing.test.mjs
+ * checks their values).
+ */
 export function moved(body) {
-  const { audit, ...rest } = body;
+  const { audit, epoch, signed, ...rest } = body;
   assert.ok(Number.isInteger(audit?.seq) && /^[0-9a-f]{64}$/.test(audit?.hash ?? ""), JSON.stringify(body));
+  assert.ok(Number.isSafeInteger(epoch) && epoch >= 0 && typeof signed === "boolean", JSON.stringify(body));
   return rest;
 }
 

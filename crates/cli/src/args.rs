@@ -584,6 +584,10 @@ pub enum KeysCommand {
         #[arg(long, env = "PROMPTFLAG_SIGNING_KEY")]
         key: Option<PathBuf>,
     },
+    /// Generate an Ed25519 key pair for signed rulesets: prints `RULESET_SIGNING_KEY` (the
+    /// admin authority's secret, the 32-byte seed as hex) and `RULESET_PUBLIC_KEY` (for the
+    /// Worker and the clients).
+    RulesetSigning,
     /// Generate throwaway keys (an owner, an author, a reviewer) into a folder and register them
     /// as registry 1, signed by the new owner. For development only.
     Init {

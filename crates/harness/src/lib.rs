@@ -48,6 +48,9 @@ pub enum HarnessError {
     /// The harness did not print its URL.
     #[error("the Worker harness did not start: {0}")]
     NotReady(String),
+    /// A direct KV operation failed.
+    #[error("the Worker harness's KV operation failed: {0}")]
+    Kv(String),
 }
 
 /// Where Node, the repository and the built Worker are.
@@ -147,6 +150,12 @@ pub struct WorkerOptions {
     /// Discard the harness's log (Miniflare logs every refresh and fallback) instead of
     /// passing it to this process's stderr.
     pub quiet: bool,
+    /// `RULESET_PUBLIC_KEY`: the Ed25519 public key (64 hex digits) the Worker verifies ruleset
+    /// signatures with; unset, it serves revisions unverified.
+    pub ruleset_public_key: Option<String>,
+    /// `RULESET_SIGNING_KEY`: the admin authority's Ed25519 seed (64 hex digits), with which it
+    /// signs every revision it makes live; unset, nothing is signed.
+    pub ruleset_signing_key: Option<String>,
 }
 
 impl Default for WorkerOptions {
@@ -167,6 +176,8 @@ impl Default for WorkerOptions {
             cors_origins: None,
             persist: None,
             quiet: false,
+            ruleset_public_key: None,
+            ruleset_signing_key: None,
         }
     }
 }
@@ -204,8 +215,14 @@ impl ReadKey {
 pub struct WorkerProcess {
     child: Child,
     url: String,
+    /// The harness's standard output after its first line: the answers to [`WorkerProcess::kv_put`]
+    /// and [`WorkerProcess::kv_get`], one line each.
+    answers: mpsc::Receiver<String>,
     _state: Option<tempfile::TempDir>,
 }
+
+/// How long a direct KV operation may take (a guard against a hang, not a timing check).
+const KV_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the harness may take to print its URL (a guard against a hang, not a timing check).
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -277,6 +294,12 @@ impl WorkerProcess {
         if let Some(origins) = &options.cors_origins {
             command.args(["--cors-origins", origins]);
         }
+        if let Some(key) = &options.ruleset_public_key {
+            command.args(["--ruleset-public-key", key]);
+        }
+        if let Some(key) = &options.ruleset_signing_key {
+            command.args(["--ruleset-signing-key", key]);
+        }
         let mut child = command.spawn().map_err(|e| HarnessError::Spawn {
             node: locations.node.clone(),
             message: e.to_string(),
@@ -286,16 +309,21 @@ impl WorkerProcess {
         };
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
+            // Every line, the first (the URL) and then the answers to direct KV operations.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
         });
         let mut process = WorkerProcess {
             child,
             url: String::new(),
+            answers: receiver,
             _state: state,
         };
-        let line = match receiver.recv_timeout(START_TIMEOUT) {
+        let line = match process.answers.recv_timeout(START_TIMEOUT) {
             Ok(line) => line,
             Err(_) => return Err(HarnessError::NotReady("it printed nothing".to_string())),
         };
@@ -314,6 +342,45 @@ impl WorkerProcess {
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Writes `value` under `key` in the Worker's KV namespace directly, as someone with write
+    /// access to the namespace could, bypassing the admin authority.
+    pub fn kv_put(&mut self, key: &str, value: &str) -> Result<(), HarnessError> {
+        self.kv_command(&serde_json::json!({ "kv_put": [key, value] }))
+            .map(|_| ())
+    }
+
+    /// The text under `key` in the Worker's KV namespace, read directly.
+    pub fn kv_get(&mut self, key: &str) -> Result<Option<String>, HarnessError> {
+        let answer = self.kv_command(&serde_json::json!({ "kv_get": key }))?;
+        Ok(answer["value"].as_str().map(str::to_string))
+    }
+
+    fn kv_command(
+        &mut self,
+        command: &serde_json::Value,
+    ) -> Result<serde_json::Value, HarnessError> {
+        use std::io::Write as _;
+        let failed = |message: String| HarnessError::Kv(message);
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .ok_or_else(|| failed("the Worker has been stopped".to_string()))?;
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| failed(e.to_string()))?;
+        let line = self
+            .answers
+            .recv_timeout(KV_TIMEOUT)
+            .map_err(|_| failed("the harness did not answer".to_string()))?;
+        let answer: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|_| failed(format!("the harness answered {line:?}")))?;
+        match answer["error"].as_str() {
+            Some(error) => Err(failed(error.to_string())),
+            None => Ok(answer),
+        }
     }
 
     /// Stops the Worker: closes the harness's input so it disposes Miniflare and workerd, and

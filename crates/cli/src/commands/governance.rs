@@ -185,6 +185,7 @@ pub(crate) fn run_keys(args: &HiArgs, command: &KeysCommand) -> Result<Output> {
             })
         }
         KeysCommand::Sign { file, key } => sign_registry(args, file, &signing_key(key.clone())?),
+        KeysCommand::RulesetSigning => ruleset_signing_keys(),
         KeysCommand::Init { dir, force, .. } => {
             let (repo, _) = repo::load(&args.repo)?;
             let environments: Vec<String> = repo
@@ -224,6 +225,27 @@ pub(crate) fn run_keys(args: &HiArgs, command: &KeysCommand) -> Result<Output> {
             })
         }
     }
+}
+
+/// `promptflag keys ruleset-signing`: a fresh Ed25519 key pair for signed rulesets, as the two
+/// settings that take it (docs/interfaces.md, "Signed rulesets"): the seed for the admin
+/// authority's secret and the public key for the Worker and the clients, both as 64 hex digits.
+fn ruleset_signing_keys() -> Result<Output> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| anyhow::anyhow!("no system randomness for a key: {e}"))?;
+    let public = PrivateKey::from_seed(seed, "").public_key();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (signing, public) = (hex(&seed), hex(&public.0));
+    Ok(Output {
+        text: format!("RULESET_SIGNING_KEY={signing}\nRULESET_PUBLIC_KEY={public}\n"),
+        json: json!({
+            "ok": true,
+            "ruleset_signing_key": signing,
+            "ruleset_public_key": public,
+        }),
+        code: ExitCode::Ok,
+    })
 }
 
 /// `promptflag keys sign FILE --key KEY`: an owner signs a registry change.
