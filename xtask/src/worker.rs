@@ -1,11 +1,13 @@
 //! Building and running the Worker (`worker/`): cargo, wasm-bindgen and wasm-opt with the pinned
 //! tools, and the dev loop on local workerd with seeded local KV.
 //!
-//! - `build`: `cargo build --profile worker-release` of `promptflag-worker` for wasm32 (the root
-//!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
-//!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
-//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`: the entry
-//!   `index.js` and the modules it imports) beside them. First it writes the compiled-in fallback
+//! - `build`: two Worker scripts from the one crate (`SCRIPTS`): the serving Worker into
+//!   `worker/build/` and the admin authority into `worker/build/authority/`. For each, `cargo
+//!   build --profile worker-release` of `promptflag-worker` for wasm32 with the script's feature
+//!   alone (the root manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std`
+//!   compiled alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue
+//!   (`--target web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`:
+//!   the entries `index.js` and `authority.js` and the modules they import) beside them. First it writes the compiled-in fallback
 //!   (`worker/fallback/bundle.json`) from a build of the example prompt repository
 //!   (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
@@ -75,8 +77,39 @@ const BUILD_STD_ENV: [(&str, &str); 4] = [
     ),
 ];
 
-/// Builds `worker/build/`, unless it is already newer than its inputs: the Wasm (cargo, then
-/// wasm-bindgen's glue for `--target web`, then wasm-opt) and the JavaScript entry beside it.
+/// One of the two Worker scripts built from the crate (ARCHITECTURE.md, "The Worker's build"):
+/// the cargo feature that selects its exports, where its build goes under `worker/build/`, its
+/// entry (from `worker/js/`) and the name of its Wasm, which the entry imports.
+struct Script {
+    feature: &'static str,
+    dir: &'static str,
+    entry: &'static str,
+    wasm: &'static str,
+}
+
+/// The serving Worker (`worker/build/`, `wrangler.toml`) and the admin authority
+/// (`worker/build/authority/`, `wrangler.authority.toml`), which the serving Worker binds by
+/// `script_name`. Each Wasm exports only its own script's functions, so neither links the other's
+/// code and each upload stays within its budget.
+const SCRIPTS: [Script; 2] = [
+    Script {
+        feature: "serving",
+        dir: "",
+        entry: "index.js",
+        wasm: "index_bg.wasm",
+    },
+    Script {
+        feature: "authority",
+        dir: "authority",
+        entry: "authority.js",
+        wasm: "authority_bg.wasm",
+    },
+];
+
+/// Builds `worker/build/` (the serving Worker) and `worker/build/authority/` (the admin
+/// authority), unless they are already newer than their inputs: each Wasm (cargo with the
+/// script's feature, then wasm-bindgen's glue for `--target web`, then wasm-opt) and the
+/// JavaScript beside it.
 pub fn build(tools: &Toolchain) -> Result<()> {
     let worker_dir = tools.root.join("worker");
     if !worker_dir.join("Cargo.toml").exists() {
@@ -84,12 +117,13 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     }
     fallback_bundle(tools)?;
     let build_dir = worker_dir.join("build");
-    let output = build_dir.join("index.js");
-    let wasm = build_dir.join("index_bg.wasm");
     let stamp = build_dir.join(STAMP);
     let settings = build_settings(tools.rust_src);
-    if output.exists()
-        && wasm.exists()
+    let built = SCRIPTS.iter().all(|script| {
+        let dir = build_dir.join(script.dir);
+        dir.join(script.entry).exists() && dir.join(script.wasm).exists()
+    });
+    if built
         && std::fs::read_to_string(&stamp).is_ok_and(|text| text == settings)
         && is_newer_than_inputs(&stamp, tools)?
     {
@@ -97,7 +131,10 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
-    let own_std = match compile(tools, tools.rust_src) {
+    // wasm-bindgen writes each script's glue and Wasm here first: both scripts come from one
+    // cargo output file, so each is taken right after its own compile.
+    let staging = tools.root.join("target").join("worker-bindgen");
+    let own_std = match compile_scripts(tools, &staging, tools.rust_src) {
         Ok(()) => tools.rust_src,
         // The options are unstable: a later rustc may rename one. The Worker still builds, and
         // behaves the same, against the prebuilt std; only its size suffers.
@@ -106,7 +143,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
                 "xtask: warning: building the Worker with its own std failed ({error:#}); \
                  building it against the prebuilt std instead (about 22 KB larger gzipped)"
             );
-            compile(tools, false)?;
+            compile_scripts(tools, &staging, false)?;
             false
         }
         Err(error) => return Err(error),
@@ -116,29 +153,56 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         std::fs::remove_dir_all(&build_dir)
             .with_context(|| format!("removing {}", build_dir.display()))?;
     }
-    bindgen(tools, &build_dir)?;
-    let glue_wasm = build_dir.join(format!("{GLUE}_bg.wasm"));
-    optimize(tools, &glue_wasm, &wasm)?;
-    std::fs::remove_file(&glue_wasm)
-        .with_context(|| format!("removing {}", glue_wasm.display()))?;
-    // The entry and the modules it (or a Durable Object beside it) imports: every
-    // `worker/js/*.js`, copied as they are.
     let js_dir = worker_dir.join("js");
+    for script in &SCRIPTS {
+        let dir = build_dir.join(script.dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let generated = staging.join(script.feature);
+        let glue = format!("{GLUE}.js");
+        std::fs::copy(generated.join(&glue), dir.join(&glue))
+            .with_context(|| format!("copying {glue} to {}", dir.display()))?;
+        optimize(
+            tools,
+            &generated.join(format!("{GLUE}_bg.wasm")),
+            &dir.join(script.wasm),
+        )?;
+        copy_javascript(&js_dir, &dir)?;
+    }
+    let settings = build_settings(own_std);
+    std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+}
+
+/// Compiles each script's Wasm and generates its glue into `staging/<feature>/`.
+fn compile_scripts(tools: &Toolchain, staging: &Path, own_std: bool) -> Result<()> {
+    for script in &SCRIPTS {
+        compile(tools, own_std, script.feature)?;
+        let out = staging.join(script.feature);
+        if out.exists() {
+            std::fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
+        }
+        bindgen(tools, &out)?;
+    }
+    Ok(())
+}
+
+/// Copies the Worker's JavaScript (every `worker/js/*.js`: the entries and the modules they
+/// import) into a script's build directory. Each script gets all of them; wrangler's bundle
+/// and Miniflare take only what the script's entry imports.
+fn copy_javascript(js_dir: &Path, target_dir: &Path) -> Result<()> {
     for entry in
-        std::fs::read_dir(&js_dir).with_context(|| format!("reading {}", js_dir.display()))?
+        std::fs::read_dir(js_dir).with_context(|| format!("reading {}", js_dir.display()))?
     {
         let source = entry?.path();
         if source.extension().is_some_and(|ext| ext == "js") {
             let Some(name) = source.file_name() else {
                 continue;
             };
-            let target = build_dir.join(name);
+            let target = target_dir.join(name);
             std::fs::copy(&source, &target)
                 .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
         }
     }
-    let settings = build_settings(own_std);
-    std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+    Ok(())
 }
 
 /// Writes the Worker's compiled-in fallback, `worker/fallback/bundle.json`, from a build of a
@@ -193,9 +257,9 @@ fn fallback_bundle(tools: &Toolchain) -> Result<()> {
 /// The name wasm-bindgen gives its glue (`glue.js`) and, before wasm-opt, the Wasm.
 const GLUE: &str = "glue";
 
-/// `cargo build` of the Worker's crate for wasm32, with the standard library compiled alongside
-/// when `own_std`.
-fn compile(tools: &Toolchain, own_std: bool) -> Result<()> {
+/// `cargo build` of the Worker's crate for wasm32 with one script's feature alone, with the
+/// standard library compiled alongside when `own_std`.
+fn compile(tools: &Toolchain, own_std: bool, feature: &str) -> Result<()> {
     let mut command = tools.cargo(&[
         "build",
         "--lib",
@@ -205,14 +269,21 @@ fn compile(tools: &Toolchain, own_std: bool) -> Result<()> {
         "wasm32-unknown-unknown",
         "--profile",
         PROFILE,
+        "--no-default-features",
+        "--features",
+        feature,
     ]);
     if own_std {
-        eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
+        eprintln!(
+            "xtask: building the Worker's {feature} Wasm with its own std and immediate-abort panics"
+        );
         for (name, value) in BUILD_STD_ENV {
             command = command.env(name, value);
         }
     }
-    command.run().context("building the Worker's Wasm (cargo)")
+    command
+        .run()
+        .with_context(|| format!("building the Worker's {feature} Wasm (cargo)"))
 }
 
 /// wasm-bindgen's glue for `--target web`: `initSync({module})` instantiates the module the
