@@ -12,7 +12,9 @@
 //!   (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
-//!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
+//!   twice, the admin authority (`wrangler.authority.toml`, port + 2, with the admin credentials)
+//!   and then the serving Worker (`wrangler.toml`, the port), which finds it through a dev
+//!   registry of their own (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
 //!   collector (`promptflag serve --control`) as its exposure sink, publish the example prompt
 //!   repository (`examples/prompts-repo`) with `promptflag publish`, print requests that work,
 //!   and run until Ctrl-C.
@@ -482,46 +484,77 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
 
     let credentials = dev_credentials()?;
     let dev_token = credentials[0].1.clone();
-    let wrangler = tools.node_modules_bin("wrangler");
-    let port_text = port.to_string();
-    let state_text = state.to_string_lossy().into_owned();
-    let mut command = tools
-        .command(
-            &wrangler,
-            &[
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port_text,
-                "--persist-to",
-                &state_text,
-            ],
-        )
-        .arg("--var")
-        .arg(format!(
-            "ADMIN_CREDENTIALS:{}",
-            credentials_json(&credentials)
-        ))
-        .arg("--var")
-        .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
-        .arg("--var")
-        .arg(format!("EXPOSURE_SINK_TOKEN:{DEV_COLLECTOR_TOKEN}"))
-        .arg("--var")
-        .arg("CACHE_TTL_MS:1000")
-        .arg("--var")
-        .arg(format!("READ_KEYS:{}", keys.read_keys_json()))
-        .into_inner();
-    command.stdin(Stdio::null());
-    eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:… --var READ_KEYS:…"
-    );
-    let mut wrangler_child = command
-        .spawn()
-        .with_context(|| format!("starting {}", wrangler.display()))?;
-    if let Err(error) = wait_until_serving(&mut wrangler_child, port, Duration::from_secs(180)) {
+    // The two Workers run as two `wrangler dev` processes over one local state, so each gets
+    // exactly its own secrets, as when deployed: `wrangler dev -c wrangler.toml -c
+    // wrangler.authority.toml` runs both in one process, but its `--var` reaches only the first
+    // Worker. The serving Worker's binding finds the authority through wrangler's dev registry,
+    // kept under target/dev so no other checkout's `promptflag-authority` answers for this one.
+    let registry = dev_dir.join("wrangler-registry");
+    let authority_port = port + 2;
+    let authority_vars = [(
+        "ADMIN_CREDENTIALS",
+        credentials_json(&credentials),
+        "ADMIN_CREDENTIALS:…".to_string(),
+    )];
+    let mut authority = start_wrangler(
+        tools,
+        &["-c", "wrangler.authority.toml"],
+        authority_port,
+        &state,
+        &registry,
+        &authority_vars,
+    )?;
+    // Its default fetch refuses direct requests with a 404: that answer means it is up. The
+    // serving Worker starts after it, so the two never run the build at once.
+    if let Err(error) = wait_until_answering(
+        &mut authority,
+        authority_port,
+        "/",
+        404,
+        Duration::from_secs(180),
+    ) {
+        stop(&mut authority);
+        return Err(error);
+    }
+    let serving_vars = [
+        (
+            "EXPOSURE_SINK_URL",
+            format!("{collector}/v1/events"),
+            format!("EXPOSURE_SINK_URL:{collector}/v1/events"),
+        ),
+        (
+            "EXPOSURE_SINK_TOKEN",
+            DEV_COLLECTOR_TOKEN.to_string(),
+            "EXPOSURE_SINK_TOKEN:…".to_string(),
+        ),
+        (
+            "CACHE_TTL_MS",
+            "1000".to_string(),
+            "CACHE_TTL_MS:1000".to_string(),
+        ),
+        (
+            "READ_KEYS",
+            keys.read_keys_json(),
+            "READ_KEYS:…".to_string(),
+        ),
+    ];
+    let mut wrangler_child =
+        match start_wrangler(tools, &[], port, &state, &registry, &serving_vars) {
+            Ok(child) => child,
+            Err(error) => {
+                stop(&mut authority);
+                return Err(error);
+            }
+        };
+    if let Err(error) = wait_until_answering(
+        &mut wrangler_child,
+        port,
+        "/healthz",
+        200,
+        Duration::from_secs(180),
+    ) {
         stop(&mut wrangler_child);
+        stop(&mut authority);
         return Err(error);
     }
 
@@ -555,6 +588,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         Ok(child) => child,
         Err(error) => {
             stop(&mut wrangler_child);
+            stop(&mut authority);
             return Err(error).context("starting promptflag serve");
         }
     };
@@ -584,27 +618,74 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
+            stop(&mut authority);
             bail!("publishing examples/prompts-repo to the local Worker failed ({outcome:?})");
         }
     }
     let status = wrangler_child.wait().context("waiting for wrangler")?;
     eprintln!("xtask: wrangler dev exited ({status})");
     stop(&mut companion);
+    stop(&mut authority);
     Ok(())
 }
 
-/// Polls `/healthz` until it answers 200, wrangler exits, or the time runs out.
-fn wait_until_serving(child: &mut Child, port: u16, limit: Duration) -> Result<()> {
+/// Starts `wrangler dev` on local workerd at 127.0.0.1:`port` with the configuration `config`
+/// (`-c FILE`, or none for `wrangler.toml`), the shared local state and dev registry, and `vars`
+/// (name, value, and how the echoed command shows it: secrets are not printed).
+fn start_wrangler(
+    tools: &Toolchain,
+    config: &[&str],
+    port: u16,
+    state: &Path,
+    registry: &Path,
+    vars: &[(&str, String, String)],
+) -> Result<Child> {
+    let wrangler = tools.node_modules_bin("wrangler");
+    let port_text = port.to_string();
+    let state_text = state.to_string_lossy().into_owned();
+    let mut arguments = vec![
+        "dev",
+        "--local",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+        "--persist-to",
+        &state_text,
+    ];
+    arguments.extend_from_slice(config);
+    let mut command = tools.command(&wrangler, &arguments);
+    let mut shown = format!("$ wrangler {}", arguments.join(" "));
+    for (name, value, display) in vars {
+        command = command.arg("--var").arg(format!("{name}:{value}"));
+        shown.push_str(&format!(" --var {display}"));
+    }
+    let mut command = command.env("WRANGLER_REGISTRY_PATH", registry).into_inner();
+    command.stdin(Stdio::null());
+    eprintln!("{shown}");
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", wrangler.display()))
+}
+
+/// Polls `path` until it answers `status`, wrangler exits, or the time runs out.
+fn wait_until_answering(
+    child: &mut Child,
+    port: u16,
+    path: &str,
+    status: u16,
+    limit: Duration,
+) -> Result<()> {
     let start = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().context("checking on wrangler")? {
-            bail!("wrangler dev exited before serving ({status})");
+        if let Some(exit) = child.try_wait().context("checking on wrangler")? {
+            bail!("wrangler dev exited before serving ({exit})");
         }
-        if http_status(port, "/healthz") == Some(200) {
+        if http_status(port, path) == Some(status) {
             return Ok(());
         }
         if start.elapsed() > limit {
-            bail!("wrangler dev did not serve http://127.0.0.1:{port}/healthz within {limit:?}");
+            bail!("wrangler dev did not answer http://127.0.0.1:{port}{path} within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(500));
     }
