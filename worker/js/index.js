@@ -12,8 +12,8 @@
 // The admin API (`/admin/*`) is forwarded, untouched, to the admin authority: the Durable Object
 // class `PromptflagAuthority` of the Worker `promptflag-authority` (worker/js/authority.js, its own
 // script and Wasm, bound here by `script_name` as `PROMPTFLAG_AUTHORITY`), one object per
-// namespace and the only writer of KV. This Wasm has no admin code at all: the upload stays
-// within its budget. Other handlers go here as further exports beside the default one.
+// namespace and the only writer of KV. This Wasm links none of the admin API, which keeps the
+// upload within its budget. Other handlers go here as further exports beside the default one.
 
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
