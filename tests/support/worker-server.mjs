@@ -78,7 +78,6 @@ export function authorityOptions(options = {}) {
     ...scriptOptions(join(workerDir, "authority"), "authority.js"),
     name: AUTHORITY_SCRIPT,
     kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
-    durableObjects: { [AUTHORITY_BINDING]: AUTHORITY_CLASS },
     bindings: workerBindings(options),
   };
 }
