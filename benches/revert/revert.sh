@@ -29,7 +29,10 @@ PROMPTFLAG_WORKER_DIR="${PROMPTFLAG_WORKER_DIR:-worker/build}" \
 exec 3>"$STATE/in"
 for _ in $(seq 1 600); do grep -q url "$STATE/url" 2>/dev/null && break; sleep 0.1; done
 URL="$(sed -E 's/.*"url":"([^"]+)".*/\1/' "$STATE/url")"
-pf() { "$BIN" --json --repo examples/prompts-repo --audit-db "$STATE/audit.sqlite3" "$@" --env dev --worker "$URL" --admin-token "$TOKEN"; }
+# The harness's default server read key (tests/support/worker-server.mjs), for the companion's
+# reads of the served ruleset.
+READ_KEY="test-server-key-0123456789abcdef0123456789"
+pf() { "$BIN" --json --repo examples/prompts-repo --audit-db "$STATE/audit.sqlite3" "$@" --env dev --worker "$URL" --admin-token "$TOKEN" --read-key "$READ_KEY"; }
 # Each round publishes afresh (not timed), kills (a new revision) and rolls back to the revision
 # the kill replaced, which is therefore always among the ten kept.
 for _ in $(seq 1 "$ROUNDS"); do

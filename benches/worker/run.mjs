@@ -161,18 +161,25 @@ function dryRun(name, args) {
   return { uploadKiB: Number(match[1]), gzipKiB: Number(match[2]) };
 }
 
+/** One promptflag script's sizes: its Wasm, its entry and glue, and wrangler's upload. */
+function scriptSizes(dir, entry, wasmName, name, args) {
+  const wasm = readFileSync(join(dir, wasmName));
+  const shim = Buffer.concat([entry, "glue.js"].map((file) => readFileSync(join(dir, file))));
+  return {
+    wasmBytes: wasm.length,
+    wasmGzipBytes: gzipSync(wasm, { level: 9 }).length,
+    shimBytes: shim.length,
+    wrangler: dryRun(name, args),
+  };
+}
+
 function sizes(growthbookSource) {
-  const wasm = readFileSync(join(WORKER_DIR, "index_bg.wasm"));
-  const shim = Buffer.concat(["index.js", "glue.js"].map((name) => readFileSync(join(WORKER_DIR, name))));
   const tomlPath = join(OUT, "growthbook.wrangler.toml");
   writeFileSync(tomlPath, `name = "growthbook-bench"\nmain = "${growthbookSource}"\ncompatibility_date = "2026-07-01"\n`);
   return {
-    promptflag: {
-      wasmBytes: wasm.length,
-      wasmGzipBytes: gzipSync(wasm, { level: 9 }).length,
-      shimBytes: shim.length,
-      wrangler: dryRun("promptflag", []),
-    },
+    promptflag: scriptSizes(WORKER_DIR, "index.js", "index_bg.wasm", "promptflag", []),
+    // The admin authority, a Worker of its own with its own upload budget (not in the load runs).
+    "promptflag-authority": scriptSizes(join(WORKER_DIR, "authority"), "authority.js", "authority_bg.wasm", "promptflag-authority", ["--config", "wrangler.authority.toml"]),
     growthbook: { wrangler: dryRun("growthbook", ["--config", tomlPath]) },
   };
 }
@@ -526,7 +533,9 @@ function print(report) {
   const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
   const s = report.size;
   console.log(`\nWasm: ${kb(s.promptflag.wasmBytes)} raw, ${kb(s.promptflag.wasmGzipBytes)} gzipped (gzip -9); JavaScript (entry and glue) ${kb(s.promptflag.shimBytes)}`);
-  console.log(`wrangler --dry-run upload: promptflag ${s.promptflag.wrangler.uploadKiB} KiB / gzip ${s.promptflag.wrangler.gzipKiB} KiB; growthbook ${s.growthbook.wrangler.uploadKiB} KiB / gzip ${s.growthbook.wrangler.gzipKiB} KiB`);
+  const authority = s["promptflag-authority"];
+  console.log(`admin authority Wasm: ${kb(authority.wasmBytes)} raw, ${kb(authority.wasmGzipBytes)} gzipped (gzip -9); JavaScript (entry and glue) ${kb(authority.shimBytes)}`);
+  console.log(`wrangler --dry-run upload: promptflag ${s.promptflag.wrangler.uploadKiB} KiB / gzip ${s.promptflag.wrangler.gzipKiB} KiB; promptflag-authority ${authority.wrangler.uploadKiB} KiB / gzip ${authority.wrangler.gzipKiB} KiB; growthbook ${s.growthbook.wrangler.uploadKiB} KiB / gzip ${s.growthbook.wrangler.gzipKiB} KiB`);
   console.log("\nAll four Workers on one workerd, taking turns:");
   console.log("endpoint     worker         req/s (median)  p50 ms  p99 ms  rounds");
   for (const [key, r] of Object.entries(report.load)) {

@@ -1,5 +1,9 @@
 // Runs the built Worker (worker/build/) in Miniflare on 127.0.0.1: the shared harness of
-// docs/interfaces.md ("Running the built Worker from tests").
+// docs/interfaces.md ("Running the built Worker from tests"). It runs both scripts, as deployed:
+// the serving Worker (worker/build/index.js), which answers on the port, and the admin authority
+// (worker/build/authority/authority.js, the Worker `promptflag-authority`), whose Durable Object
+// the serving Worker binds by script name and forwards /admin/* to. Both read the one KV
+// namespace; the admin secrets go to the authority only.
 //
 //   $PROMPTFLAG_NODE tests/support/worker-server.mjs --port 0 --persist <dir> \
 //       [--admin-credentials <json> | --admin-token <token>] [--environment-policy <json>] [--owner-keys <text>] \
@@ -36,9 +40,13 @@ export const ROOT = process.env.PROMPTFLAG_ROOT ?? resolve(here, "..", "..");
 export const WORKER_DIR = process.env.PROMPTFLAG_WORKER_DIR ?? join(ROOT, "worker", "build");
 // The KV namespace binding the Worker reads (worker/src/app.rs, wrangler.toml).
 export const KV_BINDING = "PROMPTFLAG_KV";
-// The admin authority's Durable Object binding and class (worker/js/index.js, wrangler.toml).
+// The admin authority's Durable Object binding and class, and the Worker that defines the class
+// (worker/js/authority.js, wrangler.toml, wrangler.authority.toml).
 export const AUTHORITY_BINDING = "PROMPTFLAG_AUTHORITY";
 export const AUTHORITY_CLASS = "PromptflagAuthority";
+export const AUTHORITY_SCRIPT = "promptflag-authority";
+// The secrets only the authority reads: the serving Worker, which faces every caller, holds none.
+const AUTHORITY_SECRETS = ["ADMIN_CREDENTIALS", "ENVIRONMENT_POLICY", "OWNER_KEYS", "RULESET_SIGNING_KEY"];
 
 // ADMIN_CREDENTIALS for a test that holds one token: the token with the override role in each
 // usual environment, one credential each (`test-dev`, `test-staging`, `test-prod`).
@@ -56,8 +64,51 @@ export const DEFAULT_READ_KEYS = [
   { name: "test-client", key: CLIENT_KEY, kind: "client" },
 ];
 
-// The Miniflare options of the built Worker, for suites that compose their own set-up.
-export function workerOptions({
+// The Miniflare options of the built serving Worker, for suites that compose their own set-up
+// (with `authorityOptions` beside it in `workers`, the serving Worker first).
+export function workerOptions(options = {}) {
+  const { workerDir = WORKER_DIR, kvBinding = true } = options;
+  const bindings = Object.fromEntries(Object.entries(workerBindings(options)).filter(([name]) => !AUTHORITY_SECRETS.includes(name)));
+  return {
+    ...scriptOptions(workerDir, "index.js"),
+    name: "promptflag",
+    kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
+    durableObjects: { [AUTHORITY_BINDING]: { className: AUTHORITY_CLASS, scriptName: AUTHORITY_SCRIPT } },
+    bindings,
+  };
+}
+
+// The Miniflare options of the built admin authority (the Worker `promptflag-authority`), with
+// every binding the serving Worker gets and the admin secrets besides.
+export function authorityOptions(options = {}) {
+  const { workerDir = WORKER_DIR, kvBinding = true } = options;
+  return {
+    ...scriptOptions(join(workerDir, "authority"), "authority.js"),
+    name: AUTHORITY_SCRIPT,
+    kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
+    bindings: workerBindings(options),
+  };
+}
+
+function scriptOptions(dir, entry) {
+  const scriptPath = join(dir, entry);
+  if (!existsSync(scriptPath)) {
+    throw new Error(`${scriptPath} is missing: build the Worker first (cargo xtask build-worker)`);
+  }
+  return {
+    modules: true,
+    scriptPath,
+    modulesRoot: dir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    compatibilityDate: COMPATIBILITY_DATE,
+  };
+}
+
+// The vars and secrets of both scripts, from the harness's options.
+function workerBindings({
   adminToken,
   adminCredentials,
   environmentPolicy,
@@ -70,13 +121,7 @@ export function workerOptions({
   corsOrigins,
   rulesetPublicKey,
   rulesetSigningKey,
-  workerDir = WORKER_DIR,
-  kvBinding = true,
 } = {}) {
-  const scriptPath = join(workerDir, "index.js");
-  if (!existsSync(scriptPath)) {
-    throw new Error(`${scriptPath} is missing: build the Worker first (cargo xtask build-worker)`);
-  }
   const bindings = { ENVIRONMENT: environment, CACHE_TTL_MS: String(cacheTtlMs) };
   const granted = [...new Set(["dev", "staging", "prod", environment])];
   const credentials = adminCredentials ?? (adminToken ? credentialsFor(adminToken, granted) : undefined);
@@ -99,20 +144,7 @@ export function workerOptions({
   // The admin authority's Ed25519 seed (64 hex digits; a secret in production): it signs every
   // revision it makes live.
   if (rulesetSigningKey !== undefined) bindings.RULESET_SIGNING_KEY = rulesetSigningKey;
-  return {
-    name: "promptflag",
-    modules: true,
-    scriptPath,
-    modulesRoot: workerDir,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: COMPATIBILITY_DATE,
-    kvNamespaces: kvBinding ? { [KV_BINDING]: "promptflag" } : {},
-    durableObjects: { [AUTHORITY_BINDING]: AUTHORITY_CLASS },
-    bindings,
-  };
+  return bindings;
 }
 
 // The Worker's console and workerd's own output go to stderr, so standard output carries only
@@ -129,11 +161,11 @@ export function quietRuntime() {
   };
 }
 
-// Starts the Worker on 127.0.0.1. Returns {mf, url, kv, dispose}; `kv` is the Worker's
-// namespace (null when started without one).
+// Starts the Worker (the serving Worker on 127.0.0.1 and the admin authority behind it). Returns
+// {mf, url, kv, dispose}; `kv` is the Worker's namespace (null when started without one).
 export async function startWorker({ port = 0, persist, ...options } = {}) {
   const mf = new Miniflare({
-    ...workerOptions(options),
+    workers: [workerOptions(options), authorityOptions(options)],
     host: "127.0.0.1",
     port,
     kvPersist: persist ? resolve(persist) : false,

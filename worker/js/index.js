@@ -9,19 +9,14 @@
 // request takes the asynchronous path, `handle`, which reads KV and answers in the same format.
 // Exposures are POSTed after the response, through `ctx.waitUntil`.
 //
-// The admin API (`/admin/*`) is served by the admin authority, the Durable Object class
-// `PromptflagAuthority` exported below: one object per namespace (bound as
-// `PROMPTFLAG_AUTHORITY`), the only writer of KV, which runs the same Wasm with its own storage
-// (`handle_admin`), and the signature gate of worker/js/signatures.js, which the Wasm calls for
-// a publish to an environment that requires approvals, and the ruleset signer of
-// worker/js/signer.js, which signs every revision it makes live when RULESET_SIGNING_KEY is set.
-// Other handlers go here as further exports beside the default one.
+// The admin API (`/admin/*`) is forwarded, untouched, to the admin authority: the Durable Object
+// class `PromptflagAuthority` of the Worker `promptflag-authority` (worker/js/authority.js, its own
+// script and Wasm, bound here by `script_name` as `PROMPTFLAG_AUTHORITY`), one object per
+// namespace and the only writer of KV. This Wasm links none of the admin API, which keeps the
+// upload within its budget. Other handlers go here as further exports beside the default one.
 
-import { DurableObject } from "cloudflare:workers";
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
-import { PublishError, withPublishGate } from "./signatures.js";
-import { rulesetSigner } from "./signer.js";
 
 wasm.initSync({ module: wasmModule });
 
@@ -87,24 +82,6 @@ export default {
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
 };
-
-/**
- * The admin authority: the single writer behind `/admin/*`. It keeps the revision state and
- * the audit log in its transactional storage (worker/src/admin.rs describes the layout).
- */
-export class PromptflagAuthority extends DurableObject {
-  async fetch(incoming) {
-    let request;
-    let gate;
-    try {
-      ({ request, gate } = await withPublishGate(incoming, this.env, this.ctx.storage));
-    } catch (error) {
-      if (!(error instanceof PublishError)) throw error;
-      return Response.json({ error: { code: error.code, message: error.message } }, { status: error.status });
-    }
-    return respond(await settle(wasm.handle_admin(request, this.env, this.ctx.storage, Date.now(), gate, rulesetSigner(this.env))), this.ctx, this.env);
-  }
-}
 
 /** The `Response` (and the exposures to send) from a packed answer. */
 function respond(packed, ctx, env) {

@@ -187,8 +187,9 @@ pub async fn handle(request: Incoming, env: JsValue, body: Option<Vec<u8>>, now:
     }
 }
 
-/// Serves an admin request inside the admin authority (the Durable Object the entry forwards
-/// `/admin/*` to), with the object's storage. Never fails and never panics on any input.
+/// Serves an admin request inside the admin authority (the Durable Object of the Worker
+/// `promptflag-authority`, which the serving Worker forwards `/admin/*` to), with the object's
+/// storage. Never fails and never panics on any input.
 pub async fn handle_admin(
     request: Incoming,
     env: JsValue,
@@ -199,14 +200,6 @@ pub async fn handle_admin(
 ) -> Vec<u8> {
     let config = Config::cached(&env);
     let kv = Kv::from_env(&env, KV_BINDING);
-    let served = cache::current(
-        kv.as_ref(),
-        &config.environment,
-        config.cache_ttl_millis,
-        now,
-        config.ruleset_public_key.as_ref(),
-    )
-    .await;
     let segments: Vec<&str> = request.path().split('/').skip(1).collect();
     let reply = match segments.as_slice() {
         ["admin", rest @ ..] => admin::handle(
@@ -222,8 +215,9 @@ pub async fn handle_admin(
         .unwrap_or_else(Reply::from),
         _ => Reply::from(Failure::not_found()),
     };
-    // The admin API is not for browsers, so it gets no CORS headers, and it serves no flags.
-    wire::pack(&reply, &served, None, None)
+    // The authority serves no ruleset, so its answers carry no revision headers (and it loads no
+    // ruleset to serve: its Wasm links none of that).
+    wire::pack_admin(&reply)
 }
 
 /// A prompt body read from KV (or found missing, or failed) for a request's second pass.

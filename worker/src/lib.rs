@@ -11,11 +11,16 @@
 //! no JavaScript and are unit-tested natively; `app`, `cache`, `prompts` and the KV parts of
 //! `admin` are the edges, tested through Miniflare by `worker/tests/*.test.mjs`.
 //!
-//! The entry calls three exports. [`serve`] is the hot path: synchronous, one call per request,
-//! answering from what the isolate holds. [`handle`] is the asynchronous path for everything
-//! that reads KV (a cache miss). [`handle_admin`] serves the admin API inside the admin
-//! authority, the Durable Object the entry forwards `/admin/*` to. All return the response packed
-//! as `wire` describes.
+//! The crate is built into two Worker scripts, one Wasm each, chosen by cargo feature. The
+//! serving Worker (`serving`, entry `worker/js/index.js`) calls two exports: [`serve`] is the
+//! hot path, synchronous, one call per request, answering from what the isolate holds;
+//! [`handle`] is the asynchronous path for everything that reads KV (a cache miss). The admin
+//! authority (`authority`, entry `worker/js/authority.js`, a Worker of its own that the serving
+//! Worker forwards `/admin/*` to) calls [`handle_admin`], which serves the admin API inside its
+//! Durable Object. All return the response packed as `wire` describes. Each Wasm exports only its
+//! script's functions, so the linker leaves out what only the other one reaches (the admin API
+//! from the serving Wasm, the evaluation routes from the authority's); native builds take both
+//! features.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 // Tests may unwrap: a panic there is a failed assertion.
@@ -41,6 +46,7 @@ use wasm_bindgen::prelude::*;
 /// The synchronous hot path: answers the request whose head (`wire`'s format) and body the entry
 /// read, at `now` (milliseconds since the epoch), from the isolate's memory. Returns the packed
 /// response, or an empty buffer when it needs KV (the entry then calls [`handle`]).
+#[cfg(feature = "serving")]
 #[wasm_bindgen]
 pub fn serve(head: &str, body: &[u8], now: f64) -> Vec<u8> {
     let Some(url) = wire::url_of(head) else {
@@ -56,6 +62,7 @@ pub fn serve(head: &str, body: &[u8], now: f64) -> Vec<u8> {
 /// The asynchronous path: the runtime's `Request` as it is, `env`, the body if the entry has
 /// read it already, and the clock. Resolves to the packed response; never rejects for any input
 /// (every failure is a JSON response).
+#[cfg(feature = "serving")]
 #[wasm_bindgen]
 pub async fn handle(
     request: js::IncomingRequest,
@@ -67,10 +74,11 @@ pub async fn handle(
     Ok(js_sys::Uint8Array::from(packed.as_slice()).into())
 }
 
-/// The admin API inside the admin authority, the Durable Object the entry forwards `/admin/*`
-/// to: the runtime's `Request`, `env`, the object's storage, the clock, the signature gate and
-/// the ruleset signer (`worker/js/signer.js`; `undefined` without `RULESET_SIGNING_KEY`).
-/// Resolves to the packed response; never rejects for any input.
+/// The admin API inside the admin authority, the Durable Object the serving Worker forwards
+/// `/admin/*` to: the runtime's `Request`, `env`, the object's storage, the clock, the signature
+/// gate and the ruleset signer (`worker/js/signer.js`; `undefined` without
+/// `RULESET_SIGNING_KEY`). Resolves to the packed response; never rejects for any input.
+#[cfg(feature = "authority")]
 #[wasm_bindgen]
 pub async fn handle_admin(
     request: js::IncomingRequest,
@@ -94,6 +102,7 @@ pub async fn handle_admin(
 
 /// The largest evaluation body the entry reads before calling [`serve`] (a larger one goes to
 /// [`handle`], which refuses it without reading it).
+#[cfg(feature = "serving")]
 #[wasm_bindgen]
 pub fn evaluation_body_limit() -> u32 {
     u32::try_from(input::limits::EVALUATION_BYTES).unwrap_or(u32::MAX)

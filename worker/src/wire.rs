@@ -88,13 +88,29 @@ pub fn url_of(head: &str) -> Option<&str> {
     head.split('\n').nth(1)
 }
 
-/// Packs a reply with the headers every response carries (the revision and the ruleset's
-/// source, and the CORS headers when `allow_origin` holds the `Access-Control-Allow-Origin`
-/// value) and the exposures to send after it. Everything is written straight into the one
-/// buffer the entry receives.
+/// Packs a reply with the headers every response of the serving Worker carries (the revision and
+/// the ruleset's source, and the CORS headers when `allow_origin` holds the
+/// `Access-Control-Allow-Origin` value) and the exposures to send after it. Everything is written
+/// straight into the one buffer the entry receives.
 pub fn pack(
     reply: &Reply,
     served: &Served,
+    allow_origin: Option<&str>,
+    exposures: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    pack_reply(reply, Some(served), allow_origin, exposures)
+}
+
+/// Packs an answer of the admin authority: no revision or source headers, since the authority
+/// serves no ruleset (and loads none, so its Wasm links no ruleset loading), no CORS headers (the
+/// admin API is not for browsers) and no exposures.
+pub fn pack_admin(reply: &Reply) -> Vec<u8> {
+    pack_reply(reply, None, None, None)
+}
+
+fn pack_reply(
+    reply: &Reply,
+    served: Option<&Served>,
     allow_origin: Option<&str>,
     exposures: Option<(&str, &[u8])>,
 ) -> Vec<u8> {
@@ -130,13 +146,15 @@ pub fn pack(
             headers.add(name, value);
         }
     }
-    let mut revision = [0u8; 20];
-    let revision = match &served.loaded {
-        Some(loaded) => decimal(loaded.ruleset.revision(), &mut revision),
-        None => "none",
-    };
-    headers.add("X-Promptflag-Revision", revision);
-    headers.add("X-Promptflag-Ruleset-Source", served.source.as_str());
+    if let Some(served) = served {
+        let mut revision = [0u8; 20];
+        let revision = match &served.loaded {
+            Some(loaded) => decimal(loaded.ruleset.revision(), &mut revision),
+            None => "none",
+        };
+        headers.add("X-Promptflag-Revision", revision);
+        headers.add("X-Promptflag-Ruleset-Source", served.source.as_str());
+    }
     if let Some(origin) = allow_origin {
         headers.add("Access-Control-Allow-Origin", origin);
         if origin != "*" {
@@ -327,6 +345,19 @@ mod tests {
         assert_eq!(headers[6].1, "\"abc\"");
         assert_eq!(exposures, b"http://sink.test/v1/events\n[{}]");
         assert_eq!(body, b"{\"a\":1}");
+    }
+
+    #[test]
+    fn admin_answers_carry_their_own_headers_and_no_revision() {
+        let reply = Reply::bytes(409, "application/json", b"{\"error\":{}}".to_vec())
+            .with_header("WWW-Authenticate", "Bearer");
+        let (status, has_body, headers, exposures, body) = unpack(&pack_admin(&reply));
+        assert_eq!(status, 409);
+        assert!(has_body);
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["Content-Type", "WWW-Authenticate"]);
+        assert!(exposures.is_empty());
+        assert_eq!(body, b"{\"error\":{}}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 
-export { startWorker, workerOptions, quietRuntime, credentialsFor, KV_BINDING, ROOT, WORKER_DIR, SERVER_KEY, CLIENT_KEY, DEFAULT_READ_KEYS } from "../../tests/support/worker-server.mjs";
+export { startWorker, workerOptions, authorityOptions, quietRuntime, credentialsFor, KV_BINDING, ROOT, WORKER_DIR, SERVER_KEY, CLIENT_KEY, DEFAULT_READ_KEYS } from "../../tests/support/worker-server.mjs";
 import { SERVER_KEY } from "../../tests/support/worker-server.mjs";
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");

@@ -28,6 +28,7 @@ import {
   quietRuntime,
   startWorker,
   workerOptions,
+  authorityOptions,
   keyed,
 } from "./helpers.mjs";
 
@@ -189,13 +190,17 @@ export default function (env) {
 
 async function startFaultyWorker(faults, options = {}) {
   const main = workerOptions({ adminToken: TOKEN, cacheTtlMs: 50, ...options });
+  const authority = authorityOptions({ adminToken: TOKEN, cacheTtlMs: 50, ...options });
+  // Both scripts read KV through the faulty binding: the serving Worker and the admin authority.
+  const faulty = { kvNamespaces: {}, wrappedBindings: { [KV_BINDING]: { scriptName: "faulty-kv" } } };
   const mf = new Miniflare({
     host: "127.0.0.1",
     port: 0,
     cf: false,
     ...quietRuntime(),
     workers: [
-      { ...main, kvNamespaces: {}, wrappedBindings: { [KV_BINDING]: { scriptName: "faulty-kv" } } },
+      { ...main, ...faulty },
+      { ...authority, ...faulty },
       {
         name: "faulty-kv",
         modules: [{ type: "ESModule", path: "faulty-kv.mjs", contents: FAULTY_KV }],

@@ -18,9 +18,12 @@ const EXAMPLE = join(ROOT, "examples", "prompts-repo");
 const KEYS = join(ROOT, "examples", "keys");
 const read = (path) => readFileSync(path, "utf8");
 
-// The test entry: the built entry (which instantiates the Wasm) and the signatures module.
+// The admin authority's build, where the gate runs (worker/build/authority/).
+const AUTHORITY_DIR = join(WORKER_DIR, "authority");
+// The test entry: the authority's built entry (which instantiates its Wasm) and the signatures
+// module.
 const ENTRY = `
-import "./index.js";
+import "./authority.js";
 import { decideGate, GateInputError } from "./signatures.js";
 export default {
   async fetch(request) {
@@ -110,13 +113,13 @@ describe("the signature gate on workerd", () => {
     scratch = mkdtempSync(join(tmpdir(), "promptflag-signatures-"));
     mf = new Miniflare({
       modules: [
-        { type: "ESModule", path: join(WORKER_DIR, "signatures-test-entry.mjs"), contents: ENTRY },
-        { type: "ESModule", path: join(WORKER_DIR, "index.js") },
-        { type: "ESModule", path: join(WORKER_DIR, "glue.js") },
-        { type: "ESModule", path: join(WORKER_DIR, "signatures.js") },
-        { type: "CompiledWasm", path: join(WORKER_DIR, "index_bg.wasm") },
+        { type: "ESModule", path: join(AUTHORITY_DIR, "signatures-test-entry.mjs"), contents: ENTRY },
+        { type: "ESModule", path: join(AUTHORITY_DIR, "authority.js") },
+        { type: "ESModule", path: join(AUTHORITY_DIR, "glue.js") },
+        { type: "ESModule", path: join(AUTHORITY_DIR, "signatures.js") },
+        { type: "CompiledWasm", path: join(AUTHORITY_DIR, "authority_bg.wasm") },
       ],
-      modulesRoot: WORKER_DIR,
+      modulesRoot: AUTHORITY_DIR,
       compatibilityDate: "2026-07-01",
       ...quietRuntime(),
     });

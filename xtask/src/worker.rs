@@ -1,16 +1,20 @@
 //! Building and running the Worker (`worker/`): cargo, wasm-bindgen and wasm-opt with the pinned
 //! tools, and the dev loop on local workerd with seeded local KV.
 //!
-//! - `build`: `cargo build --profile worker-release` of `promptflag-worker` for wasm32 (the root
-//!   manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std` compiled
-//!   alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue (`--target
-//!   web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`: the entry
-//!   `index.js` and the modules it imports) beside them. First it writes the compiled-in fallback
+//! - `build`: two Worker scripts from the one crate (`SCRIPTS`): the serving Worker into
+//!   `worker/build/` and the admin authority into `worker/build/authority/`. For each, `cargo
+//!   build --profile worker-release` of `promptflag-worker` for wasm32 with the script's feature
+//!   alone (the root manifest's small, abort-on-panic Wasm profile at opt-level "z"), with `std`
+//!   compiled alongside and immediate-abort panics (`BUILD_STD_ENV`); wasm-bindgen's glue
+//!   (`--target web`); wasm-opt (`optimize`); and the Worker's own JavaScript (`worker/js/*.js`:
+//!   the entries `index.js` and `authority.js` and the modules they import) beside them. First it writes the compiled-in fallback
 //!   (`worker/fallback/bundle.json`) from a build of the example prompt repository
 //!   (`fallback_bundle`). Skipped when `worker/build/` was built the same way and is newer than every
 //!   input. ARCHITECTURE.md ("The Worker's build") says why there is no worker-build.
 //! - `dev`: the main job. Build the Worker and the companion, start `wrangler dev` on 127.0.0.1
-//!   (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
+//!   twice, the admin authority (`wrangler.authority.toml`, port + 2, with the admin credentials)
+//!   and then the serving Worker (`wrangler.toml`, the port), which finds it through a dev
+//!   registry of their own (local KV under `target/dev/wrangler-state`; `--reseed` starts over) with the companion's
 //!   collector (`promptflag serve --control`) as its exposure sink, publish the example prompt
 //!   repository (`examples/prompts-repo`) with `promptflag publish`, print requests that work,
 //!   and run until Ctrl-C.
@@ -75,8 +79,39 @@ const BUILD_STD_ENV: [(&str, &str); 4] = [
     ),
 ];
 
-/// Builds `worker/build/`, unless it is already newer than its inputs: the Wasm (cargo, then
-/// wasm-bindgen's glue for `--target web`, then wasm-opt) and the JavaScript entry beside it.
+/// One of the two Worker scripts built from the crate (ARCHITECTURE.md, "The Worker's build"):
+/// the cargo feature that selects its exports, where its build goes under `worker/build/`, its
+/// entry (from `worker/js/`) and the name of its Wasm, which the entry imports.
+struct Script {
+    feature: &'static str,
+    dir: &'static str,
+    entry: &'static str,
+    wasm: &'static str,
+}
+
+/// The serving Worker (`worker/build/`, `wrangler.toml`) and the admin authority
+/// (`worker/build/authority/`, `wrangler.authority.toml`), which the serving Worker binds by
+/// `script_name`. Each Wasm exports only its own script's functions, so neither links the other's
+/// code and each upload stays within its budget.
+const SCRIPTS: [Script; 2] = [
+    Script {
+        feature: "serving",
+        dir: "",
+        entry: "index.js",
+        wasm: "index_bg.wasm",
+    },
+    Script {
+        feature: "authority",
+        dir: "authority",
+        entry: "authority.js",
+        wasm: "authority_bg.wasm",
+    },
+];
+
+/// Builds `worker/build/` (the serving Worker) and `worker/build/authority/` (the admin
+/// authority), unless they are already newer than their inputs: each Wasm (cargo with the
+/// script's feature, then wasm-bindgen's glue for `--target web`, then wasm-opt) and the
+/// JavaScript beside it.
 pub fn build(tools: &Toolchain) -> Result<()> {
     let worker_dir = tools.root.join("worker");
     if !worker_dir.join("Cargo.toml").exists() {
@@ -84,12 +119,13 @@ pub fn build(tools: &Toolchain) -> Result<()> {
     }
     fallback_bundle(tools)?;
     let build_dir = worker_dir.join("build");
-    let output = build_dir.join("index.js");
-    let wasm = build_dir.join("index_bg.wasm");
     let stamp = build_dir.join(STAMP);
     let settings = build_settings(tools.rust_src);
-    if output.exists()
-        && wasm.exists()
+    let built = SCRIPTS.iter().all(|script| {
+        let dir = build_dir.join(script.dir);
+        dir.join(script.entry).exists() && dir.join(script.wasm).exists()
+    });
+    if built
         && std::fs::read_to_string(&stamp).is_ok_and(|text| text == settings)
         && is_newer_than_inputs(&stamp, tools)?
     {
@@ -97,7 +133,10 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
-    let own_std = match compile(tools, tools.rust_src) {
+    // wasm-bindgen writes each script's glue and Wasm here first: both scripts come from one
+    // cargo output file, so each is taken right after its own compile.
+    let staging = tools.root.join("target").join("worker-bindgen");
+    let own_std = match compile_scripts(tools, &staging, tools.rust_src) {
         Ok(()) => tools.rust_src,
         // The options are unstable: a later rustc may rename one. The Worker still builds, and
         // behaves the same, against the prebuilt std; only its size suffers.
@@ -106,7 +145,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
                 "xtask: warning: building the Worker with its own std failed ({error:#}); \
                  building it against the prebuilt std instead (about 22 KB larger gzipped)"
             );
-            compile(tools, false)?;
+            compile_scripts(tools, &staging, false)?;
             false
         }
         Err(error) => return Err(error),
@@ -116,29 +155,56 @@ pub fn build(tools: &Toolchain) -> Result<()> {
         std::fs::remove_dir_all(&build_dir)
             .with_context(|| format!("removing {}", build_dir.display()))?;
     }
-    bindgen(tools, &build_dir)?;
-    let glue_wasm = build_dir.join(format!("{GLUE}_bg.wasm"));
-    optimize(tools, &glue_wasm, &wasm)?;
-    std::fs::remove_file(&glue_wasm)
-        .with_context(|| format!("removing {}", glue_wasm.display()))?;
-    // The entry and the modules it (or a Durable Object beside it) imports: every
-    // `worker/js/*.js`, copied as they are.
     let js_dir = worker_dir.join("js");
+    for script in &SCRIPTS {
+        let dir = build_dir.join(script.dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let generated = staging.join(script.feature);
+        let glue = format!("{GLUE}.js");
+        std::fs::copy(generated.join(&glue), dir.join(&glue))
+            .with_context(|| format!("copying {glue} to {}", dir.display()))?;
+        optimize(
+            tools,
+            &generated.join(format!("{GLUE}_bg.wasm")),
+            &dir.join(script.wasm),
+        )?;
+        copy_javascript(&js_dir, &dir)?;
+    }
+    let settings = build_settings(own_std);
+    std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+}
+
+/// Compiles each script's Wasm and generates its glue into `staging/<feature>/`.
+fn compile_scripts(tools: &Toolchain, staging: &Path, own_std: bool) -> Result<()> {
+    for script in &SCRIPTS {
+        compile(tools, own_std, script.feature)?;
+        let out = staging.join(script.feature);
+        if out.exists() {
+            std::fs::remove_dir_all(&out).with_context(|| format!("removing {}", out.display()))?;
+        }
+        bindgen(tools, &out)?;
+    }
+    Ok(())
+}
+
+/// Copies the Worker's JavaScript (every `worker/js/*.js`: the entries and the modules they
+/// import) into a script's build directory. Each script gets all of them; wrangler's bundle
+/// and Miniflare take only what the script's entry imports.
+fn copy_javascript(js_dir: &Path, target_dir: &Path) -> Result<()> {
     for entry in
-        std::fs::read_dir(&js_dir).with_context(|| format!("reading {}", js_dir.display()))?
+        std::fs::read_dir(js_dir).with_context(|| format!("reading {}", js_dir.display()))?
     {
         let source = entry?.path();
         if source.extension().is_some_and(|ext| ext == "js") {
             let Some(name) = source.file_name() else {
                 continue;
             };
-            let target = build_dir.join(name);
+            let target = target_dir.join(name);
             std::fs::copy(&source, &target)
                 .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
         }
     }
-    let settings = build_settings(own_std);
-    std::fs::write(&stamp, settings).with_context(|| format!("writing {}", stamp.display()))
+    Ok(())
 }
 
 /// Writes the Worker's compiled-in fallback, `worker/fallback/bundle.json`, from a build of a
@@ -193,9 +259,9 @@ fn fallback_bundle(tools: &Toolchain) -> Result<()> {
 /// The name wasm-bindgen gives its glue (`glue.js`) and, before wasm-opt, the Wasm.
 const GLUE: &str = "glue";
 
-/// `cargo build` of the Worker's crate for wasm32, with the standard library compiled alongside
-/// when `own_std`.
-fn compile(tools: &Toolchain, own_std: bool) -> Result<()> {
+/// `cargo build` of the Worker's crate for wasm32 with one script's feature alone, with the
+/// standard library compiled alongside when `own_std`.
+fn compile(tools: &Toolchain, own_std: bool, feature: &str) -> Result<()> {
     let mut command = tools.cargo(&[
         "build",
         "--lib",
@@ -205,14 +271,21 @@ fn compile(tools: &Toolchain, own_std: bool) -> Result<()> {
         "wasm32-unknown-unknown",
         "--profile",
         PROFILE,
+        "--no-default-features",
+        "--features",
+        feature,
     ]);
     if own_std {
-        eprintln!("xtask: building the Worker with its own std and immediate-abort panics");
+        eprintln!(
+            "xtask: building the Worker's {feature} Wasm with its own std and immediate-abort panics"
+        );
         for (name, value) in BUILD_STD_ENV {
             command = command.env(name, value);
         }
     }
-    command.run().context("building the Worker's Wasm (cargo)")
+    command
+        .run()
+        .with_context(|| format!("building the Worker's {feature} Wasm (cargo)"))
 }
 
 /// wasm-bindgen's glue for `--target web`: `initSync({module})` instantiates the module the
@@ -411,46 +484,77 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
 
     let credentials = dev_credentials()?;
     let dev_token = credentials[0].1.clone();
-    let wrangler = tools.node_modules_bin("wrangler");
-    let port_text = port.to_string();
-    let state_text = state.to_string_lossy().into_owned();
-    let mut command = tools
-        .command(
-            &wrangler,
-            &[
-                "dev",
-                "--local",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port_text,
-                "--persist-to",
-                &state_text,
-            ],
-        )
-        .arg("--var")
-        .arg(format!(
-            "ADMIN_CREDENTIALS:{}",
-            credentials_json(&credentials)
-        ))
-        .arg("--var")
-        .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
-        .arg("--var")
-        .arg(format!("EXPOSURE_SINK_TOKEN:{DEV_COLLECTOR_TOKEN}"))
-        .arg("--var")
-        .arg("CACHE_TTL_MS:1000")
-        .arg("--var")
-        .arg(format!("READ_KEYS:{}", keys.read_keys_json()))
-        .into_inner();
-    command.stdin(Stdio::null());
-    eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:… --var READ_KEYS:…"
-    );
-    let mut wrangler_child = command
-        .spawn()
-        .with_context(|| format!("starting {}", wrangler.display()))?;
-    if let Err(error) = wait_until_serving(&mut wrangler_child, port, Duration::from_secs(180)) {
+    // The two Workers run as two `wrangler dev` processes over one local state, so each gets
+    // exactly its own secrets, as when deployed: `wrangler dev -c wrangler.toml -c
+    // wrangler.authority.toml` runs both in one process, but its `--var` reaches only the first
+    // Worker. The serving Worker's binding finds the authority through wrangler's dev registry,
+    // kept under target/dev so no other checkout's `promptflag-authority` answers for this one.
+    let registry = dev_dir.join("wrangler-registry");
+    let authority_port = port + 2;
+    let authority_vars = [(
+        "ADMIN_CREDENTIALS",
+        credentials_json(&credentials),
+        "ADMIN_CREDENTIALS:…".to_string(),
+    )];
+    let mut authority = start_wrangler(
+        tools,
+        &["-c", "wrangler.authority.toml"],
+        authority_port,
+        &state,
+        &registry,
+        &authority_vars,
+    )?;
+    // Its default fetch refuses direct requests with a 404: that answer means it is up. The
+    // serving Worker starts after it, so the two never run the build at once.
+    if let Err(error) = wait_until_answering(
+        &mut authority,
+        authority_port,
+        "/",
+        404,
+        Duration::from_secs(180),
+    ) {
+        stop(&mut authority);
+        return Err(error);
+    }
+    let serving_vars = [
+        (
+            "EXPOSURE_SINK_URL",
+            format!("{collector}/v1/events"),
+            format!("EXPOSURE_SINK_URL:{collector}/v1/events"),
+        ),
+        (
+            "EXPOSURE_SINK_TOKEN",
+            DEV_COLLECTOR_TOKEN.to_string(),
+            "EXPOSURE_SINK_TOKEN:…".to_string(),
+        ),
+        (
+            "CACHE_TTL_MS",
+            "1000".to_string(),
+            "CACHE_TTL_MS:1000".to_string(),
+        ),
+        (
+            "READ_KEYS",
+            keys.read_keys_json(),
+            "READ_KEYS:…".to_string(),
+        ),
+    ];
+    let mut wrangler_child =
+        match start_wrangler(tools, &[], port, &state, &registry, &serving_vars) {
+            Ok(child) => child,
+            Err(error) => {
+                stop(&mut authority);
+                return Err(error);
+            }
+        };
+    if let Err(error) = wait_until_answering(
+        &mut wrangler_child,
+        port,
+        "/healthz",
+        200,
+        Duration::from_secs(180),
+    ) {
         stop(&mut wrangler_child);
+        stop(&mut authority);
         return Err(error);
     }
 
@@ -484,6 +588,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         Ok(child) => child,
         Err(error) => {
             stop(&mut wrangler_child);
+            stop(&mut authority);
             return Err(error).context("starting promptflag serve");
         }
     };
@@ -513,27 +618,74 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
+            stop(&mut authority);
             bail!("publishing examples/prompts-repo to the local Worker failed ({outcome:?})");
         }
     }
     let status = wrangler_child.wait().context("waiting for wrangler")?;
     eprintln!("xtask: wrangler dev exited ({status})");
     stop(&mut companion);
+    stop(&mut authority);
     Ok(())
 }
 
-/// Polls `/healthz` until it answers 200, wrangler exits, or the time runs out.
-fn wait_until_serving(child: &mut Child, port: u16, limit: Duration) -> Result<()> {
+/// Starts `wrangler dev` on local workerd at 127.0.0.1:`port` with the configuration `config`
+/// (`-c FILE`, or none for `wrangler.toml`), the shared local state and dev registry, and `vars`
+/// (name, value, and how the echoed command shows it: secrets are not printed).
+fn start_wrangler(
+    tools: &Toolchain,
+    config: &[&str],
+    port: u16,
+    state: &Path,
+    registry: &Path,
+    vars: &[(&str, String, String)],
+) -> Result<Child> {
+    let wrangler = tools.node_modules_bin("wrangler");
+    let port_text = port.to_string();
+    let state_text = state.to_string_lossy().into_owned();
+    let mut arguments = vec![
+        "dev",
+        "--local",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+        "--persist-to",
+        &state_text,
+    ];
+    arguments.extend_from_slice(config);
+    let mut command = tools.command(&wrangler, &arguments);
+    let mut shown = format!("$ wrangler {}", arguments.join(" "));
+    for (name, value, display) in vars {
+        command = command.arg("--var").arg(format!("{name}:{value}"));
+        shown.push_str(&format!(" --var {display}"));
+    }
+    let mut command = command.env("WRANGLER_REGISTRY_PATH", registry).into_inner();
+    command.stdin(Stdio::null());
+    eprintln!("{shown}");
+    command
+        .spawn()
+        .with_context(|| format!("starting {}", wrangler.display()))
+}
+
+/// Polls `path` until it answers `status`, wrangler exits, or the time runs out.
+fn wait_until_answering(
+    child: &mut Child,
+    port: u16,
+    path: &str,
+    status: u16,
+    limit: Duration,
+) -> Result<()> {
     let start = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().context("checking on wrangler")? {
-            bail!("wrangler dev exited before serving ({status})");
+        if let Some(exit) = child.try_wait().context("checking on wrangler")? {
+            bail!("wrangler dev exited before serving ({exit})");
         }
-        if http_status(port, "/healthz") == Some(200) {
+        if http_status(port, path) == Some(status) {
             return Ok(());
         }
         if start.elapsed() > limit {
-            bail!("wrangler dev did not serve http://127.0.0.1:{port}/healthz within {limit:?}");
+            bail!("wrangler dev did not answer http://127.0.0.1:{port}{path} within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(500));
     }

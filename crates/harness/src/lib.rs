@@ -1,6 +1,6 @@
-//! Runs the built Worker (`worker/build/`) on local workerd through Miniflare, by way of the
-//! shared Node harness `tests/support/worker-server.mjs` (docs/interfaces.md), and stops it
-//! cleanly.
+//! Runs the built Worker (`worker/build/`: the serving Worker and, in `authority/`, the admin
+//! authority it forwards `/admin/*` to) on local workerd through Miniflare, by way of the shared
+//! Node harness `tests/support/worker-server.mjs` (docs/interfaces.md), and stops it cleanly.
 //!
 //! Stopping matters: Miniflare runs workerd as a child process, and a harness killed with
 //! SIGKILL leaves that workerd orphaned and still serving. [`WorkerProcess::stop`] (and `Drop`)
@@ -235,9 +235,14 @@ impl WorkerProcess {
         locations: &Locations,
         options: &WorkerOptions,
     ) -> Result<WorkerProcess, HarnessError> {
-        let script = locations.worker_dir.join("index.js");
-        if !script.exists() {
-            return Err(HarnessError::WorkerNotBuilt(script));
+        // Both scripts: the serving Worker and the admin authority behind it.
+        for script in [
+            locations.worker_dir.join("index.js"),
+            locations.worker_dir.join("authority").join("authority.js"),
+        ] {
+            if !script.exists() {
+                return Err(HarnessError::WorkerNotBuilt(script));
+            }
         }
         let (persist, state) = match &options.persist {
             Some(dir) => (dir.clone(), None),
