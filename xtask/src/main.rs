@@ -63,10 +63,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   build-worker   build the Worker (cargo, wasm-bindgen, wasm-opt, its JavaScript entry)
   build-npm      build the npm package from the Wasm bindings
   bench [WHICH]  run the benchmarks: core, client, npm, worker, collector, exposures or all
-  fuzz [TARGET] [--seconds N | --runs N]
+  fuzz [TARGET] [--seconds N | --runs N] [--no-sanitizer]
                  run the fuzz targets (ruleset, event, collector_body, repo_yaml,
                  worker_request, governance; all by default), each for N seconds (default
-                 300) or N executions, from the seed corpus in fuzz/corpus
+                 300) or N executions, from the seed corpus in fuzz/corpus; with
+                 --no-sanitizer built without AddressSanitizer (faster)
   deny [--advisories]
                  check the dependencies against deny.toml (licenses, bans, sources; with
                  --advisories also the RustSec database, which needs GitHub)";
@@ -153,6 +154,7 @@ fn test(args: &[String]) -> Result<()> {
         &tools,
         &fuzz::TARGETS,
         fuzz::Budget::Seconds(fuzz::TEST_SECONDS),
+        fuzz::Sanitizer::Address,
     )?;
     step("all checks passed");
     Ok(())

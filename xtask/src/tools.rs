@@ -40,6 +40,13 @@ impl Cmd {
         self
     }
 
+    pub fn args<T: AsRef<OsStr>>(mut self, args: &[T]) -> Cmd {
+        for arg in args {
+            self = self.arg(arg);
+        }
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Cmd {
         self.command.env(key, value);
         self
