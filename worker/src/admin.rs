@@ -591,6 +591,53 @@ pub async fn authorize_write(
     })
 }
 
+/// Refuses a ruleset naming a draft where the environment's policy serves none: `403
+/// draft_not_allowed`, naming the versions in `prompts` ([`authority::refused_drafts`] decides
+/// from the statuses the ruleset states and the bodies the environment served before). It is
+/// not overridable: a draft becomes servable by changing its status in the repository, which
+/// a reviewer sees, never by a parameter of the request.
+async fn draft_gate(
+    environment: &str,
+    ruleset: &Ruleset,
+    policy: &authority::EnvironmentPolicy,
+    context: &Authority<'_>,
+) -> Result<(), Failure> {
+    if policy.allow_drafts {
+        return Ok(());
+    }
+    let prompts = ruleset.prompts();
+    let bodies: Vec<&str> = prompts.iter().map(|p| p.hash.as_str()).collect();
+    let new_bodies = not_accepted(environment, &bodies, context).await?;
+    let labels: Vec<String> = prompts
+        .iter()
+        .map(|p| format!("{}@{}", p.id, p.version))
+        .collect();
+    let stated: Vec<authority::StatedPrompt<'_>> = prompts
+        .iter()
+        .zip(&labels)
+        .map(|(prompt, label)| authority::StatedPrompt {
+            prompt: label,
+            status: prompt.status.as_deref(),
+            served_before: !new_bodies.contains(&prompt.hash),
+        })
+        .collect();
+    let refused = authority::refused_drafts(policy, &stated);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<String> = refused
+        .iter()
+        .map(|(prompt, why)| format!("{prompt} {why}"))
+        .collect();
+    let names: Vec<&str> = refused.iter().map(|(prompt, _)| *prompt).collect();
+    Err(Failure::api(
+        403,
+        "draft_not_allowed",
+        format!("{environment} serves no drafts: {}", reasons.join("; ")),
+    )
+    .with_field("prompts", json!(names)))
+}
+
 fn forbidden(refused: authority::Forbidden) -> Failure {
     Failure::api(403, "forbidden", refused.reason)
         .with_field("credential", Value::from(refused.credential))
@@ -903,6 +950,8 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
         )
         .with_field("hashes", json!(missing)));
     }
+    let policy = environment_policy(context.config, environment)?;
+    draft_gate(environment, &ruleset, &policy, context).await?;
     let authorized = authorize_write(
         &Write {
             action: WriteAction::Publish,
@@ -914,7 +963,6 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
     )
     .await?;
 
-    let policy = environment_policy(context.config, environment)?;
     let gated = if policy.require_approvals {
         signature_gate(environment, &raw, &query, context).await?
     } else {

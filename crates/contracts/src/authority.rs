@@ -269,7 +269,7 @@ pub fn grant<'a>(
 
 /// One environment's server-side policy (`ENVIRONMENT_POLICY`, a JSON object keyed by
 /// environment). The uploaded build's manifest has no say in it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentPolicy {
     /// Every prompt body a ruleset names must have been named by a ruleset published to this
     /// environment first (the promotion gate).
@@ -278,17 +278,67 @@ pub struct EnvironmentPolicy {
     /// signed approval from a registered reviewer who is not its author (the signature gate,
     /// `docs/interfaces.md`, "Signed governance").
     pub require_approvals: bool,
+    /// Prompt versions whose status is `draft` may be served (the default, as in the prompt
+    /// repository's `promptflag.yaml`); when false, [`refused_drafts`] decides.
+    pub allow_drafts: bool,
+}
+
+impl Default for EnvironmentPolicy {
+    /// No gates: no promotion order, no approvals, drafts allowed.
+    fn default() -> Self {
+        EnvironmentPolicy {
+            promote_from: None,
+            require_approvals: false,
+            allow_drafts: true,
+        }
+    }
+}
+
+/// One prompt version a ruleset names, as the draft gate sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatedPrompt<'a> {
+    /// `<id>@<version>`, as messages name it.
+    pub prompt: &'a str,
+    /// The status the ruleset states for it, if any.
+    pub status: Option<&'a str>,
+    /// The environment has served its body before (it was accepted when it first came).
+    pub served_before: bool,
+}
+
+/// The prompt versions an environment that serves no drafts refuses a ruleset for, each with
+/// why: those whose status is `draft`, and those whose body is new to the environment and whose
+/// status the ruleset does not state (nothing says they are not drafts). Empty when the policy
+/// allows drafts. A body the environment served before that states no status is let through,
+/// so a kill or a control-loop step over a ruleset written before statuses were stated still
+/// serves; a version stated as a draft never is.
+pub fn refused_drafts<'a>(
+    policy: &EnvironmentPolicy,
+    prompts: &[StatedPrompt<'a>],
+) -> Vec<(&'a str, &'static str)> {
+    if policy.allow_drafts {
+        return Vec::new();
+    }
+    prompts
+        .iter()
+        .filter_map(|stated| match stated.status {
+            Some("draft") => Some((stated.prompt, "is a draft")),
+            None if !stated.served_before => {
+                Some((stated.prompt, "states no status, so it may be a draft"))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// One environment's rules from `ENVIRONMENT_POLICY` (`{"prod": {"promote_from": "staging",
-/// "require_approvals": true}, …}`); no rules when the text is empty or does not mention the environment. The whole text
+/// "require_approvals": true, "allow_drafts": false}, …}`); no rules when the text is empty or does not mention the environment. The whole text
 /// is checked, so a mistake anywhere in it refuses every write rather than none.
 pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, String> {
     let mut found = EnvironmentPolicy::default();
     if text.trim().is_empty() {
         return Ok(found);
     }
-    let shape = "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\", \"require_approvals\": true}}";
+    let shape = "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\", \"require_approvals\": true, \"allow_drafts\": false}}";
     let Ok(Value::Object(environments)) = serde_json::from_slice::<Value>(text.as_bytes()) else {
         return Err(String::from(shape));
     };
@@ -304,6 +354,7 @@ pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, St
                 ("require_approvals", Value::Bool(required)) => {
                     parsed.require_approvals = *required
                 }
+                ("allow_drafts", Value::Bool(allowed)) => parsed.allow_drafts = *allowed,
                 _ => return Err(alloc::format!("{shape}; {name}.{key} is not")),
             }
         }
@@ -739,5 +790,47 @@ mod tests {
         let gated = policy_for(r#"{"prod":{"require_approvals":true}}"#, "prod").unwrap();
         assert!(gated.require_approvals && gated.promote_from.is_none());
         assert!(policy_for(r#"{"prod":{"require_approvals":"yes"}}"#, "dev").is_err());
+        assert!(policy_for(text, "prod").unwrap().allow_drafts);
+        let strict = policy_for(r#"{"prod":{"allow_drafts":false}}"#, "prod").unwrap();
+        assert!(!strict.allow_drafts && !strict.require_approvals);
+        assert!(policy_for(r#"{"prod":{"allow_drafts":"no"}}"#, "dev").is_err());
+    }
+
+    #[test]
+    fn drafts_are_refused_only_where_the_policy_says_so() {
+        let stated = [
+            StatedPrompt {
+                prompt: "a@1.0.0",
+                status: Some("draft"),
+                served_before: true,
+            },
+            StatedPrompt {
+                prompt: "b@1.0.0",
+                status: None,
+                served_before: false,
+            },
+            StatedPrompt {
+                prompt: "c@1.0.0",
+                status: None,
+                served_before: true,
+            },
+            StatedPrompt {
+                prompt: "d@1.0.0",
+                status: Some("canary"),
+                served_before: false,
+            },
+        ];
+        assert!(refused_drafts(&EnvironmentPolicy::default(), &stated).is_empty());
+        let strict = EnvironmentPolicy {
+            allow_drafts: false,
+            ..EnvironmentPolicy::default()
+        };
+        assert_eq!(
+            refused_drafts(&strict, &stated),
+            [
+                ("a@1.0.0", "is a draft"),
+                ("b@1.0.0", "states no status, so it may be a draft")
+            ]
+        );
     }
 }

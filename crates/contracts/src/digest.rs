@@ -35,9 +35,31 @@ pub fn canonical_json(value: &Value) -> String {
 
 /// The text a ruleset's content hash is the SHA-256 of: its canonical JSON without the
 /// top-level `environment`, `revision`, `source` and `runtime` (the runtime decisions a
-/// revision records), so two environments serving the same thing have the same content hash.
+/// revision records), so two environments serving the same thing have the same content hash,
+/// and without each prompt version's `status`, a lifecycle label that changes nothing served
+/// (so the repository a promotion was synced into still builds what is live).
 pub fn content_hash_input(ruleset: &Value) -> String {
-    canonical_json_without(ruleset, &["environment", "revision", "source", "runtime"])
+    const OMITTED: [&str; 4] = ["environment", "revision", "source", "runtime"];
+    let states_a_status = ruleset
+        .get("prompts")
+        .and_then(Value::as_object)
+        .is_some_and(|prompts| {
+            prompts
+                .values()
+                .any(|prompt| prompt.get("status").is_some())
+        });
+    if !states_a_status {
+        return canonical_json_without(ruleset, &OMITTED);
+    }
+    let mut content = ruleset.clone();
+    if let Some(Value::Object(prompts)) = content.get_mut("prompts") {
+        for prompt in prompts.values_mut() {
+            if let Value::Object(fields) = prompt {
+                fields.remove("status");
+            }
+        }
+    }
+    canonical_json_without(&content, &OMITTED)
 }
 
 /// [`canonical_json`] leaving out the top-level object's keys in `omitted`.
@@ -102,5 +124,27 @@ mod tests {
             canonical_json(&value),
             r#"{"a":{"c":null,"d":[2,{"y":2,"z":1}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn the_content_hash_input_leaves_out_what_serves_nothing() {
+        let labelled: Value = serde_json::from_str(
+            r#"{"schema":1,"environment":"prod","revision":3,"source":"abc","runtime":{},
+                "prompts":{"c1":{"id":"p","version":"1.0.0","status":"canary"}},"flags":{}}"#,
+        )
+        .unwrap();
+        let relabelled: Value = serde_json::from_str(
+            r#"{"schema":1,"environment":"dev","revision":9,
+                "prompts":{"c1":{"id":"p","version":"1.0.0","status":"production"}},"flags":{}}"#,
+        )
+        .unwrap();
+        let expected = r#"{"flags":{},"prompts":{"c1":{"id":"p","version":"1.0.0"}},"schema":1}"#;
+        assert_eq!(content_hash_input(&labelled), expected);
+        assert_eq!(content_hash_input(&relabelled), expected);
+        let other_version: Value = serde_json::from_str(
+            r#"{"schema":1,"prompts":{"c1":{"id":"p","version":"1.0.1"}},"flags":{}}"#,
+        )
+        .unwrap();
+        assert_ne!(content_hash_input(&other_version), expected);
     }
 }

@@ -30,6 +30,10 @@ pub struct PromptMeta {
     /// The output JSON schema, when the version declares one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// The version's lifecycle status (`draft`, `canary`, `production`, `archived`), when the
+    /// ruleset states it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// A validated ruleset, ready to evaluate. Build it with [`Ruleset::from_json`] or
