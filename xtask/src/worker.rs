@@ -22,17 +22,12 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use promptflag_harness::walkthrough;
 
 use crate::tools::Toolchain;
 
 /// The cargo profile the Worker is built with (root `Cargo.toml`).
 const PROFILE: &str = "worker-release";
-/// The environments `cargo xtask dev` gives a throwaway admin credential each, with its role.
-const DEV_CREDENTIALS: [(&str, &str); 3] = [
-    ("dev", "publisher"),
-    ("staging", "publisher"),
-    ("prod", "override"),
-];
 /// The dev collector's writer token, which the dev Worker sends with its exposures.
 const DEV_COLLECTOR_TOKEN: &str = "dev-collector-token-0123456789abcdef";
 /// Written into `worker/build/` last, once the build and wasm-opt have both succeeded: how the
@@ -394,12 +389,25 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     let promptflag = tools.root.join("target/debug/promptflag");
     let dev_dir = tools.root.join("target").join("dev");
     let state = dev_dir.join("wrangler-state");
-    if reseed && dev_dir.exists() {
+    // A working copy of the example with throwaway signing keys, so the example is never
+    // edited. It and the Worker's state go together (the Worker keeps the key registry it
+    // accepted), so a missing copy starts both afresh.
+    let repo = dev_dir.join("prompts-repo");
+    if (reseed || !repo.exists()) && dev_dir.exists() {
         std::fs::remove_dir_all(&dev_dir)
             .with_context(|| format!("removing {}", dev_dir.display()))?;
     }
+    if !repo.exists() {
+        walkthrough::prepare_repository(
+            &tools.root.join("examples").join("prompts-repo"),
+            &repo,
+            &promptflag,
+        )?;
+    }
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
-    let repo = tools.root.join("examples").join("prompts-repo");
+    let owner_keys_file = walkthrough::owner_keys_file(&repo);
+    let owner_keys = std::fs::read_to_string(&owner_keys_file)
+        .with_context(|| format!("reading {}", owner_keys_file.display()))?;
     let audit_db = dev_dir.join("audit.sqlite3");
     let telemetry_db = dev_dir.join("telemetry.sqlite3");
     let collector_port = port + 1;
@@ -411,6 +419,14 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
 
     let credentials = dev_credentials()?;
     let dev_token = credentials[0].1.clone();
+    let setup = walkthrough::Setup {
+        promptflag: promptflag.clone(),
+        repository: repo.clone(),
+        worker_url: base.clone(),
+        tokens: credentials.clone(),
+        read_key: keys.server.clone(),
+        audit_db: Some(audit_db.clone()),
+    };
     let wrangler = tools.node_modules_bin("wrangler");
     let port_text = port.to_string();
     let state_text = state.to_string_lossy().into_owned();
@@ -431,8 +447,15 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .arg("--var")
         .arg(format!(
             "ADMIN_CREDENTIALS:{}",
-            credentials_json(&credentials)
+            walkthrough::credentials_json(&credentials)
         ))
+        .arg("--var")
+        .arg(format!(
+            "ENVIRONMENT_POLICY:{}",
+            walkthrough::DEV_ENVIRONMENT_POLICY
+        ))
+        .arg("--var")
+        .arg(format!("OWNER_KEYS:{}", owner_keys.trim()))
         .arg("--var")
         .arg(format!("EXPOSURE_SINK_URL:{collector}/v1/events"))
         .arg("--var")
@@ -444,7 +467,7 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         .into_inner();
     command.stdin(Stdio::null());
     eprintln!(
-        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:… --var READ_KEYS:…"
+        "$ wrangler dev --local --ip 127.0.0.1 --port {port} --persist-to {state_text} --var ADMIN_CREDENTIALS:… --var ENVIRONMENT_POLICY:… --var OWNER_KEYS:… --var EXPOSURE_SINK_URL:{collector}/v1/events --var EXPOSURE_SINK_TOKEN:… --var READ_KEYS:…"
     );
     let mut wrangler_child = command
         .spawn()
@@ -488,32 +511,22 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         }
     };
 
-    // The example repository, published to the local Worker.
-    let published = std::process::Command::new(&promptflag)
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--audit-db")
-        .arg(&audit_db)
-        .args([
-            "publish",
-            "--env",
-            "dev",
-            "--worker",
-            &base,
-            "--admin-token",
-            &dev_token,
-            "--read-key",
-            &keys.server,
-            "--reason",
-            "cargo xtask dev",
-        ])
+    // The working copy, published to dev on the local Worker (dev has no gates), by the same
+    // command the walk-through's test runs.
+    let seed = walkthrough::seed(&setup);
+    let published = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&seed.command)
         .status();
     match published {
-        Ok(status) if status.success() => print_examples(&base, &collector, &credentials, &keys),
+        Ok(status) if status.success() => print_examples(&base, &collector, &setup, &keys),
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
-            bail!("publishing examples/prompts-repo to the local Worker failed ({outcome:?})");
+            bail!(
+                "publishing {} to the local Worker failed ({outcome:?})",
+                repo.display()
+            );
         }
     }
     let status = wrangler_child.wait().context("waiting for wrangler")?;
@@ -563,12 +576,12 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A throwaway credential per environment of [`DEV_CREDENTIALS`]: `(environment, token)`, the
+/// A throwaway credential per environment of [`walkthrough::DEV_CREDENTIALS`]: `(environment, token)`, the
 /// token 24 random bytes as hex after `dev-<env>-` (well over the Worker's 32-byte minimum).
 fn dev_credentials() -> Result<Vec<(String, String)>> {
     let mut random = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
     let mut credentials = Vec::new();
-    for (environment, _) in DEV_CREDENTIALS {
+    for (environment, _) in walkthrough::DEV_CREDENTIALS {
         let mut bytes = [0u8; 24];
         random
             .read_exact(&mut bytes)
@@ -577,20 +590,6 @@ fn dev_credentials() -> Result<Vec<(String, String)>> {
         credentials.push((environment.to_string(), format!("dev-{environment}-{hex}")));
     }
     Ok(credentials)
-}
-
-/// `ADMIN_CREDENTIALS` for the dev Worker: one credential per environment, named `dev-<env>`.
-fn credentials_json(credentials: &[(String, String)]) -> String {
-    let entries: Vec<String> = credentials
-        .iter()
-        .zip(DEV_CREDENTIALS)
-        .map(|((environment, token), (_, role))| {
-            format!(
-                r#"{{"name":"dev-{environment}","token":"{token}","environment":"{environment}","role":"{role}"}}"#
-            )
-        })
-        .collect();
-    format!("[{}]", entries.join(","))
 }
 
 /// The read keys `cargo xtask dev` configures, generated per run.
@@ -622,11 +621,12 @@ impl DevKeys {
     }
 }
 
-fn print_examples(base: &str, collector: &str, credentials: &[(String, String)], keys: &DevKeys) {
-    let dev_token = &credentials[0].1;
-    let tokens: Vec<String> = credentials
+fn print_examples(base: &str, collector: &str, setup: &walkthrough::Setup, keys: &DevKeys) {
+    let dev_token = &setup.tokens[0].1;
+    let tokens: Vec<String> = setup
+        .tokens
         .iter()
-        .zip(DEV_CREDENTIALS)
+        .zip(walkthrough::DEV_CREDENTIALS)
         .map(|((environment, token), (_, role))| format!("  #   {environment} ({role}): {token}"))
         .collect();
     let tokens = tokens.join("\n");
@@ -638,11 +638,16 @@ fn print_examples(base: &str, collector: &str, credentials: &[(String, String)],
     let server = "-H \"authorization: Bearer $PROMPTFLAG_READ_KEY\"";
     let client = "-H \"authorization: Bearer $PROMPTFLAG_CLIENT_KEY\"";
     let companion = "cargo run -q -p promptflag-cli -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
+    let governance = walkthrough::render(&walkthrough::walkthrough(setup));
+    let repository = setup.repository.display();
+    let owner_keys = walkthrough::owner_keys_file(&setup.repository);
+    let owner_keys = owner_keys.display();
+    let policy = walkthrough::DEV_ENVIRONMENT_POLICY;
     let worker = format!("--worker {base}");
     println!(
         "
-promptflag on {base} (the Worker on local workerd, local KV holding examples/prompts-repo)
-and the companion's collector and control loop on {collector}
+promptflag on {base} (the Worker on local workerd, local KV holding a working copy of
+examples/prompts-repo at {repository}) and the companion's collector and control loop on {collector}
 
   # this run's read keys (new every run): a server key reads the ruleset and the prompt
   # bodies, a client key only the evaluation routes; the commands below read them from here
@@ -679,6 +684,11 @@ and the companion's collector and control loop on {collector}
   curl -s {admin} {base}/admin/v1/rulesets/dev
   curl -s {collector}/metrics
 
+  # governance: the working copy has throwaway signing keys (promptflag keys init --dev:
+  # dev-owner, dev-author, dev-reviewer), the Worker's OWNER_KEYS is {owner_keys}
+  # and its ENVIRONMENT_POLICY is {policy};
+  # approve and publish, copied as is:
+{governance}
 Ctrl-C stops it.
 ",
         server_key = keys.server,
