@@ -324,3 +324,58 @@ fn e2e_a_manifest_without_promote_from_is_still_refused_by_the_worker() {
     );
     assert_eq!(prod.status.code(), Some(0), "{}", stderr(&prod));
 }
+
+/// `audit verify` against the Worker keeps a local mirror of the served log: the first run
+/// copies it, the next ones find it unchanged and add what is new, and where the mirror and
+/// the served log disagree it names the first entry that differs and exits 1.
+#[test]
+fn e2e_audit_verify_keeps_a_mirror_of_the_served_log_and_names_the_first_divergence() {
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    let published = cli(&repo, &worker, &["publish", "--env", "dev"]);
+    assert_eq!(published.status.code(), Some(0), "{}", stderr(&published));
+    let first = cli(&repo, &worker, &["audit", "verify"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("0 entries matched, 1 new mirrored"),
+        "{}",
+        stdout(&first)
+    );
+    let killed = cli(
+        &repo,
+        &worker,
+        &[
+            "kill",
+            "support_prompt",
+            "--env",
+            "dev",
+            "--reason",
+            "mirror",
+        ],
+    );
+    assert_eq!(killed.status.code(), Some(0), "{}", stderr(&killed));
+    let second = cli(&repo, &worker, &["--json", "audit", "verify"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
+    let value: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(value["served"]["mirror"]["matched"], 1, "{value}");
+    assert_eq!(value["served"]["mirror"]["appended"], 1, "{value}");
+
+    // The mirror says entry 2 was something else than what the Worker serves (as it would had
+    // the Worker's log been rewritten after this machine saw it).
+    let db = repo.join(".promptflag/audit.sqlite3");
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "DROP TRIGGER served_no_update;
+             UPDATE served SET hash = 'ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff' WHERE seq = 2;",
+        )
+        .unwrap();
+    drop(connection);
+    let diverged = cli(&repo, &worker, &["audit", "verify"]);
+    let text = stdout(&diverged);
+    assert_eq!(diverged.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("DIVERGED from the local mirror at entry 2: mirrored ffff"),
+        "{text}"
+    );
+}
