@@ -31,8 +31,9 @@ pub struct PromptMeta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
     /// The version's lifecycle status (`draft`, `canary`, `production`, `archived`), when the
-    /// ruleset states it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// ruleset states it. Not part of the value a prompt flag serves (every runtime serves the
+    /// same object, docs/ruleset.md): it is for the admin authority's draft gate.
+    #[serde(skip)]
     pub status: Option<String>,
 }
 
