@@ -592,8 +592,8 @@ pub async fn authorize_write(
 }
 
 /// Refuses a ruleset naming a draft where the environment's policy serves none: `403
-/// draft_not_allowed`, naming the versions in `prompts` ([`authority::refused_drafts`] decides
-/// from the statuses the ruleset states and the bodies the environment served before). It is
+/// draft_not_allowed`, naming the versions in `prompts` ([`authority::draft_refusal`] decides
+/// from the status the ruleset states and whether the environment served the body before). It is
 /// not overridable: a draft becomes servable by changing its status in the repository, which
 /// a reviewer sees, never by a parameter of the request.
 async fn draft_gate(
@@ -608,34 +608,22 @@ async fn draft_gate(
     let prompts = ruleset.prompts();
     let bodies: Vec<&str> = prompts.iter().map(|p| p.hash.as_str()).collect();
     let new_bodies = not_accepted(environment, &bodies, context).await?;
-    let labels: Vec<String> = prompts
-        .iter()
-        .map(|p| format!("{}@{}", p.id, p.version))
-        .collect();
-    let stated: Vec<authority::StatedPrompt<'_>> = prompts
-        .iter()
-        .zip(&labels)
-        .map(|(prompt, label)| authority::StatedPrompt {
-            prompt: label,
-            status: prompt.status.as_deref(),
-            served_before: !new_bodies.contains(&prompt.hash),
-        })
-        .collect();
-    let refused = authority::refused_drafts(policy, &stated);
+    let mut message = format!("{environment} serves no drafts:");
+    let mut refused = Vec::new();
+    for prompt in prompts {
+        let served_before = !new_bodies.contains(&prompt.hash);
+        if let Some(why) = authority::draft_refusal(policy, prompt.status.as_deref(), served_before)
+        {
+            let name = format!("{}@{}", prompt.id, prompt.version);
+            message.push_str(&format!(" {name} {why};"));
+            refused.push(Value::from(name));
+        }
+    }
     if refused.is_empty() {
         return Ok(());
     }
-    let reasons: Vec<String> = refused
-        .iter()
-        .map(|(prompt, why)| format!("{prompt} {why}"))
-        .collect();
-    let names: Vec<&str> = refused.iter().map(|(prompt, _)| *prompt).collect();
-    Err(Failure::api(
-        403,
-        "draft_not_allowed",
-        format!("{environment} serves no drafts: {}", reasons.join("; ")),
-    )
-    .with_field("prompts", json!(names)))
+    message.pop();
+    Err(Failure::api(403, "draft_not_allowed", message).with_field("prompts", Value::from(refused)))
 }
 
 fn forbidden(refused: authority::Forbidden) -> Failure {

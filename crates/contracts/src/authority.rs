@@ -279,7 +279,7 @@ pub struct EnvironmentPolicy {
     /// `docs/interfaces.md`, "Signed governance").
     pub require_approvals: bool,
     /// Prompt versions whose status is `draft` may be served (the default, as in the prompt
-    /// repository's `promptflag.yaml`); when false, [`refused_drafts`] decides.
+    /// repository's `promptflag.yaml`); when false, [`draft_refusal`] decides.
     pub allow_drafts: bool,
 }
 
@@ -294,40 +294,24 @@ impl Default for EnvironmentPolicy {
     }
 }
 
-/// One prompt version a ruleset names, as the draft gate sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatedPrompt<'a> {
-    /// `<id>@<version>`, as messages name it.
-    pub prompt: &'a str,
-    /// The status the ruleset states for it, if any.
-    pub status: Option<&'a str>,
-    /// The environment has served its body before (it was accepted when it first came).
-    pub served_before: bool,
-}
-
-/// The prompt versions an environment that serves no drafts refuses a ruleset for, each with
-/// why: those whose status is `draft`, and those whose body is new to the environment and whose
-/// status the ruleset does not state (nothing says they are not drafts). Empty when the policy
-/// allows drafts. A body the environment served before that states no status is let through,
-/// so a kill or a control-loop step over a ruleset written before statuses were stated still
-/// serves; a version stated as a draft never is.
-pub fn refused_drafts<'a>(
+/// Why an environment under `policy` refuses a ruleset naming a prompt version whose stated
+/// status is `status` (`None`: the ruleset states none) and whose body it has `served_before`
+/// or not, or `None` when it accepts it. Where the policy serves no drafts, a version stated as
+/// a draft is refused, and so is one whose body is new to the environment and whose status is
+/// not stated (nothing says it is not a draft); a body the environment served before that
+/// states no status is let through, so a kill or a control-loop step over a ruleset written
+/// before statuses were stated still serves.
+pub fn draft_refusal(
     policy: &EnvironmentPolicy,
-    prompts: &[StatedPrompt<'a>],
-) -> Vec<(&'a str, &'static str)> {
-    if policy.allow_drafts {
-        return Vec::new();
+    status: Option<&str>,
+    served_before: bool,
+) -> Option<&'static str> {
+    match status {
+        _ if policy.allow_drafts => None,
+        Some("draft") => Some("is a draft"),
+        None if !served_before => Some("states no status, so it may be a draft"),
+        _ => None,
     }
-    prompts
-        .iter()
-        .filter_map(|stated| match stated.status {
-            Some("draft") => Some((stated.prompt, "is a draft")),
-            None if !stated.served_before => {
-                Some((stated.prompt, "states no status, so it may be a draft"))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// One environment's rules from `ENVIRONMENT_POLICY` (`{"prod": {"promote_from": "staging",
@@ -798,39 +782,22 @@ mod tests {
 
     #[test]
     fn drafts_are_refused_only_where_the_policy_says_so() {
-        let stated = [
-            StatedPrompt {
-                prompt: "a@1.0.0",
-                status: Some("draft"),
-                served_before: true,
-            },
-            StatedPrompt {
-                prompt: "b@1.0.0",
-                status: None,
-                served_before: false,
-            },
-            StatedPrompt {
-                prompt: "c@1.0.0",
-                status: None,
-                served_before: true,
-            },
-            StatedPrompt {
-                prompt: "d@1.0.0",
-                status: Some("canary"),
-                served_before: false,
-            },
-        ];
-        assert!(refused_drafts(&EnvironmentPolicy::default(), &stated).is_empty());
         let strict = EnvironmentPolicy {
             allow_drafts: false,
             ..EnvironmentPolicy::default()
         };
-        assert_eq!(
-            refused_drafts(&strict, &stated),
-            [
-                ("a@1.0.0", "is a draft"),
-                ("b@1.0.0", "states no status, so it may be a draft")
-            ]
-        );
+        let cases = [
+            (Some("draft"), true, Some("is a draft")),
+            (None, false, Some("states no status, so it may be a draft")),
+            (None, true, None),
+            (Some("canary"), false, None),
+        ];
+        for (status, served_before, refused) in cases {
+            assert_eq!(draft_refusal(&strict, status, served_before), refused);
+            assert_eq!(
+                draft_refusal(&EnvironmentPolicy::default(), status, served_before),
+                None
+            );
+        }
     }
 }

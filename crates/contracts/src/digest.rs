@@ -39,37 +39,35 @@ pub fn canonical_json(value: &Value) -> String {
 /// and without each prompt version's `status`, a lifecycle label that changes nothing served
 /// (so the repository a promotion was synced into still builds what is live).
 pub fn content_hash_input(ruleset: &Value) -> String {
-    const OMITTED: [&str; 4] = ["environment", "revision", "source", "runtime"];
-    let states_a_status = ruleset
-        .get("prompts")
-        .and_then(Value::as_object)
-        .is_some_and(|prompts| {
-            prompts
-                .values()
-                .any(|prompt| prompt.get("status").is_some())
-        });
-    if !states_a_status {
-        return canonical_json_without(ruleset, &OMITTED);
-    }
-    let mut content = ruleset.clone();
-    if let Some(Value::Object(prompts)) = content.get_mut("prompts") {
-        for prompt in prompts.values_mut() {
-            if let Value::Object(fields) = prompt {
-                fields.remove("status");
-            }
-        }
-    }
-    canonical_json_without(&content, &OMITTED)
+    let mut out = String::new();
+    write_canonical(
+        ruleset,
+        &["environment", "revision", "source", "runtime"],
+        &[],
+        Some(("prompts", &["status"])),
+        &mut out,
+    );
+    out
 }
 
 /// [`canonical_json`] leaving out the top-level object's keys in `omitted`.
 fn canonical_json_without(value: &Value, omitted: &[&str]) -> String {
     let mut out = String::new();
-    write_canonical(value, omitted, &mut out);
+    write_canonical(value, omitted, &[], None, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
+/// Writes `value` as canonical JSON, leaving out its keys in `omitted`, the keys in
+/// `omitted_in_members` of each of its members, and, for its member `(name, keys)` of
+/// `in_member`, `keys` of each member of that one. (Written out rather than removed from a
+/// copy: removing from a map links its removal code into the Worker for nothing else.)
+fn write_canonical(
+    value: &Value,
+    omitted: &[&str],
+    omitted_in_members: &[&str],
+    in_member: Option<(&str, &[&str])>,
+    out: &mut String,
+) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map
@@ -85,7 +83,12 @@ fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
                 out.push_str(&Value::String((*key).clone()).to_string());
                 out.push(':');
                 if let Some(item) = map.get(*key) {
-                    write_canonical(item, &[], out);
+                    match in_member {
+                        Some((name, inner)) if name == key.as_str() => {
+                            write_canonical(item, &[], inner, None, out)
+                        }
+                        _ => write_canonical(item, omitted_in_members, &[], None, out),
+                    }
                 }
             }
             out.push('}');
@@ -96,7 +99,7 @@ fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
-                write_canonical(item, &[], out);
+                write_canonical(item, &[], &[], None, out);
             }
             out.push(']');
         }
