@@ -714,14 +714,16 @@ async function decideForPublish(material, env, storage, environment, rulesetText
   try {
     const accepted = (await storage.get(REGISTRY_KEY)) ?? null;
     const acceptedSerial = accepted === null ? 0 : serialOf(accepted);
-    const entries = JSON.parse(rulesetText).prompts ?? {};
-    const served = await servedBefore(storage, environment, Object.keys(entries));
+    // Entries are keyed by content id; the body's hash is `body` (the key itself in rulesets
+    // written before content ids), and bodies are what the authority records as served.
+    const entries = Object.entries(JSON.parse(rulesetText).prompts ?? {}).map(([key, entry]) => [entry.body ?? key, entry]);
+    const served = await servedBefore(storage, environment, entries.map(([hash]) => hash));
     const subjects = Array.isArray(material.prompts) ? material.prompts : [];
     const prompts = [];
-    for (const [hash, entry] of Object.entries(entries)) {
+    for (const [hash, entry] of entries) {
       if (served.has(hash)) continue;
       const name = `${entry.id}@${entry.version}`;
-      const subject = subjects.find((s) => s?.body_sha256 === hash);
+      const subject = subjects.find((s) => s?.body_sha256 === hash && s?.prompt === name) ?? subjects.find((s) => s?.body_sha256 === hash);
       if (subject === undefined) {
         const detail = "new to this environment, and the publish carries no approval subject for it (`promptflag approve`, then publish with the approvals)";
         return JSON.stringify(refuse("approval_missing", name, detail, acceptedSerial));

@@ -673,6 +673,41 @@ pub async fn authorize_write(
     })
 }
 
+/// Refuses a ruleset naming a draft where the environment's policy serves none: `403
+/// draft_not_allowed`, naming the versions in `prompts` ([`authority::draft_refusal`] decides
+/// from the status the ruleset states and whether the environment served the body before). It is
+/// not overridable: a draft becomes servable by changing its status in the repository, which
+/// a reviewer sees, never by a parameter of the request.
+async fn draft_gate(
+    environment: &str,
+    ruleset: &Ruleset,
+    policy: &authority::EnvironmentPolicy,
+    context: &Authority<'_>,
+) -> Result<(), Failure> {
+    if policy.allow_drafts {
+        return Ok(());
+    }
+    let prompts = ruleset.prompts();
+    let bodies: Vec<&str> = prompts.iter().map(|p| p.hash.as_str()).collect();
+    let new_bodies = not_accepted(environment, &bodies, context).await?;
+    let mut message = format!("{environment} serves no drafts:");
+    let mut refused = Vec::new();
+    for prompt in prompts {
+        let served_before = !new_bodies.contains(&prompt.hash);
+        if let Some(why) = authority::draft_refusal(policy, prompt.status.as_deref(), served_before)
+        {
+            let name = format!("{}@{}", prompt.id, prompt.version);
+            message.push_str(&format!(" {name} {why};"));
+            refused.push(Value::from(name));
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    message.pop();
+    Err(Failure::api(403, "draft_not_allowed", message).with_field("prompts", Value::from(refused)))
+}
+
 fn forbidden(refused: authority::Forbidden) -> Failure {
     Failure::api(403, "forbidden", refused.reason)
         .with_field("credential", Value::from(refused.credential))
@@ -999,6 +1034,8 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
         )
         .with_field("hashes", json!(missing)));
     }
+    let policy = environment_policy(context.config, environment)?;
+    draft_gate(environment, &ruleset, &policy, context).await?;
     let authorized = authorize_write(
         &Write {
             action: WriteAction::Publish,
@@ -1010,7 +1047,6 @@ async fn publish(request: &Incoming, environment: &str, context: &Authority<'_>)
     )
     .await?;
 
-    let policy = environment_policy(context.config, environment)?;
     let gated = if policy.require_approvals {
         signature_gate(environment, &raw, &query, context).await?
     } else {

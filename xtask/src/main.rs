@@ -3,7 +3,8 @@
 //! - `setup`: installs the pinned tools under `target/tools` (idempotent, cached).
 //! - `test`: the one test command (what `.ci/run` calls): formatting, lints, native tests,
 //!   wasm32 tests, the Worker and npm suites, and a bounded run of each fuzz target.
-//! - `dev`: the main job: the Worker on local workerd with local KV seeded from the example repo.
+//! - `dev`: the main job: the Worker on local workerd with local KV seeded from a governed working
+//!   copy of the example repo, and an approve-and-publish walk-through printed.
 //! - `fuzz`: the fuzz targets, each for a while (`test` runs each briefly).
 //! - `deny`: the dependency policy (`deny.toml`); `test` runs it without the advisories.
 //! - `build-worker`, `build-npm`, `bench`.

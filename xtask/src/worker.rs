@@ -26,17 +26,12 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
+use promptflag_harness::walkthrough;
 
 use crate::tools::Toolchain;
 
 /// The cargo profile the Worker is built with (root `Cargo.toml`).
 const PROFILE: &str = "worker-release";
-/// The environments `cargo xtask dev` gives a throwaway admin credential each, with its role.
-const DEV_CREDENTIALS: [(&str, &str); 3] = [
-    ("dev", "publisher"),
-    ("staging", "publisher"),
-    ("prod", "override"),
-];
 /// The dev collector's writer token, which the dev Worker sends with its exposures.
 const DEV_COLLECTOR_TOKEN: &str = "dev-collector-token-0123456789abcdef";
 /// Written into `worker/build/` last, once the build and wasm-opt have both succeeded: how the
@@ -467,12 +462,25 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     let promptflag = tools.root.join("target/debug/promptflag");
     let dev_dir = tools.root.join("target").join("dev");
     let state = dev_dir.join("wrangler-state");
-    if reseed && dev_dir.exists() {
+    // A working copy of the example with throwaway signing keys, so the example is never
+    // edited. It and the Worker's state go together (the Worker keeps the key registry it
+    // accepted), so a missing copy starts both afresh.
+    let repo = dev_dir.join("prompts-repo");
+    if (reseed || !repo.exists()) && dev_dir.exists() {
         std::fs::remove_dir_all(&dev_dir)
             .with_context(|| format!("removing {}", dev_dir.display()))?;
     }
+    if !repo.exists() {
+        walkthrough::prepare_repository(
+            &tools.root.join("examples").join("prompts-repo"),
+            &repo,
+            &promptflag,
+        )?;
+    }
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
-    let repo = tools.root.join("examples").join("prompts-repo");
+    let owner_keys_file = walkthrough::owner_keys_file(&repo);
+    let owner_keys = std::fs::read_to_string(&owner_keys_file)
+        .with_context(|| format!("reading {}", owner_keys_file.display()))?;
     let audit_db = dev_dir.join("audit.sqlite3");
     let telemetry_db = dev_dir.join("telemetry.sqlite3");
     let collector_port = port + 1;
@@ -481,9 +489,21 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     // Throwaway read keys, new on every run: a server key (the ruleset and bodies, for the
     // companion and local evaluation) and a client key (the evaluation routes only).
     let keys = DevKeys::generate()?;
+    // The ruleset signing key pair: the authority signs every revision it makes live with the
+    // seed, the serving Worker serves only what verifies with the public key. Kept with the
+    // Worker's state, so the revisions it signed on an earlier run still verify.
+    let signing = RulesetSigningKeys::load_or_generate(&promptflag, &dev_dir)?;
 
     let credentials = dev_credentials()?;
     let dev_token = credentials[0].1.clone();
+    let setup = walkthrough::Setup {
+        promptflag: promptflag.clone(),
+        repository: repo.clone(),
+        worker_url: base.clone(),
+        tokens: credentials.clone(),
+        read_key: keys.server.clone(),
+        audit_db: Some(audit_db.clone()),
+    };
     // The two Workers run as two `wrangler dev` processes over one local state, so each gets
     // exactly its own secrets, as when deployed: `wrangler dev -c wrangler.toml -c
     // wrangler.authority.toml` runs both in one process, but its `--var` reaches only the first
@@ -491,11 +511,28 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
     // kept under target/dev so no other checkout's `promptflag-authority` answers for this one.
     let registry = dev_dir.join("wrangler-registry");
     let authority_port = port + 2;
-    let authority_vars = [(
-        "ADMIN_CREDENTIALS",
-        credentials_json(&credentials),
-        "ADMIN_CREDENTIALS:…".to_string(),
-    )];
+    let authority_vars = [
+        (
+            "ADMIN_CREDENTIALS",
+            walkthrough::credentials_json(&credentials),
+            "ADMIN_CREDENTIALS:…".to_string(),
+        ),
+        (
+            "ENVIRONMENT_POLICY",
+            walkthrough::DEV_ENVIRONMENT_POLICY.to_string(),
+            "ENVIRONMENT_POLICY:…".to_string(),
+        ),
+        (
+            "OWNER_KEYS",
+            owner_keys.trim().to_string(),
+            "OWNER_KEYS:…".to_string(),
+        ),
+        (
+            "RULESET_SIGNING_KEY",
+            signing.signing_key.clone(),
+            "RULESET_SIGNING_KEY:…".to_string(),
+        ),
+    ];
     let mut authority = start_wrangler(
         tools,
         &["-c", "wrangler.authority.toml"],
@@ -536,6 +573,11 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
             "READ_KEYS",
             keys.read_keys_json(),
             "READ_KEYS:…".to_string(),
+        ),
+        (
+            "RULESET_PUBLIC_KEY",
+            signing.public_key.clone(),
+            format!("RULESET_PUBLIC_KEY:{}", signing.public_key),
         ),
     ];
     let mut wrangler_child =
@@ -593,33 +635,25 @@ pub fn dev(tools: &Toolchain, args: &[String]) -> Result<()> {
         }
     };
 
-    // The example repository, published to the local Worker.
-    let published = std::process::Command::new(&promptflag)
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--audit-db")
-        .arg(&audit_db)
-        .args([
-            "publish",
-            "--env",
-            "dev",
-            "--worker",
-            &base,
-            "--admin-token",
-            &dev_token,
-            "--read-key",
-            &keys.server,
-            "--reason",
-            "cargo xtask dev",
-        ])
+    // The working copy, published to dev on the local Worker (dev has no gates), by the same
+    // command the walk-through's test runs.
+    let seed = walkthrough::seed(&setup);
+    let published = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&seed.command)
         .status();
     match published {
-        Ok(status) if status.success() => print_examples(&base, &collector, &credentials, &keys),
+        Ok(status) if status.success() => {
+            print_examples(&base, &collector, &setup, &keys, &signing)
+        }
         outcome => {
             stop(&mut companion);
             stop(&mut wrangler_child);
             stop(&mut authority);
-            bail!("publishing examples/prompts-repo to the local Worker failed ({outcome:?})");
+            bail!(
+                "publishing {} to the local Worker failed ({outcome:?})",
+                repo.display()
+            );
         }
     }
     let status = wrangler_child.wait().context("waiting for wrangler")?;
@@ -715,12 +749,12 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A throwaway credential per environment of [`DEV_CREDENTIALS`]: `(environment, token)`, the
+/// A throwaway credential per environment of [`walkthrough::DEV_CREDENTIALS`]: `(environment, token)`, the
 /// token 24 random bytes as hex after `dev-<env>-` (well over the Worker's 32-byte minimum).
 fn dev_credentials() -> Result<Vec<(String, String)>> {
     let mut random = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
     let mut credentials = Vec::new();
-    for (environment, _) in DEV_CREDENTIALS {
+    for (environment, _) in walkthrough::DEV_CREDENTIALS {
         let mut bytes = [0u8; 24];
         random
             .read_exact(&mut bytes)
@@ -731,18 +765,44 @@ fn dev_credentials() -> Result<Vec<(String, String)>> {
     Ok(credentials)
 }
 
-/// `ADMIN_CREDENTIALS` for the dev Worker: one credential per environment, named `dev-<env>`.
-fn credentials_json(credentials: &[(String, String)]) -> String {
-    let entries: Vec<String> = credentials
-        .iter()
-        .zip(DEV_CREDENTIALS)
-        .map(|((environment, token), (_, role))| {
-            format!(
-                r#"{{"name":"dev-{environment}","token":"{token}","environment":"{environment}","role":"{role}"}}"#
-            )
+/// The ruleset signing key pair of `cargo xtask dev` (`promptflag keys ruleset-signing`).
+struct RulesetSigningKeys {
+    signing_key: String,
+    public_key: String,
+}
+
+impl RulesetSigningKeys {
+    /// The pair kept in `target/dev/ruleset-signing.env`, made there by `promptflag keys
+    /// ruleset-signing` when it is not (and with `--reseed`, which starts the state over).
+    fn load_or_generate(promptflag: &Path, dev_dir: &Path) -> Result<RulesetSigningKeys> {
+        let file = dev_dir.join("ruleset-signing.env");
+        if !file.exists() {
+            let output = std::process::Command::new(promptflag)
+                .args(["keys", "ruleset-signing"])
+                .output()
+                .context("running promptflag keys ruleset-signing")?;
+            if !output.status.success() {
+                bail!(
+                    "promptflag keys ruleset-signing failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::fs::write(&file, &output.stdout)
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_string)
+                .with_context(|| format!("{} has no {name}", file.display()))
+        };
+        Ok(RulesetSigningKeys {
+            signing_key: value("RULESET_SIGNING_KEY")?,
+            public_key: value("RULESET_PUBLIC_KEY")?,
         })
-        .collect();
-    format!("[{}]", entries.join(","))
+    }
 }
 
 /// The read keys `cargo xtask dev` configures, generated per run.
@@ -774,11 +834,18 @@ impl DevKeys {
     }
 }
 
-fn print_examples(base: &str, collector: &str, credentials: &[(String, String)], keys: &DevKeys) {
-    let dev_token = &credentials[0].1;
-    let tokens: Vec<String> = credentials
+fn print_examples(
+    base: &str,
+    collector: &str,
+    setup: &walkthrough::Setup,
+    keys: &DevKeys,
+    signing: &RulesetSigningKeys,
+) {
+    let dev_token = &setup.tokens[0].1;
+    let tokens: Vec<String> = setup
+        .tokens
         .iter()
-        .zip(DEV_CREDENTIALS)
+        .zip(walkthrough::DEV_CREDENTIALS)
         .map(|((environment, token), (_, role))| format!("  #   {environment} ({role}): {token}"))
         .collect();
     let tokens = tokens.join("\n");
@@ -790,11 +857,16 @@ fn print_examples(base: &str, collector: &str, credentials: &[(String, String)],
     let server = "-H \"authorization: Bearer $PROMPTFLAG_READ_KEY\"";
     let client = "-H \"authorization: Bearer $PROMPTFLAG_CLIENT_KEY\"";
     let companion = "cargo run -q -p promptflag-cli -- --repo examples/prompts-repo --audit-db target/dev/audit.sqlite3";
+    let governance = walkthrough::render(&walkthrough::walkthrough(setup));
+    let repository = setup.repository.display();
+    let owner_keys = walkthrough::owner_keys_file(&setup.repository);
+    let owner_keys = owner_keys.display();
+    let policy = walkthrough::DEV_ENVIRONMENT_POLICY;
     let worker = format!("--worker {base}");
     println!(
         "
-promptflag on {base} (the Worker on local workerd, local KV holding examples/prompts-repo)
-and the companion's collector and control loop on {collector}
+promptflag on {base} (the Worker on local workerd, local KV holding a working copy of
+examples/prompts-repo at {repository}) and the companion's collector and control loop on {collector}
 
   # this run's read keys (new every run): a server key reads the ruleset and the prompt
   # bodies, a client key only the evaluation routes; the commands below read them from here
@@ -811,6 +883,13 @@ and the companion's collector and control loop on {collector}
   curl -s {server} {base}/v1/prompts/{hash}
   # without a key: 401
   curl -s {base}/v1/ruleset
+
+  # signed rulesets: the admin authority signs every revision it makes live (its
+  # RULESET_SIGNING_KEY is in target/dev/ruleset-signing.env), and this Worker serves only what
+  # verifies with its RULESET_PUBLIC_KEY, {public_key};
+  # give it to clients (npm `rulesetPublicKey`, native `ClientConfig::with_ruleset_public_key`)
+  # so they verify too. The signature travels with the ruleset:
+  curl -s -o /dev/null -D - {server} {base}/v1/ruleset | grep -i x-promptflag-signature
 
   # OFREP: one flag, then every flag
   curl -s -X POST {base}/ofrep/v1/evaluate/flags/support_prompt {client} {json} -d '{{\"context\": {{\"targetingKey\": \"user-42\", \"plan\": \"pro\"}}}}'
@@ -831,10 +910,16 @@ and the companion's collector and control loop on {collector}
   curl -s {admin} {base}/admin/v1/rulesets/dev
   curl -s {collector}/metrics
 
+  # governance: the working copy has throwaway signing keys (promptflag keys init --dev:
+  # dev-owner, dev-author, dev-reviewer), the Worker's OWNER_KEYS is {owner_keys}
+  # and its ENVIRONMENT_POLICY is {policy};
+  # approve and publish, copied as is:
+{governance}
 Ctrl-C stops it.
 ",
         server_key = keys.server,
         client_key = keys.client,
+        public_key = signing.public_key,
     );
 }
 

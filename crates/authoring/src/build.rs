@@ -340,7 +340,8 @@ pub fn assemble(
     (ruleset, map, diagnostics)
 }
 
-/// A version as the ruleset lists it: its body's hash and its model configuration.
+/// A version as the ruleset lists it: its body's hash, its model configuration and its status
+/// (which an environment that serves no drafts checks on the server).
 fn raw_prompt(repo: &Repo, version: &PromptVersion) -> RawPrompt {
     RawPrompt {
         body: version.sha256.clone(),
@@ -349,6 +350,7 @@ fn raw_prompt(repo: &Repo, version: &PromptVersion) -> RawPrompt {
         model: version.model_name().to_string(),
         parameters: Value::Object(version.parameter_map()),
         output_schema: version.output_schema_value(&repo.root),
+        status: version.status.as_ref().map(|status| status.value.clone()),
     }
 }
 

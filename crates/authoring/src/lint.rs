@@ -25,7 +25,7 @@ use crate::yaml;
 /// Valid risk levels.
 pub const RISKS: [&str; 3] = ["low", "medium", "high"];
 /// Valid statuses.
-pub const STATUSES: [&str; 4] = ["draft", "canary", "production", "archived"];
+pub const STATUSES: [&str; 4] = promptflag_core::model::PROMPT_STATUSES;
 /// Model parameters every prompt must set.
 pub const REQUIRED_PARAMETERS: [&str; 3] = ["temperature", "max_tokens", "top_p"];
 

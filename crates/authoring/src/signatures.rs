@@ -515,8 +515,8 @@ fn write_private(path: &Path, text: &str) -> crate::Result<()> {
 
 /// The gate input for publishing `environment` of `build`: the repository's registry files as
 /// changes from none (the server passes its own `accepted` registry and root keys instead), the
-/// approval subject of every high-risk prompt version the environment's ruleset names, and
-/// their approval files. This is what the companion sends with a publish so that the server
+/// approval subject of every prompt version the environment's ruleset names, and their approval
+/// files. This is what the companion sends with a publish so that the server
 /// decides with `gate::decide` on the same facts, and what it checks locally beforehand.
 pub fn gate_input(
     repo: &Repo,
@@ -536,10 +536,14 @@ pub fn gate_input(
         else {
             continue;
         };
-        if !is_high_risk(version) {
-            continue;
-        }
-        let subject = approval_subject(repo, version).map_err(crate::Error::Invalid)?;
+        // The server asks for an approval of every body new to a gated environment, whatever
+        // its risk (the ruleset carries none), so every version goes with its subject; only a
+        // high-risk one must have one.
+        let subject = match approval_subject(repo, version) {
+            Ok(subject) => subject,
+            Err(reason) if is_high_risk(version) => return Err(crate::Error::Invalid(reason)),
+            Err(_) => continue,
+        };
         for file in read_approvals(&repo.root, version, environment) {
             approvals.push(SubmittedApproval {
                 prompt: subject.prompt.clone(),

@@ -1,7 +1,8 @@
 //! End to end against the real Worker (the built `worker/build/` in Miniflare, started through
 //! `tests/support/worker-server.mjs`): publish, two concurrent publishers, kill and rollback with
-//! the revert cycle time, an operator's rollback that a publish from git respects, and staging
-//! before prod.
+//! the revert cycle time, an operator's rollback that a publish from git respects, staging
+//! before prod, a draft refused by the server whatever the manifest says, and the local mirror
+//! of the served audit log.
 //!
 //! These tests need Node 22 and the built Worker; `cargo xtask test` provides both; run alone,
 //! the harness finds them in the workspace after `cargo xtask setup` and `cargo xtask
@@ -452,4 +453,130 @@ fn e2e_a_manifest_without_promote_from_is_still_refused_by_the_worker() {
         &["publish", "--env", "prod", "--build", build_arg],
     );
     assert_eq!(prod.status.code(), Some(0), "{}", stderr(&prod));
+}
+
+/// A draft published from a build whose manifest was edited to allow drafts passes the
+/// companion's own gate but not the Worker's, whose `ENVIRONMENT_POLICY` serves no drafts in
+/// staging: `draft_not_allowed` (exit 4) from the status the ruleset states, and staging stays
+/// unpublished; with the version's status back to `canary`, the same publish goes through.
+#[test]
+fn e2e_a_manifest_edited_to_allow_drafts_is_still_refused_by_the_worker() {
+    let worker = start_worker_with(Some(r#"{"staging": {"allow_drafts": false}}"#));
+    let (dir, repo) = scratch_repo();
+    let metadata = repo.join("prompts/support_reply/metadata.yaml");
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    let drafted = text.replacen(
+        "risk: high\n    status: canary",
+        "risk: high\n    status: draft",
+        1,
+    );
+    assert_ne!(drafted, text);
+    std::fs::write(&metadata, &drafted).unwrap();
+    let build = dir.path().join("edited-build");
+    let built = cli(&repo, &worker, &["build", "--out", build.to_str().unwrap()]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let manifest_path = build.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["environments"]["staging"]["allow_drafts"] = serde_json::Value::Bool(true);
+    manifest["environments"]["staging"]["require_approvals"] = serde_json::Value::Bool(false);
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let refused = cli(
+        &repo,
+        &worker,
+        &[
+            "publish",
+            "--env",
+            "staging",
+            "--build",
+            build.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("draft_not_allowed")
+            && stderr(&refused).contains("support_reply@2.0.0 is a draft"),
+        "{}",
+        stderr(&refused)
+    );
+    let state = cli(&repo, &worker, &["--json", "history", "--env", "staging"]);
+    let value: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(value["history"]["state"]["live"], serde_json::Value::Null);
+
+    std::fs::write(&metadata, &text).unwrap();
+    let rebuilt = dir.path().join("build");
+    let built = cli(
+        &repo,
+        &worker,
+        &["build", "--out", rebuilt.to_str().unwrap()],
+    );
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let published = cli(
+        &repo,
+        &worker,
+        &[
+            "publish",
+            "--env",
+            "staging",
+            "--build",
+            rebuilt.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(published.status.code(), Some(0), "{}", stderr(&published));
+}
+
+/// `audit verify` against the Worker keeps a local mirror of the served log: the first run
+/// copies it, the next ones find it unchanged and add what is new, and where the mirror and
+/// the served log disagree it names the first entry that differs and exits 1.
+#[test]
+fn e2e_audit_verify_keeps_a_mirror_of_the_served_log_and_names_the_first_divergence() {
+    let worker = start_worker();
+    let (_dir, repo) = scratch_repo();
+    let published = cli(&repo, &worker, &["publish", "--env", "dev"]);
+    assert_eq!(published.status.code(), Some(0), "{}", stderr(&published));
+    let first = cli(&repo, &worker, &["audit", "verify"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("0 entries matched, 1 new mirrored"),
+        "{}",
+        stdout(&first)
+    );
+    let killed = cli(
+        &repo,
+        &worker,
+        &[
+            "kill",
+            "support_prompt",
+            "--env",
+            "dev",
+            "--reason",
+            "mirror",
+        ],
+    );
+    assert_eq!(killed.status.code(), Some(0), "{}", stderr(&killed));
+    let second = cli(&repo, &worker, &["--json", "audit", "verify"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
+    let value: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(value["served"]["mirror"]["matched"], 1, "{value}");
+    assert_eq!(value["served"]["mirror"]["appended"], 1, "{value}");
+
+    // The mirror says entry 2 was something else than what the Worker serves (as it would had
+    // the Worker's log been rewritten after this machine saw it).
+    let db = repo.join(".promptflag/audit.sqlite3");
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    connection
+        .execute_batch(
+            "DROP TRIGGER served_no_update;
+             UPDATE served SET hash = 'ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff' WHERE seq = 2;",
+        )
+        .unwrap();
+    drop(connection);
+    let diverged = cli(&repo, &worker, &["audit", "verify"]);
+    let text = stdout(&diverged);
+    assert_eq!(diverged.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("DIVERGED from the local mirror at entry 2: mirrored ffff"),
+        "{text}"
+    );
 }

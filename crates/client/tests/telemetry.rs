@@ -79,6 +79,7 @@ fn resolution() -> Resolution {
             model: "gpt-4o".into(),
             parameters: json!({"temperature": 0.7}),
             output_schema: None,
+            status: None,
         }),
         revision: Some(7),
     }

@@ -269,7 +269,7 @@ pub fn grant<'a>(
 
 /// One environment's server-side policy (`ENVIRONMENT_POLICY`, a JSON object keyed by
 /// environment). The uploaded build's manifest has no say in it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentPolicy {
     /// Every prompt body a ruleset names must have been named by a ruleset published to this
     /// environment first (the promotion gate).
@@ -278,17 +278,51 @@ pub struct EnvironmentPolicy {
     /// signed approval from a registered reviewer who is not its author (the signature gate,
     /// `docs/interfaces.md`, "Signed governance").
     pub require_approvals: bool,
+    /// Prompt versions whose status is `draft` may be served (the default, as in the prompt
+    /// repository's `promptflag.yaml`); when false, [`draft_refusal`] decides.
+    pub allow_drafts: bool,
+}
+
+impl Default for EnvironmentPolicy {
+    /// No gates: no promotion order, no approvals, drafts allowed.
+    fn default() -> Self {
+        EnvironmentPolicy {
+            promote_from: None,
+            require_approvals: false,
+            allow_drafts: true,
+        }
+    }
+}
+
+/// Why an environment under `policy` refuses a ruleset naming a prompt version whose stated
+/// status is `status` (`None`: the ruleset states none) and whose body it has `served_before`
+/// or not, or `None` when it accepts it. Where the policy serves no drafts, a version stated as
+/// a draft is refused, and so is one whose body is new to the environment and whose status is
+/// not stated (nothing says it is not a draft); a body the environment served before that
+/// states no status is let through, so a kill or a control-loop step over a ruleset written
+/// before statuses were stated still serves.
+pub fn draft_refusal(
+    policy: &EnvironmentPolicy,
+    status: Option<&str>,
+    served_before: bool,
+) -> Option<&'static str> {
+    match status {
+        _ if policy.allow_drafts => None,
+        Some("draft") => Some("is a draft"),
+        None if !served_before => Some("states no status, so it may be a draft"),
+        _ => None,
+    }
 }
 
 /// One environment's rules from `ENVIRONMENT_POLICY` (`{"prod": {"promote_from": "staging",
-/// "require_approvals": true}, …}`); no rules when the text is empty or does not mention the environment. The whole text
+/// "require_approvals": true, "allow_drafts": false}, …}`); no rules when the text is empty or does not mention the environment. The whole text
 /// is checked, so a mistake anywhere in it refuses every write rather than none.
 pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, String> {
     let mut found = EnvironmentPolicy::default();
     if text.trim().is_empty() {
         return Ok(found);
     }
-    let shape = "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\", \"require_approvals\": true}}";
+    let shape = "ENVIRONMENT_POLICY must be a JSON object of {\"<env>\": {\"promote_from\": \"<env>\", \"require_approvals\": true, \"allow_drafts\": false}}";
     let Ok(Value::Object(environments)) = serde_json::from_slice::<Value>(text.as_bytes()) else {
         return Err(String::from(shape));
     };
@@ -304,6 +338,7 @@ pub fn policy_for(text: &str, environment: &str) -> Result<EnvironmentPolicy, St
                 ("require_approvals", Value::Bool(required)) => {
                     parsed.require_approvals = *required
                 }
+                ("allow_drafts", Value::Bool(allowed)) => parsed.allow_drafts = *allowed,
                 _ => return Err(alloc::format!("{shape}; {name}.{key} is not")),
             }
         }
@@ -739,5 +774,30 @@ mod tests {
         let gated = policy_for(r#"{"prod":{"require_approvals":true}}"#, "prod").unwrap();
         assert!(gated.require_approvals && gated.promote_from.is_none());
         assert!(policy_for(r#"{"prod":{"require_approvals":"yes"}}"#, "dev").is_err());
+        assert!(policy_for(text, "prod").unwrap().allow_drafts);
+        let strict = policy_for(r#"{"prod":{"allow_drafts":false}}"#, "prod").unwrap();
+        assert!(!strict.allow_drafts && !strict.require_approvals);
+        assert!(policy_for(r#"{"prod":{"allow_drafts":"no"}}"#, "dev").is_err());
+    }
+
+    #[test]
+    fn drafts_are_refused_only_where_the_policy_says_so() {
+        let strict = EnvironmentPolicy {
+            allow_drafts: false,
+            ..EnvironmentPolicy::default()
+        };
+        let cases = [
+            (Some("draft"), true, Some("is a draft")),
+            (None, false, Some("states no status, so it may be a draft")),
+            (None, true, None),
+            (Some("canary"), false, None),
+        ];
+        for (status, served_before, refused) in cases {
+            assert_eq!(draft_refusal(&strict, status, served_before), refused);
+            assert_eq!(
+                draft_refusal(&EnvironmentPolicy::default(), status, served_before),
+                None
+            );
+        }
     }
 }

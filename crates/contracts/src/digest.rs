@@ -35,19 +35,39 @@ pub fn canonical_json(value: &Value) -> String {
 
 /// The text a ruleset's content hash is the SHA-256 of: its canonical JSON without the
 /// top-level `environment`, `revision`, `source` and `runtime` (the runtime decisions a
-/// revision records), so two environments serving the same thing have the same content hash.
+/// revision records), so two environments serving the same thing have the same content hash,
+/// and without each prompt version's `status`, a lifecycle label that changes nothing served
+/// (so the repository a promotion was synced into still builds what is live).
 pub fn content_hash_input(ruleset: &Value) -> String {
-    canonical_json_without(ruleset, &["environment", "revision", "source", "runtime"])
+    let mut out = String::new();
+    write_canonical(
+        ruleset,
+        &["environment", "revision", "source", "runtime"],
+        &[],
+        Some(("prompts", &["status"])),
+        &mut out,
+    );
+    out
 }
 
 /// [`canonical_json`] leaving out the top-level object's keys in `omitted`.
 fn canonical_json_without(value: &Value, omitted: &[&str]) -> String {
     let mut out = String::new();
-    write_canonical(value, omitted, &mut out);
+    write_canonical(value, omitted, &[], None, &mut out);
     out
 }
 
-fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
+/// Writes `value` as canonical JSON, leaving out its keys in `omitted`, the keys in
+/// `omitted_in_members` of each of its members, and, for its member `(name, keys)` of
+/// `in_member`, `keys` of each member of that one. (Written out rather than removed from a
+/// copy: removing from a map links its removal code into the Worker for nothing else.)
+fn write_canonical(
+    value: &Value,
+    omitted: &[&str],
+    omitted_in_members: &[&str],
+    in_member: Option<(&str, &[&str])>,
+    out: &mut String,
+) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map
@@ -63,7 +83,12 @@ fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
                 out.push_str(&Value::String((*key).clone()).to_string());
                 out.push(':');
                 if let Some(item) = map.get(*key) {
-                    write_canonical(item, &[], out);
+                    match in_member {
+                        Some((name, inner)) if name == key.as_str() => {
+                            write_canonical(item, &[], inner, None, out)
+                        }
+                        _ => write_canonical(item, omitted_in_members, &[], None, out),
+                    }
                 }
             }
             out.push('}');
@@ -74,7 +99,7 @@ fn write_canonical(value: &Value, omitted: &[&str], out: &mut String) {
                 if index > 0 {
                     out.push(',');
                 }
-                write_canonical(item, &[], out);
+                write_canonical(item, &[], &[], None, out);
             }
             out.push(']');
         }
@@ -102,5 +127,27 @@ mod tests {
             canonical_json(&value),
             r#"{"a":{"c":null,"d":[2,{"y":2,"z":1}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn the_content_hash_input_leaves_out_what_serves_nothing() {
+        let labelled: Value = serde_json::from_str(
+            r#"{"schema":1,"environment":"prod","revision":3,"source":"abc","runtime":{},
+                "prompts":{"c1":{"id":"p","version":"1.0.0","status":"canary"}},"flags":{}}"#,
+        )
+        .unwrap();
+        let relabelled: Value = serde_json::from_str(
+            r#"{"schema":1,"environment":"dev","revision":9,
+                "prompts":{"c1":{"id":"p","version":"1.0.0","status":"production"}},"flags":{}}"#,
+        )
+        .unwrap();
+        let expected = r#"{"flags":{},"prompts":{"c1":{"id":"p","version":"1.0.0"}},"schema":1}"#;
+        assert_eq!(content_hash_input(&labelled), expected);
+        assert_eq!(content_hash_input(&relabelled), expected);
+        let other_version: Value = serde_json::from_str(
+            r#"{"schema":1,"prompts":{"c1":{"id":"p","version":"1.0.1"}},"flags":{}}"#,
+        )
+        .unwrap();
+        assert_ne!(content_hash_input(&other_version), expected);
     }
 }

@@ -321,6 +321,17 @@ impl Compiler {
                     String::from("parameters must be a JSON object"),
                 );
             }
+            if let Some(status) = prompt
+                .status
+                .as_deref()
+                .filter(|status| !crate::model::PROMPT_STATUSES.contains(status))
+            {
+                self.problem(
+                    &format!("{path}.status"),
+                    "bad_status",
+                    format!("status {status:?} is not one of draft, canary, production, archived"),
+                );
+            }
             prompts.push(PromptMeta {
                 content_id: content_id.clone(),
                 hash: String::from(body),
@@ -329,6 +340,7 @@ impl Compiler {
                 model: prompt.model.clone(),
                 parameters: prompt.parameters.clone(),
                 output_schema: prompt.output_schema.clone(),
+                status: prompt.status.clone(),
             });
         }
         prompts.sort_by(|a, b| a.content_id.cmp(&b.content_id));

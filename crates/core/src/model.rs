@@ -153,7 +153,15 @@ pub struct RawPrompt {
     /// The JSON schema the model's output must follow, when the version declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// The version's lifecycle status in the prompt repository ([`PROMPT_STATUSES`]), which an
+    /// environment that serves no drafts checks before it accepts the ruleset. Evaluation does
+    /// not read it, and the content hash leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
+
+/// The lifecycle statuses a prompt version may have, from first draft to retirement.
+pub const PROMPT_STATUSES: [&str; 4] = ["draft", "canary", "production", "archived"];
 
 impl RawPrompt {
     /// The SHA-256 of this version's body: `body`, or else the key it is listed under

@@ -30,6 +30,11 @@ pub struct PromptMeta {
     /// The output JSON schema, when the version declares one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_schema: Option<Value>,
+    /// The version's lifecycle status (`draft`, `canary`, `production`, `archived`), when the
+    /// ruleset states it. Not part of the value a prompt flag serves (every runtime serves the
+    /// same object, docs/ruleset.md): it is for the admin authority's draft gate.
+    #[serde(skip)]
+    pub status: Option<String>,
 }
 
 /// A validated ruleset, ready to evaluate. Build it with [`Ruleset::from_json`] or

@@ -14,9 +14,14 @@
 //! that finds neither fails with the one command to run ([`Locations::from_env`]), while
 //! [`Locations::from_env_or_defaults`] also accepts `node` on PATH (the `promptflag simulate`
 //! command, run by hand).
+//!
+//! [`walkthrough`] is the governed development setup `cargo xtask dev` runs and the
+//! approve-and-publish walk-through it prints, shared with the test that runs it as printed.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
+
+pub mod walkthrough;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

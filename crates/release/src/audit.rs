@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use promptflag_contracts::authority;
 use promptflag_contracts::digest::{canonical_json, sha256_hex};
 
 /// The `prev_hash` of the first entry: the contracts' constant, which the Worker's log uses too.
@@ -241,11 +242,67 @@ CREATE TABLE IF NOT EXISTS intents (
     revision INTEGER NOT NULL,
     entries TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS served (
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (source, seq)
+);
+CREATE TRIGGER IF NOT EXISTS served_no_update BEFORE UPDATE ON served
+BEGIN SELECT RAISE(ABORT, 'the mirror of the served log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS served_no_delete BEFORE DELETE ON served
+BEGIN SELECT RAISE(ABORT, 'the mirror of the served log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
+
+/// Where the local mirror of a served log and the served log first disagree: the entry `seq`,
+/// with the hash the mirror holds and the one the server now serves at that place (`None` when
+/// the served log ends before it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Divergence {
+    /// The first entry that differs.
+    pub seq: u64,
+    /// Its hash in the mirror.
+    pub mirrored: String,
+    /// The hash served in its place, if the served log reaches it.
+    pub served: Option<String>,
+}
+
+/// What checking the mirror against a served log found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MirrorCheck {
+    /// The entries the mirror held that the served log still holds, unchanged.
+    pub matched: usize,
+    /// The served entries newly copied into the mirror.
+    pub appended: usize,
+    /// The first disagreement, if any (then nothing is appended).
+    pub divergence: Option<Divergence>,
+}
+
+/// Compares a mirror's `(seq, hash)` list with a served log, entry by entry from the first: the
+/// first entry the served log no longer holds as mirrored, or `None` when the served log
+/// extends the mirror. Comparing hashes is enough: each one covers its entry and, through
+/// `prev_hash`, every entry before it.
+pub fn first_divergence(
+    mirrored: &[(u64, String)],
+    served: &[authority::Entry],
+) -> Option<Divergence> {
+    mirrored
+        .iter()
+        .enumerate()
+        .find_map(|(index, (seq, hash))| match served.get(index) {
+            Some(entry) if entry.seq == *seq && entry.hash == *hash => None,
+            other => Some(Divergence {
+                seq: *seq,
+                mirrored: hash.clone(),
+                served: other.map(|entry| entry.hash.clone()),
+            }),
+        })
+}
 
 /// RFC 3339 UTC with milliseconds, from the system clock.
 pub fn now_rfc3339() -> String {
@@ -474,6 +531,58 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// The mirror of the log `source` serves, as `(seq, hash)` in order.
+    pub fn mirrored(&self, source: &str) -> Result<Vec<(u64, String)>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT seq, hash FROM served WHERE source = ?1 ORDER BY seq")?;
+        let rows = statement.query_map(params![source], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Checks the mirror of `source`'s log against what it serves now ([`first_divergence`]),
+    /// and, when they agree and `extend` is true (the served chain verified), copies the served
+    /// entries the mirror lacks into it, in one transaction. The mirror is append-only: a
+    /// server that rewrites or loses an entry this machine has seen diverges from it for good.
+    pub fn mirror(
+        &mut self,
+        source: &str,
+        served: &[authority::Entry],
+        extend: bool,
+    ) -> Result<MirrorCheck> {
+        let mirrored = self.mirrored(source)?;
+        if let Some(divergence) = first_divergence(&mirrored, served) {
+            return Ok(MirrorCheck {
+                matched: usize::try_from(divergence.seq.saturating_sub(1)).unwrap_or(usize::MAX),
+                appended: 0,
+                divergence: Some(divergence),
+            });
+        }
+        let new = served.get(mirrored.len()..).unwrap_or_default();
+        let appended = if extend { new.len() } else { 0 };
+        if appended > 0 {
+            let transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for entry in new {
+                let text = serde_json::to_string(entry)
+                    .map_err(|e| Error::Invalid(format!("an audit entry: {e}")))?;
+                transaction.execute(
+                    "INSERT INTO served (source, seq, hash, entry) VALUES (?1, ?2, ?3, ?4)",
+                    params![source, entry.seq as i64, entry.hash, text],
+                )?;
+            }
+            transaction.commit()?;
+        }
+        Ok(MirrorCheck {
+            matched: mirrored.len(),
+            appended,
+            divergence: None,
+        })
+    }
+
     /// Walks the chain and reports every break. `expect_head` is a head hash recorded elsewhere
     /// (a CI log, a ticket); when given, the log must still end there or later with it in the
     /// chain.
@@ -574,6 +683,82 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A served chain of `count` entries, each hashed with the contracts' formula; `reason`
+    /// varies the content.
+    fn served_chain(count: u64, reason: &str) -> Vec<authority::Entry> {
+        let mut entries: Vec<authority::Entry> = Vec::new();
+        for seq in 1..=count {
+            let mut entry = authority::Entry {
+                seq,
+                time: String::from("2026-01-01T00:00:00.000Z"),
+                actor: String::from("ci-prod"),
+                action: String::from("publish"),
+                environment: String::from("prod"),
+                revision: Some(seq),
+                previous_revision: seq.checked_sub(1).filter(|r| *r > 0),
+                reason: String::from(reason),
+                content_hash: None,
+                ruleset_hash: None,
+                summary: serde_json::json!({"role": "publisher"}),
+                prev_hash: entries
+                    .last()
+                    .map_or_else(|| GENESIS.to_string(), |e| e.hash.clone()),
+                hash: String::new(),
+            };
+            entry.hash = sha256_hex(entry.hash_input().as_bytes());
+            entries.push(entry);
+        }
+        entries
+    }
+
+    #[test]
+    fn the_mirror_grows_with_the_served_log_and_reports_where_it_was_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(&dir.path().join("audit.sqlite3")).unwrap();
+        let source = "http://127.0.0.1:8787";
+        let served = served_chain(3, "ship");
+        let first = log.mirror(source, &served[..2], true).unwrap();
+        assert_eq!(
+            (first.matched, first.appended, first.divergence),
+            (0, 2, None)
+        );
+        // Not extended while the served chain does not verify, yet still compared.
+        let unverified = log.mirror(source, &served, false).unwrap();
+        assert_eq!((unverified.matched, unverified.appended), (2, 0));
+        let second = log.mirror(source, &served, true).unwrap();
+        assert_eq!(
+            (second.matched, second.appended, second.divergence),
+            (2, 1, None)
+        );
+        assert_eq!(log.mirrored(source).unwrap().len(), 3);
+        // Another Worker's log is its own mirror.
+        assert!(log.mirrored("http://127.0.0.1:9999").unwrap().is_empty());
+
+        // A log rebuilt with a rewritten reason diverges from the first entry on.
+        let rewritten = served_chain(3, "routine");
+        let check = log.mirror(source, &rewritten, true).unwrap();
+        let divergence = check.divergence.unwrap();
+        assert_eq!(divergence.seq, 1);
+        assert_eq!(divergence.mirrored, served[0].hash);
+        assert_eq!(
+            divergence.served.as_deref(),
+            Some(rewritten[0].hash.as_str())
+        );
+        // A truncated one, where it ends.
+        let truncated = log.mirror(source, &served[..1], true).unwrap();
+        assert_eq!(
+            truncated.divergence,
+            Some(Divergence {
+                seq: 2,
+                mirrored: served[1].hash.clone(),
+                served: None
+            })
+        );
+        assert_eq!(truncated.matched, 1);
+        // Nothing was appended by the diverging checks.
+        assert_eq!(log.mirrored(source).unwrap().len(), 3);
+    }
 
     #[test]
     fn civil_dates_format_correctly() {

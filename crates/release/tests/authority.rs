@@ -228,3 +228,132 @@ fn a_publish_carries_its_approvals_to_the_signature_gate() {
     assert_eq!(moved.revision, 1);
     assert_eq!(store.state("prod").unwrap().live, Some(1));
 }
+
+/// A ruleset serving one prompt version (body `body`, stated `status`) through a prompt flag.
+fn prompt_ruleset(environment: &str, revision: u64, body: &[u8], status: Option<&str>) -> Vec<u8> {
+    let hash = promptflag_contracts::digest::sha256_hex(body);
+    let content_id = promptflag_contracts::digest::sha256_hex(format!("{hash}/gpt-4o").as_bytes());
+    let mut prompt = serde_json::json!({"body": hash, "id": "support", "version": "2.0.0",
+                                        "model": "gpt-4o"});
+    if let Some(status) = status {
+        prompt["status"] = serde_json::Value::from(status);
+    }
+    serde_json::to_vec(&serde_json::json!({
+        "schema": 1, "environment": environment, "revision": revision,
+        "prompts": {content_id.as_str(): prompt},
+        "flags": {"support_prompt": {
+            "kind": "prompt", "baseline": "v2",
+            "variants": {"v2": {"prompt": content_id}}}}
+    }))
+    .unwrap()
+}
+
+/// Where the server-side policy serves no drafts, a ruleset naming a version stated as a draft,
+/// or a new body whose status it does not state, is `403 draft_not_allowed` naming the version,
+/// and neither the live revision nor the audit log moves; a body the environment already serves
+/// passes without a status (a kill over an older ruleset), and an environment without the rule
+/// serves drafts.
+#[test]
+fn a_draft_where_drafts_are_not_allowed_is_refused_and_nothing_changes() {
+    let credentials = format!(
+        r#"[{{"name":"ci-dev","token":"{DEV_TOKEN}","environment":"dev","role":"publisher"}},
+            {{"name":"ci-prod","token":"{PROD_TOKEN}","environment":"prod","role":"override"}}]"#
+    );
+    let options = WorkerOptions {
+        admin_credentials: Some(credentials),
+        environment_policy: Some(String::from(r#"{"prod": {"allow_drafts": false}}"#)),
+        quiet: true,
+        ..WorkerOptions::default()
+    };
+    let worker = WorkerProcess::start(&Locations::from_env().unwrap(), &options).unwrap();
+    let dev = admin(&worker, DEV_TOKEN);
+    let prod = admin(&worker, PROD_TOKEN);
+    let served = b"Answer in two sentences.".to_vec();
+    let drafted = b"Answer in one sentence.".to_vec();
+    let bodies = [
+        (
+            promptflag_contracts::digest::sha256_hex(&served),
+            served.clone(),
+        ),
+        (
+            promptflag_contracts::digest::sha256_hex(&drafted),
+            drafted.clone(),
+        ),
+    ];
+    prod.put_prompts(&bodies, &promptflag_release::store::NoProgress)
+        .unwrap();
+    prod.put_ruleset(
+        "prod",
+        1,
+        &prompt_ruleset("prod", 1, &served, Some("canary")),
+        None,
+    )
+    .unwrap();
+    let before = prod.state("prod").unwrap();
+    let head = prod.served_audit().unwrap().head;
+
+    let refusals = [
+        (Some("draft"), &drafted, "support@2.0.0 is a draft"),
+        (None, &drafted, "support@2.0.0 states no status"),
+        (Some("draft"), &served, "support@2.0.0 is a draft"),
+    ];
+    for (status, body, why) in refusals {
+        let refused = prod
+            .put_ruleset("prod", 2, &prompt_ruleset("prod", 2, body, status), Some(1))
+            .unwrap_err();
+        let Error::Refused(message) = refused else {
+            panic!("expected a refusal, got {refused:?}");
+        };
+        assert!(message.contains("draft_not_allowed"), "{message}");
+        assert!(message.contains(why), "{message}");
+        // Not even an override credential's override passes it.
+        let overriding = WriteIntent {
+            action: "publish",
+            reason: String::from("ship it anyway"),
+            override_gates: true,
+            approvals: None,
+        };
+        let refused = prod
+            .put_ruleset_with(
+                "prod",
+                2,
+                &prompt_ruleset("prod", 2, body, status),
+                Some(1),
+                &overriding,
+            )
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("draft_not_allowed"),
+            "{refused}"
+        );
+        assert_eq!(prod.state("prod").unwrap(), before);
+        assert_eq!(prod.served_audit().unwrap().head, head);
+    }
+
+    // The body prod already serves, written without a status, and the new one stated as a
+    // canary, both publish.
+    prod.put_ruleset(
+        "prod",
+        2,
+        &prompt_ruleset("prod", 2, &served, None),
+        Some(1),
+    )
+    .unwrap();
+    prod.put_ruleset(
+        "prod",
+        3,
+        &prompt_ruleset("prod", 3, &drafted, Some("canary")),
+        Some(2),
+    )
+    .unwrap();
+    assert_eq!(prod.state("prod").unwrap().live, Some(3));
+    // dev has no such rule.
+    dev.put_ruleset(
+        "dev",
+        1,
+        &prompt_ruleset("dev", 1, &drafted, Some("draft")),
+        None,
+    )
+    .unwrap();
+    assert_eq!(dev.state("dev").unwrap().live, Some(1));
+}

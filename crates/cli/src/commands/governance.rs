@@ -295,8 +295,8 @@ fn sign_registry(args: &HiArgs, file: &PathBuf, key_path: &Path) -> Result<Outpu
 }
 
 /// The signature gate's material a publish of `environment` carries to the Worker: the
-/// repository's registry files, the approval subjects of its high-risk prompt versions and
-/// their approval files (`signatures::gate_input`), as the JSON text of
+/// repository's registry files, the approval subjects of its prompt versions and their
+/// approval files (`signatures::gate_input`), as the JSON text of
 /// `{"registry_changes", "prompts", "approvals"}` (docs/interfaces.md, "Environment policy");
 /// `None` when the repository has none of them, so the publish stays a plain one.
 pub(crate) fn gate_material(

@@ -505,7 +505,7 @@ pub(crate) fn run_audit_verify(
     expect_head: &Option<String>,
     server: Option<&WorkerAdmin>,
 ) -> Result<Output> {
-    let audit = AuditLog::open(&args.audit_db)?;
+    let mut audit = AuditLog::open(&args.audit_db)?;
     let verification = audit.verify(expect_head.as_deref())?;
     let mut text = String::new();
     if verification.is_intact() {
@@ -543,8 +543,29 @@ pub(crate) fn run_audit_verify(
                 ));
             }
         }
+        // The local mirror: what this machine saw the Worker serve before must still be there.
+        let mirror = audit.mirror(worker.base(), &served.entries, breaks.is_empty())?;
+        match &mirror.divergence {
+            Some(divergence) => {
+                intact = false;
+                text.push_str(&format!(
+                    "DIVERGED from the local mirror at entry {}: mirrored {}, served {}; the Worker no longer serves the log this machine saw\n",
+                    divergence.seq,
+                    divergence.mirrored,
+                    divergence.served.as_deref().unwrap_or("nothing (its log ends before it)"),
+                ));
+            }
+            None => text.push_str(&format!(
+                "local mirror {}: {} entr{} matched, {} new mirrored\n",
+                args.audit_db.display(),
+                mirror.matched,
+                if mirror.matched == 1 { "y" } else { "ies" },
+                mirror.appended,
+            )),
+        }
         served_json = json!({"entries": served.entries.len(), "head": served.head.hash,
-                             "anchors": served.anchors.len(), "breaks": breaks});
+                             "anchors": served.anchors.len(), "breaks": breaks,
+                             "mirror": mirror});
     }
     let code = if intact {
         ExitCode::Ok
