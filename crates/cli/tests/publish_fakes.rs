@@ -550,6 +550,43 @@ fn kv_rest_refuses_a_second_publisher_for_the_same_revision() {
 }
 
 #[test]
+fn kv_rest_refuses_an_environment_the_worker_authority_governs_and_writes_nothing() {
+    // Once the admin authority has written an environment it marks it (`authority:<env>`); a
+    // KV REST write there would skip its revision check, gates and audit log, so the KV REST
+    // publisher refuses to write its revision, pointer or metadata (prompt bodies, uploaded
+    // first, are content-addressed and serve nothing until a ruleset names them), and other
+    // environments stay open to it.
+    let (dir, repo) = scratch_repo();
+    let kv = FakeKv::start();
+    kv.state
+        .lock()
+        .unwrap()
+        .values
+        .insert("authority:dev".into(), b"1".to_vec());
+    let store = kv_store(&kv);
+    let mut audit = AuditLog::open(&dir.path().join("a.sqlite3")).unwrap();
+    let build = build_of(&repo);
+    let refused = publish::plan(&store, &audit, &build, &options("dev"))
+        .and_then(|plan| publish::execute(&store, &mut audit, plan, &NoProgress));
+    let Err(Error::Refused(message)) = refused else {
+        panic!("a KV REST publish to a governed environment must be refused: {refused:?}");
+    };
+    assert!(message.contains("admin authority"), "{message}");
+    let keys: Vec<String> = (kv.state.lock().unwrap().values.keys())
+        .filter(|key| !key.starts_with("prompt:"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        keys,
+        ["authority:dev"],
+        "no revision, pointer or meta was written"
+    );
+    let staging = publish::plan(&store, &audit, &build, &options("staging")).unwrap();
+    publish::execute(&store, &mut audit, staging, &NoProgress).unwrap();
+    assert_eq!(kv.state.lock().unwrap().values["ruleset:staging"], b"1");
+}
+
+#[test]
 fn kv_rest_gives_up_after_the_retry_budget_with_exit_five() {
     let (_dir, repo) = scratch_repo();
     let kv = FakeKv::start();
