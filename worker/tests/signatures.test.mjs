@@ -117,6 +117,7 @@ describe("the signature gate on workerd", () => {
         { type: "ESModule", path: join(AUTHORITY_DIR, "authority.js") },
         { type: "ESModule", path: join(AUTHORITY_DIR, "glue.js") },
         { type: "ESModule", path: join(AUTHORITY_DIR, "signatures.js") },
+        { type: "ESModule", path: join(AUTHORITY_DIR, "signer.js") },
         { type: "CompiledWasm", path: join(AUTHORITY_DIR, "authority_bg.wasm") },
       ],
       modulesRoot: AUTHORITY_DIR,
