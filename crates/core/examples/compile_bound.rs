@@ -14,8 +14,14 @@ const SIZE_BOUND: usize = 16 * 1024 * 1024;
 const ROUNDS: usize = 5;
 
 fn main() {
-    report("chains at the expansion bound", &chains_to_the_bound());
-    report("plain flags, in-lists and splits", &plain_to_the_bound());
+    // A quarter of the bound and the bound itself: compile time should grow with the size.
+    for size in [SIZE_BOUND / 4, SIZE_BOUND] {
+        report("chains at the expansion bound", &chains_to_the_bound(size));
+        report(
+            "plain flags, in-lists and splits",
+            &plain_to_the_bound(size),
+        );
+    }
 }
 
 fn report(name: &str, json: &str) {
@@ -41,8 +47,8 @@ fn report(name: &str, json: &str) {
 /// Groups of four segments, each but the last naming the next fifteen times (6 991 condition
 /// tests for a rule that names the first, under the bound of 10 000), and per group a flag whose
 /// every rule names the group's first segment; groups are added until the next would pass the
-/// size bound.
-fn chains_to_the_bound() -> String {
+/// size given.
+fn chains_to_the_bound(bound: usize) -> String {
     let rule = |group: usize| {
         format!(
             r#"{{"when": [{{"op": "in_segment", "values": ["g{group}s0"]}}], "serve": {{"variant": "on"}}}}"#
@@ -75,7 +81,7 @@ fn chains_to_the_bound() -> String {
         );
         let added: usize =
             group_segments.iter().map(|s| s.len() + 2).sum::<usize>() + flag.len() + 2;
-        if size + added > SIZE_BOUND {
+        if size + added > bound {
             break;
         }
         size += added;
@@ -86,8 +92,8 @@ fn chains_to_the_bound() -> String {
 }
 
 /// Flags of ten rules (an `in` list of fifty countries, a `str_starts_with` and a `semver_gt`)
-/// and a default split of two treatments, added until the next would pass the size bound.
-fn plain_to_the_bound() -> String {
+/// and a default split of two treatments, added until the next would pass the size given.
+fn plain_to_the_bound(bound: usize) -> String {
     let countries: Vec<String> = (0..50).map(|n| format!(r#""c{n:02}""#)).collect();
     let countries = countries.join(", ");
     let rule = format!(
@@ -100,7 +106,7 @@ fn plain_to_the_bound() -> String {
         let flag = format!(
             r#""flag-{index:05}": {{"kind": "string", "variants": {{"a": {{"value": "a"}}, "b": {{"value": "b"}}, "c": {{"value": "c"}}}}, "baseline": "a", "rules": [{rules}], "default": {{"split": {{"bucket_by": "targetingKey", "treatments": [{{"variant": "b", "weight": 25000}}, {{"variant": "c", "weight": 25000}}]}}}}}}"#
         );
-        if size + flag.len() + 2 > SIZE_BOUND || index == 10_000 {
+        if size + flag.len() + 2 > bound || index == 10_000 {
             break;
         }
         size += flag.len() + 2;
