@@ -550,7 +550,7 @@ fn kv_rest_refuses_a_second_publisher_for_the_same_revision() {
 }
 
 #[test]
-fn kv_rest_refuses_an_environment_the_worker_authority_governs_and_writes_nothing() {
+fn kv_rest_refuses_an_environment_the_worker_authority_governs_and_writes_no_revision() {
     // Once the admin authority has written an environment it marks it (`authority:<env>`); a
     // KV REST write there would skip its revision check, gates and audit log, so the KV REST
     // publisher refuses to write its revision, pointer or metadata (prompt bodies, uploaded
