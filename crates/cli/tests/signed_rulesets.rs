@@ -108,16 +108,29 @@ fn health_until(worker: &WorkerProcess, check: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-/// Waits until the Worker serves `revision` from KV, and checks `/v1/ruleset` carries the
-/// authority's signature for it at `epoch`.
+/// Waits until the Worker serves `revision` from KV with the authority's signature for it at
+/// `epoch` on `/v1/ruleset` (at most 30 s: a bound against a hang, not a timing check). A
+/// rollback to the revision already live changes only the signature, which an isolate picks up
+/// when its cached ruleset is next checked, so the signature is polled too.
 fn serves_signed(worker: &WorkerProcess, revision: u64, epoch: u64) {
     health_until(worker, |body| {
         body["revision"] == revision && body["ruleset_source"] == "kv"
     });
-    let (status, signature, body) = get(&format!("{}/v1/ruleset", worker.url()));
-    assert_eq!((status, body["revision"].as_u64()), (200, Some(revision)));
-    let signature = parse_signature(&signature.expect("the signature header")).unwrap();
-    assert_eq!(signature.epoch, epoch);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, signature, body) = get(&format!("{}/v1/ruleset", worker.url()));
+        assert_eq!((status, body["revision"].as_u64()), (200, Some(revision)));
+        let signature = parse_signature(&signature.expect("the signature header")).unwrap();
+        if signature.epoch == epoch {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for epoch {epoch}; the Worker serves epoch {}",
+            signature.epoch
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn client(worker: &WorkerProcess, public_key: &str) -> Client {
@@ -269,6 +282,8 @@ fn behind_a_worker_that_does_not_verify_the_native_client_refuses_a_replay() {
             "signing e2e",
         ],
     );
+    // Revision 1 was already live (the replay), so the rollback changes only its signature.
+    serves_signed(&worker, 1, 1);
     assert_eq!(
         client.refresh_now().unwrap(),
         RefreshOutcome::Updated { revision: 1 }
