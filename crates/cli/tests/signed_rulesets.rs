@@ -133,6 +133,23 @@ fn serves_signed(worker: &WorkerProcess, revision: u64, epoch: u64) {
     }
 }
 
+/// Waits until the Worker serves `revision` signed at `epoch`, then checks the native client
+/// takes it on a refresh and serves `expected` from it.
+fn client_takes(
+    worker: &WorkerProcess,
+    client: &Client,
+    revision: u64,
+    epoch: u64,
+    expected: &str,
+) {
+    serves_signed(worker, revision, epoch);
+    assert_eq!(
+        client.refresh_now().unwrap(),
+        RefreshOutcome::Updated { revision }
+    );
+    assert_eq!(variant(client).as_deref(), Some(expected));
+}
+
 fn client(worker: &WorkerProcess, public_key: &str) -> Client {
     let mut key = [0u8; 32];
     for (index, byte) in key.iter_mut().enumerate() {
@@ -192,24 +209,14 @@ fn the_authority_signs_publish_kill_and_rollback_and_the_worker_refuses_a_replay
             "signing e2e",
         ],
     );
-    serves_signed(&worker, 2, 0);
-    assert_eq!(
-        client.refresh_now().unwrap(),
-        RefreshOutcome::Updated { revision: 2 }
-    );
-    assert_eq!(variant(&client).as_deref(), Some("stable"));
+    client_takes(&worker, &client, 2, 0, "stable");
 
     cli(
         &repo,
         &worker,
         &["rollback", "--env", "dev", "--reason", "signing e2e"],
     );
-    serves_signed(&worker, 1, 1);
-    assert_eq!(
-        client.refresh_now().unwrap(),
-        RefreshOutcome::Updated { revision: 1 }
-    );
-    assert_eq!(variant(&client).as_deref(), Some("concise"));
+    client_takes(&worker, &client, 1, 1, "concise");
 
     // Revision 2's pointer back in KV, with the signature it still has there (epoch 0).
     worker.kv_put("ruleset:dev", "2").unwrap();
@@ -283,10 +290,5 @@ fn behind_a_worker_that_does_not_verify_the_native_client_refuses_a_replay() {
         ],
     );
     // Revision 1 was already live (the replay), so the rollback changes only its signature.
-    serves_signed(&worker, 1, 1);
-    assert_eq!(
-        client.refresh_now().unwrap(),
-        RefreshOutcome::Updated { revision: 1 }
-    );
-    assert_eq!(variant(&client).as_deref(), Some("concise"));
+    client_takes(&worker, &client, 1, 1, "concise");
 }
