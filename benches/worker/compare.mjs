@@ -27,6 +27,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SLICE = Number(process.env.BENCH_SLICE ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PATHS = ["/v1/resolve/support_prompt", "/ofrep/v1/evaluate/flags"];
+// The read key both builds are configured with and every request sends (a client key: the
+// evaluation routes are what is measured).
+const READ_KEY = "bench-client-key-0123456789abcdef0123456789";
+const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
+const HEADERS = { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` };
 if (!process.env.BENCH_BEFORE) throw new Error("BENCH_BEFORE must name the earlier build's folder");
 const BUILDS = { before: resolve(process.env.BENCH_BEFORE), after: resolve(process.env.BENCH_AFTER ?? join(ROOT, "worker", "build")) };
 
@@ -70,7 +75,7 @@ function load(url, duration) {
     url,
     connections: CONNECTIONS,
     duration,
-    requests: [{ method: "POST", headers: { "content-type": "application/json" }, setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length] }) }],
+    requests: [{ method: "POST", headers: HEADERS, setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length] }) }],
   });
 }
 
@@ -92,7 +97,7 @@ async function start(name, dir) {
         ],
         compatibilityDate: "2026-07-01",
         kvNamespaces: { PROMPTFLAG_KV: "promptflag" },
-        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: "600000" },
+        bindings: { ENVIRONMENT: "dev", CACHE_TTL_MS: "600000", READ_KEYS },
         unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
       },
     ],
@@ -107,7 +112,13 @@ async function start(name, dir) {
   await kv.put("ruleset:dev", String(revision));
   const pid = workerdPids().find((candidate) => !before.has(candidate));
   if (pid === undefined) throw new Error(`${name}: its workerd process was not found`);
-  return { mf, origin: (await mf.unsafeGetDirectURL(name)).origin, pid };
+  const origin = (await mf.unsafeGetDirectURL(name)).origin;
+  // Measured only once each route answers 200: a refused request costs far less than an answer.
+  for (const path of PATHS) {
+    const response = await fetch(`${origin}${path}`, { method: "POST", headers: HEADERS, body: requestBodies[0] });
+    if (response.status !== 200) throw new Error(`${name}: ${path} answered ${response.status}: ${await response.text()}`);
+  }
+  return { mf, origin, pid };
 }
 
 async function main() {

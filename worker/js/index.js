@@ -4,9 +4,10 @@
 // A request costs one synchronous call into the Wasm on the hot path: the entry reads the body
 // and the few headers that matter, hands them over with the method, the URL and the clock
 // (`serve`), and gets back the status, headers, body and the exposures to send, packed in one
-// buffer (worker/src/wire.rs describes the format). When the answer needs KV (the ruleset's TTL
-// has passed, a prompt body not yet read, the admin API), `serve` returns an empty buffer and the
-// request takes the asynchronous path, `handle`, which reads KV and answers in the same format.
+// buffer that it reads in place in the Wasm's memory (worker/src/wire.rs describes the format).
+// When the answer needs KV (the ruleset's TTL has passed, a prompt body not yet read, the admin
+// API), `serve` returns 0 and the request takes the asynchronous path, `handle`, which reads KV
+// and answers in the same format.
 // Exposures are POSTed after the response, through `ctx.waitUntil`.
 //
 // The admin API (`/admin/*`) is forwarded, untouched, to the admin authority: the Durable Object
@@ -18,7 +19,10 @@
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
 
-wasm.initSync({ module: wasmModule });
+// The Wasm's memory, where `serve` leaves its answer (a fresh instance after a trap has its own),
+// and a view on all of it, made anew when the memory grows (its buffer is then another).
+let memory = wasm.initSync({ module: wasmModule }).memory;
+let heap = new Uint8Array(memory.buffer);
 
 const BODY_LIMIT = wasm.evaluation_body_limit();
 // The largest declared body read before it is answered (admin bodies, and evaluation bodies
@@ -41,7 +45,7 @@ export default {
     // refused) by the asynchronous path under its own limits: those go there untouched.
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     const admin = url.startsWith("/admin", pathStart);
-    if (request.body !== null && length !== null && Number(length) <= READ_FIRST_LIMIT && (admin || !(Number(length) <= BODY_LIMIT))) {
+    if (length !== null && Number(length) <= READ_FIRST_LIMIT && (admin || !(Number(length) <= BODY_LIMIT)) && request.body !== null) {
       // An answer can come before the body is needed (a refused credential, the admin API
       // off, a body over its limit): the runtime then resets the connection while the body is
       // still arriving, and a client that reuses it sees a network failure instead of the
@@ -71,14 +75,20 @@ export default {
     const authorization = headers.get("authorization") ?? "";
     const origin = headers.get("origin") ?? "";
     const head = `${request.method}\n${url}\n${flags}\n${authorization}\n${origin}${ifNoneMatch === null ? "" : `\n${ifNoneMatch}`}`;
-    let packed;
+    let at;
     try {
       // After a trap, `recover` asks for a fresh instance before the next request.
-      packed = wasm.serve(head, body, now);
+      at = wasm.serve(head, body, now);
     } catch (error) {
       throw recover(error);
     }
-    if (packed.length > 0) return respond(packed, ctx, env);
+    if (at !== 0) {
+      // The answer is read where the Wasm left it, its length first: the `Response` copies its
+      // body when it is constructed, and `respond` builds it before anything calls into the
+      // Wasm again.
+      if (heap.buffer !== memory.buffer) heap = new Uint8Array(memory.buffer);
+      return respond(heap.subarray(at + 4, at + 4 + lengthAt(heap, at)), ctx, env);
+    }
     return respond(await settle(wasm.handle(request, env, flags.includes("u") ? undefined : body, now)), ctx, env);
   },
 };
@@ -167,6 +177,8 @@ function recover(error) {
   if (error instanceof WebAssembly.RuntimeError) {
     console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
     wasm.__wbg_reset_state();
+    memory = wasm.initSync({ module: wasmModule }).memory;
+    heap = new Uint8Array(memory.buffer);
     // The fresh instance numbers its header sets anew.
     headerSets.length = 0;
   }

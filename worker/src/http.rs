@@ -28,12 +28,21 @@ pub fn etag_of(parts: &[&[u8]]) -> String {
         framed.extend_from_slice(&(part.len() as u64).to_le_bytes());
         framed.extend_from_slice(part);
     }
-    format!(
-        "\"{:016x}{:016x}\"",
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    for hash in [
         xxh3_64(&framed),
-        xxh3_64_with_seed(&framed, 0x7072_6f6d_7074_666c)
-    )
+        xxh3_64_with_seed(&framed, 0x7072_6f6d_7074_666c),
+    ] {
+        for shift in (0..16).rev() {
+            tag.push(char::from(HEX[((hash >> (shift * 4)) & 0xf) as usize]));
+        }
+    }
+    tag.push('"');
+    tag
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme is case-insensitive).
 pub fn bearer_token(header: Option<&str>) -> Option<&str> {
@@ -131,6 +140,16 @@ mod tests {
         assert_ne!(one, etag_of(&[b"a", b"bc"]));
         assert_ne!(one, etag_of(&[b"ab", b"d"]));
         assert!(one.starts_with('"') && one.ends_with('"'));
+        // The two hashes of the length-framed parts in hexadecimal, 32 digits in quotes.
+        let framed = [&2u64.to_le_bytes()[..], b"ab", &1u64.to_le_bytes(), b"c"].concat();
+        assert_eq!(
+            one,
+            format!(
+                "\"{:016x}{:016x}\"",
+                xxh3_64(&framed),
+                xxh3_64_with_seed(&framed, 0x7072_6f6d_7074_666c)
+            )
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use js_sys::futures::JsFuture;
 use js_sys::{Promise, Reflect, Uint8Array};
+use std::borrow::Cow;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -239,7 +240,7 @@ impl Incoming {
             headers: request.headers(),
             // Case-insensitive; a method not listed in `Method` is `Other` (a 405 on every route).
             method: Method::from_name(&request.method()),
-            path: path_of(&url),
+            path: path_of(&url).into_owned(),
             url,
             request,
         }
@@ -270,21 +271,21 @@ impl Incoming {
 }
 
 /// The path of a request URL, as workers-rs' `Request::path` gives it.
-pub fn path_of(url: &str) -> String {
+pub fn path_of(url: &str) -> Cow<'_, str> {
     let Some(scheme_end) = url.find("://") else {
         return if url.starts_with('/') {
-            String::from(url)
+            Cow::Borrowed(url)
         } else {
-            format!("/{url}")
+            Cow::Owned(format!("/{url}"))
         };
     };
     let host_start = scheme_end + 3;
     match url[host_start..].find('/') {
         Some(index) => {
             let path = &url[host_start + index..];
-            String::from(&path[..path.find(['?', '#']).unwrap_or(path.len())])
+            Cow::Borrowed(&path[..path.find(['?', '#']).unwrap_or(path.len())])
         }
-        None => String::from("/"),
+        None => Cow::Borrowed("/"),
     }
 }
 

@@ -44,11 +44,37 @@ pub mod wire;
 use wasm_bindgen::prelude::*;
 
 /// The synchronous hot path: answers the request whose head (`wire`'s format) and body the entry
-/// read, at `now` (milliseconds since the epoch), from the isolate's memory. Returns the packed
-/// response, or an empty buffer when it needs KV (the entry then calls [`handle`]).
+/// read, at `now` (milliseconds since the epoch), from the isolate's memory. The packed response
+/// stays in the Wasm's memory until the next call, its length (`u32`, little-endian) before it,
+/// and `serve` returns the address of that length, so the entry reads the answer through a view
+/// instead of a copy. 0 when the request needs KV (the entry then calls [`handle`]).
 #[cfg(feature = "serving")]
 #[wasm_bindgen]
-pub fn serve(head: &str, body: &[u8], now: f64) -> Vec<u8> {
+pub fn serve(head: &str, body: &[u8], now: f64) -> u32 {
+    let packed = serve_packed(head, body, now);
+    if packed.is_empty() {
+        return 0;
+    }
+    ANSWER.with(|answer| {
+        let mut answer = answer.borrow_mut();
+        answer.clear();
+        answer.extend_from_slice(&wire::length_u32(packed.len()).to_le_bytes());
+        answer.extend_from_slice(&packed);
+        // A 32-bit memory's addresses fit in a `u32`; a live allocation is never at 0.
+        answer.as_ptr() as usize as u32
+    })
+}
+
+#[cfg(feature = "serving")]
+thread_local! {
+    /// The latest answer of [`serve`], its length first, kept for the entry to read (and its
+    /// room reused by the next).
+    static ANSWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`serve`]'s packed response; empty when the request needs KV.
+#[cfg(feature = "serving")]
+fn serve_packed(head: &str, body: &[u8], now: f64) -> Vec<u8> {
     let Some(url) = wire::url_of(head) else {
         return Vec::new();
     };

@@ -9,8 +9,9 @@
 //!   errorDetails}` for a request that cannot be read.
 //! - `GET /ofrep/v1/configuration` (an OFREP extension): what this server supports.
 //!
-//! The bulk `ETag` hashes the ruleset's own tag, the request's context and the response body, so
-//! a changed context or a changed ruleset never gets a stale `304`.
+//! The bulk `ETag` hashes the ruleset's own tag, the request's context and what decides each
+//! item's bytes (the key it is kept under and a split's fields, or the item's text), so a changed
+//! context, a changed answer or a changed ruleset never gets a stale `304`.
 
 use promptflag_core::{Bucket, ContextError, ErrorCode, Evaluation, Ruleset, context_error};
 use serde::Serialize;
@@ -198,46 +199,60 @@ pub fn evaluate_all(
     // context that gets the same variant for the same reason and rule, but for where a split put
     // the unit, the last fields of its metadata: so an item is written once per ruleset up to
     // those fields and kept, and the split's fields are written after it each time.
-    let mut json = Vec::with_capacity(160 * evaluations.len() + 16);
+    let mut json = Vec::with_capacity(320 * evaluations.len() + 16);
+    // What the entity tag covers besides the ruleset's own tag and the context: what decides
+    // each item's bytes (its key and a split's fields for a kept item, its text for another),
+    // far fewer bytes to hash than the body itself.
+    let mut decides = Vec::with_capacity(64 * evaluations.len());
+    let mut key = String::new();
     json.extend_from_slice(b"{\"flags\":[");
     for (index, evaluation) in evaluations.iter().enumerate() {
         if index > 0 {
             json.push(b',');
         }
-        let mut item = item(ruleset, evaluation);
-        let Some(key) = item_key(evaluation) else {
-            json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
+        if !item_key(evaluation, &mut key) {
+            let start = json.len();
+            json.extend_from_slice(
+                &serde_json::to_vec(&item(ruleset, evaluation)).map_err(unencodable)?,
+            );
+            frame(&mut decides, &json[start..]);
             continue;
-        };
-        let Item::Success(success) = &mut item else {
-            json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
-            continue;
-        };
-        let metadata = &mut success.metadata;
-        (
-            metadata.slot,
-            metadata.lane,
-            metadata.layer_slot,
-            metadata.in_experiment,
-        ) = (None, None, None, None);
-        let unsplit = loaded.written(&key, || serde_json::to_vec(&item).map_err(unencodable))?;
+        }
+        let unsplit = loaded.written(&key, || {
+            let mut item = item(ruleset, evaluation);
+            if let Item::Success(success) = &mut item {
+                let metadata = &mut success.metadata;
+                (
+                    metadata.slot,
+                    metadata.lane,
+                    metadata.layer_slot,
+                    metadata.in_experiment,
+                ) = (None, None, None, None);
+            }
+            serde_json::to_vec(&item).map_err(unencodable)
+        })?;
+        frame(&mut decides, key.as_bytes());
         match (evaluation.bucket, unsplit.strip_suffix(b"}}")) {
             (None, _) => json.extend_from_slice(&unsplit),
             (Some(bucket), Some(open)) => {
+                let start = json.len();
                 json.extend_from_slice(open);
                 write_bucket(&mut json, &bucket);
+                frame(&mut decides, &json[start + open.len()..]);
                 json.extend_from_slice(b"}}");
             }
             // Not reached: a success always ends with its metadata object and its own.
             (Some(_), None) => {
+                let start = json.len();
                 let item = self::item(ruleset, evaluation);
                 json.extend_from_slice(&serde_json::to_vec(&item).map_err(unencodable)?);
+                frame(&mut decides, &json[start..]);
             }
         }
     }
     json.extend_from_slice(b"]}");
     let reply = Reply::bytes(200, crate::reply::JSON, json);
-    let etag = etag_of(&[loaded.etag.as_bytes(), &input.context_json, &reply.body]);
+    let etag = etag_of(&[loaded.etag.as_bytes(), &input.context_json, &decides]);
     exposures.set_unit(input.targeting_key());
     for evaluation in &evaluations {
         exposures.record(evaluation);
@@ -263,7 +278,7 @@ fn unencodable(_: serde_json::Error) -> Failure {
 fn write_bucket(json: &mut Vec<u8>, bucket: &Bucket) {
     let number = |json: &mut Vec<u8>, name: &str, value: u32| {
         json.extend_from_slice(name.as_bytes());
-        json.extend_from_slice(value.to_string().as_bytes());
+        json.extend_from_slice(crate::wire::decimal(u64::from(value), &mut [0; 20]).as_bytes());
     };
     number(json, ",\"slot\":", bucket.slot);
     if let Some(lane) = bucket.lane {
@@ -280,14 +295,16 @@ fn write_bucket(json: &mut Vec<u8>, bucket: &Bucket) {
 }
 
 /// What decides a bulk item besides the ruleset and a split's fields: the flag, the variant, the
-/// reason and the rule, for a success. `None` for the others.
-fn item_key(evaluation: &Evaluation<'_>) -> Option<String> {
-    if evaluation.error_code.is_some() {
-        return None;
+/// reason and the rule, for a success, written into `key` (one buffer for every item of a
+/// request). False, and `key` left as it was, for the others.
+fn item_key(evaluation: &Evaluation<'_>, key: &mut String) -> bool {
+    if evaluation.error_code.is_some() || evaluation.value.is_none() {
+        return false;
     }
-    let variant = evaluation.variant?;
-    let rule = evaluation.rule_id.unwrap_or("");
-    let mut key = String::with_capacity(evaluation.key.len() + variant.len() + rule.len() + 32);
+    let Some(variant) = evaluation.variant else {
+        return false;
+    };
+    key.clear();
     key.push_str("ofrep\n");
     key.push_str(&evaluation.key);
     key.push('\n');
@@ -295,8 +312,14 @@ fn item_key(evaluation: &Evaluation<'_>) -> Option<String> {
     key.push('\n');
     key.push_str(evaluation.reason.as_str());
     key.push('\n');
-    key.push_str(rule);
-    Some(key)
+    key.push_str(evaluation.rule_id.unwrap_or(""));
+    true
+}
+
+/// Appends `part` to `decides`, its length first, so different splits of the same bytes differ.
+fn frame(decides: &mut Vec<u8>, part: &[u8]) {
+    decides.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    decides.extend_from_slice(part);
 }
 
 /// `GET /ofrep/v1/configuration`.

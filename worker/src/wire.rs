@@ -218,7 +218,7 @@ fn first_line(value: &str) -> &str {
 }
 
 /// `number` in decimal, written into `buffer`.
-fn decimal(mut number: u64, buffer: &mut [u8; 20]) -> &str {
+pub fn decimal(mut number: u64, buffer: &mut [u8; 20]) -> &str {
     let mut at = buffer.len();
     loop {
         at -= 1;
@@ -261,7 +261,7 @@ fn header_set_number(text: &[u8]) -> u8 {
 
 /// A length as the format's `u32`. The Worker's responses are far smaller than 4 GiB (bodies
 /// are bounded by the ruleset's and the prompts' limits), so this saturates only in theory.
-fn length_u32(length: usize) -> u32 {
+pub fn length_u32(length: usize) -> u32 {
     u32::try_from(length).unwrap_or(u32::MAX)
 }
 

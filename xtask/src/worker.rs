@@ -82,6 +82,8 @@ struct Script {
     dir: &'static str,
     entry: &'static str,
     wasm: &'static str,
+    /// wasm-opt's optimization level for this script (see [`optimize`]).
+    opt_level: &'static str,
 }
 
 /// The serving Worker (`worker/build/`, `wrangler.toml`) and the admin authority
@@ -94,12 +96,14 @@ const SCRIPTS: [Script; 2] = [
         dir: "",
         entry: "index.js",
         wasm: "index_bg.wasm",
+        opt_level: "-O3",
     },
     Script {
         feature: "authority",
         dir: "authority",
         entry: "authority.js",
         wasm: "authority_bg.wasm",
+        opt_level: "-Os",
     },
 ];
 
@@ -160,6 +164,7 @@ pub fn build(tools: &Toolchain) -> Result<()> {
             .with_context(|| format!("copying {glue} to {}", dir.display()))?;
         optimize(
             tools,
+            script,
             &generated.join(format!("{GLUE}_bg.wasm")),
             &dir.join(script.wasm),
         )?;
@@ -321,10 +326,15 @@ fn build_settings(own_std: bool) -> String {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
         .unwrap_or_default();
-    let mut settings = format!(
-        "{rustc}profile={PROFILE}\nwasm-opt {}\n",
-        WASM_OPT.join(" ")
-    );
+    let mut settings = format!("{rustc}profile={PROFILE}\n");
+    for script in &SCRIPTS {
+        settings.push_str(&format!(
+            "{}: wasm-opt {} {}\n",
+            script.feature,
+            script.opt_level,
+            WASM_OPT.join(" ")
+        ));
+    }
     if own_std {
         for (name, value) in BUILD_STD_ENV {
             settings.push_str(&format!("{name}={value:?}\n"));
@@ -336,26 +346,30 @@ fn build_settings(own_std: bool) -> String {
     settings
 }
 
-/// wasm-opt's optimization settings (see `optimize`).
-const WASM_OPT: [&str; 2] = ["-Os", "--low-memory-unused"];
+/// wasm-opt's settings beside each script's level (see `optimize`).
+const WASM_OPT: [&str; 1] = ["--low-memory-unused"];
 
-/// wasm-opt for size, names stripped (`PROMPTFLAG_WORKER_KEEP_NAMES=1` keeps them for readable
-/// stack traces). The features are the ones rustc's wasm32 target emits and workerd runs; none
-/// newer, so binaryen never emits an encoding workerd does not read yet.
+/// wasm-opt at the script's level, names stripped (`PROMPTFLAG_WORKER_KEEP_NAMES=1` keeps them
+/// for readable stack traces). The features are the ones rustc's wasm32 target emits and workerd
+/// runs; none newer, so binaryen never emits an encoding workerd does not read yet.
 ///
-/// `-Os` rather than `-Oz`: `-Oz` writes slightly fewer bytes that compress worse, and the upload
-/// is measured gzipped (0.5 KB smaller). `--low-memory-unused` lets binaryen fold `pointer +
+/// The serving Worker takes `-O3`: binaryen's inliner then folds the many tiny functions rustc
+/// leaves uninlined at opt-level "z" into their callers, about 8 % less time in the Wasm per
+/// request for 0.2 KB more gzipped (benchmarks.md, "The Wasm's build"). The authority, whose
+/// requests are few and whose time goes to storage, takes `-Os`: `-Oz` writes slightly fewer
+/// bytes that compress worse, and the upload is measured gzipped (0.5 KB smaller).
+/// `--low-memory-unused` lets binaryen fold `pointer +
 /// constant` (constants under 1024) into the access's offset field, which differs from the
 /// addition only when it would wrap past 4 GiB into the first KiB of memory, which binaryen then
 /// assumes holds nothing. rustc's wasm32 layout puts the stack first, growing down from 1 MiB
 /// towards 0, and the data above it, so the first KiB is only the bottom of a nearly exhausted
 /// stack; reaching it through a wrapped pointer would take both (1.6 KB smaller).
-fn optimize(tools: &Toolchain, input: &Path, output: &Path) -> Result<()> {
+fn optimize(tools: &Toolchain, script: &Script, input: &Path, output: &Path) -> Result<()> {
     let input_text = input.to_string_lossy().into_owned();
     let output_text = output.to_string_lossy().into_owned();
     let mut command = tools.command(
         tools.node_modules_bin("wasm-opt"),
-        &[&input_text, "-o", &output_text],
+        &[&input_text, "-o", &output_text, script.opt_level],
     );
     for arg in WASM_OPT {
         command = command.arg(arg);
