@@ -14,8 +14,10 @@
 //! (`Authorization: Bearer <key>`, checked by `access`), and the second decides the CORS
 //! headers. The last line is there only when the request has an `If-None-Match` header.
 //!
-//! The packed response, integers little-endian (an empty buffer instead means the synchronous
-//! path could not answer from memory, and the entry calls the asynchronous one):
+//! The packed response, integers little-endian. `serve` leaves it in the Wasm's memory, its
+//! length (`u32`) before it, and returns that address; it returns 0 instead when the synchronous
+//! path could not answer from memory, and the entry then calls the asynchronous one, which
+//! resolves to the same format as a byte array:
 //!
 //! ```text
 //! status: u16 | has body: u8 | header set: u8 | headers length H: u32 |
