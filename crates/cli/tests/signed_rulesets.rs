@@ -91,46 +91,45 @@ fn get(url: &str) -> (u16, Option<String>, Value) {
     (response.status().as_u16(), signature, body)
 }
 
-/// Polls `/healthz` until `check` holds (at most 30 s: a bound against a hang, not a timing
-/// check), and returns it.
-fn health_until(worker: &WorkerProcess, check: impl Fn(&Value) -> bool) -> Value {
+/// Polls `path` until `check` holds for its answer (at most 30 s: a bound against a hang, not a
+/// timing check), and returns the answer's body.
+fn until(
+    worker: &WorkerProcess,
+    path: &str,
+    check: impl Fn(u16, Option<&str>, &Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, _, body) = get(&format!("{}/healthz", worker.url()));
-        if check(&body) {
+        let (status, signature, body) = get(&format!("{}{path}", worker.url()));
+        if check(status, signature.as_deref(), &body) {
             return body;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "gave up waiting; /healthz says {body}"
+            "gave up waiting; {path} answers {status} {signature:?} {body}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
+/// Polls `/healthz` until `check` holds, and returns it.
+fn health_until(worker: &WorkerProcess, check: impl Fn(&Value) -> bool) -> Value {
+    until(worker, "/healthz", |_, _, body| check(body))
+}
+
 /// Waits until the Worker serves `revision` from KV with the authority's signature for it at
-/// `epoch` on `/v1/ruleset` (at most 30 s: a bound against a hang, not a timing check). A
-/// rollback to the revision already live changes only the signature, which an isolate picks up
-/// when its cached ruleset is next checked, so the signature is polled too.
+/// `epoch` on `/v1/ruleset`. A rollback to the revision already live changes only the
+/// signature, which an isolate picks up when its cached ruleset is next checked, so the
+/// signature is polled too.
 fn serves_signed(worker: &WorkerProcess, revision: u64, epoch: u64) {
     health_until(worker, |body| {
         body["revision"] == revision && body["ruleset_source"] == "kv"
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, signature, body) = get(&format!("{}/v1/ruleset", worker.url()));
+    until(worker, "/v1/ruleset", |status, signature, body| {
         assert_eq!((status, body["revision"].as_u64()), (200, Some(revision)));
-        let signature = parse_signature(&signature.expect("the signature header")).unwrap();
-        if signature.epoch == epoch {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up waiting for epoch {epoch}; the Worker serves epoch {}",
-            signature.epoch
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let signature = parse_signature(signature.expect("the signature header")).unwrap();
+        signature.epoch == epoch
+    });
 }
 
 /// Waits until the Worker serves `revision` signed at `epoch`, then checks the native client
