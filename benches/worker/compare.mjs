@@ -21,16 +21,14 @@ import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { Miniflare } from "miniflare";
 
+import { READ_KEY, READ_KEYS } from "./read-key.mjs";
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const FIXTURES = join(ROOT, "worker", "tests", "fixtures");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const SLICE = Number(process.env.BENCH_SLICE ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PATHS = ["/v1/resolve/support_prompt", "/ofrep/v1/evaluate/flags"];
-// The read key both builds are configured with and every request sends (a client key: the
-// evaluation routes are what is measured).
-const READ_KEY = "bench-client-key-0123456789abcdef0123456789";
-const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
 const HEADERS = { "content-type": "application/json", authorization: `Bearer ${READ_KEY}` };
 if (!process.env.BENCH_BEFORE) throw new Error("BENCH_BEFORE must name the earlier build's folder");
 const BUILDS = { before: resolve(process.env.BENCH_BEFORE), after: resolve(process.env.BENCH_AFTER ?? join(ROOT, "worker", "build")) };

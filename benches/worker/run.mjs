@@ -47,10 +47,7 @@ import autocannon from "autocannon";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 
-// The read key promptflag's Worker is configured with and every request sends (a client key:
-// the evaluation routes are what is measured). The GrowthBook Workers ignore the header.
-const READ_KEY = "bench-client-key-0123456789abcdef0123456789";
-const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
+import { READ_KEY, READ_KEYS } from "./read-key.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = join(ROOT, "target", "bench");

@@ -14,6 +14,8 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { READ_KEY, READ_KEYS } from "./read-key.mjs";
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WORKER_DIR = process.env.BENCH_WORKER_DIR ?? join(ROOT, "worker", "build");
 const FIXTURES = join(ROOT, "worker", "tests", "fixtures");
@@ -40,9 +42,6 @@ for (const name of readdirSync(join(FIXTURES, "prompts"))) {
   store.set(`prompt:${createHash("sha256").update(body, "utf8").digest("hex")}`, body);
 }
 const kv = { get: async (key) => store.get(key) ?? null, put: async () => {}, delete: async () => {} };
-// A client read key, as the load run gives its Workers (`worker/src/access.rs`).
-const READ_KEY = "bench-read-key-0123456789abcdef0123456789abcdef";
-const READ_KEYS = JSON.stringify([{ name: "bench", key: READ_KEY, kind: "client" }]);
 const env = { PROMPTFLAG_KV: kv, ENVIRONMENT: "dev", CACHE_TTL_MS: "3600000", READ_KEYS };
 
 const bodies = Array.from({ length: 1000 }, (_, i) => {
