@@ -19,10 +19,17 @@
 import wasmModule from "./index_bg.wasm";
 import * as wasm from "./glue.js";
 
-// The Wasm's memory, where `serve` leaves its answer (a fresh instance after a trap has its own),
-// and a view on all of it, made anew when the memory grows (its buffer is then another).
-let memory = wasm.initSync({ module: wasmModule }).memory;
-let heap = new Uint8Array(memory.buffer);
+// The Wasm's memory, where `serve` leaves its answer, and a view on all of it, made anew when the
+// memory grows (its buffer is then another). `attach` takes them from the instance: the first one
+// here, a fresh one after a trap (`recover`).
+let memory;
+let heap;
+attach();
+
+function attach() {
+  memory = wasm.initSync({ module: wasmModule }).memory;
+  heap = new Uint8Array(memory.buffer);
+}
 
 const BODY_LIMIT = wasm.evaluation_body_limit();
 // The largest declared body read before it is answered (admin bodies, and evaluation bodies
@@ -177,8 +184,7 @@ function recover(error) {
   if (error instanceof WebAssembly.RuntimeError) {
     console.error("promptflag: the Wasm trapped; the next request gets a fresh instance", error);
     wasm.__wbg_reset_state();
-    memory = wasm.initSync({ module: wasmModule }).memory;
-    heap = new Uint8Array(memory.buffer);
+    attach();
     // The fresh instance numbers its header sets anew.
     headerSets.length = 0;
   }

@@ -355,15 +355,16 @@ const WASM_OPT: [&str; 1] = ["--low-memory-unused"];
 ///
 /// The serving Worker takes `-O3`: binaryen's inliner then folds the many tiny functions rustc
 /// leaves uninlined at opt-level "z" into their callers, about 8 % less time in the Wasm per
-/// request for 0.2 KB more gzipped (benchmarks.md, "The Wasm's build"). The authority, whose
+/// request for 0.15 KB more gzipped (benchmarks.md, "The Wasm's build"). The authority, whose
 /// requests are few and whose time goes to storage, takes `-Os`: `-Oz` writes slightly fewer
 /// bytes that compress worse, and the upload is measured gzipped (0.5 KB smaller).
-/// `--low-memory-unused` lets binaryen fold `pointer +
-/// constant` (constants under 1024) into the access's offset field, which differs from the
-/// addition only when it would wrap past 4 GiB into the first KiB of memory, which binaryen then
-/// assumes holds nothing. rustc's wasm32 layout puts the stack first, growing down from 1 MiB
-/// towards 0, and the data above it, so the first KiB is only the bottom of a nearly exhausted
-/// stack; reaching it through a wrapped pointer would take both (1.6 KB smaller).
+///
+/// `--low-memory-unused` lets binaryen fold `pointer + constant` (constants under 1024) into
+/// the access's offset field, which differs from the addition only when it would wrap past 4 GiB
+/// into the first KiB of memory, which binaryen then assumes holds nothing. rustc's wasm32 layout
+/// puts the stack first, growing down from 1 MiB towards 0, and the data above it, so the first
+/// KiB is only the bottom of a nearly exhausted stack; reaching it through a wrapped pointer
+/// would take both (1.6 KB smaller).
 fn optimize(tools: &Toolchain, script: &Script, input: &Path, output: &Path) -> Result<()> {
     let input_text = input.to_string_lossy().into_owned();
     let output_text = output.to_string_lossy().into_owned();
