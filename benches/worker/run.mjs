@@ -494,8 +494,9 @@ async function main() {
     size,
     load: results,
     alone: single,
-    ratio: ratios(results, single, "growthbook"),
-    ratioPerRequestKv: ratios(results, single, "growthbook-kv"),
+    // Only for a baseline measured alone too (`BENCH_WORKERS` may leave it out): null otherwise.
+    ratio: single.promptflag && single.growthbook ? ratios(results, single, "growthbook") : null,
+    ratioPerRequestKv: single.promptflag && single["growthbook-kv"] ? ratios(results, single, "growthbook-kv") : null,
   };
   writeFileSync(join(OUT, "worker.json"), `${JSON.stringify(report, null, 2)}\n`);
   print(report);
@@ -547,6 +548,7 @@ function print(report) {
   }
   for (const [label, key] of [["growthbook (payload cached per isolate)", "ratio"], ["growthbook-kv (payload read from KV per request)", "ratioPerRequestKv"]]) {
     const r = report[key];
+    if (r === null) continue;
     console.log(`\npromptflag / ${label}:`);
     console.log(`  req/s: resolve ${r.resolve.requestsPerSecond}x, OFREP bulk ${r.ofrepBulk.requestsPerSecond}x`);
     console.log(`  own CPU time per request: resolve ${r.resolve.cpuAboveFloor}x, OFREP bulk ${r.ofrepBulk.cpuAboveFloor}x`);
